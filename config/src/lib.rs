@@ -1,0 +1,116 @@
+//! Outpost's typed configuration: the file form of an edge node's config, parsed from TOML and
+//! validated with errors that name the file, the field path and what would be valid.
+//!
+//! # Map
+//! - [`load`] / [`parse`]: text → [`NodeConfig`]. Flow: TOML syntax (`document`) → serde into the
+//!   structs, every type and unknown-field error collected with its path (`document`) →
+//!   relative paths resolved against the config file's directory → [`validate`].
+//! - `node`: [`NodeConfig`] and its sections (`[node]`, `[listen]`, `[tls]`, `[cache]`,
+//!   `[limits]`, `[upstream]`, `[log]`), each field with its default and bounds.
+//! - `service`: [`ServiceConfig`] (`[[services]]`), [`HostHeader`], [`OriginProtocol`].
+//! - `units`: [`ByteSize`] and durations ([`parse_duration`], [`format_duration`], serde
+//!   helpers in [`units::duration`] and [`units::option_duration`]).
+//! - `host`: [`HostPattern`]; `origin`: [`OriginUrl`].
+//! - `validate`: cross-field checks and bounds; `error`: [`ConfigError`], [`ConfigErrors`].
+//! - `purge`: [`PurgeRequest`], the JSON body of `POST /purge`, shared with the control plane.
+//!
+//! This crate does not own the runtime form: the edge node compiles a [`NodeConfig`] once per
+//! config version (e.g. `ServiceConfig` → `CompiledService`). Nothing here does network I/O;
+//! validation reads only certificate and CA files, to check they exist.
+//!
+//! # Example
+//! ```
+//! use std::path::Path;
+//!
+//! let text = r#"
+//!     [node]
+//!     name = "edge-1"
+//!
+//!     [listen]
+//!     http = "127.0.0.1:0"
+//!
+//!     [[services]]
+//!     name = "shop"
+//!     hosts = ["shop.example", "*.shop.example"]
+//!     origin = "https://origin.shop.example"
+//!     default_ttl = "1m"
+//! "#;
+//! let config = outpost_config::parse(text, Path::new("/etc/outpost/edge.toml"))?;
+//! assert_eq!(config.services[0].origin.authority(), "origin.shop.example:443");
+//! assert_eq!(config.cache.memory.to_string(), "256MiB");
+//!
+//! let errors = outpost_config::parse(
+//!     "[node]\nname = \"edge-1\"\n[listen]\nhttp = \"127.0.0.1:0\"\n[cache]\nmemory = \"1 MB\"\ndisk = \"2GB\"\nmax_object_size = \"1GB\"\n",
+//!     Path::new("edge.toml"),
+//! )
+//! .expect_err("two problems in [cache]");
+//! assert_eq!(
+//!     errors.to_string(),
+//!     "edge.toml: cache.memory: 1MB is below the minimum; use at least 1MiB\n\
+//!      edge.toml: cache.max_object_size: 1GB is more than a quarter of cache.disk (2GB); \
+//!      use at most 500MB or raise cache.disk"
+//! );
+//! # Ok::<(), outpost_config::ConfigErrors>(())
+//! ```
+
+mod document;
+mod error;
+mod host;
+mod node;
+mod origin;
+mod purge;
+mod service;
+pub mod units;
+mod validate;
+
+use std::io::Read;
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use host::HostPattern;
+pub use node::{
+    AccessLog, CacheConfig, CertificateConfig, DEFAULT_ADMIN, LimitsConfig, ListenConfig,
+    LogConfig, NodeConfig, NodeSection, TlsConfig, UpstreamConfig,
+};
+pub use origin::{OriginUrl, Scheme};
+pub use purge::{PurgeRequest, PurgeTarget};
+pub use service::{HostHeader, OriginProtocol, ServiceConfig};
+pub use units::{ByteSize, MAX_DURATION, format_duration, parse_duration};
+pub use validate::validate;
+
+/// Largest config file [`load`] reads.
+const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads, parses and validates a config file. Relative paths in it are resolved against the
+/// file's directory.
+pub fn load(path: &Path) -> Result<NodeConfig, ConfigErrors> {
+    let text = read(path).map_err(|message| ConfigErrors(vec![ConfigError::new(path, "", message)]))?;
+    parse(&text, path)
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    let fail = |e: std::io::Error| format!("cannot read the config file: {e}");
+    let meta = std::fs::metadata(path).map_err(fail)?;
+    if !meta.is_file() {
+        return Err("cannot read the config file: not a regular file".to_owned());
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(fail)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(fail)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err("the config file is larger than 16MiB".to_owned());
+    }
+    Ok(text)
+}
+
+/// Parses and validates config text as [`load`] does, without reading `file`: `file` names
+/// the source in errors, and relative paths are resolved against its directory.
+pub fn parse(text: &str, file: &Path) -> Result<NodeConfig, ConfigErrors> {
+    let mut config = document::from_toml(text, file).map_err(ConfigErrors)?;
+    config.resolve_paths(file.parent().unwrap_or(Path::new("")));
+    validate(&config, file)?;
+    Ok(config)
+}

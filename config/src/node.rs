@@ -1,0 +1,305 @@
+//! The file form of a node's configuration: one struct per TOML section, with defaults.
+//!
+//! Every field documents what it bounds, what a client sees when the bound is hit, and its
+//! default. The bounds themselves are checked in [`validate`](crate::validate).
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::host::HostPattern;
+use crate::service::ServiceConfig;
+use crate::units::{ByteSize, duration};
+
+/// A whole config file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// `[node]`: this node's identity. Required.
+    pub node: NodeSection,
+    /// `[listen]`: the addresses the node accepts connections on.
+    #[serde(default)]
+    pub listen: ListenConfig,
+    /// `[tls]`: certificates for the HTTPS listener.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// `[cache]`: memory and disk tiers and freshness limits.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// `[limits]`: per-connection and per-request bounds.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// `[upstream]`: timeouts and pooling for origin connections, defaults for every service.
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+    /// `[log]`: access log and log level.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// `[[services]]`: the sites this node serves.
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// This node's name in `Cache-Status`, logs and metrics. Required; 1 to 64 of
+    /// `A-Z a-z 0-9 . _ -`.
+    pub name: String,
+}
+
+/// `[listen]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// Cleartext HTTP/1.1 and h2c (prior knowledge). Port 0 picks a free port.
+    /// Default: none. At least one of `http` and `https` must be set.
+    pub http: Option<SocketAddr>,
+    /// HTTPS (HTTP/1.1 and HTTP/2 by ALPN); requires at least one `[[tls.certificates]]`.
+    /// Default: none.
+    pub https: Option<SocketAddr>,
+    /// Admin API (`/healthz`, `/readyz`, `/metrics`, `/purge`). Must be a loopback address
+    /// unless `admin_allow_public = true`. Default: `127.0.0.1:9090`.
+    pub admin: SocketAddr,
+    /// Allow `admin` on a non-loopback address. The admin API has no authentication.
+    /// Default: false.
+    pub admin_allow_public: bool,
+}
+
+/// Default admin address: `127.0.0.1:9090`.
+pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            http: None,
+            https: None,
+            admin: DEFAULT_ADMIN,
+            admin_allow_public: false,
+        }
+    }
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// `[[tls.certificates]]`: chosen by SNI. Default: none.
+    pub certificates: Vec<CertificateConfig>,
+}
+
+/// `[[tls.certificates]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateConfig {
+    /// SNI names this certificate is served for. Required, non-empty.
+    pub hosts: Vec<HostPattern>,
+    /// PEM certificate chain, leaf first. Relative paths are resolved against the config
+    /// file's directory. Required; must be a readable file.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1). Relative paths as for `cert`. Required; must
+    /// be a readable file.
+    pub key: PathBuf,
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Memory tier capacity. Default: 256MiB; at least 1MiB.
+    pub memory: ByteSize,
+    /// Directory of the disk tier; created if missing. Relative paths are resolved against the
+    /// config file's directory. Default: `/var/cache/outpost`.
+    pub disk_path: PathBuf,
+    /// Disk tier capacity. Default: 1GiB; at least 16MiB.
+    pub disk: ByteSize,
+    /// Largest response body stored; larger responses are served but not stored
+    /// (`Cache-Status` without `stored`). Default: 64MiB; at least 1KiB and at most `disk / 4`.
+    pub max_object_size: ByteSize,
+    /// Heuristic freshness for responses with `Last-Modified` but no explicit lifetime: this
+    /// fraction of the time since `Last-Modified` (RFC 9111 §4.2.2). Default: 0.1; 0.0 to 1.0.
+    pub heuristic_fraction: f64,
+    /// Upper bound on heuristic freshness. Default: 1d.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub max_heuristic_ttl: Duration,
+    /// Objects stored longer ago than this are treated as absent; purge records older than this
+    /// are dropped. Default: 30d; at least 1s.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub max_retention: Duration,
+    /// Purge records kept (each purge is one record, checked on lookup); the oldest are dropped
+    /// beyond this. Default: 100000; 1 to 10000000.
+    pub max_purge_records: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            memory: ByteSize::mib(256),
+            disk_path: PathBuf::from("/var/cache/outpost"),
+            disk: ByteSize::gib(1),
+            max_object_size: ByteSize::mib(64),
+            heuristic_fraction: 0.1,
+            max_heuristic_ttl: Duration::from_secs(86_400),
+            max_retention: Duration::from_secs(30 * 86_400),
+            max_purge_records: 100_000,
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Total size of a request's header section. Client sees 431. Default: 32KiB; 8KiB to 1MiB.
+    pub max_header_bytes: ByteSize,
+    /// Number of request header fields. Client sees 431. Default: 100; 8 to 1000.
+    pub max_headers: usize,
+    /// Request body size. Client sees 413. Default: 64MiB.
+    pub max_request_body: ByteSize,
+    /// Open connections per listener; further connections are not accepted (they wait in the
+    /// kernel's backlog) until one closes.
+    /// Default: 10000; 1 to 1000000.
+    pub max_connections: usize,
+    /// Time to receive a request's complete header section; the connection is closed without a
+    /// response. Default: 10s; more than 0.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub header_read_timeout: Duration,
+    /// Idle time allowed between requests on a connection before it is closed.
+    /// Default: 60s; more than 0.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub keepalive_timeout: Duration,
+    /// HTTP/2 streams open at once per connection; more are refused (RST_STREAM
+    /// REFUSED_STREAM). Default: 100; 1 to 10000.
+    pub max_concurrent_streams: u32,
+    /// On shutdown, time in-flight requests get to finish before connections are closed.
+    /// Default: 10s; 0 closes at once.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: ByteSize::kib(32),
+            max_headers: 100,
+            max_request_body: ByteSize::mib(64),
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            max_concurrent_streams: 100,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[upstream]`: defaults for every service; a service may override the timeouts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// TCP connect plus TLS handshake to the origin. Client sees 504 (or stale, when allowed).
+    /// Default: 5s; more than 0.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub connect_timeout: Duration,
+    /// From request sent to the origin's response headers. Client sees 504 (or stale, when
+    /// allowed). Default: 15s; more than 0.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub first_byte_timeout: Duration,
+    /// Gap between two body chunks from the origin; the response is cut off and not stored.
+    /// Default: 10s; more than 0.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub between_bytes_timeout: Duration,
+    /// Idle pooled origin connections are closed after this. Default: 90s; more than 0.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub pool_idle_timeout: Duration,
+    /// Idle connections kept per origin; 0 disables pooling. Default: 64; 0 to 10000.
+    pub pool_max_idle_per_host: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(15),
+            between_bytes_timeout: Duration::from_secs(10),
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_host: 64,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Where the access log (one line per request) goes: `"stdout"`, `"off"`, or a file path
+    /// (relative to the config file's directory). Default: `"stdout"`.
+    pub access: AccessLog,
+    /// `tracing` filter directive, e.g. `"info"` or `"info,edge_node::cache=debug"`;
+    /// overridden by `RUST_LOG`. Default: `"info"`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            access: AccessLog::Stdout,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Destination of the access log.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub enum AccessLog {
+    /// `"stdout"`.
+    #[default]
+    Stdout,
+    /// `"off"`.
+    Off,
+    /// Any other string: append to this file.
+    File(PathBuf),
+}
+
+impl TryFrom<String> for AccessLog {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "stdout" => Ok(AccessLog::Stdout),
+            "off" => Ok(AccessLog::Off),
+            "" => Err("empty access log; use \"stdout\", \"off\" or a file path".to_owned()),
+            _ => Ok(AccessLog::File(PathBuf::from(s))),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Resolves relative paths (certificates, CA bundles, cache directory, access log file)
+    /// against `base`, the config file's directory.
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        for certificate in &mut self.tls.certificates {
+            resolve(&mut certificate.cert, base);
+            resolve(&mut certificate.key, base);
+        }
+        resolve(&mut self.cache.disk_path, base);
+        if let AccessLog::File(path) = &mut self.log.access {
+            resolve(path, base);
+        }
+        for service in &mut self.services {
+            if let Some(ca) = &mut service.origin_ca {
+                resolve(ca, base);
+            }
+        }
+    }
+}
+
+fn resolve(path: &mut PathBuf, base: &Path) {
+    // An empty path stays empty so that validation can name it.
+    if path.is_relative() && !path.as_os_str().is_empty() {
+        *path = base.join(&*path);
+    }
+}

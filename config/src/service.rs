@@ -1,0 +1,136 @@
+//! `[[services]]`: one site served by the node, its hosts and its origin.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::host::HostPattern;
+use crate::origin::{OriginUrl, parse_authority};
+use crate::units::{ByteSize, option_duration};
+
+/// `[[services]]`: the file form. The edge node compiles it once per config version.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Identity in logs, metrics and purge requests. Required, unique; 1 to 64 of
+    /// `a-z 0-9 _ -`.
+    pub name: String,
+    /// Hosts routed to this service. Required, non-empty; a pattern may belong to one service
+    /// only. A request whose host matches no service gets 404.
+    pub hosts: Vec<HostPattern>,
+    /// Where cache misses go. Required.
+    pub origin: OriginUrl,
+    /// Host header sent to the origin: `"keep"` (the client's), `"origin"` (the origin URL's
+    /// host), or a literal `host[:port]`. Default: `"keep"`.
+    #[serde(default)]
+    pub host_header: HostHeader,
+    /// PEM CA bundle that verifies the origin's certificate; only with an `https` origin.
+    /// Relative paths are resolved against the config file's directory.
+    /// Default: the system's roots.
+    #[serde(default)]
+    pub origin_ca: Option<PathBuf>,
+    /// Protocol to the origin. Default: `"auto"`.
+    #[serde(default)]
+    pub origin_protocol: OriginProtocol,
+    /// Freshness lifetime for responses that carry none (no `max-age`, `s-maxage`, `Expires`,
+    /// heuristic). Default: none (such responses are not stored); more than 0 when set.
+    #[serde(default, deserialize_with = "option_duration::deserialize")]
+    pub default_ttl: Option<Duration>,
+    /// Honour request `Cache-Control: no-cache` / `max-age=0` by revalidating with the origin
+    /// (`Cache-Status: fwd=request`). Default: true.
+    #[serde(default = "yes")]
+    pub honor_client_cache_control: bool,
+    /// Store responses that carry `Set-Cookie`. Default: false (they are forwarded, not stored).
+    #[serde(default)]
+    pub store_set_cookie: bool,
+    /// Overrides `cache.max_object_size` for this service; at least 1KiB and at most
+    /// `cache.max_object_size`. Default: `cache.max_object_size`.
+    #[serde(default)]
+    pub max_object_size: Option<ByteSize>,
+    /// Overrides `upstream.connect_timeout`. Default: `upstream.connect_timeout`.
+    #[serde(default, deserialize_with = "option_duration::deserialize")]
+    pub connect_timeout: Option<Duration>,
+    /// Overrides `upstream.first_byte_timeout`. Default: `upstream.first_byte_timeout`.
+    #[serde(default, deserialize_with = "option_duration::deserialize")]
+    pub first_byte_timeout: Option<Duration>,
+    /// Overrides `upstream.between_bytes_timeout`. Default: `upstream.between_bytes_timeout`.
+    #[serde(default, deserialize_with = "option_duration::deserialize")]
+    pub between_bytes_timeout: Option<Duration>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The `Host` header the origin receives.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub enum HostHeader {
+    /// `"keep"`: the client's `Host`.
+    #[default]
+    Keep,
+    /// `"origin"`: the origin URL's host (and port, when not the scheme's default).
+    Origin,
+    /// Any other string: this `host[:port]`, lower-cased.
+    Literal(String),
+}
+
+impl TryFrom<String> for HostHeader {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "keep" => Ok(HostHeader::Keep),
+            "origin" => Ok(HostHeader::Origin),
+            _ => match parse_authority(&s) {
+                Ok(_) => Ok(HostHeader::Literal(s.to_ascii_lowercase())),
+                Err(why) => Err(format!(
+                    "\"{s}\": {why}; use \"keep\", \"origin\" or a host such as \"shop.example\" or \"shop.example:8080\""
+                )),
+            },
+        }
+    }
+}
+
+/// The HTTP version spoken to the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginProtocol {
+    /// `"auto"`: `https` origins by ALPN (h2, then http/1.1); `http` origins HTTP/1.1.
+    #[default]
+    Auto,
+    /// `"http1"`: HTTP/1.1 only.
+    Http1,
+    /// `"http2"`: `https` origins h2 only (ALPN); `http` origins h2c with prior knowledge.
+    Http2,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_values() {
+        let cases: &[(&str, Result<HostHeader, &str>)] = &[
+            ("keep", Ok(HostHeader::Keep)),
+            ("origin", Ok(HostHeader::Origin)),
+            ("Shop.Example", Ok(HostHeader::Literal("shop.example".to_owned()))),
+            ("shop.example:8080", Ok(HostHeader::Literal("shop.example:8080".to_owned()))),
+            ("[::1]:8080", Ok(HostHeader::Literal("[::1]:8080".to_owned()))),
+            ("", Err("missing host")),
+            ("shop.example/x", Err("invalid character '/'")),
+            ("shop.example:0", Err("invalid port")),
+            ("Keep it", Err("use \"keep\", \"origin\" or a host")),
+        ];
+        for (input, expected) in cases {
+            match (HostHeader::try_from(input.to_string()), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(&got, want, "{input}"),
+                (Err(message), Err(fragment)) => {
+                    assert!(message.contains(fragment), "{input}: {message}")
+                }
+                (got, _) => panic!("{input}: got {got:?}, expected {expected:?}"),
+            }
+        }
+    }
+}

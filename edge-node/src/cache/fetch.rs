@@ -1,0 +1,282 @@
+//! The fetch behind a miss or a revalidation: one upstream request, its response classified
+//! (revalidated, storable, pass, failed), landed for every waiter, and — when storable — streamed
+//! into the store chunk by chunk while the waiters read it. The object entry is written last, so a
+//! half-fetched object is never visible; chunks of an abandoned fetch are removed.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+
+use super::Cache;
+use super::entry::{BodyLocation, Entry, ObjectMeta, StoredObject, VariantIndex};
+use super::flight::{Landing, Lead, PassBody, PassResponse, SharedResponse};
+use super::key::{CacheKey, chunk_key};
+use super::policy;
+use super::shared_body::{FetchAborted, SharedBody};
+use crate::body::{self, EdgeBody};
+use crate::error::{EdgeError, ErrorKind};
+use crate::service::CompiledService;
+use crate::upstream::TimedBody;
+
+/// Responses up to this size that are not stored are read whole and shared with every waiter.
+const BUFFER_PASS_BODY: u64 = 64 * 1024;
+/// How far the slowest reader may fall behind a fetch that is too large to store.
+const STREAM_WINDOW: usize = 1 << 20;
+
+pub struct FetchJob {
+    pub cache: Arc<Cache>,
+    pub svc: Arc<CompiledService>,
+    pub key: CacheKey,
+    /// The leading client's request headers (for Vary and Authorization decisions).
+    pub client_headers: HeaderMap,
+    /// The upstream request, conditional when revalidating.
+    pub request: Request<EdgeBody>,
+    /// The stored object being revalidated, and its storage key.
+    pub stale: Option<(String, Arc<StoredObject>)>,
+}
+
+impl FetchJob {
+    pub async fn run(self, mut lead: Lead) {
+        let request_time = SystemTime::now();
+        let resp = match self.svc.upstream.send(self.request).await {
+            Ok(r) => r,
+            Err(e) => {
+                metrics::counter!(crate::metrics::UPSTREAM_ERRORS, "kind" => e.kind.as_str()).increment(1);
+                lead.close();
+                lead.land(Landing::Failed(e.within(format!("service {}", self.svc.name))));
+                return;
+            }
+        };
+        let response_time = SystemTime::now();
+        let (parts, incoming) = resp.into_parts();
+        let mut headers = parts.headers;
+        policy::strip_hop_by_hop(&mut headers);
+        let body = TimedBody::new(incoming, self.svc.upstream.between_bytes_timeout);
+        let ctx = Ctx { cache: &self.cache, svc: &self.svc, key: &self.key, client_headers: &self.client_headers };
+
+        if parts.status == StatusCode::NOT_MODIFIED
+            && let Some((stale_key, stale)) = &self.stale
+        {
+            lead.close();
+            lead.land(ctx.revalidated(stale_key, stale, &headers, request_time, response_time));
+            return;
+        }
+        let storable = policy::storable(&Method::GET, &self.client_headers, parts.status, &headers, &self.svc.policy);
+        let too_big = content_length(&headers).is_some_and(|n| n > self.svc.max_object_size);
+        match storable {
+            Ok(()) if !too_big => {
+                ctx.store_streaming(&mut lead, parts.status, headers, body, request_time, response_time).await;
+            }
+            _ => {
+                let reason = if too_big { "too_big" } else { storable.err().map_or("", |r| r.as_str()) };
+                tracing::debug!(service = %self.svc.name, url = %self.key.url, reason, "not storing");
+                lead.close();
+                lead.land(Landing::Pass(pass_response(parts.status, headers, body).await));
+            }
+        }
+    }
+}
+
+struct Ctx<'a> {
+    cache: &'a Arc<Cache>,
+    svc: &'a Arc<CompiledService>,
+    key: &'a CacheKey,
+    client_headers: &'a HeaderMap,
+}
+
+impl Ctx<'_> {
+    /// RFC 9111 §4.3.4: a 304 that matches the stored response updates its headers and freshness.
+    fn revalidated(
+        &self,
+        stale_key: &str,
+        stale: &Arc<StoredObject>,
+        not_modified: &HeaderMap,
+        request_time: SystemTime,
+        response_time: SystemTime,
+    ) -> Landing {
+        if !policy::not_modified_matches(&stale.meta.headers, not_modified) {
+            return Landing::Failed(EdgeError::new(
+                ErrorKind::UpstreamProtocol,
+                format!("service {}: 304 does not match the stored response", self.svc.name),
+            ));
+        }
+        let mut meta = stale.meta.clone();
+        policy::merge_not_modified(&mut meta.headers, not_modified);
+        meta.policy = policy::response_policy(meta.status, &meta.headers, request_time, response_time, &self.svc.policy);
+        meta.request_time = request_time;
+        meta.response_time = response_time;
+        meta.tags = policy::tags(&meta.headers);
+        let obj = Arc::new(StoredObject { meta, body: stale.body.clone() });
+        self.cache.store.insert(stale_key.to_string(), Entry::Object(obj.clone()));
+        Landing::Revalidated(obj)
+    }
+
+    async fn store_streaming(
+        &self,
+        lead: &mut Lead,
+        status: StatusCode,
+        headers: HeaderMap,
+        mut body: TimedBody<hyper::body::Incoming>,
+        request_time: SystemTime,
+        response_time: SystemTime,
+    ) {
+        let vary = match policy::vary_fields(&headers) {
+            Ok(fields) if fields.is_empty() => None,
+            Ok(fields) => {
+                let vk = policy::vary_key(&fields, self.client_headers);
+                Some((fields, vk))
+            }
+            // storable() refuses Vary: *; keep the compiler honest anyway.
+            Err(_) => None,
+        };
+        let storage_key = match &vary {
+            Some((_, vk)) => self.key.variant(vk),
+            None => self.key.primary.clone(),
+        };
+        let rp = policy::response_policy(status, &headers, request_time, response_time, &self.svc.policy);
+        let meta = ObjectMeta {
+            status,
+            tags: policy::tags(&headers),
+            headers,
+            request_time,
+            response_time,
+            policy: rp,
+            body_len: 0,
+        };
+        let ttl_secs = rp.freshness_lifetime.as_secs() as i64 - rp.corrected_initial_age.as_secs() as i64;
+        let shared = SharedBody::new(STREAM_WINDOW);
+        lead.land(Landing::Shared(SharedResponse {
+            meta: Arc::new(meta.clone()),
+            body: shared.clone(),
+            vary: vary.clone(),
+            stored: true,
+            ttl_secs,
+        }));
+
+        let store = &self.cache.store;
+        let chunk_size = store.chunk_size();
+        let object_id: u64 = rand_id();
+        let mut pending = BytesMut::new();
+        let mut chunks: u32 = 0;
+        let mut total: u64 = 0;
+        let mut storing = true;
+        let result = loop {
+            let frame = match body.frame().await {
+                None => break Ok(()),
+                Some(Err(e)) => break Err(FetchAborted(format!("upstream body: {e}"))),
+                Some(Ok(f)) => f,
+            };
+            let Ok(data) = frame.into_data() else { continue };
+            total += data.len() as u64;
+            if storing && total > self.svc.max_object_size {
+                // Unknown length and over the bound: stream on, store nothing.
+                storing = false;
+                lead.close();
+                shared.stop_retaining();
+                remove_chunks(store, object_id, chunks);
+                tracing::debug!(service = %self.svc.name, url = %self.key.url, "object over max_object_size; not stored");
+            }
+            if storing {
+                pending.extend_from_slice(&data);
+                while pending.len() >= chunk_size {
+                    let chunk = pending.split_to(chunk_size).freeze();
+                    store.insert(chunk_key(object_id, chunks), Entry::Chunk(chunk));
+                    chunks += 1;
+                }
+            }
+            if !shared.push(data).await {
+                break Err(FetchAborted("every reader left".into()));
+            }
+        };
+        match result {
+            Ok(()) if storing => {
+                let location = if chunks == 0 {
+                    BodyLocation::Inline(pending.freeze())
+                } else {
+                    if !pending.is_empty() {
+                        store.insert(chunk_key(object_id, chunks), Entry::Chunk(pending.freeze()));
+                        chunks += 1;
+                    }
+                    BodyLocation::Chunked { object_id, chunk_size: chunk_size as u32, chunks }
+                };
+                let meta = ObjectMeta { body_len: total, ..meta };
+                let obj = Arc::new(StoredObject { meta, body: location });
+                if let Some((fields, _)) = &vary {
+                    let index = VariantIndex { fields: fields.clone() };
+                    store.insert(self.key.primary.clone(), Entry::Variants(Arc::new(index)));
+                }
+                store.insert(storage_key, Entry::Object(obj));
+                metrics::counter!(crate::metrics::STORED_OBJECTS).increment(1);
+                shared.finish(Ok(()));
+            }
+            Ok(()) => shared.finish(Ok(())),
+            Err(e) => {
+                tracing::warn!(service = %self.svc.name, url = %self.key.url, error = %e, "fetch aborted; nothing stored");
+                remove_chunks(store, object_id, chunks);
+                shared.finish(Err(e));
+            }
+        }
+        lead.close();
+    }
+}
+
+async fn pass_response(status: StatusCode, headers: HeaderMap, body: TimedBody<hyper::body::Incoming>) -> PassResponse {
+    let server_error = status.is_server_error();
+    let small = content_length(&headers).is_some_and(|n| n <= BUFFER_PASS_BODY);
+    let body = if small {
+        match body.collect().await {
+            Ok(b) => PassBody::Buffered(b.to_bytes()),
+            Err(e) => {
+                tracing::warn!(error = %e, "upstream body failed");
+                PassBody::Buffered(Bytes::new())
+            }
+        }
+    } else {
+        PassBody::Once(Mutex::new(Some(body.boxed_unsync())))
+    };
+    PassResponse { status, headers, body, server_error }
+}
+
+fn remove_chunks(store: &super::store::Store, object_id: u64, chunks: u32) {
+    for i in 0..chunks {
+        store.remove(&chunk_key(object_id, i));
+    }
+}
+
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// An object id that is unique across restarts: chunks of an old version are never read as a new one's.
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish()
+}
+
+/// Headers removed from a client request before a cache fill: the cache fetches the whole,
+/// unconditional object and answers the client's conditionals and ranges itself.
+pub fn strip_for_fill(headers: &mut HeaderMap) {
+    const FILL_STRIP: [HeaderName; 6] = [
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_MATCH,
+        header::IF_UNMODIFIED_SINCE,
+        header::IF_RANGE,
+        header::RANGE,
+    ];
+    for name in FILL_STRIP {
+        headers.remove(name);
+    }
+}
+
+pub fn empty_body() -> EdgeBody {
+    body::empty()
+}

@@ -1,0 +1,109 @@
+//! Cache phase: RFC 9111 as a shared cache over a hybrid memory/disk store.
+//!
+//! A request's way through: [`Cache::lookup`] finds the object for its key (following the Vary
+//! index to the variant, checking purges and retention), [`serve`] decides from its freshness
+//! (fresh → serve; stale → revalidate, in the background while serving stale when
+//! stale-while-revalidate allows; missing → fetch), and [`fetch`] makes the one upstream request
+//! per key that every waiting client shares, storing the response while it streams.
+//!
+//! The pure rules (freshness, storability, conditionals, ranges, Vary) live in [`policy`].
+
+pub mod entry;
+pub mod fetch;
+pub mod flight;
+pub mod key;
+pub mod object_response;
+pub mod policy;
+pub mod purge;
+pub mod serve;
+pub mod shared_body;
+pub mod status;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::HeaderMap;
+use outpost_config::CacheConfig;
+
+use entry::{Entry, StoredObject};
+use flight::Flights;
+use key::CacheKey;
+use purge::{PurgeLog, Verdict};
+use store::Store;
+
+pub struct Cache {
+    pub store: Store,
+    pub purges: PurgeLog,
+    pub flights: Arc<Flights>,
+}
+
+/// What a lookup found.
+pub enum Found {
+    Object {
+        /// The key it is stored under (primary, or the Vary variant's).
+        storage_key: String,
+        object: Arc<StoredObject>,
+        /// Soft-purged: usable only after revalidation (or under stale-if-error).
+        soft_purged: bool,
+    },
+    Miss {
+        /// The flight / storage key a fetch for this request uses.
+        flight_key: String,
+        /// true when the URL is known but not this request's Vary variant.
+        vary_miss: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheOpenError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Purges(#[from] purge::PurgeLogError),
+}
+
+impl Cache {
+    pub async fn open(cfg: &CacheConfig) -> Result<Arc<Self>, CacheOpenError> {
+        let store = Store::open(cfg).await?;
+        let purges = PurgeLog::open(&cfg.disk_path, cfg.max_purge_records, cfg.max_retention, SystemTime::now())?;
+        Ok(Arc::new(Self { store, purges, flights: Arc::new(Flights::default()) }))
+    }
+
+    pub async fn lookup(&self, key: &CacheKey, req: &HeaderMap, now: SystemTime) -> Found {
+        let mut storage_key = key.primary.clone();
+        let mut entry = self.store.get(&storage_key).await;
+        let mut vary_miss = false;
+        if let Some(Entry::Variants(index)) = &entry {
+            storage_key = key.variant(&policy::vary_key(&index.fields, req));
+            entry = self.store.get(&storage_key).await;
+            vary_miss = true;
+        }
+        let Some(Entry::Object(object)) = entry else {
+            return Found::Miss { flight_key: storage_key, vary_miss };
+        };
+        let meta = &object.meta;
+        let retention = self.purges.retention();
+        if now.duration_since(meta.request_time).is_ok_and(|age| age > retention) {
+            self.store.remove(&storage_key);
+            return Found::Miss { flight_key: storage_key, vary_miss };
+        }
+        match self.purges.verdict(&key.service, &key.url, &meta.tags, meta.request_time) {
+            Verdict::Hard => {
+                self.store.remove(&storage_key);
+                Found::Miss { flight_key: storage_key, vary_miss }
+            }
+            verdict => Found::Object { storage_key, object, soft_purged: verdict == Verdict::Soft },
+        }
+    }
+
+    /// RFC 9111 §4.4: after an unsafe request succeeds, the URLs it names are invalidated.
+    /// Removing the primary key drops the object or the Vary index (and so every variant); the
+    /// store's tombstone log keeps the removal across a restart.
+    pub fn invalidate(&self, service: &Arc<str>, host: &str, paths: &[String]) {
+        for path in paths {
+            let key = CacheKey::new(service, host, path);
+            self.store.remove(&key.primary);
+        }
+    }
+}

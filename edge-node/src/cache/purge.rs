@@ -1,0 +1,372 @@
+//! Purges as records, not walks: a purge costs O(1) in the size of the cache. Each purge is
+//! recorded (service, what, when, hard or soft) and appended to a log file beside the disk cache;
+//! a lookup checks the object it found against the records of its service. An object is purged
+//! when a record matching it is not older than the moment its fetch began.
+//!
+//! Bounds: records older than `cache.max_retention` are dropped (objects that old are treated as
+//! absent anyway); above `cache.max_purge_records`, the oldest record is folded into a purge of
+//! its whole service at its time — that purges more, never less.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// What a purge targets, within one service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+pub enum Target {
+    /// A URL key (`host/path?query`), with all its Vary variants.
+    Url(String),
+    /// A prefix of URL keys (`host/path-prefix`).
+    Prefix(String),
+    /// A surrogate key / cache tag.
+    Tag(String),
+    /// Everything the service has stored.
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Live,
+    /// Marked stale: usable only after revalidation, or under stale-if-error.
+    Soft,
+    Hard,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LogLine {
+    id: u64,
+    at_ms: u64,
+    service: String,
+    #[serde(flatten)]
+    target: Target,
+    soft: bool,
+}
+
+/// The latest hard and soft purge times (ms since the epoch) for one target.
+#[derive(Debug, Clone, Copy, Default)]
+struct Marks {
+    hard: Option<u64>,
+    soft: Option<u64>,
+}
+
+impl Marks {
+    fn add(&mut self, at: u64, soft: bool) {
+        let slot = if soft { &mut self.soft } else { &mut self.hard };
+        *slot = Some(slot.map_or(at, |t| t.max(at)));
+    }
+
+    fn verdict(&self, fetched_ms: u64) -> Verdict {
+        if self.hard.is_some_and(|t| t >= fetched_ms) {
+            Verdict::Hard
+        } else if self.soft.is_some_and(|t| t >= fetched_ms) {
+            Verdict::Soft
+        } else {
+            Verdict::Live
+        }
+    }
+}
+
+#[derive(Default)]
+struct ServiceMarks {
+    all: Marks,
+    urls: HashMap<String, Marks>,
+    prefixes: HashMap<String, Marks>,
+    /// Distinct prefix lengths, so a lookup probes one map entry per length, not per record.
+    prefix_lens: BTreeSet<usize>,
+    tags: HashMap<String, Marks>,
+}
+
+impl ServiceMarks {
+    fn apply(&mut self, target: &Target, at: u64, soft: bool) {
+        match target {
+            Target::All => self.all.add(at, soft),
+            Target::Url(u) => self.urls.entry(u.clone()).or_default().add(at, soft),
+            Target::Prefix(p) => {
+                self.prefix_lens.insert(p.len());
+                self.prefixes.entry(p.clone()).or_default().add(at, soft)
+            }
+            Target::Tag(t) => self.tags.entry(t.clone()).or_default().add(at, soft),
+        }
+    }
+
+    fn verdict(&self, url_key: &str, tags: &[String], fetched_ms: u64) -> Verdict {
+        let mut worst = self.all.verdict(fetched_ms);
+        let mut consider = |v: Verdict| {
+            if v == Verdict::Hard || (v == Verdict::Soft && worst == Verdict::Live) {
+                worst = v;
+            }
+        };
+        if let Some(m) = self.urls.get(url_key) {
+            consider(m.verdict(fetched_ms));
+        }
+        for &len in &self.prefix_lens {
+            if len > url_key.len() {
+                break;
+            }
+            if url_key.is_char_boundary(len)
+                && let Some(m) = self.prefixes.get(&url_key[..len])
+            {
+                consider(m.verdict(fetched_ms));
+            }
+        }
+        for tag in tags {
+            if let Some(m) = self.tags.get(tag) {
+                consider(m.verdict(fetched_ms));
+            }
+        }
+        worst
+    }
+}
+
+struct State {
+    services: HashMap<String, ServiceMarks>,
+    /// Records in the order they were made, for folding the oldest and rewriting the log.
+    order: VecDeque<LogLine>,
+    next_id: u64,
+    lines_in_file: usize,
+}
+
+pub struct PurgeLog {
+    state: RwLock<State>,
+    file: Mutex<File>,
+    path: PathBuf,
+    max_records: usize,
+    retention: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("purge log {path}: {message}")]
+pub struct PurgeLogError {
+    pub path: String,
+    pub message: String,
+}
+
+impl PurgeLog {
+    /// Open (or create) `dir/purges.jsonl`, replay it, drop expired records, and rewrite it compacted.
+    pub fn open(dir: &Path, max_records: usize, retention: Duration, now: SystemTime) -> Result<Self, PurgeLogError> {
+        let path = dir.join("purges.jsonl");
+        let err = |message: String| PurgeLogError { path: path.display().to_string(), message };
+        let mut state = State { services: HashMap::new(), order: VecDeque::new(), next_id: 1, lines_in_file: 0 };
+        let horizon = ms(now).saturating_sub(retention.as_millis() as u64);
+        if path.exists() {
+            let file = File::open(&path).map_err(|e| err(format!("read: {e}")))?;
+            for (n, line) in BufReader::new(file).lines().enumerate() {
+                let line = line.map_err(|e| err(format!("read: {e}")))?;
+                match serde_json::from_str::<LogLine>(&line) {
+                    Ok(rec) => {
+                        state.next_id = state.next_id.max(rec.id + 1);
+                        if rec.at_ms >= horizon {
+                            state.order.push_back(rec);
+                        }
+                    }
+                    // A torn last line after a crash: skip it, say so.
+                    Err(e) => tracing::warn!(path = %path.display(), line = n + 1, error = %e, "skipping unreadable purge record"),
+                }
+            }
+        }
+        let log = Self {
+            state: RwLock::new(state),
+            file: Mutex::new(File::create(path.with_extension("tmp")).map_err(|e| err(format!("create: {e}")))?),
+            path: path.clone(),
+            max_records,
+            retention,
+        };
+        {
+            let mut st = log.state.write().map_err(|_| err("lock poisoned".into()))?;
+            let records: Vec<LogLine> = st.order.drain(..).collect();
+            for rec in records {
+                log.apply(&mut st, rec);
+            }
+        }
+        log.rewrite().map_err(|e| err(format!("rewrite: {e}")))?;
+        Ok(log)
+    }
+
+    /// Record a purge; returns its id once it is on disk.
+    pub fn record(&self, service: &str, target: Target, soft: bool, now: SystemTime) -> Result<u64, PurgeLogError> {
+        let err = |message: String| PurgeLogError { path: self.path.display().to_string(), message };
+        let (line, rewrite) = {
+            let mut st = self.state.write().map_err(|_| err("lock poisoned".into()))?;
+            let id = st.next_id;
+            st.next_id += 1;
+            let rec = LogLine { id, at_ms: ms(now), service: service.to_string(), target, soft };
+            let line = serde_json::to_string(&rec).map_err(|e| err(e.to_string()))?;
+            self.apply(&mut st, rec);
+            st.lines_in_file += 1;
+            (line, st.lines_in_file > 2 * self.max_records + 1024)
+        };
+        if rewrite {
+            self.rewrite().map_err(|e| err(format!("rewrite: {e}")))?;
+        } else {
+            let mut file = self.file.lock().map_err(|_| err("lock poisoned".into()))?;
+            writeln!(file, "{line}").and_then(|_| file.sync_data()).map_err(|e| err(format!("append: {e}")))?;
+        }
+        let id = serde_json::from_str::<LogLine>(&line).map(|l| l.id).unwrap_or(0);
+        Ok(id)
+    }
+
+    /// Is an object of `service`, stored under `url_key` with `tags`, whose fetch began at
+    /// `fetched`, purged?
+    pub fn verdict(&self, service: &str, url_key: &str, tags: &[String], fetched: SystemTime) -> Verdict {
+        let Ok(st) = self.state.read() else { return Verdict::Hard };
+        match st.services.get(service) {
+            Some(marks) => marks.verdict(url_key, tags, ms(fetched)),
+            None => Verdict::Live,
+        }
+    }
+
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.read().map(|s| s.order.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn apply(&self, st: &mut State, rec: LogLine) {
+        st.services.entry(rec.service.clone()).or_default().apply(&rec.target, rec.at_ms, rec.soft);
+        st.order.push_back(rec);
+        while st.order.len() > self.max_records {
+            let Some(oldest) = st.order.pop_front() else { break };
+            if oldest.target != Target::All {
+                let folded = LogLine { target: Target::All, ..oldest };
+                st.services.entry(folded.service.clone()).or_default().apply(&Target::All, folded.at_ms, folded.soft);
+                // Keep the fold in the order so a rewrite keeps it; it replaces the record it folds.
+                st.order.push_front(folded);
+                if st.order.len() > self.max_records {
+                    // Two or more folds in a row: merge them into one per service.
+                    let Some(a) = st.order.pop_front() else { break };
+                    if let Some(b) = st.order.front_mut()
+                        && b.target == Target::All
+                        && b.service == a.service
+                        && b.soft == a.soft
+                    {
+                        b.at_ms = b.at_ms.max(a.at_ms);
+                        continue;
+                    }
+                    st.order.push_front(a);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Write the live records to a fresh file and swap it in (atomic rename).
+    fn rewrite(&self) -> std::io::Result<()> {
+        let tmp = self.path.with_extension("tmp");
+        let mut out = File::create(&tmp)?;
+        let count = {
+            let st = self.state.read().map_err(|_| std::io::Error::other("lock poisoned"))?;
+            for rec in &st.order {
+                let line = serde_json::to_string(rec).map_err(std::io::Error::other)?;
+                writeln!(out, "{line}")?;
+            }
+            st.order.len()
+        };
+        out.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        let file = OpenOptions::new().append(true).open(&self.path)?;
+        *self.file.lock().map_err(|_| std::io::Error::other("lock poisoned"))? = file;
+        if let Ok(mut st) = self.state.write() {
+            st.lines_in_file = count;
+        }
+        Ok(())
+    }
+}
+
+fn ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn t(s: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s)
+    }
+
+    fn open(dir: &Path, max: usize) -> PurgeLog {
+        PurgeLog::open(dir, max, Duration::from_secs(86_400), t(0)).unwrap()
+    }
+
+    #[test]
+    fn purges_match_objects_fetched_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), 100);
+        let tags = vec!["product-1".to_string()];
+        log.record("shop", Target::Url("a.test/x".into()), false, t(10)).unwrap();
+        log.record("shop", Target::Prefix("a.test/img/".into()), true, t(10)).unwrap();
+        log.record("shop", Target::Tag("product-1".into()), false, t(20)).unwrap();
+        let cases = [
+            ("url purged", "a.test/x", &[][..], t(9), Verdict::Hard),
+            ("fetched after the purge", "a.test/x", &[][..], t(11), Verdict::Live),
+            ("url is exact", "a.test/xy", &[][..], t(9), Verdict::Live),
+            ("prefix, soft", "a.test/img/1.png", &[][..], t(5), Verdict::Soft),
+            ("prefix not matching", "a.test/imgs", &[][..], t(5), Verdict::Live),
+            ("tag", "a.test/p", &tags[..], t(15), Verdict::Hard),
+            ("hard beats soft", "a.test/img/2", &tags[..], t(5), Verdict::Hard),
+        ];
+        for (name, url, tags, fetched, want) in cases {
+            assert_eq!(log.verdict("shop", url, tags, fetched), want, "{name}");
+        }
+        assert_eq!(log.verdict("other", "a.test/x", &[], t(1)), Verdict::Live);
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = open(dir.path(), 100);
+            log.record("shop", Target::All, true, t(10)).unwrap();
+            log.record("shop", Target::Url("a.test/x".into()), false, t(10)).unwrap();
+        }
+        let log = open(dir.path(), 100);
+        assert_eq!(log.verdict("shop", "a.test/y", &[], t(5)), Verdict::Soft);
+        assert_eq!(log.verdict("shop", "a.test/x", &[], t(5)), Verdict::Hard);
+        assert_eq!(log.len(), 2);
+        let id = log.record("shop", Target::All, false, t(11)).unwrap();
+        assert_eq!(id, 3, "ids continue after a restart");
+    }
+
+    #[test]
+    fn expired_records_are_dropped_and_torn_lines_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = open(dir.path(), 100);
+            log.record("shop", Target::All, false, t(10)).unwrap();
+        }
+        let mut f = OpenOptions::new().append(true).open(dir.path().join("purges.jsonl")).unwrap();
+        write!(f, "{{\"id\":9,\"at_ms").unwrap();
+        let log = PurgeLog::open(dir.path(), 100, Duration::from_secs(5), t(100)).unwrap();
+        assert!(log.is_empty());
+    }
+
+    #[test]
+    fn over_the_bound_the_oldest_folds_into_a_service_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), 3);
+        for i in 0..10 {
+            log.record("shop", Target::Url(format!("a.test/{i}")), false, t(10 + i)).unwrap();
+        }
+        assert!(log.len() <= 3, "bounded: {}", log.len());
+        // Folding purges more, never less: every purged URL is still purged.
+        for i in 0..10 {
+            assert_eq!(log.verdict("shop", &format!("a.test/{i}"), &[], t(10)), Verdict::Hard, "{i}");
+        }
+        drop(log);
+        let log = open(dir.path(), 3);
+        assert_eq!(log.verdict("shop", "a.test/0", &[], t(10)), Verdict::Hard);
+    }
+}

@@ -1,0 +1,338 @@
+//! The cache phase's decisions for one request: look up, judge freshness, and serve, revalidate
+//! or fetch. Each branch names its RFC 9111 section.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use http::request::Parts;
+use http::{Method, Request, Response, Version, header};
+use http_body_util::BodyExt;
+
+use super::entry::StoredObject;
+use super::fetch::{FetchJob, strip_for_fill};
+use super::flight::{Join, Landing, PassBody};
+use super::key::CacheKey;
+use super::object_response::{self, Source, declared_len};
+use super::policy::{self, Directives, Usability};
+use super::status::{CacheStatus, Detail, Fwd};
+use super::{Cache, Found};
+use crate::body::{self, EdgeBody};
+use crate::ctx::{Phase, RequestCtx};
+use crate::error::{EdgeError, ErrorKind};
+use crate::service::CompiledService;
+use crate::upstream::{ForwardInfo, TimedBody, forward_headers};
+
+pub struct Served {
+    pub response: Response<EdgeBody>,
+    pub status: CacheStatus,
+}
+
+/// Everything one request's cache phase works with.
+struct Turn<'a> {
+    cache: &'a Arc<Cache>,
+    svc: &'a Arc<CompiledService>,
+    key: CacheKey,
+    parts: Parts,
+    directives: Directives,
+    fwd: &'a ForwardInfo<'a>,
+}
+
+pub async fn serve(
+    cache: &Arc<Cache>,
+    svc: &Arc<CompiledService>,
+    host: &str,
+    req: Request<EdgeBody>,
+    fwd: &ForwardInfo<'_>,
+    ctx: &mut RequestCtx,
+) -> Result<Served, EdgeError> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return pass(cache, svc, host, &path, parts, body, fwd, ctx).await;
+    }
+    drop(body);
+    let honor = svc.policy.honor_client_cache_control;
+    let directives = if honor { policy::request_directives(&parts.headers) } else { Directives::default() };
+    let turn = Turn { cache, svc, key: CacheKey::new(&svc.name, host, &path), parts, directives, fwd };
+    let now = SystemTime::now();
+    let started = Instant::now();
+    let found = cache.lookup(&turn.key, &turn.parts.headers, now).await;
+    ctx.record(Phase::Cache, started.elapsed());
+    // RFC 9111 §3.5: a request with Authorization shares nothing unless the response allows it.
+    let authorized = turn.parts.headers.contains_key(header::AUTHORIZATION);
+    match found {
+        Found::Object { storage_key, object, soft_purged } => {
+            if authorized && !object.meta.policy.serve_with_authorization {
+                return turn.fetch(storage_key, None, Fwd::Bypass, true, ctx).await;
+            }
+            let age = policy::current_age(&object.meta.policy, object.meta.response_time, now);
+            let usability = if soft_purged {
+                Usability::MustRevalidate
+            } else {
+                policy::usability(&object.meta.policy, age, &turn.directives, honor)
+            };
+            match usability {
+                Usability::Fresh { .. } => {
+                    let status = CacheStatus::hit(ttl(&object, age));
+                    if let Some(served) = turn.from_store(&object, status).await {
+                        return Ok(served);
+                    }
+                    turn.fetch(storage_key, None, Fwd::UriMiss, authorized, ctx).await
+                }
+                // RFC 5861 §3: serve stale now, revalidate once in the background.
+                Usability::Stale { while_revalidate: true, .. } => {
+                    turn.revalidate_in_background(storage_key, object.clone());
+                    let status = CacheStatus {
+                        detail: Some(Detail::StaleWhileRevalidate),
+                        ..CacheStatus::hit(ttl(&object, age))
+                    };
+                    match turn.from_store(&object, status).await {
+                        Some(served) => Ok(served),
+                        None => Err(EdgeError::new(ErrorKind::Internal, "stale object unreadable")),
+                    }
+                }
+                // RFC 9111 §4.3: validate before use.
+                _ => {
+                    if turn.directives.only_if_cached {
+                        return Err(EdgeError::new(ErrorKind::NotCached, "only-if-cached: stored response is stale"));
+                    }
+                    let client_forced = honor
+                        && (turn.directives.no_cache || turn.directives.max_age.is_some_and(|a| a.is_zero()));
+                    let fwd = if client_forced { Fwd::Request } else { Fwd::Stale };
+                    turn.fetch(storage_key.clone(), Some((storage_key, object)), fwd, authorized, ctx).await
+                }
+            }
+        }
+        Found::Miss { flight_key, vary_miss } => {
+            if turn.directives.only_if_cached {
+                // RFC 9111 §5.2.1.7
+                return Err(EdgeError::new(ErrorKind::NotCached, "only-if-cached: nothing stored"));
+            }
+            let fwd = if vary_miss { Fwd::VaryMiss } else { Fwd::UriMiss };
+            turn.fetch(flight_key, None, fwd, authorized, ctx).await
+        }
+    }
+}
+
+fn ttl(object: &StoredObject, age: std::time::Duration) -> i64 {
+    object.meta.policy.freshness_lifetime.as_secs() as i64 - age.as_secs() as i64
+}
+
+impl Turn<'_> {
+    async fn from_store(&self, object: &Arc<StoredObject>, status: CacheStatus) -> Option<Served> {
+        let age = policy::current_age(&object.meta.policy, object.meta.response_time, SystemTime::now());
+        let source = Source::Stored { store: self.cache.store.clone(), object: object.clone() };
+        let response =
+            object_response::respond(&object.meta, source, &self.parts.method, &self.parts.headers, Some(age)).await?;
+        Some(Served { response, status })
+    }
+
+    fn fill_request(&self, stale: Option<&StoredObject>) -> Result<Request<EdgeBody>, EdgeError> {
+        let origin = self.svc.upstream.origin.authority();
+        let mut headers = forward_headers(self.parts.headers.clone(), self.fwd, &self.svc.host_header, &origin);
+        strip_for_fill(&mut headers);
+        if let Some(stale) = stale {
+            headers.extend(policy::revalidation_headers(&stale.meta.headers));
+        }
+        let path = self.parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut req = Request::new(body::empty());
+        *req.method_mut() = Method::GET;
+        *req.uri_mut() = self.svc.upstream.uri(path)?;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = headers;
+        Ok(req)
+    }
+
+    fn job(&self, stale: Option<(String, Arc<StoredObject>)>) -> Result<FetchJob, EdgeError> {
+        Ok(FetchJob {
+            cache: self.cache.clone(),
+            svc: self.svc.clone(),
+            key: self.key.clone(),
+            client_headers: self.parts.headers.clone(),
+            request: self.fill_request(stale.as_ref().map(|(_, o)| o.as_ref()))?,
+            stale,
+        })
+    }
+
+    fn revalidate_in_background(&self, storage_key: String, object: Arc<StoredObject>) {
+        // Joining the flight makes the revalidation happen once however many requests see it stale.
+        if let Join::Lead(lead) = self.cache.flights.join(&storage_key) {
+            match self.job(Some((storage_key, object))) {
+                Ok(job) => {
+                    tokio::spawn(job.run(lead));
+                }
+                Err(e) => tracing::warn!(error = %e, "background revalidation not started"),
+            }
+        }
+    }
+
+    /// Fetch (or revalidate) through the flight for `flight_key`, and answer from what lands.
+    async fn fetch(
+        &self,
+        flight_key: String,
+        stale: Option<(String, Arc<StoredObject>)>,
+        fwd: Fwd,
+        solo: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Served, EdgeError> {
+        let join = if solo { Join::Lead(self.cache.flights.solo()) } else { self.cache.flights.join(&flight_key) };
+        let (follower, collapsed) = match join {
+            Join::Lead(lead) => {
+                let follower = lead.follower();
+                tokio::spawn(self.job(stale.clone())?.run(lead));
+                (follower, false)
+            }
+            Join::Follow(f) => (f, true),
+        };
+        let started = Instant::now();
+        let landing = follower.wait().await;
+        ctx.record(Phase::Upstream, started.elapsed());
+        let Some(landing) = landing else {
+            return Err(EdgeError::new(ErrorKind::Internal, "fetch ended without a response"));
+        };
+        let stale_object = stale.map(|(_, o)| o);
+        self.answer(&landing, stale_object, fwd, collapsed, ctx).await
+    }
+
+    async fn answer(
+        &self,
+        landing: &Landing,
+        stale: Option<Arc<StoredObject>>,
+        fwd: Fwd,
+        collapsed: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Served, EdgeError> {
+        let method = &self.parts.method;
+        match landing {
+            Landing::Shared(shared) => {
+                let vary_mismatch = shared
+                    .vary
+                    .as_ref()
+                    .is_some_and(|(fields, vk)| policy::vary_key(fields, &self.parts.headers) != *vk);
+                let reader = if vary_mismatch { None } else { shared.body.reader() };
+                let Some(reader) = reader else {
+                    // Another variant, or joined too late to read from the start: fetch alone.
+                    return Box::pin(self.fetch(String::new(), None, Fwd::VaryMiss, true, ctx)).await;
+                };
+                let status = CacheStatus {
+                    fwd: Some(fwd),
+                    fwd_status: Some(shared.meta.status.as_u16()),
+                    stored: shared.stored,
+                    collapsed,
+                    ttl: Some(shared.ttl_secs),
+                    ..CacheStatus::default()
+                };
+                let source = Source::Streaming { body: reader.into_body(), len: declared_len(&shared.meta.headers) };
+                let age = Some(shared.meta.policy.corrected_initial_age);
+                let response = object_response::respond(&shared.meta, source, method, &self.parts.headers, age)
+                    .await
+                    .ok_or_else(|| EdgeError::new(ErrorKind::Internal, "streaming response unreadable"))?;
+                Ok(Served { response, status })
+            }
+            Landing::Revalidated(object) => {
+                let age = policy::current_age(&object.meta.policy, object.meta.response_time, SystemTime::now());
+                let status = CacheStatus {
+                    fwd: Some(fwd),
+                    fwd_status: Some(304),
+                    stored: true,
+                    collapsed,
+                    ttl: Some(ttl(object, age)),
+                    ..CacheStatus::default()
+                };
+                self.from_store(object, status)
+                    .await
+                    .ok_or_else(|| EdgeError::new(ErrorKind::Internal, "revalidated object unreadable"))
+            }
+            Landing::Pass(pass) => {
+                if pass.server_error
+                    && let Some(served) = self.stale_on_error(stale.as_ref(), Some(pass.status.as_u16())).await
+                {
+                    return Ok(served);
+                }
+                let body = match &pass.body {
+                    PassBody::Buffered(b) => body::full(b.clone()),
+                    PassBody::Once(slot) => match slot.lock().ok().and_then(|mut s| s.take()) {
+                        Some(b) => b,
+                        // Taken by the first waiter: this one fetches its own copy.
+                        None => return Box::pin(self.fetch(String::new(), None, fwd, true, ctx)).await,
+                    },
+                };
+                let mut headers = pass.headers.clone();
+                policy::strip_cdn_headers(&mut headers);
+                let mut response = Response::new(if *method == Method::HEAD { body::empty() } else { body });
+                *response.status_mut() = pass.status;
+                *response.headers_mut() = headers;
+                let status = CacheStatus {
+                    fwd: Some(fwd),
+                    fwd_status: Some(pass.status.as_u16()),
+                    collapsed,
+                    ..CacheStatus::default()
+                };
+                Ok(Served { response, status })
+            }
+            Landing::Failed(e) => match self.stale_on_error(stale.as_ref(), None).await {
+                Some(served) => Ok(served),
+                None => Err(e.clone()),
+            },
+        }
+    }
+
+    /// RFC 5861 §4 / RFC 9111 §4.2.4: a stale response may stand in for an error when allowed.
+    async fn stale_on_error(&self, stale: Option<&Arc<StoredObject>>, fwd_status: Option<u16>) -> Option<Served> {
+        let object = stale?;
+        let age = policy::current_age(&object.meta.policy, object.meta.response_time, SystemTime::now());
+        let honor = self.svc.policy.honor_client_cache_control;
+        if !policy::stale_on_error_ok(&object.meta.policy, age, &self.directives, honor) {
+            return None;
+        }
+        let status = CacheStatus {
+            fwd: Some(Fwd::Stale),
+            fwd_status,
+            ttl: Some(ttl(object, age)),
+            detail: Some(Detail::StaleIfError),
+            ..CacheStatus::default()
+        };
+        self.from_store(object, status).await
+    }
+}
+
+/// Methods the cache does not serve go straight upstream with their body; a successful unsafe
+/// one invalidates what it names (RFC 9111 §4.4).
+#[allow(clippy::too_many_arguments)]
+async fn pass(
+    cache: &Arc<Cache>,
+    svc: &Arc<CompiledService>,
+    host: &str,
+    path: &str,
+    parts: Parts,
+    body: EdgeBody,
+    fwd: &ForwardInfo<'_>,
+    ctx: &mut RequestCtx,
+) -> Result<Served, EdgeError> {
+    let origin = svc.upstream.origin.authority();
+    let headers = forward_headers(parts.headers, fwd, &svc.host_header, &origin);
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = svc.upstream.uri(path)?;
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = headers;
+    let started = Instant::now();
+    let result = svc.upstream.send(req).await;
+    ctx.record(Phase::Upstream, started.elapsed());
+    let resp = result.map_err(|e| {
+        metrics::counter!(crate::metrics::UPSTREAM_ERRORS, "kind" => e.kind.as_str()).increment(1);
+        e.within(format!("service {}", svc.name))
+    })?;
+    let (mut resp_parts, incoming) = resp.into_parts();
+    let unsafe_method = !matches!(parts.method, Method::OPTIONS | Method::TRACE);
+    if unsafe_method && (resp_parts.status.is_success() || resp_parts.status.is_redirection()) {
+        let targets = policy::invalidation_targets(host, path, &resp_parts.headers);
+        cache.invalidate(&svc.name, host, &targets);
+    }
+    policy::strip_hop_by_hop(&mut resp_parts.headers);
+    policy::strip_cdn_headers(&mut resp_parts.headers);
+    let status = CacheStatus { fwd_status: Some(resp_parts.status.as_u16()), ..CacheStatus::forward(Fwd::Method) };
+    let body = TimedBody::new(incoming, svc.upstream.between_bytes_timeout).boxed_unsync();
+    Ok(Served { response: Response::from_parts(resp_parts, body), status })
+}
+

@@ -1,0 +1,113 @@
+//! Per-request context: identity, connection facts, and phase timings for `Server-Timing`,
+//! metrics and the access log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The pipeline's phases, named the same in `Server-Timing`, metrics and docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Route,
+    Cache,
+    Upstream,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Route => "route",
+            Phase::Cache => "cache",
+            Phase::Upstream => "upstream",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http1,
+    Http2,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "http/1.1",
+            Protocol::Http2 => "h2",
+        }
+    }
+}
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub tls: bool,
+    /// The SNI name the client sent, lower-case.
+    pub sni: Option<Arc<str>>,
+    /// Host patterns the certificate chosen for this connection covers (for the 421 check).
+    pub cert_hosts: Option<Arc<[outpost_config::HostPattern]>>,
+}
+
+/// A unique id per request: node start time in ms, then a counter, both hex.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+impl RequestId {
+    pub fn next() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let epoch = *EPOCH.get_or_init(|| {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0)
+        });
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        RequestId(format!("{epoch:x}-{n:x}").into())
+    }
+}
+
+pub struct RequestCtx {
+    pub id: RequestId,
+    pub started: Instant,
+    pub protocol: Protocol,
+    pub conn: ConnInfo,
+    timings: [Option<Duration>; 3],
+}
+
+impl RequestCtx {
+    pub fn new(conn: ConnInfo, protocol: Protocol) -> Self {
+        Self {
+            id: RequestId::next(),
+            started: Instant::now(),
+            protocol,
+            conn,
+            timings: [None; 3],
+        }
+    }
+
+    /// Add time spent in a phase (phases may run more than once, e.g. upstream on revalidation).
+    pub fn record(&mut self, phase: Phase, took: Duration) {
+        let slot = &mut self.timings[phase as usize];
+        *slot = Some(slot.unwrap_or_default() + took);
+    }
+
+    /// `Server-Timing` value (W3C Server Timing): each phase that ran, then the total, in ms.
+    pub fn server_timing(&self) -> String {
+        let mut out = String::with_capacity(64);
+        for phase in [Phase::Route, Phase::Cache, Phase::Upstream] {
+            if let Some(d) = self.timings[phase as usize] {
+                out.push_str(&format!("{};dur={:.3}, ", phase.as_str(), ms(d)));
+            }
+        }
+        out.push_str(&format!("total;dur={:.3}", ms(self.started.elapsed())));
+        out
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,160 @@
+//! `EdgeError`: every failure on the request path, with the side it came from, its kind, and the
+//! route the request took (`service shop: upstream 127.0.0.1:8081: connect: refused`).
+//! One function, [`EdgeError::status`], maps an error to what the client sees.
+
+use http::StatusCode;
+use std::fmt;
+
+/// Who is to blame: decides the log level and the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Upstream,
+    Internal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request could not be parsed or is not valid HTTP.
+    BadRequest,
+    /// No service serves this Host.
+    UnknownHost,
+    /// TLS: the Host names a site the connection's certificate (chosen by SNI) does not cover.
+    Misdirected,
+    /// Request body above `limits.max_request_body`.
+    BodyTooLarge,
+    /// Header section above `limits.max_header_bytes` / `limits.max_headers`.
+    HeadersTooLarge,
+    /// `Cache-Control: only-if-cached` and nothing usable stored (RFC 9111 §5.2.1.7).
+    NotCached,
+    /// The upstream refused the connection, reset it, or sent something unparsable.
+    UpstreamConnect,
+    UpstreamProtocol,
+    /// No response head within `first_byte_timeout` / no body bytes within `between_bytes_timeout`.
+    UpstreamTimeout,
+    /// TLS to the upstream failed (certificate not trusted, handshake).
+    UpstreamTls,
+    /// Our own broken invariant.
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn side(self) -> Side {
+        use ErrorKind::*;
+        match self {
+            BadRequest | UnknownHost | Misdirected | BodyTooLarge | HeadersTooLarge | NotCached => {
+                Side::Client
+            }
+            UpstreamConnect | UpstreamProtocol | UpstreamTimeout | UpstreamTls => Side::Upstream,
+            Internal => Side::Internal,
+        }
+    }
+
+    /// The status a client sees for this kind of failure.
+    pub fn status(self) -> StatusCode {
+        use ErrorKind::*;
+        match self {
+            BadRequest => StatusCode::BAD_REQUEST,
+            UnknownHost => StatusCode::NOT_FOUND,
+            Misdirected => StatusCode::MISDIRECTED_REQUEST,
+            BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            NotCached => StatusCode::GATEWAY_TIMEOUT,
+            UpstreamConnect | UpstreamProtocol | UpstreamTls => StatusCode::BAD_GATEWAY,
+            UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Bounded label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            BadRequest => "bad_request",
+            UnknownHost => "unknown_host",
+            Misdirected => "misdirected",
+            BodyTooLarge => "body_too_large",
+            HeadersTooLarge => "headers_too_large",
+            NotCached => "not_cached",
+            UpstreamConnect => "upstream_connect",
+            UpstreamProtocol => "upstream_protocol",
+            UpstreamTimeout => "upstream_timeout",
+            UpstreamTls => "upstream_tls",
+            Internal => "internal",
+        }
+    }
+}
+
+/// An error on the request path. `context` reads like the route the request took.
+#[derive(Debug, Clone)]
+pub struct EdgeError {
+    pub kind: ErrorKind,
+    pub context: String,
+}
+
+impl EdgeError {
+    pub fn new(kind: ErrorKind, context: impl Into<String>) -> Self {
+        Self { kind, context: context.into() }
+    }
+
+    /// Prepend one piece of context (the layer the error passed through).
+    pub fn within(mut self, layer: impl fmt::Display) -> Self {
+        self.context = format!("{layer}: {}", self.context);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    pub fn side(&self) -> Side {
+        self.kind.side()
+    }
+}
+
+impl fmt::Display for EdgeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.context, self.kind.as_str())
+    }
+}
+
+impl std::error::Error for EdgeError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_maps_to_a_status_and_side() {
+        use ErrorKind::*;
+        let table = [
+            (BadRequest, 400, Side::Client),
+            (UnknownHost, 404, Side::Client),
+            (Misdirected, 421, Side::Client),
+            (BodyTooLarge, 413, Side::Client),
+            (HeadersTooLarge, 431, Side::Client),
+            (NotCached, 504, Side::Client),
+            (UpstreamConnect, 502, Side::Upstream),
+            (UpstreamProtocol, 502, Side::Upstream),
+            (UpstreamTls, 502, Side::Upstream),
+            (UpstreamTimeout, 504, Side::Upstream),
+            (Internal, 500, Side::Internal),
+        ];
+        for (kind, status, side) in table {
+            assert_eq!(kind.status().as_u16(), status, "{kind:?}");
+            assert_eq!(kind.side(), side, "{kind:?}");
+            assert!(!kind.as_str().is_empty());
+        }
+    }
+
+    #[test]
+    fn context_reads_like_the_route() {
+        let e = EdgeError::new(ErrorKind::UpstreamConnect, "connect: refused")
+            .within("upstream 127.0.0.1:1")
+            .within("service shop");
+        assert_eq!(
+            e.to_string(),
+            "service shop: upstream 127.0.0.1:1: connect: refused (upstream_connect)"
+        );
+    }
+}

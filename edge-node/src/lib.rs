@@ -1,0 +1,33 @@
+//! The Outpost edge node: Outpost's data plane, as a library and the `edge-node` binary.
+//!
+//! A request goes through the phases written down in [`pipeline`]:
+//!
+//! 1. **accept** ([`listen`]): TCP, TLS with a certificate by SNI, ALPN h2 / http/1.1, h2c on
+//!    cleartext; header, body and connection limits.
+//! 2. **route** ([`route`]): Host → [`service::CompiledService`]; unknown host 404, a Host the
+//!    TLS certificate does not cover 421.
+//! 3. **cache** ([`cache`]): RFC 9111 as a shared cache on a foyer memory/disk store; misses
+//!    collapse into one fetch per key.
+//! 4. **upstream** ([`upstream`]): pooled HTTP/1.1 and HTTP/2 to the origin, with timeouts.
+//! 5. **store**: storable responses stream into the cache while they stream to the clients.
+//! 6. **respond** ([`respond`]): `Age`, `Cache-Status`, `Server-Timing`, error pages, the
+//!    access log and metrics.
+//!
+//! It does not own configuration (`outpost-config`), nor the control plane.
+
+pub mod admin;
+pub mod body;
+pub mod cache;
+pub mod ctx;
+pub mod demo;
+pub mod error;
+pub mod listen;
+pub mod metrics;
+pub mod node;
+pub mod pipeline;
+pub mod respond;
+pub mod route;
+pub mod service;
+pub mod upstream;
+
+pub use node::{BoundAddrs, RunningNode, StartError};

@@ -1,0 +1,50 @@
+//! Metric names, in one place. Labels are bounded enums (cache outcome, status class, error kind,
+//! protocol).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const REQUESTS: &str = "outpost_requests_total";
+pub const REQUEST_DURATION: &str = "outpost_request_duration_seconds";
+pub const RESPONSE_BYTES: &str = "outpost_response_body_bytes_total";
+pub const UPSTREAM_ERRORS: &str = "outpost_upstream_errors_total";
+pub const STORED_OBJECTS: &str = "outpost_cache_stored_objects_total";
+pub const STORE_ERRORS: &str = "outpost_cache_store_errors_total";
+pub const CACHE_MEMORY_BYTES: &str = "outpost_cache_memory_bytes";
+pub const PURGES: &str = "outpost_purges_total";
+pub const PURGE_RECORDS: &str = "outpost_purge_records";
+pub const CONNECTIONS: &str = "outpost_open_connections";
+pub const CONNECTIONS_REFUSED: &str = "outpost_connections_refused_total";
+pub const ACCESS_LOG_DROPPED: &str = "outpost_access_log_dropped_total";
+
+const LATENCY_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Install the process-wide recorder once; later calls return the same handle.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(h) => h,
+                // A recorder is already installed (tests in one process): render an unattached one.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+/// `2xx`, `3xx`, ... as a bounded label.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

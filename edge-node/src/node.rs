@@ -1,0 +1,123 @@
+//! A running node: opens the cache, compiles the services, binds the listeners, and shuts down
+//! gracefully (stop accepting, let requests in flight finish, flush the cache to disk).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hyper_util::server::graceful::GracefulShutdown;
+use outpost_config::NodeConfig;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::admin::{self, Admin};
+use crate::cache::{Cache, CacheOpenError};
+use crate::listen::{self, ConnBuilders, Tls, tls};
+use crate::pipeline::NodeState;
+use crate::respond::AccessLog;
+use crate::route::Router;
+use crate::service::{CompileError, compile_all};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cache: {0}")]
+    Cache(#[from] CacheOpenError),
+    #[error("{0}")]
+    Service(#[from] CompileError),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("TLS config: {0}")]
+    TlsConfig(#[from] rustls::Error),
+    #[error("listen.{field} {addr}: {source}")]
+    Bind { field: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("log.access: {0}")]
+    AccessLog(std::io::Error),
+}
+
+/// The addresses the node actually listens on (port 0 in config → the port the OS chose).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct BoundAddrs {
+    pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+    pub admin: SocketAddr,
+}
+
+pub struct RunningNode {
+    pub addrs: BoundAddrs,
+    admin: Arc<Admin>,
+    shutdown: watch::Sender<bool>,
+    graceful: Arc<GracefulShutdown>,
+    tasks: JoinSet<()>,
+    drain_timeout: std::time::Duration,
+}
+
+impl RunningNode {
+    pub async fn start(cfg: NodeConfig) -> Result<Self, StartError> {
+        let metrics = crate::metrics::install();
+        let cache = Cache::open(&cfg.cache).await?;
+        let services = compile_all(&cfg)?;
+        let state = Arc::new(NodeState {
+            name: cfg.node.name.as_str().into(),
+            router: Router::new(&services),
+            cache,
+            limits: cfg.limits.clone(),
+            builders: ConnBuilders::new(&cfg.limits),
+            access_log: AccessLog::start(&cfg.log.access).map_err(StartError::AccessLog)?,
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let graceful = Arc::new(GracefulShutdown::new());
+        let mut tasks = JoinSet::new();
+
+        let http = match cfg.listen.http {
+            Some(addr) => {
+                let l = bind("http", addr).await?;
+                let bound = l.local_addr().map_err(|source| StartError::Bind { field: "http", addr, source })?;
+                tasks.spawn(listen::serve(l, None, state.clone(), shutdown_rx.clone(), graceful.clone()));
+                Some(bound)
+            }
+            None => None,
+        };
+        let https = match cfg.listen.https {
+            Some(addr) => {
+                let resolver = Arc::new(tls::CertResolver::load(&cfg.tls.certificates)?);
+                let server = tls::server_config(resolver.clone())?;
+                let tls = Arc::new(Tls { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)), resolver });
+                let l = bind("https", addr).await?;
+                let bound = l.local_addr().map_err(|source| StartError::Bind { field: "https", addr, source })?;
+                tasks.spawn(listen::serve(l, Some(tls), state.clone(), shutdown_rx.clone(), graceful.clone()));
+                Some(bound)
+            }
+            None => None,
+        };
+        let admin_listener = bind("admin", cfg.listen.admin).await?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { field: "admin", addr: cfg.listen.admin, source })?;
+        let admin = Arc::new(Admin { state: state.clone(), metrics, ready: true.into() });
+        tasks.spawn(admin::serve(admin_listener, admin.clone(), shutdown_rx));
+        let addrs = BoundAddrs { http, https, admin: admin_addr };
+        tracing::info!(node = %cfg.node.name, ?addrs, services = services.len(), "edge node ready");
+        Ok(Self { addrs, admin, shutdown, graceful, tasks, drain_timeout: cfg.limits.drain_timeout })
+    }
+
+    /// Stop accepting, let requests in flight finish (at most `limits.drain_timeout`), flush
+    /// the cache to disk.
+    pub async fn shutdown(mut self) {
+        self.admin.ready.store(false, Ordering::Release);
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        // The accept loops have ended, so this is the last handle.
+        if let Ok(graceful) = Arc::try_unwrap(self.graceful)
+            && tokio::time::timeout(self.drain_timeout, graceful.shutdown()).await.is_err()
+        {
+            tracing::warn!(timeout = ?self.drain_timeout, "drain timed out; closing remaining connections");
+        }
+        self.admin.state.cache.store.close().await;
+        tracing::info!("edge node stopped");
+    }
+}
+
+async fn bind(field: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { field, addr, source })
+}

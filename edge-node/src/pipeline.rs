@@ -1,0 +1,119 @@
+//! The request path, in order: accept · route · cache (which runs upstream and store on a miss)
+//! · respond. This is the one place the order is written down; each phase lives in its module.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Request, Response, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use outpost_config::LimitsConfig;
+
+use crate::body::EdgeBody;
+use crate::cache::Cache;
+use crate::cache::serve::serve;
+use crate::ctx::{ConnInfo, Phase, Protocol, RequestCtx};
+use crate::error::{EdgeError, ErrorKind};
+use crate::listen::{ConnBuilders, LimitedBody};
+use crate::respond::{self, AccessLog, Outcome};
+use crate::route::Router;
+use crate::upstream::ForwardInfo;
+
+/// What every request on this node shares: built once per config version.
+pub struct NodeState {
+    pub name: Arc<str>,
+    pub router: Router,
+    pub cache: Arc<Cache>,
+    pub limits: LimitsConfig,
+    pub builders: ConnBuilders,
+    pub access_log: AccessLog,
+}
+
+pub async fn handle(state: Arc<NodeState>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Response<EdgeBody> {
+    let protocol = if req.version() == Version::HTTP_2 { Protocol::Http2 } else { Protocol::Http1 };
+    let mut ctx = RequestCtx::new((*conn).clone(), protocol);
+    let method = req.method().clone();
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let raw_host = crate::route::request_host(&req).unwrap_or_default();
+    let mut outcome = Outcome {
+        node: &state.name,
+        method: &method,
+        host: &raw_host,
+        path: &path,
+        service: None,
+        cache: None,
+        error: None,
+    };
+
+    // accept: request limits the HTTP layer does not enforce itself.
+    let req = match accept(req, &state.limits) {
+        Ok(r) => r,
+        Err(e) => return fail(&state, &ctx, outcome, &e),
+    };
+    // route
+    let started = Instant::now();
+    let route = state.router.resolve(&req, &ctx.conn);
+    ctx.record(Phase::Route, started.elapsed());
+    let route = match route {
+        Ok(r) => r,
+        Err(e) => return fail(&state, &ctx, outcome, &e),
+    };
+    outcome.service = Some(&route.service.name);
+    // cache → (upstream → store) → respond
+    let fwd = ForwardInfo { client_ip: conn.peer.ip(), host: &route.host, tls: conn.tls, node: &state.name };
+    match serve(&state.cache, &route.service, &route.host, req, &fwd, &mut ctx).await {
+        Ok(served) => {
+            outcome.cache = Some(&served.status);
+            respond::finish(&ctx, served.response, outcome, &state.access_log)
+        }
+        Err(e) => fail(&state, &ctx, outcome, &e),
+    }
+}
+
+fn fail<'a>(state: &NodeState, ctx: &RequestCtx, mut outcome: Outcome<'a>, err: &'a EdgeError) -> Response<EdgeBody> {
+    let resp = respond::error_response(ctx, err);
+    outcome.error = Some(err);
+    respond::finish(ctx, resp, outcome, &state.access_log)
+}
+
+/// Header section size (431) and declared body size (413); the body is wrapped so a streamed one
+/// cannot grow past the limit either.
+fn accept(req: Request<Incoming>, limits: &LimitsConfig) -> Result<Request<EdgeBody>, EdgeError> {
+    // RFC 6585 §5: header fields too large. Counted as HTTP/1.1 would carry them.
+    let header_bytes: usize = req.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    if header_bytes > limits.max_header_bytes.as_usize() || req.headers().len() > limits.max_headers {
+        return Err(EdgeError::new(
+            ErrorKind::HeadersTooLarge,
+            format!("{header_bytes} bytes in {} header fields", req.headers().len()),
+        ));
+    }
+    let max_body = limits.max_request_body.as_u64();
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body) {
+        return Err(EdgeError::new(ErrorKind::BodyTooLarge, format!("Content-Length above {max_body}")));
+    }
+    Ok(req.map(|b| LimitedBody::new(b, max_body).boxed_unsync()))
+}
+
+/// A request hyper rejected before it reached the pipeline still gets its access-log line.
+pub fn log_unparsed(state: &NodeState, conn: &Arc<ConnInfo>, status: u16, error: &str) {
+    let ctx = RequestCtx::new((**conn).clone(), Protocol::Http1);
+    let kind = if status == 431 { ErrorKind::HeadersTooLarge } else { ErrorKind::BadRequest };
+    let err = EdgeError::new(kind, error.to_string());
+    let resp = respond::plain(kind.status(), &ctx.id.0);
+    let method = http::Method::GET;
+    let outcome = Outcome {
+        node: &state.name,
+        method: &method,
+        host: "",
+        path: "",
+        service: None,
+        cache: None,
+        error: Some(&err),
+    };
+    drop(respond::finish(&ctx, resp, outcome, &state.access_log));
+}

@@ -1,0 +1,132 @@
+//! Route phase: the request's Host (and, on TLS, its SNI) → the service that serves it.
+//! The table is built once per config version; lookups allocate nothing but the lower-cased host.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::Request;
+use outpost_config::HostPattern;
+
+use crate::ctx::ConnInfo;
+use crate::error::{EdgeError, ErrorKind};
+use crate::service::CompiledService;
+
+pub struct Router {
+    services: Vec<Arc<CompiledService>>,
+    exact: HashMap<String, Arc<CompiledService>>,
+    /// (suffix with leading dot, service), longest suffix first so the most specific wins.
+    wildcards: Vec<(String, Arc<CompiledService>)>,
+}
+
+/// What routing found: the service and the request's host (lower-case, no port).
+pub struct Route {
+    pub service: Arc<CompiledService>,
+    pub host: String,
+}
+
+impl Router {
+    pub fn new(services: &[Arc<CompiledService>]) -> Self {
+        let mut exact = HashMap::new();
+        let mut wildcards = Vec::new();
+        for svc in services {
+            for pattern in &svc.hosts {
+                match pattern {
+                    HostPattern::Exact(h) => {
+                        exact.insert(h.clone(), svc.clone());
+                    }
+                    HostPattern::Wildcard(suffix) => wildcards.push((suffix.clone(), svc.clone())),
+                }
+            }
+        }
+        wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        Self { services: services.to_vec(), exact, wildcards }
+    }
+
+    pub fn services(&self) -> &[Arc<CompiledService>] {
+        &self.services
+    }
+
+    pub fn lookup(&self, host: &str) -> Option<&Arc<CompiledService>> {
+        if let Some(svc) = self.exact.get(host) {
+            return Some(svc);
+        }
+        self.wildcards
+            .iter()
+            .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
+            .map(|(_, svc)| svc)
+    }
+
+    /// Resolve a request. On TLS, a Host the connection's certificate does not cover is 421
+    /// (RFC 9110 §15.5.20), so one certificate's connection cannot be reused for another site.
+    pub fn resolve<B>(&self, req: &Request<B>, conn: &ConnInfo) -> Result<Route, EdgeError> {
+        let host = request_host(req)?;
+        if conn.tls
+            && let Some(cert_hosts) = &conn.cert_hosts
+            && !cert_hosts.iter().any(|p| p.matches(&host))
+        {
+            return Err(EdgeError::new(
+                ErrorKind::Misdirected,
+                format!("host {host}: not covered by the certificate chosen for SNI {:?}", conn.sni),
+            ));
+        }
+        match self.lookup(&host) {
+            Some(svc) => Ok(Route { service: svc.clone(), host }),
+            None => Err(EdgeError::new(ErrorKind::UnknownHost, format!("host {host}: no service"))),
+        }
+    }
+}
+
+/// The request's host: the URI authority (HTTP/2, absolute-form) or the Host header, lower-case,
+/// without the port.
+pub fn request_host<B>(req: &Request<B>) -> Result<String, EdgeError> {
+    let raw = match req.uri().authority() {
+        Some(a) => a.host().to_string(),
+        None => {
+            let value = req
+                .headers()
+                .get(http::header::HOST)
+                .ok_or_else(|| EdgeError::new(ErrorKind::BadRequest, "no Host header"))?;
+            let text = value
+                .to_str()
+                .map_err(|_| EdgeError::new(ErrorKind::BadRequest, "Host is not ASCII"))?;
+            strip_port(text).to_string()
+        }
+    };
+    let host = raw.trim_end_matches('.').to_ascii_lowercase();
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+    if !valid {
+        return Err(EdgeError::new(ErrorKind::BadRequest, "invalid Host"));
+    }
+    Ok(host)
+}
+
+fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.split_inclusive(']').next().unwrap_or(authority);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_ports() {
+        assert_eq!(strip_port("shop.example:8080"), "shop.example");
+        assert_eq!(strip_port("shop.example"), "shop.example");
+        assert_eq!(strip_port("[::1]:443"), "[::1]");
+    }
+
+    #[test]
+    fn host_from_header_is_lowercased() {
+        let req = Request::get("/").header("host", "Shop.Example:80").body(()).unwrap_or_default();
+        assert_eq!(request_host(&req).ok().as_deref(), Some("shop.example"));
+        let bad = Request::get("/").header("host", "a b").body(()).unwrap_or_default();
+        assert!(request_host(&bad).is_err());
+        let none = Request::get("/").body(()).unwrap_or_default();
+        assert!(request_host(&none).is_err());
+    }
+}

@@ -1,0 +1,59 @@
+//! `CompiledService`: a service's runtime form, built once per config version from its
+//! `ServiceConfig` — host patterns, the upstream client, the cache policy — so the request path
+//! parses nothing.
+
+use std::sync::Arc;
+
+use outpost_config::{HostHeader, HostPattern, NodeConfig, ServiceConfig};
+
+use crate::cache::policy::ServicePolicy;
+use crate::upstream::Upstream;
+
+pub struct CompiledService {
+    pub name: Arc<str>,
+    pub hosts: Vec<HostPattern>,
+    pub upstream: Upstream,
+    pub host_header: HostHeader,
+    pub policy: ServicePolicy,
+    pub max_object_size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("services[{index}] ({name}): {message}")]
+pub struct CompileError {
+    pub index: usize,
+    pub name: String,
+    pub message: String,
+}
+
+impl CompiledService {
+    pub fn compile(index: usize, svc: &ServiceConfig, node: &NodeConfig) -> Result<Self, CompileError> {
+        let upstream = Upstream::new(svc, &node.upstream).map_err(|e| CompileError {
+            index,
+            name: svc.name.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            name: svc.name.as_str().into(),
+            hosts: svc.hosts.clone(),
+            upstream,
+            host_header: svc.host_header.clone(),
+            policy: ServicePolicy {
+                default_ttl: svc.default_ttl,
+                heuristic_fraction: node.cache.heuristic_fraction,
+                max_heuristic_ttl: node.cache.max_heuristic_ttl,
+                store_set_cookie: svc.store_set_cookie,
+                honor_client_cache_control: svc.honor_client_cache_control,
+            },
+            max_object_size: svc.max_object_size.unwrap_or(node.cache.max_object_size).as_u64(),
+        })
+    }
+}
+
+pub fn compile_all(node: &NodeConfig) -> Result<Vec<Arc<CompiledService>>, CompileError> {
+    node.services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| CompiledService::compile(i, s, node).map(Arc::new))
+        .collect()
+}

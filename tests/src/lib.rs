@@ -1,0 +1,118 @@
+//! End-to-end tests for Outpost: real `edge-node` processes in front of real origins on loopback.
+//!
+//! The harness has four parts, each in its own module:
+//! - [`origin`]: a scripted hyper origin that records what it receives;
+//! - [`node`]: the node under test, its config file and its process;
+//! - [`client`]: HTTP/1.1 and HTTP/2 clients, cleartext or TLS, and a raw socket;
+//! - [`tls`]: a throwaway CA and the certificates it signs.
+//!
+//! A scenario in `tests/*.rs` starts an origin, scripts it, starts a node whose service points at
+//! it, sends requests and asserts on both ends: the response and `Cache-Status` the client got,
+//! and the requests (count, headers) the origin saw.
+
+pub mod client;
+pub mod node;
+pub mod origin;
+pub mod tls;
+
+use std::time::{Duration, SystemTime};
+
+pub use client::{CacheStatus, Proto, RawResponse, Req, Resp, raw_exchange};
+pub use node::{EdgeNode, HostHeader, NodeConfig, ServiceSpec};
+pub use origin::{Chunk, Gate, Origin, Recorded, Reply, refused_addr};
+pub use tls::TestCa;
+
+/// An HTTP-date (RFC 9110 §5.6.7) `offset` away from now, in the past when negative.
+pub fn http_date(offset_secs: i64) -> String {
+    let now = SystemTime::now();
+    let at = if offset_secs >= 0 {
+        now + Duration::from_secs(offset_secs.unsigned_abs())
+    } else {
+        now - Duration::from_secs(offset_secs.unsigned_abs())
+    };
+    httpdate::fmt_http_date(at)
+}
+
+/// Starts an origin and a node with one service "shop" for `shop.test` and `*.shop.test`
+/// pointing at it: the topology most scenarios use.
+pub async fn shop() -> anyhow::Result<(Origin, EdgeNode)> {
+    shop_with(|c| c).await
+}
+
+/// Like [`shop`], with the config adjusted by `f` first.
+pub async fn shop_with(
+    f: impl FnOnce(NodeConfig) -> NodeConfig,
+) -> anyhow::Result<(Origin, EdgeNode)> {
+    let origin = Origin::start().await?;
+    let service = ServiceSpec::new("shop", &["shop.test", "*.shop.test"], origin.url());
+    let node = EdgeNode::start(f(NodeConfig::with_service(service))).await?;
+    Ok((origin, node))
+}
+
+/// Polls `check` every 10 ms until it holds or `limit` passes.
+pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if check() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Checks an error response against the contract: the status, an `x-request-id` header, a
+/// `text/plain` body `"<code> <reason>\nrequest-id: <id>\n"` naming that same id.
+pub fn check_error(resp: &Resp, status: u16) -> anyhow::Result<()> {
+    check_error_parts(
+        resp.status.as_u16(),
+        resp.header("x-request-id"),
+        resp.header("content-type"),
+        &resp.text(),
+        status,
+    )
+}
+
+/// [`check_error`] for a response read off a raw socket.
+pub fn check_raw_error(resp: &RawResponse, status: u16) -> anyhow::Result<()> {
+    check_error_parts(
+        resp.status,
+        resp.header("x-request-id"),
+        resp.header("content-type"),
+        &resp.text(),
+        status,
+    )
+}
+
+fn check_error_parts(
+    got: u16,
+    id: Option<&str>,
+    content_type: Option<&str>,
+    body: &str,
+    status: u16,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        got == status,
+        "expected status {status}, got {got}; body {body:?}"
+    );
+    let id = id.ok_or_else(|| anyhow::anyhow!("{status} response has no x-request-id"))?;
+    anyhow::ensure!(
+        !id.is_empty(),
+        "{status} response has an empty x-request-id"
+    );
+    anyhow::ensure!(
+        content_type.is_some_and(|c| c.starts_with("text/plain")),
+        "{status} response content-type is {content_type:?}, expected text/plain"
+    );
+    let reason = http::StatusCode::from_u16(status)?
+        .canonical_reason()
+        .unwrap_or("");
+    let expected = format!("{status} {reason}\nrequest-id: {id}\n");
+    anyhow::ensure!(
+        body == expected,
+        "{status} body is {body:?}, expected {expected:?}"
+    );
+    Ok(())
+}

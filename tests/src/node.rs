@@ -1,0 +1,550 @@
+//! The node under test: a real `edge-node` process with a config written into its own tempdir.
+//!
+//! [`NodeConfig`] renders the TOML file; [`EdgeNode`] spawns the binary, waits (bounded) for the
+//! ready file, collects stdout (the access log) and stderr, and stops the process with SIGTERM.
+//! `restart` starts it again on the same config and cache directory.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use http::Method;
+
+use crate::client::{self, Req, Resp};
+use crate::tls::Leaf;
+
+/// Bound on start-up: the ready file must appear within this.
+pub const READY_LIMIT: Duration = Duration::from_secs(30);
+/// Bound on a SIGTERM shutdown.
+pub const STOP_LIMIT: Duration = Duration::from_secs(15);
+
+/// How a service sets the Host header it sends upstream.
+#[derive(Clone, Debug)]
+pub enum HostHeader {
+    Keep,
+    Origin,
+    Literal(String),
+}
+
+/// One `[[services]]` entry.
+#[derive(Clone, Debug)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub origin: String,
+    pub host_header: HostHeader,
+    pub default_ttl: Option<String>,
+    /// PEM of the CA the origin's certificate must chain to.
+    pub origin_ca_pem: Option<String>,
+    /// Raw TOML lines appended to the table.
+    pub extra: Vec<String>,
+}
+
+impl ServiceSpec {
+    pub fn new(name: &str, hosts: &[&str], origin: impl Into<String>) -> Self {
+        Self {
+            name: name.to_string(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            origin: origin.into(),
+            host_header: HostHeader::Keep,
+            default_ttl: None,
+            origin_ca_pem: None,
+            extra: Vec::new(),
+        }
+    }
+
+    pub fn host_header(mut self, h: HostHeader) -> Self {
+        self.host_header = h;
+        self
+    }
+
+    pub fn default_ttl(mut self, ttl: &str) -> Self {
+        self.default_ttl = Some(ttl.to_string());
+        self
+    }
+
+    pub fn origin_ca(mut self, pem: String) -> Self {
+        self.origin_ca_pem = Some(pem);
+        self
+    }
+}
+
+/// The node's whole config file.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub name: String,
+    /// Open the HTTPS listener (needs `certificates`).
+    pub https: bool,
+    pub certificates: Vec<Leaf>,
+    pub memory: String,
+    pub disk: String,
+    pub max_object_size: String,
+    pub max_header_bytes: String,
+    pub max_request_body: String,
+    pub connect_timeout: String,
+    pub first_byte_timeout: String,
+    pub services: Vec<ServiceSpec>,
+    /// Raw TOML appended to the file.
+    pub extra: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            name: "edge-1".into(),
+            https: false,
+            certificates: Vec::new(),
+            memory: "16MiB".into(),
+            disk: "64MiB".into(),
+            max_object_size: "8MiB".into(),
+            max_header_bytes: "16KiB".into(),
+            max_request_body: "1MiB".into(),
+            connect_timeout: "1s".into(),
+            first_byte_timeout: "2s".into(),
+            services: Vec::new(),
+            extra: String::new(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// A node named "edge-1" with one service.
+    pub fn with_service(service: ServiceSpec) -> Self {
+        Self::default().service(service)
+    }
+
+    pub fn service(mut self, service: ServiceSpec) -> Self {
+        self.services.push(service);
+        self
+    }
+
+    /// Open the HTTPS listener with this certificate (call once per certificate).
+    pub fn certificate(mut self, leaf: Leaf) -> Self {
+        self.https = true;
+        self.certificates.push(leaf);
+        self
+    }
+
+    /// Writes the config and the files it names into `dir`; returns the config file's path.
+    fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        let mut toml = String::new();
+        let mut line = |s: String| {
+            toml.push_str(&s);
+            toml.push('\n');
+        };
+        line("[node]".into());
+        line(format!("name = {}", q(&self.name)));
+        line(String::new());
+        line("[listen]".into());
+        line(format!("http = {}", q("127.0.0.1:0")));
+        if self.https {
+            line(format!("https = {}", q("127.0.0.1:0")));
+        }
+        line(format!("admin = {}", q("127.0.0.1:0")));
+        for (i, leaf) in self.certificates.iter().enumerate() {
+            let cert = dir.join(format!("cert-{i}.pem"));
+            let key = dir.join(format!("key-{i}.pem"));
+            std::fs::write(&cert, &leaf.cert_pem)?;
+            std::fs::write(&key, &leaf.key_pem)?;
+            line(String::new());
+            line("[[tls.certificates]]".into());
+            line(format!("hosts = {}", list(&leaf.hosts)));
+            line(format!("cert = {}", q(&cert.display().to_string())));
+            line(format!("key = {}", q(&key.display().to_string())));
+        }
+        line(String::new());
+        line("[cache]".into());
+        line(format!("memory = {}", q(&self.memory)));
+        line(format!(
+            "disk_path = {}",
+            q(&dir.join("cache").display().to_string())
+        ));
+        line(format!("disk = {}", q(&self.disk)));
+        line(format!("max_object_size = {}", q(&self.max_object_size)));
+        line(String::new());
+        line("[limits]".into());
+        line(format!("max_header_bytes = {}", q(&self.max_header_bytes)));
+        line(format!("max_request_body = {}", q(&self.max_request_body)));
+        line(String::new());
+        line("[upstream]".into());
+        line(format!("connect_timeout = {}", q(&self.connect_timeout)));
+        line(format!(
+            "first_byte_timeout = {}",
+            q(&self.first_byte_timeout)
+        ));
+        line(String::new());
+        line("[log]".into());
+        line(format!("access = {}", q("stdout")));
+        for (i, s) in self.services.iter().enumerate() {
+            line(String::new());
+            line("[[services]]".into());
+            line(format!("name = {}", q(&s.name)));
+            line(format!("hosts = {}", list(&s.hosts)));
+            line(format!("origin = {}", q(&s.origin)));
+            line(host_header_line(&s.host_header));
+            if let Some(ttl) = &s.default_ttl {
+                line(format!("default_ttl = {}", q(ttl)));
+            }
+            if let Some(pem) = &s.origin_ca_pem {
+                let path = dir.join(format!("origin-ca-{i}.pem"));
+                std::fs::write(&path, pem)?;
+                line(format!("origin_ca = {}", q(&path.display().to_string())));
+            }
+            for extra in &s.extra {
+                line(extra.clone());
+            }
+        }
+        toml.push_str(&self.extra);
+        let path = dir.join("edge.toml");
+        std::fs::write(&path, toml)?;
+        Ok(path)
+    }
+}
+
+/// The one place that knows how `host_header` is spelled in the file.
+fn host_header_line(h: &HostHeader) -> String {
+    match h {
+        HostHeader::Keep => format!("host_header = {}", q("keep")),
+        HostHeader::Origin => format!("host_header = {}", q("origin")),
+        HostHeader::Literal(host) => format!("host_header = {}", q(host)),
+    }
+}
+
+/// A TOML basic string (JSON string escapes are a subset of TOML's).
+fn q(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+fn list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| q(s)).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// The addresses a running node reported in its ready file.
+#[derive(Clone, Copy, Debug)]
+pub struct Addrs {
+    pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+    pub admin: SocketAddr,
+}
+
+type Lines = Arc<Mutex<Vec<String>>>;
+
+/// A running `edge-node` process. Dropping it kills the process.
+pub struct EdgeNode {
+    dir: tempfile::TempDir,
+    config_path: PathBuf,
+    ready_path: PathBuf,
+    child: Option<Child>,
+    addrs: Addrs,
+    stdout: Lines,
+    stderr: Lines,
+}
+
+impl EdgeNode {
+    /// Writes `config` into a fresh tempdir, starts the node and waits until it is ready.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("outpost-e2e-").tempdir()?;
+        let config_path = config.write(dir.path())?;
+        let ready_path = dir.path().join("ready.json");
+        let mut node = Self {
+            dir,
+            config_path,
+            ready_path,
+            child: None,
+            addrs: Addrs {
+                http: None,
+                https: None,
+                admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            },
+            stdout: Lines::default(),
+            stderr: Lines::default(),
+        };
+        node.spawn().await?;
+        Ok(node)
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let _ = std::fs::remove_file(&self.ready_path);
+        let mut child = Command::new(binary()?)
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--ready-file")
+            .arg(&self.ready_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawning edge-node")?;
+        if let Some(out) = child.stdout.take() {
+            collect(out, self.stdout.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            collect(err, self.stderr.clone());
+        }
+        self.child = Some(child);
+
+        let start = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&self.ready_path)
+                && let Ok(addrs) = parse_ready(&text)
+            {
+                self.addrs = addrs;
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                self.child = None;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                anyhow::bail!(
+                    "edge-node exited with {status} before it was ready\nconfig:\n{}\nstderr:\n{}",
+                    std::fs::read_to_string(&self.config_path).unwrap_or_default(),
+                    self.stderr_text()
+                );
+            }
+            if start.elapsed() > READY_LIMIT {
+                anyhow::bail!(
+                    "edge-node wrote no ready file within {READY_LIMIT:?}\nstderr:\n{}",
+                    self.stderr_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn addrs(&self) -> Addrs {
+        self.addrs
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.addrs.http.unwrap_or(self.addrs.admin)
+    }
+
+    pub fn https_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.addrs.https.context("the node has no https listener")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.addrs.admin
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Sends `req` over the cleartext listener (or the HTTPS one when it carries TLS options).
+    pub async fn send(&self, req: Req) -> anyhow::Result<Resp> {
+        let addr = if req.tls.is_some() {
+            self.https_addr()?
+        } else {
+            self.http_addr()
+        };
+        client::send(addr, &req).await
+    }
+
+    /// `GET http://host/path` over HTTP/1.1 on the cleartext listener.
+    pub async fn get(&self, host: &str, path: &str) -> anyhow::Result<Resp> {
+        self.send(Req::get(host, path)).await
+    }
+
+    /// A request to the admin listener.
+    pub async fn admin(&self, method: Method, path: &str, body: &str) -> anyhow::Result<Resp> {
+        let mut req = Req::new(method, "localhost", path).body(body.to_string());
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json");
+        }
+        client::send(self.admin_addr(), &req).await
+    }
+
+    /// `POST /purge` on the admin listener; fails unless the answer is 200.
+    pub async fn purge(&self, request: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let resp = self
+            .admin(Method::POST, "/purge", &request.to_string())
+            .await?;
+        anyhow::ensure!(
+            resp.status == 200,
+            "purge {request} answered {}: {}",
+            resp.status,
+            resp.text()
+        );
+        Ok(serde_json::from_slice(&resp.body)?)
+    }
+
+    /// Every stdout line that is a JSON object (the access log), in order.
+    pub fn access_log(&self) -> Vec<serde_json::Value> {
+        lines(&self.stdout)
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+            .filter(|v| v.is_object())
+            .collect()
+    }
+
+    /// Waits (bounded) for the access-log line of the request with this id.
+    pub async fn access_log_for(&self, request_id: &str) -> anyhow::Result<serde_json::Value> {
+        let start = Instant::now();
+        loop {
+            let found = self
+                .access_log()
+                .into_iter()
+                .find(|v| v.get("request_id").and_then(|i| i.as_str()) == Some(request_id));
+            if let Some(line) = found {
+                return Ok(line);
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                anyhow::bail!(
+                    "no access-log line with request_id {request_id}; stdout:\n{}",
+                    lines(&self.stdout).join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn stdout_text(&self) -> String {
+        lines(&self.stdout).join("\n")
+    }
+
+    pub fn stderr_text(&self) -> String {
+        lines(&self.stderr).join("\n")
+    }
+
+    /// SIGTERM, then wait (bounded) for the process to exit; returns its exit status.
+    pub async fn stop(&mut self) -> anyhow::Result<ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            anyhow::bail!("the node is not running");
+        };
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .context("running kill -TERM")?;
+        anyhow::ensure!(
+            status.success(),
+            "kill -TERM {} failed: {status}",
+            child.id()
+        );
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if start.elapsed() > STOP_LIMIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("edge-node did not exit within {STOP_LIMIT:?} of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the node again on the same config and cache directory (stopping it first if it
+    /// is running). Listener addresses change: read them again.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            let status = self.stop().await?;
+            anyhow::ensure!(
+                status.success(),
+                "edge-node exited with {status} on SIGTERM"
+            );
+        }
+        self.spawn().await
+    }
+}
+
+impl Drop for EdgeNode {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            // Shown by the test harness next to the failed assertion.
+            eprintln!("---- edge-node stderr ----\n{}", self.stderr_text());
+            eprintln!("---- edge-node stdout ----\n{}", self.stdout_text());
+        }
+    }
+}
+
+fn collect(stream: impl std::io::Read + Send + 'static, into: Lines) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            into.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        }
+    });
+}
+
+fn lines(l: &Lines) -> Vec<String> {
+    l.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn parse_ready(text: &str) -> anyhow::Result<Addrs> {
+    let v: serde_json::Value = serde_json::from_str(text)?;
+    let addr = |key: &str| -> anyhow::Result<Option<SocketAddr>> {
+        match v.get(key).and_then(|a| a.as_str()) {
+            Some(a) => Ok(Some(a.parse()?)),
+            None => Ok(None),
+        }
+    };
+    Ok(Addrs {
+        http: addr("http")?,
+        https: addr("https")?,
+        admin: addr("admin")?.context("the ready file names no admin address")?,
+    })
+}
+
+/// The edge-node binary: `OUTPOST_EDGE_NODE_BIN`, or built once per test process with cargo.
+pub fn binary() -> anyhow::Result<PathBuf> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("OUTPOST_EDGE_NODE_BIN") {
+            return Ok(PathBuf::from(bin));
+        }
+        build().map_err(|e| format!("{e:#}"))
+    })
+    .clone()
+    .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// `cargo build -p edge-node --bin edge-node`, taking the executable's path from cargo's JSON
+/// messages (so CARGO_TARGET_DIR and any build.target-dir are respected).
+fn build() -> anyhow::Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("tests/ has no parent directory")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "build",
+            "-p",
+            "edge-node",
+            "--bin",
+            "edge-node",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo build -p edge-node")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "cargo build -p edge-node failed: {}",
+        output.status
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "edge-node")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .context("cargo reported no edge-node executable")
+}

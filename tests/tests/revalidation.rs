@@ -1,0 +1,343 @@
+//! Validation (RFC 9111 §4.3): the node revalidating stale entries with the origin, answering
+//! clients' conditional requests from cache, and serving stale content (RFC 5861:
+//! stale-while-revalidate, stale-if-error).
+//!
+//! Stale entries come from the origin's `Age` header (see caching.rs), so no test sleeps.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use outpost_tests::{Reply, Req, eventually, http_date, shop};
+
+/// A switch a scripted origin reads on each request.
+#[derive(Clone, Default)]
+struct Switch(Arc<AtomicBool>);
+
+impl Switch {
+    fn on(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn is_on(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn etag_revalidation_refreshes_headers_and_keeps_the_body() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    origin.route_fn("/doc", |req| {
+        if req.header("if-none-match") == Some("\"v1\"") {
+            // RFC 9111 §4.3.4: the 304's headers replace the stored ones.
+            Reply::status(304)
+                .etag("\"v1\"")
+                .cache_control("max-age=60")
+                .header("x-version", "2")
+        } else {
+            Reply::ok("version one body")
+                .etag("\"v1\"")
+                .cache_control("max-age=10")
+                .header("age", "15")
+                .header("x-version", "1")
+        }
+    });
+    let first = node.get("shop.test", "/doc").await?;
+    assert_eq!(first.header("x-version"), Some("1"));
+
+    let revalidated = node.get("shop.test", "/doc").await?;
+    assert_eq!(revalidated.status, 200, "{}", revalidated.summary());
+    assert_eq!(revalidated.text(), "version one body");
+    assert_eq!(
+        revalidated.header("x-version"),
+        Some("2"),
+        "headers from the 304 are used"
+    );
+    let cs = revalidated.cache_status();
+    assert_eq!(cs.fwd(), Some("stale"), "{}", cs.raw);
+    assert_eq!(cs.fwd_status(), Some(304), "{}", cs.raw);
+    assert!(cs.stored(), "{}", cs.raw);
+    let sent = origin.last("/doc")?;
+    assert_eq!(sent.header("if-none-match"), Some("\"v1\""));
+
+    let hit = node.get("shop.test", "/doc").await?;
+    assert!(
+        hit.cache_status().hit(),
+        "the refreshed entry is fresh: {}",
+        hit.summary()
+    );
+    assert_eq!(hit.header("x-version"), Some("2"));
+    assert_eq!(hit.text(), "version one body");
+    assert_eq!(origin.count("/doc"), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn last_modified_revalidation_sends_if_modified_since() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    let last_modified = http_date(-3600);
+    origin.route(
+        "/lm",
+        Reply::ok("dated")
+            .header("last-modified", last_modified.clone())
+            .cache_control("max-age=10")
+            .header("age", "15")
+            .conditional(),
+    );
+    node.get("shop.test", "/lm").await?;
+    let second = node.get("shop.test", "/lm").await?;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.text(), "dated");
+    assert_eq!(
+        second.cache_status().fwd_status(),
+        Some(304),
+        "{}",
+        second.summary()
+    );
+    let sent = origin.last("/lm")?;
+    assert_eq!(
+        sent.header("if-modified-since"),
+        Some(last_modified.as_str())
+    );
+    assert_eq!(sent.header("if-none-match"), None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn client_if_none_match_is_answered_from_cache() -> anyhow::Result<()> {
+    // RFC 9111 §4.3.2: a cache answers a conditional request with its stored response.
+    let (origin, node) = shop().await?;
+    origin.route(
+        "/e",
+        Reply::ok("tagged")
+            .cache_control("max-age=60")
+            .etag("\"e1\""),
+    );
+    node.get("shop.test", "/e").await?;
+
+    let matching = node
+        .send(Req::get("shop.test", "/e").header("if-none-match", "\"e1\""))
+        .await?;
+    assert_eq!(matching.status, 304, "{}", matching.summary());
+    assert!(matching.body.is_empty());
+    assert_eq!(matching.header("etag"), Some("\"e1\""));
+    assert!(matching.cache_status().hit(), "{}", matching.summary());
+
+    let list = node
+        .send(Req::get("shop.test", "/e").header("if-none-match", "\"zz\", W/\"e1\""))
+        .await?;
+    assert_eq!(
+        list.status,
+        304,
+        "weak comparison over a list: {}",
+        list.summary()
+    );
+
+    let other = node
+        .send(Req::get("shop.test", "/e").header("if-none-match", "\"e0\""))
+        .await?;
+    assert_eq!(other.status, 200);
+    assert_eq!(other.text(), "tagged");
+    assert_eq!(origin.count("/e"), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn client_if_modified_since_is_answered_from_cache() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    origin.route(
+        "/m",
+        Reply::ok("dated")
+            .cache_control("max-age=60")
+            .header("last-modified", http_date(-3600)),
+    );
+    node.get("shop.test", "/m").await?;
+    let later = node
+        .send(Req::get("shop.test", "/m").header("if-modified-since", http_date(-60)))
+        .await?;
+    assert_eq!(later.status, 304, "{}", later.summary());
+    assert!(later.body.is_empty());
+    let earlier = node
+        .send(Req::get("shop.test", "/m").header("if-modified-since", http_date(-7200)))
+        .await?;
+    assert_eq!(earlier.status, 200);
+    assert_eq!(earlier.text(), "dated");
+    assert_eq!(origin.count("/m"), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn client_no_cache_asks_the_origin() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    origin.route(
+        "/f",
+        Reply::ok("fresh")
+            .cache_control("max-age=60")
+            .etag("\"f\"")
+            .conditional(),
+    );
+    node.get("shop.test", "/f").await?;
+    let forced = node
+        .send(Req::get("shop.test", "/f").header("cache-control", "no-cache"))
+        .await?;
+    assert_eq!(forced.status, 200);
+    assert_eq!(forced.text(), "fresh");
+    assert_eq!(
+        forced.cache_status().fwd(),
+        Some("request"),
+        "{}",
+        forced.summary()
+    );
+    assert_eq!(origin.count("/f"), 2);
+    let zero = node
+        .send(Req::get("shop.test", "/f").header("cache-control", "max-age=0"))
+        .await?;
+    assert_eq!(
+        zero.cache_status().fwd(),
+        Some("request"),
+        "{}",
+        zero.summary()
+    );
+    assert_eq!(origin.count("/f"), 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_serves_stale_and_refreshes_once() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    origin.route_fn("/swr", |req| {
+        if req.header("if-none-match").is_some() {
+            // The background revalidation is slow: clients must not wait for it.
+            Reply::status(304)
+                .etag("\"s1\"")
+                .cache_control("max-age=60")
+                .delay(Duration::from_millis(800))
+        } else {
+            Reply::ok("stale but fine")
+                .etag("\"s1\"")
+                .cache_control("max-age=1, stale-while-revalidate=60")
+                .header("age", "3")
+        }
+    });
+    node.get("shop.test", "/swr").await?;
+
+    for _ in 0..3 {
+        let stale = node.get("shop.test", "/swr").await?;
+        assert_eq!(stale.status, 200);
+        assert_eq!(stale.text(), "stale but fine");
+        let cs = stale.cache_status();
+        assert!(cs.hit(), "{}", cs.raw);
+        assert_eq!(cs.detail(), Some("stale-while-revalidate"), "{}", cs.raw);
+        assert!(cs.ttl().is_some_and(|t| t < 0), "{}", cs.raw);
+    }
+    assert_eq!(
+        origin.responded("/swr"),
+        1,
+        "the stale responses were sent before the revalidation finished"
+    );
+    origin
+        .wait_for_count("/swr", 2, Duration::from_secs(5))
+        .await?;
+    assert!(
+        eventually(Duration::from_secs(5), || origin.responded("/swr") == 2).await,
+        "the background revalidation completes"
+    );
+    // Let the node apply the 304 before asking again.
+    let mut refreshed = None;
+    for _ in 0..50 {
+        let resp = node.get("shop.test", "/swr").await?;
+        if resp.cache_status().detail().is_none() {
+            refreshed = Some(resp);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refreshed = refreshed.ok_or_else(|| anyhow::anyhow!("the entry was never refreshed"))?;
+    assert!(refreshed.cache_status().hit(), "{}", refreshed.summary());
+    assert_eq!(refreshed.text(), "stale but fine");
+    assert_eq!(
+        origin.count("/swr"),
+        2,
+        "exactly one background revalidation"
+    );
+    assert_eq!(origin.last("/swr")?.header("if-none-match"), Some("\"s1\""));
+    Ok(())
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_stale_when_the_origin_fails() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    let failing = Switch::default();
+    let f = failing.clone();
+    origin.route_fn("/sie", move |_| {
+        if f.is_on() {
+            Reply::status(503).body("down for maintenance")
+        } else {
+            Reply::ok("last good copy")
+                .cache_control("max-age=10, stale-if-error=60")
+                .header("age", "15")
+        }
+    });
+    node.get("shop.test", "/sie").await?;
+    failing.on();
+    let stale = node.get("shop.test", "/sie").await?;
+    assert_eq!(stale.status, 200, "{}", stale.summary());
+    assert_eq!(stale.text(), "last good copy");
+    let cs = stale.cache_status();
+    assert_eq!(cs.fwd(), Some("stale"), "{}", cs.raw);
+    assert_eq!(cs.fwd_status(), Some(503), "{}", cs.raw);
+    assert_eq!(cs.detail(), Some("stale-if-error"), "{}", cs.raw);
+    assert!(stale.has("age"));
+    assert_eq!(origin.count("/sie"), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_stale_when_the_origin_is_gone() -> anyhow::Result<()> {
+    let (mut origin, node) = shop().await?;
+    origin.route(
+        "/gone",
+        Reply::ok("kept")
+            .cache_control("max-age=10, stale-if-error=60")
+            .header("age", "15"),
+    );
+    node.get("shop.test", "/gone").await?;
+    origin.stop().await;
+    let stale = node.get("shop.test", "/gone").await?;
+    assert_eq!(stale.status, 200, "{}", stale.summary());
+    assert_eq!(stale.text(), "kept");
+    let cs = stale.cache_status();
+    assert_eq!(cs.detail(), Some("stale-if-error"), "{}", cs.raw);
+    assert_eq!(
+        cs.fwd_status(),
+        None,
+        "no fwd-status when the origin was unreachable: {}",
+        cs.raw
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_stale_if_error_origin_errors_reach_the_client() -> anyhow::Result<()> {
+    let (mut origin, node) = shop().await?;
+    let failing = Switch::default();
+    let f = failing.clone();
+    origin.route_fn("/plain", move |_| {
+        if f.is_on() {
+            Reply::status(500).body("origin error page")
+        } else {
+            Reply::ok("good")
+                .cache_control("max-age=10")
+                .header("age", "15")
+        }
+    });
+    node.get("shop.test", "/plain").await?;
+    failing.on();
+    let passed = node.get("shop.test", "/plain").await?;
+    assert_eq!(passed.status, 500, "{}", passed.summary());
+    assert_eq!(passed.text(), "origin error page");
+
+    origin.stop().await;
+    let refused = node.get("shop.test", "/plain").await?;
+    assert_eq!(refused.status, 502, "{}", refused.summary());
+    Ok(())
+}
