@@ -22,11 +22,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(file: &Path, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            file: file.to_path_buf(),
-            path: path.into(),
-            message: one_line(&message.into()),
-        }
+        Self { file: file.to_path_buf(), path: path.into(), message: one_line(&message.into()) }
     }
 }
 
@@ -104,10 +100,7 @@ mod tests {
             "services[1].origin",
             "unsupported scheme \"ftp\";\n  use http or https",
         );
-        assert_eq!(
-            error.to_string(),
-            "edge.toml: services[1].origin: unsupported scheme \"ftp\"; use http or https"
-        );
+        assert_eq!(error.to_string(), "edge.toml: services[1].origin: unsupported scheme \"ftp\"; use http or https");
         let whole_file = ConfigError::new(Path::new("edge.toml"), "", "cannot read");
         assert_eq!(whole_file.to_string(), "edge.toml: cannot read");
     }
@@ -118,9 +111,6 @@ mod tests {
             ConfigError::new(Path::new("a.toml"), "node.name", "empty"),
             ConfigError::new(Path::new("a.toml"), "listen", "no listener"),
         ]);
-        assert_eq!(
-            errors.to_string(),
-            "a.toml: node.name: empty\na.toml: listen: no listener"
-        );
+        assert_eq!(errors.to_string(), "a.toml: node.name: empty\na.toml: listen: no listener");
     }
 }

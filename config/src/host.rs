@@ -38,28 +38,20 @@ impl FromStr for HostPattern {
         }
         let lower = s.to_ascii_lowercase();
         if lower == "*" {
-            return Err(format!(
-                "\"*\" alone is not a host pattern; name the domain, {EXAMPLE}"
-            ));
+            return Err(format!("\"*\" alone is not a host pattern; name the domain, {EXAMPLE}"));
         }
         if lower.starts_with('[') {
-            return Err(format!(
-                "\"{s}\": IPv6 literals are not supported as host patterns; {EXAMPLE}"
-            ));
+            return Err(format!("\"{s}\": IPv6 literals are not supported as host patterns; {EXAMPLE}"));
         }
         if lower.contains(':') {
-            return Err(format!(
-                "\"{s}\": a host pattern takes no port; write the host alone, {EXAMPLE}"
-            ));
+            return Err(format!("\"{s}\": a host pattern takes no port; write the host alone, {EXAMPLE}"));
         }
         if let Some(domain) = lower.strip_prefix("*.").filter(|d| !d.contains('*')) {
             check_hostname(domain).map_err(|why| format!("\"{s}\": {why}"))?;
             return Ok(HostPattern::Wildcard(format!(".{domain}")));
         }
         if lower.contains('*') {
-            return Err(format!(
-                "\"{s}\": a wildcard must be the whole leftmost label, as in \"*.shop.example\""
-            ));
+            return Err(format!("\"{s}\": a wildcard must be the whole leftmost label, as in \"*.shop.example\""));
         }
         check_hostname(&lower).map_err(|why| format!("\"{s}\": {why}"))?;
         Ok(HostPattern::Exact(lower))
@@ -109,14 +101,11 @@ pub(crate) fn check_hostname(name: &str) -> Result<(), String> {
         if label.len() > 63 {
             return Err(format!("label \"{label}\" is longer than 63 characters"));
         }
-        if let Some(c) = label
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
+        if let Some(c) =
+            label.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
         {
             return Err(if c.is_ascii() {
-                format!(
-                    "invalid character {c:?}; host names hold letters, digits, '-', '_' and '.'"
-                )
+                format!("invalid character {c:?}; host names hold letters, digits, '-', '_' and '.'")
             } else {
                 format!("non-ASCII character {c:?}; write internationalised names in punycode (xn--...)")
             });
@@ -216,10 +205,7 @@ mod tests {
 
     #[test]
     fn patterns_display_as_written_in_lower_case() {
-        for (input, shown) in [
-            ("shop.example", "shop.example"),
-            ("*.Shop.Example", "*.shop.example"),
-        ] {
+        for (input, shown) in [("shop.example", "shop.example"), ("*.Shop.Example", "*.shop.example")] {
             let pattern: HostPattern = input.parse().unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(pattern.to_string(), shown);
         }

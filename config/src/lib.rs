@@ -69,8 +69,8 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use host::HostPattern;
 pub use node::{
-    AccessLog, CacheConfig, CertificateConfig, DEFAULT_ADMIN, LimitsConfig, ListenConfig,
-    LogConfig, NodeConfig, NodeSection, TlsConfig, UpstreamConfig,
+    AccessLog, CacheConfig, CertificateConfig, DEFAULT_ADMIN, LimitsConfig, ListenConfig, LogConfig, NodeConfig,
+    NodeSection, TlsConfig, UpstreamConfig,
 };
 pub use origin::{OriginUrl, Scheme};
 pub use purge::{PurgeRequest, PurgeTarget};
@@ -95,11 +95,7 @@ fn read(path: &Path) -> Result<String, String> {
         return Err("cannot read the config file: not a regular file".to_owned());
     }
     let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(fail)?
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(fail)?;
+    std::fs::File::open(path).map_err(fail)?.take(MAX_FILE_BYTES + 1).read_to_string(&mut text).map_err(fail)?;
     if text.len() as u64 > MAX_FILE_BYTES {
         return Err("the config file is larger than 16MiB".to_owned());
     }

@@ -57,12 +57,15 @@ pub struct NodeSection {
 pub struct ListenConfig {
     /// Cleartext HTTP/1.1 and h2c (prior knowledge). Port 0 picks a free port.
     /// Default: none. At least one of `http` and `https` must be set.
+    #[serde(deserialize_with = "address::deserialize_option")]
     pub http: Option<SocketAddr>,
     /// HTTPS (HTTP/1.1 and HTTP/2 by ALPN); requires at least one `[[tls.certificates]]`.
     /// Default: none.
+    #[serde(deserialize_with = "address::deserialize_option")]
     pub https: Option<SocketAddr>,
     /// Admin API (`/healthz`, `/readyz`, `/metrics`, `/purge`). Must be a loopback address
     /// unless `admin_allow_public = true`. Default: `127.0.0.1:9090`.
+    #[serde(deserialize_with = "address::deserialize")]
     pub admin: SocketAddr,
     /// Allow `admin` on a non-loopback address. The admin API has no authentication.
     /// Default: false.
@@ -74,12 +77,7 @@ pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr:
 
 impl Default for ListenConfig {
     fn default() -> Self {
-        Self {
-            http: None,
-            https: None,
-            admin: DEFAULT_ADMIN,
-            admin_allow_public: false,
-        }
+        Self { http: None, https: None, admin: DEFAULT_ADMIN, admin_allow_public: false }
     }
 }
 
@@ -159,8 +157,7 @@ pub struct LimitsConfig {
     pub max_headers: usize,
     /// Request body size. Client sees 413. Default: 64MiB.
     pub max_request_body: ByteSize,
-    /// Open connections per listener; further connections are not accepted (they wait in the
-    /// kernel's backlog) until one closes.
+    /// Open connections per listener; a connection beyond it is accepted and closed at once.
     /// Default: 10000; 1 to 1000000.
     pub max_connections: usize,
     /// Time to receive a request's complete header section; the connection is closed without a
@@ -244,10 +241,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            access: AccessLog::Stdout,
-            level: "info".to_owned(),
-        }
+        Self { access: AccessLog::Stdout, level: "info".to_owned() }
     }
 }
 
@@ -301,5 +295,149 @@ fn resolve(path: &mut PathBuf, base: &Path) {
     // An empty path stays empty so that validation can name it.
     if path.is_relative() && !path.as_os_str().is_empty() {
         *path = base.join(&*path);
+    }
+}
+
+/// Listener addresses, with an error that shows what to write.
+mod address {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "\"{text}\" is not an IP address and port; write e.g. \"0.0.0.0:80\", \
+                 \"127.0.0.1:8080\" or \"[::]:443\" (port 0 picks a free port)"
+            ))
+        })
+    }
+
+    pub(super) fn deserialize_option<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        deserialize(deserializer).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::{HostHeader, OriginProtocol};
+
+    const MINIMAL: &str = r#"
+        [node]
+        name = "edge-1"
+        [listen]
+        http = "127.0.0.1:0"
+        [[services]]
+        name = "shop"
+        hosts = ["shop.example"]
+        origin = "https://origin.shop.example"
+    "#;
+
+    fn parse(text: &str, file: &str) -> NodeConfig {
+        crate::parse(text, Path::new(file)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The documented defaults, written out rather than taken from `Default`, so that a change
+    /// to a default is a change to this test too (and to REFERENCE.md).
+    #[test]
+    fn absent_fields_take_their_documented_defaults() {
+        let config = parse(MINIMAL, "/etc/outpost/edge.toml");
+        let listen = &config.listen;
+        assert_eq!(listen.https, None);
+        assert_eq!(listen.admin.to_string(), "127.0.0.1:9090");
+        assert!(!listen.admin_allow_public);
+        assert!(config.tls.certificates.is_empty());
+
+        let cache = &config.cache;
+        assert_eq!(cache.memory, ByteSize(256 << 20));
+        assert_eq!(cache.disk_path, Path::new("/var/cache/outpost"));
+        assert_eq!(cache.disk, ByteSize(1 << 30));
+        assert_eq!(cache.max_object_size, ByteSize(64 << 20));
+        assert_eq!(cache.heuristic_fraction, 0.1);
+        assert_eq!(cache.max_heuristic_ttl, Duration::from_secs(86_400));
+        assert_eq!(cache.max_retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(cache.max_purge_records, 100_000);
+
+        let limits = &config.limits;
+        assert_eq!(limits.max_header_bytes, ByteSize(32 << 10));
+        assert_eq!(limits.max_headers, 100);
+        assert_eq!(limits.max_request_body, ByteSize(64 << 20));
+        assert_eq!(limits.max_connections, 10_000);
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(limits.keepalive_timeout, Duration::from_secs(60));
+        assert_eq!(limits.max_concurrent_streams, 100);
+        assert_eq!(limits.drain_timeout, Duration::from_secs(10));
+
+        let upstream = &config.upstream;
+        assert_eq!(upstream.connect_timeout, Duration::from_secs(5));
+        assert_eq!(upstream.first_byte_timeout, Duration::from_secs(15));
+        assert_eq!(upstream.between_bytes_timeout, Duration::from_secs(10));
+        assert_eq!(upstream.pool_idle_timeout, Duration::from_secs(90));
+        assert_eq!(upstream.pool_max_idle_per_host, 64);
+
+        assert_eq!(config.log.access, AccessLog::Stdout);
+        assert_eq!(config.log.level, "info");
+
+        let service = &config.services[0];
+        assert_eq!(service.host_header, HostHeader::Keep);
+        assert_eq!(service.origin_ca, None);
+        assert_eq!(service.origin_protocol, OriginProtocol::Auto);
+        assert_eq!(service.default_ttl, None);
+        assert!(service.honor_client_cache_control);
+        assert!(!service.store_set_cookie);
+        assert_eq!(service.max_object_size, None);
+        assert_eq!(service.connect_timeout, None);
+        assert_eq!(service.first_byte_timeout, None);
+        assert_eq!(service.between_bytes_timeout, None);
+    }
+
+    #[test]
+    fn default_impls_match_an_empty_section() {
+        let config = parse(MINIMAL, "edge.toml");
+        assert_eq!(config.listen.admin, ListenConfig::default().admin);
+        assert_eq!(config.cache, CacheConfig::default());
+        assert_eq!(config.limits, LimitsConfig::default());
+        assert_eq!(config.upstream, UpstreamConfig::default());
+        assert_eq!(config.log, LogConfig::default());
+        assert_eq!(config.tls, TlsConfig::default());
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let text = format!(
+            "{MINIMAL}origin_ca = \"Cargo.toml\"\n\
+             [[tls.certificates]]\nhosts = [\"shop.example\"]\ncert = \"Cargo.toml\"\nkey = \"{dir}/Cargo.toml\"\n\
+             [cache]\ndisk_path = \"cache\"\n[log]\naccess = \"logs/access.log\"\n"
+        );
+        let config = parse(&text, &format!("{dir}/edge.toml"));
+        let base = Path::new(dir);
+        assert_eq!(config.tls.certificates[0].cert, base.join("Cargo.toml"));
+        assert_eq!(config.tls.certificates[0].key, base.join("Cargo.toml"));
+        assert_eq!(config.cache.disk_path, base.join("cache"));
+        assert_eq!(config.log.access, AccessLog::File(base.join("logs/access.log")));
+        assert_eq!(config.services[0].origin_ca, Some(base.join("Cargo.toml")));
+
+        // A bare file name has no directory: paths stay relative (to the working directory).
+        let config = parse(&format!("{MINIMAL}[cache]\ndisk_path = \"cache\"\n"), "edge.toml");
+        assert_eq!(config.cache.disk_path, Path::new("cache"));
+    }
+
+    #[test]
+    fn access_log_values() {
+        let cases = [
+            ("stdout", AccessLog::Stdout),
+            ("off", AccessLog::Off),
+            ("/var/log/outpost/access.log", AccessLog::File("/var/log/outpost/access.log".into())),
+            ("Stdout", AccessLog::File("/etc/Stdout".into())),
+        ];
+        for (value, expected) in cases {
+            let text = format!("{MINIMAL}[log]\naccess = \"{value}\"\n");
+            assert_eq!(parse(&text, "/etc/edge.toml").log.access, expected, "{value}");
+        }
     }
 }

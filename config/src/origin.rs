@@ -77,9 +77,7 @@ impl FromStr for OriginUrl {
     fn from_str(s: &str) -> Result<Self, String> {
         const EXAMPLE: &str = "e.g. \"https://origin.shop.example\" or \"http://127.0.0.1:8080\"";
         let Some((scheme, rest)) = s.split_once("://") else {
-            return Err(format!(
-                "\"{s}\" has no scheme; write \"https://{s}\" or \"http://{s}\""
-            ));
+            return Err(format!("\"{s}\" has no scheme; write \"https://{s}\" or \"http://{s}\""));
         };
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "http" => Scheme::Http,
@@ -89,14 +87,10 @@ impl FromStr for OriginUrl {
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(authority_end);
         if tail.contains('?') {
-            return Err(format!(
-                "\"{s}\" has a query; an origin URL is scheme, host and port only, {EXAMPLE}"
-            ));
+            return Err(format!("\"{s}\" has a query; an origin URL is scheme, host and port only, {EXAMPLE}"));
         }
         if tail.contains('#') {
-            return Err(format!(
-                "\"{s}\" has a fragment; an origin URL is scheme, host and port only, {EXAMPLE}"
-            ));
+            return Err(format!("\"{s}\" has a fragment; an origin URL is scheme, host and port only, {EXAMPLE}"));
         }
         if !tail.is_empty() && tail != "/" {
             return Err(format!(
@@ -109,11 +103,7 @@ impl FromStr for OriginUrl {
             ));
         }
         let (host, port) = parse_authority(authority).map_err(|why| format!("\"{s}\": {why}"))?;
-        Ok(OriginUrl {
-            scheme,
-            host,
-            port: port.unwrap_or(scheme.default_port()),
-        })
+        Ok(OriginUrl { scheme, host, port: port.unwrap_or(scheme.default_port()) })
     }
 }
 
@@ -148,9 +138,7 @@ pub(crate) fn parse_authority(authority: &str) -> Result<(String, Option<u16>), 
         let Some((ip, after)) = bracketed.split_once(']') else {
             return Err("unclosed '[' around an IPv6 address".to_owned());
         };
-        let ip: Ipv6Addr = ip
-            .parse()
-            .map_err(|_| format!("\"{ip}\" is not an IPv6 address"))?;
+        let ip: Ipv6Addr = ip.parse().map_err(|_| format!("\"{ip}\" is not an IPv6 address"))?;
         let port = match after {
             "" => None,
             _ => match after.strip_prefix(':') {
@@ -189,11 +177,7 @@ mod tests {
     use super::*;
 
     fn url(scheme: Scheme, host: &str, port: u16) -> Result<OriginUrl, &'static str> {
-        Ok(OriginUrl {
-            scheme,
-            host: host.to_owned(),
-            port,
-        })
+        Ok(OriginUrl { scheme, host: host.to_owned(), port })
     }
 
     #[test]

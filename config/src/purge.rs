@@ -95,10 +95,7 @@ mod wire {
         pub(super) fn into_request(self) -> Result<super::PurgeRequest, String> {
             let (name, target) = match self.kind {
                 Kind::Url => ("url", self.url.clone().map(|url| PurgeTarget::Url { url })),
-                Kind::Prefix => (
-                    "prefix",
-                    self.prefix.clone().map(|prefix| PurgeTarget::Prefix { prefix }),
-                ),
+                Kind::Prefix => ("prefix", self.prefix.clone().map(|prefix| PurgeTarget::Prefix { prefix })),
                 Kind::Tag => ("tag", self.tag.clone().map(|tag| PurgeTarget::Tag { tag })),
                 Kind::All => ("all", Some(PurgeTarget::All)),
             };
@@ -109,11 +106,7 @@ mod wire {
             if let Some((field, _)) = given.iter().find(|(field, v)| *field != name && v.is_some()) {
                 return Err(format!("\"{field}\" does not apply to kind \"{name}\""));
             }
-            Ok(super::PurgeRequest {
-                service: self.service,
-                target,
-                soft: self.soft,
-            })
+            Ok(super::PurgeRequest { service: self.service, target, soft: self.soft })
         }
 
         pub(super) fn from_request(request: &super::PurgeRequest) -> Self {
@@ -127,9 +120,7 @@ mod wire {
             };
             match &request.target {
                 PurgeTarget::Url { url } => (wire.kind, wire.url) = (Kind::Url, Some(url.clone())),
-                PurgeTarget::Prefix { prefix } => {
-                    (wire.kind, wire.prefix) = (Kind::Prefix, Some(prefix.clone()))
-                }
+                PurgeTarget::Prefix { prefix } => (wire.kind, wire.prefix) = (Kind::Prefix, Some(prefix.clone())),
                 PurgeTarget::Tag { tag } => (wire.kind, wire.tag) = (Kind::Tag, Some(tag.clone())),
                 PurgeTarget::All => {}
             }
@@ -140,9 +131,7 @@ mod wire {
 
 impl<'de> Deserialize<'de> for PurgeRequest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        wire::PurgeRequest::deserialize(deserializer)?
-            .into_request()
-            .map_err(serde::de::Error::custom)
+        wire::PurgeRequest::deserialize(deserializer)?.into_request().map_err(serde::de::Error::custom)
     }
 }
 
@@ -157,18 +146,12 @@ mod tests {
     use super::*;
 
     fn request(service: Option<&str>, target: PurgeTarget, soft: bool) -> PurgeRequest {
-        PurgeRequest {
-            service: service.map(str::to_owned),
-            target,
-            soft,
-        }
+        PurgeRequest { service: service.map(str::to_owned), target, soft }
     }
 
     #[test]
     fn requests_round_trip_through_json() {
-        let url = || PurgeTarget::Url {
-            url: "http://shop.example/a?x=1".to_owned(),
-        };
+        let url = || PurgeTarget::Url { url: "http://shop.example/a?x=1".to_owned() };
         let cases = [
             (
                 r#"{"kind":"url","url":"http://shop.example/a?x=1"}"#,
@@ -182,13 +165,7 @@ mod tests {
             ),
             (
                 r#"{"kind":"prefix","prefix":"shop.example/images/","service":"shop"}"#,
-                request(
-                    Some("shop"),
-                    PurgeTarget::Prefix {
-                        prefix: "shop.example/images/".to_owned(),
-                    },
-                    false,
-                ),
+                request(Some("shop"), PurgeTarget::Prefix { prefix: "shop.example/images/".to_owned() }, false),
                 r#"{"service":"shop","kind":"prefix","prefix":"shop.example/images/","soft":false}"#,
             ),
             (
@@ -198,13 +175,11 @@ mod tests {
             ),
         ];
         for (input, expected, written) in cases {
-            let parsed: PurgeRequest =
-                serde_json::from_str(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            let parsed: PurgeRequest = serde_json::from_str(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(parsed, expected, "{input}");
             let json = serde_json::to_string(&parsed).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(json, written);
-            let again: PurgeRequest =
-                serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            let again: PurgeRequest = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
             assert_eq!(again, expected);
         }
     }
@@ -237,8 +212,7 @@ mod tests {
         let target = PurgeTarget::Tag { tag: "t".to_owned() };
         let json = serde_json::to_string(&target).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(json, r#"{"kind":"tag","tag":"t"}"#);
-        let all: PurgeTarget =
-            serde_json::from_str(r#"{"kind":"all"}"#).unwrap_or_else(|e| panic!("{e}"));
+        let all: PurgeTarget = serde_json::from_str(r#"{"kind":"all"}"#).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(all, PurgeTarget::All);
         assert!(serde_json::from_str::<PurgeTarget>(r#"{"kind":"bogus"}"#).is_err());
     }

@@ -72,7 +72,7 @@ impl fmt::Display for ByteSize {
         let n = self.0;
         let mut best = (n, "B");
         for (suffix, factor) in UNITS {
-            if n != 0 && n % factor == 0 && n / factor < best.0 {
+            if n != 0 && n.is_multiple_of(factor) && n / factor < best.0 {
                 best = (n / factor, suffix);
             }
         }
@@ -116,10 +116,7 @@ fn unit_factor(unit: &str) -> Option<u64> {
     if unit.is_empty() || unit.eq_ignore_ascii_case("b") {
         return Some(1);
     }
-    UNITS
-        .iter()
-        .find(|(suffix, _)| suffix.eq_ignore_ascii_case(unit))
-        .map(|&(_, factor)| factor)
+    UNITS.iter().find(|(suffix, _)| suffix.eq_ignore_ascii_case(unit)).map(|&(_, factor)| factor)
 }
 
 impl<'de> Deserialize<'de> for ByteSize {
@@ -146,15 +143,11 @@ impl Visitor<'_> for ByteSizeVisitor {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-        u64::try_from(v)
-            .map(ByteSize)
-            .map_err(|_| E::custom(format!("negative size {v}; {VALID_SIZES}")))
+        u64::try_from(v).map(ByteSize).map_err(|_| E::custom(format!("negative size {v}; {VALID_SIZES}")))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<ByteSize, E> {
-        Err(E::custom(format!(
-            "fractional size {v}; {VALID_SIZES}"
-        )))
+        Err(E::custom(format!("fractional size {v}; {VALID_SIZES}")))
     }
 }
 
@@ -179,8 +172,7 @@ const DURATION_UNITS: [(&str, u128); 7] = [
     ("ns", 1),
 ];
 
-const VALID_DURATIONS: &str =
-    "write a whole number with a unit (d, h, m, s, ms), e.g. \"10s\", \"250ms\" or \"1m30s\"";
+const VALID_DURATIONS: &str = "write a whole number with a unit (d, h, m, s, ms), e.g. \"10s\", \"250ms\" or \"1m30s\"";
 
 /// Parses `"250ms"`, `"10s"`, `"5m"`, `"2h"`, `"1d"` and combinations from the largest unit to
 /// the smallest such as `"1m30s"` or `"1h30m"`. Also `us` and `ns`. Bare numbers, fractions,
@@ -192,9 +184,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("empty duration; {VALID_DURATIONS}"));
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "\"{s}\" has no unit; write \"{s}s\" for seconds ({VALID_DURATIONS})"
-        ));
+        return Err(format!("\"{s}\" has no unit; write \"{s}s\" for seconds ({VALID_DURATIONS})"));
     }
     if s.starts_with('-') {
         return Err(format!("negative duration \"{s}\"; {VALID_DURATIONS}"));
@@ -219,17 +209,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let unit_end = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_end);
         if unit.is_empty() {
-            return Err(format!(
-                "\"{s}\": expected a unit right after \"{digits}\"; {VALID_DURATIONS}"
-            ));
+            return Err(format!("\"{s}\": expected a unit right after \"{digits}\"; {VALID_DURATIONS}"));
         }
         let Some(index) = DURATION_UNITS.iter().position(|(u, _)| *u == unit) else {
             return Err(format!("unknown unit \"{unit}\" in \"{s}\"; {VALID_DURATIONS}"));
         };
         if previous_unit.is_some_and(|previous| previous >= index) {
-            return Err(format!(
-                "\"{s}\": units must go from the largest to the smallest, each once, as in \"1h30m\""
-            ));
+            return Err(format!("\"{s}\": units must go from the largest to the smallest, each once, as in \"1h30m\""));
         }
         previous_unit = Some(index);
         let n: u128 = digits.parse().map_err(|_| too_long(s))?;
@@ -284,24 +270,18 @@ impl Visitor<'_> for DurationVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-        Err(E::custom(format!(
-            "a bare number is not a duration; write \"{v}s\" ({VALID_DURATIONS})"
-        )))
+        Err(E::custom(format!("a bare number is not a duration; write \"{v}s\" (units: d, h, m, s, ms)")))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
         match u64::try_from(v) {
             Ok(v) => self.visit_u64(v),
-            Err(_) => Err(E::custom(format!(
-                "negative duration {v}; {VALID_DURATIONS}"
-            ))),
+            Err(_) => Err(E::custom(format!("negative duration {v}; {VALID_DURATIONS}"))),
         }
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-        Err(E::custom(format!(
-            "a bare number ({v}) is not a duration; {VALID_DURATIONS}"
-        )))
+        Err(E::custom(format!("a bare number ({v}) is not a duration; {VALID_DURATIONS}")))
     }
 }
 
@@ -326,17 +306,12 @@ pub mod option_duration {
     use super::*;
 
     /// Reads a duration string such as `"10s"` as `Some`.
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<Duration>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
         deserializer.deserialize_any(DurationVisitor).map(Some)
     }
 
     /// Writes `Some` as [`format_duration`] does and `None` as none.
-    pub fn serialize<S: Serializer>(
-        value: &Option<Duration>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
         match value {
             Some(d) => serializer.serialize_some(&format_duration(*d)),
             None => serializer.serialize_none(),
@@ -522,7 +497,8 @@ mod tests {
 
     #[test]
     fn durations_deserialize_from_strings_only() {
-        let cases: &[(&str, Result<(u64, Option<u64>), &str>)] = &[
+        type Expected = Result<(u64, Option<u64>), &'static str>;
+        let cases: &[(&str, Expected)] = &[
             ("timeout = \"10s\"", Ok((10, None))),
             ("timeout = \"1m\"\nttl = \"1h\"", Ok((60, Some(3600)))),
             ("timeout = 10", Err("write \"10s\"")),

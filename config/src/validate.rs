@@ -8,19 +8,14 @@ use std::time::Duration;
 
 use crate::error::{ConfigError, ConfigErrors};
 use crate::host::HostPattern;
-use crate::node::{
-    CacheConfig, LimitsConfig, ListenConfig, LogConfig, NodeConfig, TlsConfig, UpstreamConfig,
-};
+use crate::node::{CacheConfig, LimitsConfig, ListenConfig, LogConfig, NodeConfig, TlsConfig, UpstreamConfig};
 use crate::service::ServiceConfig;
 use crate::units::ByteSize;
 
 /// Checks a parsed config whose relative paths are already resolved; certificate and CA files
 /// must exist and be readable. Returns every problem found.
 pub fn validate(config: &NodeConfig, file: &Path) -> Result<(), ConfigErrors> {
-    let mut report = Report {
-        file,
-        errors: Vec::new(),
-    };
+    let mut report = Report { file, errors: Vec::new() };
     check_node_name(&mut report, &config.node.name);
     check_listen(&mut report, &config.listen, &config.tls);
     check_tls(&mut report, &config.tls);
@@ -29,11 +24,7 @@ pub fn validate(config: &NodeConfig, file: &Path) -> Result<(), ConfigErrors> {
     check_upstream(&mut report, &config.upstream);
     check_log(&mut report, &config.log);
     check_services(&mut report, &config.services, &config.cache);
-    if report.errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigErrors(report.errors))
-    }
+    if report.errors.is_empty() { Ok(()) } else { Err(ConfigErrors(report.errors)) }
 }
 
 struct Report<'a> {
@@ -89,19 +80,13 @@ impl Report<'_> {
 fn check_node_name(report: &mut Report<'_>, name: &str) {
     let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if name.is_empty() || name.len() > 64 || !name.chars().all(valid) {
-        report.error(
-            "node.name",
-            format!("\"{name}\" is not a valid node name; use 1 to 64 of A-Z a-z 0-9 . _ -"),
-        );
+        report.error("node.name", format!("\"{name}\" is not a valid node name; use 1 to 64 of A-Z a-z 0-9 . _ -"));
     }
 }
 
 fn check_listen(report: &mut Report<'_>, listen: &ListenConfig, tls: &TlsConfig) {
     if listen.http.is_none() && listen.https.is_none() {
-        report.error(
-            "listen",
-            "no client listener; set listen.http (e.g. \"0.0.0.0:80\") and/or listen.https",
-        );
+        report.error("listen", "no client listener; set listen.http (e.g. \"0.0.0.0:80\") and/or listen.https");
     }
     if listen.https.is_some() && tls.certificates.is_empty() {
         report.error(
@@ -119,21 +104,13 @@ fn check_listen(report: &mut Report<'_>, listen: &ListenConfig, tls: &TlsConfig)
             ),
         );
     }
-    let listeners = [
-        ("listen.http", listen.http),
-        ("listen.https", listen.https),
-        ("listen.admin", Some(listen.admin)),
-    ];
+    let listeners =
+        [("listen.http", listen.http), ("listen.https", listen.https), ("listen.admin", Some(listen.admin))];
     for (i, (name, addr)) in listeners.iter().enumerate() {
         let Some(addr) = addr else { continue };
-        let earlier = listeners[..i]
-            .iter()
-            .find_map(|(other, a)| a.filter(|a| collide(*a, *addr)).map(|a| (other, a)));
+        let earlier = listeners[..i].iter().find_map(|(other, a)| a.filter(|a| collide(*a, *addr)).map(|a| (other, a)));
         if let Some((other, other_addr)) = earlier {
-            report.error(
-                *name,
-                format!("{addr} overlaps {other} ({other_addr}); give each listener its own port"),
-            );
+            report.error(*name, format!("{addr} overlaps {other} ({other_addr}); give each listener its own port"));
         }
     }
 }
@@ -238,10 +215,9 @@ fn check_filter(filter: &str) -> Result<(), String> {
             }
         }
         if let Some(level) = last_eq.map(|i| &directive[i + 1..]) {
-            let known = ["trace", "debug", "info", "warn", "error", "off"]
-                .iter()
-                .any(|l| l.eq_ignore_ascii_case(level))
-                || matches!(level, "0" | "1" | "2" | "3" | "4" | "5");
+            let known =
+                ["trace", "debug", "info", "warn", "error", "off"].iter().any(|l| l.eq_ignore_ascii_case(level))
+                    || matches!(level, "0" | "1" | "2" | "3" | "4" | "5");
             if !known {
                 return Err(format!("\"{level}\" in \"{directive}\" is not a level; {VALID}"));
             }
@@ -259,10 +235,7 @@ fn check_services(report: &mut Report<'_>, services: &[ServiceConfig], cache: &C
         if let Some(first) = names.get(service.name.as_str()).copied() {
             report.error(
                 format!("{at}.name"),
-                format!(
-                    "\"{}\" is already the name of services[{first}]; service names must be unique",
-                    service.name
-                ),
+                format!("\"{}\" is already the name of services[{first}]; service names must be unique", service.name),
             );
         } else {
             names.insert(&service.name, i);
@@ -296,19 +269,12 @@ fn check_services(report: &mut Report<'_>, services: &[ServiceConfig], cache: &C
 fn check_service_name(report: &mut Report<'_>, at: &str, name: &str) {
     let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-');
     if name.is_empty() || name.len() > 64 || !name.chars().all(valid) {
-        report.error(
-            format!("{at}.name"),
-            format!("\"{name}\" is not a valid service name; use 1 to 64 of a-z 0-9 _ -"),
-        );
+        report
+            .error(format!("{at}.name"), format!("\"{name}\" is not a valid service name; use 1 to 64 of a-z 0-9 _ -"));
     }
 }
 
-fn check_service_fields(
-    report: &mut Report<'_>,
-    at: &str,
-    service: &ServiceConfig,
-    cache: &CacheConfig,
-) {
+fn check_service_fields(report: &mut Report<'_>, at: &str, service: &ServiceConfig, cache: &CacheConfig) {
     if let Some(ca) = &service.origin_ca {
         if service.origin.is_https() {
             report.readable_file(&format!("{at}.origin_ca"), ca);
@@ -349,6 +315,322 @@ fn check_service_fields(
     for (field, value) in timeouts {
         if let Some(value) = value {
             report.positive(&format!("{at}.{field}"), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// A file in this crate's directory, so that `cert = "Cargo.toml"` names a readable file.
+    fn file() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("edge.toml")
+    }
+
+    const NODE: &str = "[node]\nname = \"edge-1\"\n";
+    const LISTEN: &str = "[listen]\nhttp = \"127.0.0.1:0\"\n";
+    const CERT: &str =
+        "[[tls.certificates]]\nhosts = [\"shop.example\"]\ncert = \"Cargo.toml\"\nkey = \"Cargo.toml\"\n";
+    const SHOP: &str =
+        "[[services]]\nname = \"shop\"\nhosts = [\"shop.example\"]\norigin = \"https://origin.shop.example\"\n";
+
+    fn problems(text: &str) -> Vec<(String, String)> {
+        match crate::parse(text, &file()) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.0.into_iter().map(|e| (e.path, e.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn each_check_names_its_field_and_what_is_valid() {
+        let long = "a".repeat(65);
+        let cases: Vec<(String, &str, &str)> = vec![
+            (format!("[node]\nname = \"edge 1\"\n{LISTEN}"), "node.name", "use 1 to 64 of A-Z a-z 0-9 . _ -"),
+            (format!("[node]\nname = \"\"\n{LISTEN}"), "node.name", "not a valid node name"),
+            (format!("[node]\nname = \"{long}\"\n{LISTEN}"), "node.name", "not a valid node name"),
+            (format!("{NODE}[listen]\n"), "listen", "no client listener; set listen.http"),
+            (format!("{NODE}[listen]\nhttps = \"127.0.0.1:0\"\n"), "listen.https", "add a [[tls.certificates]] entry"),
+            (
+                format!("{NODE}{LISTEN}admin = \"0.0.0.0:9090\"\n"),
+                "listen.admin",
+                "0.0.0.0:9090 is not a loopback address",
+            ),
+            (format!("{NODE}{LISTEN}admin = \"[::]:9090\"\n"), "listen.admin", "admin_allow_public = true"),
+            (
+                format!("{NODE}[listen]\nhttp = \"127.0.0.1:9090\"\n"),
+                "listen.admin",
+                "127.0.0.1:9090 overlaps listen.http (127.0.0.1:9090)",
+            ),
+            (
+                format!("{NODE}[listen]\nhttp = \"0.0.0.0:8080\"\nhttps = \"127.0.0.1:8080\"\n{CERT}"),
+                "listen.https",
+                "overlaps listen.http",
+            ),
+            (
+                format!(
+                    "{NODE}{LISTEN}[[tls.certificates]]\nhosts = []\ncert = \"Cargo.toml\"\nkey = \"Cargo.toml\"\n"
+                ),
+                "tls.certificates[0].hosts",
+                "list the names this certificate serves",
+            ),
+            (
+                format!(
+                    "{NODE}{LISTEN}[[tls.certificates]]\nhosts = [\"a\"]\ncert = \"missing.pem\"\nkey = \"Cargo.toml\"\n"
+                ),
+                "tls.certificates[0].cert",
+                "missing.pem\": No such file",
+            ),
+            (
+                format!("{NODE}{LISTEN}[[tls.certificates]]\nhosts = [\"a\"]\ncert = \"Cargo.toml\"\nkey = \"src\"\n"),
+                "tls.certificates[0].key",
+                "not a regular file; expected a readable PEM file",
+            ),
+            (
+                format!("{NODE}{LISTEN}[[tls.certificates]]\nhosts = [\"a\"]\ncert = \"\"\nkey = \"Cargo.toml\"\n"),
+                "tls.certificates[0].cert",
+                "empty path",
+            ),
+            (
+                format!("{NODE}{LISTEN}[cache]\nmemory = \"512KiB\"\n"),
+                "cache.memory",
+                "512KiB is below the minimum; use at least 1MiB",
+            ),
+            (
+                format!("{NODE}{LISTEN}[cache]\ndisk = \"8MiB\"\nmax_object_size = \"1MiB\"\n"),
+                "cache.disk",
+                "use at least 16MiB",
+            ),
+            (format!("{NODE}{LISTEN}[cache]\ndisk_path = \"\"\n"), "cache.disk_path", "give a directory"),
+            (format!("{NODE}{LISTEN}[cache]\nmax_object_size = 512\n"), "cache.max_object_size", "use at least 1KiB"),
+            (
+                format!("{NODE}{LISTEN}[cache]\nmax_object_size = \"300MiB\"\n"),
+                "cache.max_object_size",
+                "300MiB is more than a quarter of cache.disk (1GiB); use at most 256MiB or raise cache.disk",
+            ),
+            (
+                format!("{NODE}{LISTEN}[cache]\nheuristic_fraction = 1.5\n"),
+                "cache.heuristic_fraction",
+                "use 0.0 to 1.0",
+            ),
+            (
+                format!("{NODE}{LISTEN}[cache]\nheuristic_fraction = -0.1\n"),
+                "cache.heuristic_fraction",
+                "use 0.0 to 1.0",
+            ),
+            (
+                format!("{NODE}{LISTEN}[cache]\nheuristic_fraction = nan\n"),
+                "cache.heuristic_fraction",
+                "use 0.0 to 1.0",
+            ),
+            (format!("{NODE}{LISTEN}[cache]\nmax_retention = \"500ms\"\n"), "cache.max_retention", "at least 1s"),
+            (
+                format!("{NODE}{LISTEN}[cache]\nmax_purge_records = 0\n"),
+                "cache.max_purge_records",
+                "0 is out of range; use 1 to 10000000",
+            ),
+            (
+                format!("{NODE}{LISTEN}[limits]\nmax_header_bytes = \"4KiB\"\n"),
+                "limits.max_header_bytes",
+                "use at least 8KiB",
+            ),
+            (
+                format!("{NODE}{LISTEN}[limits]\nmax_header_bytes = \"2MiB\"\n"),
+                "limits.max_header_bytes",
+                "2MiB is above the maximum; use at most 1MiB",
+            ),
+            (format!("{NODE}{LISTEN}[limits]\nmax_headers = 7\n"), "limits.max_headers", "use 8 to 1000"),
+            (format!("{NODE}{LISTEN}[limits]\nmax_headers = 1001\n"), "limits.max_headers", "use 8 to 1000"),
+            (format!("{NODE}{LISTEN}[limits]\nmax_connections = 0\n"), "limits.max_connections", "use 1 to 1000000"),
+            (
+                format!("{NODE}{LISTEN}[limits]\nheader_read_timeout = \"0s\"\n"),
+                "limits.header_read_timeout",
+                "must be more than 0",
+            ),
+            (
+                format!("{NODE}{LISTEN}[limits]\nkeepalive_timeout = \"0s\"\n"),
+                "limits.keepalive_timeout",
+                "must be more than 0",
+            ),
+            (
+                format!("{NODE}{LISTEN}[limits]\nmax_concurrent_streams = 0\n"),
+                "limits.max_concurrent_streams",
+                "use 1 to 10000",
+            ),
+            (
+                format!("{NODE}{LISTEN}[limits]\nmax_concurrent_streams = 10001\n"),
+                "limits.max_concurrent_streams",
+                "use 1 to 10000",
+            ),
+            (
+                format!("{NODE}{LISTEN}[upstream]\nconnect_timeout = \"0ms\"\n"),
+                "upstream.connect_timeout",
+                "must be more than 0",
+            ),
+            (
+                format!("{NODE}{LISTEN}[upstream]\nfirst_byte_timeout = \"0s\"\n"),
+                "upstream.first_byte_timeout",
+                "must be more than 0",
+            ),
+            (
+                format!("{NODE}{LISTEN}[upstream]\nbetween_bytes_timeout = \"0s\"\n"),
+                "upstream.between_bytes_timeout",
+                "must be more than 0",
+            ),
+            (
+                format!("{NODE}{LISTEN}[upstream]\npool_idle_timeout = \"0s\"\n"),
+                "upstream.pool_idle_timeout",
+                "must be more than 0",
+            ),
+            (
+                format!("{NODE}{LISTEN}[upstream]\npool_max_idle_per_host = 10001\n"),
+                "upstream.pool_max_idle_per_host",
+                "use 0 to 10000",
+            ),
+            (format!("{NODE}{LISTEN}[log]\nlevel = \"\"\n"), "log.level", "empty; use a level"),
+            (
+                format!("{NODE}{LISTEN}[log]\nlevel = \"info,edge_node=loud\"\n"),
+                "log.level",
+                "\"loud\" in \"edge_node=loud\" is not a level",
+            ),
+            (
+                format!(
+                    "{NODE}{LISTEN}[[services]]\nname = \"Shop\"\nhosts = [\"s.example\"]\norigin = \"http://o\"\n"
+                ),
+                "services[0].name",
+                "use 1 to 64 of a-z 0-9 _ -",
+            ),
+            (
+                format!(
+                    "{NODE}{LISTEN}{SHOP}[[services]]\nname = \"shop\"\nhosts = [\"b.example\"]\norigin = \"http://o\"\n"
+                ),
+                "services[1].name",
+                "\"shop\" is already the name of services[0]; service names must be unique",
+            ),
+            (
+                format!("{NODE}{LISTEN}[[services]]\nname = \"s\"\nhosts = []\norigin = \"http://o\"\n"),
+                "services[0].hosts",
+                "list the hosts this service answers for",
+            ),
+            (
+                format!(
+                    "{NODE}{LISTEN}{SHOP}[[services]]\nname = \"shop2\"\nhosts = [\"b.example\", \"Shop.Example\"]\norigin = \"http://o\"\n"
+                ),
+                "services[1].hosts[1]",
+                "\"shop.example\" is already a host of service \"shop\" (services[0])",
+            ),
+            (
+                format!(
+                    "{NODE}{LISTEN}[[services]]\nname = \"s\"\nhosts = [\"*.s.example\", \"*.s.example\"]\norigin = \"http://o\"\n"
+                ),
+                "services[0].hosts[1]",
+                "listed twice in this service",
+            ),
+            (
+                format!(
+                    "{NODE}{LISTEN}[[services]]\nname = \"s\"\nhosts = [\"s.example\"]\norigin = \"http://o\"\norigin_ca = \"Cargo.toml\"\n"
+                ),
+                "services[0].origin_ca",
+                "only applies to an https origin, and http://o:80 is http",
+            ),
+            (format!("{NODE}{LISTEN}{SHOP}origin_ca = \"ca.pem\"\n"), "services[0].origin_ca", "cannot read"),
+            (format!("{NODE}{LISTEN}{SHOP}default_ttl = \"0s\"\n"), "services[0].default_ttl", "must be more than 0"),
+            (
+                format!("{NODE}{LISTEN}{SHOP}max_object_size = \"128MiB\"\n"),
+                "services[0].max_object_size",
+                "128MiB is above cache.max_object_size (64MiB)",
+            ),
+            (
+                format!("{NODE}{LISTEN}{SHOP}max_object_size = \"1B\"\n"),
+                "services[0].max_object_size",
+                "use at least 1KiB",
+            ),
+            (
+                format!("{NODE}{LISTEN}{SHOP}connect_timeout = \"0s\"\n"),
+                "services[0].connect_timeout",
+                "must be more than 0",
+            ),
+            (
+                format!("{NODE}{LISTEN}{SHOP}first_byte_timeout = \"0s\"\n"),
+                "services[0].first_byte_timeout",
+                "must be more than 0",
+            ),
+            (
+                format!("{NODE}{LISTEN}{SHOP}between_bytes_timeout = \"0s\"\n"),
+                "services[0].between_bytes_timeout",
+                "must be more than 0",
+            ),
+        ];
+        for (text, path, fragment) in cases {
+            let found = problems(&text);
+            assert_eq!(found.len(), 1, "{text}\n{found:#?}");
+            assert_eq!(found[0].0, path, "{text}");
+            assert!(found[0].1.contains(fragment), "{text}\n{}", found[0].1);
+        }
+    }
+
+    #[test]
+    fn accepts_valid_edges() {
+        let cases = [
+            format!("{NODE}{LISTEN}admin = \"0.0.0.0:9090\"\nadmin_allow_public = true\n"),
+            format!("{NODE}{LISTEN}admin = \"[::1]:0\"\n"),
+            format!("{NODE}[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n{CERT}"),
+            format!("{NODE}[listen]\nhttp = \"[::]:8080\"\nadmin = \"127.0.0.1:8080\"\n"),
+            format!(
+                "{NODE}{LISTEN}[cache]\ndisk = \"16MiB\"\nmax_object_size = \"4MiB\"\nmemory = \"1MiB\"\nheuristic_fraction = 0.0\n"
+            ),
+            format!("{NODE}{LISTEN}[cache]\nheuristic_fraction = 1\nmax_purge_records = 10000000\n"),
+            format!("{NODE}{LISTEN}[limits]\nmax_header_bytes = \"8KiB\"\nmax_headers = 8\ndrain_timeout = \"0s\"\n"),
+            format!("{NODE}{LISTEN}[upstream]\npool_max_idle_per_host = 0\n"),
+            format!(
+                "{NODE}{LISTEN}[log]\nlevel = \"warn,edge_node::cache=DEBUG,edge_node[req{{id=1}}]=trace,hyper\"\n"
+            ),
+            // Hosts not covered by any certificate are allowed (a warning at most).
+            format!(
+                "{NODE}[listen]\nhttps = \"127.0.0.1:0\"\n{CERT}[[services]]\nname = \"blog\"\nhosts = [\"blog.example\"]\norigin = \"http://o\"\n"
+            ),
+            // An exact host and a wildcard over it may belong to different services.
+            format!(
+                "{NODE}{LISTEN}{SHOP}[[services]]\nname = \"any\"\nhosts = [\"*.shop.example\"]\norigin = \"http://o\"\n"
+            ),
+            format!("{NODE}{LISTEN}{SHOP}origin_ca = \"Cargo.toml\"\nmax_object_size = \"64MiB\"\n"),
+        ];
+        for text in cases {
+            assert_eq!(problems(&text), Vec::new(), "{text}");
+        }
+    }
+
+    #[test]
+    fn reports_all_problems_at_once() {
+        let text = format!(
+            "[node]\nname = \"edge 1\"\n[listen]\nhttps = \"0.0.0.0:443\"\nadmin = \"0.0.0.0:9090\"\n\
+             [cache]\nmemory = \"1KiB\"\n{SHOP}[[services]]\nname = \"shop\"\nhosts = [\"shop.example\"]\n\
+             origin = \"http://o\"\n"
+        );
+        let paths: Vec<String> = problems(&text).into_iter().map(|(path, _)| path).collect();
+        assert_eq!(
+            paths,
+            ["node.name", "listen.https", "listen.admin", "cache.memory", "services[1].name", "services[1].hosts[0]",]
+        );
+    }
+
+    #[test]
+    fn listeners_collide_only_on_the_same_port_and_family() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap_or_else(|e| panic!("{s}: {e}"));
+        let cases = [
+            ("127.0.0.1:80", "127.0.0.1:80", true),
+            ("0.0.0.0:80", "127.0.0.1:80", true),
+            ("127.0.0.1:80", "0.0.0.0:80", true),
+            ("127.0.0.1:80", "127.0.0.2:80", false),
+            ("127.0.0.1:80", "127.0.0.1:81", false),
+            ("127.0.0.1:0", "127.0.0.1:0", false),
+            ("[::]:80", "127.0.0.1:80", false),
+            ("[::]:80", "[::1]:80", true),
+        ];
+        for (a, b, expected) in cases {
+            assert_eq!(collide(addr(a), addr(b)), expected, "{a} {b}");
         }
     }
 }

@@ -131,7 +131,11 @@ fn resolve(admin: &Admin, req: &PurgeRequest) -> Result<(String, Target), Respon
     };
     let service = match (&req.service, host_service) {
         (Some(s), Some(h)) if *s != h => {
-            return Err(error(StatusCode::BAD_REQUEST, "service_mismatch", &format!("the host belongs to service {h}, not {s}")));
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "service_mismatch",
+                &format!("the host belongs to service {h}, not {s}"),
+            ));
         }
         (Some(s), _) if !by_name(s) => {
             return Err(error(StatusCode::NOT_FOUND, "unknown_service", &format!("no service named {s}")));

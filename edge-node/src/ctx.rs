@@ -60,10 +60,7 @@ impl RequestId {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
         let epoch = *EPOCH.get_or_init(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0)
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
         });
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         RequestId(format!("{epoch:x}-{n:x}").into())
@@ -80,13 +77,7 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     pub fn new(conn: ConnInfo, protocol: Protocol) -> Self {
-        Self {
-            id: RequestId::next(),
-            started: Instant::now(),
-            protocol,
-            conn,
-            timings: [None; 3],
-        }
+        Self { id: RequestId::next(), started: Instant::now(), protocol, conn, timings: [None; 3] }
     }
 
     /// Add time spent in a phase (phases may run more than once, e.g. upstream on revalidation).

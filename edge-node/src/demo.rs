@@ -80,8 +80,14 @@ origin = "http://{origin}"
     }
     println!("  origin requests so far: {}\n", origin_hits.load(Ordering::Relaxed));
     println!("Try it:");
-    println!("  curl -s -D - -o /dev/null http://{HOST}:{}/hello.txt   # run twice: fwd=uri-miss, then hit", http.port());
-    println!("  curl -sk --http2 -D - -o /dev/null https://{HOST}:{}/hello.txt   # self-signed certificate: -k", https.port());
+    println!(
+        "  curl -s -D - -o /dev/null http://{HOST}:{}/hello.txt   # run twice: fwd=uri-miss, then hit",
+        http.port()
+    );
+    println!(
+        "  curl -sk --http2 -D - -o /dev/null https://{HOST}:{}/hello.txt   # self-signed certificate: -k",
+        https.port()
+    );
     println!("  curl -s -D - -o /dev/null http://{HOST}:{}/time   # no-store: never cached", http.port());
     println!(
         "  curl -s -X POST http://{admin}/purge -d '{{\"service\":\"demo\",\"kind\":\"all\"}}'   # purge, then MISS again"
@@ -141,8 +147,14 @@ fn origin_response(path: &str) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
     let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_str(cache_control).unwrap_or(header::HeaderValue::from_static("no-store")));
-    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_str(ctype).unwrap_or(header::HeaderValue::from_static("text/plain")));
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_str(cache_control).unwrap_or(header::HeaderValue::from_static("no-store")),
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_str(ctype).unwrap_or(header::HeaderValue::from_static("text/plain")),
+    );
     h.insert(header::ETAG, header::HeaderValue::from_static("\"demo-v1\""));
     resp
 }

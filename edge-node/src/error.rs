@@ -42,9 +42,7 @@ impl ErrorKind {
     pub fn side(self) -> Side {
         use ErrorKind::*;
         match self {
-            BadRequest | UnknownHost | Misdirected | BodyTooLarge | HeadersTooLarge | NotCached => {
-                Side::Client
-            }
+            BadRequest | UnknownHost | Misdirected | BodyTooLarge | HeadersTooLarge | NotCached => Side::Client,
             UpstreamConnect | UpstreamProtocol | UpstreamTimeout | UpstreamTls => Side::Upstream,
             Internal => Side::Internal,
         }
@@ -152,9 +150,6 @@ mod tests {
         let e = EdgeError::new(ErrorKind::UpstreamConnect, "connect: refused")
             .within("upstream 127.0.0.1:1")
             .within("service shop");
-        assert_eq!(
-            e.to_string(),
-            "service shop: upstream 127.0.0.1:1: connect: refused (upstream_connect)"
-        );
+        assert_eq!(e.to_string(), "service shop: upstream 127.0.0.1:1: connect: refused (upstream_connect)");
     }
 }

@@ -8,7 +8,11 @@ use edge_node::RunningNode;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "edge-node", version, about = "Outpost edge node: a caching reverse proxy for a CDN's points of presence")]
+#[command(
+    name = "edge-node",
+    version,
+    about = "Outpost edge node: a caching reverse proxy for a CDN's points of presence"
+)]
 struct Cli {
     /// Node config file (TOML).
     #[arg(long, value_name = "FILE")]

@@ -91,9 +91,11 @@ impl RunningNode {
             None => None,
         };
         let admin_listener = bind("admin", cfg.listen.admin).await?;
-        let admin_addr = admin_listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { field: "admin", addr: cfg.listen.admin, source })?;
+        let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
+            field: "admin",
+            addr: cfg.listen.admin,
+            source,
+        })?;
         let admin = Arc::new(Admin { state: state.clone(), metrics, ready: true.into() });
         tasks.spawn(admin::serve(admin_listener, admin.clone(), shutdown_rx));
         let addrs = BoundAddrs { http, https, admin: admin_addr };

@@ -51,9 +51,5 @@ impl CompiledService {
 }
 
 pub fn compile_all(node: &NodeConfig) -> Result<Vec<Arc<CompiledService>>, CompileError> {
-    node.services
-        .iter()
-        .enumerate()
-        .map(|(i, s)| CompiledService::compile(i, s, node).map(Arc::new))
-        .collect()
+    node.services.iter().enumerate().map(|(i, s)| CompiledService::compile(i, s, node).map(Arc::new)).collect()
 }

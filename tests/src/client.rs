@@ -95,10 +95,7 @@ impl Req {
             Proto::H1 => &[b"http/1.1"],
             Proto::H2 => &[b"h2"],
         };
-        self.tls = Some(TlsOpts {
-            sni: sni.to_string(),
-            config: Arc::new(ca.client_config(alpn)?),
-        });
+        self.tls = Some(TlsOpts { sni: sni.to_string(), config: Arc::new(ca.client_config(alpn)?) });
         Ok(self)
     }
 
@@ -106,15 +103,11 @@ impl Req {
         let mut builder = Request::builder().method(self.method.clone());
         match self.proto {
             Proto::H1 => {
-                builder = builder
-                    .uri(self.path.as_str())
-                    .header("host", self.host.as_str());
+                builder = builder.uri(self.path.as_str()).header("host", self.host.as_str());
             }
             Proto::H2 => {
                 let scheme = if self.tls.is_some() { "https" } else { "http" };
-                builder = builder
-                    .uri(format!("{scheme}://{}{}", self.host, self.path))
-                    .version(Version::HTTP_2);
+                builder = builder.uri(format!("{scheme}://{}{}", self.host, self.path)).version(Version::HTTP_2);
             }
         }
         for (name, value) in &self.headers {
@@ -191,25 +184,15 @@ impl CacheStatus {
         let params = parts
             .filter(|p| !p.is_empty())
             .map(|p| match p.split_once('=') {
-                Some((k, v)) => (
-                    k.trim().to_ascii_lowercase(),
-                    Some(v.trim().trim_matches('"').to_string()),
-                ),
+                Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim().trim_matches('"').to_string())),
                 None => (p.to_ascii_lowercase(), None),
             })
             .collect();
-        Self {
-            raw: raw.to_string(),
-            node,
-            params,
-        }
+        Self { raw: raw.to_string(), node, params }
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_deref().unwrap_or(""))
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_deref().unwrap_or(""))
     }
 
     pub fn flag(&self, name: &str) -> bool {
@@ -255,34 +238,19 @@ struct Connected {
 }
 
 async fn connect(addr: SocketAddr, tls: Option<&TlsOpts>) -> anyhow::Result<Connected> {
-    let tcp = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
+    let tcp = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
     tcp.set_nodelay(true)?;
     let Some(tls) = tls else {
-        return Ok(Connected {
-            io: Box::new(tcp),
-            peer_cert: None,
-            alpn: None,
-        });
+        return Ok(Connected { io: Box::new(tcp), peer_cert: None, alpn: None });
     };
     let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
     let name = ServerName::try_from(tls.sni.clone())?;
-    let stream = connector
-        .connect(name, tcp)
-        .await
-        .with_context(|| format!("TLS handshake with {addr} for SNI {}", tls.sni))?;
+    let stream =
+        connector.connect(name, tcp).await.with_context(|| format!("TLS handshake with {addr} for SNI {}", tls.sni))?;
     let session = stream.get_ref().1;
-    let peer_cert = session
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| c.clone().into_owned());
+    let peer_cert = session.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned());
     let alpn = session.alpn_protocol().map(|p| p.to_vec());
-    Ok(Connected {
-        io: Box::new(stream),
-        peer_cert,
-        alpn,
-    })
+    Ok(Connected { io: Box::new(stream), peer_cert, alpn })
 }
 
 /// A response whose body has not been read yet; the connection lives as long as it does.
@@ -326,17 +294,12 @@ pub async fn send_streaming(addr: SocketAddr, req: &Req) -> anyhow::Result<Strea
             sender.send_request(request).await?
         }
         Proto::H2 => {
-            let (mut sender, connection) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+            let (mut sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
             tokio::spawn(connection);
             sender.send_request(request).await?
         }
     };
-    Ok(Streaming {
-        response,
-        peer_cert: conn.peer_cert,
-        alpn: conn.alpn,
-    })
+    Ok(Streaming { response, peer_cert: conn.peer_cert, alpn: conn.alpn })
 }
 
 /// Sends `req` to `addr` over a new connection and reads the whole response (bounded).
@@ -356,12 +319,7 @@ pub async fn send(addr: SocketAddr, req: &Req) -> anyhow::Result<Resp> {
     };
     tokio::time::timeout(EXCHANGE_LIMIT, exchange)
         .await
-        .with_context(|| {
-            format!(
-                "{} {}{} to {addr} took over {EXCHANGE_LIMIT:?}",
-                req.method, req.host, req.path
-            )
-        })?
+        .with_context(|| format!("{} {}{} to {addr} took over {EXCHANGE_LIMIT:?}", req.method, req.host, req.path))?
         .with_context(|| format!("{} {}{} to {addr}", req.method, req.host, req.path))
 }
 
@@ -406,10 +364,7 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> anyhow::Result<RawR
             if let Some(i) = find(&buf, b"\r\n\r\n") {
                 break i + 4;
             }
-            let n = tcp
-                .read(&mut chunk)
-                .await
-                .context("reading the response head")?;
+            let n = tcp.read(&mut chunk).await.context("reading the response head")?;
             if n == 0 {
                 anyhow::bail!(
                     "connection closed before a complete response head; got {:?}",
@@ -424,14 +379,8 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> anyhow::Result<RawR
             .nth(1)
             .and_then(|s| s.parse().ok())
             .with_context(|| format!("no status in {head:?}"))?;
-        let mut response = RawResponse {
-            status,
-            head,
-            body: Bytes::new(),
-        };
-        let length: Option<usize> = response
-            .header("content-length")
-            .and_then(|v| v.parse().ok());
+        let mut response = RawResponse { status, head, body: Bytes::new() };
+        let length: Option<usize> = response.header("content-length").and_then(|v| v.parse().ok());
         let mut body = buf[head_end..].to_vec();
         loop {
             if length.is_some_and(|l| body.len() >= l) {
@@ -445,9 +394,7 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> anyhow::Result<RawR
         response.body = Bytes::from(body);
         anyhow::Ok(response)
     };
-    tokio::time::timeout(EXCHANGE_LIMIT, exchange)
-        .await
-        .context("raw exchange timed out")?
+    tokio::time::timeout(EXCHANGE_LIMIT, exchange).await.context("raw exchange timed out")?
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -40,9 +40,7 @@ pub async fn shop() -> anyhow::Result<(Origin, EdgeNode)> {
 }
 
 /// Like [`shop`], with the config adjusted by `f` first.
-pub async fn shop_with(
-    f: impl FnOnce(NodeConfig) -> NodeConfig,
-) -> anyhow::Result<(Origin, EdgeNode)> {
+pub async fn shop_with(f: impl FnOnce(NodeConfig) -> NodeConfig) -> anyhow::Result<(Origin, EdgeNode)> {
     let origin = Origin::start().await?;
     let service = ServiceSpec::new("shop", &["shop.test", "*.shop.test"], origin.url());
     let node = EdgeNode::start(f(NodeConfig::with_service(service))).await?;
@@ -77,13 +75,7 @@ pub fn check_error(resp: &Resp, status: u16) -> anyhow::Result<()> {
 
 /// [`check_error`] for a response read off a raw socket.
 pub fn check_raw_error(resp: &RawResponse, status: u16) -> anyhow::Result<()> {
-    check_error_parts(
-        resp.status,
-        resp.header("x-request-id"),
-        resp.header("content-type"),
-        &resp.text(),
-        status,
-    )
+    check_error_parts(resp.status, resp.header("x-request-id"), resp.header("content-type"), &resp.text(), status)
 }
 
 fn check_error_parts(
@@ -93,26 +85,15 @@ fn check_error_parts(
     body: &str,
     status: u16,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        got == status,
-        "expected status {status}, got {got}; body {body:?}"
-    );
+    anyhow::ensure!(got == status, "expected status {status}, got {got}; body {body:?}");
     let id = id.ok_or_else(|| anyhow::anyhow!("{status} response has no x-request-id"))?;
-    anyhow::ensure!(
-        !id.is_empty(),
-        "{status} response has an empty x-request-id"
-    );
+    anyhow::ensure!(!id.is_empty(), "{status} response has an empty x-request-id");
     anyhow::ensure!(
         content_type.is_some_and(|c| c.starts_with("text/plain")),
         "{status} response content-type is {content_type:?}, expected text/plain"
     );
-    let reason = http::StatusCode::from_u16(status)?
-        .canonical_reason()
-        .unwrap_or("");
+    let reason = http::StatusCode::from_u16(status)?.canonical_reason().unwrap_or("");
     let expected = format!("{status} {reason}\nrequest-id: {id}\n");
-    anyhow::ensure!(
-        body == expected,
-        "{status} body is {body:?}, expected {expected:?}"
-    );
+    anyhow::ensure!(body == expected, "{status} body is {body:?}, expected {expected:?}");
     Ok(())
 }

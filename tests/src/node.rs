@@ -159,10 +159,7 @@ impl NodeConfig {
         line(String::new());
         line("[cache]".into());
         line(format!("memory = {}", q(&self.memory)));
-        line(format!(
-            "disk_path = {}",
-            q(&dir.join("cache").display().to_string())
-        ));
+        line(format!("disk_path = {}", q(&dir.join("cache").display().to_string())));
         line(format!("disk = {}", q(&self.disk)));
         line(format!("max_object_size = {}", q(&self.max_object_size)));
         line(String::new());
@@ -172,10 +169,7 @@ impl NodeConfig {
         line(String::new());
         line("[upstream]".into());
         line(format!("connect_timeout = {}", q(&self.connect_timeout)));
-        line(format!(
-            "first_byte_timeout = {}",
-            q(&self.first_byte_timeout)
-        ));
+        line(format!("first_byte_timeout = {}", q(&self.first_byte_timeout)));
         line(String::new());
         line("[log]".into());
         line(format!("access = {}", q("stdout")));
@@ -256,11 +250,7 @@ impl EdgeNode {
             config_path,
             ready_path,
             child: None,
-            addrs: Addrs {
-                http: None,
-                https: None,
-                admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-            },
+            addrs: Addrs { http: None, https: None, admin: SocketAddr::from(([127, 0, 0, 1], 0)) },
             stdout: Lines::default(),
             stderr: Lines::default(),
         };
@@ -308,10 +298,7 @@ impl EdgeNode {
                 );
             }
             if start.elapsed() > READY_LIMIT {
-                anyhow::bail!(
-                    "edge-node wrote no ready file within {READY_LIMIT:?}\nstderr:\n{}",
-                    self.stderr_text()
-                );
+                anyhow::bail!("edge-node wrote no ready file within {READY_LIMIT:?}\nstderr:\n{}", self.stderr_text());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -343,11 +330,7 @@ impl EdgeNode {
 
     /// Sends `req` over the cleartext listener (or the HTTPS one when it carries TLS options).
     pub async fn send(&self, req: Req) -> anyhow::Result<Resp> {
-        let addr = if req.tls.is_some() {
-            self.https_addr()?
-        } else {
-            self.http_addr()
-        };
+        let addr = if req.tls.is_some() { self.https_addr()? } else { self.http_addr() };
         client::send(addr, &req).await
     }
 
@@ -367,15 +350,8 @@ impl EdgeNode {
 
     /// `POST /purge` on the admin listener; fails unless the answer is 200.
     pub async fn purge(&self, request: serde_json::Value) -> anyhow::Result<serde_json::Value> {
-        let resp = self
-            .admin(Method::POST, "/purge", &request.to_string())
-            .await?;
-        anyhow::ensure!(
-            resp.status == 200,
-            "purge {request} answered {}: {}",
-            resp.status,
-            resp.text()
-        );
+        let resp = self.admin(Method::POST, "/purge", &request.to_string()).await?;
+        anyhow::ensure!(resp.status == 200, "purge {request} answered {}: {}", resp.status, resp.text());
         Ok(serde_json::from_slice(&resp.body)?)
     }
 
@@ -422,16 +398,9 @@ impl EdgeNode {
         let Some(mut child) = self.child.take() else {
             anyhow::bail!("the node is not running");
         };
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .context("running kill -TERM")?;
-        anyhow::ensure!(
-            status.success(),
-            "kill -TERM {} failed: {status}",
-            child.id()
-        );
+        let status =
+            Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().context("running kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM {} failed: {status}", child.id());
         let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait()? {
@@ -451,10 +420,7 @@ impl EdgeNode {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         if self.child.is_some() {
             let status = self.stop().await?;
-            anyhow::ensure!(
-                status.success(),
-                "edge-node exited with {status} on SIGTERM"
-            );
+            anyhow::ensure!(status.success(), "edge-node exited with {status} on SIGTERM");
         }
         self.spawn().await
     }
@@ -518,28 +484,15 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 /// `cargo build -p edge-node --bin edge-node`, taking the executable's path from cargo's JSON
 /// messages (so CARGO_TARGET_DIR and any build.target-dir are respected).
 fn build() -> anyhow::Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("tests/ has no parent directory")?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("tests/ has no parent directory")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(root)
-        .args([
-            "build",
-            "-p",
-            "edge-node",
-            "--bin",
-            "edge-node",
-            "--message-format=json-render-diagnostics",
-        ])
+        .args(["build", "-p", "edge-node", "--bin", "edge-node", "--message-format=json-render-diagnostics"])
         .stderr(Stdio::inherit())
         .output()
         .context("running cargo build -p edge-node")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "cargo build -p edge-node failed: {}",
-        output.status
-    );
+    anyhow::ensure!(output.status.success(), "cargo build -p edge-node failed: {}", output.status);
     let stdout = String::from_utf8_lossy(&output.stdout);
     stdout
         .lines()

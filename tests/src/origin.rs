@@ -56,12 +56,7 @@ impl Recorded {
 
     /// All values of a header, joined with ", " (the list form of RFC 9110 §5.3).
     pub fn header_joined(&self, name: &str) -> Option<String> {
-        let values: Vec<&str> = self
-            .headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
+        let values: Vec<&str> = self.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
         (!values.is_empty()).then(|| values.join(", "))
     }
 
@@ -84,9 +79,7 @@ impl Default for Gate {
 
 impl Gate {
     pub fn new() -> Self {
-        Self {
-            tx: Arc::new(watch::channel(false).0),
-        }
+        Self { tx: Arc::new(watch::channel(false).0) }
     }
 
     pub fn open(&self) {
@@ -182,10 +175,7 @@ impl Reply {
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// RFC 9110 §13.1.1 (weak comparison) and §13.1.3, as far as these tests need.
@@ -198,10 +188,7 @@ impl Reply {
             return inm.trim() == "*" || inm.split(',').any(|t| strip(t) == strip(etag));
         }
         match (req.header("if-modified-since"), self.get("last-modified")) {
-            (Some(ims), Some(lm)) => match (
-                httpdate::parse_http_date(ims),
-                httpdate::parse_http_date(lm),
-            ) {
+            (Some(ims), Some(lm)) => match (httpdate::parse_http_date(ims), httpdate::parse_http_date(lm)) {
                 (Ok(ims), Ok(lm)) => lm <= ims,
                 _ => false,
             },
@@ -252,12 +239,7 @@ impl Origin {
         let state = Arc::new(State::default());
         let is_tls = tls.is_some();
         let task = tokio::spawn(accept_loop(listener, tls, state.clone()));
-        Ok(Self {
-            addr,
-            tls: is_tls,
-            state,
-            task: Some(task),
-        })
+        Ok(Self { addr, tls: is_tls, state, task: Some(task) })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -267,11 +249,7 @@ impl Origin {
     /// The origin as a service's `origin` field names it: `http://127.0.0.1:P`, or
     /// `https://localhost:P` for a TLS origin (its certificate is for "localhost").
     pub fn url(&self) -> String {
-        if self.tls {
-            format!("https://localhost:{}", self.addr.port())
-        } else {
-            format!("http://{}", self.addr)
-        }
+        if self.tls { format!("https://localhost:{}", self.addr.port()) } else { format!("http://{}", self.addr) }
     }
 
     /// Answer `path` (a path, or a path with query for an exact match) with `reply` every time.
@@ -291,18 +269,11 @@ impl Origin {
 
     /// Requests received for `path` (path only, or path and query).
     pub fn requests_for(&self, path: &str) -> Vec<Recorded> {
-        lock(&self.state.requests)
-            .iter()
-            .filter(|r| r.matches(path))
-            .cloned()
-            .collect()
+        lock(&self.state.requests).iter().filter(|r| r.matches(path)).cloned().collect()
     }
 
     pub fn count(&self, path: &str) -> usize {
-        lock(&self.state.requests)
-            .iter()
-            .filter(|r| r.matches(path))
-            .count()
+        lock(&self.state.requests).iter().filter(|r| r.matches(path)).count()
     }
 
     pub fn total(&self) -> usize {
@@ -311,17 +282,12 @@ impl Origin {
 
     /// The last request received for `path`.
     pub fn last(&self, path: &str) -> anyhow::Result<Recorded> {
-        self.requests_for(path)
-            .pop()
-            .ok_or_else(|| anyhow::anyhow!("the origin received no request for {path}"))
+        self.requests_for(path).pop().ok_or_else(|| anyhow::anyhow!("the origin received no request for {path}"))
     }
 
     /// How many response heads the origin has sent for `path` (delays elapsed).
     pub fn responded(&self, path: &str) -> usize {
-        lock(&self.state.responded)
-            .iter()
-            .filter(|p| p.as_str() == path)
-            .count()
+        lock(&self.state.responded).iter().filter(|p| p.as_str() == path).count()
     }
 
     /// How many response bodies the origin has finished sending for `path`.
@@ -330,12 +296,7 @@ impl Origin {
     }
 
     /// Waits (bounded) until the origin has received `n` requests for `path`.
-    pub async fn wait_for_count(
-        &self,
-        path: &str,
-        n: usize,
-        limit: Duration,
-    ) -> anyhow::Result<()> {
+    pub async fn wait_for_count(&self, path: &str, n: usize, limit: Duration) -> anyhow::Result<()> {
         let start = Instant::now();
         loop {
             let seen = self.count(path);
@@ -343,9 +304,7 @@ impl Origin {
                 return Ok(());
             }
             if start.elapsed() > limit {
-                anyhow::bail!(
-                    "origin saw {seen} requests for {path} after {limit:?}, expected {n}"
-                );
+                anyhow::bail!("origin saw {seen} requests for {path} after {limit:?}, expected {n}");
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -369,11 +328,7 @@ impl Drop for Origin {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    state: Arc<State>,
-) {
+async fn accept_loop(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, state: Arc<State>) {
     // Dropping the JoinSet (when this task is aborted) aborts every connection task.
     let mut connections = JoinSet::new();
     loop {
@@ -407,24 +362,13 @@ async fn accept_loop(
     }
 }
 
-async fn handle(
-    state: Arc<State>,
-    req: Request<Incoming>,
-) -> Result<Response<OriginBody>, Infallible> {
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<OriginBody>, Infallible> {
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let recorded = Recorded {
         method: parts.method.clone(),
         path: parts.uri.path().to_string(),
-        path_and_query: parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into()),
+        path_and_query: parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into()),
         version: parts.version,
         authority: parts.uri.authority().map(|a| a.to_string()),
         headers: parts.headers,
@@ -435,10 +379,7 @@ async fn handle(
 
     let handler = {
         let routes = lock(&state.routes);
-        routes
-            .get(&recorded.path_and_query)
-            .or_else(|| routes.get(&recorded.path))
-            .cloned()
+        routes.get(&recorded.path_and_query).or_else(|| routes.get(&recorded.path)).cloned()
     };
     let reply = match handler {
         Some(h) => h(&recorded),
@@ -450,20 +391,13 @@ async fn handle(
     lock(&state.responded).push(recorded.path.clone());
 
     let not_modified = reply.conditional && reply.not_modified(&recorded);
-    let status = if not_modified {
-        StatusCode::NOT_MODIFIED
-    } else {
-        reply.status
-    };
+    let status = if not_modified { StatusCode::NOT_MODIFIED } else { reply.status };
     let mut response = Response::builder().status(status);
     for (name, value) in &reply.headers {
         if not_modified && name.eq_ignore_ascii_case("content-length") {
             continue;
         }
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::try_from(value.as_str()),
-        ) {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
             response = response.header(n, v);
         }
     }
@@ -477,16 +411,11 @@ async fn handle(
     let body = match (&reply.body, head_only) {
         (_, true) => OriginBody::full(Bytes::new(), &state, &recorded.path),
         (BodySpec::Full(b), false) => OriginBody::full(b.clone(), &state, &recorded.path),
-        (BodySpec::Chunks(chunks), false) => {
-            OriginBody::streamed(chunks.clone(), state.clone(), recorded.path.clone())
-        }
+        (BodySpec::Chunks(chunks), false) => OriginBody::streamed(chunks.clone(), state.clone(), recorded.path.clone()),
     };
     Ok(response.body(body).unwrap_or_else(|_| {
-        let mut r = Response::new(OriginBody::full(
-            Bytes::from_static(b"bad scripted reply\n"),
-            &state,
-            &recorded.path,
-        ));
+        let mut r =
+            Response::new(OriginBody::full(Bytes::from_static(b"bad scripted reply\n"), &state, &recorded.path));
         *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         r
     }))
@@ -501,10 +430,7 @@ pub struct OriginBody {
 impl OriginBody {
     fn full(bytes: Bytes, state: &State, path: &str) -> Self {
         *lock(&state.finished).entry(path.to_string()).or_default() += 1;
-        Self {
-            full: (!bytes.is_empty()).then_some(bytes),
-            rx: None,
-        }
+        Self { full: (!bytes.is_empty()).then_some(bytes), rx: None }
     }
 
     fn streamed(chunks: Vec<Chunk>, state: Arc<State>, path: String) -> Self {
@@ -523,10 +449,7 @@ impl OriginBody {
             }
             *lock(&state.finished).entry(path).or_default() += 1;
         });
-        Self {
-            full: None,
-            rx: Some(rx),
-        }
+        Self { full: None, rx: Some(rx) }
     }
 }
 
@@ -534,10 +457,7 @@ impl Body for OriginBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if let Some(bytes) = self.full.take() {
             return Poll::Ready(Some(Ok(Frame::data(bytes))));
         }

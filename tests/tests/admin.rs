@@ -41,9 +41,6 @@ async fn metrics_count_requests() -> anyhow::Result<()> {
     assert_eq!(metrics.status, 200);
     let text = metrics.text();
     let requests = counter_sum(&text, "request");
-    assert!(
-        requests >= 4.0,
-        "request counters sum to {requests}:\n{text}"
-    );
+    assert!(requests >= 4.0, "request counters sum to {requests}:\n{text}");
     Ok(())
 }

@@ -36,11 +36,7 @@ async fn fresh_max_age_response_is_a_hit() -> anyhow::Result<()> {
     assert!((55..=60).contains(&ttl), "ttl {ttl} in {}", cs.raw);
     let age = hit.age().unwrap_or(u64::MAX);
     assert!(age <= 5, "a hit carries Age; got {:?}", hit.header("age"));
-    assert_ne!(
-        miss.request_id(),
-        hit.request_id(),
-        "every request has its own id"
-    );
+    assert_ne!(miss.request_id(), hit.request_id(), "every request has its own id");
     assert_eq!(origin.count("/a"), 1);
     Ok(())
 }
@@ -49,14 +45,8 @@ async fn fresh_max_age_response_is_a_hit() -> anyhow::Result<()> {
 async fn s_maxage_beats_max_age_in_a_shared_cache() -> anyhow::Result<()> {
     // RFC 9111 §5.2.2.10: s-maxage overrides max-age (and Expires) in a shared cache.
     let (origin, node) = shop().await?;
-    origin.route(
-        "/longer",
-        Reply::ok("l").cache_control("max-age=0, s-maxage=60"),
-    );
-    origin.route(
-        "/shorter",
-        Reply::ok("s").cache_control("max-age=60, s-maxage=0"),
-    );
+    origin.route("/longer", Reply::ok("l").cache_control("max-age=0, s-maxage=60"));
+    origin.route("/shorter", Reply::ok("s").cache_control("max-age=60, s-maxage=0"));
     for _ in 0..2 {
         node.get("shop.test", "/longer").await?;
         node.get("shop.test", "/shorter").await?;
@@ -64,11 +54,7 @@ async fn s_maxage_beats_max_age_in_a_shared_cache() -> anyhow::Result<()> {
     let hit = node.get("shop.test", "/longer").await?;
     assert!(hit.cache_status().hit(), "{}", hit.summary());
     assert_eq!(origin.count("/longer"), 1);
-    assert_eq!(
-        origin.count("/shorter"),
-        3,
-        "s-maxage=0 makes it stale at once"
-    );
+    assert_eq!(origin.count("/shorter"), 3, "s-maxage=0 makes it stale at once");
     Ok(())
 }
 
@@ -114,8 +100,7 @@ async fn no_freshness_and_no_default_ttl_is_not_stored() -> anyhow::Result<()> {
 async fn default_ttl_applies_only_without_explicit_freshness() -> anyhow::Result<()> {
     let origin = outpost_tests::Origin::start().await?;
     let service = ServiceSpec::new("shop", &["shop.test"], origin.url()).default_ttl("60s");
-    let node =
-        outpost_tests::EdgeNode::start(outpost_tests::NodeConfig::with_service(service)).await?;
+    let node = outpost_tests::EdgeNode::start(outpost_tests::NodeConfig::with_service(service)).await?;
     origin.route("/plain", Reply::ok("plain"));
     origin.route("/nostore", Reply::ok("n").cache_control("no-store"));
     origin.route("/zero", Reply::ok("z").cache_control("max-age=0"));
@@ -125,26 +110,14 @@ async fn default_ttl_applies_only_without_explicit_freshness() -> anyhow::Result
     let hit = node.get("shop.test", "/plain").await?;
     let cs = hit.cache_status();
     assert!(cs.hit(), "{}", cs.raw);
-    assert!(
-        cs.ttl().is_some_and(|t| (55..=60).contains(&t)),
-        "{}",
-        cs.raw
-    );
+    assert!(cs.ttl().is_some_and(|t| (55..=60).contains(&t)), "{}", cs.raw);
     for path in ["/nostore", "/zero"] {
         node.get("shop.test", path).await?;
         node.get("shop.test", path).await?;
     }
     assert_eq!(origin.count("/plain"), 1);
-    assert_eq!(
-        origin.count("/nostore"),
-        2,
-        "default_ttl must not override no-store"
-    );
-    assert_eq!(
-        origin.count("/zero"),
-        2,
-        "default_ttl must not override max-age=0"
-    );
+    assert_eq!(origin.count("/nostore"), 2, "default_ttl must not override no-store");
+    assert_eq!(origin.count("/zero"), 2, "default_ttl must not override max-age=0");
     Ok(())
 }
 
@@ -153,10 +126,7 @@ async fn last_modified_gives_heuristic_freshness() -> anyhow::Result<()> {
     // RFC 9111 §4.2.2: no explicit expiry, Last-Modified ten days ago -> a heuristic lifetime
     // (typically 10% of the time since, here a day) makes it fresh.
     let (origin, node) = shop().await?;
-    origin.route(
-        "/old",
-        Reply::ok("old").header("last-modified", http_date(-10 * 86_400)),
-    );
+    origin.route("/old", Reply::ok("old").header("last-modified", http_date(-10 * 86_400)));
     node.get("shop.test", "/old").await?;
     let second = node.get("shop.test", "/old").await?;
     assert!(second.cache_status().hit(), "{}", second.summary());
@@ -168,28 +138,15 @@ async fn last_modified_gives_heuristic_freshness() -> anyhow::Result<()> {
 async fn no_store_and_private_are_never_stored() -> anyhow::Result<()> {
     // RFC 9111 §5.2.2.5 (no-store) and §5.2.2.7 (private: a shared cache must not store).
     let (origin, node) = shop().await?;
-    origin.route(
-        "/nostore",
-        Reply::ok("n").cache_control("no-store, max-age=60"),
-    );
-    origin.route(
-        "/private",
-        Reply::ok("p").cache_control("private, max-age=60"),
-    );
+    origin.route("/nostore", Reply::ok("n").cache_control("no-store, max-age=60"));
+    origin.route("/private", Reply::ok("p").cache_control("private, max-age=60"));
     for path in ["/nostore", "/private"] {
         let first = node.get("shop.test", path).await?;
-        assert!(
-            !first.cache_status().stored(),
-            "{path}: {}",
-            first.summary()
-        );
+        assert!(!first.cache_status().stored(), "{path}: {}", first.summary());
         let second = node.get("shop.test", path).await?;
         assert!(!second.cache_status().hit(), "{path}: {}", second.summary());
         assert_eq!(origin.count(path), 2, "{path}");
-        assert_eq!(
-            second.header("cache-control"),
-            first.header("cache-control")
-        );
+        assert_eq!(second.header("cache-control"), first.header("cache-control"));
     }
     Ok(())
 }
@@ -198,13 +155,7 @@ async fn no_store_and_private_are_never_stored() -> anyhow::Result<()> {
 async fn no_cache_revalidates_every_time() -> anyhow::Result<()> {
     // RFC 9111 §5.2.2.4: a no-cache response may be stored but must be validated before reuse.
     let (origin, node) = shop().await?;
-    origin.route(
-        "/nc",
-        Reply::ok("body")
-            .cache_control("no-cache")
-            .etag("\"v1\"")
-            .conditional(),
-    );
+    origin.route("/nc", Reply::ok("body").cache_control("no-cache").etag("\"v1\"").conditional());
     for _ in 0..3 {
         let resp = node.get("shop.test", "/nc").await?;
         assert_eq!(resp.status, 200);
@@ -213,11 +164,7 @@ async fn no_cache_revalidates_every_time() -> anyhow::Result<()> {
     let seen = origin.requests_for("/nc");
     assert_eq!(seen.len(), 3, "every request goes to the origin");
     assert_eq!(seen[0].header("if-none-match"), None);
-    assert_eq!(
-        seen[1].header("if-none-match"),
-        Some("\"v1\""),
-        "revalidation sends the stored ETag"
-    );
+    assert_eq!(seen[1].header("if-none-match"), Some("\"v1\""), "revalidation sends the stored ETag");
     assert_eq!(seen[2].header("if-none-match"), Some("\"v1\""));
     Ok(())
 }
@@ -228,10 +175,9 @@ async fn must_revalidate_forbids_stale_on_error() -> anyhow::Result<()> {
     // successful revalidation, stale-if-error or not. The control path without it is served stale.
     let (origin, node) = shop().await?;
     let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for (path, cc) in [
-        ("/strict", "max-age=10, must-revalidate, stale-if-error=60"),
-        ("/lenient", "max-age=10, stale-if-error=60"),
-    ] {
+    for (path, cc) in
+        [("/strict", "max-age=10, must-revalidate, stale-if-error=60"), ("/lenient", "max-age=10, stale-if-error=60")]
+    {
         let failing = failing.clone();
         origin.route_fn(path, move |_| {
             if failing.load(std::sync::atomic::Ordering::SeqCst) {
@@ -248,20 +194,10 @@ async fn must_revalidate_forbids_stale_on_error() -> anyhow::Result<()> {
     let lenient = node.get("shop.test", "/lenient").await?;
     assert_eq!(lenient.status, 200, "{}", lenient.summary());
     assert_eq!(lenient.text(), "good copy");
-    assert_eq!(
-        lenient.cache_status().detail(),
-        Some("stale-if-error"),
-        "{}",
-        lenient.summary()
-    );
+    assert_eq!(lenient.cache_status().detail(), Some("stale-if-error"), "{}", lenient.summary());
 
     let strict = node.get("shop.test", "/strict").await?;
-    assert_ne!(
-        strict.text(),
-        "good copy",
-        "must-revalidate served stale: {}",
-        strict.summary()
-    );
+    assert_ne!(strict.text(), "good copy", "must-revalidate served stale: {}", strict.summary());
     assert!(strict.status.is_server_error(), "{}", strict.summary());
     assert_eq!(origin.count("/strict"), 2);
     Ok(())
@@ -272,30 +208,14 @@ async fn cdn_cache_control_beats_cache_control_and_stays_private() -> anyhow::Re
     // RFC 9213: a CDN uses CDN-Cache-Control instead of Cache-Control, and the header is for it
     // alone (contracts.md: never forwarded to clients). Cache-Control still reaches the client.
     let (origin, node) = shop().await?;
-    origin.route(
-        "/cdn-longer",
-        Reply::ok("a")
-            .cache_control("max-age=0")
-            .header("cdn-cache-control", "max-age=60"),
-    );
-    origin.route(
-        "/cdn-nostore",
-        Reply::ok("b")
-            .cache_control("max-age=60")
-            .header("cdn-cache-control", "no-store"),
-    );
+    origin.route("/cdn-longer", Reply::ok("a").cache_control("max-age=0").header("cdn-cache-control", "max-age=60"));
+    origin.route("/cdn-nostore", Reply::ok("b").cache_control("max-age=60").header("cdn-cache-control", "no-store"));
     let first = node.get("shop.test", "/cdn-longer").await?;
-    assert!(
-        !first.has("cdn-cache-control"),
-        "CDN-Cache-Control leaked to the client"
-    );
+    assert!(!first.has("cdn-cache-control"), "CDN-Cache-Control leaked to the client");
     assert_eq!(first.header("cache-control"), Some("max-age=0"));
     let second = node.get("shop.test", "/cdn-longer").await?;
     assert!(second.cache_status().hit(), "{}", second.summary());
-    assert!(
-        !second.has("cdn-cache-control"),
-        "CDN-Cache-Control leaked on a hit"
-    );
+    assert!(!second.has("cdn-cache-control"), "CDN-Cache-Control leaked on a hit");
 
     node.get("shop.test", "/cdn-nostore").await?;
     node.get("shop.test", "/cdn-nostore").await?;
@@ -307,17 +227,9 @@ async fn cdn_cache_control_beats_cache_control_and_stays_private() -> anyhow::Re
 #[tokio::test]
 async fn surrogate_control_beats_cache_control_and_stays_private() -> anyhow::Result<()> {
     let (origin, node) = shop().await?;
-    origin.route(
-        "/sc",
-        Reply::ok("a")
-            .cache_control("max-age=0")
-            .header("surrogate-control", "max-age=60"),
-    );
+    origin.route("/sc", Reply::ok("a").cache_control("max-age=0").header("surrogate-control", "max-age=60"));
     let first = node.get("shop.test", "/sc").await?;
-    assert!(
-        !first.has("surrogate-control"),
-        "Surrogate-Control leaked to the client"
-    );
+    assert!(!first.has("surrogate-control"), "Surrogate-Control leaked to the client");
     let second = node.get("shop.test", "/sc").await?;
     assert!(second.cache_status().hit(), "{}", second.summary());
     assert!(!second.has("surrogate-control"));
@@ -329,18 +241,8 @@ async fn surrogate_control_beats_cache_control_and_stays_private() -> anyhow::Re
 async fn age_from_upstream_counts_toward_current_age() -> anyhow::Result<()> {
     // RFC 9111 §4.2.3: corrected_initial_age includes the Age the origin sent.
     let (origin, node) = shop().await?;
-    origin.route(
-        "/aged",
-        Reply::ok("aged")
-            .cache_control("max-age=600")
-            .header("age", "100"),
-    );
-    origin.route(
-        "/expired",
-        Reply::ok("gone")
-            .cache_control("max-age=50")
-            .header("age", "100"),
-    );
+    origin.route("/aged", Reply::ok("aged").cache_control("max-age=600").header("age", "100"));
+    origin.route("/expired", Reply::ok("gone").cache_control("max-age=50").header("age", "100"));
 
     node.get("shop.test", "/aged").await?;
     let hit = node.get("shop.test", "/aged").await?;
@@ -354,11 +256,7 @@ async fn age_from_upstream_counts_toward_current_age() -> anyhow::Result<()> {
     node.get("shop.test", "/expired").await?;
     let second = node.get("shop.test", "/expired").await?;
     assert!(!second.cache_status().hit(), "{}", second.summary());
-    assert_eq!(
-        origin.count("/expired"),
-        2,
-        "older than max-age on arrival: stale"
-    );
+    assert_eq!(origin.count("/expired"), 2, "older than max-age on arrival: stale");
     Ok(())
 }
 
@@ -401,11 +299,7 @@ async fn head_miss_is_answered_without_a_body() -> anyhow::Result<()> {
     assert_eq!(head.header("content-length"), Some("10"));
     assert!(origin.count("/hm") >= 1);
     let get = node.get("shop.test", "/hm").await?;
-    assert_eq!(
-        get.text(),
-        "0123456789",
-        "a HEAD must never store an empty body for GET"
-    );
+    assert_eq!(get.text(), "0123456789", "a HEAD must never store an empty body for GET");
     Ok(())
 }
 
@@ -413,63 +307,37 @@ async fn head_miss_is_answered_without_a_body() -> anyhow::Result<()> {
 async fn range_requests_are_served_from_a_cached_object() -> anyhow::Result<()> {
     // RFC 9110 §14: byte ranges, suffix ranges, 416 with `bytes */len`, If-Range.
     let (origin, node) = shop().await?;
-    origin.route(
-        "/r",
-        Reply::ok("0123456789abcdefghij")
-            .cache_control("max-age=60")
-            .etag("\"r1\""),
-    );
+    origin.route("/r", Reply::ok("0123456789abcdefghij").cache_control("max-age=60").etag("\"r1\""));
     let full = node.get("shop.test", "/r").await?;
     assert_eq!(full.text().len(), 20);
 
-    let first = node
-        .send(Req::get("shop.test", "/r").header("range", "bytes=0-9"))
-        .await?;
+    let first = node.send(Req::get("shop.test", "/r").header("range", "bytes=0-9")).await?;
     assert_eq!(first.status, 206, "{}", first.summary());
     assert_eq!(first.header("content-range"), Some("bytes 0-9/20"));
     assert_eq!(first.text(), "0123456789");
     assert_eq!(first.header("content-length"), Some("10"));
     assert!(first.cache_status().hit(), "{}", first.summary());
 
-    let suffix = node
-        .send(Req::get("shop.test", "/r").header("range", "bytes=-5"))
-        .await?;
+    let suffix = node.send(Req::get("shop.test", "/r").header("range", "bytes=-5")).await?;
     assert_eq!(suffix.status, 206, "{}", suffix.summary());
     assert_eq!(suffix.header("content-range"), Some("bytes 15-19/20"));
     assert_eq!(suffix.text(), "fghij");
 
-    let open = node
-        .send(Req::get("shop.test", "/r").header("range", "bytes=18-"))
-        .await?;
+    let open = node.send(Req::get("shop.test", "/r").header("range", "bytes=18-")).await?;
     assert_eq!(open.status, 206);
     assert_eq!(open.text(), "ij");
 
-    let beyond = node
-        .send(Req::get("shop.test", "/r").header("range", "bytes=30-40"))
-        .await?;
+    let beyond = node.send(Req::get("shop.test", "/r").header("range", "bytes=30-40")).await?;
     assert_eq!(beyond.status, 416, "{}", beyond.summary());
     assert_eq!(beyond.header("content-range"), Some("bytes */20"));
 
-    let stale_validator = node
-        .send(
-            Req::get("shop.test", "/r")
-                .header("range", "bytes=0-9")
-                .header("if-range", "\"other\""),
-        )
-        .await?;
-    assert_eq!(
-        stale_validator.status, 200,
-        "If-Range mismatch gets the whole representation"
-    );
+    let stale_validator =
+        node.send(Req::get("shop.test", "/r").header("range", "bytes=0-9").header("if-range", "\"other\"")).await?;
+    assert_eq!(stale_validator.status, 200, "If-Range mismatch gets the whole representation");
     assert_eq!(stale_validator.text(), "0123456789abcdefghij");
 
-    let same_validator = node
-        .send(
-            Req::get("shop.test", "/r")
-                .header("range", "bytes=0-9")
-                .header("if-range", "\"r1\""),
-        )
-        .await?;
+    let same_validator =
+        node.send(Req::get("shop.test", "/r").header("range", "bytes=0-9").header("if-range", "\"r1\"")).await?;
     assert_eq!(same_validator.status, 206);
     assert_eq!(same_validator.text(), "0123456789");
     assert_eq!(origin.count("/r"), 1, "every range came from the cache");
@@ -482,28 +350,16 @@ async fn authorization_bypasses_the_cache_unless_the_response_allows_it() -> any
     // public, s-maxage or must-revalidate.
     let (origin, node) = shop().await?;
     origin.route("/mine", Reply::ok("mine").cache_control("max-age=60"));
-    origin.route(
-        "/public",
-        Reply::ok("pub").cache_control("public, max-age=60"),
-    );
+    origin.route("/public", Reply::ok("pub").cache_control("public, max-age=60"));
     origin.route("/smax", Reply::ok("smax").cache_control("s-maxage=60"));
     for path in ["/mine", "/public", "/smax"] {
         for _ in 0..2 {
-            let resp = node
-                .send(Req::get("shop.test", path).header("authorization", "Bearer secret"))
-                .await?;
+            let resp = node.send(Req::get("shop.test", path).header("authorization", "Bearer secret")).await?;
             assert_eq!(resp.status, 200);
         }
     }
-    assert_eq!(
-        origin.count("/mine"),
-        2,
-        "an authorized response without public/s-maxage was reused"
-    );
-    assert_eq!(
-        origin.requests_for("/mine")[1].header("authorization"),
-        Some("Bearer secret")
-    );
+    assert_eq!(origin.count("/mine"), 2, "an authorized response without public/s-maxage was reused");
+    assert_eq!(origin.requests_for("/mine")[1].header("authorization"), Some("Bearer secret"));
     assert_eq!(origin.count("/public"), 1);
     assert_eq!(origin.count("/smax"), 1);
     Ok(())
@@ -523,17 +379,10 @@ async fn post_is_forwarded_and_invalidates_the_url() -> anyhow::Result<()> {
     node.get("shop.test", "/item").await?;
     assert!(node.get("shop.test", "/item").await?.cache_status().hit());
 
-    let post = node
-        .send(Req::post("shop.test", "/item").body("x=1"))
-        .await?;
+    let post = node.send(Req::post("shop.test", "/item").body("x=1")).await?;
     assert_eq!(post.status, 200);
     assert_eq!(post.text(), "updated");
-    assert_eq!(
-        post.cache_status().fwd(),
-        Some("method"),
-        "{}",
-        post.summary()
-    );
+    assert_eq!(post.cache_status().fwd(), Some("method"), "{}", post.summary());
     let posted = origin.last("/item")?;
     assert_eq!(posted.method, http::Method::POST);
     assert_eq!(&posted.body[..], b"x=1");
@@ -552,25 +401,16 @@ async fn unsafe_method_invalidates_location_and_content_location() -> anyhow::Re
     origin.route("/d", Reply::ok("d").cache_control("max-age=60"));
     origin.route(
         "/form",
-        Reply::status(201)
-            .header("location", "/b")
-            .header("content-location", "http://shop.test/c")
-            .body("created"),
+        Reply::status(201).header("location", "/b").header("content-location", "http://shop.test/c").body("created"),
     );
     for path in ["/b", "/c", "/d"] {
         node.get("shop.test", path).await?;
     }
-    let post = node
-        .send(Req::post("shop.test", "/form").body("new"))
-        .await?;
+    let post = node.send(Req::post("shop.test", "/form").body("new")).await?;
     assert_eq!(post.status, 201);
     for path in ["/b", "/c"] {
         let resp = node.get("shop.test", path).await?;
-        assert!(
-            !resp.cache_status().hit(),
-            "{path} should be invalidated: {}",
-            resp.summary()
-        );
+        assert!(!resp.cache_status().hit(), "{path} should be invalidated: {}", resp.summary());
         assert_eq!(origin.count(path), 2, "{path}");
     }
     let untouched = node.get("shop.test", "/d").await?;
@@ -581,14 +421,9 @@ async fn unsafe_method_invalidates_location_and_content_location() -> anyhow::Re
 #[tokio::test]
 async fn hosts_of_one_service_have_separate_entries() -> anyhow::Result<()> {
     let (origin, node) = shop_with(|c| c).await?;
-    origin.route_fn("/who", |req| {
-        Reply::ok(req.header("host").unwrap_or("").to_string()).cache_control("max-age=60")
-    });
+    origin.route_fn("/who", |req| Reply::ok(req.header("host").unwrap_or("").to_string()).cache_control("max-age=60"));
     assert_eq!(node.get("shop.test", "/who").await?.text(), "shop.test");
-    assert_eq!(
-        node.get("img.shop.test", "/who").await?.text(),
-        "img.shop.test"
-    );
+    assert_eq!(node.get("img.shop.test", "/who").await?.text(), "img.shop.test");
     assert_eq!(node.get("shop.test", "/who").await?.text(), "shop.test");
     assert_eq!(origin.count("/who"), 2);
     Ok(())

@@ -9,12 +9,7 @@ use tokio::task::JoinSet;
 async fn concurrent_misses_make_one_origin_request() -> anyhow::Result<()> {
     let (origin, node) = shop().await?;
     let body = "collapsed body ".repeat(1000);
-    origin.route(
-        "/hot",
-        Reply::ok(body.clone())
-            .cache_control("max-age=60")
-            .delay(Duration::from_millis(300)),
-    );
+    origin.route("/hot", Reply::ok(body.clone()).cache_control("max-age=60").delay(Duration::from_millis(300)));
     let addr = node.http_addr();
     let mut clients = JoinSet::new();
     for _ in 0..50 {
@@ -26,21 +21,14 @@ async fn concurrent_misses_make_one_origin_request() -> anyhow::Result<()> {
         let resp = result??;
         assert_eq!(resp.status, 200, "{}", resp.summary());
         assert_eq!(resp.body.len(), body.len());
-        assert!(
-            resp.text() == body,
-            "a collapsed client got a different body"
-        );
+        assert!(resp.text() == body, "a collapsed client got a different body");
         if resp.cache_status().collapsed() {
             collapsed += 1;
         }
         responses += 1;
     }
     assert_eq!(responses, 50);
-    assert_eq!(
-        origin.count("/hot"),
-        1,
-        "the origin saw more than one request"
-    );
+    assert_eq!(origin.count("/hot"), 1, "the origin saw more than one request");
     assert!(collapsed >= 1, "no response says it was collapsed");
     Ok(())
 }
@@ -48,12 +36,7 @@ async fn concurrent_misses_make_one_origin_request() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_clients_are_answered_when_the_response_is_not_storable() -> anyhow::Result<()> {
     let (origin, node) = shop().await?;
-    origin.route(
-        "/personal",
-        Reply::ok("for you")
-            .cache_control("private")
-            .delay(Duration::from_millis(200)),
-    );
+    origin.route("/personal", Reply::ok("for you").cache_control("private").delay(Duration::from_millis(200)));
     let addr = node.http_addr();
     let mut clients = JoinSet::new();
     for _ in 0..10 {

@@ -4,37 +4,20 @@
 use std::time::Duration;
 
 use outpost_tests::client::{self, send_streaming};
-use outpost_tests::{
-    CacheStatus, Chunk, Gate, Origin, Reply, Req, TestCa, raw_exchange, refused_addr,
-};
+use outpost_tests::{CacheStatus, Chunk, Gate, Origin, Reply, Req, TestCa, raw_exchange, refused_addr};
 
 #[tokio::test]
 async fn origin_records_requests_and_answers_conditionals() -> anyhow::Result<()> {
     let origin = Origin::start().await?;
-    origin.route(
-        "/a",
-        Reply::ok("hello")
-            .cache_control("max-age=60")
-            .etag("\"v1\"")
-            .conditional(),
-    );
+    origin.route("/a", Reply::ok("hello").cache_control("max-age=60").etag("\"v1\"").conditional());
 
-    let full = client::send(
-        origin.addr(),
-        &Req::get("shop.test", "/a").header("x-probe", "1"),
-    )
-    .await?;
+    let full = client::send(origin.addr(), &Req::get("shop.test", "/a").header("x-probe", "1")).await?;
     assert_eq!(full.status, 200);
     assert_eq!(full.text(), "hello");
     assert_eq!(full.header("etag"), Some("\"v1\""));
 
-    let not_modified = client::send(
-        origin.addr(),
-        &Req::get("shop.test", "/a")
-            .header("if-none-match", "\"v1\"")
-            .h2(),
-    )
-    .await?;
+    let not_modified =
+        client::send(origin.addr(), &Req::get("shop.test", "/a").header("if-none-match", "\"v1\"").h2()).await?;
     assert_eq!(not_modified.status, 304);
     assert!(not_modified.body.is_empty());
 
@@ -84,32 +67,17 @@ async fn tls_origin_serves_h1_and_h2_by_alpn() -> anyhow::Result<()> {
     origin.route("/t", Reply::ok("secure"));
     assert!(origin.url().starts_with("https://localhost:"));
 
-    let h2 = client::send(
-        origin.addr(),
-        &Req::get("localhost", "/t").h2().tls(&ca, "localhost")?,
-    )
-    .await?;
+    let h2 = client::send(origin.addr(), &Req::get("localhost", "/t").h2().tls(&ca, "localhost")?).await?;
     assert_eq!(h2.version, http::Version::HTTP_2);
     assert_eq!(h2.alpn.as_deref(), Some(&b"h2"[..]));
     assert_eq!(h2.peer_cert.as_ref(), Some(&leaf.cert_der));
-    let h1 = client::send(
-        origin.addr(),
-        &Req::get("localhost", "/t").tls(&ca, "localhost")?,
-    )
-    .await?;
+    let h1 = client::send(origin.addr(), &Req::get("localhost", "/t").tls(&ca, "localhost")?).await?;
     assert_eq!(h1.version, http::Version::HTTP_11);
     assert_eq!(h1.text(), "secure");
 
     let other_ca = TestCa::new("someone else")?;
-    let refused = client::send(
-        origin.addr(),
-        &Req::get("localhost", "/t").tls(&other_ca, "localhost")?,
-    )
-    .await;
-    assert!(
-        refused.is_err(),
-        "a client trusting another CA must fail the handshake"
-    );
+    let refused = client::send(origin.addr(), &Req::get("localhost", "/t").tls(&other_ca, "localhost")?).await;
+    assert!(refused.is_err(), "a client trusting another CA must fail the handshake");
     Ok(())
 }
 
@@ -125,19 +93,13 @@ async fn stopped_origin_refuses_and_raw_exchange_reads_a_response() -> anyhow::R
     let addr = origin.addr();
     origin.stop().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
-    assert!(
-        tokio::net::TcpStream::connect(refused_addr().await?)
-            .await
-            .is_err()
-    );
+    assert!(tokio::net::TcpStream::connect(refused_addr().await?).await.is_err());
     Ok(())
 }
 
 #[test]
 fn cache_status_parses_the_nearest_entry() {
-    let cs = CacheStatus::parse(
-        "shield; hit, edge-1; fwd=uri-miss; fwd-status=200; stored; ttl=60; collapsed",
-    );
+    let cs = CacheStatus::parse("shield; hit, edge-1; fwd=uri-miss; fwd-status=200; stored; ttl=60; collapsed");
     assert_eq!(cs.node, "edge-1");
     assert!(!cs.hit());
     assert_eq!(cs.fwd(), Some("uri-miss"));

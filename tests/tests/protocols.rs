@@ -4,9 +4,7 @@
 //! the Host header each host_header mode produces).
 
 use http::Version;
-use outpost_tests::{
-    EdgeNode, HostHeader, NodeConfig, Origin, Reply, Req, ServiceSpec, TestCa, check_error,
-};
+use outpost_tests::{EdgeNode, HostHeader, NodeConfig, Origin, Reply, Req, ServiceSpec, TestCa, check_error};
 
 #[tokio::test]
 async fn http1_and_h2c_share_the_cleartext_listener_and_the_cache() -> anyhow::Result<()> {
@@ -20,11 +18,7 @@ async fn http1_and_h2c_share_the_cleartext_listener_and_the_cache() -> anyhow::R
     assert_eq!(h2.version, Version::HTTP_2);
     assert_eq!(h2.status, 200);
     assert_eq!(h2.text(), "both");
-    assert!(
-        h2.cache_status().hit(),
-        "HTTP/2 finds what HTTP/1.1 stored: {}",
-        h2.summary()
-    );
+    assert!(h2.cache_status().hit(), "HTTP/2 finds what HTTP/1.1 stored: {}", h2.summary());
     assert!(h2.has("x-request-id"));
     assert_eq!(origin.count("/p"), 1);
     Ok(())
@@ -44,63 +38,35 @@ async fn tls_topology() -> anyhow::Result<TlsTopology> {
     let shop_cert = ca.issue(&["shop.test", "*.shop.test"])?;
     let blog_cert = ca.issue(&["blog.test"])?;
     let origin = Origin::start().await?;
-    let config = NodeConfig::with_service(ServiceSpec::new(
-        "shop",
-        &["shop.test", "*.shop.test"],
-        origin.url(),
-    ))
-    .service(ServiceSpec::new("blog", &["blog.test"], origin.url()))
-    .certificate(shop_cert.clone())
-    .certificate(blog_cert.clone());
+    let config = NodeConfig::with_service(ServiceSpec::new("shop", &["shop.test", "*.shop.test"], origin.url()))
+        .service(ServiceSpec::new("blog", &["blog.test"], origin.url()))
+        .certificate(shop_cert.clone())
+        .certificate(blog_cert.clone());
     let node = EdgeNode::start(config).await?;
-    Ok(TlsTopology {
-        ca,
-        shop_cert,
-        blog_cert,
-        origin,
-        node,
-    })
+    Ok(TlsTopology { ca, shop_cert, blog_cert, origin, node })
 }
 
 #[tokio::test]
 async fn tls_alpn_negotiates_the_protocol_and_sni_picks_the_certificate() -> anyhow::Result<()> {
     let t = tls_topology().await?;
-    t.origin
-        .route("/s", Reply::ok("secure").cache_control("max-age=60"));
+    t.origin.route("/s", Reply::ok("secure").cache_control("max-age=60"));
 
-    let shop_h2 = t
-        .node
-        .send(Req::get("shop.test", "/s").h2().tls(&t.ca, "shop.test")?)
-        .await?;
+    let shop_h2 = t.node.send(Req::get("shop.test", "/s").h2().tls(&t.ca, "shop.test")?).await?;
     assert_eq!(shop_h2.status, 200);
     assert_eq!(shop_h2.version, Version::HTTP_2);
     assert_eq!(shop_h2.alpn.as_deref(), Some(&b"h2"[..]));
-    assert_eq!(
-        shop_h2.peer_cert.as_ref(),
-        Some(&t.shop_cert.cert_der),
-        "shop.test got another certificate"
-    );
+    assert_eq!(shop_h2.peer_cert.as_ref(), Some(&t.shop_cert.cert_der), "shop.test got another certificate");
     assert_eq!(shop_h2.text(), "secure");
 
-    let wildcard = t
-        .node
-        .send(Req::get("img.shop.test", "/s").tls(&t.ca, "img.shop.test")?)
-        .await?;
+    let wildcard = t.node.send(Req::get("img.shop.test", "/s").tls(&t.ca, "img.shop.test")?).await?;
     assert_eq!(wildcard.status, 200);
     assert_eq!(wildcard.peer_cert.as_ref(), Some(&t.shop_cert.cert_der));
 
-    let blog_h1 = t
-        .node
-        .send(Req::get("blog.test", "/s").tls(&t.ca, "blog.test")?)
-        .await?;
+    let blog_h1 = t.node.send(Req::get("blog.test", "/s").tls(&t.ca, "blog.test")?).await?;
     assert_eq!(blog_h1.status, 200);
     assert_eq!(blog_h1.version, Version::HTTP_11);
     assert_eq!(blog_h1.alpn.as_deref(), Some(&b"http/1.1"[..]));
-    assert_eq!(
-        blog_h1.peer_cert.as_ref(),
-        Some(&t.blog_cert.cert_der),
-        "blog.test got another certificate"
-    );
+    assert_eq!(blog_h1.peer_cert.as_ref(), Some(&t.blog_cert.cert_der), "blog.test got another certificate");
     assert_eq!(blog_h1.text(), "secure");
     Ok(())
 }
@@ -110,21 +76,11 @@ async fn host_not_matching_sni_is_421() -> anyhow::Result<()> {
     // RFC 9110 §15.5.20: a request on a connection not meant for its authority.
     let t = tls_topology().await?;
     t.origin.route("/x", Reply::ok("x"));
-    let h1 = t
-        .node
-        .send(Req::get("blog.test", "/x").tls(&t.ca, "shop.test")?)
-        .await?;
+    let h1 = t.node.send(Req::get("blog.test", "/x").tls(&t.ca, "shop.test")?).await?;
     check_error(&h1, 421)?;
-    let h2 = t
-        .node
-        .send(Req::get("blog.test", "/x").h2().tls(&t.ca, "shop.test")?)
-        .await?;
+    let h2 = t.node.send(Req::get("blog.test", "/x").h2().tls(&t.ca, "shop.test")?).await?;
     assert_eq!(h2.status, 421, "{}", h2.summary());
-    assert_eq!(
-        t.origin.count("/x"),
-        0,
-        "a misdirected request reached the origin"
-    );
+    assert_eq!(t.origin.count("/x"), 0, "a misdirected request reached the origin");
     Ok(())
 }
 
@@ -133,11 +89,9 @@ async fn https_origin_is_verified_against_origin_ca() -> anyhow::Result<()> {
     let origin_ca = TestCa::new("origin CA")?;
     let origin = Origin::start_tls(&origin_ca.issue(&["localhost"])?).await?;
     origin.route("/o", Reply::ok("over tls").cache_control("max-age=60"));
-    let trusted =
-        ServiceSpec::new("shop", &["shop.test"], origin.url()).origin_ca(origin_ca.cert_pem());
+    let trusted = ServiceSpec::new("shop", &["shop.test"], origin.url()).origin_ca(origin_ca.cert_pem());
     let impostor_ca = TestCa::new("not the origin's CA")?;
-    let wrong =
-        ServiceSpec::new("wrong", &["wrong.test"], origin.url()).origin_ca(impostor_ca.cert_pem());
+    let wrong = ServiceSpec::new("wrong", &["wrong.test"], origin.url()).origin_ca(impostor_ca.cert_pem());
     let node = EdgeNode::start(NodeConfig::with_service(trusted).service(wrong)).await?;
 
     let ok = node.get("shop.test", "/o").await?;
@@ -147,11 +101,7 @@ async fn https_origin_is_verified_against_origin_ca() -> anyhow::Result<()> {
 
     let refused = node.get("wrong.test", "/o").await?;
     check_error(&refused, 502)?;
-    assert_eq!(
-        origin.count("/o"),
-        1,
-        "no request may pass an unverified handshake"
-    );
+    assert_eq!(origin.count("/o"), 1, "no request may pass an unverified handshake");
     Ok(())
 }
 
@@ -180,33 +130,20 @@ async fn hop_by_hop_headers_never_cross_the_node() -> anyhow::Result<()> {
     assert_eq!(resp.status, 200);
 
     let seen = origin.last("/hop")?;
-    assert_eq!(
-        seen.header("x-foo"),
-        None,
-        "a header named by Connection was forwarded"
-    );
+    assert_eq!(seen.header("x-foo"), None, "a header named by Connection was forwarded");
     assert_eq!(seen.header("keep-alive"), None);
     assert!(
-        !seen
-            .header_joined("connection")
-            .unwrap_or_default()
-            .contains("x-foo"),
+        !seen.header_joined("connection").unwrap_or_default().contains("x-foo"),
         "the client's Connection header was forwarded"
     );
     assert!(
-        !seen
-            .header_joined("te")
-            .unwrap_or_default()
-            .contains("deflate"),
+        !seen.header_joined("te").unwrap_or_default().contains("deflate"),
         "the client's TE was forwarded: {:?}",
         seen.header("te")
     );
     assert_eq!(seen.header("x-client"), Some("kept"));
 
-    assert!(
-        !resp.has("x-bar"),
-        "a header named by the origin's Connection reached the client"
-    );
+    assert!(!resp.has("x-bar"), "a header named by the origin's Connection reached the client");
     assert!(!resp.has("keep-alive"));
     assert!(!resp.header("connection").unwrap_or("").contains("x-bar"));
     assert_eq!(resp.header("x-end-to-end"), Some("yes"));
@@ -220,17 +157,10 @@ async fn forwarding_headers_are_added() -> anyhow::Result<()> {
     node.get("shop.test", "/fwd").await?;
     let direct = origin.last("/fwd")?;
     assert_eq!(direct.header("x-forwarded-for"), Some("127.0.0.1"));
-    let forwarded = direct
-        .header_joined("forwarded")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    assert!(
-        forwarded.contains("for=127.0.0.1") || forwarded.contains("for=\"127.0.0.1\""),
-        "Forwarded: {forwarded:?}"
-    );
+    let forwarded = direct.header_joined("forwarded").unwrap_or_default().to_ascii_lowercase();
+    assert!(forwarded.contains("for=127.0.0.1") || forwarded.contains("for=\"127.0.0.1\""), "Forwarded: {forwarded:?}");
 
-    node.send(Req::get("shop.test", "/fwd").header("x-forwarded-for", "203.0.113.9"))
-        .await?;
+    node.send(Req::get("shop.test", "/fwd").header("x-forwarded-for", "203.0.113.9")).await?;
     let chained = origin.last("/fwd")?;
     assert_eq!(
         chained.header_joined("x-forwarded-for").as_deref(),
@@ -245,9 +175,7 @@ async fn host_header_is_kept_replaced_or_set_literally() -> anyhow::Result<()> {
     let origin = Origin::start().await?;
     origin.route("/h", Reply::ok("h"));
     let config = NodeConfig::with_service(ServiceSpec::new("keep", &["keep.test"], origin.url()))
-        .service(
-            ServiceSpec::new("orig", &["orig.test"], origin.url()).host_header(HostHeader::Origin),
-        )
+        .service(ServiceSpec::new("orig", &["orig.test"], origin.url()).host_header(HostHeader::Origin))
         .service(
             ServiceSpec::new("lit", &["lit.test"], origin.url())
                 .host_header(HostHeader::Literal("backend.internal".into())),

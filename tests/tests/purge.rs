@@ -18,11 +18,7 @@ async fn warm(node: &EdgeNode, host: &str, paths: &[&str]) -> anyhow::Result<()>
     for path in paths {
         node.get(host, path).await?;
         let hit = node.get(host, path).await?;
-        anyhow::ensure!(
-            hit.cache_status().hit(),
-            "{host}{path} was not cached: {}",
-            hit.summary()
-        );
+        anyhow::ensure!(hit.cache_status().hit(), "{host}{path} was not cached: {}", hit.summary());
     }
     Ok(())
 }
@@ -36,39 +32,25 @@ async fn purge_by_url_removes_every_variant() -> anyhow::Result<()> {
     let (origin, node) = shop().await?;
     origin.route_fn("/v", |req: &Recorded| {
         let lang = req.header("accept-language").unwrap_or("none").to_string();
-        Reply::ok(lang)
-            .cache_control("max-age=600")
-            .header("vary", "accept-language")
+        Reply::ok(lang).cache_control("max-age=600").header("vary", "accept-language")
     });
     origin.route("/other", cacheable("other"));
     for lang in ["en", "fr"] {
-        node.send(Req::get("shop.test", "/v").header("accept-language", lang))
-            .await?;
+        node.send(Req::get("shop.test", "/v").header("accept-language", lang)).await?;
     }
     warm(&node, "shop.test", &["/other"]).await?;
 
-    let answer = node
-        .purge(json!({"kind": "url", "url": "http://shop.test/v"}))
-        .await?;
+    let answer = node.purge(json!({"kind": "url", "url": "http://shop.test/v"})).await?;
     assert!(answer.get("id").is_some_and(|id| id.is_u64()), "{answer}");
     assert_eq!(answer["purged"]["kind"], "url", "{answer}");
 
     for lang in ["en", "fr"] {
-        let resp = node
-            .send(Req::get("shop.test", "/v").header("accept-language", lang))
-            .await?;
-        assert!(
-            !resp.cache_status().hit(),
-            "{lang} variant survived the purge: {}",
-            resp.summary()
-        );
+        let resp = node.send(Req::get("shop.test", "/v").header("accept-language", lang)).await?;
+        assert!(!resp.cache_status().hit(), "{lang} variant survived the purge: {}", resp.summary());
         assert_eq!(resp.text(), lang);
     }
     assert_eq!(origin.count("/v"), 4);
-    assert!(
-        is_hit(&node, "shop.test", "/other").await?,
-        "an unrelated URL was purged"
-    );
+    assert!(is_hit(&node, "shop.test", "/other").await?, "an unrelated URL was purged");
     Ok(())
 }
 
@@ -77,8 +59,7 @@ async fn purge_by_url_matches_the_query_exactly() -> anyhow::Result<()> {
     let (origin, node) = shop().await?;
     origin.route("/q", cacheable("q"));
     warm(&node, "shop.test", &["/q?x=1", "/q?x=2"]).await?;
-    node.purge(json!({"service": "shop", "kind": "url", "url": "shop.test/q?x=1"}))
-        .await?;
+    node.purge(json!({"service": "shop", "kind": "url", "url": "shop.test/q?x=1"})).await?;
     assert!(!is_hit(&node, "shop.test", "/q?x=1").await?);
     assert!(is_hit(&node, "shop.test", "/q?x=2").await?);
     assert_eq!(origin.count("/q?x=1"), 2);
@@ -91,23 +72,14 @@ async fn purge_by_prefix_removes_only_that_host_and_path() -> anyhow::Result<()>
     for path in ["/images/1.png", "/images/2.png", "/css/site.css"] {
         origin.route(path, cacheable(path));
     }
-    warm(
-        &node,
-        "shop.test",
-        &["/images/1.png", "/images/2.png", "/css/site.css"],
-    )
-    .await?;
+    warm(&node, "shop.test", &["/images/1.png", "/images/2.png", "/css/site.css"]).await?;
     warm(&node, "img.shop.test", &["/images/1.png"]).await?;
 
-    node.purge(json!({"kind": "prefix", "prefix": "shop.test/images/"}))
-        .await?;
+    node.purge(json!({"kind": "prefix", "prefix": "shop.test/images/"})).await?;
     assert!(!is_hit(&node, "shop.test", "/images/1.png").await?);
     assert!(!is_hit(&node, "shop.test", "/images/2.png").await?);
     assert!(is_hit(&node, "shop.test", "/css/site.css").await?);
-    assert!(
-        is_hit(&node, "img.shop.test", "/images/1.png").await?,
-        "another host's entry was purged"
-    );
+    assert!(is_hit(&node, "img.shop.test", "/images/1.png").await?, "another host's entry was purged");
     Ok(())
 }
 
@@ -119,18 +91,14 @@ async fn purge_by_tag_uses_surrogate_key_and_cache_tag() -> anyhow::Result<()> {
     origin.route("/t3", cacheable("t3").header("surrogate-key", "green"));
     for path in ["/t1", "/t2", "/t3"] {
         let resp = node.get("shop.test", path).await?;
-        assert!(
-            !resp.has("surrogate-key"),
-            "Surrogate-Key leaked to the client"
-        );
+        assert!(!resp.has("surrogate-key"), "Surrogate-Key leaked to the client");
         assert!(!resp.has("cache-tag"), "Cache-Tag leaked to the client");
     }
     warm(&node, "shop.test", &["/t1", "/t2", "/t3"]).await?;
     let hit = node.get("shop.test", "/t1").await?;
     assert!(!hit.has("surrogate-key"), "Surrogate-Key leaked on a hit");
 
-    node.purge(json!({"service": "shop", "kind": "tag", "tag": "blue"}))
-        .await?;
+    node.purge(json!({"service": "shop", "kind": "tag", "tag": "blue"})).await?;
     assert!(!is_hit(&node, "shop.test", "/t1").await?);
     assert!(!is_hit(&node, "shop.test", "/t2").await?);
     assert!(is_hit(&node, "shop.test", "/t3").await?);
@@ -148,14 +116,10 @@ async fn purge_all_empties_one_service_only() -> anyhow::Result<()> {
     warm(&node, "shop.test", &["/a", "/b"]).await?;
     warm(&node, "blog.test", &["/a"]).await?;
 
-    node.purge(json!({"service": "shop", "kind": "all"}))
-        .await?;
+    node.purge(json!({"service": "shop", "kind": "all"})).await?;
     assert!(!is_hit(&node, "shop.test", "/a").await?);
     assert!(!is_hit(&node, "shop.test", "/b").await?);
-    assert!(
-        is_hit(&node, "blog.test", "/a").await?,
-        "purging shop emptied blog"
-    );
+    assert!(is_hit(&node, "blog.test", "/a").await?, "purging shop emptied blog");
     Ok(())
 }
 
@@ -168,16 +132,12 @@ async fn soft_purge_revalidates_and_keeps_stale_if_error() -> anyhow::Result<()>
         if f.load(Ordering::SeqCst) {
             Reply::status(500).body("broken")
         } else {
-            Reply::ok("soft body")
-                .cache_control("max-age=600, stale-if-error=600")
-                .etag("\"soft\"")
-                .conditional()
+            Reply::ok("soft body").cache_control("max-age=600, stale-if-error=600").etag("\"soft\"").conditional()
         }
     });
     warm(&node, "shop.test", &["/soft"]).await?;
 
-    node.purge(json!({"kind": "url", "url": "shop.test/soft", "soft": true}))
-        .await?;
+    node.purge(json!({"kind": "url", "url": "shop.test/soft", "soft": true})).await?;
     let revalidated = node.get("shop.test", "/soft").await?;
     assert_eq!(revalidated.text(), "soft body");
     assert_eq!(origin.count("/soft"), 2);
@@ -186,29 +146,15 @@ async fn soft_purge_revalidates_and_keeps_stale_if_error() -> anyhow::Result<()>
         Some("\"soft\""),
         "a soft-purged entry is revalidated, not refetched"
     );
-    assert_eq!(
-        revalidated.cache_status().fwd_status(),
-        Some(304),
-        "{}",
-        revalidated.summary()
-    );
-    assert!(
-        is_hit(&node, "shop.test", "/soft").await?,
-        "the 304 made it fresh again"
-    );
+    assert_eq!(revalidated.cache_status().fwd_status(), Some(304), "{}", revalidated.summary());
+    assert!(is_hit(&node, "shop.test", "/soft").await?, "the 304 made it fresh again");
 
-    node.purge(json!({"kind": "url", "url": "shop.test/soft", "soft": true}))
-        .await?;
+    node.purge(json!({"kind": "url", "url": "shop.test/soft", "soft": true})).await?;
     failing.store(true, Ordering::SeqCst);
     let stale = node.get("shop.test", "/soft").await?;
     assert_eq!(stale.status, 200, "{}", stale.summary());
     assert_eq!(stale.text(), "soft body");
-    assert_eq!(
-        stale.cache_status().detail(),
-        Some("stale-if-error"),
-        "{}",
-        stale.summary()
-    );
+    assert_eq!(stale.cache_status().detail(), Some("stale-if-error"), "{}", stale.summary());
     Ok(())
 }
 
@@ -224,15 +170,9 @@ async fn bad_purge_requests_get_json_errors() -> anyhow::Result<()> {
     ];
     for (body, statuses) in cases {
         let resp = node.admin(Method::POST, "/purge", body).await?;
-        assert!(
-            statuses.contains(&resp.status.as_u16()),
-            "{body:?} answered {}: {}",
-            resp.status,
-            resp.text()
-        );
-        let error: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|e| {
-            anyhow::anyhow!("{body:?}: error body is not JSON ({e}): {}", resp.text())
-        })?;
+        assert!(statuses.contains(&resp.status.as_u16()), "{body:?} answered {}: {}", resp.status, resp.text());
+        let error: serde_json::Value = serde_json::from_slice(&resp.body)
+            .map_err(|e| anyhow::anyhow!("{body:?}: error body is not JSON ({e}): {}", resp.text()))?;
         assert!(error["error"]["code"].is_string(), "{body:?}: {error}");
         assert!(error["error"]["message"].is_string(), "{body:?}: {error}");
     }

@@ -29,10 +29,7 @@ async fn etag_revalidation_refreshes_headers_and_keeps_the_body() -> anyhow::Res
     origin.route_fn("/doc", |req| {
         if req.header("if-none-match") == Some("\"v1\"") {
             // RFC 9111 §4.3.4: the 304's headers replace the stored ones.
-            Reply::status(304)
-                .etag("\"v1\"")
-                .cache_control("max-age=60")
-                .header("x-version", "2")
+            Reply::status(304).etag("\"v1\"").cache_control("max-age=60").header("x-version", "2")
         } else {
             Reply::ok("version one body")
                 .etag("\"v1\"")
@@ -47,11 +44,7 @@ async fn etag_revalidation_refreshes_headers_and_keeps_the_body() -> anyhow::Res
     let revalidated = node.get("shop.test", "/doc").await?;
     assert_eq!(revalidated.status, 200, "{}", revalidated.summary());
     assert_eq!(revalidated.text(), "version one body");
-    assert_eq!(
-        revalidated.header("x-version"),
-        Some("2"),
-        "headers from the 304 are used"
-    );
+    assert_eq!(revalidated.header("x-version"), Some("2"), "headers from the 304 are used");
     let cs = revalidated.cache_status();
     assert_eq!(cs.fwd(), Some("stale"), "{}", cs.raw);
     assert_eq!(cs.fwd_status(), Some(304), "{}", cs.raw);
@@ -60,11 +53,7 @@ async fn etag_revalidation_refreshes_headers_and_keeps_the_body() -> anyhow::Res
     assert_eq!(sent.header("if-none-match"), Some("\"v1\""));
 
     let hit = node.get("shop.test", "/doc").await?;
-    assert!(
-        hit.cache_status().hit(),
-        "the refreshed entry is fresh: {}",
-        hit.summary()
-    );
+    assert!(hit.cache_status().hit(), "the refreshed entry is fresh: {}", hit.summary());
     assert_eq!(hit.header("x-version"), Some("2"));
     assert_eq!(hit.text(), "version one body");
     assert_eq!(origin.count("/doc"), 2);
@@ -87,17 +76,9 @@ async fn last_modified_revalidation_sends_if_modified_since() -> anyhow::Result<
     let second = node.get("shop.test", "/lm").await?;
     assert_eq!(second.status, 200);
     assert_eq!(second.text(), "dated");
-    assert_eq!(
-        second.cache_status().fwd_status(),
-        Some(304),
-        "{}",
-        second.summary()
-    );
+    assert_eq!(second.cache_status().fwd_status(), Some(304), "{}", second.summary());
     let sent = origin.last("/lm")?;
-    assert_eq!(
-        sent.header("if-modified-since"),
-        Some(last_modified.as_str())
-    );
+    assert_eq!(sent.header("if-modified-since"), Some(last_modified.as_str()));
     assert_eq!(sent.header("if-none-match"), None);
     Ok(())
 }
@@ -106,35 +87,19 @@ async fn last_modified_revalidation_sends_if_modified_since() -> anyhow::Result<
 async fn client_if_none_match_is_answered_from_cache() -> anyhow::Result<()> {
     // RFC 9111 §4.3.2: a cache answers a conditional request with its stored response.
     let (origin, node) = shop().await?;
-    origin.route(
-        "/e",
-        Reply::ok("tagged")
-            .cache_control("max-age=60")
-            .etag("\"e1\""),
-    );
+    origin.route("/e", Reply::ok("tagged").cache_control("max-age=60").etag("\"e1\""));
     node.get("shop.test", "/e").await?;
 
-    let matching = node
-        .send(Req::get("shop.test", "/e").header("if-none-match", "\"e1\""))
-        .await?;
+    let matching = node.send(Req::get("shop.test", "/e").header("if-none-match", "\"e1\"")).await?;
     assert_eq!(matching.status, 304, "{}", matching.summary());
     assert!(matching.body.is_empty());
     assert_eq!(matching.header("etag"), Some("\"e1\""));
     assert!(matching.cache_status().hit(), "{}", matching.summary());
 
-    let list = node
-        .send(Req::get("shop.test", "/e").header("if-none-match", "\"zz\", W/\"e1\""))
-        .await?;
-    assert_eq!(
-        list.status,
-        304,
-        "weak comparison over a list: {}",
-        list.summary()
-    );
+    let list = node.send(Req::get("shop.test", "/e").header("if-none-match", "\"zz\", W/\"e1\"")).await?;
+    assert_eq!(list.status, 304, "weak comparison over a list: {}", list.summary());
 
-    let other = node
-        .send(Req::get("shop.test", "/e").header("if-none-match", "\"e0\""))
-        .await?;
+    let other = node.send(Req::get("shop.test", "/e").header("if-none-match", "\"e0\"")).await?;
     assert_eq!(other.status, 200);
     assert_eq!(other.text(), "tagged");
     assert_eq!(origin.count("/e"), 1);
@@ -144,21 +109,12 @@ async fn client_if_none_match_is_answered_from_cache() -> anyhow::Result<()> {
 #[tokio::test]
 async fn client_if_modified_since_is_answered_from_cache() -> anyhow::Result<()> {
     let (origin, node) = shop().await?;
-    origin.route(
-        "/m",
-        Reply::ok("dated")
-            .cache_control("max-age=60")
-            .header("last-modified", http_date(-3600)),
-    );
+    origin.route("/m", Reply::ok("dated").cache_control("max-age=60").header("last-modified", http_date(-3600)));
     node.get("shop.test", "/m").await?;
-    let later = node
-        .send(Req::get("shop.test", "/m").header("if-modified-since", http_date(-60)))
-        .await?;
+    let later = node.send(Req::get("shop.test", "/m").header("if-modified-since", http_date(-60))).await?;
     assert_eq!(later.status, 304, "{}", later.summary());
     assert!(later.body.is_empty());
-    let earlier = node
-        .send(Req::get("shop.test", "/m").header("if-modified-since", http_date(-7200)))
-        .await?;
+    let earlier = node.send(Req::get("shop.test", "/m").header("if-modified-since", http_date(-7200))).await?;
     assert_eq!(earlier.status, 200);
     assert_eq!(earlier.text(), "dated");
     assert_eq!(origin.count("/m"), 1);
@@ -168,35 +124,15 @@ async fn client_if_modified_since_is_answered_from_cache() -> anyhow::Result<()>
 #[tokio::test]
 async fn client_no_cache_asks_the_origin() -> anyhow::Result<()> {
     let (origin, node) = shop().await?;
-    origin.route(
-        "/f",
-        Reply::ok("fresh")
-            .cache_control("max-age=60")
-            .etag("\"f\"")
-            .conditional(),
-    );
+    origin.route("/f", Reply::ok("fresh").cache_control("max-age=60").etag("\"f\"").conditional());
     node.get("shop.test", "/f").await?;
-    let forced = node
-        .send(Req::get("shop.test", "/f").header("cache-control", "no-cache"))
-        .await?;
+    let forced = node.send(Req::get("shop.test", "/f").header("cache-control", "no-cache")).await?;
     assert_eq!(forced.status, 200);
     assert_eq!(forced.text(), "fresh");
-    assert_eq!(
-        forced.cache_status().fwd(),
-        Some("request"),
-        "{}",
-        forced.summary()
-    );
+    assert_eq!(forced.cache_status().fwd(), Some("request"), "{}", forced.summary());
     assert_eq!(origin.count("/f"), 2);
-    let zero = node
-        .send(Req::get("shop.test", "/f").header("cache-control", "max-age=0"))
-        .await?;
-    assert_eq!(
-        zero.cache_status().fwd(),
-        Some("request"),
-        "{}",
-        zero.summary()
-    );
+    let zero = node.send(Req::get("shop.test", "/f").header("cache-control", "max-age=0")).await?;
+    assert_eq!(zero.cache_status().fwd(), Some("request"), "{}", zero.summary());
     assert_eq!(origin.count("/f"), 3);
     Ok(())
 }
@@ -207,10 +143,7 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once() -> anyhow::Res
     origin.route_fn("/swr", |req| {
         if req.header("if-none-match").is_some() {
             // The background revalidation is slow: clients must not wait for it.
-            Reply::status(304)
-                .etag("\"s1\"")
-                .cache_control("max-age=60")
-                .delay(Duration::from_millis(800))
+            Reply::status(304).etag("\"s1\"").cache_control("max-age=60").delay(Duration::from_millis(800))
         } else {
             Reply::ok("stale but fine")
                 .etag("\"s1\"")
@@ -229,14 +162,8 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once() -> anyhow::Res
         assert_eq!(cs.detail(), Some("stale-while-revalidate"), "{}", cs.raw);
         assert!(cs.ttl().is_some_and(|t| t < 0), "{}", cs.raw);
     }
-    assert_eq!(
-        origin.responded("/swr"),
-        1,
-        "the stale responses were sent before the revalidation finished"
-    );
-    origin
-        .wait_for_count("/swr", 2, Duration::from_secs(5))
-        .await?;
+    assert_eq!(origin.responded("/swr"), 1, "the stale responses were sent before the revalidation finished");
+    origin.wait_for_count("/swr", 2, Duration::from_secs(5)).await?;
     assert!(
         eventually(Duration::from_secs(5), || origin.responded("/swr") == 2).await,
         "the background revalidation completes"
@@ -254,11 +181,7 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once() -> anyhow::Res
     let refreshed = refreshed.ok_or_else(|| anyhow::anyhow!("the entry was never refreshed"))?;
     assert!(refreshed.cache_status().hit(), "{}", refreshed.summary());
     assert_eq!(refreshed.text(), "stale but fine");
-    assert_eq!(
-        origin.count("/swr"),
-        2,
-        "exactly one background revalidation"
-    );
+    assert_eq!(origin.count("/swr"), 2, "exactly one background revalidation");
     assert_eq!(origin.last("/swr")?.header("if-none-match"), Some("\"s1\""));
     Ok(())
 }
@@ -272,9 +195,7 @@ async fn stale_if_error_serves_stale_when_the_origin_fails() -> anyhow::Result<(
         if f.is_on() {
             Reply::status(503).body("down for maintenance")
         } else {
-            Reply::ok("last good copy")
-                .cache_control("max-age=10, stale-if-error=60")
-                .header("age", "15")
+            Reply::ok("last good copy").cache_control("max-age=10, stale-if-error=60").header("age", "15")
         }
     });
     node.get("shop.test", "/sie").await?;
@@ -294,12 +215,7 @@ async fn stale_if_error_serves_stale_when_the_origin_fails() -> anyhow::Result<(
 #[tokio::test]
 async fn stale_if_error_serves_stale_when_the_origin_is_gone() -> anyhow::Result<()> {
     let (mut origin, node) = shop().await?;
-    origin.route(
-        "/gone",
-        Reply::ok("kept")
-            .cache_control("max-age=10, stale-if-error=60")
-            .header("age", "15"),
-    );
+    origin.route("/gone", Reply::ok("kept").cache_control("max-age=10, stale-if-error=60").header("age", "15"));
     node.get("shop.test", "/gone").await?;
     origin.stop().await;
     let stale = node.get("shop.test", "/gone").await?;
@@ -307,12 +223,7 @@ async fn stale_if_error_serves_stale_when_the_origin_is_gone() -> anyhow::Result
     assert_eq!(stale.text(), "kept");
     let cs = stale.cache_status();
     assert_eq!(cs.detail(), Some("stale-if-error"), "{}", cs.raw);
-    assert_eq!(
-        cs.fwd_status(),
-        None,
-        "no fwd-status when the origin was unreachable: {}",
-        cs.raw
-    );
+    assert_eq!(cs.fwd_status(), None, "no fwd-status when the origin was unreachable: {}", cs.raw);
     Ok(())
 }
 
@@ -325,9 +236,7 @@ async fn without_stale_if_error_origin_errors_reach_the_client() -> anyhow::Resu
         if f.is_on() {
             Reply::status(500).body("origin error page")
         } else {
-            Reply::ok("good")
-                .cache_control("max-age=10")
-                .header("age", "15")
+            Reply::ok("good").cache_control("max-age=10").header("age", "15")
         }
     });
     node.get("shop.test", "/plain").await?;

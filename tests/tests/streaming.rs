@@ -9,10 +9,7 @@ use outpost_tests::{Chunk, Gate, Reply, Req, shop, shop_with};
 
 /// A body whose bytes differ by position, so truncation or reordering shows.
 fn pattern(len: usize) -> Bytes {
-    (0..len)
-        .map(|i| (i % 251) as u8)
-        .collect::<Vec<u8>>()
-        .into()
+    (0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into()
 }
 
 #[tokio::test]
@@ -36,9 +33,7 @@ async fn first_chunk_reaches_the_client_before_the_origin_finishes() -> anyhow::
     while received.len() < b"first part;".len() {
         let chunk = tokio::time::timeout(Duration::from_secs(5), streaming.next_data())
             .await
-            .map_err(|_| {
-                anyhow::anyhow!("no body bytes while the origin waits: the node buffers")
-            })??
+            .map_err(|_| anyhow::anyhow!("no body bytes while the origin waits: the node buffers"))??
             .ok_or_else(|| anyhow::anyhow!("body ended early"))?;
         received.extend_from_slice(&chunk);
     }
@@ -51,11 +46,7 @@ async fn first_chunk_reaches_the_client_before_the_origin_finishes() -> anyhow::
     assert_eq!(&received[..], b"first part;second part");
 
     let again = node.get("shop.test", "/stream").await?;
-    assert!(
-        again.cache_status().hit(),
-        "a streamed response is still stored: {}",
-        again.summary()
-    );
+    assert!(again.cache_status().hit(), "a streamed response is still stored: {}", again.summary());
     assert_eq!(again.text(), "first part;second part");
     assert_eq!(origin.count("/stream"), 1);
     Ok(())
@@ -72,14 +63,8 @@ async fn object_over_max_object_size_streams_through_uncached() -> anyhow::Resul
     // Known length: too big from the head.
     origin.route("/sized", Reply::ok(big.clone()).cache_control("max-age=60"));
     // Chunked: found too big while streaming.
-    let chunks = big
-        .chunks(16 * 1024)
-        .map(|c| Chunk::Data(Bytes::copy_from_slice(c)))
-        .collect();
-    origin.route(
-        "/chunked",
-        Reply::ok("").cache_control("max-age=60").chunks(chunks),
-    );
+    let chunks = big.chunks(16 * 1024).map(|c| Chunk::Data(Bytes::copy_from_slice(c))).collect();
+    origin.route("/chunked", Reply::ok("").cache_control("max-age=60").chunks(chunks));
 
     for path in ["/sized", "/chunked"] {
         for _ in 0..2 {
@@ -89,11 +74,7 @@ async fn object_over_max_object_size_streams_through_uncached() -> anyhow::Resul
             assert!(resp.body == big, "{path}: body corrupted");
             assert!(!resp.cache_status().hit(), "{path}: {}", resp.summary());
         }
-        assert_eq!(
-            origin.count(path),
-            2,
-            "{path} was cached despite max_object_size"
-        );
+        assert_eq!(origin.count(path), 2, "{path} was cached despite max_object_size");
     }
     Ok(())
 }
@@ -104,18 +85,12 @@ async fn large_cacheable_object_comes_back_intact() -> anyhow::Result<()> {
     let big = pattern(3 * 1024 * 1024 + 17);
     origin.route("/big", Reply::ok(big.clone()).cache_control("max-age=60"));
     let miss = node.get("shop.test", "/big").await?;
-    assert!(
-        miss.body == big,
-        "miss body corrupted ({} bytes)",
-        miss.body.len()
-    );
+    assert!(miss.body == big, "miss body corrupted ({} bytes)", miss.body.len());
     let hit = node.get("shop.test", "/big").await?;
     assert!(hit.cache_status().hit(), "{}", hit.summary());
     assert_eq!(hit.body.len(), big.len());
     assert!(hit.body == big, "hit body corrupted");
-    let tail = node
-        .send(Req::get("shop.test", "/big").header("range", "bytes=-17"))
-        .await?;
+    let tail = node.send(Req::get("shop.test", "/big").header("range", "bytes=-17")).await?;
     assert_eq!(tail.status, 206);
     assert_eq!(&tail.body[..], &big[big.len() - 17..]);
     assert_eq!(origin.count("/big"), 1);

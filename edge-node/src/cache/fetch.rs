@@ -105,7 +105,8 @@ impl Ctx<'_> {
         }
         let mut meta = stale.meta.clone();
         policy::merge_not_modified(&mut meta.headers, not_modified);
-        meta.policy = policy::response_policy(meta.status, &meta.headers, request_time, response_time, &self.svc.policy);
+        meta.policy =
+            policy::response_policy(meta.status, &meta.headers, request_time, response_time, &self.svc.policy);
         meta.request_time = request_time;
         meta.response_time = response_time;
         meta.tags = policy::tags(&meta.headers);

@@ -52,7 +52,9 @@ pub async fn respond(
                 }
                 return Some(build(StatusCode::NOT_MODIFIED, h, body::empty()));
             }
-            Precondition::Failed => return Some(build(StatusCode::PRECONDITION_FAILED, HeaderMap::new(), body::empty())),
+            Precondition::Failed => {
+                return Some(build(StatusCode::PRECONDITION_FAILED, HeaderMap::new(), body::empty()));
+            }
             Precondition::Proceed => {}
         }
     }
@@ -144,7 +146,11 @@ async fn stored_body(store: Store, object: &StoredObject, start: u64, len: u64) 
                 match st.store.get(&chunk_key(st.object_id, idx)).await {
                     Some(Entry::Chunk(b)) => Some((Ok(Frame::data(b)), st)),
                     _ => {
-                        tracing::warn!(object_id = st.object_id, chunk = idx, "stored chunk missing mid-body; aborting response");
+                        tracing::warn!(
+                            object_id = st.object_id,
+                            chunk = idx,
+                            "stored chunk missing mid-body; aborting response"
+                        );
                         st.next = st.chunks;
                         Some((Err(BoxError::from("stored chunk missing")), st))
                     }

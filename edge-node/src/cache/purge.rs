@@ -95,6 +95,23 @@ impl ServiceMarks {
         }
     }
 
+    /// Drop a target's marks once the service-wide marks cover them (after a fold).
+    fn forget_covered(&mut self, target: &Target) {
+        let all_hard = self.all.hard.unwrap_or(0);
+        let all_any = all_hard.max(self.all.soft.unwrap_or(0));
+        let covered = |m: &Marks| m.hard.is_none_or(|h| h <= all_hard) && m.soft.is_none_or(|s| s <= all_any);
+        let map = match target {
+            Target::Url(_) => &mut self.urls,
+            Target::Prefix(_) => &mut self.prefixes,
+            Target::Tag(_) => &mut self.tags,
+            Target::All => return,
+        };
+        let (Target::Url(k) | Target::Prefix(k) | Target::Tag(k)) = target else { return };
+        if map.get(k).is_some_and(covered) {
+            map.remove(k);
+        }
+    }
+
     fn verdict(&self, url_key: &str, tags: &[String], fetched_ms: u64) -> Verdict {
         let mut worst = self.all.verdict(fetched_ms);
         let mut consider = |v: Verdict| {
@@ -166,7 +183,9 @@ impl PurgeLog {
                         }
                     }
                     // A torn last line after a crash: skip it, say so.
-                    Err(e) => tracing::warn!(path = %path.display(), line = n + 1, error = %e, "skipping unreadable purge record"),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), line = n + 1, error = %e, "skipping unreadable purge record")
+                    }
                 }
             }
         }
@@ -225,8 +244,16 @@ impl PurgeLog {
         self.retention
     }
 
+    /// Records kept: per-target ones plus each service's service-wide marks.
     pub fn len(&self) -> usize {
-        self.state.read().map(|s| s.order.len()).unwrap_or(0)
+        self.state
+            .read()
+            .map(|s| {
+                let alls: usize =
+                    s.services.values().map(|m| m.all.hard.is_some() as usize + m.all.soft.is_some() as usize).sum();
+                s.order.len() + alls
+            })
+            .unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -235,29 +262,16 @@ impl PurgeLog {
 
     fn apply(&self, st: &mut State, rec: LogLine) {
         st.services.entry(rec.service.clone()).or_default().apply(&rec.target, rec.at_ms, rec.soft);
+        if rec.target == Target::All {
+            // Kept as the service's `all` marks, and rewritten from there.
+            return;
+        }
         st.order.push_back(rec);
         while st.order.len() > self.max_records {
             let Some(oldest) = st.order.pop_front() else { break };
-            if oldest.target != Target::All {
-                let folded = LogLine { target: Target::All, ..oldest };
-                st.services.entry(folded.service.clone()).or_default().apply(&Target::All, folded.at_ms, folded.soft);
-                // Keep the fold in the order so a rewrite keeps it; it replaces the record it folds.
-                st.order.push_front(folded);
-                if st.order.len() > self.max_records {
-                    // Two or more folds in a row: merge them into one per service.
-                    let Some(a) = st.order.pop_front() else { break };
-                    if let Some(b) = st.order.front_mut()
-                        && b.target == Target::All
-                        && b.service == a.service
-                        && b.soft == a.soft
-                    {
-                        b.at_ms = b.at_ms.max(a.at_ms);
-                        continue;
-                    }
-                    st.order.push_front(a);
-                    break;
-                }
-            }
+            let marks = st.services.entry(oldest.service.clone()).or_default();
+            marks.apply(&Target::All, oldest.at_ms, oldest.soft);
+            marks.forget_covered(&oldest.target);
         }
     }
 
@@ -267,11 +281,21 @@ impl PurgeLog {
         let mut out = File::create(&tmp)?;
         let count = {
             let st = self.state.read().map_err(|_| std::io::Error::other("lock poisoned"))?;
-            for rec in &st.order {
-                let line = serde_json::to_string(rec).map_err(std::io::Error::other)?;
-                writeln!(out, "{line}")?;
+            // Service-wide marks first (they carry the latest id, so ids continue after a restart).
+            let id = st.next_id.saturating_sub(1);
+            let mut lines = 0;
+            for (service, marks) in &st.services {
+                for (at, soft) in [(marks.all.hard, false), (marks.all.soft, true)] {
+                    let Some(at_ms) = at else { continue };
+                    let rec = LogLine { id, at_ms, service: service.clone(), target: Target::All, soft };
+                    writeln!(out, "{}", serde_json::to_string(&rec).map_err(std::io::Error::other)?)?;
+                    lines += 1;
+                }
             }
-            st.order.len()
+            for rec in &st.order {
+                writeln!(out, "{}", serde_json::to_string(rec).map_err(std::io::Error::other)?)?;
+            }
+            lines + st.order.len()
         };
         out.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
@@ -360,7 +384,7 @@ mod tests {
         for i in 0..10 {
             log.record("shop", Target::Url(format!("a.test/{i}")), false, t(10 + i)).unwrap();
         }
-        assert!(log.len() <= 3, "bounded: {}", log.len());
+        assert!(log.len() <= 4, "bounded: {}", log.len());
         // Folding purges more, never less: every purged URL is still purged.
         for i in 0..10 {
             assert_eq!(log.verdict("shop", &format!("a.test/{i}"), &[], t(10)), Verdict::Hard, "{i}");

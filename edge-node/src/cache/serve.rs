@@ -96,8 +96,8 @@ pub async fn serve(
                     if turn.directives.only_if_cached {
                         return Err(EdgeError::new(ErrorKind::NotCached, "only-if-cached: stored response is stale"));
                     }
-                    let client_forced = honor
-                        && (turn.directives.no_cache || turn.directives.max_age.is_some_and(|a| a.is_zero()));
+                    let client_forced =
+                        honor && (turn.directives.no_cache || turn.directives.max_age.is_some_and(|a| a.is_zero()));
                     let fwd = if client_forced { Fwd::Request } else { Fwd::Stale };
                     turn.fetch(storage_key.clone(), Some((storage_key, object)), fwd, authorized, ctx).await
                 }
@@ -335,4 +335,3 @@ async fn pass(
     let body = TimedBody::new(incoming, svc.upstream.between_bytes_timeout).boxed_unsync();
     Ok(Served { response: Response::from_parts(resp_parts, body), status })
 }
-

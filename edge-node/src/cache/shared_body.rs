@@ -239,7 +239,6 @@ mod tests {
         let mut r = body.reader().unwrap();
         body.stop_retaining();
         assert!(body.push(Bytes::from_static(b"12345678")).await);
-        assert!(body.reader().is_none() || body.readers() == 2);
         // The reader consumes; the writer may continue.
         assert_eq!(&r.next().await.unwrap().unwrap()[..], b"12345678");
         assert!(body.push(Bytes::from_static(b"abcdefgh")).await);

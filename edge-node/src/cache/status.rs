@@ -106,12 +106,23 @@ mod tests {
         let table = [
             (CacheStatus::hit(57), "n; hit; ttl=57", "hit"),
             (
-                CacheStatus { fwd: Some(Fwd::UriMiss), fwd_status: Some(200), stored: true, ttl: Some(60), ..Default::default() },
+                CacheStatus {
+                    fwd: Some(Fwd::UriMiss),
+                    fwd_status: Some(200),
+                    stored: true,
+                    ttl: Some(60),
+                    ..Default::default()
+                },
                 "n; fwd=uri-miss; fwd-status=200; stored; ttl=60",
                 "miss",
             ),
             (
-                CacheStatus { hit: true, ttl: Some(-3), detail: Some(Detail::StaleWhileRevalidate), ..Default::default() },
+                CacheStatus {
+                    hit: true,
+                    ttl: Some(-3),
+                    detail: Some(Detail::StaleWhileRevalidate),
+                    ..Default::default()
+                },
                 "n; hit; ttl=-3; detail=stale-while-revalidate",
                 "stale",
             ),
@@ -122,7 +133,13 @@ mod tests {
             ),
             (CacheStatus::forward(Fwd::Method), "n; fwd=method", "pass"),
             (
-                CacheStatus { fwd: Some(Fwd::Stale), fwd_status: Some(304), stored: true, ttl: Some(60), ..Default::default() },
+                CacheStatus {
+                    fwd: Some(Fwd::Stale),
+                    fwd_status: Some(304),
+                    stored: true,
+                    ttl: Some(60),
+                    ..Default::default()
+                },
                 "n; fwd=stale; fwd-status=304; stored; ttl=60",
                 "revalidated",
             ),

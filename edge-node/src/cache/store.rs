@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use foyer::{
-    BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder, HybridCachePolicy,
-    LruConfig, RecoverMode,
+    BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder, HybridCachePolicy, LruConfig,
+    RecoverMode,
 };
 use outpost_config::CacheConfig;
 
@@ -54,9 +54,7 @@ impl Store {
             .with_eviction_config(LruConfig { high_priority_pool_ratio: 0.1 })
             .with_weighter(|k: &String, v: &Entry| k.len() + v.weight())
             .storage()
-            .with_engine_config(
-                BlockEngineConfig::new(device).with_block_size(block_size).with_tombstone_log(true),
-            )
+            .with_engine_config(BlockEngineConfig::new(device).with_block_size(block_size).with_tombstone_log(true))
             .with_recover_mode(RecoverMode::Quiet)
             .build()
             .await

@@ -45,8 +45,7 @@ impl CertResolver {
         for (index, c) in certs.iter().enumerate() {
             let err = |message: String| TlsError { index, message };
             let chain = read_chain(&c.cert).map_err(|m| err(format!("cert {}: {m}", c.cert.display())))?;
-            let key = PrivateKeyDer::from_pem_file(&c.key)
-                .map_err(|e| err(format!("key {}: {e}", c.key.display())))?;
+            let key = PrivateKeyDer::from_pem_file(&c.key).map_err(|e| err(format!("key {}: {e}", c.key.display())))?;
             let signing = provider
                 .key_provider
                 .load_private_key(key)

@@ -46,9 +46,7 @@ impl AccessLog {
         let mut out: Box<dyn Write + Send> = match cfg {
             AccessLogConfig::Off => return Ok(Self { tx: None }),
             AccessLogConfig::Stdout => Box::new(std::io::stdout()),
-            AccessLogConfig::File(path) => {
-                Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?)
-            }
+            AccessLogConfig::File(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
         };
         let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
         // A plain thread: writes block, and the request path must not.

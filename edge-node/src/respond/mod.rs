@@ -28,11 +28,7 @@ pub fn error_response(ctx: &RequestCtx, err: &EdgeError) -> Response<EdgeBody> {
 }
 
 pub fn plain(status: StatusCode, request_id: &str) -> Response<EdgeBody> {
-    let text = format!(
-        "{} {}\nrequest-id: {request_id}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
+    let text = format!("{} {}\nrequest-id: {request_id}\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
     let mut resp = Response::new(body::full(text));
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
@@ -69,11 +65,8 @@ pub fn finish(ctx: &RequestCtx, mut resp: Response<EdgeBody>, out: Outcome<'_>, 
         (None, Some(_)) => "error",
         (None, None) => "none",
     };
-    let bytes = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let bytes =
+        resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let elapsed = ctx.started.elapsed();
     let class = crate::metrics::status_class(status);
     let protocol = ctx.protocol.as_str();

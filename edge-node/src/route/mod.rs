@@ -86,9 +86,7 @@ pub fn request_host<B>(req: &Request<B>) -> Result<String, EdgeError> {
                 .headers()
                 .get(http::header::HOST)
                 .ok_or_else(|| EdgeError::new(ErrorKind::BadRequest, "no Host header"))?;
-            let text = value
-                .to_str()
-                .map_err(|_| EdgeError::new(ErrorKind::BadRequest, "Host is not ASCII"))?;
+            let text = value.to_str().map_err(|_| EdgeError::new(ErrorKind::BadRequest, "Host is not ASCII"))?;
             strip_port(text).to_string()
         }
     };

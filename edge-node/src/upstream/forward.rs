@@ -20,7 +20,12 @@ static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 /// Client request headers → upstream request headers: hop-by-hop removed (RFC 9110 §7.6.1),
 /// `Forwarded` (RFC 7239) and `X-Forwarded-For`/`-Proto` appended, `Via` added (§7.6.3), `Host`
 /// kept or rewritten as the service says.
-pub fn forward_headers(mut headers: HeaderMap, info: &ForwardInfo<'_>, host_rule: &HostHeader, origin_authority: &str) -> HeaderMap {
+pub fn forward_headers(
+    mut headers: HeaderMap,
+    info: &ForwardInfo<'_>,
+    host_rule: &HostHeader,
+    origin_authority: &str,
+) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
     let ip = info.client_ip.to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {

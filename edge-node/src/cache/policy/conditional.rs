@@ -2,9 +2,8 @@
 //! revalidation of stored responses (RFC 9111 §4.3).
 
 use http::header::{
-    AGE, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, DATE,
-    ETAG, EXPIRES, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE, LAST_MODIFIED,
-    VARY,
+    AGE, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, DATE, ETAG, EXPIRES,
+    IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE, LAST_MODIFIED, VARY,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
@@ -135,8 +134,7 @@ pub fn evaluate_preconditions(
         if !ok {
             return Precondition::Failed;
         }
-    } else if let (Some(since), Some(lm)) = (single_date(req, &IF_UNMODIFIED_SINCE), last_modified)
-    {
+    } else if let (Some(since), Some(lm)) = (single_date(req, &IF_UNMODIFIED_SINCE), last_modified) {
         // Step 2: If-Unmodified-Since only without If-Match (§13.1.4).
         if lm > since {
             return Precondition::Failed;
@@ -150,11 +148,7 @@ pub fn evaluate_preconditions(
             None => false,
         };
         if matched {
-            return if get_or_head {
-                Precondition::NotModified
-            } else {
-                Precondition::Failed
-            };
+            return if get_or_head { Precondition::NotModified } else { Precondition::Failed };
         }
         return Precondition::Proceed;
     }
@@ -173,15 +167,7 @@ pub fn evaluate_preconditions(
 /// guiding cache updates"). The caller adds Age.
 pub fn not_modified_headers(stored: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
-    for name in [
-        CACHE_CONTROL,
-        CONTENT_LOCATION,
-        DATE,
-        ETAG,
-        EXPIRES,
-        VARY,
-        LAST_MODIFIED,
-    ] {
+    for name in [CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, VARY, LAST_MODIFIED] {
         for v in stored.get_all(&name) {
             out.append(name.clone(), v.clone());
         }
@@ -261,11 +247,7 @@ pub fn not_modified_matches(stored: &HeaderMap, not_modified: &HeaderMap) -> boo
         let (Some(new), Some(old)) = (parse_etag(v), stored.get(ETAG).and_then(parse_etag)) else {
             return false;
         };
-        return if new.weak {
-            new.weak_eq(&old)
-        } else {
-            new.strong_eq(&old)
-        };
+        return if new.weak { new.weak_eq(&old) } else { new.strong_eq(&old) };
     }
     if let Some(v) = not_modified.get(LAST_MODIFIED) {
         let new = parse_http_date(v);
@@ -288,10 +270,7 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         h
     }
@@ -522,12 +501,8 @@ mod tests {
             },
         ];
         for c in cases {
-            let got = evaluate_preconditions(
-                &c.method,
-                &map(c.req),
-                StatusCode::from_u16(c.status).unwrap(),
-                &map(c.stored),
-            );
+            let got =
+                evaluate_preconditions(&c.method, &map(c.req), StatusCode::from_u16(c.status).unwrap(), &map(c.stored));
             assert_eq!(got, c.want, "{}", c.clause);
         }
     }
@@ -544,18 +519,10 @@ mod tests {
         for (a, b, strong, weak) in cases {
             let (a, b) = (HeaderValue::from_static(a), HeaderValue::from_static(b));
             let (a, b) = (parse_etag(&a).unwrap(), parse_etag(&b).unwrap());
-            assert_eq!(
-                (a.strong_eq(&b), a.weak_eq(&b)),
-                (strong, weak),
-                "RFC 9110 §8.8.3.2 {a:?} {b:?}"
-            );
+            assert_eq!((a.strong_eq(&b), a.weak_eq(&b)), (strong, weak), "RFC 9110 §8.8.3.2 {a:?} {b:?}");
         }
         for bad in ["v1", "\"unterminated", "W/v1", "\"a\" \"b\"", "\"a b\""] {
-            assert_eq!(
-                parse_etag(&HeaderValue::from_static(bad)),
-                None,
-                "RFC 9110 §8.8.3 {bad}"
-            );
+            assert_eq!(parse_etag(&HeaderValue::from_static(bad)), None, "RFC 9110 §8.8.3 {bad}");
         }
     }
 
@@ -576,18 +543,7 @@ mod tests {
         let h = not_modified_headers(&stored);
         let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
-        assert_eq!(
-            names,
-            [
-                "cache-control",
-                "content-location",
-                "date",
-                "etag",
-                "expires",
-                "last-modified",
-                "vary"
-            ]
-        );
+        assert_eq!(names, ["cache-control", "content-location", "date", "etag", "expires", "last-modified", "vary"]);
     }
 
     #[test]
@@ -598,16 +554,8 @@ mod tests {
                 &[("etag", "W/\"v1\""), ("last-modified", LM)],
                 &[("if-none-match", "W/\"v1\""), ("if-modified-since", LM)],
             ),
-            (
-                "RFC 9111 §4.3.1 Last-Modified only",
-                &[("last-modified", LM)],
-                &[("if-modified-since", LM)],
-            ),
-            (
-                "RFC 9111 §4.3.1 invalid validators are not sent",
-                &[("etag", "v1"), ("last-modified", "0")],
-                &[],
-            ),
+            ("RFC 9111 §4.3.1 Last-Modified only", &[("last-modified", LM)], &[("if-modified-since", LM)]),
+            ("RFC 9111 §4.3.1 invalid validators are not sent", &[("etag", "v1"), ("last-modified", "0")], &[]),
             ("RFC 9111 §4.3.1 no validator: unconditional", &[], &[]),
         ];
         for (clause, stored, want) in cases {
@@ -630,12 +578,7 @@ mod tests {
                 ("content-type", "text/plain"),
             ])
         };
-        type Row = (
-            &'static str,
-            &'static [(&'static str, &'static str)],
-            &'static str,
-            Option<&'static str>,
-        );
+        type Row = (&'static str, &'static [(&'static str, &'static str)], &'static str, Option<&'static str>);
         let cases: [Row; 9] = [
             (
                 "RFC 9111 §3.2 a field in the 304 replaces the stored one",
@@ -643,24 +586,14 @@ mod tests {
                 "cache-control",
                 Some("max-age=5"),
             ),
-            (
-                "RFC 9111 §3.2 all stored lines of that name are replaced",
-                &[("x-a", "3")],
-                "x-a",
-                Some("3"),
-            ),
+            ("RFC 9111 §3.2 all stored lines of that name are replaced", &[("x-a", "3")], "x-a", Some("3")),
             (
                 "RFC 9111 §3.2 fields absent from the 304 are kept",
                 &[("cache-control", "max-age=5")],
                 "content-type",
                 Some("text/plain"),
             ),
-            (
-                "RFC 9111 §3.2 Content-Length is never updated",
-                &[("content-length", "0")],
-                "content-length",
-                Some("10"),
-            ),
+            ("RFC 9111 §3.2 Content-Length is never updated", &[("content-length", "0")], "content-length", Some("10")),
             (
                 "RFC 9111 §3.2 Content-Encoding describes the stored bytes",
                 &[("content-encoding", "br")],
@@ -679,27 +612,13 @@ mod tests {
                 "x-hop",
                 None,
             ),
-            (
-                "RFC 9111 §4.2.3 Age comes from the 304 only",
-                &[("date", LM)],
-                "age",
-                None,
-            ),
-            (
-                "RFC 9110 §6.6.1 Date comes from the 304 only",
-                &[("cache-control", "max-age=5")],
-                "date",
-                None,
-            ),
+            ("RFC 9111 §4.2.3 Age comes from the 304 only", &[("date", LM)], "age", None),
+            ("RFC 9110 §6.6.1 Date comes from the 304 only", &[("cache-control", "max-age=5")], "date", None),
         ];
         for (clause, nm, name, want) in cases {
             let mut s = stored();
             merge_not_modified(&mut s, &map(nm));
-            let got: Vec<&str> = s
-                .get_all(name)
-                .iter()
-                .map(|v| v.to_str().unwrap())
-                .collect();
+            let got: Vec<&str> = s.get_all(name).iter().map(|v| v.to_str().unwrap()).collect();
             assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "{clause}");
         }
     }
@@ -707,67 +626,23 @@ mod tests {
     #[test]
     fn not_modified_matches_table() {
         let cases: [(&str, H, H, bool); 9] = [
-            (
-                "RFC 9111 §4.3.4 strong ETag equal",
-                &[("etag", "\"v1\"")],
-                &[("etag", "\"v1\"")],
-                true,
-            ),
-            (
-                "RFC 9111 §4.3.4 strong ETag different",
-                &[("etag", "\"v1\"")],
-                &[("etag", "\"v2\"")],
-                false,
-            ),
-            (
-                "RFC 9111 §4.3.4 strong ETag vs weak stored",
-                &[("etag", "W/\"v1\"")],
-                &[("etag", "\"v1\"")],
-                false,
-            ),
-            (
-                "RFC 9111 §4.3.4 weak ETag matches",
-                &[("etag", "W/\"v1\"")],
-                &[("etag", "W/\"v1\"")],
-                true,
-            ),
-            (
-                "RFC 9111 §4.3.4 ETag in 304, none stored",
-                &[("last-modified", LM)],
-                &[("etag", "\"v1\"")],
-                false,
-            ),
-            (
-                "RFC 9111 §4.3.4 Last-Modified equal",
-                &[("last-modified", LM)],
-                &[("last-modified", LM)],
-                true,
-            ),
-            (
-                "RFC 9111 §4.3.4 Last-Modified different",
-                &[("last-modified", LM)],
-                &[("last-modified", AFTER)],
-                false,
-            ),
+            ("RFC 9111 §4.3.4 strong ETag equal", &[("etag", "\"v1\"")], &[("etag", "\"v1\"")], true),
+            ("RFC 9111 §4.3.4 strong ETag different", &[("etag", "\"v1\"")], &[("etag", "\"v2\"")], false),
+            ("RFC 9111 §4.3.4 strong ETag vs weak stored", &[("etag", "W/\"v1\"")], &[("etag", "\"v1\"")], false),
+            ("RFC 9111 §4.3.4 weak ETag matches", &[("etag", "W/\"v1\"")], &[("etag", "W/\"v1\"")], true),
+            ("RFC 9111 §4.3.4 ETag in 304, none stored", &[("last-modified", LM)], &[("etag", "\"v1\"")], false),
+            ("RFC 9111 §4.3.4 Last-Modified equal", &[("last-modified", LM)], &[("last-modified", LM)], true),
+            ("RFC 9111 §4.3.4 Last-Modified different", &[("last-modified", LM)], &[("last-modified", AFTER)], false),
             (
                 "RFC 9111 §4.3.4 ETag decides over Last-Modified",
                 &[("etag", "\"v1\""), ("last-modified", LM)],
                 &[("etag", "\"v2\""), ("last-modified", LM)],
                 false,
             ),
-            (
-                "RFC 9111 §4.3.4 no validator in the 304",
-                &[("etag", "\"v1\"")],
-                &[("cache-control", "max-age=5")],
-                true,
-            ),
+            ("RFC 9111 §4.3.4 no validator in the 304", &[("etag", "\"v1\"")], &[("cache-control", "max-age=5")], true),
         ];
         for (clause, stored, nm, want) in cases {
-            assert_eq!(
-                not_modified_matches(&map(stored), &map(nm)),
-                want,
-                "{clause}"
-            );
+            assert_eq!(not_modified_matches(&map(stored), &map(nm)), want, "{clause}");
         }
     }
 }

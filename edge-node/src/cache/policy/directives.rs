@@ -69,27 +69,16 @@ impl Directives {
 }
 
 /// Surrogate-Control writes `max-age=60+30` (lifetime + stale extension); we keep the lifetime.
-fn parse_with<'a>(
-    values: impl IntoIterator<Item = &'a HeaderValue>,
-    surrogate: bool,
-) -> Directives {
+fn parse_with<'a>(values: impl IntoIterator<Item = &'a HeaderValue>, surrogate: bool) -> Directives {
     let mut d = Directives::default();
     for value in values {
         let value = text(value);
         for item in split_list(&value) {
             let (name, arg) = match item.split_once('=') {
-                Some((n, a)) => (
-                    n.trim_matches([' ', '\t']),
-                    Some(unquote(a.trim_matches([' ', '\t']))),
-                ),
+                Some((n, a)) => (n.trim_matches([' ', '\t']), Some(unquote(a.trim_matches([' ', '\t'])))),
                 None => (item, None),
             };
-            apply(
-                &mut d,
-                &name.to_ascii_lowercase(),
-                arg.as_deref(),
-                surrogate,
-            );
+            apply(&mut d, &name.to_ascii_lowercase(), arg.as_deref(), surrogate);
         }
     }
     d
@@ -97,23 +86,15 @@ fn parse_with<'a>(
 
 fn apply(d: &mut Directives, name: &str, arg: Option<&str>, surrogate: bool) {
     let delta = arg.and_then(|a| {
-        let a = if surrogate {
-            a.split('+').next().unwrap_or(a)
-        } else {
-            a
-        };
+        let a = if surrogate { a.split('+').next().unwrap_or(a) } else { a };
         delta_seconds(a)
     });
     match name {
         // RFC 9111 §4.2.1: invalid freshness value → treat as stale (0).
         "max-age" => min_into(&mut d.max_age, delta.unwrap_or(Duration::ZERO)),
         "s-maxage" => min_into(&mut d.s_maxage, delta.unwrap_or(Duration::ZERO)),
-        "stale-while-revalidate" => delta
-            .into_iter()
-            .for_each(|v| min_into(&mut d.stale_while_revalidate, v)),
-        "stale-if-error" => delta
-            .into_iter()
-            .for_each(|v| min_into(&mut d.stale_if_error, v)),
+        "stale-while-revalidate" => delta.into_iter().for_each(|v| min_into(&mut d.stale_while_revalidate, v)),
+        "stale-if-error" => delta.into_iter().for_each(|v| min_into(&mut d.stale_if_error, v)),
         "min-fresh" => {
             if let Some(v) = delta {
                 d.min_fresh = Some(d.min_fresh.map_or(v, |old| old.max(v)));
@@ -153,22 +134,14 @@ fn min_into(slot: &mut Option<Duration>, v: Duration) {
 /// `Surrogate-Control`) with a non-empty value wins, and `Cache-Control` (and `Expires`, see
 /// `freshness`) are then ignored; otherwise `Cache-Control`.
 pub fn response_directives(h: &HeaderMap) -> (Directives, Source) {
-    for (name, source) in [
-        (CDN_CACHE_CONTROL, Source::CdnCacheControl),
-        (SURROGATE_CONTROL, Source::SurrogateControl),
-    ] {
-        let non_empty = h
-            .get_all(&name)
-            .iter()
-            .any(|v| !split_list(&text(v)).is_empty());
+    for (name, source) in [(CDN_CACHE_CONTROL, Source::CdnCacheControl), (SURROGATE_CONTROL, Source::SurrogateControl)]
+    {
+        let non_empty = h.get_all(&name).iter().any(|v| !split_list(&text(v)).is_empty());
         if non_empty {
             return (Directives::from_headers(h, &name), source);
         }
     }
-    (
-        Directives::from_headers(h, &CACHE_CONTROL),
-        Source::CacheControl,
-    )
+    (Directives::from_headers(h, &CACHE_CONTROL), Source::CacheControl)
 }
 
 /// Request directives: `Cache-Control`; when the request has no Cache-Control field,
@@ -178,15 +151,9 @@ pub fn request_directives(h: &HeaderMap) -> Directives {
     if h.contains_key(CACHE_CONTROL) {
         return Directives::from_headers(h, &CACHE_CONTROL);
     }
-    let pragma_no_cache = h.get_all(PRAGMA).iter().any(|v| {
-        split_list(&text(v))
-            .iter()
-            .any(|i| i.eq_ignore_ascii_case("no-cache"))
-    });
-    Directives {
-        no_cache: pragma_no_cache,
-        ..Directives::default()
-    }
+    let pragma_no_cache =
+        h.get_all(PRAGMA).iter().any(|v| split_list(&text(v)).iter().any(|i| i.eq_ignore_ascii_case("no-cache")));
+    Directives { no_cache: pragma_no_cache, ..Directives::default() }
 }
 
 #[cfg(test)]
@@ -203,10 +170,7 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         h
     }
@@ -224,136 +188,82 @@ mod tests {
             Case {
                 clause: "RFC 9111 §5.2.2.1 max-age",
                 lines: &["max-age=60"],
-                want: Directives {
-                    max_age: secs(60),
-                    ..d()
-                },
+                want: Directives { max_age: secs(60), ..d() },
             },
             Case {
                 clause: "RFC 9111 §5.2 names are case-insensitive",
                 lines: &["Max-Age=60, PUBLIC"],
-                want: Directives {
-                    max_age: secs(60),
-                    public: true,
-                    ..d()
-                },
+                want: Directives { max_age: secs(60), public: true, ..d() },
             },
             Case {
                 clause: "RFC 9111 §5.2 quoted-string argument accepted",
                 lines: &[r#"max-age="60""#],
-                want: Directives {
-                    max_age: secs(60),
-                    ..d()
-                },
+                want: Directives { max_age: secs(60), ..d() },
             },
             Case {
                 clause: "RFC 9110 §5.3 list split across lines",
                 lines: &["public", "s-maxage=10, must-revalidate"],
-                want: Directives {
-                    public: true,
-                    s_maxage: secs(10),
-                    must_revalidate: true,
-                    ..d()
-                },
+                want: Directives { public: true, s_maxage: secs(10), must_revalidate: true, ..d() },
             },
             Case {
                 clause: "RFC 9111 §5.2.3 unknown directives ignored",
                 lines: &["foo, bar=\"a,b\", max-age=5"],
-                want: Directives {
-                    max_age: secs(5),
-                    ..d()
-                },
+                want: Directives { max_age: secs(5), ..d() },
             },
             Case {
                 clause: "RFC 9111 §4.2.1 invalid max-age (abc) is stale",
                 lines: &["max-age=abc"],
-                want: Directives {
-                    max_age: secs(0),
-                    ..d()
-                },
+                want: Directives { max_age: secs(0), ..d() },
             },
             Case {
                 clause: "RFC 9111 §4.2.1 invalid max-age (-1) is stale",
                 lines: &["max-age=-1"],
-                want: Directives {
-                    max_age: secs(0),
-                    ..d()
-                },
+                want: Directives { max_age: secs(0), ..d() },
             },
             Case {
                 clause: "RFC 9111 §4.2.1 invalid max-age (1.5) is stale",
                 lines: &["max-age=1.5"],
-                want: Directives {
-                    max_age: secs(0),
-                    ..d()
-                },
+                want: Directives { max_age: secs(0), ..d() },
             },
             Case {
                 clause: "RFC 9111 §4.2.1 missing max-age argument is stale",
                 lines: &["max-age"],
-                want: Directives {
-                    max_age: secs(0),
-                    ..d()
-                },
+                want: Directives { max_age: secs(0), ..d() },
             },
             Case {
                 clause: "RFC 9111 §4.2.1 conflicting max-age: most conservative",
                 lines: &["max-age=60", "max-age=10"],
-                want: Directives {
-                    max_age: secs(10),
-                    ..d()
-                },
+                want: Directives { max_age: secs(10), ..d() },
             },
             Case {
                 clause: "RFC 9111 §1.2.2 delta-seconds saturate at 2^31",
                 lines: &["max-age=99999999999999999999"],
-                want: Directives {
-                    max_age: secs(1 << 31),
-                    ..d()
-                },
+                want: Directives { max_age: secs(1 << 31), ..d() },
             },
             Case {
                 clause: "RFC 9111 §5.2.2.4 qualified no-cache treated as unqualified",
                 lines: &[r#"no-cache="set-cookie, x""#],
-                want: Directives {
-                    no_cache: true,
-                    ..d()
-                },
+                want: Directives { no_cache: true, ..d() },
             },
             Case {
                 clause: "RFC 9111 §5.2.2.7 qualified private treated as unqualified",
                 lines: &[r#"private="x""#],
-                want: Directives {
-                    private: true,
-                    ..d()
-                },
+                want: Directives { private: true, ..d() },
             },
             Case {
                 clause: "RFC 9111 §5.2.2.5 no-store; §5.2.2.6 no-transform",
                 lines: &["no-store, no-transform"],
-                want: Directives {
-                    no_store: true,
-                    no_transform: true,
-                    ..d()
-                },
+                want: Directives { no_store: true, no_transform: true, ..d() },
             },
             Case {
                 clause: "RFC 9111 §5.2.2.8 proxy-revalidate; RFC 8246 immutable",
                 lines: &["proxy-revalidate, immutable"],
-                want: Directives {
-                    proxy_revalidate: true,
-                    immutable: true,
-                    ..d()
-                },
+                want: Directives { proxy_revalidate: true, immutable: true, ..d() },
             },
             Case {
                 clause: "RFC 5861 §3/§4 stale-while-revalidate, stale-if-error",
                 lines: &["stale-while-revalidate=30, stale-if-error=600"],
-                want: Directives {
-                    stale_while_revalidate: secs(30),
-                    stale_if_error: secs(600),
-                    ..d()
-                },
+                want: Directives { stale_while_revalidate: secs(30), stale_if_error: secs(600), ..d() },
             },
             Case {
                 clause: "RFC 5861 invalid window ignored (no stale serving)",
@@ -363,50 +273,31 @@ mod tests {
             Case {
                 clause: "RFC 9111 §5.2.1.2 max-stale without value: any staleness",
                 lines: &["max-stale"],
-                want: Directives {
-                    max_stale: Some(None),
-                    ..d()
-                },
+                want: Directives { max_stale: Some(None), ..d() },
             },
             Case {
                 clause: "RFC 9111 §5.2.1.2 max-stale with value",
                 lines: &["max-stale=5, max-stale"],
-                want: Directives {
-                    max_stale: Some(secs(5)),
-                    ..d()
-                },
+                want: Directives { max_stale: Some(secs(5)), ..d() },
             },
             Case {
                 clause: "RFC 9111 §5.2.1.3 min-fresh; duplicates keep the largest",
                 lines: &["min-fresh=5, min-fresh=9"],
-                want: Directives {
-                    min_fresh: secs(9),
-                    ..d()
-                },
+                want: Directives { min_fresh: secs(9), ..d() },
             },
             Case {
                 clause: "RFC 9111 §5.2.1.7 only-if-cached",
                 lines: &["only-if-cached"],
-                want: Directives {
-                    only_if_cached: true,
-                    ..d()
-                },
+                want: Directives { only_if_cached: true, ..d() },
             },
             Case {
                 clause: "RFC 9110 §5.6.1 empty list elements ignored",
                 lines: &[" , ,max-age=1,,"],
-                want: Directives {
-                    max_age: secs(1),
-                    ..d()
-                },
+                want: Directives { max_age: secs(1), ..d() },
             },
         ];
         for c in cases {
-            let values: Vec<HeaderValue> = c
-                .lines
-                .iter()
-                .map(|l| HeaderValue::from_str(l).unwrap())
-                .collect();
+            let values: Vec<HeaderValue> = c.lines.iter().map(|l| HeaderValue::from_str(l).unwrap()).collect();
             assert_eq!(Directives::parse_all(&values), c.want, "{}", c.clause);
         }
     }
@@ -430,28 +321,19 @@ mod tests {
         let cases = [
             SCase {
                 clause: "RFC 9213 §2.1 CDN-Cache-Control beats Cache-Control",
-                headers: &[
-                    ("cache-control", "no-store"),
-                    ("cdn-cache-control", "max-age=60"),
-                ],
+                headers: &[("cache-control", "no-store"), ("cdn-cache-control", "max-age=60")],
                 source: Source::CdnCacheControl,
                 max_age: secs(60),
             },
             SCase {
                 clause: "RFC 9213 §2.1 CDN-Cache-Control beats Surrogate-Control",
-                headers: &[
-                    ("surrogate-control", "max-age=5"),
-                    ("cdn-cache-control", "max-age=60"),
-                ],
+                headers: &[("surrogate-control", "max-age=5"), ("cdn-cache-control", "max-age=60")],
                 source: Source::CdnCacheControl,
                 max_age: secs(60),
             },
             SCase {
                 clause: "RFC 9213 §2.1 empty targeted field is skipped",
-                headers: &[
-                    ("cdn-cache-control", " "),
-                    ("surrogate-control", "max-age=5+30"),
-                ],
+                headers: &[("cdn-cache-control", " "), ("surrogate-control", "max-age=5+30")],
                 source: Source::SurrogateControl,
                 max_age: secs(5),
             },
@@ -471,21 +353,13 @@ mod tests {
     #[test]
     fn request_pragma_table() {
         let cases: [(&str, H, bool); 3] = [
-            (
-                "RFC 7234 §5.4 Pragma: no-cache without Cache-Control",
-                &[("pragma", "no-cache")],
-                true,
-            ),
+            ("RFC 7234 §5.4 Pragma: no-cache without Cache-Control", &[("pragma", "no-cache")], true),
             (
                 "RFC 7234 §5.4 Cache-Control present: Pragma ignored",
                 &[("pragma", "no-cache"), ("cache-control", "max-age=5")],
                 false,
             ),
-            (
-                "RFC 9111 §5.2.1.4 request no-cache",
-                &[("cache-control", "no-cache")],
-                true,
-            ),
+            ("RFC 9111 §5.2.1.4 request no-cache", &[("cache-control", "no-cache")], true),
         ];
         for (clause, h, want) in cases {
             assert_eq!(request_directives(&map(h)).no_cache, want, "{clause}");

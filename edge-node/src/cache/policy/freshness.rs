@@ -50,10 +50,7 @@ pub fn response_policy(
 ) -> ResponsePolicy {
     let (d, source) = response_directives(resp);
     // RFC 9110 §6.6.1: a response without Date gets the time it was received.
-    let date = resp
-        .get(DATE)
-        .and_then(parse_http_date)
-        .unwrap_or(response_time);
+    let date = resp.get(DATE).and_then(parse_http_date).unwrap_or(response_time);
     let must_revalidate = d.must_revalidate || d.proxy_revalidate || d.s_maxage.is_some();
     ResponsePolicy {
         freshness_lifetime: freshness_lifetime(status, resp, &d, source, date, policy),
@@ -101,13 +98,8 @@ fn freshness_lifetime(
         && let Some(lm) = resp.get(LAST_MODIFIED).and_then(parse_http_date)
     {
         let since = date.duration_since(lm).unwrap_or(Duration::ZERO);
-        let fraction = if policy.heuristic_fraction.is_nan() {
-            0.0
-        } else {
-            policy.heuristic_fraction.clamp(0.0, 1.0)
-        };
-        let h = Duration::try_from_secs_f64(since.as_secs_f64() * fraction)
-            .unwrap_or(policy.max_heuristic_ttl);
+        let fraction = if policy.heuristic_fraction.is_nan() { 0.0 } else { policy.heuristic_fraction.clamp(0.0, 1.0) };
+        let h = Duration::try_from_secs_f64(since.as_secs_f64() * fraction).unwrap_or(policy.max_heuristic_ttl);
         return h.min(policy.max_heuristic_ttl);
     }
     Duration::ZERO
@@ -123,9 +115,7 @@ fn corrected_initial_age(
     // apparent_age = max(0, response_time - date_value)
     let apparent_age = response_time.duration_since(date).unwrap_or(Duration::ZERO);
     // response_delay = response_time - request_time
-    let response_delay = response_time
-        .duration_since(request_time)
-        .unwrap_or(Duration::ZERO);
+    let response_delay = response_time.duration_since(request_time).unwrap_or(Duration::ZERO);
     // corrected_age_value = age_value + response_delay
     let corrected_age_value = age_value(resp).saturating_add(response_delay);
     apparent_age.max(corrected_age_value)
@@ -133,9 +123,7 @@ fn corrected_initial_age(
 
 /// §5.1: the first member of Age; an invalid value is ignored (0).
 fn age_value(resp: &HeaderMap) -> Duration {
-    resp.get(AGE)
-        .and_then(|v| split_list(&text(v)).first().and_then(|s| delta_seconds(s)))
-        .unwrap_or(Duration::ZERO)
+    resp.get(AGE).and_then(|v| split_list(&text(v)).first().and_then(|s| delta_seconds(s))).unwrap_or(Duration::ZERO)
 }
 
 /// §4.2.3 current_age = corrected_initial_age + resident_time (now − response_time).
@@ -151,21 +139,13 @@ pub enum Usability {
     Fresh { ttl: Duration },
     /// Stale: revalidate. `while_revalidate`: may be served now while revalidating in the
     /// background (stale-while-revalidate window, or the client's max-stale allows it).
-    Stale {
-        stale_for: Duration,
-        while_revalidate: bool,
-    },
+    Stale { stale_for: Duration, while_revalidate: bool },
     /// Revalidate before use: no-cache response, or the request asks for validation.
     MustRevalidate,
 }
 
 /// `age` is `current_age`. Request directives count only when `honor_client`.
-pub fn usability(
-    rp: &ResponsePolicy,
-    age: Duration,
-    req: &Directives,
-    honor_client: bool,
-) -> Usability {
+pub fn usability(rp: &ResponsePolicy, age: Duration, req: &Directives, honor_client: bool) -> Usability {
     // §5.2.2.4: no-cache responses are never used without validation.
     if rp.no_cache {
         return Usability::MustRevalidate;
@@ -183,11 +163,7 @@ pub fn usability(
         }
     }
     // §4.2: fresh when freshness_lifetime > current_age.
-    if let Some(ttl) = rp
-        .freshness_lifetime
-        .checked_sub(age)
-        .filter(|t| !t.is_zero())
-    {
+    if let Some(ttl) = rp.freshness_lifetime.checked_sub(age).filter(|t| !t.is_zero()) {
         // §5.2.1.3 min-fresh: still fresh for at least that long.
         if honor_client && req.min_fresh.is_some_and(|m| ttl < m) {
             return Usability::MustRevalidate;
@@ -202,10 +178,7 @@ pub fn usability(
     let in_swr = !rp.stale_while_revalidate.is_zero() && stale_for <= rp.stale_while_revalidate;
     // §5.2.1.2 the client accepts this much staleness.
     let client_accepts = honor_client && max_stale_allows(req, stale_for);
-    Usability::Stale {
-        stale_for,
-        while_revalidate: may_serve_stale && (in_swr || client_accepts),
-    }
+    Usability::Stale { stale_for, while_revalidate: may_serve_stale && (in_swr || client_accepts) }
 }
 
 fn max_stale_allows(req: &Directives, stale_for: Duration) -> bool {
@@ -220,12 +193,7 @@ fn max_stale_allows(req: &Directives, stale_for: Duration) -> bool {
 /// §4.3.3)? A fresh response may; a stale one within stale-if-error (response, or the
 /// request's stale-if-error / max-stale when honored, RFC 5861 §4), never with
 /// must-revalidate (§4.2.4). Never with no-cache (§5.2.2.4: not without successful validation).
-pub fn stale_on_error_ok(
-    rp: &ResponsePolicy,
-    age: Duration,
-    req: &Directives,
-    honor_client: bool,
-) -> bool {
+pub fn stale_on_error_ok(rp: &ResponsePolicy, age: Duration, req: &Directives, honor_client: bool) -> bool {
     if rp.no_cache {
         return false;
     }
@@ -238,8 +206,7 @@ pub fn stale_on_error_ok(
     let stale_for = age.saturating_sub(rp.freshness_lifetime);
     let in_window = |w: Duration| !w.is_zero() && stale_for <= w;
     in_window(rp.stale_if_error)
-        || (honor_client
-            && (req.stale_if_error.is_some_and(in_window) || max_stale_allows(req, stale_for)))
+        || (honor_client && (req.stale_if_error.is_some_and(in_window) || max_stale_allows(req, stale_for)))
 }
 
 /// HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, rfc850-date or asctime-date.
@@ -268,10 +235,7 @@ mod tests {
     fn map(pairs: &[(&str, String)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         h
     }
@@ -336,11 +300,7 @@ mod tests {
             Case {
                 clause: "RFC 9111 §5.3 invalid Expires means already expired",
                 status: 200,
-                resp: vec![
-                    d0.clone(),
-                    ("expires", "0".into()),
-                    ("last-modified", date(T0 - 1000)),
-                ],
+                resp: vec![d0.clone(), ("expires", "0".into()), ("last-modified", date(T0 - 1000))],
                 request_time: T0,
                 response_time: T0,
                 policy: p(),
@@ -385,11 +345,7 @@ mod tests {
             Case {
                 clause: "RFC 9213 §2.1 CDN-Cache-Control max-age",
                 status: 200,
-                resp: vec![
-                    d0.clone(),
-                    cc("max-age=5"),
-                    ("cdn-cache-control", "max-age=600".into()),
-                ],
+                resp: vec![d0.clone(), cc("max-age=5"), ("cdn-cache-control", "max-age=600".into())],
                 request_time: T0,
                 response_time: T0,
                 policy: p(),
@@ -452,10 +408,7 @@ mod tests {
                 resp: vec![d0.clone()],
                 request_time: T0,
                 response_time: T0,
-                policy: ServicePolicy {
-                    default_ttl: Some(secs(30)),
-                    ..p()
-                },
+                policy: ServicePolicy { default_ttl: Some(secs(30)), ..p() },
                 lifetime: 30,
                 initial_age: 0,
             },
@@ -465,10 +418,7 @@ mod tests {
                 resp: vec![d0.clone(), ("last-modified", date(T0 - 1000))],
                 request_time: T0,
                 response_time: T0,
-                policy: ServicePolicy {
-                    heuristic_fraction: f64::NAN,
-                    ..p()
-                },
+                policy: ServicePolicy { heuristic_fraction: f64::NAN, ..p() },
                 lifetime: 0,
                 initial_age: 0,
             },
@@ -555,11 +505,7 @@ mod tests {
             Case {
                 clause: "RFC 9111 §1.2.2 huge Age saturates at 2^31",
                 status: 200,
-                resp: vec![
-                    d0.clone(),
-                    cc("max-age=60"),
-                    ("age", "999999999999999999999999".into()),
-                ],
+                resp: vec![d0.clone(), cc("max-age=60"), ("age", "999999999999999999999999".into())],
                 request_time: T0,
                 response_time: T0,
                 policy: p(),
@@ -588,42 +534,12 @@ mod tests {
     fn flags_table() {
         let cases: [(&str, &str, bool, bool, bool); 6] = [
             // (clause, cache-control, must_revalidate, no_cache, serve_with_authorization)
-            (
-                "RFC 9111 §5.2.2.2 must-revalidate",
-                "max-age=5, must-revalidate",
-                true,
-                false,
-                true,
-            ),
-            (
-                "RFC 9111 §5.2.2.8 proxy-revalidate",
-                "max-age=5, proxy-revalidate",
-                true,
-                false,
-                false,
-            ),
-            (
-                "RFC 9111 §5.2.2.10 s-maxage implies proxy-revalidate",
-                "s-maxage=5",
-                true,
-                false,
-                true,
-            ),
+            ("RFC 9111 §5.2.2.2 must-revalidate", "max-age=5, must-revalidate", true, false, true),
+            ("RFC 9111 §5.2.2.8 proxy-revalidate", "max-age=5, proxy-revalidate", true, false, false),
+            ("RFC 9111 §5.2.2.10 s-maxage implies proxy-revalidate", "s-maxage=5", true, false, true),
             ("RFC 9111 §5.2.2.4 no-cache", "no-cache", false, true, false),
-            (
-                "RFC 9111 §3.5 public allows Authorization",
-                "public, max-age=5",
-                false,
-                false,
-                true,
-            ),
-            (
-                "RFC 9111 §3.5 plain max-age does not",
-                "max-age=5",
-                false,
-                false,
-                false,
-            ),
+            ("RFC 9111 §3.5 public allows Authorization", "public, max-age=5", false, false, true),
+            ("RFC 9111 §3.5 plain max-age does not", "max-age=5", false, false, false),
         ];
         for (clause, cc, mr, nc, auth) in cases {
             let rp = response_policy(
@@ -633,28 +549,17 @@ mod tests {
                 at(T0),
                 &ServicePolicy::default(),
             );
-            assert_eq!(
-                (rp.must_revalidate, rp.no_cache, rp.serve_with_authorization),
-                (mr, nc, auth),
-                "{clause}"
-            );
+            assert_eq!((rp.must_revalidate, rp.no_cache, rp.serve_with_authorization), (mr, nc, auth), "{clause}");
         }
         let rp = response_policy(
             StatusCode::OK,
-            &map(&[(
-                "cache-control",
-                "max-age=5, immutable, stale-while-revalidate=7, stale-if-error=9".into(),
-            )]),
+            &map(&[("cache-control", "max-age=5, immutable, stale-while-revalidate=7, stale-if-error=9".into())]),
             at(T0),
             at(T0),
             &ServicePolicy::default(),
         );
         assert!(rp.immutable, "RFC 8246 immutable");
-        assert_eq!(
-            (rp.stale_while_revalidate, rp.stale_if_error),
-            (secs(7), secs(9)),
-            "RFC 5861 windows"
-        );
+        assert_eq!((rp.stale_while_revalidate, rp.stale_if_error), (secs(7), secs(9)), "RFC 5861 windows");
     }
 
     #[test]
@@ -668,20 +573,10 @@ mod tests {
             &ServicePolicy::default(),
         );
         assert_eq!(current_age(&rp, at(T0), at(T0 + 5)), secs(15));
-        assert_eq!(
-            current_age(&rp, at(T0), at(T0 - 5)),
-            secs(10),
-            "clock going backwards"
-        );
+        assert_eq!(current_age(&rp, at(T0), at(T0 - 5)), secs(10), "clock going backwards");
     }
 
-    fn rp(
-        lifetime: u64,
-        swr: u64,
-        sie: u64,
-        must_revalidate: bool,
-        no_cache: bool,
-    ) -> ResponsePolicy {
+    fn rp(lifetime: u64, swr: u64, sie: u64, must_revalidate: bool, no_cache: bool) -> ResponsePolicy {
         ResponsePolicy {
             freshness_lifetime: secs(lifetime),
             corrected_initial_age: Duration::ZERO,
@@ -708,10 +603,7 @@ mod tests {
             honor: bool,
             want: Usability,
         }
-        let stale = |s: u64, w: bool| Usability::Stale {
-            stale_for: secs(s),
-            while_revalidate: w,
-        };
+        let stale = |s: u64, w: bool| Usability::Stale { stale_for: secs(s), while_revalidate: w };
         let fresh = |t: u64| Usability::Fresh { ttl: secs(t) };
         let cases = [
             U {
@@ -876,12 +768,7 @@ mod tests {
             },
         ];
         for c in cases {
-            assert_eq!(
-                usability(&c.rp, secs(c.age), &req(c.req), c.honor),
-                c.want,
-                "{}",
-                c.clause
-            );
+            assert_eq!(usability(&c.rp, secs(c.age), &req(c.req), c.honor), c.want, "{}", c.clause);
         }
     }
 
@@ -896,30 +783,9 @@ mod tests {
                 true,
                 true,
             ),
-            (
-                "RFC 5861 §4 inside stale-if-error",
-                rp(60, 0, 100, false, false),
-                160,
-                "",
-                true,
-                true,
-            ),
-            (
-                "RFC 5861 §4 past stale-if-error",
-                rp(60, 0, 100, false, false),
-                161,
-                "",
-                true,
-                false,
-            ),
-            (
-                "RFC 9111 §4.2.4 no window: no stale",
-                rp(60, 0, 0, false, false),
-                61,
-                "",
-                true,
-                false,
-            ),
+            ("RFC 5861 §4 inside stale-if-error", rp(60, 0, 100, false, false), 160, "", true, true),
+            ("RFC 5861 §4 past stale-if-error", rp(60, 0, 100, false, false), 161, "", true, false),
+            ("RFC 9111 §4.2.4 no window: no stale", rp(60, 0, 0, false, false), 61, "", true, false),
             (
                 "RFC 9111 §4.2.4 must-revalidate forbids stale-if-error",
                 rp(60, 0, 100, true, false),
@@ -936,22 +802,8 @@ mod tests {
                 true,
                 false,
             ),
-            (
-                "RFC 5861 §4 request stale-if-error",
-                rp(60, 0, 0, false, false),
-                70,
-                "stale-if-error=10",
-                true,
-                true,
-            ),
-            (
-                "RFC 9111 §5.2.1.2 request max-stale",
-                rp(60, 0, 0, false, false),
-                70,
-                "max-stale=10",
-                true,
-                true,
-            ),
+            ("RFC 5861 §4 request stale-if-error", rp(60, 0, 0, false, false), 70, "stale-if-error=10", true, true),
+            ("RFC 9111 §5.2.1.2 request max-stale", rp(60, 0, 0, false, false), 70, "max-stale=10", true, true),
             (
                 "RFC 5861 §4 request stale-if-error not honored",
                 rp(60, 0, 0, false, false),
@@ -962,11 +814,7 @@ mod tests {
             ),
         ];
         for (clause, rp, age, r, honor, want) in cases {
-            assert_eq!(
-                stale_on_error_ok(&rp, secs(age), &req(r), honor),
-                want,
-                "{clause}"
-            );
+            assert_eq!(stale_on_error_ok(&rp, secs(age), &req(r), honor), want, "{clause}");
         }
     }
 
@@ -974,11 +822,7 @@ mod tests {
     fn http_date_forms() {
         // RFC 9110 §5.6.7: all three forms; anything else is invalid.
         let want = Some(UNIX_EPOCH + Duration::from_secs(784_111_777));
-        for v in [
-            "Sun, 06 Nov 1994 08:49:37 GMT",
-            "Sunday, 06-Nov-94 08:49:37 GMT",
-            "Sun Nov  6 08:49:37 1994",
-        ] {
+        for v in ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"] {
             assert_eq!(parse_http_date(&HeaderValue::from_static(v)), want, "{v}");
         }
         for v in ["0", "", "yesterday", "Sun, 06 Nov 1994 08:49:37 PST"] {

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use http::header::{
-    CONNECTION, CONTENT_LENGTH, CONTENT_LOCATION, HOST, LOCATION, PROXY_AUTHENTICATE,
-    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VARY,
+    CONNECTION, CONTENT_LENGTH, CONTENT_LOCATION, HOST, LOCATION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE, VARY,
 };
 use http::{HeaderMap, HeaderName};
 
@@ -31,14 +31,8 @@ pub const MAX_TAGS: usize = 128;
 /// `MAX_TAG_LEN` bytes. Tags must be visible ASCII; others are dropped.
 pub fn tags(resp: &HeaderMap) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let space = resp
-        .get_all(SURROGATE_KEY)
-        .into_iter()
-        .flat_map(|v| v.as_bytes().split(|b| b.is_ascii_whitespace()));
-    let comma = resp
-        .get_all(CACHE_TAG)
-        .into_iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','));
+    let space = resp.get_all(SURROGATE_KEY).into_iter().flat_map(|v| v.as_bytes().split(|b| b.is_ascii_whitespace()));
+    let comma = resp.get_all(CACHE_TAG).into_iter().flat_map(|v| v.as_bytes().split(|b| *b == b','));
     for raw in space.chain(comma) {
         if out.len() >= MAX_TAGS {
             break;
@@ -59,12 +53,7 @@ pub fn tags(resp: &HeaderMap) -> Vec<String> {
 /// Removes fields meant for this CDN only (RFC 9213 §2.1: a CDN that uses CDN-Cache-Control
 /// may remove it): CDN-Cache-Control, Surrogate-Control, Surrogate-Key, Cache-Tag.
 pub fn strip_cdn_headers(h: &mut HeaderMap) {
-    for name in [
-        CDN_CACHE_CONTROL,
-        SURROGATE_CONTROL,
-        SURROGATE_KEY,
-        CACHE_TAG,
-    ] {
+    for name in [CDN_CACHE_CONTROL, SURROGATE_CONTROL, SURROGATE_KEY, CACHE_TAG] {
         h.remove(name);
     }
 }
@@ -225,11 +214,7 @@ fn normalize_commas(v: &[u8]) -> Vec<u8> {
 /// case-insensitively, ports ignored). Relative references are resolved against the request
 /// path (RFC 3986 §5.2). Returns path-and-query strings, request path first, deduplicated.
 /// The caller checks the method and the status.
-pub fn invalidation_targets(
-    request_host: &str,
-    request_path_and_query: &str,
-    resp: &HeaderMap,
-) -> Vec<String> {
+pub fn invalidation_targets(request_host: &str, request_path_and_query: &str, resp: &HeaderMap) -> Vec<String> {
     let mut out = vec![request_path_and_query.to_string()];
     let base_path = request_path_and_query.split('?').next().unwrap_or("/");
     let host = host_part(request_host);
@@ -261,13 +246,8 @@ fn resolve_same_host(reference: &str, host: &str, base_path: &str) -> Option<Str
     let reference = reference.split('#').next().unwrap_or(reference);
     let scheme_len = reference.find(':').filter(|&i| {
         let scheme = &reference[..i];
-        scheme
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
     });
     let rest = match scheme_len {
         Some(i) => {
@@ -289,11 +269,7 @@ fn resolve_same_host(reference: &str, host: &str, base_path: &str) -> Option<Str
         return None;
     }
     let (p, q) = split_query(path);
-    let p = if p.is_empty() {
-        "/".to_string()
-    } else {
-        remove_dot_segments(p)
-    };
+    let p = if p.is_empty() { "/".to_string() } else { remove_dot_segments(p) };
     Some(format!("{p}{q}"))
 }
 
@@ -317,11 +293,7 @@ fn resolve_relative(reference: &str, base_path: &str) -> String {
         format!("{dir}{p}")
     };
     let path = remove_dot_segments(&path);
-    let path = if path.is_empty() {
-        "/".to_string()
-    } else {
-        path
-    };
+    let path = if path.is_empty() { "/".to_string() } else { path };
     format!("{path}{q}")
 }
 
@@ -360,10 +332,7 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         h
     }
@@ -385,26 +354,15 @@ mod tests {
             ),
             (
                 "both fields, all lines, deduplicated",
-                map(&[
-                    ("surrogate-key", "a b"),
-                    ("cache-tag", "b,c"),
-                    ("cache-tag", "a"),
-                ]),
+                map(&[("surrogate-key", "a b"), ("cache-tag", "b,c"), ("cache-tag", "a")]),
                 vec!["a".into(), "b".into(), "c".into()],
             ),
-            (
-                "tag over MAX_TAG_LEN dropped",
-                map(&[("surrogate-key", &format!("{long} ok"))]),
-                vec!["ok".into()],
-            ),
+            ("tag over MAX_TAG_LEN dropped", map(&[("surrogate-key", &format!("{long} ok"))]), vec!["ok".into()]),
             (
                 "non-ASCII tag dropped",
                 {
                     let mut h = HeaderMap::new();
-                    h.insert(
-                        SURROGATE_KEY,
-                        HeaderValue::from_bytes(b"caf\xc3\xa9 ok").unwrap(),
-                    );
+                    h.insert(SURROGATE_KEY, HeaderValue::from_bytes(b"caf\xc3\xa9 ok").unwrap());
                     h
                 },
                 vec!["ok".into()],
@@ -415,11 +373,7 @@ mod tests {
             assert_eq!(tags(&h), want, "{clause}");
         }
         let got = tags(&map(&[("surrogate-key", &many)]));
-        assert_eq!(
-            (got.len(), got.last().map(String::as_str)),
-            (MAX_TAGS, Some("t127")),
-            "at most MAX_TAGS"
-        );
+        assert_eq!((got.len(), got.last().map(String::as_str)), (MAX_TAGS, Some("t127")), "at most MAX_TAGS");
     }
 
     #[test]
@@ -458,11 +412,7 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
-        assert_eq!(
-            names,
-            ["content-length", "etag", "host"],
-            "RFC 9110 §7.6.1 hop-by-hop and Connection-named fields"
-        );
+        assert_eq!(names, ["content-length", "etag", "host"], "RFC 9110 §7.6.1 hop-by-hop and Connection-named fields");
     }
 
     #[test]
@@ -475,22 +425,10 @@ mod tests {
                 &[("vary", "Accept-Encoding, accept"), ("vary", "ACCEPT")],
                 Ok(vec![n("accept"), n("accept-encoding")]),
             ),
-            (
-                "RFC 9111 §4.1 Vary: * never matches",
-                &[("vary", "accept, *")],
-                Err(VaryStar),
-            ),
+            ("RFC 9111 §4.1 Vary: * never matches", &[("vary", "accept, *")], Err(VaryStar)),
             ("RFC 9111 §4.1 no Vary", &[], Ok(vec![])),
-            (
-                "RFC 9110 §5.6.1 empty elements ignored",
-                &[("vary", " , accept ,")],
-                Ok(vec![n("accept")]),
-            ),
-            (
-                "RFC 9110 §5.1 invalid field names skipped",
-                &[("vary", "bad name, accept")],
-                Ok(vec![n("accept")]),
-            ),
+            ("RFC 9110 §5.6.1 empty elements ignored", &[("vary", " , accept ,")], Ok(vec![n("accept")])),
+            ("RFC 9110 §5.1 invalid field names skipped", &[("vary", "bad name, accept")], Ok(vec![n("accept")])),
         ];
         for (clause, h, want) in cases {
             assert_eq!(vary_fields(&map(h)), want, "{clause}");
@@ -499,31 +437,16 @@ mod tests {
 
     #[test]
     fn vary_key_table() {
-        let fields = [
-            HeaderName::from_static("accept"),
-            HeaderName::from_static("accept-encoding"),
-        ];
+        let fields = [HeaderName::from_static("accept"), HeaderName::from_static("accept-encoding")];
         let key = |h: &[(&str, &str)]| vary_key(&fields, &map(h));
         let cases: [(&str, String, &str); 5] = [
             (
                 "RFC 9111 §4.1 values joined, whitespace around commas removed",
-                key(&[
-                    ("accept", "a , b"),
-                    ("accept", "c"),
-                    ("accept-encoding", "gzip"),
-                ]),
+                key(&[("accept", "a , b"), ("accept", "c"), ("accept-encoding", "gzip")]),
                 "accept:a,b,c\naccept-encoding:gzip\n",
             ),
-            (
-                "RFC 9111 §4.1 absent differs from empty",
-                key(&[("accept", "")]),
-                "accept:\naccept-encoding\n",
-            ),
-            (
-                "RFC 9111 §4.1 absent",
-                key(&[]),
-                "accept\naccept-encoding\n",
-            ),
+            ("RFC 9111 §4.1 absent differs from empty", key(&[("accept", "")]), "accept:\naccept-encoding\n"),
+            ("RFC 9111 §4.1 absent", key(&[]), "accept\naccept-encoding\n"),
             (
                 "RFC 9110 §5.6.4 quoted strings kept verbatim",
                 key(&[("accept", "a;q=\"x , y\" , b")]),
@@ -550,11 +473,7 @@ mod tests {
     fn invalidation_table() {
         let cases: [(&str, H, &[&str]); 9] = [
             ("RFC 9111 §4.4 target URI", &[], &["/a/b?x=1"]),
-            (
-                "RFC 9111 §4.4 Location, same host",
-                &[("location", "http://Shop.Example/c")],
-                &["/a/b?x=1", "/c"],
-            ),
+            ("RFC 9111 §4.4 Location, same host", &[("location", "http://Shop.Example/c")], &["/a/b?x=1", "/c"]),
             (
                 "RFC 9111 §4.4 Content-Location, same host with port",
                 &[("content-location", "https://shop.example:8443/d?y=2#f")],
@@ -562,47 +481,25 @@ mod tests {
             ),
             (
                 "RFC 9111 §4.4 other host ignored",
-                &[
-                    ("location", "http://evil.example/c"),
-                    ("content-location", "//other.example/d"),
-                ],
+                &[("location", "http://evil.example/c"), ("content-location", "//other.example/d")],
                 &["/a/b?x=1"],
             ),
-            (
-                "RFC 3986 §5.2 absolute path",
-                &[("location", "/e")],
-                &["/a/b?x=1", "/e"],
-            ),
+            ("RFC 3986 §5.2 absolute path", &[("location", "/e")], &["/a/b?x=1", "/e"]),
             (
                 "RFC 3986 §5.2.3 relative path merged with the request path",
                 &[("location", "c/../d?z")],
                 &["/a/b?x=1", "/a/d?z"],
             ),
-            (
-                "RFC 3986 §5.2.4 dot segments above root",
-                &[("content-location", "../../../x")],
-                &["/a/b?x=1", "/x"],
-            ),
-            (
-                "RFC 9111 §4.4 non-http scheme ignored",
-                &[("location", "mailto:a@shop.example")],
-                &["/a/b?x=1"],
-            ),
+            ("RFC 3986 §5.2.4 dot segments above root", &[("content-location", "../../../x")], &["/a/b?x=1", "/x"]),
+            ("RFC 9111 §4.4 non-http scheme ignored", &[("location", "mailto:a@shop.example")], &["/a/b?x=1"]),
             (
                 "RFC 9111 §4.4 duplicates removed",
-                &[
-                    ("location", "/a/b?x=1"),
-                    ("content-location", "//shop.example/a/b?x=1"),
-                ],
+                &[("location", "/a/b?x=1"), ("content-location", "//shop.example/a/b?x=1")],
                 &["/a/b?x=1"],
             ),
         ];
         for (clause, h, want) in cases {
-            assert_eq!(
-                invalidation_targets("shop.example", "/a/b?x=1", &map(h)),
-                want,
-                "{clause}"
-            );
+            assert_eq!(invalidation_targets("shop.example", "/a/b?x=1", &map(h)), want, "{clause}");
         }
     }
 }

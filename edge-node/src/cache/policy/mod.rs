@@ -30,20 +30,18 @@ pub mod storable;
 mod syntax;
 
 pub use self::conditional::{
-    EntityTag, Precondition, evaluate_preconditions, merge_not_modified, not_modified_headers,
-    not_modified_matches, parse_etag, revalidation_headers,
+    EntityTag, Precondition, evaluate_preconditions, merge_not_modified, not_modified_headers, not_modified_matches,
+    parse_etag, revalidation_headers,
 };
 pub use self::directives::{
-    CDN_CACHE_CONTROL, Directives, SURROGATE_CONTROL, Source, request_directives,
-    response_directives,
+    CDN_CACHE_CONTROL, Directives, SURROGATE_CONTROL, Source, request_directives, response_directives,
 };
 pub use self::freshness::{
-    ResponsePolicy, Usability, current_age, parse_http_date, response_policy, stale_on_error_ok,
-    usability,
+    ResponsePolicy, Usability, current_age, parse_http_date, response_policy, stale_on_error_ok, usability,
 };
 pub use self::headers::{
-    CACHE_TAG, MAX_TAG_LEN, MAX_TAGS, SURROGATE_KEY, VaryStar, invalidation_targets,
-    strip_cdn_headers, strip_hop_by_hop, tags, vary_fields, vary_key,
+    CACHE_TAG, MAX_TAG_LEN, MAX_TAGS, SURROGATE_KEY, VaryStar, invalidation_targets, strip_cdn_headers,
+    strip_hop_by_hop, tags, vary_fields, vary_key,
 };
 pub use self::range::{RangeDecision, decide_range};
 pub use self::storable::{NotStorable, ServicePolicy, storable};
@@ -105,9 +103,7 @@ mod hostile_tests {
         let mut h = HeaderMap::new();
         for _ in 0..rng.below(12) {
             let len = rng.below(40);
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| ALPHABET[rng.below(ALPHABET.len())])
-                .collect();
+            let bytes: Vec<u8> = (0..len).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect();
             let name = HeaderName::from_static(NAMES[rng.below(NAMES.len())]);
             if let Ok(v) = HeaderValue::from_bytes(&bytes) {
                 h.append(name, v);
@@ -128,8 +124,7 @@ mod hostile_tests {
         };
         for _ in 0..10_000 {
             let (req, mut resp) = (random_map(&mut rng), random_map(&mut rng));
-            let status =
-                StatusCode::from_u16(u16::try_from(100 + rng.below(600)).unwrap()).unwrap();
+            let status = StatusCode::from_u16(u16::try_from(100 + rng.below(600)).unwrap()).unwrap();
             let _ = storable(&Method::GET, &req, status, &resp, &policy);
             let rp = response_policy(status, &resp, t(u64::MAX / 4), t(0), &policy);
             let age = current_age(&rp, t(0), t(u64::MAX / 4));
@@ -138,15 +133,8 @@ mod hostile_tests {
             let _ = stale_on_error_ok(&rp, age, &rd, true);
             let _ = evaluate_preconditions(&Method::GET, &req, status, &resp);
             let _ = decide_range(&Method::GET, &req, &resp, [0, 100, u64::MAX][rng.below(3)]);
-            let _ = (
-                not_modified_headers(&resp),
-                revalidation_headers(&resp),
-                not_modified_matches(&resp, &req),
-            );
-            let _ = (
-                tags(&resp),
-                vary_key(&vary_fields(&resp).unwrap_or_default(), &req),
-            );
+            let _ = (not_modified_headers(&resp), revalidation_headers(&resp), not_modified_matches(&resp, &req));
+            let _ = (tags(&resp), vary_key(&vary_fields(&resp).unwrap_or_default(), &req));
             let _ = invalidation_targets("shop.example:80", "/a/b?c", &resp);
             merge_not_modified(&mut resp, &req);
             strip_hop_by_hop(&mut resp);

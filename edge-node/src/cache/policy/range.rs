@@ -20,12 +20,7 @@ pub enum RangeDecision {
 /// For GET requests answered with a stored 200 of `total_len` bytes (the caller checks the
 /// status). Only a single byte range is served as 206; several ranges, other units and syntax
 /// errors give `Full`, which RFC 9110 §14.2 allows ("a server MAY ignore the Range header").
-pub fn decide_range(
-    method: &Method,
-    req: &HeaderMap,
-    stored: &HeaderMap,
-    total_len: u64,
-) -> RangeDecision {
+pub fn decide_range(method: &Method, req: &HeaderMap, stored: &HeaderMap, total_len: u64) -> RangeDecision {
     // RFC 9110 §14.2: Range is defined for GET only.
     if method != Method::GET {
         return RangeDecision::Full;
@@ -84,10 +79,7 @@ fn parse_single(s: &str) -> Option<Spec> {
     if !unit.trim().eq_ignore_ascii_case("bytes") {
         return None;
     }
-    let mut specs = set
-        .split(',')
-        .map(|p| p.trim_matches([' ', '\t']))
-        .filter(|p| !p.is_empty());
+    let mut specs = set.split(',').map(|p| p.trim_matches([' ', '\t'])).filter(|p| !p.is_empty());
     let (Some(spec), None) = (specs.next(), specs.next()) else {
         return None;
     };
@@ -96,11 +88,7 @@ fn parse_single(s: &str) -> Option<Spec> {
         return Some(Spec::Suffix(digits(last)?));
     }
     let first = digits(first)?;
-    let last = if last.is_empty() {
-        None
-    } else {
-        Some(digits(last)?)
-    };
+    let last = if last.is_empty() { None } else { Some(digits(last)?) };
     // §14.1.1: last-pos < first-pos is invalid.
     if last.is_some_and(|l| l < first) {
         return None;
@@ -113,9 +101,7 @@ fn digits(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(s.bytes().fold(0u64, |acc, b| {
-        acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
-    }))
+    Some(s.bytes().fold(0u64, |acc, b| acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))))
 }
 
 /// RFC 9110 §14.1.1 satisfiability and clamping to the representation.
@@ -131,16 +117,12 @@ fn satisfy(spec: Spec, len: u64) -> RangeDecision {
     match spec {
         // §14.1.1: satisfiable when first-pos < length; last-pos clamped to length - 1.
         Spec::From { first, .. } if first > last_byte => RangeDecision::Unsatisfiable,
-        Spec::From { first, last } => RangeDecision::Partial {
-            start: first,
-            end_inclusive: last.map_or(last_byte, |l| l.min(last_byte)),
-        },
+        Spec::From { first, last } => {
+            RangeDecision::Partial { start: first, end_inclusive: last.map_or(last_byte, |l| l.min(last_byte)) }
+        }
         // §14.1.1: a suffix-length of 0 is unsatisfiable; longer than the representation: all of it.
         Spec::Suffix(0) => RangeDecision::Unsatisfiable,
-        Spec::Suffix(n) => RangeDecision::Partial {
-            start: len.saturating_sub(n),
-            end_inclusive: last_byte,
-        },
+        Spec::Suffix(n) => RangeDecision::Partial { start: len.saturating_sub(n), end_inclusive: last_byte },
     }
 }
 
@@ -156,10 +138,7 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         h
     }
@@ -167,15 +146,8 @@ mod tests {
     #[test]
     fn range_table() {
         use RangeDecision::*;
-        let p = |start, end_inclusive| Partial {
-            start,
-            end_inclusive,
-        };
-        let stored: &[(&str, &str)] = &[
-            ("etag", "\"v1\""),
-            ("last-modified", LM),
-            ("date", DATE_LATER),
-        ];
+        let p = |start, end_inclusive| Partial { start, end_inclusive };
+        let stored: &[(&str, &str)] = &[("etag", "\"v1\""), ("last-modified", LM), ("date", DATE_LATER)];
         type Row = (
             &'static str,
             Method,
@@ -185,22 +157,8 @@ mod tests {
             RangeDecision,
         );
         let cases: Vec<Row> = vec![
-            (
-                "RFC 9110 §14.2 no Range",
-                Method::GET,
-                &[],
-                stored,
-                100,
-                Full,
-            ),
-            (
-                "RFC 9110 §14.1.2 int-range",
-                Method::GET,
-                &[("range", "bytes=0-9")],
-                stored,
-                100,
-                p(0, 9),
-            ),
+            ("RFC 9110 §14.2 no Range", Method::GET, &[], stored, 100, Full),
+            ("RFC 9110 §14.1.2 int-range", Method::GET, &[("range", "bytes=0-9")], stored, 100, p(0, 9)),
             (
                 "RFC 9110 §14.1 unit is case-insensitive, OWS allowed",
                 Method::GET,
@@ -209,14 +167,7 @@ mod tests {
                 100,
                 p(10, 19),
             ),
-            (
-                "RFC 9110 §14.1.2 open range bytes=N-",
-                Method::GET,
-                &[("range", "bytes=90-")],
-                stored,
-                100,
-                p(90, 99),
-            ),
+            ("RFC 9110 §14.1.2 open range bytes=N-", Method::GET, &[("range", "bytes=90-")], stored, 100, p(90, 99)),
             (
                 "RFC 9110 §14.1.2 last-pos clamped to length-1",
                 Method::GET,
@@ -225,14 +176,7 @@ mod tests {
                 100,
                 p(90, 99),
             ),
-            (
-                "RFC 9110 §14.1.2 suffix bytes=-N",
-                Method::GET,
-                &[("range", "bytes=-10")],
-                stored,
-                100,
-                p(90, 99),
-            ),
+            ("RFC 9110 §14.1.2 suffix bytes=-N", Method::GET, &[("range", "bytes=-10")], stored, 100, p(90, 99)),
             (
                 "RFC 9110 §14.1.2 suffix longer than the representation",
                 Method::GET,
@@ -297,38 +241,10 @@ mod tests {
                 100,
                 Full,
             ),
-            (
-                "RFC 9110 §14.2 syntax error: ignore",
-                Method::GET,
-                &[("range", "bytes=a-b")],
-                stored,
-                100,
-                Full,
-            ),
-            (
-                "RFC 9110 §14.2 missing '-': ignore",
-                Method::GET,
-                &[("range", "bytes=5")],
-                stored,
-                100,
-                Full,
-            ),
-            (
-                "RFC 9110 §14.2 unknown unit: ignore",
-                Method::GET,
-                &[("range", "items=0-1")],
-                stored,
-                100,
-                Full,
-            ),
-            (
-                "RFC 9110 §14.2 Range only for GET",
-                Method::HEAD,
-                &[("range", "bytes=0-1")],
-                stored,
-                100,
-                Full,
-            ),
+            ("RFC 9110 §14.2 syntax error: ignore", Method::GET, &[("range", "bytes=a-b")], stored, 100, Full),
+            ("RFC 9110 §14.2 missing '-': ignore", Method::GET, &[("range", "bytes=5")], stored, 100, Full),
+            ("RFC 9110 §14.2 unknown unit: ignore", Method::GET, &[("range", "items=0-1")], stored, 100, Full),
+            ("RFC 9110 §14.2 Range only for GET", Method::HEAD, &[("range", "bytes=0-1")], stored, 100, Full),
             (
                 "RFC 9110 §14.2 two Range lines: ignore",
                 Method::GET,
@@ -395,11 +311,7 @@ mod tests {
             ),
         ];
         for (clause, m, req, stored, len, want) in cases {
-            assert_eq!(
-                decide_range(&m, &map(req), &map(stored), len),
-                want,
-                "{clause}"
-            );
+            assert_eq!(decide_range(&m, &map(req), &map(stored), len), want, "{clause}");
         }
     }
 }

@@ -148,10 +148,7 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         h
     }
@@ -250,10 +247,7 @@ mod tests {
                 method: get(),
                 req: &[],
                 status: 200,
-                resp: &[
-                    ("cache-control", "no-store"),
-                    ("cdn-cache-control", "max-age=60"),
-                ],
+                resp: &[("cache-control", "no-store"), ("cdn-cache-control", "max-age=60")],
                 policy: p(),
                 want: Ok(()),
             },
@@ -272,10 +266,7 @@ mod tests {
                 req: &[("cache-control", "no-store")],
                 status: 200,
                 resp: &[("cache-control", "max-age=60")],
-                policy: ServicePolicy {
-                    honor_client_cache_control: false,
-                    ..p()
-                },
+                policy: ServicePolicy { honor_client_cache_control: false, ..p() },
                 want: Ok(()),
             },
             Case {
@@ -338,10 +329,7 @@ mod tests {
                 req: &[],
                 status: 200,
                 resp: &[("cache-control", "max-age=60"), ("set-cookie", "a=b")],
-                policy: ServicePolicy {
-                    store_set_cookie: true,
-                    ..p()
-                },
+                policy: ServicePolicy { store_set_cookie: true, ..p() },
                 want: Ok(()),
             },
             Case {
@@ -422,10 +410,7 @@ mod tests {
                 req: &[],
                 status: 200,
                 resp: &[LM],
-                policy: ServicePolicy {
-                    heuristic_fraction: 0.0,
-                    ..p()
-                },
+                policy: ServicePolicy { heuristic_fraction: 0.0, ..p() },
                 want: Err(NotStorable::NoFreshness),
             },
             Case {
@@ -452,10 +437,7 @@ mod tests {
                 req: &[],
                 status: 200,
                 resp: &[],
-                policy: ServicePolicy {
-                    default_ttl: Some(Duration::from_secs(5)),
-                    ..p()
-                },
+                policy: ServicePolicy { default_ttl: Some(Duration::from_secs(5)), ..p() },
                 want: Ok(()),
             },
             Case {
@@ -464,10 +446,7 @@ mod tests {
                 req: &[],
                 status: 500,
                 resp: &[],
-                policy: ServicePolicy {
-                    default_ttl: Some(Duration::from_secs(5)),
-                    ..p()
-                },
+                policy: ServicePolicy { default_ttl: Some(Duration::from_secs(5)), ..p() },
                 want: Err(NotStorable::NoFreshness),
             },
             Case {
@@ -481,13 +460,8 @@ mod tests {
             },
         ];
         for c in cases {
-            let got = storable(
-                &c.method,
-                &map(c.req),
-                StatusCode::from_u16(c.status).unwrap(),
-                &map(c.resp),
-                &c.policy,
-            );
+            let got =
+                storable(&c.method, &map(c.req), StatusCode::from_u16(c.status).unwrap(), &map(c.resp), &c.policy);
             assert_eq!(got, c.want, "{}", c.clause);
         }
     }

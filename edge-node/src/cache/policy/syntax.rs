@@ -67,11 +67,9 @@ pub(super) fn delta_seconds(s: &str) -> Option<Duration> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let secs = s.bytes().fold(0u64, |acc, b| {
-        acc.saturating_mul(10)
-            .saturating_add(u64::from(b - b'0'))
-            .min(DELTA_SECONDS_CAP)
-    });
+    let secs = s
+        .bytes()
+        .fold(0u64, |acc, b| acc.saturating_mul(10).saturating_add(u64::from(b - b'0')).min(DELTA_SECONDS_CAP));
     Some(Duration::from_secs(secs))
 }
 
@@ -86,16 +84,10 @@ mod tests {
 
     #[test]
     fn list_and_delta_seconds() {
-        assert_eq!(
-            split_list(r#" a, "b,c" ,, d=\"x "#),
-            vec!["a", r#""b,c""#, r#"d=\"x"#]
-        );
+        assert_eq!(split_list(r#" a, "b,c" ,, d=\"x "#), vec!["a", r#""b,c""#, r#"d=\"x"#]);
         assert_eq!(unquote(r#""a\"b""#), r#"a"b"#);
         assert_eq!(delta_seconds("60"), Some(Duration::from_secs(60)));
-        assert_eq!(
-            delta_seconds("99999999999999999999999"),
-            Some(Duration::from_secs(DELTA_SECONDS_CAP))
-        );
+        assert_eq!(delta_seconds("99999999999999999999999"), Some(Duration::from_secs(DELTA_SECONDS_CAP)));
         for bad in ["", "-1", "1.5", "abc", "+1", "1 2"] {
             assert_eq!(delta_seconds(bad), None, "{bad}");
         }

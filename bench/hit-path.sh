@@ -1,0 +1,438 @@
+#!/usr/bin/env bash
+# The cache-HIT path of the edge node against nginx with proxy_cache, measured in the same run.
+#
+# Both servers sit in front of one static origin on loopback, are warmed until each object is a
+# hit, then wrk drives each (HTTP/1.1 keep-alive) at a 1 KiB and a 100 KiB object. The server
+# under test runs on CPU 0, wrk on CPU 1. The table goes to stdout; progress goes to stderr.
+# Nothing is written outside a temp dir, which is removed on exit with every process started here.
+#
+# Environment:
+#   EDGE_NODE_BIN      edge-node binary to use; unset: `cargo build --release -p edge-node`
+#   BENCH_DURATION     wrk duration per measured case (Ns or Nm). Default: 10s
+#   BENCH_CONNECTIONS  wrk connections. Default: 32
+#   BENCH_ROUNDS       rounds; the table shows the median, the order alternates. Default: 2
+#   BENCH_WARMUP       wrk warm-up per case before the first round (0 skips it). Default: 2s
+#
+# See bench/README.md for how to read the ratios.
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+DURATION=${BENCH_DURATION:-10s}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+ROUNDS=${BENCH_ROUNDS:-2}
+WARMUP=${BENCH_WARMUP:-2s}
+SERVER_CPU=0
+LOAD_CPU=1
+HOST=bench.test
+# name:bytes
+OBJECTS=(1KiB:1024 100KiB:102400)
+SERVERS=(nginx edge-node)
+
+PIDS=()
+WORK=""
+
+log() { printf '[hit-path] %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# Every process this script started, by PID, then the temp dir. Nothing else.
+cleanup() {
+    local status=$? pid i
+    set +e
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${PIDS[@]}"; do
+        for i in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "PID $pid did not stop after SIGTERM; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null
+        fi
+        wait "$pid" 2>/dev/null
+    done
+    if [[ -n "$WORK" && -d "$WORK" ]]; then
+        if ((status != 0)) && [[ -d "$WORK/logs" ]]; then
+            log "logs of this run:"
+            tail -n 20 "$WORK"/logs/* >&2 2>/dev/null
+        fi
+        rm -rf "$WORK"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+seconds() {
+    case "$1" in
+        *[0-9]s) echo "${1%s}" ;;
+        *[0-9]m) echo $((${1%m} * 60)) ;;
+        *) echo "$1" ;;
+    esac
+}
+
+check_settings() {
+    [[ "$DURATION" =~ ^[1-9][0-9]*[sm]?$ ]] || die "BENCH_DURATION=$DURATION: write e.g. 10s or 1m"
+    [[ "$WARMUP" =~ ^[0-9]+[sm]?$ ]] || die "BENCH_WARMUP=$WARMUP: write e.g. 2s, or 0 to skip"
+    [[ "$CONNECTIONS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_CONNECTIONS=$CONNECTIONS: a whole number, at least 1"
+    [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS=$ROUNDS: a whole number, at least 1"
+    taskset -c "$LOAD_CPU" true 2>/dev/null ||
+        die "needs CPUs $SERVER_CPU and $LOAD_CPU (servers on one, wrk on the other); this machine has $(nproc)"
+}
+
+# nginx, wrk and curl from Debian's packages when missing. apt-get update runs once, and only
+# when something is missing. The system's nginx service is never started, stopped or configured.
+install_tools() {
+    local need=() pkgs=() tool policy
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
+    command -v wrk >/dev/null || need+=(wrk)
+    command -v curl >/dev/null || need+=(curl)
+    command -v taskset >/dev/null || die "taskset not found (Debian package util-linux)"
+    if ((${#need[@]})); then
+        [[ $(id -u) == 0 ]] || die "missing: ${need[*]}; as root: apt-get update && apt-get install -y nginx-light wrk curl"
+        command -v apt-get >/dev/null || die "missing: ${need[*]}, and no apt-get to install them"
+        log "installing from Debian's packages: ${need[*]}"
+        apt-get update -qq >&2
+        for tool in "${need[@]}"; do
+            if [[ $tool == nginx ]]; then
+                # nginx-light has proxy_cache and fewer modules; plain nginx where it is not packaged.
+                # (Output captured first: grep -q under pipefail can fail the pipeline on SIGPIPE.)
+                policy=$(apt-cache policy nginx-light 2>/dev/null || true)
+                if [[ "$policy" =~ Candidate:\ [0-9] ]]; then
+                    pkgs+=(nginx-light)
+                else
+                    pkgs+=(nginx)
+                fi
+            else
+                pkgs+=("$tool")
+            fi
+        done
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2
+    fi
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+    [[ -x "$NGINX" ]] || die "nginx not found after install"
+}
+
+build_edge() {
+    if [[ -n "${EDGE_NODE_BIN:-}" ]]; then
+        EDGE=$EDGE_NODE_BIN
+    else
+        log "building edge-node (cargo build --release -p edge-node)"
+        (cd "$ROOT" && cargo build --release -p edge-node) >&2
+        local target=${CARGO_TARGET_DIR:-target}
+        [[ "$target" == /* ]] || target="$ROOT/$target"
+        EDGE="$target/release/edge-node"
+    fi
+    [[ -x "$EDGE" ]] || die "edge-node binary not found or not executable: $EDGE"
+}
+
+# A free loopback port: nothing answers a connect on it. nginx fails loudly if one is taken in
+# between. (The edge node binds port 0 and reports its ports in the ready file.)
+free_port() {
+    local p
+    for _ in $(seq 100); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+    die "no free loopback port found"
+}
+
+wait_port() { # port pid name
+    for _ in $(seq 100); do
+        kill -0 "$2" 2>/dev/null || die "$3 exited during start-up"
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+            return
+        fi
+        sleep 0.1
+    done
+    die "$3 did not listen on 127.0.0.1:$1 within 10s"
+}
+
+# nginx's temp paths for every module compiled in, so none lands in /var/lib/nginx.
+temp_paths() { # dir
+    local out="client_body_temp_path $1/client_body;" m built
+    built=$("$NGINX" -V 2>&1)
+    for m in proxy fastcgi uwsgi scgi; do
+        if [[ "$built" != *"--without-http_${m}_module"* ]]; then
+            out+=" ${m}_temp_path $1/${m}_temp;"
+        fi
+    done
+    echo "$out"
+}
+
+start_nginx() { # name template port cpu
+    local name=$1 dir="$WORK/$1" conf="$WORK/$1/nginx.conf" user=""
+    mkdir -p "$dir"
+    # As root, nginx's workers would switch to an unprivileged user that cannot enter the temp dir.
+    [[ $(id -u) == 0 ]] && user="user root root;"
+    sed -e "s|@DIR@|$WORK|g" -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$3|g" -e "s|@ORIGIN_PORT@|${ORIGIN_PORT:-0}|g" \
+        -e "s|@USER@|$user|" -e "s|@TEMP_PATHS@|$(temp_paths "$dir")|" "$2" >"$conf"
+    "$NGINX" -q -t -p "$dir/" -e "$WORK/logs/$name-error.log" -c "$conf" -g 'daemon off;' 2>>"$WORK/logs/$name.stderr" ||
+        die "$name: nginx rejected $conf: $(cat "$WORK/logs/$name.stderr")"
+    taskset -c "$4" "$NGINX" -p "$dir/" -e "$WORK/logs/$name-error.log" -c "$conf" -g 'daemon off;' \
+        </dev/null >>"$WORK/logs/$name.stderr" 2>&1 &
+    PIDS+=("$!")
+    wait_port "$3" "$!" "$name"
+}
+
+start_edge() {
+    local dir="$WORK/edge"
+    mkdir -p "$dir/cache"
+    cat >"$dir/edge.toml" <<EOF
+[node]
+name = "bench-edge"
+
+[listen]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+
+[cache]
+memory = "256MiB"
+disk_path = "$dir/cache"
+disk = "1GiB"
+max_object_size = "64MiB"
+
+[log]
+access = "off"
+level = "warn"
+
+[[services]]
+name = "bench"
+hosts = ["$HOST"]
+origin = "http://127.0.0.1:$ORIGIN_PORT"
+EOF
+    taskset -c "$SERVER_CPU" "$EDGE" --config "$dir/edge.toml" --ready-file "$dir/ready.json" \
+        </dev/null >/dev/null 2>>"$WORK/logs/edge-node.stderr" &
+    EDGE_PID=$!
+    PIDS+=("$EDGE_PID")
+    for _ in $(seq 600); do
+        [[ -s "$dir/ready.json" ]] && break
+        kill -0 "$EDGE_PID" 2>/dev/null || die "edge-node exited during start-up"
+        sleep 0.1
+    done
+    [[ -s "$dir/ready.json" ]] || die "edge-node wrote no ready file within 60s"
+    EDGE_HTTP=$(sed -n 's/.*"http":"\([^"]*\)".*/\1/p' "$dir/ready.json")
+    EDGE_ADMIN=$(sed -n 's/.*"admin":"\([^"]*\)".*/\1/p' "$dir/ready.json")
+    [[ -n "$EDGE_HTTP" && -n "$EDGE_ADMIN" ]] || die "ready file unreadable: $(cat "$dir/ready.json")"
+    EDGE_PORT=${EDGE_HTTP##*:}
+}
+
+# Threads of the edge node, and how many are tokio workers (tokio sizes its pool from the CPUs
+# the process may run on, which taskset has cut to one).
+edge_threads() {
+    local total=0 workers=0 comm
+    for comm in /proc/"$EDGE_PID"/task/*/comm; do
+        total=$((total + 1))
+        [[ $(cat "$comm" 2>/dev/null) == tokio-runtime-w* ]] && workers=$((workers + 1))
+    done
+    echo "$workers $total"
+}
+
+port_of() { [[ $1 == nginx ]] && echo "$NGINX_PORT" || echo "$EDGE_PORT"; }
+
+# One GET; prints "status bytes cache-verdict" where the verdict is hit or other.
+probe() { # server path
+    local headers="$WORK/probe.headers" out verdict=other
+    out=$(curl -sS -o /dev/null -D "$headers" -w '%{http_code} %{size_download}' \
+        -H "Host: $HOST" "http://127.0.0.1:$(port_of "$1")$2") || die "$1: GET $2 failed"
+    if [[ $1 == nginx ]]; then
+        grep -qi '^x-cache-status: *HIT' "$headers" && verdict=hit
+    else
+        # Contract (docs/contracts.md): a fresh hit is `bench-edge; hit; ttl=N`.
+        grep -qiE '^cache-status: *bench-edge; *hit(;|[[:space:]]*$)' "$headers" && verdict=hit
+    fi
+    echo "$out $verdict"
+}
+
+# Fill each cache, then the second and third requests must be hits with the whole body.
+warm() { # server
+    local obj name bytes got
+    for obj in "${OBJECTS[@]}"; do
+        name=${obj%%:*} bytes=${obj##*:}
+        probe "$1" "/$name.bin" >/dev/null
+        for i in 2 3; do
+            got=$(probe "$1" "/$name.bin")
+            [[ "$got" == "200 $bytes hit" ]] ||
+                die "$1: request $i for /$name.bin: expected '200 $bytes hit', got '$got'"
+        done
+    done
+    log "$1 warmed: request 2 and 3 for each object were hits"
+}
+
+# Requests the edge node answered other than as a hit, from its own metrics.
+edge_non_hits() {
+    curl -sS "http://$EDGE_ADMIN/metrics" |
+        awk '/^outpost_requests_total\{/ && !/cache="hit"/ { s += $NF } END { printf "%d\n", s }'
+}
+
+# wrk's latency figures in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : -1
+        if (f < 0) exit 1
+        printf "%.3f\n", n * f
+    }'
+}
+
+run_wrk() { # server object duration outfile
+    local secs
+    secs=$(seconds "$3")
+    timeout --kill-after=5 $((secs + 30)) taskset -c "$LOAD_CPU" \
+        wrk -t1 -c"$CONNECTIONS" -d"$3" --latency -H "Host: $HOST" \
+        "http://127.0.0.1:$(port_of "$1")/$2.bin" >"$4" 2>&1 ||
+        die "wrk against $1 /$2.bin failed: $(cat "$4")"
+}
+
+declare -A RPS P50 P99 NOTE
+
+measure() { # server object round
+    local out="$WORK/wrk-$1-$2-$3.txt" before after rps p50 p99 non2xx sockerr got
+    [[ $1 == edge-node ]] && before=$(edge_non_hits)
+    run_wrk "$1" "$2" "$DURATION" "$out"
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    p50=$(awk '$1 == "50%" { print $2 }' "$out")
+    p99=$(awk '$1 == "99%" { print $2 }' "$out")
+    [[ -n "$rps" && -n "$p50" && -n "$p99" ]] || die "could not read wrk's output: $(cat "$out")"
+    RPS[$1,$2,$3]=$rps
+    P50[$1,$2,$3]=$(to_ms "$p50") || die "unknown latency unit in '$p50'"
+    P99[$1,$2,$3]=$(to_ms "$p99") || die "unknown latency unit in '$p99'"
+    non2xx=$(awk '/^ *Non-2xx or 3xx responses:/ { print $NF }' "$out")
+    sockerr=$(awk '/^ *Socket errors:/ { sub(/^ *Socket errors: */, ""); print }' "$out")
+    [[ -n "$non2xx" ]] && NOTE[$1,$2]+=" round $3: $non2xx non-2xx responses;"
+    [[ -n "$sockerr" ]] && NOTE[$1,$2]+=" round $3: socket errors ($sockerr);"
+    # Still a hit afterwards; for the edge node, no request in the run was anything but a hit.
+    got=$(probe "$1" "/$2.bin")
+    [[ "$got" == *" hit" ]] || NOTE[$1,$2]+=" round $3: not a hit after the run ($got);"
+    if [[ $1 == edge-node ]]; then
+        after=$(edge_non_hits)
+        ((after - before == 0)) || NOTE[$1,$2]+=" round $3: $((after - before)) non-hit responses;"
+    fi
+    log "$(printf 'round %d  %-9s %-7s %10s req/s  p50 %s  p99 %s' "$3" "$1" "$2" "$rps" "$p50" "$p99")"
+}
+
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
+        if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+figure() { # array-name server object
+    local -n arr=$1
+    local r vals=()
+    for ((r = 1; r <= ROUNDS; r++)); do vals+=("${arr[$2,$3,$r]}"); done
+    median "${vals[@]}"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx\n", a / b; else print "n/a" }'; }
+
+report() {
+    local obj name rps_n rps_e p50_n p50_e p99_n p99_e threads s r line
+    threads=$(edge_threads)
+    echo "Outpost edge-node cache HIT path vs nginx proxy_cache ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+    echo "  machine:   $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo); load average $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
+    echo "  edge-node: $EDGE_REV ($EDGE)"
+    echo "  nginx:     $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), worker_processes 1, proxy_cache (disk, keys in shared memory), access_log off"
+    echo "  load:      wrk -t1 -c$CONNECTIONS -d$DURATION --latency, HTTP/1.1 keep-alive, Host: $HOST, one URL per case;"
+    echo "             ${WARMUP} wrk warm-up per case, then $ROUNDS round(s), order alternating; figures are the median"
+    echo "  pinning:   each server on CPU $SERVER_CPU (taskset -c $SERVER_CPU), wrk on CPU $LOAD_CPU (taskset -c $LOAD_CPU);"
+    echo "             edge-node has no worker-thread setting, so taskset alone confines it: tokio sized its"
+    echo "             pool from the affinity mask and runs ${threads%% *} worker thread(s), ${threads##* } threads in all, on CPU $SERVER_CPU"
+    echo
+    printf '%-8s %-11s %12s %10s %10s\n' object server "req/s" "p50 ms" "p99 ms"
+    for obj in "${OBJECTS[@]}"; do
+        name=${obj%%:*}
+        rps_n=$(figure RPS nginx "$name") rps_e=$(figure RPS edge-node "$name")
+        p50_n=$(figure P50 nginx "$name") p50_e=$(figure P50 edge-node "$name")
+        p99_n=$(figure P99 nginx "$name") p99_e=$(figure P99 edge-node "$name")
+        printf '%-8s %-11s %12.0f %10.3f %10.3f\n' "$name" nginx "$rps_n" "$p50_n" "$p99_n"
+        printf '%-8s %-11s %12.0f %10.3f %10.3f\n' "$name" edge-node "$rps_e" "$p50_e" "$p99_e"
+        printf '%-8s %-11s %12s %10s %10s\n' "$name" "edge/nginx" "$(ratio "$rps_e" "$rps_n")" \
+            "$(ratio "$p50_e" "$p50_n")" "$(ratio "$p99_e" "$p99_n")"
+    done
+    echo
+    echo "ratio = edge-node / nginx: req/s above 1.00x means the edge node served more;"
+    echo "p50/p99 below 1.00x means the edge node answered sooner. Compare within this run only."
+    if ((ROUNDS > 1)); then
+        echo
+        echo "req/s per round:"
+        for obj in "${OBJECTS[@]}"; do
+            name=${obj%%:*}
+            for s in "${SERVERS[@]}"; do
+                line=""
+                for ((r = 1; r <= ROUNDS; r++)); do line+=$(printf ' %10.0f' "${RPS[$s,$name,$r]}"); done
+                printf '  %-8s %-11s%s\n' "$name" "$s" "$line"
+            done
+        done
+    fi
+    local warned=""
+    for obj in "${OBJECTS[@]}"; do
+        for s in "${SERVERS[@]}"; do
+            if [[ -n "${NOTE[$s,${obj%%:*}]:-}" ]]; then
+                if [[ -z "$warned" ]]; then
+                    printf '\nwarnings:\n'
+                    warned=1
+                fi
+                echo "  $s ${obj%%:*}:${NOTE[$s,${obj%%:*}]}"
+            fi
+        done
+    done
+}
+
+main() {
+    check_settings
+    install_tools
+    build_edge
+    EDGE_REV=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo "unknown revision")
+    [[ -n "${EDGE_NODE_BIN:-}" ]] && EDGE_REV="given by EDGE_NODE_BIN; tree at $EDGE_REV"
+
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/outpost-hit-path.XXXXXX")
+    chmod 755 "$WORK"
+    mkdir -p "$WORK/logs" "$WORK/www"
+    local obj
+    for obj in "${OBJECTS[@]}"; do
+        head -c "${obj##*:}" /dev/urandom >"$WORK/www/${obj%%:*}.bin"
+    done
+
+    # The origin only serves the warm-up's misses; it shares wrk's CPU, away from the servers.
+    ORIGIN_PORT=$(free_port)
+    start_nginx nginx-origin "$BENCH_DIR/nginx-origin.conf.in" "$ORIGIN_PORT" "$LOAD_CPU"
+    NGINX_PORT=$(free_port)
+    start_nginx nginx "$BENCH_DIR/nginx-cache.conf.in" "$NGINX_PORT" "$SERVER_CPU"
+    start_edge
+    log "origin 127.0.0.1:$ORIGIN_PORT, nginx 127.0.0.1:$NGINX_PORT, edge-node $EDGE_HTTP (admin $EDGE_ADMIN)"
+
+    warm nginx
+    warm edge-node
+
+    local s name r order
+    LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+    if [[ "$(seconds "$WARMUP")" != 0 ]]; then
+        log "wrk warm-up, $WARMUP per case"
+        for obj in "${OBJECTS[@]}"; do
+            for s in "${SERVERS[@]}"; do
+                run_wrk "$s" "${obj%%:*}" "$WARMUP" "$WORK/wrk-warmup.txt"
+            done
+        done
+    fi
+    for ((r = 1; r <= ROUNDS; r++)); do
+        if ((r % 2)); then order=(nginx edge-node); else order=(edge-node nginx); fi
+        for obj in "${OBJECTS[@]}"; do
+            name=${obj%%:*}
+            for s in "${order[@]}"; do
+                measure "$s" "$name" "$r"
+            done
+        done
+    done
+    report
+}
+
+main "$@"
