@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file),
         Some(Command::Demo) => run_async(async {
-            init_tracing("info");
+            init_tracing("warn");
             edge_node::demo::run().await
         }),
         None => {
@@ -107,9 +107,10 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 }
 
 /// Logs go to stderr (stdout carries the access log). `RUST_LOG` overrides `log.level`.
+/// foyer's start-up chatter is kept at warn unless asked for.
 fn init_tracing(level: &str) {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
+        .or_else(|_| EnvFilter::try_new(format!("foyer=warn,foyer_storage=warn,{level}")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -329,7 +329,7 @@ mod tests {
     fn purges_match_objects_fetched_before_them() {
         let dir = tempfile::tempdir().unwrap();
         let log = open(dir.path(), 100);
-        let tags = vec!["product-1".to_string()];
+        let tags = ["product-1".to_string()];
         log.record("shop", Target::Url("a.test/x".into()), false, t(10)).unwrap();
         log.record("shop", Target::Prefix("a.test/img/".into()), true, t(10)).unwrap();
         log.record("shop", Target::Tag("product-1".into()), false, t(20)).unwrap();

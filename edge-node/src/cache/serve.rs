@@ -74,7 +74,7 @@ pub async fn serve(
             match usability {
                 Usability::Fresh { .. } => {
                     let status = CacheStatus::hit(ttl(&object, age));
-                    if let Some(served) = turn.from_store(&object, status).await {
+                    if let Some(served) = turn.serve_stored(&object, status).await {
                         return Ok(served);
                     }
                     turn.fetch(storage_key, None, Fwd::UriMiss, authorized, ctx).await
@@ -86,7 +86,7 @@ pub async fn serve(
                         detail: Some(Detail::StaleWhileRevalidate),
                         ..CacheStatus::hit(ttl(&object, age))
                     };
-                    match turn.from_store(&object, status).await {
+                    match turn.serve_stored(&object, status).await {
                         Some(served) => Ok(served),
                         None => Err(EdgeError::new(ErrorKind::Internal, "stale object unreadable")),
                     }
@@ -119,7 +119,7 @@ fn ttl(object: &StoredObject, age: std::time::Duration) -> i64 {
 }
 
 impl Turn<'_> {
-    async fn from_store(&self, object: &Arc<StoredObject>, status: CacheStatus) -> Option<Served> {
+    async fn serve_stored(&self, object: &Arc<StoredObject>, status: CacheStatus) -> Option<Served> {
         let age = policy::current_age(&object.meta.policy, object.meta.response_time, SystemTime::now());
         let source = Source::Stored { store: self.cache.store.clone(), object: object.clone() };
         let response =
@@ -239,7 +239,7 @@ impl Turn<'_> {
                     ttl: Some(ttl(object, age)),
                     ..CacheStatus::default()
                 };
-                self.from_store(object, status)
+                self.serve_stored(object, status)
                     .await
                     .ok_or_else(|| EdgeError::new(ErrorKind::Internal, "revalidated object unreadable"))
             }
@@ -292,7 +292,7 @@ impl Turn<'_> {
             detail: Some(Detail::StaleIfError),
             ..CacheStatus::default()
         };
-        self.from_store(object, status).await
+        self.serve_stored(object, status).await
     }
 }
 

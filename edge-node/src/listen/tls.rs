@@ -70,7 +70,7 @@ impl CertResolver {
                 }
             }
         }
-        wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         Self { exact, wildcards, default: sites.first().cloned() }
     }
 

@@ -38,7 +38,7 @@ impl Router {
                 }
             }
         }
-        wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         Self { services: services.to_vec(), exact, wildcards }
     }
 
