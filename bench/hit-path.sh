@@ -10,7 +10,7 @@
 #   EDGE_NODE_BIN      edge-node binary to use; unset: `cargo build --release -p edge-node`
 #   BENCH_DURATION     wrk duration per measured case (Ns or Nm). Default: 10s
 #   BENCH_CONNECTIONS  wrk connections. Default: 32
-#   BENCH_ROUNDS       rounds; the table shows the median, the order alternates. Default: 2
+#   BENCH_ROUNDS       rounds; the table shows the median, the order alternates. Default: 3
 #   BENCH_WARMUP       wrk warm-up per case before the first round (0 skips it). Default: 2s
 #
 # See bench/README.md for how to read the ratios.
@@ -20,7 +20,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
 DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP:-2s}
 SERVER_CPU=0
 LOAD_CPU=1
@@ -226,15 +226,14 @@ EOF
     EDGE_PORT=${EDGE_HTTP##*:}
 }
 
-# Threads of the edge node, and how many are tokio workers (tokio sizes its pool from the CPUs
-# the process may run on, which taskset has cut to one).
+# The edge node's threads by name, and the CPUs they may run on. tokio sizes its worker pool
+# from the CPUs the process may use (available_parallelism), which taskset has cut to one; its
+# blocking-pool threads share the workers' name and exit after 10 s idle.
 edge_threads() {
-    local total=0 workers=0 comm
-    for comm in /proc/"$EDGE_PID"/task/*/comm; do
-        total=$((total + 1))
-        [[ $(cat "$comm" 2>/dev/null) == tokio-runtime-w* ]] && workers=$((workers + 1))
-    done
-    echo "$workers $total"
+    local names cpus
+    names=$(cat /proc/"$EDGE_PID"/task/*/comm 2>/dev/null | sort | uniq -c | awk '{ printf "%s%s x%d", sep, $2, $1; sep = ", " }')
+    cpus=$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/"$EDGE_PID"/task/*/status 2>/dev/null | sort -u | paste -sd' ')
+    echo "$names; allowed CPUs: $cpus"
 }
 
 port_of() { [[ $1 == nginx ]] && echo "$NGINX_PORT" || echo "$EDGE_PORT"; }
@@ -295,6 +294,7 @@ run_wrk() { # server object duration outfile
 
 declare -A RPS P50 P99 NOTE
 
+# shellcheck disable=SC2034 # P50 and P99 are read through the nameref in figure().
 measure() { # server object round
     local out="$WORK/wrk-$1-$2-$3.txt" before after rps p50 p99 non2xx sockerr got
     [[ $1 == edge-node ]] && before=$(edge_non_hits)
@@ -340,12 +340,14 @@ report() {
     echo "Outpost edge-node cache HIT path vs nginx proxy_cache ($(date -u '+%Y-%m-%d %H:%M UTC'))"
     echo "  machine:   $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo); load average $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
     echo "  edge-node: $EDGE_REV ($EDGE)"
-    echo "  nginx:     $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), worker_processes 1, proxy_cache (disk, keys in shared memory), access_log off"
+    echo "  nginx:     $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), worker_processes 1, access_log off, proxy_cache (bodies in files,"
+    echo "             sent from the page cache with sendfile; keys in shared memory)"
     echo "  load:      wrk -t1 -c$CONNECTIONS -d$DURATION --latency, HTTP/1.1 keep-alive, Host: $HOST, one URL per case;"
     echo "             ${WARMUP} wrk warm-up per case, then $ROUNDS round(s), order alternating; figures are the median"
     echo "  pinning:   each server on CPU $SERVER_CPU (taskset -c $SERVER_CPU), wrk on CPU $LOAD_CPU (taskset -c $LOAD_CPU);"
-    echo "             edge-node has no worker-thread setting, so taskset alone confines it: tokio sized its"
-    echo "             pool from the affinity mask and runs ${threads%% *} worker thread(s), ${threads##* } threads in all, on CPU $SERVER_CPU"
+    echo "             edge-node has no worker-thread setting: taskset alone confines it, and tokio sizes its"
+    echo "             worker pool from the affinity mask: it sees $(taskset -c "$SERVER_CPU" nproc) CPU, so starts that many workers."
+    echo "             Its threads now: $threads"
     echo
     printf '%-8s %-11s %12s %10s %10s\n' object server "req/s" "p50 ms" "p99 ms"
     for obj in "${OBJECTS[@]}"; do
@@ -395,7 +397,6 @@ main() {
     [[ -n "${EDGE_NODE_BIN:-}" ]] && EDGE_REV="given by EDGE_NODE_BIN; tree at $EDGE_REV"
 
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/outpost-hit-path.XXXXXX")
-    chmod 755 "$WORK"
     mkdir -p "$WORK/logs" "$WORK/www"
     local obj
     for obj in "${OBJECTS[@]}"; do
