@@ -34,11 +34,12 @@ pub async fn handle(state: Arc<NodeState>, conn: Arc<ConnInfo>, req: Request<Inc
     let mut ctx = RequestCtx::new((*conn).clone(), protocol);
     let method = req.method().clone();
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let raw_host = crate::route::request_host(&req).unwrap_or_default();
+    let host = crate::route::request_host(&req);
+    let raw_host = host.as_ref().map_or("", |h| h.as_str());
     let mut outcome = Outcome {
         node: &state.name,
         method: &method,
-        host: &raw_host,
+        host: raw_host,
         path: &path,
         service: None,
         cache: None,
@@ -52,7 +53,10 @@ pub async fn handle(state: Arc<NodeState>, conn: Arc<ConnInfo>, req: Request<Inc
     };
     // route
     let started = Instant::now();
-    let route = state.router.resolve(&req, &ctx.conn);
+    let route = match &host {
+        Ok(h) => state.router.resolve(h, &ctx.conn),
+        Err(e) => Err(e.clone()),
+    };
     ctx.record(Phase::Route, started.elapsed());
     let route = match route {
         Ok(r) => r,

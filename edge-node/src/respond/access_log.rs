@@ -15,6 +15,9 @@ const QUEUE: usize = 8192;
 
 #[derive(Serialize)]
 pub struct AccessRecord<'a> {
+    /// Seconds since the epoch, ms precision; set by [`AccessLog::write`].
+    #[serde(serialize_with = "epoch_seconds")]
+    pub ts: SystemTime,
     pub request_id: &'a str,
     pub client: SocketAddr,
     pub protocol: &'a str,
@@ -30,6 +33,11 @@ pub struct AccessRecord<'a> {
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
     pub error: Option<String>,
+}
+
+fn epoch_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as f64 / 1000.0).unwrap_or(0.0);
+    s.serialize_f64(secs)
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -63,15 +71,8 @@ impl AccessLog {
 
     pub fn write(&self, record: AccessRecord<'_>) {
         let Some(tx) = &self.tx else { return };
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        let mut value = match serde_json::to_value(&record) {
-            Ok(v) => v,
-            Err(_) => return,
-        };
-        if let Some(obj) = value.as_object_mut() {
-            obj.insert("ts".into(), serde_json::json!((ts * 1000.0).round() / 1000.0));
-        }
-        if tx.try_send(value.to_string()).is_err() {
+        let Ok(line) = serde_json::to_string(&record) else { return };
+        if tx.try_send(line).is_err() {
             metrics::counter!(crate::metrics::ACCESS_LOG_DROPPED).increment(1);
         }
     }

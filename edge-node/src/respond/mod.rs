@@ -79,6 +79,7 @@ pub fn finish(ctx: &RequestCtx, mut resp: Response<EdgeBody>, out: Outcome<'_>, 
         metrics::counter!(crate::metrics::RESPONSE_BYTES, "cache" => outcome).increment(n);
     }
     log.write(AccessRecord {
+        ts: std::time::SystemTime::now(),
         request_id: &ctx.id.0,
         client: ctx.conn.peer,
         protocol,

@@ -58,19 +58,18 @@ impl Router {
 
     /// Resolve a request. On TLS, a Host the connection's certificate does not cover is 421
     /// (RFC 9110 §15.5.20), so one certificate's connection cannot be reused for another site.
-    pub fn resolve<B>(&self, req: &Request<B>, conn: &ConnInfo) -> Result<Route, EdgeError> {
-        let host = request_host(req)?;
+    pub fn resolve(&self, host: &str, conn: &ConnInfo) -> Result<Route, EdgeError> {
         if conn.tls
             && let Some(cert_hosts) = &conn.cert_hosts
-            && !cert_hosts.iter().any(|p| p.matches(&host))
+            && !cert_hosts.iter().any(|p| p.matches(host))
         {
             return Err(EdgeError::new(
                 ErrorKind::Misdirected,
                 format!("host {host}: not covered by the certificate chosen for SNI {:?}", conn.sni),
             ));
         }
-        match self.lookup(&host) {
-            Some(svc) => Ok(Route { service: svc.clone(), host }),
+        match self.lookup(host) {
+            Some(svc) => Ok(Route { service: svc.clone(), host: host.to_string() }),
             None => Err(EdgeError::new(ErrorKind::UnknownHost, format!("host {host}: no service"))),
         }
     }
