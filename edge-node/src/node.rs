@@ -47,6 +47,9 @@ pub struct RunningNode {
     pub addrs: BoundAddrs,
     admin: Arc<Admin>,
     shutdown: watch::Sender<bool>,
+    /// The admin listener stops last, so `/readyz` answers 503 while requests drain.
+    admin_shutdown: watch::Sender<bool>,
+    admin_task: tokio::task::JoinHandle<()>,
     graceful: Arc<GracefulShutdown>,
     tasks: JoinSet<()>,
     drain_timeout: std::time::Duration,
@@ -97,10 +100,20 @@ impl RunningNode {
             source,
         })?;
         let admin = Arc::new(Admin { state: state.clone(), metrics, ready: true.into() });
-        tasks.spawn(admin::serve(admin_listener, admin.clone(), shutdown_rx));
+        let (admin_shutdown, admin_shutdown_rx) = watch::channel(false);
+        let admin_task = tokio::spawn(admin::serve(admin_listener, admin.clone(), admin_shutdown_rx));
         let addrs = BoundAddrs { http, https, admin: admin_addr };
         tracing::info!(node = %cfg.node.name, ?addrs, services = services.len(), "edge node ready");
-        Ok(Self { addrs, admin, shutdown, graceful, tasks, drain_timeout: cfg.limits.drain_timeout })
+        Ok(Self {
+            addrs,
+            admin,
+            shutdown,
+            admin_shutdown,
+            admin_task,
+            graceful,
+            tasks,
+            drain_timeout: cfg.limits.drain_timeout,
+        })
     }
 
     /// Stop accepting, let requests in flight finish (at most `limits.drain_timeout`), flush
@@ -116,6 +129,8 @@ impl RunningNode {
             tracing::warn!(timeout = ?self.drain_timeout, "drain timed out; closing remaining connections");
         }
         self.admin.state.cache.store.close().await;
+        let _ = self.admin_shutdown.send(true);
+        let _ = self.admin_task.await;
         tracing::info!("edge node stopped");
     }
 }

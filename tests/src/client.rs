@@ -282,6 +282,87 @@ impl Streaming {
     }
 }
 
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+/// One connection kept open for several requests: keep-alive on HTTP/1.1, streams on HTTP/2.
+pub struct Conn {
+    sender: Sender,
+}
+
+impl Conn {
+    /// Connects the way `template` says (protocol, TLS); its method and path are ignored.
+    pub async fn open(addr: SocketAddr, template: &Req) -> anyhow::Result<Self> {
+        let conn = connect(addr, template.tls.as_ref()).await?;
+        let io = TokioIo::new(conn.io);
+        let sender = match template.proto {
+            Proto::H1 => {
+                let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+                tokio::spawn(connection);
+                Sender::H1(sender)
+            }
+            Proto::H2 => {
+                let (sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+                tokio::spawn(connection);
+                Sender::H2(sender)
+            }
+        };
+        Ok(Self { sender })
+    }
+
+    /// Sends `req` on this connection and reads the whole response (bounded). On HTTP/2 several
+    /// may be in flight at once (clone-free: call from one task after another, or use `h2_sender`).
+    pub async fn send(&mut self, req: &Req) -> anyhow::Result<Resp> {
+        let request = req.build()?;
+        let exchange = async {
+            let response = match &mut self.sender {
+                Sender::H1(s) => {
+                    s.ready().await?;
+                    s.send_request(request).await?
+                }
+                Sender::H2(s) => {
+                    s.ready().await?;
+                    s.send_request(request).await?
+                }
+            };
+            collect(response).await
+        };
+        tokio::time::timeout(EXCHANGE_LIMIT, exchange)
+            .await
+            .with_context(|| format!("{} {}{} took over {EXCHANGE_LIMIT:?}", req.method, req.host, req.path))?
+    }
+
+    /// A handle for concurrent streams on an HTTP/2 connection.
+    pub fn h2_sender(&self) -> Option<hyper::client::conn::http2::SendRequest<Full<Bytes>>> {
+        match &self.sender {
+            Sender::H2(s) => Some(s.clone()),
+            Sender::H1(_) => None,
+        }
+    }
+}
+
+/// Sends `req` on a shared HTTP/2 connection handle (see [`Conn::h2_sender`]).
+pub async fn send_on(
+    sender: &mut hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    req: &Req,
+) -> anyhow::Result<Resp> {
+    let request = req.build()?;
+    let exchange = async {
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        collect(response).await
+    };
+    tokio::time::timeout(EXCHANGE_LIMIT, exchange).await.context("HTTP/2 stream timed out")?
+}
+
+async fn collect(response: Response<Incoming>) -> anyhow::Result<Resp> {
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(Resp { status: parts.status, version: parts.version, headers: parts.headers, body, peer_cert: None, alpn: None })
+}
+
 /// Sends `req` and returns once the response head has arrived.
 pub async fn send_streaming(addr: SocketAddr, req: &Req) -> anyhow::Result<Streaming> {
     let request = req.build()?;

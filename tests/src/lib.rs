@@ -9,6 +9,11 @@
 //! A scenario in `tests/*.rs` starts an origin, scripts it, starts a node whose service points at
 //! it, sends requests and asserts on both ends: the response and `Cache-Status` the client got,
 //! and the requests (count, headers) the origin saw.
+//!
+//! The node binary is `OUTPOST_EDGE_NODE_BIN` when set; otherwise the first scenario of each test
+//! process runs `cargo build -p edge-node --bin edge-node` and uses what cargo reports. Every
+//! listener binds port 0; every wait is bounded (start-up 30 s, one exchange 15 s, shutdown 15 s).
+//! When a scenario fails, the node's stderr and stdout are printed under the assertion.
 
 pub mod client;
 pub mod node;

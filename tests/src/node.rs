@@ -19,6 +19,8 @@ use crate::tls::Leaf;
 
 /// Bound on start-up: the ready file must appear within this.
 pub const READY_LIMIT: Duration = Duration::from_secs(30);
+/// Time [`EdgeNode::prime`] leaves the node to close a fill's flight.
+pub const SETTLE: Duration = Duration::from_millis(50);
 /// Bound on a SIGTERM shutdown.
 pub const STOP_LIMIT: Duration = Duration::from_secs(15);
 
@@ -87,6 +89,7 @@ pub struct NodeConfig {
     pub max_request_body: String,
     pub connect_timeout: String,
     pub first_byte_timeout: String,
+    pub between_bytes_timeout: Option<String>,
     pub services: Vec<ServiceSpec>,
     /// Raw TOML appended to the file.
     pub extra: String,
@@ -105,6 +108,7 @@ impl Default for NodeConfig {
             max_request_body: "1MiB".into(),
             connect_timeout: "1s".into(),
             first_byte_timeout: "2s".into(),
+            between_bytes_timeout: None,
             services: Vec::new(),
             extra: String::new(),
         }
@@ -130,7 +134,7 @@ impl NodeConfig {
     }
 
     /// Writes the config and the files it names into `dir`; returns the config file's path.
-    fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+    pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
         let mut toml = String::new();
         let mut line = |s: String| {
             toml.push_str(&s);
@@ -170,6 +174,9 @@ impl NodeConfig {
         line("[upstream]".into());
         line(format!("connect_timeout = {}", q(&self.connect_timeout)));
         line(format!("first_byte_timeout = {}", q(&self.first_byte_timeout)));
+        if let Some(t) = &self.between_bytes_timeout {
+            line(format!("between_bytes_timeout = {}", q(t)));
+        }
         line(String::new());
         line("[log]".into());
         line(format!("access = {}", q("stdout")));
@@ -339,6 +346,19 @@ impl EdgeNode {
         self.send(Req::get(host, path)).await
     }
 
+    /// `GET` once to fill the cache, then give the node [`SETTLE`] to finish the fill.
+    ///
+    /// A fill's flight stays open until its body is stored, a moment after the client has the
+    /// last byte; a request arriving in that moment joins the flight (`collapsed`) and gets the
+    /// same response instead of looking the object up. Scenarios whose primed object is stale
+    /// on arrival (origin `Age` past `max-age`, `no-cache`) prime with this, so the next request
+    /// deterministically meets the stored object.
+    pub async fn prime(&self, host: &str, path: &str) -> anyhow::Result<Resp> {
+        let resp = self.get(host, path).await?;
+        tokio::time::sleep(SETTLE).await;
+        Ok(resp)
+    }
+
     /// A request to the admin listener.
     pub async fn admin(&self, method: Method, path: &str, body: &str) -> anyhow::Result<Resp> {
         let mut req = Req::new(method, "localhost", path).body(body.to_string());
@@ -395,12 +415,24 @@ impl EdgeNode {
 
     /// SIGTERM, then wait (bounded) for the process to exit; returns its exit status.
     pub async fn stop(&mut self) -> anyhow::Result<ExitStatus> {
-        let Some(mut child) = self.child.take() else {
-            anyhow::bail!("the node is not running");
-        };
+        self.terminate()?;
+        self.wait_exit().await
+    }
+
+    /// Sends SIGTERM and returns at once: the node starts draining.
+    pub fn terminate(&self) -> anyhow::Result<()> {
+        let child = self.child.as_ref().context("the node is not running")?;
         let status =
             Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().context("running kill -TERM")?;
         anyhow::ensure!(status.success(), "kill -TERM {} failed: {status}", child.id());
+        Ok(())
+    }
+
+    /// Waits (bounded by [`STOP_LIMIT`]) for the process to exit; returns its exit status.
+    pub async fn wait_exit(&mut self) -> anyhow::Result<ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            anyhow::bail!("the node is not running");
+        };
         let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait()? {

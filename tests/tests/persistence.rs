@@ -60,3 +60,57 @@ async fn sigterm_lets_in_flight_requests_finish() -> anyhow::Result<()> {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed after shutdown");
     Ok(())
 }
+
+#[tokio::test]
+async fn large_objects_and_variants_survive_a_restart() -> anyhow::Result<()> {
+    let (origin, mut node) = shop().await?;
+    let big: bytes::Bytes = (0..(2 * 1024 * 1024 + 5)).map(|i| (i % 253) as u8).collect::<Vec<u8>>().into();
+    origin.route("/big", Reply::ok(big.clone()).cache_control("max-age=600"));
+    origin.route_fn("/lang", |req| {
+        let body = req.header("accept-language").unwrap_or("none").to_string();
+        Reply::ok(body).cache_control("max-age=600").header("vary", "accept-language")
+    });
+    node.get("shop.test", "/big").await?;
+    for lang in ["en", "fr"] {
+        node.send(Req::get("shop.test", "/lang").header("accept-language", lang)).await?;
+    }
+    node.restart().await?;
+
+    let hit = node.get("shop.test", "/big").await?;
+    assert!(hit.cache_status().hit(), "{}", hit.summary());
+    assert!(hit.body == big, "the large object came back corrupted ({} bytes)", hit.body.len());
+    for lang in ["en", "fr"] {
+        let resp = node.send(Req::get("shop.test", "/lang").header("accept-language", lang)).await?;
+        assert!(resp.cache_status().hit(), "{lang}: {}", resp.summary());
+        assert_eq!(resp.text(), lang);
+    }
+    assert_eq!(origin.count("/big"), 1);
+    assert_eq!(origin.count("/lang"), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn readyz_reports_draining_after_sigterm() -> anyhow::Result<()> {
+    let (origin, mut node) = shop().await?;
+    origin.route("/slow", Reply::ok("finished").delay(Duration::from_millis(1500)));
+    let addr = node.http_addr();
+    let in_flight = tokio::spawn(async move { client::send(addr, &Req::get("shop.test", "/slow")).await });
+    origin.wait_for_count("/slow", 1, Duration::from_secs(5)).await?;
+    node.terminate()?;
+    let mut draining = None;
+    for _ in 0..50 {
+        match node.admin(http::Method::GET, "/readyz", "").await {
+            Ok(resp) if resp.status == 503 => {
+                draining = Some(resp);
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(e) => anyhow::bail!("the admin listener closed while requests drain: {e:#}"),
+        }
+    }
+    assert!(draining.is_some(), "/readyz never answered 503 while draining");
+    let resp = in_flight.await??;
+    assert_eq!(resp.status, 200);
+    assert!(node.wait_exit().await?.success());
+    Ok(())
+}

@@ -191,3 +191,79 @@ async fn host_header_is_kept_replaced_or_set_literally() -> anyhow::Result<()> {
     assert_eq!(origin.last("/h")?.host(), Some("backend.internal"));
     Ok(())
 }
+
+#[tokio::test]
+async fn connections_carry_many_requests() -> anyhow::Result<()> {
+    let (origin, node) = outpost_tests::shop().await?;
+    origin.route("/k", Reply::ok("kept alive").cache_control("max-age=60"));
+    origin.route("/u", Reply::ok("uncached"));
+
+    let mut h1 = outpost_tests::client::Conn::open(node.http_addr(), &Req::get("shop.test", "/")).await?;
+    let mut ids = Vec::new();
+    for path in ["/k", "/u", "/k", "/u"] {
+        let resp = h1.send(&Req::get("shop.test", path)).await?;
+        assert_eq!(resp.status, 200, "{path}: {}", resp.summary());
+        ids.push(resp.request_id().unwrap_or("").to_string());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "each request on a keep-alive connection has its own id");
+
+    let h2 = outpost_tests::client::Conn::open(node.http_addr(), &Req::get("shop.test", "/").h2()).await?;
+    let mut streams = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let mut sender = h2.h2_sender().ok_or_else(|| anyhow::anyhow!("not an h2 connection"))?;
+        let path = if i % 2 == 0 { "/k" } else { "/u" };
+        streams
+            .spawn(async move { outpost_tests::client::send_on(&mut sender, &Req::get("shop.test", path).h2()).await });
+    }
+    while let Some(result) = streams.join_next().await {
+        let resp = result??;
+        assert_eq!(resp.status, 200, "{}", resp.summary());
+        assert!(resp.text() == "kept alive" || resp.text() == "uncached");
+    }
+    assert_eq!(origin.count("/k"), 1);
+    assert!(origin.count("/u") >= 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn host_is_matched_without_port_and_case() -> anyhow::Result<()> {
+    // RFC 9110 §7.2 / RFC 3986 §3.2.2: the host is case-insensitive; the port is not part of it.
+    let (origin, node) = outpost_tests::shop().await?;
+    origin.route("/h", Reply::ok("found"));
+    for host in ["shop.test:8080", "SHOP.Test", "Img.Shop.Test:80"] {
+        let resp = node.get(host, "/h").await?;
+        assert_eq!(resp.status, 200, "{host}: {}", resp.summary());
+        assert_eq!(resp.text(), "found", "{host}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn absolute_form_request_target_is_routed() -> anyhow::Result<()> {
+    let (origin, node) = outpost_tests::shop().await?;
+    origin.route("/abs", Reply::ok("absolute"));
+    let resp = outpost_tests::raw_exchange(
+        node.http_addr(),
+        b"GET http://shop.test/abs HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
+    )
+    .await?;
+    assert_eq!(resp.status, 200, "{}", resp.head);
+    assert_eq!(resp.text(), "absolute");
+    assert_eq!(origin.last("/abs")?.path_and_query, "/abs", "the origin gets the origin-form target");
+    Ok(())
+}
+
+#[tokio::test]
+async fn head_over_http2_has_no_body() -> anyhow::Result<()> {
+    let (origin, node) = outpost_tests::shop().await?;
+    origin.route("/h2head", Reply::ok("0123456789").cache_control("max-age=60"));
+    node.get("shop.test", "/h2head").await?;
+    let head = node.send(Req::head("shop.test", "/h2head").h2()).await?;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.version, Version::HTTP_2);
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("content-length"), Some("10"));
+    assert!(head.cache_status().hit(), "{}", head.summary());
+    Ok(())
+}

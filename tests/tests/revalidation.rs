@@ -2,7 +2,7 @@
 //! clients' conditional requests from cache, and serving stale content (RFC 5861:
 //! stale-while-revalidate, stale-if-error).
 //!
-//! Stale entries come from the origin's `Age` header (see caching.rs), so no test sleeps.
+//! Stale entries come from the origin's `Age` header (see caching.rs) rather than from sleeping.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,7 +38,7 @@ async fn etag_revalidation_refreshes_headers_and_keeps_the_body() -> anyhow::Res
                 .header("x-version", "1")
         }
     });
-    let first = node.get("shop.test", "/doc").await?;
+    let first = node.prime("shop.test", "/doc").await?;
     assert_eq!(first.header("x-version"), Some("1"));
 
     let revalidated = node.get("shop.test", "/doc").await?;
@@ -72,7 +72,7 @@ async fn last_modified_revalidation_sends_if_modified_since() -> anyhow::Result<
             .header("age", "15")
             .conditional(),
     );
-    node.get("shop.test", "/lm").await?;
+    node.prime("shop.test", "/lm").await?;
     let second = node.get("shop.test", "/lm").await?;
     assert_eq!(second.status, 200);
     assert_eq!(second.text(), "dated");
@@ -125,7 +125,7 @@ async fn client_if_modified_since_is_answered_from_cache() -> anyhow::Result<()>
 async fn client_no_cache_asks_the_origin() -> anyhow::Result<()> {
     let (origin, node) = shop().await?;
     origin.route("/f", Reply::ok("fresh").cache_control("max-age=60").etag("\"f\"").conditional());
-    node.get("shop.test", "/f").await?;
+    node.prime("shop.test", "/f").await?;
     let forced = node.send(Req::get("shop.test", "/f").header("cache-control", "no-cache")).await?;
     assert_eq!(forced.status, 200);
     assert_eq!(forced.text(), "fresh");
@@ -151,7 +151,7 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once() -> anyhow::Res
                 .header("age", "3")
         }
     });
-    node.get("shop.test", "/swr").await?;
+    node.prime("shop.test", "/swr").await?;
 
     for _ in 0..3 {
         let stale = node.get("shop.test", "/swr").await?;
@@ -198,7 +198,7 @@ async fn stale_if_error_serves_stale_when_the_origin_fails() -> anyhow::Result<(
             Reply::ok("last good copy").cache_control("max-age=10, stale-if-error=60").header("age", "15")
         }
     });
-    node.get("shop.test", "/sie").await?;
+    node.prime("shop.test", "/sie").await?;
     failing.on();
     let stale = node.get("shop.test", "/sie").await?;
     assert_eq!(stale.status, 200, "{}", stale.summary());
@@ -216,7 +216,7 @@ async fn stale_if_error_serves_stale_when_the_origin_fails() -> anyhow::Result<(
 async fn stale_if_error_serves_stale_when_the_origin_is_gone() -> anyhow::Result<()> {
     let (mut origin, node) = shop().await?;
     origin.route("/gone", Reply::ok("kept").cache_control("max-age=10, stale-if-error=60").header("age", "15"));
-    node.get("shop.test", "/gone").await?;
+    node.prime("shop.test", "/gone").await?;
     origin.stop().await;
     let stale = node.get("shop.test", "/gone").await?;
     assert_eq!(stale.status, 200, "{}", stale.summary());
@@ -239,7 +239,7 @@ async fn without_stale_if_error_origin_errors_reach_the_client() -> anyhow::Resu
             Reply::ok("good").cache_control("max-age=10").header("age", "15")
         }
     });
-    node.get("shop.test", "/plain").await?;
+    node.prime("shop.test", "/plain").await?;
     failing.on();
     let passed = node.get("shop.test", "/plain").await?;
     assert_eq!(passed.status, 500, "{}", passed.summary());
@@ -248,5 +248,95 @@ async fn without_stale_if_error_origin_errors_reach_the_client() -> anyhow::Resu
     origin.stop().await;
     let refused = node.get("shop.test", "/plain").await?;
     assert_eq!(refused.status, 502, "{}", refused.summary());
+    Ok(())
+}
+
+#[tokio::test]
+async fn cold_conditional_request_fills_the_cache_and_gets_304() -> anyhow::Result<()> {
+    // The fill is unconditional (the cache needs the body); the client's validator is then
+    // checked against the stored response.
+    let (origin, node) = shop().await?;
+    origin.route("/cold", Reply::ok("cold body").cache_control("max-age=60").etag("\"c1\"").conditional());
+    let conditional = node.send(Req::get("shop.test", "/cold").header("if-none-match", "\"c1\"")).await?;
+    assert_eq!(conditional.status, 304, "{}", conditional.summary());
+    assert_eq!(origin.last("/cold")?.header("if-none-match"), None, "the client's validator was forwarded");
+    let full = node.get("shop.test", "/cold").await?;
+    assert!(full.cache_status().hit(), "{}", full.summary());
+    assert_eq!(full.text(), "cold body");
+    assert_eq!(origin.count("/cold"), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn stale_if_error_covers_an_origin_timeout() -> anyhow::Result<()> {
+    let (origin, node) = outpost_tests::shop_with(|mut c| {
+        c.first_byte_timeout = "500ms".into();
+        c
+    })
+    .await?;
+    let slow = Switch::default();
+    let s = slow.clone();
+    origin.route_fn("/t", move |_| {
+        let reply =
+            Reply::ok("kept through a timeout").cache_control("max-age=10, stale-if-error=60").header("age", "15");
+        if s.is_on() { reply.delay(Duration::from_secs(5)) } else { reply }
+    });
+    node.prime("shop.test", "/t").await?;
+    slow.on();
+    let stale = node.get("shop.test", "/t").await?;
+    assert_eq!(stale.status, 200, "{}", stale.summary());
+    assert_eq!(stale.text(), "kept through a timeout");
+    assert_eq!(stale.cache_status().detail(), Some("stale-if-error"), "{}", stale.summary());
+    assert_eq!(origin.responded("/t"), 1, "served before the slow origin answered");
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_if_cached_never_contacts_the_origin() -> anyhow::Result<()> {
+    // RFC 9111 §5.2.1.7: answer from the cache or with 504.
+    let (origin, node) = shop().await?;
+    origin.route("/oic", Reply::ok("cached").cache_control("max-age=60"));
+    let cold = node.send(Req::get("shop.test", "/oic").header("cache-control", "only-if-cached")).await?;
+    assert_eq!(cold.status, 504, "{}", cold.summary());
+    assert_eq!(origin.count("/oic"), 0);
+    node.get("shop.test", "/oic").await?;
+    let warm = node.send(Req::get("shop.test", "/oic").header("cache-control", "only-if-cached")).await?;
+    assert_eq!(warm.status, 200);
+    assert_eq!(warm.text(), "cached");
+    assert_eq!(origin.count("/oic"), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn background_revalidation_picks_up_changed_content() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    let changed = Switch::default();
+    let c = changed.clone();
+    origin.route_fn("/news", move |_| {
+        if c.is_on() {
+            Reply::ok("version two").etag("\"n2\"").cache_control("max-age=60")
+        } else {
+            Reply::ok("version one")
+                .etag("\"n1\"")
+                .cache_control("max-age=1, stale-while-revalidate=60")
+                .header("age", "3")
+        }
+    });
+    node.prime("shop.test", "/news").await?;
+    changed.on();
+    let stale = node.get("shop.test", "/news").await?;
+    assert_eq!(stale.text(), "version one");
+    assert_eq!(stale.cache_status().detail(), Some("stale-while-revalidate"), "{}", stale.summary());
+    origin.wait_for_count("/news", 2, Duration::from_secs(5)).await?;
+    let mut latest = String::new();
+    for _ in 0..50 {
+        latest = node.get("shop.test", "/news").await?.text();
+        if latest == "version two" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(latest, "version two", "the refreshed object replaced the stale one");
+    assert_eq!(origin.count("/news"), 2);
     Ok(())
 }

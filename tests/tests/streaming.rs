@@ -73,6 +73,10 @@ async fn object_over_max_object_size_streams_through_uncached() -> anyhow::Resul
             assert_eq!(resp.body.len(), big.len(), "{path}");
             assert!(resp.body == big, "{path}: body corrupted");
             assert!(!resp.cache_status().hit(), "{path}: {}", resp.summary());
+            if path == "/sized" {
+                // Content-Length says too big before any byte: contracts say no `stored`.
+                assert!(!resp.cache_status().stored(), "{path}: {}", resp.summary());
+            }
         }
         assert_eq!(origin.count(path), 2, "{path} was cached despite max_object_size");
     }
@@ -94,5 +98,36 @@ async fn large_cacheable_object_comes_back_intact() -> anyhow::Result<()> {
     assert_eq!(tail.status, 206);
     assert_eq!(&tail.body[..], &big[big.len() - 17..]);
     assert_eq!(origin.count("/big"), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn origin_stalling_mid_body_is_cut_off_and_not_stored() -> anyhow::Result<()> {
+    let (origin, node) = shop_with(|mut c| {
+        c.between_bytes_timeout = Some("500ms".into());
+        c
+    })
+    .await?;
+    let never = Gate::new();
+    origin.route(
+        "/stall",
+        Reply::ok("").cache_control("max-age=60").header("content-length", "20").chunks(vec![
+            Chunk::Data(Bytes::from_static(b"0123456789")),
+            Chunk::Wait(never.clone()),
+            Chunk::Data(Bytes::from_static(b"abcdefghij")),
+        ]),
+    );
+    let streaming = send_streaming(node.http_addr(), &Req::get("shop.test", "/stall")).await?;
+    let outcome = tokio::time::timeout(Duration::from_secs(5), streaming.rest()).await;
+    match outcome {
+        Err(_) => anyhow::bail!("the node kept the client waiting past between_bytes_timeout"),
+        Ok(Ok(body)) => anyhow::bail!("a truncated body was delivered as complete: {body:?}"),
+        Ok(Err(_)) => {} // the client sees the response cut off
+    }
+    never.open();
+    let again = node.get("shop.test", "/stall").await?;
+    assert!(!again.cache_status().hit(), "a truncated body was stored: {}", again.summary());
+    assert_eq!(again.text(), "0123456789abcdefghij");
+    assert_eq!(origin.count("/stall"), 2);
     Ok(())
 }

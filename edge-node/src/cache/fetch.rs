@@ -36,6 +36,8 @@ pub struct FetchJob {
     pub request: Request<EdgeBody>,
     /// The stored object being revalidated, and its storage key.
     pub stale: Option<(String, Arc<StoredObject>)>,
+    /// The key waiters collapse on (and a pass mark is recorded under).
+    pub flight_key: String,
 }
 
 impl FetchJob {
@@ -68,11 +70,15 @@ impl FetchJob {
         let too_big = content_length(&headers).is_some_and(|n| n > self.svc.max_object_size);
         match storable {
             Ok(()) if !too_big => {
+                self.cache.flights.clear_pass(&self.flight_key);
                 ctx.store_streaming(&mut lead, parts.status, headers, body, request_time, response_time).await;
             }
             _ => {
                 let reason = if too_big { "too_big" } else { storable.err().map_or("", |r| r.as_str()) };
                 tracing::debug!(service = %self.svc.name, url = %self.key.url, reason, "not storing");
+                if !parts.status.is_server_error() {
+                    self.cache.flights.mark_pass(&self.flight_key, std::time::Instant::now());
+                }
                 lead.close();
                 lead.land(Landing::Pass(pass_response(parts.status, headers, body).await));
             }
@@ -148,6 +154,11 @@ impl Ctx<'_> {
             body_len: 0,
         };
         let ttl_secs = rp.freshness_lifetime.as_secs() as i64 - rp.corrected_initial_age.as_secs() as i64;
+        // Requests arriving while the body streams may join only a response they could have
+        // used from the store: one that arrived fresh and needs no revalidation.
+        if rp.no_cache || rp.freshness_lifetime <= rp.corrected_initial_age {
+            lead.close();
+        }
         let shared = SharedBody::new(STREAM_WINDOW);
         lead.land(Landing::Shared(SharedResponse {
             meta: Arc::new(meta.clone()),
@@ -211,6 +222,8 @@ impl Ctx<'_> {
                 }
                 store.insert(storage_key, Entry::Object(obj));
                 metrics::counter!(crate::metrics::STORED_OBJECTS).increment(1);
+                // From here requests find the object in the store.
+                lead.close();
                 shared.finish(Ok(()));
             }
             Ok(()) => shared.finish(Ok(())),
@@ -226,6 +239,7 @@ impl Ctx<'_> {
 
 async fn pass_response(status: StatusCode, headers: HeaderMap, body: TimedBody<hyper::body::Incoming>) -> PassResponse {
     let server_error = status.is_server_error();
+    let private = policy::response_directives(&headers).0.private;
     let small = content_length(&headers).is_some_and(|n| n <= BUFFER_PASS_BODY);
     let body = if small {
         match body.collect().await {
@@ -238,7 +252,7 @@ async fn pass_response(status: StatusCode, headers: HeaderMap, body: TimedBody<h
     } else {
         PassBody::Once(Mutex::new(Some(body.boxed_unsync())))
     };
-    PassResponse { status, headers, body, server_error }
+    PassResponse { status, headers, body, server_error, shareable: server_error && !private }
 }
 
 fn remove_chunks(store: &super::store::Store, object_id: u64, chunks: u32) {

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -43,6 +44,10 @@ pub struct PassResponse {
     pub body: PassBody,
     /// A 5xx from upstream: waiters holding a stale object may serve it instead (stale-if-error).
     pub server_error: bool,
+    /// May collapsed waiters get this response too? Only a 5xx not marked private: a response
+    /// that is not stored may be personal, and each waiter must fetch its own; an origin in
+    /// trouble, though, should not get one request per waiter.
+    pub shareable: bool,
 }
 
 pub enum PassBody {
@@ -54,9 +59,17 @@ pub enum PassBody {
 
 type Slot = watch::Receiver<Option<Arc<Landing>>>;
 
+/// How long a key whose response was not storable skips collapsing (Varnish's hit-for-miss):
+/// later requests go straight upstream instead of queueing behind each other. Default: 30 s.
+pub const PASS_MARK_TTL: Duration = Duration::from_secs(30);
+/// Bound on remembered pass marks; past it, expired marks are swept and, if still full, the
+/// new mark is not recorded (the cost is only some queueing).
+const MAX_PASS_MARKS: usize = 100_000;
+
 #[derive(Default)]
 pub struct Flights {
     map: Mutex<HashMap<String, Slot>>,
+    pass_marks: Mutex<HashMap<String, Instant>>,
 }
 
 pub enum Join {
@@ -91,6 +104,29 @@ impl Flights {
     pub fn solo(self: &Arc<Self>) -> Lead {
         let (tx, rx) = watch::channel(None);
         Lead { tx, rx, key: None, flights: self.clone() }
+    }
+
+    /// Remember that `key` answered with something not storable, until `now + PASS_MARK_TTL`.
+    pub fn mark_pass(&self, key: &str, now: Instant) {
+        let Ok(mut marks) = self.pass_marks.lock() else { return };
+        if marks.len() >= MAX_PASS_MARKS {
+            marks.retain(|_, until| *until > now);
+            if marks.len() >= MAX_PASS_MARKS {
+                return;
+            }
+        }
+        marks.insert(key.to_string(), now + PASS_MARK_TTL);
+    }
+
+    /// Forget a pass mark (the key turned storable).
+    pub fn clear_pass(&self, key: &str) {
+        if let Ok(mut marks) = self.pass_marks.lock() {
+            marks.remove(key);
+        }
+    }
+
+    pub fn is_pass(&self, key: &str, now: Instant) -> bool {
+        self.pass_marks.lock().ok().and_then(|m| m.get(key).copied()).is_some_and(|until| until > now)
     }
 
     pub fn in_flight(&self) -> usize {
@@ -153,6 +189,18 @@ mod tests {
         assert!(matches!(flights.join("k"), Join::Follow(_)));
         drop(lead);
         assert!(matches!(flights.join("k"), Join::Lead(_)));
+    }
+
+    #[test]
+    fn pass_marks_expire() {
+        let flights = Flights::default();
+        let t0 = Instant::now();
+        flights.mark_pass("k", t0);
+        assert!(flights.is_pass("k", t0 + Duration::from_secs(1)));
+        assert!(!flights.is_pass("k", t0 + PASS_MARK_TTL + Duration::from_secs(1)));
+        assert!(!flights.is_pass("other", t0));
+        flights.clear_pass("k");
+        assert!(!flights.is_pass("k", t0));
     }
 
     #[tokio::test]

@@ -143,8 +143,9 @@ impl Turn<'_> {
         Ok(req)
     }
 
-    fn job(&self, stale: Option<(String, Arc<StoredObject>)>) -> Result<FetchJob, EdgeError> {
+    fn job(&self, flight_key: &str, stale: Option<(String, Arc<StoredObject>)>) -> Result<FetchJob, EdgeError> {
         Ok(FetchJob {
+            flight_key: flight_key.to_string(),
             cache: self.cache.clone(),
             svc: self.svc.clone(),
             key: self.key.clone(),
@@ -157,7 +158,7 @@ impl Turn<'_> {
     fn revalidate_in_background(&self, storage_key: String, object: Arc<StoredObject>) {
         // Joining the flight makes the revalidation happen once however many requests see it stale.
         if let Join::Lead(lead) = self.cache.flights.join(&storage_key) {
-            match self.job(Some((storage_key, object))) {
+            match self.job(&storage_key, Some((storage_key.clone(), object))) {
                 Ok(job) => {
                     tokio::spawn(job.run(lead));
                 }
@@ -175,11 +176,13 @@ impl Turn<'_> {
         solo: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Served, EdgeError> {
+        // A key that recently answered with something not storable is not collapsed on.
+        let solo = solo || self.cache.flights.is_pass(&flight_key, Instant::now());
         let join = if solo { Join::Lead(self.cache.flights.solo()) } else { self.cache.flights.join(&flight_key) };
         let (follower, collapsed) = match join {
             Join::Lead(lead) => {
                 let follower = lead.follower();
-                tokio::spawn(self.job(stale.clone())?.run(lead));
+                tokio::spawn(self.job(&flight_key, stale.clone())?.run(lead));
                 (follower, false)
             }
             Join::Follow(f) => (f, true),
@@ -244,6 +247,10 @@ impl Turn<'_> {
                     .ok_or_else(|| EdgeError::new(ErrorKind::Internal, "revalidated object unreadable"))
             }
             Landing::Pass(pass) => {
+                if collapsed && !pass.shareable {
+                    // Not storable, so possibly personal: this waiter fetches its own.
+                    return Box::pin(self.fetch(self.key.primary.clone(), None, fwd, true, ctx)).await;
+                }
                 if pass.server_error
                     && let Some(served) = self.stale_on_error(stale.as_ref(), Some(pass.status.as_u16())).await
                 {

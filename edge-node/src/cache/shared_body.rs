@@ -38,7 +38,13 @@ struct State {
     /// Reader id → sequence number of the next chunk it will read.
     readers: HashMap<u64, usize>,
     next_reader: u64,
+    /// Has any reader joined? Until one has, a fetch past the storable size waits for it
+    /// (bounded by [`JOIN_GRACE`]) rather than dropping bytes nobody has read yet.
+    joined: bool,
 }
+
+/// How long a fetch that can no longer retain its body waits for its first reader.
+const JOIN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl SharedBody {
     pub fn new(window: usize) -> Arc<Self> {
@@ -51,6 +57,7 @@ impl SharedBody {
                 end: None,
                 readers: HashMap::new(),
                 next_reader: 0,
+                joined: false,
             }),
             readable: Notify::new(),
             writable: Notify::new(),
@@ -67,6 +74,9 @@ impl SharedBody {
         let id = st.next_reader;
         st.next_reader += 1;
         st.readers.insert(id, 0);
+        st.joined = true;
+        drop(st);
+        self.writable.notify_one();
         Some(Reader { shared: self.clone(), id })
     }
 
@@ -74,21 +84,30 @@ impl SharedBody {
     /// the writer should stop fetching.
     pub async fn push(&self, chunk: Bytes) -> bool {
         loop {
-            let wait = pin!(self.writable.notified());
-            {
+            let mut wait = pin!(self.writable.notified());
+            wait.as_mut().enable();
+            let first_reader_pending = {
                 let Ok(mut st) = self.state.lock() else { return false };
                 if st.retain_all {
                     break;
                 }
-                if st.readers.is_empty() {
+                if st.readers.is_empty() && st.joined {
                     return false;
                 }
                 trim(&mut st);
-                if st.retained_bytes <= self.window {
+                if st.retained_bytes <= self.window && st.joined {
                     break;
                 }
+                !st.joined
+            };
+            if first_reader_pending {
+                // Backpressure until the first client attaches, not data loss.
+                if tokio::time::timeout(JOIN_GRACE, wait).await.is_err() {
+                    return false;
+                }
+            } else {
+                wait.await;
             }
-            wait.await;
         }
         if let Ok(mut st) = self.state.lock() {
             st.retained_bytes += chunk.len();
@@ -245,5 +264,24 @@ mod tests {
         assert!(body.reader().is_none(), "chunk 0 was dropped");
         drop(r);
         assert!(!body.push(Bytes::from_static(b"x")).await, "nobody reads: stop");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_storable_size_the_writer_waits_for_its_first_reader() {
+        let body = SharedBody::new(4);
+        body.stop_retaining();
+        let writer = {
+            let body = body.clone();
+            tokio::spawn(async move { body.push(Bytes::from_static(b"first")).await })
+        };
+        tokio::task::yield_now().await;
+        let r = body.reader().unwrap();
+        assert!(writer.await.unwrap(), "the push waited for the reader instead of failing");
+        body.finish(Ok(()));
+        assert_eq!(read_all(r).await.unwrap(), b"first");
+        // Nobody ever comes: the writer gives up after the grace period.
+        let lonely = SharedBody::new(4);
+        lonely.stop_retaining();
+        assert!(!lonely.push(Bytes::from_static(b"x")).await);
     }
 }
