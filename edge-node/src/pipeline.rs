@@ -22,6 +22,8 @@ use crate::upstream::ForwardInfo;
 /// What every request on this node shares: built once per config version.
 pub struct NodeState {
     pub name: Arc<str>,
+    /// `Via: 1.1 <name>` (RFC 9110 §7.6.3), built once.
+    pub via: http::HeaderValue,
     pub router: Router,
     pub cache: Arc<Cache>,
     pub limits: LimitsConfig,
@@ -38,6 +40,7 @@ pub async fn handle(state: Arc<NodeState>, conn: Arc<ConnInfo>, req: Request<Inc
     let raw_host = host.as_ref().map_or("", |h| h.as_str());
     let mut outcome = Outcome {
         node: &state.name,
+        via: &state.via,
         method: &method,
         host: raw_host,
         path: &path,
@@ -112,6 +115,7 @@ pub fn log_unparsed(state: &NodeState, conn: &Arc<ConnInfo>, status: u16, error:
     let method = http::Method::GET;
     let outcome = Outcome {
         node: &state.name,
+        via: &state.via,
         method: &method,
         host: "",
         path: "",

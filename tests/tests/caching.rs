@@ -25,6 +25,7 @@ async fn fresh_max_age_response_is_a_hit() -> anyhow::Result<()> {
     assert_eq!(cs.fwd_status(), Some(200), "{}", cs.raw);
     assert!(cs.stored(), "{}", cs.raw);
     assert!(miss.has("x-request-id"));
+    assert_eq!(miss.header("via"), Some("1.1 edge-1"), "RFC 9110 §7.6.3: a proxy adds Via");
     let timing = miss.header("server-timing").unwrap_or("");
     assert!(timing.contains("total;dur="), "Server-Timing: {timing:?}");
 

@@ -38,6 +38,7 @@ pub fn plain(status: StatusCode, request_id: &str) -> Response<EdgeBody> {
 /// What the pipeline knows about a finished request, for headers, metrics and the log.
 pub struct Outcome<'a> {
     pub node: &'a str,
+    pub via: &'a HeaderValue,
     pub method: &'a Method,
     pub host: &'a str,
     pub path: &'a str,
@@ -48,6 +49,7 @@ pub struct Outcome<'a> {
 
 pub fn finish(ctx: &RequestCtx, mut resp: Response<EdgeBody>, out: Outcome<'_>, log: &AccessLog) -> Response<EdgeBody> {
     let headers = resp.headers_mut();
+    headers.append(header::VIA, out.via.clone());
     if let Ok(v) = HeaderValue::from_str(&ctx.id.0) {
         headers.insert(X_REQUEST_ID.clone(), v);
     }
