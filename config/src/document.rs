@@ -109,6 +109,7 @@ fn position(text: &str, offset: usize) -> Position {
 fn plain_types(message: &str) -> String {
     let mut out = message
         .replace("expected usize", "expected a whole number")
+        .replace("expected u8", "expected a whole number from 0 to 255")
         .replace("expected u32", "expected a whole number")
         .replace("expected u64", "expected a whole number")
         .replace("expected f64", "expected a number such as 0.1")
@@ -340,7 +341,7 @@ typo = 1
         assert_errors(
             text,
             &[
-                ("node.colour", "unknown field `colour`, expected `name` (line 4, column 1)"),
+                ("node.colour", "unknown field `colour`, expected `name` or `role` (line 4, column 1)"),
                 ("listen.admin", "\"localhost:9090\" is not an IP address and port; write e.g."),
                 ("cache.memory", "\"lots\" does not start with a number; write a whole number"),
                 ("cache.disk", "negative size -5"),

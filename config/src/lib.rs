@@ -8,6 +8,9 @@
 //! - `node`: [`NodeConfig`] and its sections (`[node]`, `[listen]`, `[tls]`, `[cache]`,
 //!   `[limits]`, `[upstream]`, `[log]`), each field with its default and bounds.
 //! - `service`: [`ServiceConfig`] (`[[services]]`), [`HostHeader`], [`OriginProtocol`].
+//! - `upstreams`: a service's origins ([`OriginConfig`], [`Balance`]), shields
+//!   ([`ShieldConfig`]), and failure handling ([`HealthConfig`], [`PassiveConfig`],
+//!   [`RetryConfig`]).
 //! - `units`: [`ByteSize`] and durations ([`parse_duration`], [`format_duration`], serde
 //!   helpers in [`units::duration`] and [`units::option_duration`]).
 //! - `host`: [`HostPattern`]; `origin`: [`OriginUrl`].
@@ -36,7 +39,7 @@
 //!     default_ttl = "1m"
 //! "#;
 //! let config = outpost_config::parse(text, Path::new("/etc/outpost/edge.toml"))?;
-//! assert_eq!(config.services[0].origin.authority(), "origin.shop.example:443");
+//! assert_eq!(config.services[0].origin_list()[0].url.authority(), "origin.shop.example:443");
 //! assert_eq!(config.cache.memory.to_string(), "256MiB");
 //!
 //! let errors = outpost_config::parse(
@@ -61,6 +64,7 @@ mod origin;
 mod purge;
 mod service;
 pub mod units;
+mod upstreams;
 mod validate;
 
 use std::io::Read;
@@ -70,12 +74,15 @@ pub use error::{ConfigError, ConfigErrors};
 pub use host::HostPattern;
 pub use node::{
     AccessLog, CacheConfig, CertificateConfig, DEFAULT_ADMIN, LimitsConfig, ListenConfig, LogConfig, NodeConfig,
-    NodeSection, TlsConfig, UpstreamConfig,
+    NodeRole, NodeSection, TlsConfig, UpstreamConfig,
 };
 pub use origin::{OriginUrl, Scheme};
 pub use purge::{PurgeRequest, PurgeTarget};
 pub use service::{HostHeader, OriginProtocol, ServiceConfig};
 pub use units::{ByteSize, MAX_DURATION, format_duration, parse_duration};
+pub use upstreams::{
+    Balance, HealthConfig, MAX_ORIGINS, MAX_SHIELDS, OriginConfig, PassiveConfig, RetryConfig, ShieldConfig,
+};
 pub use validate::validate;
 
 /// Largest config file [`load`] reads.

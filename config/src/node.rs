@@ -49,6 +49,23 @@ pub struct NodeSection {
     /// This node's name in `Cache-Status`, logs and metrics. Required; 1 to 64 of
     /// `A-Z a-z 0-9 . _ -`.
     pub name: String,
+    /// The tier this node serves: `"edge"` (clients in front, shields or origins behind) or
+    /// `"shield"` (edges in front, origins behind). The `origin-shield` binary sets `"shield"`.
+    /// Default: `"edge"`.
+    #[serde(default)]
+    pub role: NodeRole,
+}
+
+/// `[node] role`: the tier a node serves; both roles run the same pipeline. A shield's services
+/// usually list `origins` and no `shields`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    /// `"edge"`: the tier clients connect to.
+    #[default]
+    Edge,
+    /// `"shield"`: the tier between edges and origins.
+    Shield,
 }
 
 /// `[listen]`.
@@ -325,6 +342,7 @@ mod address {
 mod tests {
     use super::*;
     use crate::service::{HostHeader, OriginProtocol};
+    use crate::upstreams::Balance;
 
     const MINIMAL: &str = r#"
         [node]
@@ -346,6 +364,7 @@ mod tests {
     #[test]
     fn absent_fields_take_their_documented_defaults() {
         let config = parse(MINIMAL, "/etc/outpost/edge.toml");
+        assert_eq!(config.node.role, NodeRole::Edge);
         let listen = &config.listen;
         assert_eq!(listen.https, None);
         assert_eq!(listen.admin.to_string(), "127.0.0.1:9090");
@@ -393,6 +412,39 @@ mod tests {
         assert_eq!(service.connect_timeout, None);
         assert_eq!(service.first_byte_timeout, None);
         assert_eq!(service.between_bytes_timeout, None);
+
+        assert_eq!(service.origins, []);
+        assert_eq!(service.balance, Balance::RoundRobin);
+        assert_eq!(service.shields, []);
+        assert!(service.origin_when_shields_down);
+        let health = &service.health;
+        assert_eq!(health.enabled, None);
+        assert_eq!(health.path, "/");
+        assert_eq!(health.interval, Duration::from_secs(5));
+        assert_eq!(health.timeout, Duration::from_secs(2));
+        assert_eq!(health.unhealthy_threshold, 3);
+        assert_eq!(health.healthy_threshold, 2);
+        let passive = &service.passive;
+        assert_eq!(passive.failure_threshold, 5);
+        assert_eq!(passive.ejection, Duration::from_secs(30));
+        assert_eq!(passive.max_ejection, Duration::from_secs(300));
+        let retry = &service.retry;
+        assert_eq!(retry.max_retries, 2);
+        assert_eq!(retry.base_backoff, Duration::from_millis(25));
+        assert_eq!(retry.max_backoff, Duration::from_secs(1));
+        assert_eq!(retry.budget_ratio, 0.2);
+        assert_eq!(retry.budget_window, Duration::from_secs(10));
+        assert_eq!(retry.budget_min_per_sec, 3);
+    }
+
+    #[test]
+    fn node_roles() {
+        let cases = [("edge", Some(NodeRole::Edge)), ("shield", Some(NodeRole::Shield)), ("origin", None)];
+        for (role, expected) in cases {
+            let text = MINIMAL.replace("name = \"edge-1\"", &format!("name = \"edge-1\"\nrole = \"{role}\""));
+            let got = crate::parse(&text, Path::new("edge.toml")).ok().map(|c| c.node.role);
+            assert_eq!(got, expected, "{role}");
+        }
     }
 
     #[test]

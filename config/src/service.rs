@@ -1,4 +1,4 @@
-//! `[[services]]`: one site served by the node, its hosts and its origin.
+//! `[[services]]`: one site served by the node, its hosts, its origins and shields.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,9 +8,10 @@ use serde::Deserialize;
 use crate::host::HostPattern;
 use crate::origin::{OriginUrl, parse_authority};
 use crate::units::{ByteSize, option_duration};
+use crate::upstreams::{Balance, HealthConfig, OriginConfig, PassiveConfig, RetryConfig, ShieldConfig};
 
 /// `[[services]]`: the file form. The edge node compiles it once per config version.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     /// Identity in logs, metrics and purge requests. Required, unique; 1 to 64 of
@@ -19,8 +20,36 @@ pub struct ServiceConfig {
     /// Hosts routed to this service. Required, non-empty; a pattern may belong to one service
     /// only. A request whose host matches no service gets 404.
     pub hosts: Vec<HostPattern>,
-    /// Where cache misses go. Required.
-    pub origin: OriginUrl,
+    /// Where cache misses go: the simple form, one origin server. Exactly one of `origin` and
+    /// `origins` is required. Read both forms through [`ServiceConfig::origin_list`].
+    #[serde(default)]
+    pub origin: Option<OriginUrl>,
+    /// `[[services.origins]]`: several origin servers, with failover groups and weights.
+    /// Exactly one of `origin` and `origins` is required; 1 to 64 entries.
+    #[serde(default)]
+    pub origins: Vec<OriginConfig>,
+    /// How a request picks among the healthy origins of one failover group.
+    /// Default: `"round_robin"`.
+    #[serde(default)]
+    pub balance: Balance,
+    /// `[[services.shields]]`: the shield tier. A miss goes to the shield chosen by rendezvous
+    /// hashing of the cache key over the healthy shields. Default: none (misses go to the
+    /// origins); at most 64. A shield node's own services usually have none.
+    #[serde(default)]
+    pub shields: Vec<ShieldConfig>,
+    /// When every shield is down, go to the origins directly; when false, such a miss fails
+    /// with 502 (or a stale copy where allowed). Only matters with `shields`. Default: true.
+    #[serde(default = "yes")]
+    pub origin_when_shields_down: bool,
+    /// `[services.health]`: active health checks of the shields and origins.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// `[services.passive]`: failure counting and the circuit breaker per upstream.
+    #[serde(default)]
+    pub passive: PassiveConfig,
+    /// `[services.retry]`: retries of idempotent requests, backoff and the retry budget.
+    #[serde(default)]
+    pub retry: RetryConfig,
     /// Host header sent to the origin: `"keep"` (the client's), `"origin"` (the origin URL's
     /// host), or a literal `host[:port]`. Default: `"keep"`.
     #[serde(default)]
@@ -61,6 +90,24 @@ pub struct ServiceConfig {
 
 fn yes() -> bool {
     true
+}
+
+impl ServiceConfig {
+    /// The origins in one form: `origins` as written, or the single `origin` as group 0 with
+    /// weight 1. Empty only for a config that failed validation.
+    pub fn origin_list(&self) -> Vec<OriginConfig> {
+        match &self.origin {
+            Some(url) if self.origins.is_empty() => vec![OriginConfig { url: url.clone(), group: 0, weight: 1 }],
+            _ => self.origins.clone(),
+        }
+    }
+
+    /// Whether active health checks run: `health.enabled` when set; otherwise when the
+    /// service has a choice of upstream (any shield, or more than one origin).
+    pub fn active_health_checks(&self) -> bool {
+        let choice = !self.shields.is_empty() || self.origin_list().len() > 1;
+        self.health.enabled.unwrap_or(choice)
+    }
 }
 
 /// The `Host` header the origin receives.

@@ -1,5 +1,8 @@
 //! Checks that need more than one field, or bounds that types cannot express. Every problem is
-//! collected, each with its field path and what would be valid.
+//! collected, each with its field path and what would be valid. A service's upstreams are
+//! checked in `upstreams`.
+
+mod upstreams;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -275,19 +278,7 @@ fn check_service_name(report: &mut Report<'_>, at: &str, name: &str) {
 }
 
 fn check_service_fields(report: &mut Report<'_>, at: &str, service: &ServiceConfig, cache: &CacheConfig) {
-    if let Some(ca) = &service.origin_ca {
-        if service.origin.is_https() {
-            report.readable_file(&format!("{at}.origin_ca"), ca);
-        } else {
-            report.error(
-                format!("{at}.origin_ca"),
-                format!(
-                    "only applies to an https origin, and {} is http; remove origin_ca or use https",
-                    service.origin
-                ),
-            );
-        }
-    }
+    upstreams::check(report, at, service);
     if service.default_ttl.is_some_and(|ttl| ttl.is_zero()) {
         report.error(
             format!("{at}.default_ttl"),

@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use outpost_config::{AccessLog, ByteSize, HostHeader, HostPattern, OriginProtocol, Scheme, load, parse};
+use outpost_config::{
+    AccessLog, Balance, ByteSize, HealthConfig, HostHeader, HostPattern, NodeRole, OriginProtocol, PassiveConfig,
+    RetryConfig, Scheme, load, parse,
+};
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/edge.toml")
@@ -19,18 +22,34 @@ fn the_example_loads() {
     assert_eq!(config.limits.max_header_bytes, ByteSize::kib(32));
     assert_eq!(config.log.access, AccessLog::Stdout);
 
-    let [shop, blog] = config.services.as_slice() else {
-        panic!("expected two services, got {:?}", config.services);
+    let [shop, blog, video] = config.services.as_slice() else {
+        panic!("expected three services, got {:?}", config.services);
     };
     assert_eq!(shop.hosts, [HostPattern::Exact("shop.example".into()), HostPattern::Wildcard(".shop.example".into())]);
-    assert_eq!(shop.origin.scheme, Scheme::Https);
-    assert_eq!(shop.origin.authority(), "origin.shop.example:443");
+    let shop_origin = shop.origin.as_ref().unwrap_or_else(|| panic!("shop has one origin"));
+    assert_eq!(shop_origin.scheme, Scheme::Https);
+    assert_eq!(shop_origin.authority(), "origin.shop.example:443");
     assert_eq!(shop.origin_protocol, OriginProtocol::Auto);
     assert_eq!(shop.default_ttl, Some(Duration::from_secs(60)));
     assert_eq!(shop.max_object_size, Some(ByteSize::mib(16)));
     assert_eq!(shop.connect_timeout, Some(Duration::from_secs(2)));
-    assert_eq!(blog.origin.to_string(), "http://127.0.0.1:8081");
+    assert_eq!(blog.origin_list()[0].url.to_string(), "http://127.0.0.1:8081");
     assert_eq!(blog.host_header, HostHeader::Origin);
+    assert_eq!(video.origin, None);
+    let origins: Vec<_> = video.origin_list().iter().map(|o| (o.url.authority(), o.group, o.weight)).collect();
+    assert_eq!(
+        origins,
+        [
+            ("origin-a.video.example:443".to_owned(), 0, 2),
+            ("origin-b.video.example:443".to_owned(), 0, 1),
+            ("backup.video.example:443".to_owned(), 1, 1),
+        ]
+    );
+    assert_eq!(video.balance, Balance::ConsistentHash);
+    let pops: Vec<&str> = video.shields.iter().map(|s| s.pop.as_str()).collect();
+    assert_eq!(pops, ["fra", "ams"]);
+    assert!(video.active_health_checks());
+    assert!(!shop.active_health_checks());
 }
 
 /// Every value the example writes out is the documented default, except where a comment says
@@ -46,6 +65,13 @@ fn the_example_shows_the_defaults() {
     assert_eq!(config.limits, bare.limits);
     assert_eq!(config.upstream, bare.upstream);
     assert_eq!(config.log, bare.log);
+    assert_eq!(config.node.role, NodeRole::Edge);
+    let shop = &config.services[0];
+    assert_eq!(shop.balance, Balance::RoundRobin);
+    assert!(shop.origin_when_shields_down);
+    assert_eq!(shop.health, HealthConfig::default());
+    assert_eq!(shop.passive, PassiveConfig::default());
+    assert_eq!(shop.retry, RetryConfig::default());
 }
 
 #[test]

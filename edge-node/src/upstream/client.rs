@@ -31,6 +31,9 @@ pub struct UpstreamBuildError(pub String);
 
 impl Upstream {
     pub fn new(svc: &ServiceConfig, defaults: &UpstreamConfig) -> Result<Self, UpstreamBuildError> {
+        // Several origins come with issue 3's selection; until then the first one is used.
+        let origins = svc.origin_list();
+        let origin = origins.first().map(|o| &o.url).ok_or_else(|| UpstreamBuildError("no origin".into()))?;
         let roots = match &svc.origin_ca {
             Some(path) => ca_roots(path)?,
             None => system_roots(),
@@ -57,14 +60,14 @@ impl Upstream {
             .pool_max_idle_per_host(defaults.pool_max_idle_per_host)
             .http2_only(svc.origin_protocol == OriginProtocol::Http2)
             .build(connector);
-        let scheme = match svc.origin.scheme {
+        let scheme = match origin.scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
         };
         Ok(Self {
             client,
-            base: format!("{scheme}://{}", svc.origin.authority()),
-            origin: svc.origin.clone(),
+            base: format!("{scheme}://{}", origin.authority()),
+            origin: origin.clone(),
             first_byte_timeout: svc.first_byte_timeout.unwrap_or(defaults.first_byte_timeout),
             between_bytes_timeout: svc.between_bytes_timeout.unwrap_or(defaults.between_bytes_timeout),
         })

@@ -6,6 +6,11 @@ mod client;
 mod forward;
 mod timed_body;
 
+pub mod breaker;
+pub mod health;
+pub mod retry;
+pub mod select;
+
 pub use client::Upstream;
 pub use forward::{ForwardInfo, forward_headers};
 pub use timed_body::TimedBody;
