@@ -68,8 +68,9 @@ async fn route(admin: &Admin, req: Request<Incoming>) -> Response<EdgeBody> {
             resp
         }
         (&Method::POST, "/purge") => purge(admin, req).await,
+        (&Method::GET, "/upstreams") => upstreams(admin),
         (_, "/purge") => error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST /purge"),
-        _ => error(StatusCode::NOT_FOUND, "not_found", "endpoints: /healthz /readyz /metrics POST /purge"),
+        _ => error(StatusCode::NOT_FOUND, "not_found", "endpoints: /healthz /readyz /metrics /upstreams POST /purge"),
     }
 }
 
@@ -107,6 +108,18 @@ async fn purge(admin: &Admin, req: Request<Incoming>) -> Response<EdgeBody> {
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "purge_log", &e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e.to_string()),
     }
+}
+
+/// Every service's shields and origins: health, circuit breaker, requests in flight.
+fn upstreams(admin: &Admin) -> Response<EdgeBody> {
+    let services: Vec<_> = admin
+        .state
+        .router
+        .services()
+        .iter()
+        .map(|s| json!({ "service": &*s.name, "upstreams": s.upstream.snapshot() }))
+        .collect();
+    json_response(StatusCode::OK, &json!({ "services": services }))
 }
 
 /// The purge's service and its target as the purge log keys it (`host/path`).

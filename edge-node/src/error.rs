@@ -34,6 +34,9 @@ pub enum ErrorKind {
     UpstreamTimeout,
     /// TLS to the upstream failed (certificate not trusted, handshake).
     UpstreamTls,
+    /// Every upstream is unhealthy or behind an open circuit breaker (or the shields are and
+    /// the service may not go to its origins directly).
+    NoUpstream,
     /// Our own broken invariant.
     Internal,
 }
@@ -43,7 +46,7 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             BadRequest | UnknownHost | Misdirected | BodyTooLarge | HeadersTooLarge | NotCached => Side::Client,
-            UpstreamConnect | UpstreamProtocol | UpstreamTimeout | UpstreamTls => Side::Upstream,
+            UpstreamConnect | UpstreamProtocol | UpstreamTimeout | UpstreamTls | NoUpstream => Side::Upstream,
             Internal => Side::Internal,
         }
     }
@@ -60,6 +63,7 @@ impl ErrorKind {
             NotCached => StatusCode::GATEWAY_TIMEOUT,
             UpstreamConnect | UpstreamProtocol | UpstreamTls => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            NoUpstream => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,6 +82,7 @@ impl ErrorKind {
             UpstreamProtocol => "upstream_protocol",
             UpstreamTimeout => "upstream_timeout",
             UpstreamTls => "upstream_tls",
+            NoUpstream => "no_upstream",
             Internal => "internal",
         }
     }
@@ -136,6 +141,7 @@ mod tests {
             (UpstreamProtocol, 502, Side::Upstream),
             (UpstreamTls, 502, Side::Upstream),
             (UpstreamTimeout, 504, Side::Upstream),
+            (NoUpstream, 503, Side::Upstream),
             (Internal, 500, Side::Internal),
         ];
         for (kind, status, side) in table {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, Method, Request, StatusCode, header};
+use http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use http_body_util::BodyExt;
 
 use super::Cache;
@@ -19,7 +19,7 @@ use super::shared_body::{FetchAborted, SharedBody};
 use crate::body::{self, EdgeBody};
 use crate::error::{EdgeError, ErrorKind};
 use crate::service::CompiledService;
-use crate::upstream::TimedBody;
+use crate::upstream::{Outgoing, TimedBody};
 
 /// Responses up to this size that are not stored are read whole and shared with every waiter.
 const BUFFER_PASS_BODY: u64 = 64 * 1024;
@@ -33,7 +33,7 @@ pub struct FetchJob {
     /// The leading client's request headers (for Vary and Authorization decisions).
     pub client_headers: HeaderMap,
     /// The upstream request, conditional when revalidating.
-    pub request: Request<EdgeBody>,
+    pub request: Outgoing,
     /// The stored object being revalidated, and its storage key.
     pub stale: Option<(String, Arc<StoredObject>)>,
     /// The key waiters collapse on (and a pass mark is recorded under).
@@ -43,7 +43,7 @@ pub struct FetchJob {
 impl FetchJob {
     pub async fn run(self, mut lead: Lead) {
         let request_time = SystemTime::now();
-        let resp = match self.svc.upstream.send(self.request).await {
+        let resp = match self.svc.upstream.send(self.key.primary.as_bytes(), self.request).await {
             Ok(r) => r,
             Err(e) => {
                 metrics::counter!(crate::metrics::UPSTREAM_ERRORS, "kind" => e.kind.as_str()).increment(1);

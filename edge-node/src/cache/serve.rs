@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use http::request::Parts;
-use http::{Method, Request, Response, Version, header};
+use http::{Method, Request, Response, header};
 use http_body_util::BodyExt;
 
 use super::entry::StoredObject;
@@ -20,7 +20,7 @@ use crate::body::{self, EdgeBody};
 use crate::ctx::{Phase, RequestCtx};
 use crate::error::{EdgeError, ErrorKind};
 use crate::service::CompiledService;
-use crate::upstream::{ForwardInfo, TimedBody, forward_headers};
+use crate::upstream::{ForwardInfo, Outgoing, TimedBody, forward_headers};
 
 pub struct Served {
     pub response: Response<EdgeBody>,
@@ -127,20 +127,14 @@ impl Turn<'_> {
         Some(Served { response, status })
     }
 
-    fn fill_request(&self, stale: Option<&StoredObject>) -> Result<Request<EdgeBody>, EdgeError> {
-        let origin = self.svc.upstream.origin.authority();
-        let mut headers = forward_headers(self.parts.headers.clone(), self.fwd, &self.svc.host_header, &origin);
+    fn fill_request(&self, stale: Option<&StoredObject>) -> Outgoing {
+        let mut headers = forward_headers(self.parts.headers.clone(), self.fwd);
         strip_for_fill(&mut headers);
         if let Some(stale) = stale {
             headers.extend(policy::revalidation_headers(&stale.meta.headers));
         }
         let path = self.parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut req = Request::new(body::empty());
-        *req.method_mut() = Method::GET;
-        *req.uri_mut() = self.svc.upstream.uri(path)?;
-        *req.version_mut() = Version::HTTP_11;
-        *req.headers_mut() = headers;
-        Ok(req)
+        Outgoing { method: Method::GET, path_and_query: path.to_string(), headers, body: body::empty() }
     }
 
     fn job(&self, flight_key: &str, stale: Option<(String, Arc<StoredObject>)>) -> Result<FetchJob, EdgeError> {
@@ -150,7 +144,7 @@ impl Turn<'_> {
             svc: self.svc.clone(),
             key: self.key.clone(),
             client_headers: self.parts.headers.clone(),
-            request: self.fill_request(stale.as_ref().map(|(_, o)| o.as_ref()))?,
+            request: self.fill_request(stale.as_ref().map(|(_, o)| o.as_ref())),
             stale,
         })
     }
@@ -316,15 +310,11 @@ async fn pass(
     fwd: &ForwardInfo<'_>,
     ctx: &mut RequestCtx,
 ) -> Result<Served, EdgeError> {
-    let origin = svc.upstream.origin.authority();
-    let headers = forward_headers(parts.headers, fwd, &svc.host_header, &origin);
-    let mut req = Request::new(body);
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = svc.upstream.uri(path)?;
-    *req.version_mut() = Version::HTTP_11;
-    *req.headers_mut() = headers;
+    let headers = forward_headers(parts.headers, fwd);
+    let out = Outgoing { method: parts.method.clone(), path_and_query: path.to_string(), headers, body };
+    let key = CacheKey::new(&svc.name, host, path);
     let started = Instant::now();
-    let result = svc.upstream.send(req).await;
+    let result = svc.upstream.send(key.primary.as_bytes(), out).await;
     ctx.record(Phase::Upstream, started.elapsed());
     let resp = result.map_err(|e| {
         metrics::counter!(crate::metrics::UPSTREAM_ERRORS, "kind" => e.kind.as_str()).increment(1);

@@ -53,10 +53,17 @@ pub fn finish(ctx: &RequestCtx, mut resp: Response<EdgeBody>, out: Outcome<'_>, 
     if let Ok(v) = HeaderValue::from_str(&ctx.id.0) {
         headers.insert(X_REQUEST_ID.clone(), v);
     }
-    if let Some(cs) = out.cache
-        && let Ok(v) = HeaderValue::from_str(&cs.header_value(out.node))
-    {
-        headers.insert(CACHE_STATUS.clone(), v);
+    if let Some(cs) = out.cache {
+        // RFC 9211 §2: entries of the caches further upstream (a shield's) come first, this
+        // node's last.
+        let ours = cs.header_value(out.node);
+        let value = match headers.get(&CACHE_STATUS).and_then(|v| v.to_str().ok()) {
+            Some(upstream) if !upstream.is_empty() => format!("{upstream}, {ours}"),
+            _ => ours,
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(CACHE_STATUS.clone(), v);
+        }
     }
     if let Ok(v) = HeaderValue::from_str(&ctx.server_timing()) {
         headers.insert(SERVER_TIMING.clone(), v);

@@ -1,26 +1,50 @@
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+//! A service's upstreams and the one way to send to them: a cache miss goes to the shield that
+//! is home to its key (rendezvous hashing over the usable shields), else to the origins
+//! (balanced within the lowest failover group that has a usable member). A failed try of an
+//! idempotent request is retried on the next upstream in that order, after a full-jitter
+//! backoff, while the retry budget allows. Connect, first-byte and between-bytes timeouts, and
+//! TLS verified against the system roots or the service's CA, apply to every upstream.
 
-use http::{Request, Response, Uri};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Version, header};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use outpost_config::{OriginProtocol, OriginUrl, Scheme, ServiceConfig, UpstreamConfig};
+use outpost_config::{Balance, HostHeader, HostPattern, OriginProtocol, ServiceConfig, UpstreamConfig};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::body::EdgeBody;
+use super::breaker::{Permit, RequestOutcome};
+use super::peer::{Peer, PeerSnapshot, Role, spawn_probes};
+use super::retry::{AttemptOutcome, RetryBudget, backoff, is_retryable};
+use super::select::Balancer;
+use crate::body::{self, EdgeBody};
 use crate::error::{EdgeError, ErrorKind};
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, EdgeBody>;
+pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, EdgeBody>;
 
-/// One service's origin: where it is, how to reach it, and how long to wait.
+/// One request to send upstream; `headers` carry the client's Host (rewritten per upstream).
+pub struct Outgoing {
+    pub method: Method,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: EdgeBody,
+}
+
 pub struct Upstream {
     client: HttpsClient,
-    pub origin: OriginUrl,
-    /// `scheme://host:port`, prefixed to each request's path.
-    base: String,
+    service: Arc<str>,
+    shields: Vec<Arc<Peer>>,
+    origins: Vec<Arc<Peer>>,
+    shield_balancer: Balancer,
+    origin_balancer: Balancer,
+    origin_when_shields_down: bool,
+    host_header: HostHeader,
+    retry: outpost_config::RetryConfig,
+    budget: Mutex<RetryBudget>,
     pub first_byte_timeout: Duration,
     pub between_bytes_timeout: Duration,
 }
@@ -31,68 +55,222 @@ pub struct UpstreamBuildError(pub String);
 
 impl Upstream {
     pub fn new(svc: &ServiceConfig, defaults: &UpstreamConfig) -> Result<Self, UpstreamBuildError> {
-        // Several origins come with issue 3's selection; until then the first one is used.
-        let origins = svc.origin_list();
-        let origin = origins.first().map(|o| &o.url).ok_or_else(|| UpstreamBuildError("no origin".into()))?;
-        let roots = match &svc.origin_ca {
-            Some(path) => ca_roots(path)?,
-            None => system_roots(),
-        };
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| UpstreamBuildError(format!("TLS versions: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(svc.connect_timeout.unwrap_or(defaults.connect_timeout)));
-        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
-        let connector = match svc.origin_protocol {
-            OriginProtocol::Auto => builder.enable_http1().enable_http2().wrap_connector(http),
-            OriginProtocol::Http1 => builder.enable_http1().wrap_connector(http),
-            OriginProtocol::Http2 => builder.enable_http2().wrap_connector(http),
-        };
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(defaults.pool_idle_timeout)
-            .pool_max_idle_per_host(defaults.pool_max_idle_per_host)
-            .http2_only(svc.origin_protocol == OriginProtocol::Http2)
-            .build(connector);
-        let scheme = match origin.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
+        let service: Arc<str> = svc.name.as_str().into();
+        let client = build_client(svc, defaults)?;
+        let shields: Vec<Arc<Peer>> = svc
+            .shields
+            .iter()
+            .map(|s| {
+                let p = Peer::new(&service, &s.url, Role::Shield, Some(s.pop.clone()), 0, 1, &svc.health, &svc.passive);
+                Arc::new(p)
+            })
+            .collect();
+        let origins: Vec<Arc<Peer>> = svc
+            .origin_list()
+            .iter()
+            .map(|o| {
+                Arc::new(Peer::new(&service, &o.url, Role::Origin, None, o.group, o.weight, &svc.health, &svc.passive))
+            })
+            .collect();
+        if origins.is_empty() {
+            return Err(UpstreamBuildError("no origin".into()));
+        }
+        if svc.active_health_checks() {
+            // Probes carry a Host the upstream serves: a shield routes by it.
+            let exact = svc.hosts.iter().find_map(|h| match h {
+                HostPattern::Exact(h) => Some(h.clone()),
+                HostPattern::Wildcard(_) => None,
+            });
+            let host =
+                exact.or_else(|| svc.hosts.first().map(|h| h.to_string().replacen('*', "www", 1))).unwrap_or_default();
+            for peer in shields.iter().chain(&origins) {
+                let probe_host = match (peer.role, &svc.host_header) {
+                    (Role::Origin, HostHeader::Origin) => peer.url.authority(),
+                    (Role::Origin, HostHeader::Literal(h)) => h.clone(),
+                    _ => host.clone(),
+                };
+                spawn_probes(peer, client.clone(), svc.health.clone(), probe_host);
+            }
+        }
         Ok(Self {
             client,
-            base: format!("{scheme}://{}", origin.authority()),
-            origin: origin.clone(),
+            service,
+            shields,
+            origins,
+            shield_balancer: Balancer::new(Balance::ConsistentHash),
+            origin_balancer: Balancer::new(svc.balance),
+            origin_when_shields_down: svc.origin_when_shields_down,
+            host_header: svc.host_header.clone(),
+            budget: Mutex::new(RetryBudget::new(&svc.retry, Instant::now())),
+            retry: svc.retry.clone(),
             first_byte_timeout: svc.first_byte_timeout.unwrap_or(defaults.first_byte_timeout),
             between_bytes_timeout: svc.between_bytes_timeout.unwrap_or(defaults.between_bytes_timeout),
         })
     }
 
-    pub fn uri(&self, path_and_query: &str) -> Result<Uri, EdgeError> {
-        format!("{}{}", self.base, path_and_query)
-            .parse()
-            .map_err(|e| EdgeError::new(ErrorKind::BadRequest, format!("request target: {e}")))
+    pub fn snapshot(&self) -> Vec<PeerSnapshot> {
+        self.shields.iter().chain(&self.origins).map(|p| p.snapshot()).collect()
     }
 
-    /// Send a request and wait for the response head, at most `first_byte_timeout` (which also
-    /// covers connecting).
-    pub async fn send(&self, req: Request<EdgeBody>) -> Result<Response<Incoming>, EdgeError> {
-        let origin = self.origin.authority();
-        match tokio::time::timeout(self.first_byte_timeout, self.client.request(req)).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(classify(&e).within(format!("upstream {origin}"))),
-            Err(_) => Err(EdgeError::new(
-                ErrorKind::UpstreamTimeout,
-                format!("no response head within {:?}", self.first_byte_timeout),
-            )
-            .within(format!("upstream {origin}"))),
+    /// Send `out` for the object `key`, trying upstreams in preference order until one answers
+    /// below 500, retries run out, or none is usable. The last 5xx answer is returned as is.
+    pub async fn send(&self, key: &[u8], mut out: Outgoing) -> Result<Response<Incoming>, EdgeError> {
+        // Only a request whose body is already complete (empty) can be sent twice.
+        let resendable = http_body::Body::is_end_stream(&out.body);
+        let mut body = Some(std::mem::replace(&mut out.body, body::empty()));
+        if let Ok(mut b) = self.budget.lock() {
+            b.record_request(Instant::now());
         }
+        let mut tried: Vec<u64> = Vec::new();
+        let mut last: Option<Result<Response<Incoming>, EdgeError>> = None;
+        for attempt in 0..=self.retry.max_retries {
+            if attempt > 0 {
+                let outcome = AttemptOutcome::FailedBeforeResponse;
+                let budget_ok = self.budget.lock().map(|mut b| b.can_retry(Instant::now())).unwrap_or(false);
+                if !resendable || !is_retryable(&out.method, outcome) || !budget_ok {
+                    break;
+                }
+                let wait = backoff(attempt, self.retry.base_backoff, self.retry.max_backoff, jitter());
+                tokio::time::sleep(wait).await;
+                metrics::counter!(crate::metrics::UPSTREAM_RETRIES, "service" => self.service.to_string()).increment(1);
+            }
+            let Some((peer, permit)) = self.choose(key, &tried) else {
+                if last.is_none() {
+                    last = Some(Err(self.nothing_usable()));
+                }
+                break;
+            };
+            tried.push(peer.id);
+            let req = self.build(&peer, &out, body.take().unwrap_or_else(body::empty))?;
+            let result = {
+                let _in_flight = peer.begin();
+                tokio::time::timeout(self.first_byte_timeout, self.client.request(req)).await
+            };
+            let now = Instant::now();
+            match result {
+                Ok(Ok(resp)) if !resp.status().is_server_error() => {
+                    peer.record(permit, RequestOutcome::Success, now);
+                    return Ok(resp);
+                }
+                Ok(Ok(resp)) => {
+                    peer.record(permit, RequestOutcome::Failure, now);
+                    let status = resp.status();
+                    last = Some(Ok(resp));
+                    // 502/503/504 say the upstream (or the one behind it) is in trouble: try
+                    // another. Other 5xx are the application's answer.
+                    if !matches!(status.as_u16(), 502..=504) {
+                        break;
+                    }
+                }
+                Ok(Err(e)) => {
+                    peer.record(permit, RequestOutcome::Failure, now);
+                    last = Some(Err(classify(&e).within(format!("upstream {}", peer.base))));
+                }
+                Err(_) => {
+                    peer.record(permit, RequestOutcome::Failure, now);
+                    let msg = format!("no response head within {:?}", self.first_byte_timeout);
+                    last = Some(Err(
+                        EdgeError::new(ErrorKind::UpstreamTimeout, msg).within(format!("upstream {}", peer.base))
+                    ));
+                }
+            }
+        }
+        last.unwrap_or_else(|| Err(self.nothing_usable()))
     }
+
+    fn nothing_usable(&self) -> EdgeError {
+        EdgeError::new(ErrorKind::NoUpstream, "no healthy upstream with a closed circuit breaker")
+    }
+
+    /// The next upstream for `key` not yet tried: the home shield, else (if allowed) an origin.
+    fn choose(&self, key: &[u8], tried: &[u64]) -> Option<(Arc<Peer>, Permit)> {
+        let now = Instant::now();
+        if let Some(found) = pick(&self.shield_balancer, &self.shields, key, tried, now) {
+            return Some(found);
+        }
+        if !self.shields.is_empty() && !self.origin_when_shields_down {
+            return None;
+        }
+        pick(&self.origin_balancer, &self.origins, key, tried, now)
+    }
+
+    fn build(&self, peer: &Peer, out: &Outgoing, body: EdgeBody) -> Result<Request<EdgeBody>, EdgeError> {
+        let uri = format!("{}{}", peer.base, out.path_and_query)
+            .parse::<http::Uri>()
+            .map_err(|e| EdgeError::new(ErrorKind::BadRequest, format!("request target: {e}")))?;
+        let mut req = Request::new(body);
+        *req.method_mut() = out.method.clone();
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = out.headers.clone();
+        // A shield routes by the client's Host; an origin gets what the service says.
+        let host = match (peer.role, &self.host_header) {
+            (Role::Shield, _) | (Role::Origin, HostHeader::Keep) => None,
+            (Role::Origin, HostHeader::Origin) => HeaderValue::from_str(&peer.url.authority()).ok(),
+            (Role::Origin, HostHeader::Literal(h)) => HeaderValue::from_str(h).ok(),
+        };
+        if let Some(h) = host {
+            req.headers_mut().insert(header::HOST, h);
+        }
+        Ok(req)
+    }
+}
+
+/// Pick among `peers` for `key` with `balancer`, then take a breaker permit; a peer whose
+/// breaker refuses is set aside and the pick made again.
+fn pick(
+    balancer: &Balancer,
+    peers: &[Arc<Peer>],
+    key: &[u8],
+    tried: &[u64],
+    now: Instant,
+) -> Option<(Arc<Peer>, Permit)> {
+    let mut members: Vec<_> = peers.iter().map(|p| p.member(tried, now)).collect();
+    for _ in 0..peers.len() {
+        let i = balancer.pick(key, &members)?;
+        if let Some(permit) = peers[i].acquire(now) {
+            return Some((peers[i].clone(), permit));
+        }
+        members[i].eligible = false;
+    }
+    None
+}
+
+/// A number in 0..1 for backoff jitter; not cryptographic.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn build_client(svc: &ServiceConfig, defaults: &UpstreamConfig) -> Result<HttpsClient, UpstreamBuildError> {
+    let roots = match &svc.origin_ca {
+        Some(path) => ca_roots(path)?,
+        None => system_roots(),
+    };
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| UpstreamBuildError(format!("TLS versions: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(svc.connect_timeout.unwrap_or(defaults.connect_timeout)));
+    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
+    let connector = match svc.origin_protocol {
+        OriginProtocol::Auto => builder.enable_http1().enable_http2().wrap_connector(http),
+        OriginProtocol::Http1 => builder.enable_http1().wrap_connector(http),
+        OriginProtocol::Http2 => builder.enable_http2().wrap_connector(http),
+    };
+    Ok(Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(defaults.pool_idle_timeout)
+        .pool_max_idle_per_host(defaults.pool_max_idle_per_host)
+        .http2_only(svc.origin_protocol == OriginProtocol::Http2)
+        .build(connector))
 }
 
 /// Map a client error to a kind, with the innermost cause as the message.

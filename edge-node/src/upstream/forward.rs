@@ -1,7 +1,6 @@
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use outpost_config::HostHeader;
 
 use crate::cache::policy::strip_hop_by_hop;
 
@@ -18,14 +17,9 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// Client request headers → upstream request headers: hop-by-hop removed (RFC 9110 §7.6.1),
-/// `Forwarded` (RFC 7239) and `X-Forwarded-For`/`-Proto` appended, `Via` added (§7.6.3), `Host`
-/// kept or rewritten as the service says.
-pub fn forward_headers(
-    mut headers: HeaderMap,
-    info: &ForwardInfo<'_>,
-    host_rule: &HostHeader,
-    origin_authority: &str,
-) -> HeaderMap {
+/// `Forwarded` (RFC 7239) and `X-Forwarded-For`/`-Proto` appended, `Via` added (§7.6.3). `Host`
+/// is the client's here; the upstream client rewrites it per upstream as the service says.
+pub fn forward_headers(mut headers: HeaderMap, info: &ForwardInfo<'_>) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
     let ip = info.client_ip.to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
@@ -47,12 +41,10 @@ pub fn forward_headers(
     if let Ok(v) = HeaderValue::from_str(&format!("1.1 {}", info.node)) {
         headers.append(header::VIA, v);
     }
-    let host = match host_rule {
-        HostHeader::Keep => headers.get(header::HOST).cloned().or_else(|| HeaderValue::from_str(info.host).ok()),
-        HostHeader::Origin => HeaderValue::from_str(origin_authority).ok(),
-        HostHeader::Literal(h) => HeaderValue::from_str(h).ok(),
-    };
-    if let Some(h) = host {
+    // HTTP/2 clients send :authority, not Host: the upstream gets it as Host.
+    if !headers.contains_key(header::HOST)
+        && let Ok(h) = HeaderValue::from_str(info.host)
+    {
         headers.insert(header::HOST, h);
     }
     headers

@@ -1,16 +1,16 @@
-//! Upstream phase: the pooled HTTP/1.1 + HTTP/2 client to a service's origin, with connect,
-//! first-byte and between-bytes timeouts, and TLS verified against the system roots or the
-//! service's CA.
-
-mod client;
-mod forward;
-mod timed_body;
+//! Upstream phase: a service's shields and origins, and the pooled HTTP/1.1 + HTTP/2 client
+//! that reaches them — selection (rendezvous for shields, balancing over failover groups for
+//! origins), active health checks, circuit breakers, retries under a budget, and timeouts.
 
 pub mod breaker;
+mod client;
+mod forward;
 pub mod health;
+pub mod peer;
 pub mod retry;
 pub mod select;
+mod timed_body;
 
-pub use client::Upstream;
+pub use client::{Outgoing, Upstream};
 pub use forward::{ForwardInfo, forward_headers};
 pub use timed_body::TimedBody;
