@@ -18,6 +18,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::breaker::{Permit, RequestOutcome};
+use super::dial::FixedDial;
 use super::peer::{Peer, PeerSnapshot, Role, spawn_probes};
 use super::retry::{AttemptOutcome, RetryBudget, backoff, is_retryable};
 use super::select::Balancer;
@@ -25,6 +26,9 @@ use crate::body::{self, EdgeBody};
 use crate::error::{EdgeError, ErrorKind};
 
 pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, EdgeBody>;
+/// A shield's own client: HTTP/2 (h2c with prior knowledge, or ALPN h2 over TLS), multiplexed
+/// on pooled connections that always go to that shield.
+type ShieldClient = Client<hyper_rustls::HttpsConnector<FixedDial>, EdgeBody>;
 
 /// One request to send upstream; `headers` carry the client's Host (rewritten per upstream).
 pub struct Outgoing {
@@ -38,6 +42,8 @@ pub struct Upstream {
     client: HttpsClient,
     service: Arc<str>,
     shields: Vec<Arc<Peer>>,
+    /// One per shield, same order.
+    shield_clients: Vec<ShieldClient>,
     origins: Vec<Arc<Peer>>,
     shield_balancer: Balancer,
     origin_balancer: Balancer,
@@ -75,6 +81,8 @@ impl Upstream {
         if origins.is_empty() {
             return Err(UpstreamBuildError("no origin".into()));
         }
+        let shield_clients =
+            shields.iter().map(|s| shield_client(svc, defaults, &s.url)).collect::<Result<Vec<_>, _>>()?;
         if svc.active_health_checks() {
             // Probes carry a Host the upstream serves: a shield routes by it.
             let exact = svc.hosts.iter().find_map(|h| match h {
@@ -96,6 +104,7 @@ impl Upstream {
             client,
             service,
             shields,
+            shield_clients,
             origins,
             shield_balancer: Balancer::new(Balance::ConsistentHash),
             origin_balancer: Balancer::new(svc.balance),
@@ -144,7 +153,11 @@ impl Upstream {
             let req = self.build(&peer, &out, body.take().unwrap_or_else(body::empty))?;
             let result = {
                 let _in_flight = peer.begin();
-                tokio::time::timeout(self.first_byte_timeout, self.client.request(req)).await
+                let sending = match self.shields.iter().position(|s| s.id == peer.id) {
+                    Some(i) => self.shield_clients[i].request(req),
+                    None => self.client.request(req),
+                };
+                tokio::time::timeout(self.first_byte_timeout, sending).await
             };
             let now = Instant::now();
             match result {
@@ -195,7 +208,13 @@ impl Upstream {
     }
 
     fn build(&self, peer: &Peer, out: &Outgoing, body: EdgeBody) -> Result<Request<EdgeBody>, EdgeError> {
-        let uri = format!("{}{}", peer.base, out.path_and_query)
+        // A shield's URI names the client's host (its connector dials the shield itself).
+        let client_host = out.headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let base = match (peer.role, client_host) {
+            (Role::Shield, Some(host)) => format!("{}://{host}", peer.url.scheme.as_str()),
+            _ => peer.base.clone(),
+        };
+        let uri = format!("{base}{}", out.path_and_query)
             .parse::<http::Uri>()
             .map_err(|e| EdgeError::new(ErrorKind::BadRequest, format!("request target: {e}")))?;
         let mut req = Request::new(body);
@@ -244,20 +263,51 @@ fn jitter() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn build_client(svc: &ServiceConfig, defaults: &UpstreamConfig) -> Result<HttpsClient, UpstreamBuildError> {
+fn tls_config(svc: &ServiceConfig) -> Result<rustls::ClientConfig, UpstreamBuildError> {
     let roots = match &svc.origin_ca {
         Some(path) => ca_roots(path)?,
         None => system_roots(),
     };
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| UpstreamBuildError(format!("TLS versions: {e}")))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_no_client_auth())
+}
+
+fn http_connector(svc: &ServiceConfig, defaults: &UpstreamConfig) -> HttpConnector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(svc.connect_timeout.unwrap_or(defaults.connect_timeout)));
+    http
+}
+
+fn shield_client(
+    svc: &ServiceConfig,
+    defaults: &UpstreamConfig,
+    shield: &outpost_config::OriginUrl,
+) -> Result<ShieldClient, UpstreamBuildError> {
+    let target: http::Uri = format!("http://{}", shield.authority())
+        .parse()
+        .map_err(|e| UpstreamBuildError(format!("shield {shield}: {e}")))?;
+    let dial = FixedDial::new(http_connector(svc, defaults), target);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(svc)?)
+        .https_or_http()
+        .enable_http2()
+        .wrap_connector(dial);
+    Ok(Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(defaults.pool_idle_timeout)
+        .http2_only(true)
+        .build(connector))
+}
+
+fn build_client(svc: &ServiceConfig, defaults: &UpstreamConfig) -> Result<HttpsClient, UpstreamBuildError> {
+    let tls = tls_config(svc)?;
+    let http = http_connector(svc, defaults);
     let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
     let connector = match svc.origin_protocol {
         OriginProtocol::Auto => builder.enable_http1().enable_http2().wrap_connector(http),

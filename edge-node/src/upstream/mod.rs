@@ -4,6 +4,7 @@
 
 pub mod breaker;
 mod client;
+mod dial;
 mod forward;
 pub mod health;
 pub mod peer;
