@@ -66,6 +66,12 @@ pub struct ServiceConfig {
     /// heuristic). Default: none (such responses are not stored); more than 0 when set.
     #[serde(default, deserialize_with = "option_duration::deserialize")]
     pub default_ttl: Option<Duration>,
+    /// When the upstream fails (no answer, or a 5xx), serve a stored response up to this long
+    /// past its freshness, as if it carried `stale-if-error` (RFC 5861) — never one marked
+    /// `must-revalidate`, `proxy-revalidate`, `s-maxage` or `no-cache`. Default: none (only the
+    /// response's own `stale-if-error` counts).
+    #[serde(default, deserialize_with = "option_duration::deserialize")]
+    pub max_stale_on_error: Option<Duration>,
     /// Honour request `Cache-Control: no-cache` / `max-age=0` by revalidating with the origin
     /// (`Cache-Status: fwd=request`). Default: true.
     #[serde(default = "yes")]

@@ -285,6 +285,12 @@ fn check_service_fields(report: &mut Report<'_>, at: &str, service: &ServiceConf
             "must be more than 0; write a duration such as \"60s\", or remove it to store only responses with a lifetime",
         );
     }
+    if service.max_stale_on_error.is_some_and(|d| d.is_zero()) {
+        report.error(
+            format!("{at}.max_stale_on_error"),
+            "must be more than 0; write a duration such as \"1h\", or remove it",
+        );
+    }
     if let Some(size) = service.max_object_size {
         let path = format!("{at}.max_object_size");
         report.size(&path, size, ByteSize::kib(1), None);

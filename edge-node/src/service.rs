@@ -16,6 +16,7 @@ pub struct CompiledService {
     pub host_header: HostHeader,
     pub policy: ServicePolicy,
     pub max_object_size: u64,
+    pub max_stale_on_error: Option<std::time::Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,7 @@ impl CompiledService {
                 honor_client_cache_control: svc.honor_client_cache_control,
             },
             max_object_size: svc.max_object_size.unwrap_or(node.cache.max_object_size).as_u64(),
+            max_stale_on_error: svc.max_stale_on_error,
         })
     }
 }

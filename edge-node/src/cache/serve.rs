@@ -283,7 +283,12 @@ impl Turn<'_> {
         let object = stale?;
         let age = policy::current_age(&object.meta.policy, object.meta.response_time, SystemTime::now());
         let honor = self.svc.policy.honor_client_cache_control;
-        if !policy::stale_on_error_ok(&object.meta.policy, age, &self.directives, honor) {
+        let rp = &object.meta.policy;
+        let by_service = self.svc.max_stale_on_error.is_some_and(|max| {
+            let staleness = age.saturating_sub(rp.freshness_lifetime);
+            !rp.must_revalidate && !rp.no_cache && staleness <= max
+        });
+        if !by_service && !policy::stale_on_error_ok(rp, age, &self.directives, honor) {
             return None;
         }
         let status = CacheStatus {
