@@ -147,6 +147,13 @@ impl Resp {
         CacheStatus::parse(self.header("cache-status").unwrap_or(""))
     }
 
+    /// Every `Cache-Status` entry, farthest from the client first (RFC 9211 §2: each cache
+    /// appends its own): `[shield, edge]` through two tiers.
+    pub fn cache_statuses(&self) -> Vec<CacheStatus> {
+        let joined: Vec<&str> = self.headers.get_all("cache-status").iter().filter_map(|v| v.to_str().ok()).collect();
+        CacheStatus::parse_all(&joined.join(", "))
+    }
+
     pub fn request_id(&self) -> Option<&str> {
         self.header("x-request-id")
     }
@@ -189,6 +196,11 @@ impl CacheStatus {
             })
             .collect();
         Self { raw: raw.to_string(), node, params }
+    }
+
+    /// Every entry of a `Cache-Status` field value, in list order.
+    pub fn parse_all(raw: &str) -> Vec<Self> {
+        raw.split(',').map(str::trim).filter(|e| !e.is_empty()).map(Self::parse).collect()
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {

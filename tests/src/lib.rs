@@ -1,8 +1,9 @@
-//! End-to-end tests for Outpost: real `edge-node` processes in front of real origins on loopback.
+//! End-to-end tests for Outpost: real `edge-node` and `origin-shield` processes in front of real
+//! origins on loopback.
 //!
 //! The harness has four parts, each in its own module:
 //! - [`origin`]: a scripted hyper origin that records what it receives;
-//! - [`node`]: the node under test, its config file and its process;
+//! - [`node`]: the node under test (an edge, or a shield), its config file and its process;
 //! - [`client`]: HTTP/1.1 and HTTP/2 clients, cleartext or TLS, and a raw socket;
 //! - [`tls`]: a throwaway CA and the certificates it signs.
 //!
@@ -11,7 +12,8 @@
 //! and the requests (count, headers) the origin saw.
 //!
 //! The node binary is `OUTPOST_EDGE_NODE_BIN` when set; otherwise the first scenario of each test
-//! process runs `cargo build -p edge-node --bin edge-node` and uses what cargo reports. Every
+//! process runs `cargo build -p edge-node --bin edge-node` and uses what cargo reports (the shield
+//! likewise: `OUTPOST_ORIGIN_SHIELD_BIN`, or `cargo build -p origin-shield`). Every
 //! listener binds port 0; every wait is bounded (start-up 30 s, one exchange 15 s, shutdown 15 s).
 //! When a scenario fails, the node's stderr and stdout are printed under the assertion.
 
@@ -23,7 +25,7 @@ pub mod tls;
 use std::time::{Duration, SystemTime};
 
 pub use client::{CacheStatus, Proto, RawResponse, Req, Resp, raw_exchange};
-pub use node::{EdgeNode, HostHeader, NodeConfig, ServiceSpec};
+pub use node::{Binary, EdgeNode, HostHeader, NodeConfig, ServiceSpec};
 pub use origin::{Chunk, Gate, Origin, Recorded, Reply, refused_addr};
 pub use tls::TestCa;
 

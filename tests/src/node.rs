@@ -1,8 +1,10 @@
-//! The node under test: a real `edge-node` process with a config written into its own tempdir.
+//! The node under test: a real `edge-node` (or `origin-shield`) process with a config written
+//! into its own tempdir.
 //!
 //! [`NodeConfig`] renders the TOML file; [`EdgeNode`] spawns the binary, waits (bounded) for the
-//! ready file, collects stdout (the access log) and stderr, and stops the process with SIGTERM.
-//! `restart` starts it again on the same config and cache directory.
+//! ready file, collects stdout (the access log) and stderr, and stops the process with SIGTERM
+//! (or SIGKILL, for a crash). `restart` starts it again on the same config and cache directory;
+//! `restart_same_addrs` also on the same ports, for peers whose config names this node.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -42,8 +44,42 @@ pub struct ServiceSpec {
     pub default_ttl: Option<String>,
     /// PEM of the CA the origin's certificate must chain to.
     pub origin_ca_pem: Option<String>,
-    /// Raw TOML lines appended to the table.
+    /// `origins = [{ url, group }]`; when non-empty it replaces `origin`.
+    pub origins: Vec<(String, u8)>,
+    /// `shields = [{ url, pop }]`.
+    pub shields: Vec<(String, String)>,
+    pub origin_when_shields_down: Option<bool>,
+    pub health: Option<HealthSpec>,
+    pub passive: Option<PassiveSpec>,
+    pub retry: Option<RetrySpec>,
+    /// Raw TOML lines appended to the table (before its sub-tables).
     pub extra: Vec<String>,
+}
+
+/// `[services.health]`: active probes.
+#[derive(Clone, Debug)]
+pub struct HealthSpec {
+    pub enabled: Option<bool>,
+    pub path: String,
+    pub interval: String,
+    pub timeout: String,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+}
+
+/// `[services.passive]`: the circuit breaker.
+#[derive(Clone, Debug)]
+pub struct PassiveSpec {
+    pub failure_threshold: u32,
+    pub ejection: String,
+    pub max_ejection: Option<String>,
+}
+
+/// `[services.retry]`.
+#[derive(Clone, Debug)]
+pub struct RetrySpec {
+    pub max_retries: u32,
+    pub base_backoff: Option<String>,
 }
 
 impl ServiceSpec {
@@ -55,6 +91,12 @@ impl ServiceSpec {
             host_header: HostHeader::Keep,
             default_ttl: None,
             origin_ca_pem: None,
+            origins: Vec::new(),
+            shields: Vec::new(),
+            origin_when_shields_down: None,
+            health: None,
+            passive: None,
+            retry: None,
             extra: Vec::new(),
         }
     }
@@ -73,12 +115,80 @@ impl ServiceSpec {
         self.origin_ca_pem = Some(pem);
         self
     }
+
+    /// Several origins, `(url, failover group)`, written as `origins = [...]` instead of `origin`.
+    pub fn origins(mut self, origins: Vec<(String, u8)>) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// The shield tier, `(url, pop)`.
+    pub fn shields(mut self, shields: Vec<(String, String)>) -> Self {
+        self.shields = shields;
+        self
+    }
+
+    pub fn origin_when_shields_down(mut self, on: bool) -> Self {
+        self.origin_when_shields_down = Some(on);
+        self
+    }
+
+    /// `[services.health]`: probe `path` every `interval`, `timeout` per probe, down after
+    /// `unhealthy` failures in a row, up after `healthy` successes in a row.
+    pub fn health(mut self, path: &str, interval: &str, timeout: &str, unhealthy: u32, healthy: u32) -> Self {
+        self.health = Some(HealthSpec {
+            enabled: None,
+            path: path.to_string(),
+            interval: interval.to_string(),
+            timeout: timeout.to_string(),
+            unhealthy_threshold: unhealthy,
+            healthy_threshold: healthy,
+        });
+        self
+    }
+
+    /// `[services.health] enabled = false` (other health fields at their defaults unless set).
+    pub fn without_health_checks(mut self) -> Self {
+        let mut health = self.health.take().unwrap_or(HealthSpec {
+            enabled: None,
+            path: "/".into(),
+            interval: "5s".into(),
+            timeout: "2s".into(),
+            unhealthy_threshold: 3,
+            healthy_threshold: 2,
+        });
+        health.enabled = Some(false);
+        self.health = Some(health);
+        self
+    }
+
+    /// `[services.passive]`: `failure_threshold` failures in a row open the breaker for `ejection`.
+    pub fn passive(mut self, failure_threshold: u32, ejection: &str) -> Self {
+        self.passive = Some(PassiveSpec { failure_threshold, ejection: ejection.to_string(), max_ejection: None });
+        self
+    }
+
+    /// `[services.retry] max_retries`.
+    pub fn retry(mut self, max_retries: u32) -> Self {
+        self.retry = Some(RetrySpec { max_retries, base_backoff: None });
+        self
+    }
+
+    /// Appends a raw `key = value` line to the service's table.
+    pub fn line(mut self, raw: impl Into<String>) -> Self {
+        self.extra.push(raw.into());
+        self
+    }
 }
 
 /// The node's whole config file.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub name: String,
+    /// `listen.http`; port 0 unless a restart must keep the port.
+    pub http_listen: String,
+    /// `listen.admin`; port 0 unless a restart must keep the port.
+    pub admin_listen: String,
     /// Open the HTTPS listener (needs `certificates`).
     pub https: bool,
     pub certificates: Vec<Leaf>,
@@ -99,6 +209,8 @@ impl Default for NodeConfig {
     fn default() -> Self {
         Self {
             name: "edge-1".into(),
+            http_listen: "127.0.0.1:0".into(),
+            admin_listen: "127.0.0.1:0".into(),
             https: false,
             certificates: Vec::new(),
             memory: "16MiB".into(),
@@ -126,6 +238,19 @@ impl NodeConfig {
         self
     }
 
+    /// `node.name`: this node's entry in `Cache-Status` and its `Via`.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+
+    /// `[upstream]` connect and first-byte timeouts.
+    pub fn timeouts(mut self, connect: &str, first_byte: &str) -> Self {
+        self.connect_timeout = connect.to_string();
+        self.first_byte_timeout = first_byte.to_string();
+        self
+    }
+
     /// Open the HTTPS listener with this certificate (call once per certificate).
     pub fn certificate(mut self, leaf: Leaf) -> Self {
         self.https = true;
@@ -144,11 +269,11 @@ impl NodeConfig {
         line(format!("name = {}", q(&self.name)));
         line(String::new());
         line("[listen]".into());
-        line(format!("http = {}", q("127.0.0.1:0")));
+        line(format!("http = {}", q(&self.http_listen)));
         if self.https {
             line(format!("https = {}", q("127.0.0.1:0")));
         }
-        line(format!("admin = {}", q("127.0.0.1:0")));
+        line(format!("admin = {}", q(&self.admin_listen)));
         for (i, leaf) in self.certificates.iter().enumerate() {
             let cert = dir.join(format!("cert-{i}.pem"));
             let key = dir.join(format!("key-{i}.pem"));
@@ -185,7 +310,21 @@ impl NodeConfig {
             line("[[services]]".into());
             line(format!("name = {}", q(&s.name)));
             line(format!("hosts = {}", list(&s.hosts)));
-            line(format!("origin = {}", q(&s.origin)));
+            if s.origins.is_empty() {
+                line(format!("origin = {}", q(&s.origin)));
+            } else {
+                let origins: Vec<String> =
+                    s.origins.iter().map(|(url, group)| format!("{{ url = {}, group = {group} }}", q(url))).collect();
+                line(format!("origins = [{}]", origins.join(", ")));
+            }
+            if !s.shields.is_empty() {
+                let shields: Vec<String> =
+                    s.shields.iter().map(|(url, pop)| format!("{{ url = {}, pop = {} }}", q(url), q(pop))).collect();
+                line(format!("shields = [{}]", shields.join(", ")));
+            }
+            if let Some(on) = s.origin_when_shields_down {
+                line(format!("origin_when_shields_down = {on}"));
+            }
             line(host_header_line(&s.host_header));
             if let Some(ttl) = &s.default_ttl {
                 line(format!("default_ttl = {}", q(ttl)));
@@ -197,6 +336,32 @@ impl NodeConfig {
             }
             for extra in &s.extra {
                 line(extra.clone());
+            }
+            if let Some(h) = &s.health {
+                line("[services.health]".into());
+                if let Some(on) = h.enabled {
+                    line(format!("enabled = {on}"));
+                }
+                line(format!("path = {}", q(&h.path)));
+                line(format!("interval = {}", q(&h.interval)));
+                line(format!("timeout = {}", q(&h.timeout)));
+                line(format!("unhealthy_threshold = {}", h.unhealthy_threshold));
+                line(format!("healthy_threshold = {}", h.healthy_threshold));
+            }
+            if let Some(p) = &s.passive {
+                line("[services.passive]".into());
+                line(format!("failure_threshold = {}", p.failure_threshold));
+                line(format!("ejection = {}", q(&p.ejection)));
+                if let Some(max) = &p.max_ejection {
+                    line(format!("max_ejection = {}", q(max)));
+                }
+            }
+            if let Some(r) = &s.retry {
+                line("[services.retry]".into());
+                line(format!("max_retries = {}", r.max_retries));
+                if let Some(b) = &r.base_backoff {
+                    line(format!("base_backoff = {}", q(b)));
+                }
             }
         }
         toml.push_str(&self.extra);
@@ -235,8 +400,35 @@ pub struct Addrs {
 
 type Lines = Arc<Mutex<Vec<String>>>;
 
-/// A running `edge-node` process. Dropping it kills the process.
+/// Which binary a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    /// `edge-node`, located by [`binary`].
+    EdgeNode,
+    /// `origin-shield`, located by [`shield_binary`].
+    OriginShield,
+}
+
+impl Binary {
+    pub fn name(self) -> &'static str {
+        match self {
+            Binary::EdgeNode => "edge-node",
+            Binary::OriginShield => "origin-shield",
+        }
+    }
+
+    pub fn path(self) -> anyhow::Result<PathBuf> {
+        match self {
+            Binary::EdgeNode => binary(),
+            Binary::OriginShield => shield_binary(),
+        }
+    }
+}
+
+/// A running `edge-node` or `origin-shield` process. Dropping it kills the process.
 pub struct EdgeNode {
+    binary: Binary,
+    config: NodeConfig,
     dir: tempfile::TempDir,
     config_path: PathBuf,
     ready_path: PathBuf,
@@ -247,12 +439,24 @@ pub struct EdgeNode {
 }
 
 impl EdgeNode {
-    /// Writes `config` into a fresh tempdir, starts the node and waits until it is ready.
+    /// Writes `config` into a fresh tempdir, starts the `edge-node` binary and waits until it is
+    /// ready.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Self> {
+        Self::start_binary(Binary::EdgeNode, config).await
+    }
+
+    /// Like [`EdgeNode::start`], with the `origin-shield` binary.
+    pub async fn start_shield(config: NodeConfig) -> anyhow::Result<Self> {
+        Self::start_binary(Binary::OriginShield, config).await
+    }
+
+    pub async fn start_binary(binary: Binary, config: NodeConfig) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("outpost-e2e-").tempdir()?;
         let config_path = config.write(dir.path())?;
         let ready_path = dir.path().join("ready.json");
         let mut node = Self {
+            binary,
+            config,
             dir,
             config_path,
             ready_path,
@@ -267,7 +471,8 @@ impl EdgeNode {
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&self.ready_path);
-        let mut child = Command::new(binary()?)
+        let name = self.binary.name();
+        let mut child = Command::new(self.binary.path()?)
             .arg("--config")
             .arg(&self.config_path)
             .arg("--ready-file")
@@ -276,7 +481,7 @@ impl EdgeNode {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .context("spawning edge-node")?;
+            .with_context(|| format!("spawning {name}"))?;
         if let Some(out) = child.stdout.take() {
             collect(out, self.stdout.clone());
         }
@@ -299,13 +504,13 @@ impl EdgeNode {
                 self.child = None;
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 anyhow::bail!(
-                    "edge-node exited with {status} before it was ready\nconfig:\n{}\nstderr:\n{}",
+                    "{name} exited with {status} before it was ready\nconfig:\n{}\nstderr:\n{}",
                     std::fs::read_to_string(&self.config_path).unwrap_or_default(),
                     self.stderr_text()
                 );
             }
             if start.elapsed() > READY_LIMIT {
-                anyhow::bail!("edge-node wrote no ready file within {READY_LIMIT:?}\nstderr:\n{}", self.stderr_text());
+                anyhow::bail!("{name} wrote no ready file within {READY_LIMIT:?}\nstderr:\n{}", self.stderr_text());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -313,6 +518,24 @@ impl EdgeNode {
 
     pub fn addrs(&self) -> Addrs {
         self.addrs
+    }
+
+    /// The cleartext listener as a peer's config names it: `http://127.0.0.1:P` (a shield's
+    /// `url` in an edge's `shields`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http_addr())
+    }
+
+    /// `node.name`.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// `GET /upstreams` on the admin listener, parsed.
+    pub async fn upstreams(&self) -> anyhow::Result<serde_json::Value> {
+        let resp = self.admin(Method::GET, "/upstreams", "").await?;
+        anyhow::ensure!(resp.status == 200, "GET /upstreams answered {}: {}", resp.status, resp.text());
+        Ok(serde_json::from_slice(&resp.body)?)
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -441,10 +664,22 @@ impl EdgeNode {
             if start.elapsed() > STOP_LIMIT {
                 let _ = child.kill();
                 let _ = child.wait();
-                anyhow::bail!("edge-node did not exit within {STOP_LIMIT:?} of SIGTERM");
+                anyhow::bail!("{} did not exit within {STOP_LIMIT:?} of SIGTERM", self.binary.name());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// SIGKILL: the process dies at once, in-flight requests and open connections with it.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        let mut child = self.child.take().context("the node is not running")?;
+        child.kill().context("SIGKILL")?;
+        child.wait().context("reaping the killed node")?;
+        Ok(())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Starts the node again on the same config and cache directory (stopping it first if it
@@ -452,8 +687,21 @@ impl EdgeNode {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         if self.child.is_some() {
             let status = self.stop().await?;
-            anyhow::ensure!(status.success(), "edge-node exited with {status} on SIGTERM");
+            anyhow::ensure!(status.success(), "{} exited with {status} on SIGTERM", self.binary.name());
         }
+        self.spawn().await
+    }
+
+    /// Like [`EdgeNode::restart`], on the same cleartext and admin ports it had: peers whose
+    /// config names this node find it again. Works after [`EdgeNode::kill`] too.
+    pub async fn restart_same_addrs(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            let status = self.stop().await?;
+            anyhow::ensure!(status.success(), "{} exited with {status} on SIGTERM", self.binary.name());
+        }
+        self.config.http_listen = self.http_addr().to_string();
+        self.config.admin_listen = self.admin_addr().to_string();
+        self.config_path = self.config.write(self.dir.path())?;
         self.spawn().await
     }
 }
@@ -466,8 +714,9 @@ impl Drop for EdgeNode {
         }
         if std::thread::panicking() {
             // Shown by the test harness next to the failed assertion.
-            eprintln!("---- edge-node stderr ----\n{}", self.stderr_text());
-            eprintln!("---- edge-node stdout ----\n{}", self.stdout_text());
+            let (binary, name) = (self.binary.name(), &self.config.name);
+            eprintln!("---- {binary} {name} stderr ----\n{}", self.stderr_text());
+            eprintln!("---- {binary} {name} stdout ----\n{}", self.stdout_text());
         }
     }
 }
@@ -503,33 +752,44 @@ fn parse_ready(text: &str) -> anyhow::Result<Addrs> {
 /// The edge-node binary: `OUTPOST_EDGE_NODE_BIN`, or built once per test process with cargo.
 pub fn binary() -> anyhow::Result<PathBuf> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("OUTPOST_EDGE_NODE_BIN") {
+    located(&BIN, "OUTPOST_EDGE_NODE_BIN", "edge-node")
+}
+
+/// The origin-shield binary: `OUTPOST_ORIGIN_SHIELD_BIN`, or built once per test process with
+/// cargo.
+pub fn shield_binary() -> anyhow::Result<PathBuf> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    located(&BIN, "OUTPOST_ORIGIN_SHIELD_BIN", "origin-shield")
+}
+
+fn located(cell: &OnceLock<Result<PathBuf, String>>, env: &str, package: &str) -> anyhow::Result<PathBuf> {
+    cell.get_or_init(|| {
+        if let Some(bin) = std::env::var_os(env) {
             return Ok(PathBuf::from(bin));
         }
-        build().map_err(|e| format!("{e:#}"))
+        build(package).map_err(|e| format!("{e:#}"))
     })
     .clone()
     .map_err(|e| anyhow::anyhow!(e))
 }
 
-/// `cargo build -p edge-node --bin edge-node`, taking the executable's path from cargo's JSON
-/// messages (so CARGO_TARGET_DIR and any build.target-dir are respected).
-fn build() -> anyhow::Result<PathBuf> {
+/// `cargo build -p P --bin P`, taking the executable's path from cargo's JSON messages (so
+/// CARGO_TARGET_DIR and any build.target-dir are respected).
+fn build(package: &str) -> anyhow::Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("tests/ has no parent directory")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "-p", "edge-node", "--bin", "edge-node", "--message-format=json-render-diagnostics"])
+        .args(["build", "-p", package, "--bin", package, "--message-format=json-render-diagnostics"])
         .stderr(Stdio::inherit())
         .output()
-        .context("running cargo build -p edge-node")?;
-    anyhow::ensure!(output.status.success(), "cargo build -p edge-node failed: {}", output.status);
+        .with_context(|| format!("running cargo build -p {package}"))?;
+    anyhow::ensure!(output.status.success(), "cargo build -p {package} failed: {}", output.status);
     let stdout = String::from_utf8_lossy(&output.stdout);
     stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "edge-node")
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == package)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .context("cargo reported no edge-node executable")
+        .with_context(|| format!("cargo reported no {package} executable"))
 }

@@ -202,6 +202,8 @@ type Handler = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
 #[derive(Default)]
 struct State {
     routes: Mutex<HashMap<String, Handler>>,
+    /// Checked in order when no exact route matches.
+    prefix_routes: Mutex<Vec<(String, Handler)>>,
     requests: Mutex<Vec<Recorded>>,
     /// Paths whose handler has produced a response head, in order.
     responded: Mutex<Vec<String>>,
@@ -216,7 +218,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A running origin. Dropping it stops it.
 pub struct Origin {
     addr: SocketAddr,
-    tls: bool,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<State>,
     task: Option<JoinHandle<()>>,
 }
@@ -237,9 +239,8 @@ impl Origin {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::default());
-        let is_tls = tls.is_some();
-        let task = tokio::spawn(accept_loop(listener, tls, state.clone()));
-        Ok(Self { addr, tls: is_tls, state, task: Some(task) })
+        let task = tokio::spawn(accept_loop(listener, tls.clone(), state.clone()));
+        Ok(Self { addr, tls, state, task: Some(task) })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -249,7 +250,11 @@ impl Origin {
     /// The origin as a service's `origin` field names it: `http://127.0.0.1:P`, or
     /// `https://localhost:P` for a TLS origin (its certificate is for "localhost").
     pub fn url(&self) -> String {
-        if self.tls { format!("https://localhost:{}", self.addr.port()) } else { format!("http://{}", self.addr) }
+        if self.tls.is_some() {
+            format!("https://localhost:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
     }
 
     /// Answer `path` (a path, or a path with query for an exact match) with `reply` every time.
@@ -260,6 +265,12 @@ impl Origin {
     /// Answer `path` with whatever `f` returns for the request.
     pub fn route_fn(&self, path: &str, f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) {
         lock(&self.state.routes).insert(path.to_string(), Arc::new(f));
+    }
+
+    /// Answer every path that starts with `prefix` and has no exact route with whatever `f`
+    /// returns (the first matching prefix, in the order they were added).
+    pub fn route_prefix(&self, prefix: &str, f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) {
+        lock(&self.state.prefix_routes).push((prefix.to_string(), Arc::new(f)));
     }
 
     /// Every request received so far, in arrival order.
@@ -317,6 +328,29 @@ impl Origin {
             task.abort();
             let _ = task.await;
         }
+    }
+
+    /// Listens again on the same address after [`Origin::stop`], with the same routes and the
+    /// same record of requests: the origin is back.
+    pub async fn resume(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.task.is_none(), "the origin is running");
+        let listener = TcpListener::bind(self.addr).await?;
+        self.task = Some(tokio::spawn(accept_loop(listener, self.tls.clone(), self.state.clone())));
+        Ok(())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.task.is_some()
+    }
+
+    /// Requests received so far, per path (without the query), counted without copying them:
+    /// cheap enough to poll while load runs.
+    pub fn counts(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for r in lock(&self.state.requests).iter() {
+            *counts.entry(r.path.clone()).or_default() += 1;
+        }
+        counts
     }
 }
 
@@ -381,6 +415,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Or
         let routes = lock(&state.routes);
         routes.get(&recorded.path_and_query).or_else(|| routes.get(&recorded.path)).cloned()
     };
+    let handler = handler.or_else(|| {
+        lock(&state.prefix_routes).iter().find(|(p, _)| recorded.path.starts_with(p.as_str())).map(|(_, h)| h.clone())
+    });
     let reply = match handler {
         Some(h) => h(&recorded),
         None => Reply::status(404).body("no route at the test origin\n"),
