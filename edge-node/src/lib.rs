@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod body;
 pub mod cache;
+pub mod cli;
 pub mod ctx;
 pub mod demo;
 pub mod error;

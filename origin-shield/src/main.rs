@@ -11,13 +11,12 @@
 //! origin-shield check-config FILE                   validate; every problem with its field path
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use edge_node::RunningNode;
+use edge_node::cli;
 use outpost_config::NodeRole;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -43,82 +42,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Some(Command::CheckConfig { file }) => check_config(&file),
+    let args = Cli::parse();
+    match args.command {
+        Some(Command::CheckConfig { file }) => cli::check_config(&file),
         None => {
-            let Some(path) = cli.config else {
+            let Some(path) = args.config else {
                 eprintln!("origin-shield: --config FILE is required (or: origin-shield check-config FILE)");
                 return ExitCode::from(2);
             };
-            run_async(run(path, cli.ready_file))
+            cli::run_async("origin-shield", cli::run_node(&path, args.ready_file.as_deref(), Some(NodeRole::Shield)))
         }
     }
-}
-
-fn check_config(file: &Path) -> ExitCode {
-    match outpost_config::load(file) {
-        Ok(_) => {
-            println!("{}: ok", file.display());
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            eprintln!("{errors}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("origin-shield: start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(fut) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("origin-shield: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run(path: PathBuf, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
-    let mut cfg = outpost_config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    cfg.node.role = NodeRole::Shield;
-    init_tracing(&cfg.log.level);
-    let node = RunningNode::start(cfg).await?;
-    if let Some(ready) = ready_file {
-        // Written whole, then renamed, so a reader never sees half a file.
-        let tmp = ready.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&node.addrs)?)?;
-        std::fs::rename(&tmp, &ready)?;
-    }
-    wait_for_signal().await?;
-    tracing::info!("signal received; draining");
-    node.shutdown().await;
-    Ok(())
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
-}
-
-/// Logs go to stderr (stdout carries the access log). `RUST_LOG` overrides `log.level`.
-/// foyer's start-up chatter is kept at warn unless asked for.
-fn init_tracing(level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(format!("foyer=warn,foyer_storage=warn,{level}")))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

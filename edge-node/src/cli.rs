@@ -1,0 +1,98 @@
+//! What the `edge-node` and `origin-shield` binaries share: validate a config file, run a node
+//! from one until SIGTERM/SIGINT, and set up logging. Each binary only parses its arguments.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use outpost_config::{ConfigErrors, NodeRole};
+use tracing_subscriber::EnvFilter;
+
+use crate::{RunningNode, StartError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("ready file {path}: {source}")]
+    ReadyFile { path: PathBuf, source: std::io::Error },
+    #[error("signals: {0}")]
+    Signal(std::io::Error),
+}
+
+/// `check-config FILE`: `FILE: ok`, or one line per problem and a failing exit code.
+pub fn check_config(file: &Path) -> ExitCode {
+    match outpost_config::load(file) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Run `fut` on a multi-threaded runtime; an error is printed as `program: error`.
+pub fn run_async<E: std::fmt::Display>(program: &str, fut: impl Future<Output = Result<(), E>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{program}: start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Run a node from `config` (in `role`, if given, whatever the file says) until SIGTERM or
+/// SIGINT, then drain. Once listening, the bound addresses go to `ready_file` as JSON, written
+/// whole and renamed so a reader never sees half a file.
+pub async fn run_node(config: &Path, ready_file: Option<&Path>, role: Option<NodeRole>) -> Result<(), RunError> {
+    let mut cfg = outpost_config::load(config)?;
+    if let Some(role) = role {
+        cfg.node.role = role;
+    }
+    init_tracing(&cfg.log.level);
+    let node = RunningNode::start(cfg).await?;
+    if let Some(ready) = ready_file {
+        let err = |source| RunError::ReadyFile { path: ready.to_path_buf(), source };
+        let tmp = ready.with_extension("tmp");
+        let json = serde_json::to_vec(&node.addrs).map_err(|e| err(e.into()))?;
+        std::fs::write(&tmp, json).map_err(err)?;
+        std::fs::rename(&tmp, ready).map_err(err)?;
+    }
+    wait_for_signal().await.map_err(RunError::Signal)?;
+    tracing::info!("signal received; draining");
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// Logs go to stderr (stdout carries the access log). `RUST_LOG` overrides `level`; foyer's
+/// start-up chatter is kept at warn unless asked for.
+pub fn init_tracing(level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(format!("foyer=warn,foyer_storage=warn,{level}")))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
