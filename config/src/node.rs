@@ -225,11 +225,19 @@ pub struct UpstreamConfig {
     /// Default: 10s; more than 0.
     #[serde(deserialize_with = "duration::deserialize")]
     pub between_bytes_timeout: Duration,
+    /// Whole response, from the request sent to the last body byte: a slow-drip upstream is cut
+    /// off (and nothing stored) however steadily it sends. Default: 5m; more than 0.
+    #[serde(default = "default_total_timeout", deserialize_with = "duration::deserialize")]
+    pub total_timeout: Duration,
     /// Idle pooled origin connections are closed after this. Default: 90s; more than 0.
     #[serde(deserialize_with = "duration::deserialize")]
     pub pool_idle_timeout: Duration,
     /// Idle connections kept per origin; 0 disables pooling. Default: 64; 0 to 10000.
     pub pool_max_idle_per_host: usize,
+}
+
+fn default_total_timeout() -> Duration {
+    Duration::from_secs(300)
 }
 
 impl Default for UpstreamConfig {
@@ -238,6 +246,7 @@ impl Default for UpstreamConfig {
             connect_timeout: Duration::from_secs(5),
             first_byte_timeout: Duration::from_secs(15),
             between_bytes_timeout: Duration::from_secs(10),
+            total_timeout: default_total_timeout(),
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 64,
         }

@@ -92,6 +92,9 @@ pub struct ServiceConfig {
     /// Overrides `upstream.between_bytes_timeout`. Default: `upstream.between_bytes_timeout`.
     #[serde(default, deserialize_with = "option_duration::deserialize")]
     pub between_bytes_timeout: Option<Duration>,
+    /// Overrides `upstream.total_timeout`. Default: `upstream.total_timeout`.
+    #[serde(default, deserialize_with = "option_duration::deserialize")]
+    pub total_timeout: Option<Duration>,
 }
 
 fn yes() -> bool {

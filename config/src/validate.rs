@@ -188,6 +188,7 @@ fn check_upstream(report: &mut Report<'_>, upstream: &UpstreamConfig) {
     report.positive("upstream.connect_timeout", upstream.connect_timeout);
     report.positive("upstream.first_byte_timeout", upstream.first_byte_timeout);
     report.positive("upstream.between_bytes_timeout", upstream.between_bytes_timeout);
+    report.positive("upstream.total_timeout", upstream.total_timeout);
     report.positive("upstream.pool_idle_timeout", upstream.pool_idle_timeout);
     report.count("upstream.pool_max_idle_per_host", upstream.pool_max_idle_per_host, 0, 10_000);
 }
@@ -308,6 +309,7 @@ fn check_service_fields(report: &mut Report<'_>, at: &str, service: &ServiceConf
         ("connect_timeout", service.connect_timeout),
         ("first_byte_timeout", service.first_byte_timeout),
         ("between_bytes_timeout", service.between_bytes_timeout),
+        ("total_timeout", service.total_timeout),
     ];
     for (field, value) in timeouts {
         if let Some(value) = value {

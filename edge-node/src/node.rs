@@ -62,6 +62,7 @@ impl RunningNode {
         let services = compile_all(&cfg)?;
         let state = Arc::new(NodeState {
             name: cfg.node.name.as_str().into(),
+            role: cfg.node.role,
             via: http::HeaderValue::from_str(&format!("1.1 {}", cfg.node.name))
                 .unwrap_or(http::HeaderValue::from_static("1.1 outpost")),
             router: Router::new(&services),

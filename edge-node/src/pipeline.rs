@@ -20,8 +20,13 @@ use crate::route::Router;
 use crate::upstream::ForwardInfo;
 
 /// What every request on this node shares: built once per config version.
+/// Edges probe their shields here; a shield answers it itself, without its origin, so a slow
+/// origin does not make the shield tier look dead.
+pub const SHIELD_HEALTH_PATH: &str = "/.outpost/health";
+
 pub struct NodeState {
     pub name: Arc<str>,
+    pub role: outpost_config::NodeRole,
     /// `Via: 1.1 <name>` (RFC 9110 §7.6.3), built once.
     pub via: http::HeaderValue,
     pub router: Router,
@@ -49,6 +54,10 @@ pub async fn handle(state: Arc<NodeState>, conn: Arc<ConnInfo>, req: Request<Inc
         error: None,
     };
 
+    if state.role == outpost_config::NodeRole::Shield && path == SHIELD_HEALTH_PATH {
+        let resp = respond::plain(http::StatusCode::OK, &ctx.id.0);
+        return respond::finish(&ctx, resp, outcome, &state.access_log);
+    }
     // accept: request limits the HTTP layer does not enforce itself.
     let req = match accept(req, &state.limits) {
         Ok(r) => r,

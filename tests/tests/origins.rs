@@ -2,7 +2,8 @@
 //! groups), balancing within a group, retries of a failed try on another origin, and the
 //! service's max_stale_on_error.
 
-use outpost_tests::{EdgeNode, NodeConfig, Origin, Reply, ServiceSpec, refused_addr};
+use bytes::Bytes;
+use outpost_tests::{Chunk, EdgeNode, NodeConfig, Origin, Reply, ServiceSpec, refused_addr};
 
 /// Requests under /p/ (health probes go to "/").
 fn served(o: &Origin) -> usize {
@@ -85,5 +86,30 @@ async fn max_stale_on_error_serves_stale_without_stale_if_error() -> anyhow::Res
     // must-revalidate wins over the service's setting (RFC 9111 §5.2.2.2).
     let strict = node.get("shop.test", "/strict").await?;
     assert!(strict.status.is_server_error(), "must-revalidate must not be served stale: {}", strict.summary());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_slow_drip_origin_is_cut_off_at_the_total_timeout() -> anyhow::Result<()> {
+    // Every chunk arrives well within between_bytes_timeout, but the whole response does not
+    // finish within total_timeout: the client sees it cut off and nothing is stored.
+    let origin = Origin::start().await?;
+    let mut chunks = Vec::new();
+    for _ in 0..8 {
+        chunks.push(Chunk::Data(Bytes::from_static(b"drip ")));
+        chunks.push(Chunk::Sleep(std::time::Duration::from_millis(200)));
+    }
+    origin.route("/drip", Reply::ok("").cache_control("max-age=60").header("content-length", "40").chunks(chunks));
+    let mut service = ServiceSpec::new("shop", &["shop.test"], origin.url());
+    service.extra.push("between_bytes_timeout = \"1s\"".to_string());
+    service.extra.push("total_timeout = \"700ms\"".to_string());
+    let node = EdgeNode::start(NodeConfig::with_service(service)).await?;
+    let first = node.get("shop.test", "/drip").await;
+    assert!(first.is_err() || first.as_ref().is_ok_and(|r| r.text().len() < 40), "a dripping body was delivered whole");
+    let second = node.get("shop.test", "/drip").await;
+    if let Ok(resp) = second {
+        assert!(!resp.cache_status().hit(), "a cut-off body was stored: {}", resp.summary());
+    }
+    assert_eq!(origin.count("/drip"), 2, "the second request went to the origin again");
     Ok(())
 }

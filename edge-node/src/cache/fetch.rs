@@ -43,6 +43,7 @@ pub struct FetchJob {
 impl FetchJob {
     pub async fn run(self, mut lead: Lead) {
         let request_time = SystemTime::now();
+        let started = std::time::Instant::now();
         let resp = match self.svc.upstream.send(self.key.primary.as_bytes(), self.request).await {
             Ok(r) => r,
             Err(e) => {
@@ -56,7 +57,8 @@ impl FetchJob {
         let (parts, incoming) = resp.into_parts();
         let mut headers = parts.headers;
         policy::strip_hop_by_hop(&mut headers);
-        let body = TimedBody::new(incoming, self.svc.upstream.between_bytes_timeout);
+        let up = &self.svc.upstream;
+        let body = TimedBody::new(incoming, up.between_bytes_timeout, up.total_timeout, started.into());
         let ctx = Ctx { cache: &self.cache, svc: &self.svc, key: &self.key, client_headers: &self.client_headers };
 
         if parts.status == StatusCode::NOT_MODIFIED

@@ -127,6 +127,21 @@ impl Turn<'_> {
         Some(Served { response, status })
     }
 
+    async fn fresh_in_store(&self) -> Option<Served> {
+        let now = SystemTime::now();
+        let Found::Object { object, soft_purged: false, .. } =
+            self.cache.lookup(&self.key, &self.parts.headers, now).await
+        else {
+            return None;
+        };
+        let age = policy::current_age(&object.meta.policy, object.meta.response_time, now);
+        let honor = self.svc.policy.honor_client_cache_control;
+        let Usability::Fresh { .. } = policy::usability(&object.meta.policy, age, &self.directives, honor) else {
+            return None;
+        };
+        self.serve_stored(&object, CacheStatus::hit(ttl(&object, age))).await
+    }
+
     fn fill_request(&self, stale: Option<&StoredObject>) -> Outgoing {
         let mut headers = forward_headers(self.parts.headers.clone(), self.fwd);
         strip_for_fill(&mut headers);
@@ -175,6 +190,14 @@ impl Turn<'_> {
         let join = if solo { Join::Lead(self.cache.flights.solo()) } else { self.cache.flights.join(&flight_key) };
         let (follower, collapsed) = match join {
             Join::Lead(lead) => {
+                // The fetch we missed may have stored the object and closed its flight between
+                // our lookup and this join: look once more before going upstream.
+                if stale.is_none()
+                    && !solo
+                    && let Some(served) = self.fresh_in_store().await
+                {
+                    return Ok(served);
+                }
                 let follower = lead.follower();
                 tokio::spawn(self.job(&flight_key, stale.clone())?.run(lead));
                 (follower, false)
@@ -334,6 +357,7 @@ async fn pass(
     policy::strip_hop_by_hop(&mut resp_parts.headers);
     policy::strip_cdn_headers(&mut resp_parts.headers);
     let status = CacheStatus { fwd_status: Some(resp_parts.status.as_u16()), ..CacheStatus::forward(Fwd::Method) };
-    let body = TimedBody::new(incoming, svc.upstream.between_bytes_timeout).boxed_unsync();
+    let up = &svc.upstream;
+    let body = TimedBody::new(incoming, up.between_bytes_timeout, up.total_timeout, started.into()).boxed_unsync();
     Ok(Served { response: Response::from_parts(resp_parts, body), status })
 }

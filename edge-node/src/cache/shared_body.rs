@@ -138,6 +138,10 @@ impl SharedBody {
 }
 
 fn trim(st: &mut State) {
+    if !st.joined {
+        // The first reader has not attached yet: everything is still to be read.
+        return;
+    }
     let Some(&slowest) = st.readers.values().min() else {
         st.base += st.chunks.len();
         st.chunks.clear();
@@ -268,17 +272,19 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn past_the_storable_size_the_writer_waits_for_its_first_reader() {
-        let body = SharedBody::new(4);
+        let body = SharedBody::new(64);
+        // Data that arrived while the body was still retained survives the switch.
+        assert!(body.push(Bytes::from_static(b"early ")).await);
         body.stop_retaining();
         let writer = {
             let body = body.clone();
             tokio::spawn(async move { body.push(Bytes::from_static(b"first")).await })
         };
         tokio::task::yield_now().await;
-        let r = body.reader().unwrap();
+        let r = body.reader().expect("the first reader can still start at byte 0");
         assert!(writer.await.unwrap(), "the push waited for the reader instead of failing");
         body.finish(Ok(()));
-        assert_eq!(read_all(r).await.unwrap(), b"first");
+        assert_eq!(read_all(r).await.unwrap(), b"early first");
         // Nobody ever comes: the writer gives up after the grace period.
         let lonely = SharedBody::new(4);
         lonely.stop_retaining();

@@ -53,6 +53,7 @@ pub struct Upstream {
     budget: Mutex<RetryBudget>,
     pub first_byte_timeout: Duration,
     pub between_bytes_timeout: Duration,
+    pub total_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,13 +92,21 @@ impl Upstream {
             });
             let host =
                 exact.or_else(|| svc.hosts.first().map(|h| h.to_string().replacen('*', "www", 1))).unwrap_or_default();
-            for peer in shields.iter().chain(&origins) {
+            // With a shield tier, the shields watch the origins: N edges probing them too
+            // would be the load the tier exists to absorb.
+            let probed_origins: &[Arc<Peer>] = if shields.is_empty() { &origins } else { &[] };
+            for peer in shields.iter().chain(probed_origins) {
+                let mut health = svc.health.clone();
                 let probe_host = match (peer.role, &svc.host_header) {
+                    (Role::Shield, _) => {
+                        health.path = crate::pipeline::SHIELD_HEALTH_PATH.to_string();
+                        host.clone()
+                    }
                     (Role::Origin, HostHeader::Origin) => peer.url.authority(),
                     (Role::Origin, HostHeader::Literal(h)) => h.clone(),
-                    _ => host.clone(),
+                    (Role::Origin, HostHeader::Keep) => host.clone(),
                 };
-                spawn_probes(peer, client.clone(), svc.health.clone(), probe_host);
+                spawn_probes(peer, client.clone(), health, probe_host);
             }
         }
         Ok(Self {
@@ -114,6 +123,7 @@ impl Upstream {
             retry: svc.retry.clone(),
             first_byte_timeout: svc.first_byte_timeout.unwrap_or(defaults.first_byte_timeout),
             between_bytes_timeout: svc.between_bytes_timeout.unwrap_or(defaults.between_bytes_timeout),
+            total_timeout: svc.total_timeout.unwrap_or(defaults.total_timeout),
         })
     }
 

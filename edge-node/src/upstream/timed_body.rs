@@ -12,16 +12,30 @@ use crate::body::BoxError;
 #[error("no body bytes from upstream within {0:?}")]
 pub struct BetweenBytesTimeout(pub Duration);
 
-/// An upstream body that fails when no frame arrives within `between_bytes_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream response not complete within the total timeout {0:?}")]
+pub struct TotalTimeout(pub Duration);
+
+/// An upstream body that fails when no frame arrives within `between_bytes_timeout`, or when it
+/// is not complete by the deadline of `total_timeout`.
 pub struct TimedBody<B> {
     inner: B,
     limit: Duration,
     sleep: Pin<Box<Sleep>>,
+    total: Duration,
+    deadline: Pin<Box<Sleep>>,
 }
 
 impl<B> TimedBody<B> {
-    pub fn new(inner: B, limit: Duration) -> Self {
-        Self { inner, limit, sleep: Box::pin(tokio::time::sleep(limit)) }
+    /// `started`: when the request was sent (the total timeout counts from then).
+    pub fn new(inner: B, limit: Duration, total: Duration, started: Instant) -> Self {
+        Self {
+            inner,
+            limit,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            total,
+            deadline: Box::pin(tokio::time::sleep_until(started + total)),
+        }
     }
 }
 
@@ -35,6 +49,9 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(Box::new(TotalTimeout(this.total)))));
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 let limit = this.limit;
