@@ -62,6 +62,7 @@ mod host;
 mod node;
 mod origin;
 mod purge;
+pub mod roles;
 mod service;
 pub mod units;
 mod upstreams;
@@ -91,8 +92,14 @@ const MAX_FILE_BYTES: u64 = 16 << 20;
 /// Reads, parses and validates a config file. Relative paths in it are resolved against the
 /// file's directory.
 pub fn load(path: &Path) -> Result<NodeConfig, ConfigErrors> {
+    load_as(path, None)
+}
+
+/// [`load`] for a binary that fixes the node's role (`origin-shield` runs shields), whatever
+/// the file says: the role's defaults apply (see [`roles`]).
+pub fn load_as(path: &Path, role: Option<NodeRole>) -> Result<NodeConfig, ConfigErrors> {
     let text = read(path).map_err(|message| ConfigErrors(vec![ConfigError::new(path, "", message)]))?;
-    parse(&text, path)
+    parse_as(&text, path, role)
 }
 
 fn read(path: &Path) -> Result<String, String> {
@@ -112,7 +119,16 @@ fn read(path: &Path) -> Result<String, String> {
 /// Parses and validates config text as [`load`] does, without reading `file`: `file` names
 /// the source in errors, and relative paths are resolved against its directory.
 pub fn parse(text: &str, file: &Path) -> Result<NodeConfig, ConfigErrors> {
+    parse_as(text, file, None)
+}
+
+/// [`parse`] with the role fixed by the caller, as [`load_as`].
+pub fn parse_as(text: &str, file: &Path, role: Option<NodeRole>) -> Result<NodeConfig, ConfigErrors> {
     let mut config = document::from_toml(text, file).map_err(ConfigErrors)?;
+    if let Some(role) = role {
+        config.node.role = role;
+    }
+    roles::apply_defaults(&mut config, text);
     config.resolve_paths(file.parent().unwrap_or(Path::new("")));
     validate(&config, file)?;
     Ok(config)

@@ -23,8 +23,8 @@ pub enum RunError {
 }
 
 /// `check-config FILE`: `FILE: ok`, or one line per problem and a failing exit code.
-pub fn check_config(file: &Path) -> ExitCode {
-    match outpost_config::load(file) {
+pub fn check_config(file: &Path, role: Option<NodeRole>) -> ExitCode {
+    match outpost_config::load_as(file, role) {
         Ok(_) => {
             println!("{}: ok", file.display());
             ExitCode::SUCCESS
@@ -58,10 +58,7 @@ pub fn run_async<E: std::fmt::Display>(program: &str, fut: impl Future<Output = 
 /// SIGINT, then drain. Once listening, the bound addresses go to `ready_file` as JSON, written
 /// whole and renamed so a reader never sees half a file.
 pub async fn run_node(config: &Path, ready_file: Option<&Path>, role: Option<NodeRole>) -> Result<(), RunError> {
-    let mut cfg = outpost_config::load(config)?;
-    if let Some(role) = role {
-        cfg.node.role = role;
-    }
+    let cfg = outpost_config::load_as(config, role)?;
     init_tracing(&cfg.log.level);
     let node = RunningNode::start(cfg).await?;
     if let Some(ready) = ready_file {

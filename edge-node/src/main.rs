@@ -34,7 +34,7 @@ enum Command {
 fn main() -> ExitCode {
     let args = Cli::parse();
     match args.command {
-        Some(Command::CheckConfig { file }) => cli::check_config(&file),
+        Some(Command::CheckConfig { file }) => cli::check_config(&file, None),
         Some(Command::Demo) => cli::run_async("edge-node", async {
             cli::init_tracing("warn");
             edge_node::demo::run().await.map_err(|e| format!("{e:#}"))

@@ -44,7 +44,7 @@ enum Command {
 fn main() -> ExitCode {
     let args = Cli::parse();
     match args.command {
-        Some(Command::CheckConfig { file }) => cli::check_config(&file),
+        Some(Command::CheckConfig { file }) => cli::check_config(&file, Some(NodeRole::Shield)),
         None => {
             let Some(path) = args.config else {
                 eprintln!("origin-shield: --config FILE is required (or: origin-shield check-config FILE)");
