@@ -28,6 +28,7 @@ impl Phase {
 pub enum Protocol {
     Http1,
     Http2,
+    Http3,
 }
 
 impl Protocol {
@@ -35,6 +36,7 @@ impl Protocol {
         match self {
             Protocol::Http1 => "http/1.1",
             Protocol::Http2 => "h2",
+            Protocol::Http3 => "h3",
         }
     }
 }

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use outpost_config::LimitsConfig;
 
 use crate::body::EdgeBody;
@@ -36,8 +35,18 @@ pub struct NodeState {
     pub access_log: AccessLog,
 }
 
-pub async fn handle(state: Arc<NodeState>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Response<EdgeBody> {
-    let protocol = if req.version() == Version::HTTP_2 { Protocol::Http2 } else { Protocol::Http1 };
+/// One request through every phase. `B` is the request body of whichever listener took it
+/// (hyper's for HTTP/1.1 and HTTP/2).
+pub async fn handle<B>(state: Arc<NodeState>, conn: Arc<ConnInfo>, req: Request<B>) -> Response<EdgeBody>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<crate::body::BoxError>,
+{
+    let protocol = match req.version() {
+        Version::HTTP_2 => Protocol::Http2,
+        Version::HTTP_3 => Protocol::Http3,
+        _ => Protocol::Http1,
+    };
     let mut ctx = RequestCtx::new((*conn).clone(), protocol);
     let method = req.method().clone();
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
@@ -94,7 +103,11 @@ fn fail<'a>(state: &NodeState, ctx: &RequestCtx, mut outcome: Outcome<'a>, err: 
 
 /// Header section size (431) and declared body size (413); the body is wrapped so a streamed one
 /// cannot grow past the limit either.
-fn accept(req: Request<Incoming>, limits: &LimitsConfig) -> Result<Request<EdgeBody>, EdgeError> {
+fn accept<B>(req: Request<B>, limits: &LimitsConfig) -> Result<Request<EdgeBody>, EdgeError>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<crate::body::BoxError>,
+{
     // RFC 6585 §5: header fields too large. Counted as HTTP/1.1 would carry them.
     let header_bytes: usize = req.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
     if header_bytes > limits.max_header_bytes.as_usize() || req.headers().len() > limits.max_headers {
