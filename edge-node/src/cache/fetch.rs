@@ -16,7 +16,6 @@ use super::flight::{Landing, Lead, PassBody, PassResponse, SharedResponse};
 use super::key::{CacheKey, chunk_key};
 use super::policy;
 use super::shared_body::{FetchAborted, SharedBody};
-use crate::body::{self, EdgeBody};
 use crate::error::{EdgeError, ErrorKind};
 use crate::service::CompiledService;
 use crate::upstream::{Outgoing, TimedBody};
@@ -292,8 +291,4 @@ pub fn strip_for_fill(headers: &mut HeaderMap) {
     for name in FILL_STRIP {
         headers.remove(name);
     }
-}
-
-pub fn empty_body() -> EdgeBody {
-    body::empty()
 }

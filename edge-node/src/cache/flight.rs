@@ -129,9 +129,6 @@ impl Flights {
         self.pass_marks.lock().ok().and_then(|m| m.get(key).copied()).is_some_and(|until| until > now)
     }
 
-    pub fn in_flight(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
-    }
 }
 
 impl Lead {

@@ -13,7 +13,6 @@ use http_body::{Body, Frame};
 use http_body_util::{BodyExt, StreamBody};
 
 use super::entry::{BodyLocation, Entry, ObjectMeta, StoredObject};
-use super::fetch::content_length;
 use super::key::chunk_key;
 use super::policy::{self, Precondition, RangeDecision};
 use super::store::Store;
@@ -89,11 +88,6 @@ pub async fn respond(
         Source::Streaming { body, .. } => body,
     };
     Some(build(status, headers, body))
-}
-
-/// Length of a streaming response, from its Content-Length.
-pub fn declared_len(headers: &HeaderMap) -> Option<u64> {
-    content_length(headers)
 }
 
 fn build(status: StatusCode, headers: HeaderMap, body: EdgeBody) -> Response<EdgeBody> {

@@ -12,7 +12,8 @@ use super::entry::StoredObject;
 use super::fetch::{FetchJob, strip_for_fill};
 use super::flight::{Join, Landing, PassBody};
 use super::key::CacheKey;
-use super::object_response::{self, Source, declared_len};
+use super::fetch::content_length;
+use super::object_response::{self, Source};
 use super::policy::{self, Directives, Usability};
 use super::status::{CacheStatus, Detail, Fwd};
 use super::{Cache, Found};
@@ -242,7 +243,7 @@ impl Turn<'_> {
                     ttl: Some(shared.ttl_secs),
                     ..CacheStatus::default()
                 };
-                let source = Source::Streaming { body: reader.into_body(), len: declared_len(&shared.meta.headers) };
+                let source = Source::Streaming { body: reader.into_body(), len: content_length(&shared.meta.headers) };
                 let age = Some(shared.meta.policy.corrected_initial_age);
                 let response = object_response::respond(&shared.meta, source, method, &self.parts.headers, age)
                     .await

@@ -132,9 +132,6 @@ impl SharedBody {
         self.readable.notify_waiters();
     }
 
-    pub fn readers(&self) -> usize {
-        self.state.lock().map(|s| s.readers.len()).unwrap_or(0)
-    }
 }
 
 fn trim(st: &mut State) {
