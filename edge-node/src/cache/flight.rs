@@ -128,7 +128,6 @@ impl Flights {
     pub fn is_pass(&self, key: &str, now: Instant) -> bool {
         self.pass_marks.lock().ok().and_then(|m| m.get(key).copied()).is_some_and(|until| until > now)
     }
-
 }
 
 impl Lead {

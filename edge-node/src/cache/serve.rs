@@ -9,10 +9,10 @@ use http::{Method, Request, Response, header};
 use http_body_util::BodyExt;
 
 use super::entry::StoredObject;
+use super::fetch::content_length;
 use super::fetch::{FetchJob, strip_for_fill};
 use super::flight::{Join, Landing, PassBody};
 use super::key::CacheKey;
-use super::fetch::content_length;
 use super::object_response::{self, Source};
 use super::policy::{self, Directives, Usability};
 use super::status::{CacheStatus, Detail, Fwd};

@@ -131,7 +131,6 @@ impl SharedBody {
         }
         self.readable.notify_waiters();
     }
-
 }
 
 fn trim(st: &mut State) {
