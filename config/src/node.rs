@@ -87,14 +87,33 @@ pub struct ListenConfig {
     /// Allow `admin` on a non-loopback address. The admin API has no authentication.
     /// Default: false.
     pub admin_allow_public: bool,
+    /// HTTP/3 over QUIC on the UDP port of `https` (same address and port number), with the same
+    /// certificates, and `Alt-Svc` advertising it on HTTPS responses. Requires `https`.
+    /// Default: false.
+    pub http3: bool,
+    /// `ma=` (max age) of the `Alt-Svc: h3=":PORT"` header sent on HTTP/1.1 and HTTP/2 over TLS
+    /// when `http3` is on: how long clients remember that HTTP/3 is available.
+    /// Default: 24h (86400s); more than 0.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub alt_svc_max_age: Duration,
 }
+
+/// Default `listen.alt_svc_max_age`: 24 hours.
+pub const DEFAULT_ALT_SVC_MAX_AGE: Duration = Duration::from_secs(86_400);
 
 /// Default admin address: `127.0.0.1:9090`.
 pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
 
 impl Default for ListenConfig {
     fn default() -> Self {
-        Self { http: None, https: None, admin: DEFAULT_ADMIN, admin_allow_public: false }
+        Self {
+            http: None,
+            https: None,
+            admin: DEFAULT_ADMIN,
+            admin_allow_public: false,
+            http3: false,
+            alt_svc_max_age: DEFAULT_ALT_SVC_MAX_AGE,
+        }
     }
 }
 
@@ -181,12 +200,13 @@ pub struct LimitsConfig {
     /// response. Default: 10s; more than 0.
     #[serde(deserialize_with = "duration::deserialize")]
     pub header_read_timeout: Duration,
-    /// Idle time allowed between requests on a connection before it is closed.
-    /// Default: 60s; more than 0.
+    /// Idle time allowed between requests on a connection before it is closed (for HTTP/3,
+    /// the QUIC idle timeout). Default: 60s; more than 0.
     #[serde(deserialize_with = "duration::deserialize")]
     pub keepalive_timeout: Duration,
-    /// HTTP/2 streams open at once per connection; more are refused (RST_STREAM
-    /// REFUSED_STREAM). Default: 100; 1 to 10000.
+    /// HTTP/2 and HTTP/3 request streams open at once per connection; more are refused (HTTP/2:
+    /// RST_STREAM REFUSED_STREAM; HTTP/3: the QUIC stream limit holds them back).
+    /// Default: 100; 1 to 10000.
     pub max_concurrent_streams: u32,
     /// On shutdown, time in-flight requests get to finish before connections are closed.
     /// Default: 10s; 0 closes at once.

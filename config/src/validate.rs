@@ -97,6 +97,17 @@ fn check_listen(report: &mut Report<'_>, listen: &ListenConfig, tls: &TlsConfig)
             "the HTTPS listener needs a certificate; add a [[tls.certificates]] entry or remove listen.https",
         );
     }
+    if listen.http3 && listen.https.is_none() {
+        report.error(
+            "listen.http3",
+            "HTTP/3 runs on the UDP port of the HTTPS listener; set listen.https (e.g. \"0.0.0.0:443\") \
+             with a [[tls.certificates]] entry, or set listen.http3 = false",
+        );
+    }
+    // http3 with https but no certificate: the listen.https error above already says so.
+    if listen.http3 && listen.alt_svc_max_age.is_zero() {
+        report.error("listen.alt_svc_max_age", "must be more than 0s (e.g. \"24h\")");
+    }
     if !listen.admin.ip().to_canonical().is_loopback() && !listen.admin_allow_public {
         report.error(
             "listen.admin",
@@ -352,6 +363,16 @@ mod tests {
             (format!("[node]\nname = \"{long}\"\n{LISTEN}"), "node.name", "not a valid node name"),
             (format!("{NODE}[listen]\n"), "listen", "no client listener; set listen.http"),
             (format!("{NODE}[listen]\nhttps = \"127.0.0.1:0\"\n"), "listen.https", "add a [[tls.certificates]] entry"),
+            (
+                format!("{NODE}{LISTEN}http3 = true\n"),
+                "listen.http3",
+                "UDP port of the HTTPS listener; set listen.https",
+            ),
+            (
+                format!("{NODE}[listen]\nhttps = \"127.0.0.1:0\"\nhttp3 = true\nalt_svc_max_age = \"0s\"\n{CERT}"),
+                "listen.alt_svc_max_age",
+                "must be more than 0s",
+            ),
             (
                 format!("{NODE}{LISTEN}admin = \"0.0.0.0:9090\"\n"),
                 "listen.admin",

@@ -31,6 +31,8 @@ pub enum StartError {
     TlsConfig(#[from] rustls::Error),
     #[error("listen.{field} {addr}: {source}")]
     Bind { field: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("HTTP/3: {0}")]
+    H3(#[from] listen::h3::H3Error),
     #[error("log.access: {0}")]
     AccessLog(std::io::Error),
 }
@@ -52,6 +54,8 @@ pub struct RunningNode {
     admin_task: tokio::task::JoinHandle<()>,
     graceful: Arc<GracefulShutdown>,
     tasks: JoinSet<()>,
+    /// The QUIC endpoint, drained beside the TCP connections on shutdown.
+    quic: Option<quinn::Endpoint>,
     drain_timeout: std::time::Duration,
 }
 
@@ -84,13 +88,28 @@ impl RunningNode {
             }
             None => None,
         };
+        let mut quic = None;
         let https = match cfg.listen.https {
             Some(addr) => {
                 let resolver = Arc::new(tls::CertResolver::load(&cfg.tls.certificates)?);
                 let server = tls::server_config(resolver.clone())?;
-                let tls = Arc::new(Tls { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)), resolver });
                 let l = bind("https", addr).await?;
                 let bound = l.local_addr().map_err(|source| StartError::Bind { field: "https", addr, source })?;
+                let mut alt_svc = None;
+                if cfg.listen.http3 {
+                    // Same IP and port number as the TCP listener, on UDP.
+                    let endpoint = listen::h3::bind(bound, listen::h3::server_config(resolver.clone(), &cfg.limits)?)?;
+                    alt_svc = Some(listen::alt_svc(bound.port(), cfg.listen.alt_svc_max_age));
+                    tasks.spawn(listen::h3::serve(
+                        endpoint.clone(),
+                        resolver.clone(),
+                        state.clone(),
+                        shutdown_rx.clone(),
+                    ));
+                    quic = Some(endpoint);
+                }
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+                let tls = Arc::new(Tls { acceptor, resolver, alt_svc });
                 tasks.spawn(listen::serve(l, Some(tls), state.clone(), shutdown_rx.clone(), graceful.clone()));
                 Some(bound)
             }
@@ -115,6 +134,7 @@ impl RunningNode {
             admin_task,
             graceful,
             tasks,
+            quic,
             drain_timeout: cfg.limits.drain_timeout,
         })
     }
@@ -126,11 +146,19 @@ impl RunningNode {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
         // The accept loops have ended, so this is the last handle.
-        if let Ok(graceful) = Arc::try_unwrap(self.graceful)
-            && tokio::time::timeout(self.drain_timeout, graceful.shutdown()).await.is_err()
-        {
-            tracing::warn!(timeout = ?self.drain_timeout, "drain timed out; closing remaining connections");
-        }
+        let tcp = async {
+            if let Ok(graceful) = Arc::try_unwrap(self.graceful)
+                && tokio::time::timeout(self.drain_timeout, graceful.shutdown()).await.is_err()
+            {
+                tracing::warn!(timeout = ?self.drain_timeout, "drain timed out; closing remaining connections");
+            }
+        };
+        let quic = async {
+            if let Some(endpoint) = self.quic {
+                listen::h3::drain(endpoint, self.drain_timeout).await;
+            }
+        };
+        tokio::join!(tcp, quic);
         self.admin.state.cache.store.close().await;
         let _ = self.admin_shutdown.send(true);
         let _ = self.admin_task.await;

@@ -1,10 +1,11 @@
 //! End-to-end tests for Outpost: real `edge-node` and `origin-shield` processes in front of real
 //! origins on loopback.
 //!
-//! The harness has four parts, each in its own module:
+//! The harness has five parts, each in its own module:
 //! - [`origin`]: a scripted hyper origin that records what it receives;
 //! - [`node`]: the node under test (an edge, or a shield), its config file and its process;
 //! - [`client`]: HTTP/1.1 and HTTP/2 clients, cleartext or TLS, and a raw socket;
+//! - [`h3client`]: an HTTP/3 client (quinn + h3) for the node's QUIC listener;
 //! - [`tls`]: a throwaway CA and the certificates it signs.
 //!
 //! A scenario in `tests/*.rs` starts an origin, scripts it, starts a node whose service points at
@@ -18,6 +19,7 @@
 //! When a scenario fails, the node's stderr and stdout are printed under the assertion.
 
 pub mod client;
+pub mod h3client;
 pub mod node;
 pub mod origin;
 pub mod tls;

@@ -191,6 +191,8 @@ pub struct NodeConfig {
     pub admin_listen: String,
     /// Open the HTTPS listener (needs `certificates`).
     pub https: bool,
+    /// `listen.http3`: HTTP/3 on the UDP port of the HTTPS listener.
+    pub http3: bool,
     pub certificates: Vec<Leaf>,
     pub memory: String,
     pub disk: String,
@@ -212,6 +214,7 @@ impl Default for NodeConfig {
             http_listen: "127.0.0.1:0".into(),
             admin_listen: "127.0.0.1:0".into(),
             https: false,
+            http3: false,
             certificates: Vec::new(),
             memory: "16MiB".into(),
             disk: "64MiB".into(),
@@ -258,6 +261,12 @@ impl NodeConfig {
         self
     }
 
+    /// `listen.http3`: serve HTTP/3 on the HTTPS listener's UDP port (needs a certificate).
+    pub fn http3(mut self, on: bool) -> Self {
+        self.http3 = on;
+        self
+    }
+
     /// Writes the config and the files it names into `dir`; returns the config file's path.
     pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
         let mut toml = String::new();
@@ -272,6 +281,9 @@ impl NodeConfig {
         line(format!("http = {}", q(&self.http_listen)));
         if self.https {
             line(format!("https = {}", q("127.0.0.1:0")));
+        }
+        if self.http3 {
+            line("http3 = true".into());
         }
         line(format!("admin = {}", q(&self.admin_listen)));
         for (i, leaf) in self.certificates.iter().enumerate() {

@@ -3,6 +3,7 @@
 //! Every request is handed to [`crate::pipeline::handle`].
 
 mod body_limit;
+pub mod h3;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -58,6 +59,14 @@ impl ConnBuilders {
 pub struct Tls {
     pub acceptor: tokio_rustls::TlsAcceptor,
     pub resolver: Arc<tls::CertResolver>,
+    /// `Alt-Svc: h3=":PORT"; ma=N` added to every response when HTTP/3 is on.
+    pub alt_svc: Option<http::HeaderValue>,
+}
+
+/// The `Alt-Svc` value advertising HTTP/3 on `port` for `max_age` (RFC 7838, RFC 9114 §3.1.1).
+pub fn alt_svc(port: u16, max_age: std::time::Duration) -> http::HeaderValue {
+    http::HeaderValue::from_str(&format!("h3=\":{port}\"; ma={}", max_age.as_secs().max(1)))
+        .unwrap_or(http::HeaderValue::from_static("clear"))
 }
 
 /// Accept connections until `shutdown` turns true.
@@ -112,7 +121,7 @@ async fn connection(
 ) {
     let Some(tls) = tls else {
         let conn = Arc::new(ConnInfo { peer, local, tls: false, sni: None, cert_hosts: None });
-        serve_http(&state.builders.auto, TokioIo::new(tcp), conn, state.clone(), watcher).await;
+        serve_http(&state.builders.auto, TokioIo::new(tcp), conn, None, state.clone(), watcher).await;
         return;
     };
     let handshake = tokio::time::timeout(state.limits.header_read_timeout, tls.acceptor.accept(tcp)).await;
@@ -127,13 +136,14 @@ async fn connection(
     let cert_hosts = tls.resolver.site(sni.as_deref()).map(|s| s.hosts.clone());
     let conn = Arc::new(ConnInfo { peer, local, tls: true, sni, cert_hosts });
     let builder = if h2 { &state.builders.h2 } else { &state.builders.h1 };
-    serve_http(builder, TokioIo::new(stream), conn, state.clone(), watcher).await;
+    serve_http(builder, TokioIo::new(stream), conn, tls.alt_svc.clone(), state.clone(), watcher).await;
 }
 
 async fn serve_http<I>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     conn: Arc<ConnInfo>,
+    alt_svc: Option<http::HeaderValue>,
     state: Arc<NodeState>,
     watcher: Watcher,
 ) where
@@ -145,7 +155,14 @@ async fn serve_http<I>(
     let service = service_fn(move |req| {
         let state = svc_state.clone();
         let conn = svc_conn.clone();
-        async move { Ok::<_, Infallible>(pipeline::handle(state, conn, req).await) }
+        let alt_svc = alt_svc.clone();
+        async move {
+            let mut resp = pipeline::handle(state, conn, req).await;
+            if let Some(v) = alt_svc {
+                resp.headers_mut().insert(http::header::ALT_SVC, v);
+            }
+            Ok::<_, Infallible>(resp)
+        }
     });
     let served = watcher.watch(builder.serve_connection(io, service)).await;
     if let Err(e) = served {
