@@ -29,45 +29,9 @@ HOST=bench.test
 OBJECTS=(1KiB:1024 100KiB:102400)
 SERVERS=(nginx edge-node)
 
-PIDS=()
-WORK=""
-
-log() { printf '[hit-path] %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
-# Every process this script started, by PID, then the temp dir. Nothing else.
-cleanup() {
-    local status=$? pid i
-    set +e
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in "${PIDS[@]}"; do
-        for i in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "PID $pid did not stop after SIGTERM; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null
-        fi
-        wait "$pid" 2>/dev/null
-    done
-    if [[ -n "$WORK" && -d "$WORK" ]]; then
-        if ((status != 0)) && [[ -d "$WORK/logs" ]]; then
-            log "logs of this run:"
-            tail -n 20 "$WORK"/logs/* >&2 2>/dev/null
-        fi
-        rm -rf "$WORK"
-    fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+BENCH_NAME=hit-path
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 seconds() {
     case "$1" in

@@ -34,45 +34,9 @@ TIMEOUT=${BENCH_TIMEOUT:-900}
 TIERED_HOST=tiered.bench.test
 DIRECT_HOST=direct.bench.test
 
-PIDS=()
-WORK=""
-
-log() { printf '[shield-offload] %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
-# Every process this script started, by PID, then the temp dir. Nothing else.
-cleanup() {
-    local status=$? pid i
-    set +e
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in "${PIDS[@]}"; do
-        for i in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "PID $pid did not stop after SIGTERM; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null
-        fi
-        wait "$pid" 2>/dev/null
-    done
-    if [[ -n "$WORK" && -d "$WORK" ]]; then
-        if ((status != 0)) && [[ -d "$WORK/logs" ]]; then
-            log "logs of this run:"
-            tail -n 20 "$WORK"/logs/* >&2 2>/dev/null
-        fi
-        rm -rf "$WORK"
-    fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+BENCH_NAME=shield-offload
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 check_settings() {
     local name
