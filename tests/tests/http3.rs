@@ -104,3 +104,26 @@ async fn no_alt_svc_when_http3_is_disabled() -> anyhow::Result<()> {
     assert!(!h1.has("alt-svc"), "{}", h1.summary());
     Ok(())
 }
+
+#[tokio::test]
+async fn h3_requests_meet_the_same_limits_and_error_pages() -> anyhow::Result<()> {
+    // The harness's node: max_header_bytes 16KiB, max_request_body 1MiB.
+    let t = topology(true).await?;
+    t.origin.route("/upload", Reply::ok("stored"));
+
+    let big_body = vec![b'x'; 2 << 20];
+    let too_large = t
+        .h3(Req::post("shop.test", "/upload").header("content-length", big_body.len().to_string()).body(big_body))
+        .await?;
+    outpost_tests::check_error(&too_large, 413)?;
+
+    let big_header = "a".repeat(20 * 1024);
+    let too_many_bytes = t.h3(Req::get("shop.test", "/upload").header("x-big", big_header)).await?;
+    outpost_tests::check_error(&too_many_bytes, 431)?;
+
+    let unknown =
+        h3client::send(t.node.https_addr()?, &t.ca, "shop.test", &Req::get("nope.shop.test.invalid", "/")).await?;
+    assert!(unknown.status == 421 || unknown.status == 404, "{}", unknown.summary());
+    assert_eq!(t.origin.count("/upload"), 0, "refused requests never reach the origin");
+    Ok(())
+}

@@ -227,6 +227,17 @@ impl H3Body {
     }
 }
 
+/// RFC 9114 §4.1.2: a response may be complete before the request body is (a 413, a cache
+/// hit for a request with a body); the rest of the body is then refused with H3_NO_ERROR, so
+/// the client reads the response instead of treating the stream as failed.
+impl Drop for H3Body {
+    fn drop(&mut self) {
+        if !self.done {
+            self.recv.stop_sending(h3::error::Code::H3_NO_ERROR);
+        }
+    }
+}
+
 impl http_body::Body for H3Body {
     type Data = Bytes;
     type Error = BoxError;
