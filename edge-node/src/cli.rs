@@ -10,6 +10,17 @@ use tracing_subscriber::EnvFilter;
 
 use crate::{RunningNode, StartError};
 
+/// The arguments that run a node, the same for both binaries.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Node config file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Once every listener is bound, write their addresses here as JSON (for tests and scripts).
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("{0}")]

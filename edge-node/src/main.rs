@@ -13,12 +13,8 @@ use edge_node::cli;
     about = "Outpost edge node: a caching reverse proxy for a CDN's points of presence"
 )]
 struct Cli {
-    /// Node config file (TOML).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Once every listener is bound, write their addresses here as JSON (for tests and scripts).
-    #[arg(long, value_name = "PATH")]
-    ready_file: Option<PathBuf>,
+    #[command(flatten)]
+    run: cli::RunArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -40,11 +36,11 @@ fn main() -> ExitCode {
             edge_node::demo::run().await.map_err(|e| format!("{e:#}"))
         }),
         None => {
-            let Some(path) = args.config else {
+            let Some(path) = args.run.config else {
                 eprintln!("edge-node: --config FILE is required (or: edge-node check-config FILE, edge-node demo)");
                 return ExitCode::from(2);
             };
-            cli::run_async("edge-node", cli::run_node(&path, args.ready_file.as_deref(), None))
+            cli::run_async("edge-node", cli::run_node(&path, args.run.ready_file.as_deref(), None))
         }
     }
 }

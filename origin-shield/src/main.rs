@@ -25,12 +25,9 @@ use outpost_config::NodeRole;
     about = "Outpost origin shield: the cache tier between edge nodes and origins"
 )]
 struct Cli {
-    /// Node config file (TOML), the same format as edge-node's; `node.role` is forced to "shield".
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Once every listener is bound, write their addresses here as JSON (for tests and scripts).
-    #[arg(long, value_name = "PATH")]
-    ready_file: Option<PathBuf>,
+    /// `--config` takes the edge-node format; `node.role` is forced to "shield".
+    #[command(flatten)]
+    run: cli::RunArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -46,11 +43,14 @@ fn main() -> ExitCode {
     match args.command {
         Some(Command::CheckConfig { file }) => cli::check_config(&file, Some(NodeRole::Shield)),
         None => {
-            let Some(path) = args.config else {
+            let Some(path) = args.run.config else {
                 eprintln!("origin-shield: --config FILE is required (or: origin-shield check-config FILE)");
                 return ExitCode::from(2);
             };
-            cli::run_async("origin-shield", cli::run_node(&path, args.ready_file.as_deref(), Some(NodeRole::Shield)))
+            cli::run_async(
+                "origin-shield",
+                cli::run_node(&path, args.run.ready_file.as_deref(), Some(NodeRole::Shield)),
+            )
         }
     }
 }

@@ -260,6 +260,9 @@ async fn cold_conditional_request_fills_the_cache_and_gets_304() -> anyhow::Resu
     let conditional = node.send(Req::get("shop.test", "/cold").header("if-none-match", "\"c1\"")).await?;
     assert_eq!(conditional.status, 304, "{}", conditional.summary());
     assert_eq!(origin.last("/cold")?.header("if-none-match"), None, "the client's validator was forwarded");
+    // The 304 went out with the head; the body was still streaming into the store. A request
+    // now would (rightly) join that fetch; let the store finish first.
+    tokio::time::sleep(outpost_tests::node::SETTLE).await;
     let full = node.get("shop.test", "/cold").await?;
     assert!(full.cache_status().hit(), "{}", full.summary());
     assert_eq!(full.text(), "cold body");

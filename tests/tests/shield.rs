@@ -56,6 +56,16 @@ fn edge_service(origin: &Origin, shields: &[&EdgeNode]) -> ServiceSpec {
         .health(PROBE, "1s", "1s", 3, 2)
 }
 
+/// Two shields in front of `origin`, and three edges each listing both.
+async fn two_shields_three_edges(origin: &Origin) -> anyhow::Result<([EdgeNode; 2], Vec<EdgeNode>)> {
+    let (s1, s2) = tokio::try_join!(start_shield("shield-1", origin), start_shield("shield-2", origin))?;
+    let mut edges = Vec::new();
+    for name in ["edge-1", "edge-2", "edge-3"] {
+        edges.push(start_edge(name, edge_service(origin, &[&s1, &s2])).await?);
+    }
+    Ok(([s1, s2], edges))
+}
+
 async fn start_edge(name: &str, service: ServiceSpec) -> anyhow::Result<EdgeNode> {
     EdgeNode::start(NodeConfig::with_service(service).name(name)).await
 }
@@ -166,12 +176,7 @@ async fn every_object_is_fetched_from_the_origin_once_across_three_edges_and_two
     // object from every edge, each in its own order.
     let origin = origin().await?;
     let paths = objects(&origin, 30);
-    let (s1, s2) = tokio::try_join!(start_shield("shield-1", &origin), start_shield("shield-2", &origin))?;
-    let edges = vec![
-        start_edge("edge-1", edge_service(&origin, &[&s1, &s2])).await?,
-        start_edge("edge-2", edge_service(&origin, &[&s1, &s2])).await?,
-        start_edge("edge-3", edge_service(&origin, &[&s1, &s2])).await?,
-    ];
+    let (_shields, edges) = two_shields_three_edges(&origin).await?;
     let fetched = fan_out(&edges, &paths, 6).await?;
     assert_eq!(fetched.len(), 6 * 3 * paths.len());
 
@@ -200,12 +205,7 @@ async fn each_object_has_one_home_shield() -> anyhow::Result<()> {
     // shields share the objects.
     let origin = origin().await?;
     let paths = objects(&origin, 30);
-    let (s1, s2) = tokio::try_join!(start_shield("shield-1", &origin), start_shield("shield-2", &origin))?;
-    let edges = vec![
-        start_edge("edge-1", edge_service(&origin, &[&s1, &s2])).await?,
-        start_edge("edge-2", edge_service(&origin, &[&s1, &s2])).await?,
-        start_edge("edge-3", edge_service(&origin, &[&s1, &s2])).await?,
-    ];
+    let (_shields, edges) = two_shields_three_edges(&origin).await?;
     let fetched = fan_out(&edges, &paths, 3).await?;
 
     let mut share = [0usize; 2];
@@ -234,12 +234,7 @@ async fn concurrent_misses_from_three_edges_collapse_at_the_shield() -> anyhow::
     // its own clients, and the home shield collapses the three edges: one origin request.
     let origin = origin().await?;
     origin.route("/hot", Reply::ok("hot").cache_control("max-age=60").delay(Duration::from_millis(400)));
-    let (s1, s2) = tokio::try_join!(start_shield("shield-1", &origin), start_shield("shield-2", &origin))?;
-    let edges = vec![
-        start_edge("edge-1", edge_service(&origin, &[&s1, &s2])).await?,
-        start_edge("edge-2", edge_service(&origin, &[&s1, &s2])).await?,
-        start_edge("edge-3", edge_service(&origin, &[&s1, &s2])).await?,
-    ];
+    let (_shields, edges) = two_shields_three_edges(&origin).await?;
     let mut clients = JoinSet::new();
     for edge in &edges {
         let addr = edge.http_addr();
