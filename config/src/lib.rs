@@ -8,6 +8,8 @@
 //! - `node`: [`NodeConfig`] and its sections (`[node]`, `[listen]`, `[tls]`, `[cache]`,
 //!   `[limits]`, `[upstream]`, `[log]`), each field with its default and bounds.
 //! - `service`: [`ServiceConfig`] (`[[services]]`), [`HostHeader`], [`OriginProtocol`].
+//! - `compression`: [`CompressionConfig`] (`[services.compression]`): codings, levels, types.
+//! - `images`: [`ImagesConfig`] (`[services.images]`), the image URL API of a service.
 //! - `upstreams`: a service's origins ([`OriginConfig`], [`Balance`]), shields
 //!   ([`ShieldConfig`]), and failure handling ([`HealthConfig`], [`PassiveConfig`],
 //!   [`RetryConfig`]).
@@ -56,9 +58,11 @@
 //! # Ok::<(), outpost_config::ConfigErrors>(())
 //! ```
 
+mod compression;
 mod document;
 mod error;
 mod host;
+mod images;
 mod node;
 mod origin;
 mod purge;
@@ -71,11 +75,13 @@ mod validate;
 use std::io::Read;
 use std::path::Path;
 
+pub use compression::{CompressionConfig, ContentCoding, Levels, TypePattern};
 pub use error::{ConfigError, ConfigErrors};
 pub use host::HostPattern;
+pub use images::{ImagesConfig, MAX_OUTPUT_SIDE, MAX_SOURCE_PIXELS_LIMIT};
 pub use node::{
     AccessLog, CacheConfig, CertificateConfig, DEFAULT_ADMIN, LimitsConfig, ListenConfig, LogConfig, NodeConfig,
-    NodeRole, NodeSection, TlsConfig, UpstreamConfig,
+    NodeRole, NodeSection, QuicRetry, TlsConfig, UpstreamConfig,
 };
 pub use origin::{OriginUrl, Scheme};
 pub use purge::{PurgeRequest, PurgeTarget};

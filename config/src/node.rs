@@ -96,6 +96,32 @@ pub struct ListenConfig {
     /// Default: 24h (86400s); more than 0.
     #[serde(deserialize_with = "duration::deserialize")]
     pub alt_svc_max_age: Duration,
+    /// Accept TLS 1.3 early data (0-RTT) on HTTP/3 resumptions. Early data can be replayed by
+    /// an attacker, so only safe methods (GET, HEAD, OPTIONS, TRACE) are served from it, with
+    /// `Early-Data: 1` forwarded upstream (RFC 8470); any other method sent early gets
+    /// `425 Too Early` and the client retries it after the handshake. Default: false.
+    pub http3_early_data: bool,
+    /// QUIC address validation with a Retry packet (RFC 9000 §8.1.2): `"never"`, `"always"`
+    /// (every new client pays one extra round trip), or `"under_load"` (only when more than
+    /// `quic_retry_threshold` handshakes are in progress, as under a spoofed-source flood).
+    /// Default: `"under_load"`.
+    pub quic_retry: QuicRetry,
+    /// QUIC handshakes in progress above which `quic_retry = "under_load"` asks new, unvalidated
+    /// clients to retry. Default: 256; 1 to 1000000.
+    pub quic_retry_threshold: usize,
+}
+
+/// `listen.quic_retry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuicRetry {
+    /// `"never"`: no address validation before the handshake.
+    Never,
+    /// `"under_load"`: validate when more than `quic_retry_threshold` handshakes are in progress.
+    #[default]
+    UnderLoad,
+    /// `"always"`: validate every new client address.
+    Always,
 }
 
 /// Default `listen.alt_svc_max_age`: 24 hours.
@@ -113,6 +139,9 @@ impl Default for ListenConfig {
             admin_allow_public: false,
             http3: false,
             alt_svc_max_age: DEFAULT_ALT_SVC_MAX_AGE,
+            http3_early_data: false,
+            quic_retry: QuicRetry::UnderLoad,
+            quic_retry_threshold: 256,
         }
     }
 }
@@ -212,6 +241,17 @@ pub struct LimitsConfig {
     /// Default: 10s; 0 closes at once.
     #[serde(deserialize_with = "duration::deserialize")]
     pub drain_timeout: Duration,
+    /// Image transcodes (`[services.images]`) running at once on the node, across services.
+    /// Each holds its decoded source in memory (up to 4 bytes per pixel, so up to 200MB with
+    /// the default `max_source_pixels`) and keeps a core busy; AVIF encoding also spreads over
+    /// every core. Work runs on the blocking thread pool, never on the threads serving cache
+    /// hits. Default: 2; 1 to 1024.
+    pub max_concurrent_transcodes: usize,
+    /// Image transcodes waiting for a slot; one more is refused at once, and the client gets
+    /// the untransformed image, not stored as the variant. At about 0.1s per 400-pixel WebP
+    /// (0.2s to 0.5s for AVIF) and the default 2 slots, the last in the queue waits about 2s
+    /// (4s to 8s). Default: 32; 0 to 100000.
+    pub max_queued_transcodes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -225,6 +265,8 @@ impl Default for LimitsConfig {
             keepalive_timeout: Duration::from_secs(60),
             max_concurrent_streams: 100,
             drain_timeout: Duration::from_secs(10),
+            max_concurrent_transcodes: 2,
+            max_queued_transcodes: 32,
         }
     }
 }
@@ -419,6 +461,8 @@ mod tests {
         assert_eq!(limits.keepalive_timeout, Duration::from_secs(60));
         assert_eq!(limits.max_concurrent_streams, 100);
         assert_eq!(limits.drain_timeout, Duration::from_secs(10));
+        assert_eq!(limits.max_concurrent_transcodes, 2);
+        assert_eq!(limits.max_queued_transcodes, 32);
 
         let upstream = &config.upstream;
         assert_eq!(upstream.connect_timeout, Duration::from_secs(5));

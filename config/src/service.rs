@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::compression::CompressionConfig;
 use crate::host::HostPattern;
+use crate::images::ImagesConfig;
 use crate::origin::{OriginUrl, parse_authority};
 use crate::units::{ByteSize, option_duration};
 use crate::upstreams::{Balance, HealthConfig, OriginConfig, PassiveConfig, RetryConfig, ShieldConfig};
@@ -95,6 +97,13 @@ pub struct ServiceConfig {
     /// Overrides `upstream.total_timeout`. Default: `upstream.total_timeout`.
     #[serde(default, deserialize_with = "option_duration::deserialize")]
     pub total_timeout: Option<Duration>,
+    /// `[services.compression]`: compression by `Accept-Encoding` (br, zstd, gzip), levels,
+    /// compressible types. Default: on, with [`CompressionConfig::default`].
+    #[serde(default)]
+    pub compression: CompressionConfig,
+    /// `[services.images]`: the image URL API (resize, fit, format, quality). Default: off.
+    #[serde(default)]
+    pub images: ImagesConfig,
 }
 
 fn yes() -> bool {

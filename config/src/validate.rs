@@ -1,7 +1,8 @@
 //! Checks that need more than one field, or bounds that types cannot express. Every problem is
 //! collected, each with its field path and what would be valid. A service's upstreams are
-//! checked in `upstreams`.
+//! checked in `upstreams`, its `[services.compression]` table in `compression`.
 
+mod compression;
 mod upstreams;
 
 use std::collections::HashMap;
@@ -108,6 +109,12 @@ fn check_listen(report: &mut Report<'_>, listen: &ListenConfig, tls: &TlsConfig)
     if listen.http3 && listen.alt_svc_max_age.is_zero() {
         report.error("listen.alt_svc_max_age", "must be more than 0s (e.g. \"24h\")");
     }
+    if !(1..=1_000_000).contains(&listen.quic_retry_threshold) {
+        report.error(
+            "listen.quic_retry_threshold",
+            format!("must be 1 to 1000000 handshakes in progress, got {}", listen.quic_retry_threshold),
+        );
+    }
     if !listen.admin.ip().to_canonical().is_loopback() && !listen.admin_allow_public {
         report.error(
             "listen.admin",
@@ -193,6 +200,8 @@ fn check_limits(report: &mut Report<'_>, limits: &LimitsConfig) {
     report.positive("limits.keepalive_timeout", limits.keepalive_timeout);
     let streams = usize::try_from(limits.max_concurrent_streams).unwrap_or(usize::MAX);
     report.count("limits.max_concurrent_streams", streams, 1, 10_000);
+    report.count("limits.max_concurrent_transcodes", limits.max_concurrent_transcodes, 1, 1024);
+    report.count("limits.max_queued_transcodes", limits.max_queued_transcodes, 0, 100_000);
 }
 
 fn check_upstream(report: &mut Report<'_>, upstream: &UpstreamConfig) {
@@ -291,6 +300,10 @@ fn check_service_name(report: &mut Report<'_>, at: &str, name: &str) {
 
 fn check_service_fields(report: &mut Report<'_>, at: &str, service: &ServiceConfig, cache: &CacheConfig) {
     upstreams::check(report, at, service);
+    compression::check(report, &format!("{at}.compression"), &service.compression);
+    for (field, message) in service.images.problems() {
+        report.error(format!("{at}.images.{field}"), message);
+    }
     if service.default_ttl.is_some_and(|ttl| ttl.is_zero()) {
         report.error(
             format!("{at}.default_ttl"),
@@ -373,6 +386,12 @@ mod tests {
                 "listen.alt_svc_max_age",
                 "must be more than 0s",
             ),
+            (
+                format!("{NODE}{LISTEN}quic_retry_threshold = 0\n"),
+                "listen.quic_retry_threshold",
+                "must be 1 to 1000000 handshakes in progress, got 0",
+            ),
+            (format!("{NODE}{LISTEN}quic_retry = \"sometimes\"\n"), "listen.quic_retry", "unknown variant"),
             (
                 format!("{NODE}{LISTEN}admin = \"0.0.0.0:9090\"\n"),
                 "listen.admin",
@@ -483,6 +502,16 @@ mod tests {
                 format!("{NODE}{LISTEN}[limits]\nmax_concurrent_streams = 10001\n"),
                 "limits.max_concurrent_streams",
                 "use 1 to 10000",
+            ),
+            (
+                format!("{NODE}{LISTEN}[limits]\nmax_concurrent_transcodes = 0\n"),
+                "limits.max_concurrent_transcodes",
+                "0 is out of range; use 1 to 1024",
+            ),
+            (
+                format!("{NODE}{LISTEN}[limits]\nmax_queued_transcodes = 100001\n"),
+                "limits.max_queued_transcodes",
+                "use 0 to 100000",
             ),
             (
                 format!("{NODE}{LISTEN}[upstream]\nconnect_timeout = \"0ms\"\n"),
@@ -604,6 +633,7 @@ mod tests {
             format!("{NODE}{LISTEN}[cache]\nheuristic_fraction = 1\nmax_purge_records = 10000000\n"),
             format!("{NODE}{LISTEN}[limits]\nmax_header_bytes = \"8KiB\"\nmax_headers = 8\ndrain_timeout = \"0s\"\n"),
             format!("{NODE}{LISTEN}[upstream]\npool_max_idle_per_host = 0\n"),
+            format!("{NODE}{LISTEN}[limits]\nmax_concurrent_transcodes = 1024\nmax_queued_transcodes = 0\n"),
             format!(
                 "{NODE}{LISTEN}[log]\nlevel = \"warn,edge_node::cache=DEBUG,edge_node[req{{id=1}}]=trace,hyper\"\n"
             ),

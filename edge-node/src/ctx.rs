@@ -53,6 +53,11 @@ pub struct ConnInfo {
     pub cert_hosts: Option<Arc<[outpost_config::HostPattern]>>,
 }
 
+/// Request extension: the request arrived in TLS early data (0-RTT), before the handshake was
+/// confirmed, so it may be a replay (RFC 8470).
+#[derive(Debug, Clone, Copy)]
+pub struct EarlyData;
+
 /// A unique id per request: node start time in ms, then a counter, both hex.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub Arc<str>);

@@ -25,6 +25,8 @@ pub enum ErrorKind {
     BodyTooLarge,
     /// Header section above `limits.max_header_bytes` / `limits.max_headers`.
     HeadersTooLarge,
+    /// An unsafe method sent in TLS early data, which could be a replay (RFC 8470 §5.2).
+    TooEarly,
     /// `Cache-Control: only-if-cached` and nothing usable stored (RFC 9111 §5.2.1.7).
     NotCached,
     /// The upstream refused the connection, reset it, or sent something unparsable.
@@ -34,6 +36,9 @@ pub enum ErrorKind {
     UpstreamTimeout,
     /// TLS to the upstream failed (certificate not trusted, handshake).
     UpstreamTls,
+    /// An image transform was asked of a body this node cannot decode (or may not: over the
+    /// service's source limits), and the service is strict about it.
+    UnsupportedMedia,
     /// Every upstream is unhealthy or behind an open circuit breaker (or the shields are and
     /// the service may not go to its origins directly).
     NoUpstream,
@@ -45,8 +50,12 @@ impl ErrorKind {
     pub fn side(self) -> Side {
         use ErrorKind::*;
         match self {
-            BadRequest | UnknownHost | Misdirected | BodyTooLarge | HeadersTooLarge | NotCached => Side::Client,
-            UpstreamConnect | UpstreamProtocol | UpstreamTimeout | UpstreamTls | NoUpstream => Side::Upstream,
+            BadRequest | UnknownHost | Misdirected | BodyTooLarge | HeadersTooLarge | TooEarly | NotCached => {
+                Side::Client
+            }
+            UpstreamConnect | UpstreamProtocol | UpstreamTimeout | UpstreamTls | UnsupportedMedia | NoUpstream => {
+                Side::Upstream
+            }
             Internal => Side::Internal,
         }
     }
@@ -60,9 +69,11 @@ impl ErrorKind {
             Misdirected => StatusCode::MISDIRECTED_REQUEST,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            TooEarly => StatusCode::TOO_EARLY,
             NotCached => StatusCode::GATEWAY_TIMEOUT,
             UpstreamConnect | UpstreamProtocol | UpstreamTls => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             NoUpstream => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -77,11 +88,13 @@ impl ErrorKind {
             Misdirected => "misdirected",
             BodyTooLarge => "body_too_large",
             HeadersTooLarge => "headers_too_large",
+            TooEarly => "too_early",
             NotCached => "not_cached",
             UpstreamConnect => "upstream_connect",
             UpstreamProtocol => "upstream_protocol",
             UpstreamTimeout => "upstream_timeout",
             UpstreamTls => "upstream_tls",
+            UnsupportedMedia => "unsupported_media",
             NoUpstream => "no_upstream",
             Internal => "internal",
         }
@@ -93,11 +106,20 @@ impl ErrorKind {
 pub struct EdgeError {
     pub kind: ErrorKind,
     pub context: String,
+    /// What the client is told beyond the status, when it needs to fix its request (a bad image
+    /// parameter). Never upstream details: those stay in the log.
+    pub public: Option<String>,
 }
 
 impl EdgeError {
     pub fn new(kind: ErrorKind, context: impl Into<String>) -> Self {
-        Self { kind, context: context.into() }
+        Self { kind, context: context.into(), public: None }
+    }
+
+    /// An error whose message the client sees in the error page, e.g. `width: must be ...`.
+    pub fn told(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self { kind, context: message.clone(), public: Some(message) }
     }
 
     /// Prepend one piece of context (the layer the error passed through).
@@ -136,11 +158,13 @@ mod tests {
             (Misdirected, 421, Side::Client),
             (BodyTooLarge, 413, Side::Client),
             (HeadersTooLarge, 431, Side::Client),
+            (TooEarly, 425, Side::Client),
             (NotCached, 504, Side::Client),
             (UpstreamConnect, 502, Side::Upstream),
             (UpstreamProtocol, 502, Side::Upstream),
             (UpstreamTls, 502, Side::Upstream),
             (UpstreamTimeout, 504, Side::Upstream),
+            (UnsupportedMedia, 415, Side::Upstream),
             (NoUpstream, 503, Side::Upstream),
             (Internal, 500, Side::Internal),
         ];

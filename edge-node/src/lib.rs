@@ -29,6 +29,7 @@ pub mod pipeline;
 pub mod respond;
 pub mod route;
 pub mod service;
+pub mod transform;
 pub mod upstream;
 
 pub use node::{BoundAddrs, RunningNode, StartError};

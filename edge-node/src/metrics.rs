@@ -20,7 +20,16 @@ pub const PURGES: &str = "outpost_purges_total";
 pub const PURGE_RECORDS: &str = "outpost_purge_records";
 pub const CONNECTIONS: &str = "outpost_open_connections";
 pub const CONNECTIONS_REFUSED: &str = "outpost_connections_refused_total";
+pub const QUIC_RETRIES: &str = "outpost_quic_retries_total";
+/// Transform variants looked up, by outcome (`hit`: stored; `miss`: made now).
+pub const TRANSFORM_VARIANTS: &str = "outpost_transform_variants_total";
 pub const ACCESS_LOG_DROPPED: &str = "outpost_access_log_dropped_total";
+/// Image transcodes by `outcome` (`ok` or a `TranscodeError::kind`) and requested `format`.
+pub const IMAGE_TRANSCODES: &str = "outpost_image_transcodes_total";
+/// Time a transcode runs (decode, resize, encode; not its wait for a slot), by `format`.
+pub const IMAGE_TRANSCODE_DURATION: &str = "outpost_image_transcode_duration_seconds";
+/// Image transcodes waiting for a slot (`limits.max_queued_transcodes`).
+pub const IMAGE_TRANSCODES_WAITING: &str = "outpost_image_transcodes_waiting";
 
 const LATENCY_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -32,6 +41,9 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(IMAGE_TRANSCODE_DURATION.into()), &LATENCY_BUCKETS)
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             match builder.install_recorder() {
                 Ok(h) => h,

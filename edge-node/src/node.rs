@@ -71,6 +71,7 @@ impl RunningNode {
                 .unwrap_or(http::HeaderValue::from_static("1.1 outpost")),
             router: Router::new(&services),
             cache,
+            transcoder: Arc::new(crate::transform::image::Transcoder::from_limits(&cfg.limits)),
             limits: cfg.limits.clone(),
             builders: ConnBuilders::new(&cfg.limits),
             access_log: AccessLog::start(&cfg.log.access).map_err(StartError::AccessLog)?,
@@ -98,12 +99,15 @@ impl RunningNode {
                 let mut alt_svc = None;
                 if cfg.listen.http3 {
                     // Same IP and port number as the TCP listener, on UDP.
-                    let endpoint = listen::h3::bind(bound, listen::h3::server_config(resolver.clone(), &cfg.limits)?)?;
+                    let options = listen::h3::QuicOptions::from_config(&cfg.listen);
+                    let quic_config = listen::h3::server_config(resolver.clone(), &cfg.limits, options)?;
+                    let endpoint = listen::h3::bind(bound, quic_config)?;
                     alt_svc = Some(listen::alt_svc(bound.port(), cfg.listen.alt_svc_max_age));
                     tasks.spawn(listen::h3::serve(
                         endpoint.clone(),
                         resolver.clone(),
                         state.clone(),
+                        options,
                         shutdown_rx.clone(),
                     ));
                     quic = Some(endpoint);

@@ -10,12 +10,13 @@ use outpost_config::LimitsConfig;
 
 use crate::body::EdgeBody;
 use crate::cache::Cache;
-use crate::cache::serve::serve;
 use crate::ctx::{ConnInfo, Phase, Protocol, RequestCtx};
 use crate::error::{EdgeError, ErrorKind};
 use crate::listen::{ConnBuilders, LimitedBody};
 use crate::respond::{self, AccessLog, Outcome};
 use crate::route::Router;
+use crate::transform::Transforms;
+use crate::transform::image::Transcoder;
 use crate::upstream::ForwardInfo;
 
 /// What every request on this node shares: built once per config version.
@@ -30,6 +31,8 @@ pub struct NodeState {
     pub via: http::HeaderValue,
     pub router: Router,
     pub cache: Arc<Cache>,
+    /// The node's image transcoding slots, shared by every service.
+    pub transcoder: Arc<Transcoder>,
     pub limits: LimitsConfig,
     pub builders: ConnBuilders,
     pub access_log: AccessLog,
@@ -86,7 +89,14 @@ where
     outcome.service = Some(&route.service.name);
     // cache → (upstream → store) → respond
     let fwd = ForwardInfo { client_ip: conn.peer.ip(), host: &route.host, tls: conn.tls, node: &state.name };
-    match serve(&state.cache, &route.service, &route.host, req, &fwd, &mut ctx).await {
+    let transforms = Transforms {
+        cache: &state.cache,
+        transcoder: &state.transcoder,
+        svc: &route.service,
+        host: &route.host,
+        fwd: &fwd,
+    };
+    match transforms.serve(req, &mut ctx).await {
         Ok(served) => {
             outcome.cache = Some(&served.status);
             respond::finish(&ctx, served.response, outcome, &state.access_log)
@@ -108,6 +118,10 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<crate::body::BoxError>,
 {
+    // RFC 8470 §5.2: early data may be replayed; only safe methods are served from it.
+    if req.extensions().get::<crate::ctx::EarlyData>().is_some() && !req.method().is_safe() {
+        return Err(EdgeError::new(ErrorKind::TooEarly, format!("{} sent in TLS early data", req.method())));
+    }
     // RFC 6585 §5: header fields too large. Counted as HTTP/1.1 would carry them.
     let header_bytes: usize = req.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
     if header_bytes > limits.max_header_bytes.as_usize() || req.headers().len() > limits.max_headers {

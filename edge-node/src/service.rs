@@ -17,6 +17,11 @@ pub struct CompiledService {
     pub policy: ServicePolicy,
     pub max_object_size: u64,
     pub max_stale_on_error: Option<std::time::Duration>,
+    /// `[services.compression]` and `[services.images]`, for the transform phase.
+    pub compression: outpost_config::CompressionConfig,
+    /// `compression.prefer` as the codings the transform phase negotiates with.
+    pub compression_prefer: Arc<[crate::transform::compress::Coding]>,
+    pub images: Arc<outpost_config::ImagesConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +53,9 @@ impl CompiledService {
             },
             max_object_size: svc.max_object_size.unwrap_or(node.cache.max_object_size).as_u64(),
             max_stale_on_error: svc.max_stale_on_error,
+            compression: svc.compression.clone(),
+            compression_prefer: svc.compression.prefer.iter().map(|&c| c.into()).collect(),
+            images: Arc::new(svc.images.clone()),
         })
     }
 }

@@ -1,68 +1,228 @@
 //! An HTTP/3 client (quinn + h3) for the node's QUIC listener: trusts the test CA, sends the
-//! given SNI, offers ALPN `h3`. Every exchange uses a fresh QUIC connection.
+//! given SNI, offers ALPN `h3`.
+//!
+//! [`send`] makes one exchange on a fresh connection. [`H3Client`] keeps TLS sessions between
+//! connections (so a second connection can resume and send 0-RTT data) and opens
+//! [`H3Conn`]s that carry many requests, concurrently if asked. [`DelayRelay`] sits between a
+//! client and the node and holds back the node's packets, so that a client's 0-RTT request
+//! reaches the node while the handshake is still unfinished, every time.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+use h3::client::SendRequest;
 use http::{Request, Version};
 use quinn::crypto::rustls::QuicClientConfig;
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::client::{EXCHANGE_LIMIT, Req, Resp};
 use crate::tls::{TestCa, provider};
 
-/// Sends `req` over HTTP/3 to `addr` (UDP), with TLS SNI `sni`; bounded by [`EXCHANGE_LIMIT`].
+/// Sends `req` over HTTP/3 to `addr` (UDP), with TLS SNI `sni`, on a connection of its own;
+/// bounded by [`EXCHANGE_LIMIT`].
 pub async fn send(addr: SocketAddr, ca: &TestCa, sni: &str, req: &Req) -> anyhow::Result<Resp> {
-    tokio::time::timeout(EXCHANGE_LIMIT, exchange(addr, ca, sni, req))
-        .await
-        .with_context(|| format!("HTTP/3 exchange with {addr} timed out after {EXCHANGE_LIMIT:?}"))?
+    let client = H3Client::new(ca, sni)?;
+    let conn = client.connect(addr).await?;
+    let resp = conn.send(req).await;
+    conn.close().await;
+    resp
 }
 
-async fn exchange(addr: SocketAddr, ca: &TestCa, sni: &str, req: &Req) -> anyhow::Result<Resp> {
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(ca.roots()?)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h3".to_vec()];
-    let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?)));
-    let conn = endpoint.connect(addr, sni)?.await.with_context(|| format!("QUIC handshake with {addr}"))?;
-    let peer_cert = conn
-        .peer_identity()
-        .and_then(|id| id.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>().ok())
-        .and_then(|chain| chain.first().cloned());
-    let (mut driver, mut sender) = h3::client::new(h3_quinn::Connection::new(conn.clone())).await?;
-    let driving = tokio::spawn(async move { driver.wait_idle().await });
+/// A client endpoint whose TLS config (and so its session tickets) outlives connections.
+pub struct H3Client {
+    endpoint: quinn::Endpoint,
+    sni: String,
+}
 
-    let mut builder = Request::builder().method(req.method.clone()).uri(format!("https://{}{}", req.host, req.path));
-    for (name, value) in &req.headers {
-        builder = builder.header(name.as_str(), value.as_str());
+impl H3Client {
+    pub fn new(ca: &TestCa, sni: &str) -> anyhow::Result<Self> {
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(ca.roots()?)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"h3".to_vec()];
+        // Offer 0-RTT whenever a resumed session allows it; the server decides.
+        tls.enable_early_data = true;
+        let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?)));
+        Ok(Self { endpoint, sni: sni.to_string() })
     }
-    let mut stream = sender.send_request(builder.body(())?).await?;
-    // A server may answer before reading the whole body (413) and stop the upload (RFC 9114
-    // §4.1.2): as a browser does, read the response whatever became of the upload.
-    if !req.body.is_empty() {
-        let _ = stream.send_data(req.body.clone()).await;
+
+    /// A connection after a full handshake, bounded by [`EXCHANGE_LIMIT`].
+    pub async fn connect(&self, addr: SocketAddr) -> anyhow::Result<H3Conn> {
+        let connecting = self.endpoint.connect(addr, &self.sni)?;
+        let quic = tokio::time::timeout(EXCHANGE_LIMIT, connecting)
+            .await
+            .with_context(|| format!("QUIC handshake with {addr} timed out"))?
+            .with_context(|| format!("QUIC handshake with {addr}"))?;
+        H3Conn::over(quic, None).await
     }
-    let _ = stream.finish().await;
-    let head = stream.recv_response().await?;
-    let mut body = BytesMut::new();
-    while let Some(mut chunk) = stream.recv_data().await? {
-        body.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+
+    /// A connection that may send requests before its handshake completes (0-RTT), when a
+    /// session from an earlier connection to the same name allows early data; `None` when not.
+    pub async fn connect_0rtt(&self, addr: SocketAddr) -> anyhow::Result<Option<H3Conn>> {
+        let connecting = self.endpoint.connect(addr, &self.sni)?;
+        match connecting.into_0rtt() {
+            Ok((quic, accepted)) => Ok(Some(H3Conn::over(quic, Some(accepted)).await?)),
+            Err(connecting) => {
+                // No early data possible: finish the handshake so the server is not left waiting.
+                if let Ok(Ok(quic)) = tokio::time::timeout(EXCHANGE_LIMIT, connecting).await {
+                    quic.close(0u32.into(), b"no 0-rtt");
+                }
+                Ok(None)
+            }
+        }
     }
-    drop(stream);
-    drop(sender);
-    conn.close(0u32.into(), b"done");
-    driving.abort();
-    endpoint.wait_idle().await;
-    let (parts, ()) = head.into_parts();
-    Ok(Resp {
-        status: parts.status,
-        version: Version::HTTP_3,
-        headers: parts.headers,
-        body: body.freeze(),
-        peer_cert,
-        alpn: Some(b"h3".to_vec()),
-    })
+}
+
+/// One HTTP/3 connection; `send` may be called concurrently.
+pub struct H3Conn {
+    quic: quinn::Connection,
+    sender: SendRequest<h3_quinn::OpenStreams, Bytes>,
+    driver: JoinHandle<()>,
+    zero_rtt: Option<quinn::ZeroRttAccepted>,
+}
+
+impl H3Conn {
+    async fn over(quic: quinn::Connection, zero_rtt: Option<quinn::ZeroRttAccepted>) -> anyhow::Result<Self> {
+        let (mut driver, sender) = h3::client::new(h3_quinn::Connection::new(quic.clone())).await?;
+        let driver = tokio::spawn(async move {
+            driver.wait_idle().await;
+        });
+        Ok(Self { quic, sender, driver, zero_rtt })
+    }
+
+    /// Whether the server accepted this connection's 0-RTT data (waits for the handshake).
+    pub async fn zero_rtt_accepted(&mut self) -> bool {
+        match self.zero_rtt.take() {
+            Some(accepted) => tokio::time::timeout(EXCHANGE_LIMIT, accepted).await.unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// The certificate the server presented (its leaf).
+    pub fn peer_cert(&self) -> Option<rustls_pki_types::CertificateDer<'static>> {
+        self.quic
+            .peer_identity()
+            .and_then(|id| id.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>().ok())
+            .and_then(|chain| chain.first().cloned())
+    }
+
+    /// One request on a new stream of this connection, bounded by [`EXCHANGE_LIMIT`].
+    pub async fn send(&self, req: &Req) -> anyhow::Result<Resp> {
+        self.send_with_trailers(req, None).await
+    }
+
+    /// Like [`H3Conn::send`], ending the request body with a trailer section.
+    pub async fn send_with_trailers(&self, req: &Req, trailers: Option<http::HeaderMap>) -> anyhow::Result<Resp> {
+        tokio::time::timeout(EXCHANGE_LIMIT, self.exchange(req, trailers))
+            .await
+            .with_context(|| format!("HTTP/3 {} {} timed out after {EXCHANGE_LIMIT:?}", req.method, req.path))?
+    }
+
+    async fn exchange(&self, req: &Req, trailers: Option<http::HeaderMap>) -> anyhow::Result<Resp> {
+        let mut sender = self.sender.clone();
+        let uri = format!("https://{}{}", req.host, req.path);
+        let mut builder = Request::builder().method(req.method.clone()).uri(uri);
+        for (name, value) in &req.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let mut stream = sender.send_request(builder.body(())?).await?;
+        // A server may answer before reading the whole body (413) and stop the upload (RFC 9114
+        // §4.1.2): as a browser does, read the response whatever became of the upload.
+        // After a refused upload the send side is dead: finishing it would make h3 close the
+        // whole connection (H3_INTERNAL_ERROR for a write while one is pending).
+        let uploaded = req.body.is_empty() || stream.send_data(req.body.clone()).await.is_ok();
+        if uploaded {
+            if let Some(trailers) = trailers {
+                stream.send_trailers(trailers).await?;
+            }
+            let _ = stream.finish().await;
+        }
+        let head = stream.recv_response().await?;
+        let mut body = BytesMut::new();
+        while let Some(mut chunk) = stream.recv_data().await? {
+            body.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+        }
+        let (parts, ()) = head.into_parts();
+        Ok(Resp {
+            status: parts.status,
+            version: Version::HTTP_3,
+            headers: parts.headers,
+            body: body.freeze(),
+            peer_cert: self.peer_cert(),
+            alpn: Some(b"h3".to_vec()),
+        })
+    }
+
+    /// Resolves when the connection closes, with the reason (bounded by `limit`).
+    pub async fn closed_within(&self, limit: Duration) -> Option<quinn::ConnectionError> {
+        tokio::time::timeout(limit, self.quic.closed()).await.ok()
+    }
+
+    pub async fn close(self) {
+        self.quic.close(0u32.into(), b"done");
+        self.driver.abort();
+    }
+}
+
+/// A UDP relay on loopback for one client: the client's datagrams go to the node at once, the
+/// node's come back `delay` late (in order). A client resuming with 0-RTT thus sends its request
+/// while it cannot yet finish the handshake, and the node reads it as early data.
+pub struct DelayRelay {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl DelayRelay {
+    pub async fn start(node: SocketAddr, delay: Duration) -> anyhow::Result<Self> {
+        let front = UdpSocket::bind("127.0.0.1:0").await?;
+        let back = UdpSocket::bind("127.0.0.1:0").await?;
+        back.connect(node).await?;
+        let addr = front.local_addr()?;
+        let task = tokio::spawn(relay(front, back, delay));
+        Ok(Self { addr, task })
+    }
+
+    /// Where the client should connect instead of the node.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for DelayRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn relay(front: UdpSocket, back: UdpSocket, delay: Duration) {
+    let mut client: Option<SocketAddr> = None;
+    let mut held: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    let (mut up, mut down) = (vec![0u8; 65_536], vec![0u8; 65_536]);
+    loop {
+        let next_due = held.front().map(|(due, _)| *due);
+        tokio::select! {
+            r = front.recv_from(&mut up) => {
+                let Ok((n, from)) = r else { return };
+                client = Some(from);
+                let _ = back.send(&up[..n]).await;
+            }
+            r = back.recv(&mut down) => {
+                let Ok(n) = r else { return };
+                held.push_back((Instant::now() + delay, down[..n].to_vec()));
+            }
+            _ = tokio::time::sleep_until(next_due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))), if next_due.is_some() => {
+                if let (Some((_, datagram)), Some(to)) = (held.pop_front(), client) {
+                    let _ = front.send_to(&datagram, to).await;
+                }
+            }
+        }
+    }
 }

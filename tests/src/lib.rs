@@ -102,7 +102,12 @@ fn check_error_parts(
         "{status} response content-type is {content_type:?}, expected text/plain"
     );
     let reason = http::StatusCode::from_u16(status)?.canonical_reason().unwrap_or("");
-    let expected = format!("{status} {reason}\nrequest-id: {id}\n");
-    anyhow::ensure!(body == expected, "{status} body is {body:?}, expected {expected:?}");
+    // The status line, then (for errors the client can fix) one line saying what, then the id.
+    let (head, tail) = (format!("{status} {reason}\n"), format!("request-id: {id}\n"));
+    let message = body.strip_prefix(&head).and_then(|rest| rest.strip_suffix(&tail));
+    anyhow::ensure!(
+        message.is_some_and(|m| m.is_empty() || (m.ends_with('\n') && m.matches('\n').count() == 1)),
+        "{status} body is {body:?}, expected {head:?}, an optional message line, then {tail:?}"
+    );
     Ok(())
 }

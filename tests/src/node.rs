@@ -203,6 +203,9 @@ pub struct NodeConfig {
     pub first_byte_timeout: String,
     pub between_bytes_timeout: Option<String>,
     pub services: Vec<ServiceSpec>,
+    /// Raw TOML lines added to `[listen]` and to `[limits]`.
+    pub listen_lines: Vec<String>,
+    pub limits_lines: Vec<String>,
     /// Raw TOML appended to the file.
     pub extra: String,
 }
@@ -225,6 +228,8 @@ impl Default for NodeConfig {
             first_byte_timeout: "2s".into(),
             between_bytes_timeout: None,
             services: Vec::new(),
+            listen_lines: Vec::new(),
+            limits_lines: Vec::new(),
             extra: String::new(),
         }
     }
@@ -267,6 +272,18 @@ impl NodeConfig {
         self
     }
 
+    /// One raw `key = value` line in `[listen]`, e.g. `http3_early_data = true`.
+    pub fn listen_line(mut self, line: &str) -> Self {
+        self.listen_lines.push(line.to_string());
+        self
+    }
+
+    /// One raw `key = value` line in `[limits]`, e.g. `max_connections = 2`.
+    pub fn limits_line(mut self, line: &str) -> Self {
+        self.limits_lines.push(line.to_string());
+        self
+    }
+
     /// Writes the config and the files it names into `dir`; returns the config file's path.
     pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
         let mut toml = String::new();
@@ -286,6 +303,9 @@ impl NodeConfig {
             line("http3 = true".into());
         }
         line(format!("admin = {}", q(&self.admin_listen)));
+        for l in &self.listen_lines {
+            line(l.clone());
+        }
         for (i, leaf) in self.certificates.iter().enumerate() {
             let cert = dir.join(format!("cert-{i}.pem"));
             let key = dir.join(format!("key-{i}.pem"));
@@ -307,6 +327,9 @@ impl NodeConfig {
         line("[limits]".into());
         line(format!("max_header_bytes = {}", q(&self.max_header_bytes)));
         line(format!("max_request_body = {}", q(&self.max_request_body)));
+        for l in &self.limits_lines {
+            line(l.clone());
+        }
         line(String::new());
         line("[upstream]".into());
         line(format!("connect_timeout = {}", q(&self.connect_timeout)));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
+    KeyUsagePurpose, PublicKeyData as _,
 };
 use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -30,6 +30,7 @@ pub struct Leaf {
     pub key_pem: String,
     pub cert_der: CertificateDer<'static>,
     key_der: Vec<u8>,
+    spki_der: Vec<u8>,
 }
 
 impl TestCa {
@@ -67,6 +68,7 @@ impl TestCa {
             key_pem: key.serialize_pem(),
             cert_der: cert.der().clone(),
             key_der: key.serialize_der(),
+            spki_der: key.subject_public_key_info(),
         })
     }
 
@@ -98,6 +100,21 @@ impl Leaf {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()))
     }
 
+    /// The certificate's SubjectPublicKeyInfo (RFC 5280 §4.1), DER.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    /// Base64 of SHA-256 of [`Leaf::spki_der`]: the pin format of HPKP (RFC 7469 §2.4) that
+    /// Chromium's `--ignore-certificate-errors-spki-list` takes.
+    pub fn spki_sha256_base64(&self) -> anyhow::Result<String> {
+        // SHA-256 from the ring provider rustls already carries, rather than another crate.
+        let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
+            .tls13()
+            .context("TLS13_AES_128_GCM_SHA256 is a TLS 1.3 suite")?;
+        Ok(base64(suite.common.hash_provider.hash(&self.spki_der).as_ref()))
+    }
+
     /// A server config presenting this certificate, offering h2 and http/1.1.
     pub fn server_config(&self) -> anyhow::Result<rustls::ServerConfig> {
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
@@ -106,5 +123,43 @@ impl Leaf {
             .with_single_cert(vec![self.cert_der.clone()], self.key_der())?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_matches_rfc_4648_section_10() {
+        let vectors = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (input, expected) in vectors {
+            assert_eq!(base64(input.as_bytes()), expected, "base64({input:?})");
+        }
     }
 }

@@ -122,15 +122,18 @@ impl Ctx<'_> {
         Landing::Revalidated(obj)
     }
 
-    async fn store_streaming(
+    async fn store_streaming<B>(
         &self,
         lead: &mut Lead,
         status: StatusCode,
         headers: HeaderMap,
-        mut body: TimedBody<hyper::body::Incoming>,
+        mut body: B,
         request_time: SystemTime,
         response_time: SystemTime,
-    ) {
+    ) where
+        B: http_body::Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
         let vary = match policy::vary_fields(&headers) {
             Ok(fields) if fields.is_empty() => None,
             Ok(fields) => {
@@ -179,7 +182,7 @@ impl Ctx<'_> {
         let result = loop {
             let frame = match body.frame().await {
                 None => break Ok(()),
-                Some(Err(e)) => break Err(FetchAborted(format!("upstream body: {e}"))),
+                Some(Err(e)) => break Err(FetchAborted(format!("body: {e}"))),
                 Some(Ok(f)) => f,
             };
             let Ok(data) = frame.into_data() else { continue };
@@ -236,6 +239,24 @@ impl Ctx<'_> {
         }
         lead.close();
     }
+}
+
+/// Store a representation derived from a cached one (a transform's output: an encoded or
+/// transcoded variant) under `key.primary` while it streams to the waiters of `lead`, as a
+/// fetch stores an upstream response. `headers` must carry no `Vary`: a variant's key already
+/// names what it varies on.
+pub async fn store_derived(
+    cache: &Arc<Cache>,
+    svc: &Arc<CompiledService>,
+    key: &CacheKey,
+    mut lead: Lead,
+    headers: HeaderMap,
+    body: crate::body::EdgeBody,
+) {
+    let now = SystemTime::now();
+    let no_client_headers = HeaderMap::new();
+    let ctx = Ctx { cache, svc, key, client_headers: &no_client_headers };
+    ctx.store_streaming(&mut lead, StatusCode::OK, headers, body, now, now).await;
 }
 
 async fn pass_response(status: StatusCode, headers: HeaderMap, body: TimedBody<hyper::body::Incoming>) -> PassResponse {

@@ -33,7 +33,20 @@ pub async fn respond(
     req: &HeaderMap,
     age: Option<Duration>,
 ) -> Option<Response<EdgeBody>> {
-    let mut headers = meta.headers.clone();
+    respond_as(meta.status, &meta.headers, source, method, req, age).await
+}
+
+/// [`respond`] for a representation described by its status and header section alone (a
+/// transform's output, whose headers are the base's as served now).
+pub async fn respond_as(
+    status: StatusCode,
+    stored_headers: &HeaderMap,
+    source: Source,
+    method: &Method,
+    req: &HeaderMap,
+    age: Option<Duration>,
+) -> Option<Response<EdgeBody>> {
+    let mut headers = stored_headers.clone();
     policy::strip_cdn_headers(&mut headers);
     if let Some(age) = age {
         headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
@@ -42,10 +55,10 @@ pub async fn respond(
         Source::Stored { object, .. } => Some(object.meta.body_len),
         Source::Streaming { len, .. } => *len,
     };
-    if meta.status.is_success() {
-        match policy::evaluate_preconditions(method, req, meta.status, &meta.headers) {
+    if status.is_success() {
+        match policy::evaluate_preconditions(method, req, status, stored_headers) {
             Precondition::NotModified => {
-                let mut h = policy::not_modified_headers(&meta.headers);
+                let mut h = policy::not_modified_headers(stored_headers);
                 if let Some(age) = age {
                     h.insert(header::AGE, HeaderValue::from(age.as_secs()));
                 }
@@ -58,7 +71,7 @@ pub async fn respond(
         }
     }
     let range = match total {
-        Some(len) if meta.status == StatusCode::OK => policy::decide_range(method, req, &meta.headers, len),
+        Some(len) if status == StatusCode::OK => policy::decide_range(method, req, stored_headers, len),
         _ => RangeDecision::Full,
     };
     let (status, start, len) = match (range, total) {
@@ -72,7 +85,7 @@ pub async fn respond(
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
             return Some(build(StatusCode::RANGE_NOT_SATISFIABLE, headers, body::empty()));
         }
-        _ => (meta.status, 0, total),
+        _ => (status, 0, total),
     };
     if let Some(len) = len {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));

@@ -24,7 +24,17 @@ pub fn error_response(ctx: &RequestCtx, err: &EdgeError) -> Response<EdgeBody> {
         Side::Upstream => tracing::warn!(request_id = %ctx.id.0, error = %err, "upstream error"),
         Side::Internal => tracing::error!(request_id = %ctx.id.0, error = %err, "internal error"),
     }
-    plain(status, &ctx.id.0)
+    let mut resp = plain(status, &ctx.id.0);
+    if let Some(message) = &err.public {
+        let text = format!(
+            "{} {}\n{message}\nrequest-id: {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            ctx.id.0
+        );
+        *resp.body_mut() = body::full(text);
+    }
+    resp
 }
 
 pub fn plain(status: StatusCode, request_id: &str) -> Response<EdgeBody> {

@@ -1,0 +1,458 @@
+//! The transform phase around the cache phase: the cache serves the base object (the origin's
+//! representation, fetched once per URL), and this phase turns it into what the client asked
+//! for (an image resized or converted, a body compressed for its `Accept-Encoding`), storing
+//! each variant so the work is done once per object version.
+//!
+//! The base request is the client's, as a GET for the source URL without `Range` (a range is
+//! cut from the representation the client gets) and, when the service compresses, with
+//! `Accept-Encoding: identity`, so one base serves every client whatever codings it accepts.
+//! Conditionals stay on the base request: a validator the client holds for a variant never
+//! matches the base's (variants have their own ETags), and `If-Modified-Since` means the same
+//! for every variant.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use outpost_config::{CompressionConfig, Levels};
+
+use super::compress::{self, Coding};
+use super::image::{ImageRequest, ResolvedOps, TranscodeError, Transcoder};
+use super::variant;
+use crate::body::{self, EdgeBody};
+use crate::cache::Cache;
+use crate::cache::entry::StoredObject;
+use crate::cache::fetch::{content_length, store_derived};
+use crate::cache::flight::{Join, Landing};
+use crate::cache::key::CacheKey;
+use crate::cache::object_response::{self, Source};
+use crate::cache::serve::{Served, serve as cache_serve};
+use crate::ctx::RequestCtx;
+use crate::error::{EdgeError, ErrorKind};
+use crate::service::CompiledService;
+use crate::upstream::ForwardInfo;
+
+/// What the phase works with for one request.
+pub struct Transforms<'a> {
+    pub cache: &'a Arc<Cache>,
+    pub transcoder: &'a Arc<Transcoder>,
+    pub svc: &'a Arc<CompiledService>,
+    pub host: &'a str,
+    pub fwd: &'a ForwardInfo<'a>,
+}
+
+/// A transform to make from the base response.
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    /// Decode from the base's coding, encode to the client's.
+    Encode { from: Coding, to: Coding },
+    /// The operations resolved for this request's `Accept`; `vary_accept` when that mattered.
+    Image { ops: ResolvedOps, vary_accept: bool },
+}
+
+impl Work {
+    fn descriptor(&self) -> String {
+        match self {
+            Work::Encode { to, .. } => format!("enc={}", to.as_str()),
+            Work::Image { ops, .. } => ops.descriptor(),
+        }
+    }
+}
+
+impl Transforms<'_> {
+    pub async fn serve(&self, req: Request<EdgeBody>, ctx: &mut RequestCtx) -> Result<Served, EdgeError> {
+        let svc = self.svc;
+        let method = req.method().clone();
+        if method != Method::GET && method != Method::HEAD {
+            return cache_serve(self.cache, svc, self.host, req, self.fwd, ctx).await;
+        }
+        let image = match svc.images.enabled {
+            true => ImageRequest::parse(req.uri(), &svc.images)
+                .map_err(|e| EdgeError::told(ErrorKind::BadRequest, format!("image parameter {e}")))?,
+            false => None,
+        };
+        if image.is_none() && !svc.compression.enabled {
+            return cache_serve(self.cache, svc, self.host, req, self.fwd, ctx).await;
+        }
+        let (client, _) = req.into_parts();
+        let base_parts = self.base_request(&client, image.as_ref());
+        let base_path = base_parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let base_key = CacheKey::new(&svc.name, self.host, &base_path);
+        let base_req = Request::from_parts(base_parts, body::empty());
+        let Served { response, status } = cache_serve(self.cache, svc, self.host, base_req, self.fwd, ctx).await?;
+        let cacheable = status.hit || status.stored;
+        if response.status() != StatusCode::OK {
+            return Ok(Served { response: self.as_is(response, &client, image.is_some()), status });
+        }
+        let (head, base_body) = response.into_parts();
+        let work = match &image {
+            // RFC 9110 §7.7: the origin forbade transforming this response; it goes as it is.
+            Some(_) if no_transform(&head.headers) => None,
+            Some(img) => Some(Work::Image {
+                ops: img.ops.resolve(client.headers.get(header::ACCEPT)),
+                vary_accept: img.ops.varies_on_accept(),
+            }),
+            None => plan_encoding(&svc.compression, &svc.compression_prefer, &client.headers, &head.headers),
+        };
+        let Some(work) = work else {
+            if client.headers.contains_key(header::RANGE) && cacheable {
+                // Served from the store again with the client's range: no read from the start.
+                drop(base_body);
+                let again =
+                    Request::from_parts(self.base_request_keeping_range(&client, image.as_ref()), body::empty());
+                let Served { response, status } = cache_serve(self.cache, svc, self.host, again, self.fwd, ctx).await?;
+                return Ok(Served { response: self.as_is(response, &client, false), status });
+            }
+            let mut headers = head.headers;
+            if compressible(&svc.compression, &headers) {
+                variant::add_vary(&mut headers, "Accept-Encoding");
+            }
+            let len = content_length(&headers);
+            let response = respond(headers, Source::Streaming { body: base_body, len }, &client).await?;
+            return Ok(Served { response, status });
+        };
+        let headers = variant_headers(&head.headers, &work);
+        let version = variant::version(&head.headers).filter(|_| cacheable);
+        let Some(version) = version else {
+            // Not stored (the base is not, or cannot be told apart from its next version):
+            // transformed for this request only, at the cheaper level.
+            return self.inline(work, headers, base_body, &client, status, image.as_ref(), ctx).await;
+        };
+        let vkey = variant::key(&base_key, &work.descriptor(), &version);
+        if let Some(stored) = variant::lookup(self.cache, &vkey).await {
+            drop(base_body);
+            metrics::counter!(crate::metrics::TRANSFORM_VARIANTS, "outcome" => "hit").increment(1);
+            let response = respond_stored(self.cache, headers, stored, &client).await?;
+            return Ok(Served { response, status });
+        }
+        metrics::counter!(crate::metrics::TRANSFORM_VARIANTS, "outcome" => "miss").increment(1);
+        let mut base_body = Some(base_body);
+        let follower = match self.cache.flights.join(&vkey.primary) {
+            Join::Lead(lead) => {
+                let follower = lead.follower();
+                let body = base_body.take().unwrap_or_else(body::empty);
+                tokio::spawn(make_variant(self.job(), vkey, lead, work, headers.clone(), body));
+                follower
+            }
+            Join::Follow(f) => f,
+        };
+        let landing = follower.wait().await;
+        match landing.as_deref() {
+            Some(Landing::Shared(shared)) => {
+                if let Some(reader) = shared.body.reader() {
+                    drop(base_body);
+                    // The job knows what the base did not: an image's type and length.
+                    let mut headers = headers;
+                    if let Some(ct) = shared.meta.headers.get(header::CONTENT_TYPE) {
+                        headers.insert(header::CONTENT_TYPE, ct.clone());
+                    }
+                    let len = content_length(&shared.meta.headers);
+                    let source = Source::Streaming { body: reader.into_body(), len };
+                    let response = respond(headers, source, &client).await?;
+                    return Ok(Served { response, status });
+                }
+                // Joined too late to read from the start: make this one alone.
+                match base_body {
+                    Some(b) => self.inline(work, headers, b, &client, status, image.as_ref(), ctx).await,
+                    None => self.original(&client, image.as_ref(), ctx).await,
+                }
+            }
+            Some(Landing::Failed(e)) if e.kind == ErrorKind::UnsupportedMedia && self.svc.images.strict => {
+                Err(e.clone())
+            }
+            _ => self.original(&client, image.as_ref(), ctx).await,
+        }
+    }
+
+    fn job(&self) -> Job {
+        Job { cache: self.cache.clone(), svc: self.svc.clone(), transcoder: self.transcoder.clone() }
+    }
+
+    /// The request the cache phase serves the base object for.
+    fn base_request(&self, client: &Parts, image: Option<&ImageRequest>) -> Parts {
+        let mut parts = self.base_request_keeping_range(client, image);
+        parts.headers.remove(header::RANGE);
+        parts.headers.remove(header::IF_RANGE);
+        parts
+    }
+
+    fn base_request_keeping_range(&self, client: &Parts, image: Option<&ImageRequest>) -> Parts {
+        let mut builder = Request::builder().method(Method::GET).version(client.version);
+        builder = match image {
+            Some(img) => builder.uri(img.source.as_str()),
+            None => builder.uri(client.uri.clone()),
+        };
+        let (mut parts, ()) = builder.body(()).unwrap_or_default().into_parts();
+        parts.headers = client.headers.clone();
+        parts.extensions = client.extensions.clone();
+        if self.svc.compression.enabled {
+            parts.headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        }
+        parts
+    }
+
+    /// A base response passed on untransformed (a non-200, or a range served from the store).
+    fn as_is(&self, mut response: Response<EdgeBody>, client: &Parts, image: bool) -> Response<EdgeBody> {
+        if !image && compressible(&self.svc.compression, response.headers()) {
+            variant::add_vary(response.headers_mut(), "Accept-Encoding");
+        }
+        if client.method == Method::HEAD {
+            *response.body_mut() = body::empty();
+        }
+        response
+    }
+
+    /// The original for a request whose transform failed (or a follower that could not read
+    /// the variant): the base as the cache serves it, with the client's range; 415 instead
+    /// when the service is strict about images.
+    async fn original(
+        &self,
+        client: &Parts,
+        image: Option<&ImageRequest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<Served, EdgeError> {
+        let mut parts = self.base_request_keeping_range(client, image);
+        parts.method = client.method.clone();
+        let Served { response, status } =
+            cache_serve(self.cache, self.svc, self.host, Request::from_parts(parts, body::empty()), self.fwd, ctx)
+                .await?;
+        Ok(Served { response: self.as_is(response, client, image.is_some()), status })
+    }
+
+    /// Transform for this request only: compression at `pass_level`, an image on the pool.
+    #[allow(clippy::too_many_arguments)]
+    async fn inline(
+        &self,
+        work: Work,
+        headers: HeaderMap,
+        base: EdgeBody,
+        client: &Parts,
+        status: crate::cache::status::CacheStatus,
+        image: Option<&ImageRequest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<Served, EdgeError> {
+        match work {
+            Work::Encode { from, to } => {
+                let cfg = &self.svc.compression;
+                let body = transcode_body(base, from, to, level(&cfg.pass_level, to), cfg.max_decoded_size.as_u64());
+                let response = respond(headers, Source::Streaming { body, len: None }, client).await?;
+                Ok(Served { response, status })
+            }
+            Work::Image { ops, .. } => match self.job().transcode(base, ops).await {
+                Ok((headers_with_type, bytes)) => {
+                    let mut headers = headers;
+                    headers.extend(headers_with_type);
+                    let len = Some(bytes.len() as u64);
+                    let response = respond(headers, Source::Streaming { body: body::full(bytes), len }, client).await?;
+                    Ok(Served { response, status })
+                }
+                Err(e) if e.kind == ErrorKind::UnsupportedMedia && self.svc.images.strict => Err(e),
+                Err(_) => self.original(client, image, ctx).await,
+            },
+        }
+    }
+}
+
+/// What a background variant job needs, owned.
+struct Job {
+    cache: Arc<Cache>,
+    svc: Arc<CompiledService>,
+    transcoder: Arc<Transcoder>,
+}
+
+impl Job {
+    /// The whole source (bounded by `max_source_bytes`), transcoded on the pool. Errors are
+    /// logged here; `UnsupportedMedia` means the source is not an image this node decodes.
+    async fn transcode(&self, base: EdgeBody, ops: ResolvedOps) -> Result<(HeaderMap, Bytes), EdgeError> {
+        let cfg = &self.svc.images;
+        let limit = cfg.max_source_bytes.as_u64();
+        let source = match collect_limited(base, limit).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let msg = format!("service {}: image source: {e}", self.svc.name);
+                tracing::warn!("{msg}");
+                return Err(EdgeError::new(ErrorKind::UnsupportedMedia, msg));
+            }
+        };
+        match self.transcoder.run(source, ops, cfg.clone()).await {
+            Ok(t) => {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(t.content_type));
+                Ok((headers, t.body))
+            }
+            Err(e) => {
+                let kind = match e {
+                    TranscodeError::Busy { .. } | TranscodeError::Internal(_) | TranscodeError::Encode { .. } => {
+                        ErrorKind::Internal
+                    }
+                    _ => ErrorKind::UnsupportedMedia,
+                };
+                tracing::warn!(service = %self.svc.name, error = %e, "image transform failed; serving the original");
+                Err(EdgeError::new(kind, format!("service {}: image: {e}", self.svc.name)))
+            }
+        }
+    }
+}
+
+/// Make a variant and store it while it streams to the flight's waiters. A failure lands as
+/// `Failed`, and each waiter falls back to the original: nothing half-made is stored.
+async fn make_variant(
+    job: Job,
+    vkey: CacheKey,
+    mut lead: crate::cache::flight::Lead,
+    work: Work,
+    headers: HeaderMap,
+    base: EdgeBody,
+) {
+    let mut stored_headers = headers;
+    stored_headers.remove(header::VARY);
+    stored_headers.remove(header::AGE);
+    let body = match work {
+        Work::Encode { from, to } => {
+            let cfg = &job.svc.compression;
+            transcode_body(base, from, to, level(&cfg.cached_level, to), cfg.max_decoded_size.as_u64())
+        }
+        Work::Image { ops, .. } => match job.transcode(base, ops).await {
+            Ok((extra, bytes)) => {
+                stored_headers.extend(extra);
+                stored_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                body::full(bytes)
+            }
+            Err(e) => {
+                lead.close();
+                lead.land(Landing::Failed(e));
+                return;
+            }
+        },
+    };
+    store_derived(&job.cache, &job.svc, &vkey, lead, stored_headers, body).await;
+}
+
+/// The whole body, or an error once it passes `limit` bytes.
+async fn collect_limited(mut body: EdgeBody, limit: u64) -> Result<Bytes, String> {
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("unreadable: {e}"))?;
+        if let Ok(data) = frame.into_data() {
+            if (out.len() + data.len()) as u64 > limit {
+                return Err(format!("over max_source_bytes ({limit} bytes)"));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// `base` decoded from `from` and encoded to `to` as it streams.
+fn transcode_body(base: EdgeBody, from: Coding, to: Coding, level: u32, max_decoded: u64) -> EdgeBody {
+    let decoded = compress::decode_body(base, from, max_decoded);
+    compress::encode_body(decoded, to, level)
+}
+
+/// Whether responses of this type are compressed by the service (and so vary on `Accept-Encoding`).
+fn compressible(cfg: &CompressionConfig, headers: &HeaderMap) -> bool {
+    cfg.enabled && compress::compressible(headers.get(header::CONTENT_TYPE), &cfg.types)
+}
+
+/// Which coding the client gets, if it is not the base's. `None`: the base as it is (not a
+/// compressible type, `no-transform`, below `min_size`, a coding the node cannot undo, or the
+/// base's coding is the one negotiated).
+fn plan_encoding(cfg: &CompressionConfig, prefer: &[Coding], client: &HeaderMap, base: &HeaderMap) -> Option<Work> {
+    if !compressible(cfg, base) || no_transform(base) {
+        return None;
+    }
+    let from = Coding::of_response(base)?;
+    if from != Coding::Identity {
+        // Stored encoded (the origin compressed it anyway): as is for a client that takes it.
+        if compress::choose(client, &[from]) == from {
+            return None;
+        }
+        let to = compress::choose(client, prefer);
+        return Some(Work::Encode { from, to });
+    }
+    if content_length(base).is_some_and(|n| n < cfg.min_size.as_u64()) {
+        return None;
+    }
+    match compress::choose(client, prefer) {
+        Coding::Identity => None,
+        to => Some(Work::Encode { from, to }),
+    }
+}
+
+/// RFC 9110 §7.7 / RFC 9111 §5.2.2.6: `Cache-Control: no-transform` forbids changing the content.
+fn no_transform(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
+}
+
+/// The variant's header section, from the base response's: its coding or type, its own ETag,
+/// no length (the stored variant's is set when served), and `Vary` for what chose it.
+fn variant_headers(base: &HeaderMap, work: &Work) -> HeaderMap {
+    let mut headers = base.clone();
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::CONTENT_RANGE);
+    let suffix = match work {
+        Work::Encode { to, .. } => {
+            headers.remove(header::CONTENT_ENCODING);
+            if let Some(v) = to.header_value() {
+                headers.insert(header::CONTENT_ENCODING, v);
+            }
+            variant::add_vary(&mut headers, "Accept-Encoding");
+            to.as_str().to_string()
+        }
+        Work::Image { ops, vary_accept } => {
+            headers.remove(header::CONTENT_ENCODING);
+            if *vary_accept {
+                variant::add_vary(&mut headers, "Accept");
+            }
+            format!("{:08x}", fnv1a(ops.descriptor().as_bytes()))
+        }
+    };
+    if let Some(tag) = base.get(header::ETAG).and_then(|t| variant::etag(t, &suffix)) {
+        headers.insert(header::ETAG, tag);
+    }
+    headers
+}
+
+/// A short stable hash for ETag suffixes (not for security).
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// The client's response from a representation: its conditionals, range and HEAD applied.
+async fn respond(headers: HeaderMap, source: Source, client: &Parts) -> Result<Response<EdgeBody>, EdgeError> {
+    object_response::respond_as(StatusCode::OK, &headers, source, &client.method, &client.headers, None)
+        .await
+        .ok_or_else(|| EdgeError::new(ErrorKind::Internal, "transformed response unreadable"))
+}
+
+/// A stored variant, under the headers of the base as served now (its Age, its freshness).
+async fn respond_stored(
+    cache: &Arc<Cache>,
+    mut headers: HeaderMap,
+    stored: Arc<StoredObject>,
+    client: &Parts,
+) -> Result<Response<EdgeBody>, EdgeError> {
+    // An image variant's type is its own, not the base's.
+    if let Some(ct) = stored.meta.headers.get(header::CONTENT_TYPE) {
+        headers.insert(header::CONTENT_TYPE, ct.clone());
+    }
+    let source = Source::Stored { store: cache.store.clone(), object: stored };
+    respond(headers, source, client).await
+}
+
+/// The level for `to` from a service's levels (identity needs none).
+fn level(levels: &Levels, to: Coding) -> u32 {
+    match to {
+        Coding::Br => levels.br,
+        Coding::Zstd => levels.zstd,
+        Coding::Gzip => levels.gzip,
+        Coding::Identity => 0,
+    }
+}

@@ -1,0 +1,290 @@
+//! Compression in the transform phase: the coding negotiated from `Accept-Encoding`, each
+//! variant made once from one base object and cached, exact lengths, ETags per variant, ranges
+//! cut from the variant, and no double compression. Every body is decoded here and compared
+//! with the origin's bytes.
+
+use std::io::Read;
+
+use bytes::Bytes;
+use outpost_tests::node::SETTLE;
+use outpost_tests::{Chunk, EdgeNode, Origin, Reply, Req, Resp, shop};
+use serde_json::json;
+
+/// A JavaScript-like text: compressible, and different at every offset.
+fn script(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut i = 0u64;
+    while out.len() < len {
+        let line = format!("function f{i}(a, b) {{ return a * {} + b.length; }} // {}\n", i % 97, i * 7919 % 10007);
+        out.extend_from_slice(line.as_bytes());
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+fn decode(coding: Option<&str>, body: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    match coding {
+        None => out.extend_from_slice(body),
+        Some("br") => {
+            brotli::Decompressor::new(body, 4096).read_to_end(&mut out)?;
+        }
+        Some("gzip") => {
+            flate2::read::GzDecoder::new(body).read_to_end(&mut out)?;
+        }
+        Some("zstd") => out = zstd::decode_all(body)?,
+        Some(other) => anyhow::bail!("unexpected coding {other}"),
+    }
+    Ok(out)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    enc.write_all(data).expect("gzip into memory");
+    enc.finish().expect("gzip into memory")
+}
+
+async fn get(node: &EdgeNode, path: &str, accept_encoding: Option<&str>) -> anyhow::Result<Resp> {
+    let mut req = Req::get("shop.test", path);
+    if let Some(ae) = accept_encoding {
+        req = req.header("accept-encoding", ae);
+    }
+    node.send(req).await
+}
+
+fn varies_on_accept_encoding(resp: &Resp) -> bool {
+    resp.headers
+        .get_all("vary")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|f| f.trim().eq_ignore_ascii_case("accept-encoding"))
+}
+
+#[tokio::test]
+async fn each_coding_is_negotiated_made_once_and_decodes_to_the_origin_bytes() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    let body = script(200_000);
+    origin.route(
+        "/app.js",
+        Reply::ok(body.clone())
+            .header("content-type", "application/javascript")
+            .header("etag", "\"v1\"")
+            .cache_control("max-age=60"),
+    );
+
+    for coding in ["br", "gzip", "zstd"] {
+        let first = get(&node, "/app.js", Some(coding)).await?;
+        assert_eq!(first.status, 200, "{}", first.summary());
+        assert_eq!(first.header("content-encoding"), Some(coding), "{}", first.summary());
+        assert!(decode(Some(coding), &first.body)? == body, "{coding} body does not decode to the origin's");
+        assert!(first.body.len() < body.len() / 3, "{coding}: {} of {} bytes", first.body.len(), body.len());
+        assert!(varies_on_accept_encoding(&first), "{}", first.summary());
+        assert_eq!(first.header("etag"), Some(format!("\"v1-{coding}\"").as_str()));
+        tokio::time::sleep(SETTLE).await;
+
+        // Stored: the second is a hit with an exact length, and HEAD agrees with GET.
+        let second = get(&node, "/app.js", Some(coding)).await?;
+        assert!(second.cache_status().hit(), "{}", second.summary());
+        assert_eq!(second.body, first.body, "{coding}: the variant changed between requests");
+        assert_eq!(second.header("content-length"), Some(second.body.len().to_string().as_str()));
+        let head = node.send(Req::head("shop.test", "/app.js").header("accept-encoding", coding)).await?;
+        assert_eq!(head.header("content-length"), second.header("content-length"), "HEAD {coding}");
+        assert_eq!(head.header("content-encoding"), Some(coding));
+        assert!(head.body.is_empty());
+    }
+    let plain = get(&node, "/app.js", None).await?;
+    assert!(plain.header("content-encoding").is_none(), "{}", plain.summary());
+    assert!(plain.body[..] == body[..]);
+    assert!(varies_on_accept_encoding(&plain), "identity responses vary too: {}", plain.summary());
+
+    assert_eq!(origin.count("/app.js"), 1, "one base object for every coding");
+    assert_eq!(origin.last("/app.js")?.header("accept-encoding"), Some("identity"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn q_values_decide_and_refusals_are_honoured() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    let body = script(20_000);
+    origin.route("/a.css", Reply::ok(body.clone()).header("content-type", "text/css").cache_control("max-age=60"));
+    let cases: [(&str, Option<&str>); 8] = [
+        ("gzip, br", Some("br")),
+        ("gzip;q=1, br;q=0.5", Some("gzip")),
+        ("br;q=0, gzip", Some("gzip")),
+        ("br;q=0, gzip;q=0, zstd;q=0", None),
+        ("*", Some("br")),
+        ("*;q=0, identity", None),
+        ("compress, deflate", None),
+        ("identity;q=1, gzip;q=0.5", None),
+    ];
+    for (accept, want) in cases {
+        let resp = get(&node, "/a.css", Some(accept)).await?;
+        assert_eq!(resp.status, 200, "{accept}: {}", resp.summary());
+        assert_eq!(resp.header("content-encoding"), want, "Accept-Encoding: {accept}");
+        assert!(decode(want, &resp.body)? == body, "{accept}: body differs");
+    }
+    assert_eq!(origin.count("/a.css"), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_compressible_types_above_the_minimum_and_never_with_no_transform() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    let png = vec![0x89u8; 50_000];
+    origin.route("/i.png", Reply::ok(png.clone()).header("content-type", "image/png").cache_control("max-age=60"));
+    origin.route("/small.txt", Reply::ok("tiny").header("content-type", "text/plain").cache_control("max-age=60"));
+    let text = script(30_000);
+    origin.route(
+        "/raw.json",
+        Reply::ok(text.clone()).header("content-type", "application/json").cache_control("max-age=60, no-transform"),
+    );
+    let img = get(&node, "/i.png", Some("br, gzip")).await?;
+    assert!(img.header("content-encoding").is_none(), "{}", img.summary());
+    assert!(img.body[..] == png[..]);
+    let small = get(&node, "/small.txt", Some("br, gzip")).await?;
+    assert!(small.header("content-encoding").is_none(), "{}", small.summary());
+    assert_eq!(small.text(), "tiny");
+    let raw = get(&node, "/raw.json", Some("br, gzip")).await?;
+    assert!(raw.header("content-encoding").is_none(), "no-transform: {}", raw.summary());
+    assert!(raw.body[..] == text[..]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_origin_coding_is_kept_when_accepted_and_decoded_when_not() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    let plain = script(100_000);
+    let gzipped = gzip(&plain);
+    origin.route(
+        "/pre.js",
+        Reply::ok(gzipped.clone())
+            .header("content-type", "text/javascript")
+            .header("content-encoding", "gzip")
+            .header("etag", "\"g1\"")
+            .cache_control("max-age=60"),
+    );
+    // Accepted: served as the origin sent it, never compressed twice.
+    let as_is = get(&node, "/pre.js", Some("gzip")).await?;
+    assert_eq!(as_is.header("content-encoding"), Some("gzip"), "{}", as_is.summary());
+    assert!(as_is.body[..] == gzipped[..], "gzip body changed");
+    // Not accepted: decoded, and re-encoded when the client takes another coding.
+    let identity = get(&node, "/pre.js", None).await?;
+    assert!(identity.header("content-encoding").is_none(), "{}", identity.summary());
+    assert!(identity.body[..] == plain[..], "decoded body differs");
+    let br = get(&node, "/pre.js", Some("br")).await?;
+    assert_eq!(br.header("content-encoding"), Some("br"), "{}", br.summary());
+    assert!(decode(Some("br"), &br.body)? == plain);
+    assert_eq!(origin.count("/pre.js"), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn ranges_and_conditionals_apply_to_the_variant() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    let body = script(120_000);
+    origin.route(
+        "/data.txt",
+        Reply::ok(body.clone())
+            .header("content-type", "text/plain")
+            .header("etag", "\"d1\"")
+            .cache_control("max-age=60"),
+    );
+    let full = get(&node, "/data.txt", Some("br")).await?;
+    assert_eq!(full.header("content-encoding"), Some("br"));
+    tokio::time::sleep(SETTLE).await;
+
+    let range = node
+        .send(Req::get("shop.test", "/data.txt").header("accept-encoding", "br").header("range", "bytes=10-109"))
+        .await?;
+    assert_eq!(range.status, 206, "{}", range.summary());
+    assert_eq!(range.header("content-encoding"), Some("br"));
+    assert_eq!(range.header("content-range"), Some(format!("bytes 10-109/{}", full.body.len()).as_str()));
+    assert_eq!(range.body, full.body.slice(10..110), "the range is cut from the br variant");
+
+    let not_modified = node
+        .send(Req::get("shop.test", "/data.txt").header("accept-encoding", "br").header("if-none-match", "\"d1-br\""))
+        .await?;
+    assert_eq!(not_modified.status, 304, "{}", not_modified.summary());
+    // The identity validator does not match the br variant.
+    let other = node
+        .send(Req::get("shop.test", "/data.txt").header("accept-encoding", "br").header("if-none-match", "\"d1\""))
+        .await?;
+    assert_eq!(other.status, 304, "the base validator still names an acceptable representation: {}", other.summary());
+    assert_eq!(origin.count("/data.txt"), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_large_miss_is_compressed_as_it_streams_and_uncacheable_responses_too() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    let body = script(6 << 20);
+    let chunks = body.chunks(128 * 1024).map(|c| Chunk::Data(Bytes::copy_from_slice(c))).collect();
+    origin.route(
+        "/big.txt",
+        Reply::ok("").chunks(chunks).header("content-type", "text/plain").cache_control("max-age=60"),
+    );
+    let resp = get(&node, "/big.txt", Some("gzip")).await?;
+    assert_eq!(resp.header("content-encoding"), Some("gzip"), "{}", resp.summary());
+    assert!(decode(Some("gzip"), &resp.body)? == body, "6 MiB body differs after gzip");
+
+    let page = script(10_000);
+    origin.route("/private", Reply::ok(page.clone()).header("content-type", "text/html").cache_control("no-store"));
+    for _ in 0..2 {
+        let resp = get(&node, "/private", Some("br")).await?;
+        assert_eq!(resp.header("content-encoding"), Some("br"), "{}", resp.summary());
+        assert!(decode(Some("br"), &resp.body)? == page);
+    }
+    assert_eq!(origin.count("/private"), 2, "not stored, compressed per request");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_purge_reaches_the_variants() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    let v1 = script(10_000);
+    origin.route(
+        "/p.js",
+        Reply::ok(v1.clone())
+            .header("content-type", "text/javascript")
+            .header("etag", "\"1\"")
+            .cache_control("max-age=600"),
+    );
+    let first = get(&node, "/p.js", Some("br")).await?;
+    assert!(decode(Some("br"), &first.body)? == v1);
+    tokio::time::sleep(SETTLE).await;
+
+    let mut v2 = v1.clone();
+    v2.extend_from_slice(b"// version 2\n");
+    origin.route(
+        "/p.js",
+        Reply::ok(v2.clone())
+            .header("content-type", "text/javascript")
+            .header("etag", "\"2\"")
+            .cache_control("max-age=600"),
+    );
+    node.purge(json!({"kind": "url", "url": "shop.test/p.js"})).await?;
+    let after = get(&node, "/p.js", Some("br")).await?;
+    assert!(decode(Some("br"), &after.body)? == v2, "an old variant outlived the purge");
+    assert_eq!(after.header("etag"), Some("\"2-br\""));
+    assert_eq!(origin.count("/p.js"), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn compression_can_be_turned_off_per_service() -> anyhow::Result<()> {
+    let origin = Origin::start().await?;
+    let service =
+        outpost_tests::ServiceSpec::new("shop", &["shop.test"], origin.url()).line("compression.enabled = false");
+    let node = EdgeNode::start(outpost_tests::NodeConfig::with_service(service)).await?;
+    let body = script(20_000);
+    origin
+        .route("/a.js", Reply::ok(body.clone()).header("content-type", "text/javascript").cache_control("max-age=60"));
+    let resp = get(&node, "/a.js", Some("br, gzip")).await?;
+    assert!(resp.header("content-encoding").is_none(), "{}", resp.summary());
+    assert!(resp.body[..] == body[..]);
+    assert_eq!(origin.last("/a.js")?.header("accept-encoding"), Some("br, gzip"), "the client's header goes upstream");
+    Ok(())
+}
