@@ -252,6 +252,12 @@ pub struct LimitsConfig {
     /// (0.2s to 0.5s for AVIF) and the default 2 slots, the last in the queue waits about 2s
     /// (4s to 8s). Default: 32; 0 to 100000.
     pub max_queued_transcodes: usize,
+    /// Response bodies being compressed or decompressed at once (`[services.compression]`),
+    /// across services. Each holds its codec's window (about 14MB for brotli at level 6, 6MB
+    /// for zstd at 8); a response beyond the bound is sent as the base is (not compressed, and
+    /// nothing stored as a variant), so a burst of misses cannot grow memory without bound.
+    /// Default: 32; 1 to 10000.
+    pub max_concurrent_encodes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -267,6 +273,7 @@ impl Default for LimitsConfig {
             drain_timeout: Duration::from_secs(10),
             max_concurrent_transcodes: 2,
             max_queued_transcodes: 32,
+            max_concurrent_encodes: 32,
         }
     }
 }

@@ -202,6 +202,7 @@ fn check_limits(report: &mut Report<'_>, limits: &LimitsConfig) {
     report.count("limits.max_concurrent_streams", streams, 1, 10_000);
     report.count("limits.max_concurrent_transcodes", limits.max_concurrent_transcodes, 1, 1024);
     report.count("limits.max_queued_transcodes", limits.max_queued_transcodes, 0, 100_000);
+    report.count("limits.max_concurrent_encodes", limits.max_concurrent_encodes, 1, 10_000);
 }
 
 fn check_upstream(report: &mut Report<'_>, upstream: &UpstreamConfig) {
@@ -507,6 +508,11 @@ mod tests {
                 format!("{NODE}{LISTEN}[limits]\nmax_concurrent_transcodes = 0\n"),
                 "limits.max_concurrent_transcodes",
                 "0 is out of range; use 1 to 1024",
+            ),
+            (
+                format!("{NODE}{LISTEN}[limits]\nmax_concurrent_encodes = 0\n"),
+                "limits.max_concurrent_encodes",
+                "use 1 to 10000",
             ),
             (
                 format!("{NODE}{LISTEN}[limits]\nmax_queued_transcodes = 100001\n"),

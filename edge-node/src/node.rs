@@ -72,6 +72,7 @@ impl RunningNode {
             router: Router::new(&services),
             cache,
             transcoder: Arc::new(crate::transform::image::Transcoder::from_limits(&cfg.limits)),
+            encodes: Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_concurrent_encodes)),
             limits: cfg.limits.clone(),
             builders: ConnBuilders::new(&cfg.limits),
             access_log: AccessLog::start(&cfg.log.access).map_err(StartError::AccessLog)?,

@@ -33,6 +33,8 @@ pub struct NodeState {
     pub cache: Arc<Cache>,
     /// The node's image transcoding slots, shared by every service.
     pub transcoder: Arc<Transcoder>,
+    /// Compression and decompression slots (`limits.max_concurrent_encodes`), node-wide.
+    pub encodes: Arc<tokio::sync::Semaphore>,
     pub limits: LimitsConfig,
     pub builders: ConnBuilders,
     pub access_log: AccessLog,
@@ -92,6 +94,7 @@ where
     let transforms = Transforms {
         cache: &state.cache,
         transcoder: &state.transcoder,
+        encodes: &state.encodes,
         svc: &route.service,
         host: &route.host,
         fwd: &fwd,

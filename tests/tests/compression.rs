@@ -288,3 +288,52 @@ async fn compression_can_be_turned_off_per_service() -> anyhow::Result<()> {
     assert_eq!(origin.last("/a.js")?.header("accept-encoding"), Some("br, gzip"), "the client's header goes upstream");
     Ok(())
 }
+
+#[tokio::test]
+async fn beyond_the_codec_slots_responses_go_uncompressed() -> anyhow::Result<()> {
+    let origin = Origin::start().await?;
+    let service = outpost_tests::ServiceSpec::new("shop", &["shop.test"], origin.url());
+    let config = outpost_tests::NodeConfig::with_service(service).limits_line("max_concurrent_encodes = 1");
+    let node = std::sync::Arc::new(EdgeNode::start(config).await?);
+    let gate = outpost_tests::Gate::new();
+    let slow = script(300_000);
+    let (first, rest) = slow.split_at(100_000);
+    origin.route(
+        "/slow.js",
+        Reply::ok("")
+            .chunks(vec![
+                Chunk::Data(Bytes::copy_from_slice(first)),
+                Chunk::Wait(gate.clone()),
+                Chunk::Data(Bytes::copy_from_slice(rest)),
+            ])
+            .header("content-type", "text/javascript")
+            .cache_control("max-age=60"),
+    );
+    let other = script(50_000);
+    origin.route(
+        "/other.js",
+        Reply::ok(other.clone()).header("content-type", "text/javascript").cache_control("max-age=60"),
+    );
+
+    // The slow miss holds the only codec slot while its body waits at the gate.
+    let n = node.clone();
+    let held = tokio::spawn(async move { get(&n, "/slow.js", Some("br")).await });
+    origin.wait_for_count("/slow.js", 1, std::time::Duration::from_secs(5)).await?;
+    tokio::time::sleep(SETTLE).await;
+    let busy = get(&node, "/other.js", Some("br")).await?;
+    assert_eq!(busy.status, 200, "{}", busy.summary());
+    assert!(busy.header("content-encoding").is_none(), "no slot, so no compression: {}", busy.summary());
+    assert!(busy.body[..] == other[..]);
+
+    gate.open();
+    let slow_resp = held.await??;
+    assert_eq!(slow_resp.header("content-encoding"), Some("br"));
+    assert!(decode(Some("br"), &slow_resp.body)? == slow);
+    // The slot is free again.
+    let after = get(&node, "/other.js", Some("br")).await?;
+    assert_eq!(after.header("content-encoding"), Some("br"), "{}", after.summary());
+    assert!(decode(Some("br"), &after.body)? == other);
+    let metrics = node.admin(http::Method::GET, "/metrics", "").await?.text();
+    assert!(metrics.contains("outpost_transform_variants_total{outcome=\"busy\"} 1"), "{metrics}");
+    Ok(())
+}

@@ -17,6 +17,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use outpost_config::{CompressionConfig, Levels};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::compress::{self, Coding};
 use super::image::{ImageRequest, ResolvedOps, TranscodeError, Transcoder};
@@ -38,16 +39,18 @@ use crate::upstream::ForwardInfo;
 pub struct Transforms<'a> {
     pub cache: &'a Arc<Cache>,
     pub transcoder: &'a Arc<Transcoder>,
+    pub encodes: &'a Arc<Semaphore>,
     pub svc: &'a Arc<CompiledService>,
     pub host: &'a str,
     pub fwd: &'a ForwardInfo<'a>,
 }
 
 /// A transform to make from the base response.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 enum Work {
-    /// Decode from the base's coding, encode to the client's.
-    Encode { from: Coding, to: Coding },
+    /// Decode from the base's coding, encode to the client's, holding one of the node's codec
+    /// slots for as long as the body streams.
+    Encode { from: Coding, to: Coding, slot: Option<OwnedSemaphorePermit> },
     /// The operations resolved for this request's `Accept`; `vary_accept` when that mattered.
     Image { ops: ResolvedOps, vary_accept: bool },
 }
@@ -94,7 +97,8 @@ impl Transforms<'_> {
                 ops: img.ops.resolve(client.headers.get(header::ACCEPT)),
                 vary_accept: img.ops.varies_on_accept(),
             }),
-            None => plan_encoding(&svc.compression, &svc.compression_prefer, &client.headers, &head.headers),
+            None => plan_encoding(&svc.compression, &svc.compression_prefer, &client.headers, &head.headers)
+                .and_then(|work| self.with_codec_slot(work)),
         };
         let Some(work) = work else {
             if client.headers.contains_key(header::RANGE) && cacheable {
@@ -129,14 +133,23 @@ impl Transforms<'_> {
         }
         metrics::counter!(crate::metrics::TRANSFORM_VARIANTS, "outcome" => "miss").increment(1);
         let mut base_body = Some(base_body);
+        let mut work = Some(work);
         let follower = match self.cache.flights.join(&vkey.primary) {
             Join::Lead(lead) => {
                 let follower = lead.follower();
                 let body = base_body.take().unwrap_or_else(body::empty);
-                tokio::spawn(make_variant(self.job(), vkey, lead, work, headers.clone(), body));
+                if let Some(work) = work.take() {
+                    tokio::spawn(make_variant(self.job(), vkey, lead, work, headers.clone(), body));
+                }
                 follower
             }
-            Join::Follow(f) => f,
+            Join::Follow(f) => {
+                // A follower reads the leader's output: its own codec slot goes back now.
+                if let Some(Work::Encode { slot, .. }) = work.as_mut() {
+                    slot.take();
+                }
+                f
+            }
         };
         let landing = follower.wait().await;
         match landing.as_deref() {
@@ -154,15 +167,32 @@ impl Transforms<'_> {
                     return Ok(Served { response, status });
                 }
                 // Joined too late to read from the start: make this one alone.
-                match base_body {
-                    Some(b) => self.inline(work, headers, b, &client, status, image.as_ref(), ctx).await,
-                    None => self.original(&client, image.as_ref(), ctx).await,
+                let work = work.and_then(|w| match w {
+                    Work::Encode { from, to, .. } => self.with_codec_slot(Work::Encode { from, to, slot: None }),
+                    image => Some(image),
+                });
+                match (base_body, work) {
+                    (Some(b), Some(work)) => self.inline(work, headers, b, &client, status, image.as_ref(), ctx).await,
+                    _ => self.original(&client, image.as_ref(), ctx).await,
                 }
             }
             Some(Landing::Failed(e)) if e.kind == ErrorKind::UnsupportedMedia && self.svc.images.strict => {
                 Err(e.clone())
             }
             _ => self.original(&client, image.as_ref(), ctx).await,
+        }
+    }
+
+    /// An encode holds a codec slot while it runs; with none free the base goes as it is.
+    fn with_codec_slot(&self, work: Work) -> Option<Work> {
+        let Work::Encode { from, to, .. } = work else { return Some(work) };
+        match self.encodes.clone().try_acquire_owned() {
+            Ok(slot) => Some(Work::Encode { from, to, slot: Some(slot) }),
+            Err(_) => {
+                metrics::counter!(crate::metrics::TRANSFORM_VARIANTS, "outcome" => "busy").increment(1);
+                tracing::debug!(service = %self.svc.name, "limits.max_concurrent_encodes reached; sent uncompressed");
+                None
+            }
         }
     }
 
@@ -234,9 +264,10 @@ impl Transforms<'_> {
         ctx: &mut RequestCtx,
     ) -> Result<Served, EdgeError> {
         match work {
-            Work::Encode { from, to } => {
+            Work::Encode { from, to, slot } => {
                 let cfg = &self.svc.compression;
                 let body = transcode_body(base, from, to, level(&cfg.pass_level, to), cfg.max_decoded_size.as_u64());
+                let body = SlotBody { inner: body, _slot: slot }.boxed_unsync();
                 let response = respond(headers, Source::Streaming { body, len: None }, client).await?;
                 Ok(Served { response, status })
             }
@@ -310,9 +341,10 @@ async fn make_variant(
     stored_headers.remove(header::VARY);
     stored_headers.remove(header::AGE);
     let body = match work {
-        Work::Encode { from, to } => {
+        Work::Encode { from, to, slot } => {
             let cfg = &job.svc.compression;
-            transcode_body(base, from, to, level(&cfg.cached_level, to), cfg.max_decoded_size.as_u64())
+            let body = transcode_body(base, from, to, level(&cfg.cached_level, to), cfg.max_decoded_size.as_u64());
+            SlotBody { inner: body, _slot: slot }.boxed_unsync()
         }
         Work::Image { ops, .. } => match job.transcode(base, ops).await {
             Ok((extra, bytes)) => {
@@ -345,6 +377,32 @@ async fn collect_limited(mut body: EdgeBody, limit: u64) -> Result<Bytes, String
     Ok(out.freeze())
 }
 
+/// A body that holds a codec slot until it is dropped (finished, failed or abandoned).
+struct SlotBody {
+    inner: EdgeBody,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl http_body::Body for SlotBody {
+    type Data = Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// `base` decoded from `from` and encoded to `to` as it streams.
 fn transcode_body(base: EdgeBody, from: Coding, to: Coding, level: u32, max_decoded: u64) -> EdgeBody {
     let decoded = compress::decode_body(base, from, max_decoded);
@@ -370,14 +428,14 @@ fn plan_encoding(cfg: &CompressionConfig, prefer: &[Coding], client: &HeaderMap,
             return None;
         }
         let to = compress::choose(client, prefer);
-        return Some(Work::Encode { from, to });
+        return Some(Work::Encode { from, to, slot: None });
     }
     if content_length(base).is_some_and(|n| n < cfg.min_size.as_u64()) {
         return None;
     }
     match compress::choose(client, prefer) {
         Coding::Identity => None,
-        to => Some(Work::Encode { from, to }),
+        to => Some(Work::Encode { from, to, slot: None }),
     }
 }
 
