@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 /// Displays as `{file}: {path}: {message}`, for example
 /// `edge.toml: services[1].origin: unsupported scheme "ftp"; use http or https`.
 /// An error about the file as a whole (it cannot be read) has an empty `path` and displays as
-/// `{file}: {message}`.
+/// `{file}: {message}`. An error from [`validate_service`](crate::validate_service) names no file
+/// and displays as `{path}: {message}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    /// The config file, as given to [`load`](crate::load) or [`parse`](crate::parse).
+    /// The config file, as given to [`load`](crate::load) or [`parse`](crate::parse); empty
+    /// for a service checked on its own.
     pub file: PathBuf,
     /// Field path such as `services[1].origin` or `tls.certificates[0].cert`; for TOML syntax
     /// errors `(line L, column C)`.
@@ -28,11 +30,13 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(f, "{}: {}: {}", self.file.display(), self.path, self.message)
+        if !self.file.as_os_str().is_empty() {
+            write!(f, "{}: ", self.file.display())?;
         }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
     }
 }
 
@@ -103,6 +107,8 @@ mod tests {
         assert_eq!(error.to_string(), "edge.toml: services[1].origin: unsupported scheme \"ftp\"; use http or https");
         let whole_file = ConfigError::new(Path::new("edge.toml"), "", "cannot read");
         assert_eq!(whole_file.to_string(), "edge.toml: cannot read");
+        let no_file = ConfigError::new(Path::new(""), "origin", "missing");
+        assert_eq!(no_file.to_string(), "origin: missing");
     }
 
     #[test]

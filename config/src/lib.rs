@@ -18,6 +18,10 @@
 //! - `host`: [`HostPattern`]; `origin`: [`OriginUrl`].
 //! - `validate`: cross-field checks and bounds; `error`: [`ConfigError`], [`ConfigErrors`].
 //! - `purge`: [`PurgeRequest`], the JSON body of `POST /purge`, shared with the control plane.
+//! - [`validate_service`]: one service checked on its own, as the control plane receives it.
+//! - `control`: what the control plane stores and nodes follow: [`ServiceRecord`],
+//!   [`PurgeRecord`], and the numbered [`Event`] log ([`Seq`], [`Change`]); `timestamp`:
+//!   [`Timestamp`], RFC 3339 in its JSON.
 //!
 //! This crate does not own the runtime form: the edge node compiles a [`NodeConfig`] once per
 //! config version (e.g. `ServiceConfig` → `CompiledService`). Nothing here does network I/O;
@@ -59,6 +63,7 @@
 //! ```
 
 mod compression;
+mod control;
 mod document;
 mod error;
 mod host;
@@ -68,6 +73,7 @@ mod origin;
 mod purge;
 pub mod roles;
 mod service;
+mod timestamp;
 pub mod units;
 mod upstreams;
 mod validate;
@@ -76,6 +82,7 @@ use std::io::Read;
 use std::path::Path;
 
 pub use compression::{CompressionConfig, ContentCoding, Levels, TypePattern};
+pub use control::{Change, Event, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId};
 pub use error::{ConfigError, ConfigErrors};
 pub use host::HostPattern;
 pub use images::{ImagesConfig, MAX_OUTPUT_SIDE, MAX_SOURCE_PIXELS_LIMIT};
@@ -86,11 +93,12 @@ pub use node::{
 pub use origin::{OriginUrl, Scheme};
 pub use purge::{PurgeRequest, PurgeTarget};
 pub use service::{HostHeader, OriginProtocol, ServiceConfig};
+pub use timestamp::Timestamp;
 pub use units::{ByteSize, MAX_DURATION, format_duration, parse_duration};
 pub use upstreams::{
     Balance, HealthConfig, MAX_ORIGINS, MAX_SHIELDS, OriginConfig, PassiveConfig, RetryConfig, ShieldConfig,
 };
-pub use validate::validate;
+pub use validate::{validate, validate_service};
 
 /// Largest config file [`load`] reads.
 const MAX_FILE_BYTES: u64 = 16 << 20;

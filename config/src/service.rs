@@ -110,6 +110,13 @@ fn yes() -> bool {
     true
 }
 
+/// A service name: 1 to 64 of `a-z 0-9 _ -`. Also the rule for the control plane's service
+/// ids and tenant names.
+pub(crate) fn is_service_name(name: &str) -> bool {
+    let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-');
+    !name.is_empty() && name.len() <= 64 && name.chars().all(valid)
+}
+
 impl ServiceConfig {
     /// The origins in one form: `origins` as written, or the single `origin` as group 0 with
     /// weight 1. Empty only for a config that failed validation.

@@ -1,8 +1,11 @@
 //! Checks that need more than one field, or bounds that types cannot express. Every problem is
-//! collected, each with its field path and what would be valid. A service's upstreams are
-//! checked in `upstreams`, its `[services.compression]` table in `compression`.
+//! collected, each with its field path and what would be valid. One service's checks are in
+//! `service` (its upstreams in `upstreams`, its `[services.compression]` table in
+//! `compression`); [`validate_service`] runs them on a service alone, as the control plane
+//! receives it.
 
 mod compression;
+mod service;
 mod upstreams;
 
 use std::collections::HashMap;
@@ -19,7 +22,7 @@ use crate::units::ByteSize;
 /// Checks a parsed config whose relative paths are already resolved; certificate and CA files
 /// must exist and be readable. Returns every problem found.
 pub fn validate(config: &NodeConfig, file: &Path) -> Result<(), ConfigErrors> {
-    let mut report = Report { file, errors: Vec::new() };
+    let mut report = Report { file, scope: Scope::Node { cache: &config.cache }, errors: Vec::new() };
     check_node_name(&mut report, &config.node.name);
     check_listen(&mut report, &config.listen, &config.tls);
     check_tls(&mut report, &config.tls);
@@ -27,16 +30,55 @@ pub fn validate(config: &NodeConfig, file: &Path) -> Result<(), ConfigErrors> {
     check_limits(&mut report, &config.limits);
     check_upstream(&mut report, &config.upstream);
     check_log(&mut report, &config.log);
-    check_services(&mut report, &config.services, &config.cache);
-    if report.errors.is_empty() { Ok(()) } else { Err(ConfigErrors(report.errors)) }
+    check_services(&mut report, &config.services);
+    report.finish()
+}
+
+/// Checks one `[[services]]` table on its own, as the control plane receives it from a tenant:
+/// every check of [`validate`] that needs nothing but the service. Paths are relative to the
+/// service (`origin`, `compression.prefer[1]`) and the errors name no file.
+///
+/// Left to the node that loads the service, because they depend on it: that `origin_ca` is a
+/// readable file there, that `max_object_size` is within its `cache.max_object_size`, and that
+/// no other service of its config has the same name or a host of this one.
+///
+/// ```
+/// let service: outpost_config::ServiceConfig = toml::from_str(
+///     "name = \"shop\"\nhosts = [\"shop.example\"]\norigin = \"https://origin.shop.example\"\n\
+///      default_ttl = \"0s\"\n[retry]\nmax_retries = 11\n",
+/// )?;
+/// let errors = outpost_config::validate_service(&service).expect_err("two problems");
+/// let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+/// assert_eq!(paths, ["retry.max_retries", "default_ttl"]);
+/// assert_eq!(errors.to_string().lines().next(), Some("retry.max_retries: 11 is out of range; use 0 to 10"));
+/// # Ok::<(), toml::de::Error>(())
+/// ```
+pub fn validate_service(service: &ServiceConfig) -> Result<(), ConfigErrors> {
+    let mut report = Report { file: Path::new(""), scope: Scope::Standalone, errors: Vec::new() };
+    service::check(&mut report, "", service);
+    report.finish()
 }
 
 struct Report<'a> {
     file: &'a Path,
+    scope: Scope<'a>,
     errors: Vec<ConfigError>,
 }
 
+/// What a check can see besides the field it checks.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// A node's whole config: its cache bounds, and its files on this machine.
+    Node { cache: &'a CacheConfig },
+    /// One service on its own, away from the node that will run it (the control plane).
+    Standalone,
+}
+
 impl Report<'_> {
+    fn finish(self) -> Result<(), ConfigErrors> {
+        if self.errors.is_empty() { Ok(()) } else { Err(ConfigErrors(self.errors)) }
+    }
+
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(ConfigError::new(self.file, path, message));
     }
@@ -62,7 +104,12 @@ impl Report<'_> {
         }
     }
 
+    /// A file on the node. A standalone service is checked away from the node, where the file
+    /// does not matter: the node checks it when it loads the service.
     fn readable_file(&mut self, path: &str, file: &Path) {
+        if matches!(self.scope, Scope::Standalone) {
+            return;
+        }
         const VALID: &str = "expected a readable PEM file (relative paths are resolved against \
                              the config file's directory)";
         if file.as_os_str().is_empty() {
@@ -251,94 +298,37 @@ fn check_filter(filter: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_services(report: &mut Report<'_>, services: &[ServiceConfig], cache: &CacheConfig) {
+fn check_services(report: &mut Report<'_>, services: &[ServiceConfig]) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut owners: HashMap<&HostPattern, usize> = HashMap::new();
     for (i, service) in services.iter().enumerate() {
-        let at = format!("services[{i}]");
-        check_service_name(report, &at, &service.name);
+        let at = format!("services[{i}].");
+        service::check(report, &at, service);
+        // What one service cannot know alone: names and hosts are unique across services.
         if let Some(first) = names.get(service.name.as_str()).copied() {
             report.error(
-                format!("{at}.name"),
+                format!("{at}name"),
                 format!("\"{}\" is already the name of services[{first}]; service names must be unique", service.name),
             );
         } else {
             names.insert(&service.name, i);
         }
-        if service.hosts.is_empty() {
-            report.error(
-                format!("{at}.hosts"),
-                "empty; list the hosts this service answers for, e.g. [\"shop.example\"]",
-            );
-        }
         for (j, host) in service.hosts.iter().enumerate() {
-            let Some(owner) = owners.get(host).copied() else {
-                owners.insert(host, i);
-                continue;
-            };
-            let message = if owner == i {
-                format!("\"{host}\" is listed twice in this service; remove one")
-            } else {
-                format!(
-                    "\"{host}\" is already a host of service \"{}\" (services[{owner}]); a host \
-                     pattern may belong to one service only",
-                    services[owner].name
-                )
-            };
-            report.error(format!("{at}.hosts[{j}]"), message);
-        }
-        check_service_fields(report, &at, service, cache);
-    }
-}
-
-fn check_service_name(report: &mut Report<'_>, at: &str, name: &str) {
-    let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-');
-    if name.is_empty() || name.len() > 64 || !name.chars().all(valid) {
-        report
-            .error(format!("{at}.name"), format!("\"{name}\" is not a valid service name; use 1 to 64 of a-z 0-9 _ -"));
-    }
-}
-
-fn check_service_fields(report: &mut Report<'_>, at: &str, service: &ServiceConfig, cache: &CacheConfig) {
-    upstreams::check(report, at, service);
-    compression::check(report, &format!("{at}.compression"), &service.compression);
-    for (field, message) in service.images.problems() {
-        report.error(format!("{at}.images.{field}"), message);
-    }
-    if service.default_ttl.is_some_and(|ttl| ttl.is_zero()) {
-        report.error(
-            format!("{at}.default_ttl"),
-            "must be more than 0; write a duration such as \"60s\", or remove it to store only responses with a lifetime",
-        );
-    }
-    if service.max_stale_on_error.is_some_and(|d| d.is_zero()) {
-        report.error(
-            format!("{at}.max_stale_on_error"),
-            "must be more than 0; write a duration such as \"1h\", or remove it",
-        );
-    }
-    if let Some(size) = service.max_object_size {
-        let path = format!("{at}.max_object_size");
-        report.size(&path, size, ByteSize::kib(1), None);
-        if size > cache.max_object_size {
-            report.error(
-                path,
-                format!(
-                    "{size} is above cache.max_object_size ({}); use at most that, or raise cache.max_object_size",
-                    cache.max_object_size
+            match owners.get(host).copied() {
+                None => {
+                    owners.insert(host, i);
+                }
+                // Listed twice in this service: `service::check` said so.
+                Some(owner) if owner == i => {}
+                Some(owner) => report.error(
+                    format!("{at}hosts[{j}]"),
+                    format!(
+                        "\"{host}\" is already a host of service \"{}\" (services[{owner}]); a host \
+                         pattern may belong to one service only",
+                        services[owner].name
+                    ),
                 ),
-            );
-        }
-    }
-    let timeouts = [
-        ("connect_timeout", service.connect_timeout),
-        ("first_byte_timeout", service.first_byte_timeout),
-        ("between_bytes_timeout", service.between_bytes_timeout),
-        ("total_timeout", service.total_timeout),
-    ];
-    for (field, value) in timeouts {
-        if let Some(value) = value {
-            report.positive(&format!("{at}.{field}"), value);
+            }
         }
     }
 }

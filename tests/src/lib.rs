@@ -1,12 +1,13 @@
 //! End-to-end tests for Outpost: real `edge-node` and `origin-shield` processes in front of real
-//! origins on loopback.
+//! origins on loopback, and the real `control-plane`.
 //!
-//! The harness has five parts, each in its own module:
+//! The harness has six parts, each in its own module:
 //! - [`origin`]: a scripted hyper origin that records what it receives;
 //! - [`node`]: the node under test (an edge, or a shield), its config file and its process;
 //! - [`client`]: HTTP/1.1 and HTTP/2 clients, cleartext or TLS, and a raw socket;
 //! - [`h3client`]: an HTTP/3 client (quinn + h3) for the node's QUIC listener;
-//! - [`tls`]: a throwaway CA and the certificates it signs.
+//! - [`tls`]: a throwaway CA and the certificates it signs;
+//! - [`control`]: the control plane under test, its tokens, config and data file.
 //!
 //! A scenario in `tests/*.rs` starts an origin, scripts it, starts a node whose service points at
 //! it, sends requests and asserts on both ends: the response and `Cache-Status` the client got,
@@ -14,11 +15,13 @@
 //!
 //! The node binary is `OUTPOST_EDGE_NODE_BIN` when set; otherwise the first scenario of each test
 //! process runs `cargo build -p edge-node --bin edge-node` and uses what cargo reports (the shield
-//! likewise: `OUTPOST_ORIGIN_SHIELD_BIN`, or `cargo build -p origin-shield`). Every
+//! likewise: `OUTPOST_ORIGIN_SHIELD_BIN`, or `cargo build -p origin-shield`; the control plane:
+//! `OUTPOST_CONTROL_PLANE_BIN`, or `cargo build -p control-plane`). Every
 //! listener binds port 0; every wait is bounded (start-up 30 s, one exchange 15 s, shutdown 15 s).
 //! When a scenario fails, the node's stderr and stdout are printed under the assertion.
 
 pub mod client;
+pub mod control;
 pub mod h3client;
 pub mod node;
 pub mod origin;

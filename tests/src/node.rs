@@ -433,7 +433,7 @@ pub struct Addrs {
     pub admin: SocketAddr,
 }
 
-type Lines = Arc<Mutex<Vec<String>>>;
+pub(crate) type Lines = Arc<Mutex<Vec<String>>>;
 
 /// Which binary a node runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -756,7 +756,7 @@ impl Drop for EdgeNode {
     }
 }
 
-fn collect(stream: impl std::io::Read + Send + 'static, into: Lines) {
+pub(crate) fn collect(stream: impl std::io::Read + Send + 'static, into: Lines) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
@@ -765,7 +765,7 @@ fn collect(stream: impl std::io::Read + Send + 'static, into: Lines) {
     });
 }
 
-fn lines(l: &Lines) -> Vec<String> {
+pub(crate) fn lines(l: &Lines) -> Vec<String> {
     l.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
@@ -797,7 +797,7 @@ pub fn shield_binary() -> anyhow::Result<PathBuf> {
     located(&BIN, "OUTPOST_ORIGIN_SHIELD_BIN", "origin-shield")
 }
 
-fn located(cell: &OnceLock<Result<PathBuf, String>>, env: &str, package: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn located(cell: &OnceLock<Result<PathBuf, String>>, env: &str, package: &str) -> anyhow::Result<PathBuf> {
     cell.get_or_init(|| {
         if let Some(bin) = std::env::var_os(env) {
             return Ok(PathBuf::from(bin));

@@ -5,33 +5,33 @@ use super::Report;
 use crate::compression::{CompressionConfig, ContentCoding, Levels};
 use crate::units::ByteSize;
 
-/// Every check of the compression table at `at` (`services[2].compression`).
+/// Every check of the compression table whose paths start with `at` (`services[2].compression.`).
 pub(super) fn check(report: &mut Report<'_>, at: &str, compression: &CompressionConfig) {
     for (j, coding) in compression.prefer.iter().enumerate() {
         if let Some(first) = compression.prefer[..j].iter().position(|c| c == coding) {
             report.error(
-                format!("{at}.prefer[{j}]"),
-                format!("\"{coding}\" is already {at}.prefer[{first}]; list each coding once"),
+                format!("{at}prefer[{j}]"),
+                format!("\"{coding}\" is already {at}prefer[{first}]; list each coding once"),
             );
         }
     }
     if compression.enabled && compression.prefer.is_empty() {
         report.error(
-            format!("{at}.prefer"),
+            format!("{at}prefer"),
             "empty; list the codings to produce, e.g. [\"br\", \"zstd\", \"gzip\"], or set enabled = false",
         );
     }
     if compression.enabled && compression.types.is_empty() {
         report.error(
-            format!("{at}.types"),
+            format!("{at}types"),
             "empty; list the media types to compress, e.g. [\"text/*\", \"application/json\"], or set \
              enabled = false",
         );
     }
-    check_levels(report, &format!("{at}.cached_level"), &compression.cached_level);
-    check_levels(report, &format!("{at}.pass_level"), &compression.pass_level);
+    check_levels(report, &format!("{at}cached_level."), &compression.cached_level);
+    check_levels(report, &format!("{at}pass_level."), &compression.pass_level);
     report.size(
-        &format!("{at}.max_decoded_size"),
+        &format!("{at}max_decoded_size"),
         compression.max_decoded_size,
         ByteSize::mib(1),
         Some(ByteSize::gib(16)),
@@ -47,7 +47,7 @@ fn check_levels(report: &mut Report<'_>, at: &str, levels: &Levels) {
     for (coding, min, max) in ranges {
         let level = levels.get(coding);
         if !(min..=max).contains(&level) {
-            report.error(format!("{at}.{coding}"), format!("{level} is out of range; use {min} to {max}"));
+            report.error(format!("{at}{coding}"), format!("{level} is out of range; use {min} to {max}"));
         }
     }
 }

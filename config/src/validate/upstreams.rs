@@ -10,46 +10,47 @@ use crate::service::ServiceConfig;
 use crate::units::format_duration;
 use crate::upstreams::{HealthConfig, MAX_ORIGINS, MAX_SHIELDS, PassiveConfig, RetryConfig};
 
-/// Every upstream check of the service at `at` (`services[2]`).
+/// Every upstream check of the service whose paths start with `at` (`services[2].`, or empty for
+/// a service checked on its own).
 pub(super) fn check(report: &mut Report<'_>, at: &str, service: &ServiceConfig) {
     check_origins(report, at, service);
     check_origin_ca(report, at, service);
     check_shields(report, at, service);
-    check_health(report, &format!("{at}.health"), &service.health);
-    check_passive(report, &format!("{at}.passive"), &service.passive);
-    check_retry(report, &format!("{at}.retry"), &service.retry);
+    check_health(report, &format!("{at}health."), &service.health);
+    check_passive(report, &format!("{at}passive."), &service.passive);
+    check_retry(report, &format!("{at}retry."), &service.retry);
 }
 
 fn check_origins(report: &mut Report<'_>, at: &str, service: &ServiceConfig) {
     match (&service.origin, service.origins.is_empty()) {
         (None, true) => report.error(
-            format!("{at}.origin"),
+            format!("{at}origin"),
             "missing; set origin = \"https://origin.example\", or list several servers as \
              [[services.origins]] tables with a url each",
         ),
         (Some(_), false) => report.error(
-            format!("{at}.origins"),
+            format!("{at}origins"),
             "set either origin or origins, not both; move the origin into origins as { url = \"...\" }",
         ),
         _ => {}
     }
     if service.origins.len() > MAX_ORIGINS {
         report.error(
-            format!("{at}.origins"),
+            format!("{at}origins"),
             format!("{} origins; a service may list at most {MAX_ORIGINS}", service.origins.len()),
         );
     }
     let urls = service.origins.iter().map(|o| &o.url);
-    duplicates(report, &format!("{at}.origins"), urls);
+    duplicates(report, &format!("{at}origins"), urls);
     for (j, origin) in service.origins.iter().enumerate() {
         let weight = usize::try_from(origin.weight).unwrap_or(usize::MAX);
-        report.count(&format!("{at}.origins[{j}].weight"), weight, 1, 1000);
+        report.count(&format!("{at}origins[{j}].weight"), weight, 1, 1000);
     }
 }
 
 fn check_origin_ca(report: &mut Report<'_>, at: &str, service: &ServiceConfig) {
     let Some(ca) = &service.origin_ca else { return };
-    let path = format!("{at}.origin_ca");
+    let path = format!("{at}origin_ca");
     let origins = service.origin_list();
     if origins.iter().any(|o| o.url.is_https()) {
         report.readable_file(&path, ca);
@@ -67,17 +68,17 @@ fn check_origin_ca(report: &mut Report<'_>, at: &str, service: &ServiceConfig) {
 fn check_shields(report: &mut Report<'_>, at: &str, service: &ServiceConfig) {
     if service.shields.len() > MAX_SHIELDS {
         report.error(
-            format!("{at}.shields"),
+            format!("{at}shields"),
             format!("{} shields; a service may list at most {MAX_SHIELDS}", service.shields.len()),
         );
     }
-    duplicates(report, &format!("{at}.shields"), service.shields.iter().map(|s| &s.url));
+    duplicates(report, &format!("{at}shields"), service.shields.iter().map(|s| &s.url));
     let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-');
     for (j, shield) in service.shields.iter().enumerate() {
         let pop = &shield.pop;
         if pop.is_empty() || pop.len() > 32 || !pop.chars().all(valid) {
             report.error(
-                format!("{at}.shields[{j}].pop"),
+                format!("{at}shields[{j}].pop"),
                 format!("\"{pop}\" is not a valid PoP name; use 1 to 32 of a-z 0-9 _ -, e.g. \"fra\""),
             );
         }
@@ -104,37 +105,37 @@ fn check_health(report: &mut Report<'_>, at: &str, health: &HealthConfig) {
     let visible = path.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
     if !path.starts_with('/') || !visible || path.len() > 1024 {
         report.error(
-            format!("{at}.path"),
+            format!("{at}path"),
             format!(
                 "\"{path}\" is not a probe path; write a path such as \"/healthz\": starting with /, \
                  visible ASCII without #, at most 1024 bytes"
             ),
         );
     }
-    within(report, &format!("{at}.interval"), health.interval, Duration::from_millis(100), Duration::from_secs(3600));
-    report.positive(&format!("{at}.timeout"), health.timeout);
+    within(report, &format!("{at}interval"), health.interval, Duration::from_millis(100), Duration::from_secs(3600));
+    report.positive(&format!("{at}timeout"), health.timeout);
     if health.timeout > health.interval {
         report.error(
-            format!("{at}.timeout"),
+            format!("{at}timeout"),
             format!(
-                "{} is longer than {at}.interval ({}); a probe must end before the next one starts",
+                "{} is longer than {at}interval ({}); a probe must end before the next one starts",
                 format_duration(health.timeout),
                 format_duration(health.interval)
             ),
         );
     }
-    report.count(&format!("{at}.unhealthy_threshold"), as_usize(health.unhealthy_threshold), 1, 100);
-    report.count(&format!("{at}.healthy_threshold"), as_usize(health.healthy_threshold), 1, 100);
+    report.count(&format!("{at}unhealthy_threshold"), as_usize(health.unhealthy_threshold), 1, 100);
+    report.count(&format!("{at}healthy_threshold"), as_usize(health.healthy_threshold), 1, 100);
 }
 
 fn check_passive(report: &mut Report<'_>, at: &str, passive: &PassiveConfig) {
-    report.count(&format!("{at}.failure_threshold"), as_usize(passive.failure_threshold), 1, 1000);
-    report.positive(&format!("{at}.ejection"), passive.ejection);
+    report.count(&format!("{at}failure_threshold"), as_usize(passive.failure_threshold), 1, 1000);
+    report.positive(&format!("{at}ejection"), passive.ejection);
     if passive.max_ejection < passive.ejection {
         report.error(
-            format!("{at}.max_ejection"),
+            format!("{at}max_ejection"),
             format!(
-                "{} is shorter than {at}.ejection ({}); use at least that",
+                "{} is shorter than {at}ejection ({}); use at least that",
                 format_duration(passive.max_ejection),
                 format_duration(passive.ejection)
             ),
@@ -143,13 +144,13 @@ fn check_passive(report: &mut Report<'_>, at: &str, passive: &PassiveConfig) {
 }
 
 fn check_retry(report: &mut Report<'_>, at: &str, retry: &RetryConfig) {
-    report.count(&format!("{at}.max_retries"), as_usize(retry.max_retries), 0, 10);
-    report.positive(&format!("{at}.base_backoff"), retry.base_backoff);
+    report.count(&format!("{at}max_retries"), as_usize(retry.max_retries), 0, 10);
+    report.positive(&format!("{at}base_backoff"), retry.base_backoff);
     if retry.max_backoff < retry.base_backoff {
         report.error(
-            format!("{at}.max_backoff"),
+            format!("{at}max_backoff"),
             format!(
-                "{} is shorter than {at}.base_backoff ({}); use at least that",
+                "{} is shorter than {at}base_backoff ({}); use at least that",
                 format_duration(retry.max_backoff),
                 format_duration(retry.base_backoff)
             ),
@@ -157,7 +158,7 @@ fn check_retry(report: &mut Report<'_>, at: &str, retry: &RetryConfig) {
     }
     if !(0.0..=1.0).contains(&retry.budget_ratio) {
         report.error(
-            format!("{at}.budget_ratio"),
+            format!("{at}budget_ratio"),
             format!(
                 "{} is out of range; use 0.0 to 1.0 (e.g. 0.2 for one retry per five requests)",
                 retry.budget_ratio
@@ -166,12 +167,12 @@ fn check_retry(report: &mut Report<'_>, at: &str, retry: &RetryConfig) {
     }
     within(
         report,
-        &format!("{at}.budget_window"),
+        &format!("{at}budget_window"),
         retry.budget_window,
         Duration::from_secs(1),
         Duration::from_secs(3600),
     );
-    report.count(&format!("{at}.budget_min_per_sec"), as_usize(retry.budget_min_per_sec), 0, 10_000);
+    report.count(&format!("{at}budget_min_per_sec"), as_usize(retry.budget_min_per_sec), 0, 10_000);
 }
 
 fn within(report: &mut Report<'_>, path: &str, value: Duration, min: Duration, max: Duration) {

@@ -1,0 +1,162 @@
+//! The REST API: [`routes`] is the one table of what is served, [`router`] turns it into an
+//! axum router with the body limit and the JSON answers for unknown routes and methods.
+//!
+//! Every handler follows the same order: authenticate (from headers, before the body is
+//! read), find the service the caller may see (404 otherwise), parse and check the body, then
+//! one store write that also appends the event.
+
+mod compat;
+mod error;
+mod events;
+mod extract;
+mod openapi;
+mod purges;
+mod service_body;
+mod services;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::handler::Handler;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{MethodFilter, MethodRouter, on};
+
+pub use error::{ApiError, ErrorKind, FieldError};
+pub use openapi::document as openapi_document;
+
+use crate::auth::Tokens;
+use crate::ratelimit::PurgeLimiter;
+use crate::settings::{Limits, Settings};
+use crate::store::Store;
+
+/// What every handler shares.
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub tokens: Tokens,
+    pub limits: Limits,
+    pub purge_limiter: PurgeLimiter,
+}
+
+pub type AppState = Arc<App>;
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, settings: &Settings) -> AppState {
+        let limits = settings.limits.clone();
+        let purge_limiter = PurgeLimiter::new(limits.purge_burst, limits.purge_interval());
+        Arc::new(App { store, tokens: Tokens::new(&settings.tokens), limits, purge_limiter })
+    }
+}
+
+/// An HTTP method the API serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Put,
+    Post,
+    Delete,
+}
+
+impl Verb {
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Put => MethodFilter::PUT,
+            Verb::Post => MethodFilter::POST,
+            Verb::Delete => MethodFilter::DELETE,
+        }
+    }
+
+    /// The lower-case name, as OpenAPI writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Put => "put",
+            Verb::Post => "post",
+            Verb::Delete => "delete",
+        }
+    }
+}
+
+/// One row of the route table.
+pub struct Route {
+    pub verb: Verb,
+    pub path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+fn route<H: Handler<T, AppState>, T: 'static>(verb: Verb, path: &'static str, handler: H) -> Route {
+    Route { verb, path, handler: on(verb.filter(), handler) }
+}
+
+/// Every route, in the order the README's API table lists them. `GET` also answers `HEAD`.
+pub fn routes() -> Vec<Route> {
+    use Verb::{Delete, Get, Post, Put};
+    vec![
+        route(Get, "/healthz", health),
+        route(Get, "/v1/openapi.json", openapi::get),
+        route(Get, "/v1/services", services::list),
+        route(Put, "/v1/services/{id}", services::put),
+        route(Get, "/v1/services/{id}", services::get),
+        route(Delete, "/v1/services/{id}", services::delete),
+        route(Post, "/v1/services/{id}/purge", purges::post),
+        route(Get, "/v1/purges/{id}", purges::get),
+        route(Get, "/v1/events", events::list),
+        route(Post, "/service/{id}/purge/{surrogate_key}", compat::fastly_purge_key),
+        route(Post, "/service/{id}/purge", compat::fastly_purge_batch),
+        route(Post, "/service/{id}/purge_all", compat::fastly_purge_all),
+        route(Post, "/zones/{id}/purge_cache", compat::cloudflare_purge),
+    ]
+}
+
+/// The API as a router, ready to serve.
+pub fn router(app: AppState) -> Router {
+    let mut router = Router::new();
+    for route in routes() {
+        // Routes on one path with different methods merge into one method router.
+        router = router.route(route.path, route.handler);
+    }
+    let body_limit = app.limits.max_body_size.as_usize();
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(log_request))
+        .with_state(app)
+}
+
+/// `GET /healthz`: 200 when the store answers.
+async fn health(State(app): State<AppState>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    match app.store.last_seq().await {
+        Ok(_) => Ok(axum::Json(serde_json::json!({"status": "ok"}))),
+        Err(error) => {
+            tracing::warn!("health: {error}");
+            Err(ApiError::new(ErrorKind::Unavailable, "the store does not answer"))
+        }
+    }
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format_args!("{} {}", request.method(), request.uri().path()))
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    let message = format!("{} is not allowed on {}", request.method(), request.uri().path());
+    ApiError::new(ErrorKind::MethodNotAllowed, message)
+}
+
+/// One log line per request: method, path, status, time taken (never a token or a body).
+async fn log_request(request: Request, next: Next) -> Response {
+    let (method, path, start) = (request.method().clone(), request.uri().path().to_owned(), Instant::now());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+    if response.status().is_server_error() {
+        tracing::warn!(%method, %path, status, elapsed_ms, "request");
+    } else {
+        tracing::info!(%method, %path, status, elapsed_ms, "request");
+    }
+    response
+}

@@ -1,0 +1,145 @@
+//! The body of `PUT /v1/services/{id}`: a service config in JSON, with the fields of a
+//! `[[services]]` table, checked with `outpost-config` before anything is stored.
+
+use outpost_config::{ServiceConfig, ServiceId};
+use serde_json::Value;
+
+use super::error::{ApiError, ErrorKind};
+use super::extract::parse_json;
+use crate::auth::Principal;
+
+/// A config that passed every check: the JSON to store and send to nodes, and its parsed form.
+#[derive(Debug)]
+pub struct CheckedService {
+    pub json: Value,
+    pub config: ServiceConfig,
+}
+
+/// Parses and checks `body` for the service `id` on behalf of `principal`.
+///
+/// `name` may be left out (it is the id); when given it must be the id. Tenants may not set
+/// `origin_ca`: it is a path on the nodes' disks, the operator's to choose.
+pub fn check(id: &ServiceId, body: &[u8], principal: &Principal) -> Result<CheckedService, ApiError> {
+    let mut json: Value = parse_json(body, ErrorKind::InvalidConfig)?;
+    let Some(object) = json.as_object_mut() else {
+        return Err(ApiError::field(
+            ErrorKind::InvalidConfig,
+            "",
+            "expected a JSON object with the fields of a [[services]] table",
+        ));
+    };
+    match object.get("name") {
+        None => {
+            object.insert("name".to_owned(), Value::String(id.to_string()));
+        }
+        Some(Value::String(name)) if name == id.as_str() => {}
+        Some(other) => {
+            return Err(ApiError::field(
+                ErrorKind::InvalidConfig,
+                "name",
+                format!("{other} is not the service id in the path (\"{id}\"); leave name out or make them equal"),
+            ));
+        }
+    }
+    if principal.tenant().is_some() && object.get("origin_ca").is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::field(
+            ErrorKind::InvalidConfig,
+            "origin_ca",
+            "a CA file on the nodes; only the operator may set it",
+        ));
+    }
+    // Round-trip through the text: deserializing from a `Value` would report no field paths.
+    let text = json.to_string();
+    let config: ServiceConfig = parse_json(text.as_bytes(), ErrorKind::InvalidConfig)?;
+    outpost_config::validate_service(&config)?;
+    Ok(CheckedService { json, config })
+}
+
+#[cfg(test)]
+mod tests {
+    use outpost_config::TenantId;
+    use serde_json::json;
+
+    use super::*;
+
+    fn shop() -> ServiceId {
+        ServiceId::parse("shop").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn tenant() -> Principal {
+        Principal::Tenant(TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    #[test]
+    fn a_valid_config_gets_its_name_from_the_path() {
+        let body = json!({"hosts": ["shop.example"], "origin": "https://o.example", "default_ttl": "1m"});
+        let checked = check(&shop(), body.to_string().as_bytes(), &tenant()).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(checked.json["name"], "shop");
+        assert_eq!(checked.config.name, "shop");
+        assert_eq!(checked.config.hosts[0].to_string(), "shop.example");
+    }
+
+    #[test]
+    fn every_problem_names_its_field() {
+        let cases: Vec<(Value, ErrorKind, &str, &str)> = vec![
+            (json!([]), ErrorKind::InvalidConfig, "", "expected a JSON object"),
+            (
+                json!({"name": "other", "hosts": ["a.example"], "origin": "http://o"}),
+                ErrorKind::InvalidConfig,
+                "name",
+                "not the service id",
+            ),
+            (
+                json!({"hosts": ["a.example"], "origin": "http://o", "origin_ca": "/etc/ca.pem"}),
+                ErrorKind::InvalidConfig,
+                "origin_ca",
+                "only the operator",
+            ),
+            (
+                json!({"hosts": ["a.example"], "orign": "http://o"}),
+                ErrorKind::InvalidConfig,
+                "orign",
+                "unknown field `orign`",
+            ),
+            (
+                json!({"hosts": ["a.example"], "origin": "ftp://o"}),
+                ErrorKind::InvalidConfig,
+                "origin",
+                "unsupported scheme",
+            ),
+            (
+                json!({"hosts": ["a.example"], "origin": "http://o", "retry": {"max_retries": "x"}}),
+                ErrorKind::InvalidConfig,
+                "retry.max_retries",
+                "expected a whole number",
+            ),
+            (
+                json!({"hosts": ["a.example"], "origin": "http://o", "retry": {"max_retries": 11}}),
+                ErrorKind::InvalidConfig,
+                "retry.max_retries",
+                "use 0 to 10",
+            ),
+            (json!({"hosts": [], "origin": "http://o"}), ErrorKind::InvalidConfig, "hosts", "list the hosts"),
+            (json!({"hosts": ["a.example"]}), ErrorKind::InvalidConfig, "origin", "missing"),
+        ];
+        for (body, kind, path, fragment) in cases {
+            let error = check(&shop(), body.to_string().as_bytes(), &tenant()).err();
+            let Some(error) = error else { panic!("{body}: accepted") };
+            assert_eq!(error.kind, kind, "{body}: {error:?}");
+            assert_eq!(error.fields.first().map(|f| f.path.as_str()), Some(path), "{body}: {error:?}");
+            assert!(error.message.contains(fragment), "{body}: {}", error.message);
+        }
+    }
+
+    #[test]
+    fn the_operator_may_set_origin_ca() {
+        let body = json!({"hosts": ["a.example"], "origin": "https://o", "origin_ca": "/etc/outpost/ca.pem"});
+        assert!(check(&shop(), body.to_string().as_bytes(), &Principal::Operator).is_ok());
+    }
+
+    #[test]
+    fn bad_json_is_its_own_error() {
+        let error = check(&shop(), b"{\"hosts\": [", &tenant()).err().map(|e| e.kind);
+        assert_eq!(error, Some(ErrorKind::BadJson));
+    }
+}

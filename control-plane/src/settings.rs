@@ -1,0 +1,327 @@
+//! The control plane's config file (TOML): where it listens, where it keeps its state, who may
+//! call it, and the bounds it enforces. Errors are [`ConfigErrors`], each naming the file and
+//! field path, like the nodes' config.
+//!
+//! ```toml
+//! listen = "127.0.0.1:7400"
+//! data = "control-plane.redb"       # relative to this file's directory
+//!
+//! [[tokens]]                        # an operator: every tenant's services, the event log
+//! name = "ops"
+//! operator = true
+//! sha256 = "<64 hex digits>"        # printf '%s' "$TOKEN" | sha256sum
+//!
+//! [[tokens]]                        # a tenant: its own services only
+//! tenant = "acme"
+//! sha256 = "<64 hex digits>"
+//!
+//! [limits]
+//! max_body_size = "1MiB"
+//! ```
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use outpost_config::{ByteSize, ConfigError, ConfigErrors, TenantId};
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address of the API (HTTP/1.1 and h2c). Default: `"127.0.0.1:7400"`; port 0 picks one
+    /// (see `--ready-file`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The store's file, created if missing; relative paths are resolved against the config
+    /// file's directory. Required.
+    pub data: PathBuf,
+    /// `[[tokens]]`: who may call the API. At least one.
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
+    /// `[limits]`.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// One `[[tokens]]` entry. Exactly one of `operator = true` and `tenant` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// A label for logs (never the token). Default: none.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The token acts for the operator: every tenant's services, the event log.
+    #[serde(default)]
+    pub operator: bool,
+    /// The token acts for this tenant (1 to 64 of `a-z 0-9 _ -`): its own services only.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// SHA-256 of the token, 64 hex digits. The file holds only hashes, so reading it does not
+    /// give anyone a token.
+    pub sha256: String,
+}
+
+/// `[limits]`: every bound the API enforces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body read; a larger one gets **413** `body_too_large` before it is
+    /// parsed. Bounds the memory one request can take. Default: `"1MiB"`; 1KiB to 64MiB.
+    pub max_body_size: ByteSize,
+    /// Services one tenant may own; one more gets **403** `service_limit`. Default: 100;
+    /// 1 to 100000.
+    pub max_services_per_tenant: usize,
+    /// Purges per second one tenant may send, on average (a token bucket refilled at this
+    /// rate). Over it: **429** `rate_limited` with `Retry-After`. Each purge is an event every
+    /// node applies, so this bounds the work one tenant makes for the fleet. Operator tokens
+    /// are not limited. Default: 10; more than 0, at most 100000.
+    pub purge_rate: f64,
+    /// Purges one tenant may send at once before `purge_rate` applies (the bucket's size).
+    /// Default: 100; 1 to 1000000.
+    pub purge_burst: u32,
+    /// URLs, prefixes, tags and hosts in one purge request; more gets **400**. Default: 256;
+    /// 1 to 10000.
+    pub max_purge_targets: usize,
+    /// Largest page a list may ask for (`limit`); more gets **400**. Default: 1000;
+    /// 1 to 100000.
+    pub max_page: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_size: ByteSize::mib(1),
+            max_services_per_tenant: 100,
+            purge_rate: 10.0,
+            purge_burst: 100,
+            max_purge_targets: 256,
+            max_page: 1000,
+        }
+    }
+}
+
+impl Limits {
+    /// The time one purge token takes to come back.
+    pub fn purge_interval(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.purge_rate)
+    }
+}
+
+/// Who a token acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    Operator,
+    Tenant(TenantId),
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7400))
+}
+
+/// Largest config file read.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads, parses and validates `path`; `data` comes back resolved against its directory.
+pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
+    let error =
+        |message: String| ConfigErrors(vec![ConfigError { file: path.to_path_buf(), path: String::new(), message }]);
+    let size = std::fs::metadata(path).map_err(|e| error(format!("cannot read the config file: {e}")))?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(error("the config file is larger than 1MiB".to_owned()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read the config file: {e}")))?;
+    parse(&text, path)
+}
+
+/// Parses and validates config text; `file` names it in errors and anchors relative paths.
+pub fn parse(text: &str, file: &Path) -> Result<Settings, ConfigErrors> {
+    let error = |path: &str, message: String| ConfigError { file: file.to_path_buf(), path: path.to_owned(), message };
+    let mut settings: Settings = toml::from_str(text).map_err(|e| {
+        // toml's message names the key and its line; keep it on one line.
+        let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+        let at = e.span().map(|s| line_of(text, s.start));
+        ConfigErrors(vec![error("", at.map_or(message.clone(), |line| format!("{message} (line {line})")))])
+    })?;
+    if settings.data.is_relative() {
+        settings.data = file.parent().unwrap_or(Path::new("")).join(&settings.data);
+    }
+    let mut errors = Vec::new();
+    check(&settings, &mut |path, message| errors.push(error(path, message)));
+    if errors.is_empty() { Ok(settings) } else { Err(ConfigErrors(errors)) }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
+}
+
+fn check(settings: &Settings, report: &mut dyn FnMut(&str, String)) {
+    if settings.data.as_os_str().is_empty() {
+        report("data", "empty; give the store's file, e.g. \"/var/lib/outpost/control-plane.redb\"".to_owned());
+    }
+    if settings.tokens.is_empty() {
+        report(
+            "tokens",
+            "no token, so nobody could call the API; add a [[tokens]] entry with operator = true".to_owned(),
+        );
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, token) in settings.tokens.iter().enumerate() {
+        let at = format!("tokens[{i}]");
+        match (token.operator, &token.tenant) {
+            (true, Some(_)) => report(&at, "set operator = true or tenant, not both".to_owned()),
+            (false, None) => report(&at, "set operator = true or tenant = \"NAME\"".to_owned()),
+            (false, Some(tenant)) => {
+                if let Err(why) = TenantId::parse(tenant) {
+                    report(&format!("{at}.tenant"), why);
+                }
+            }
+            (true, None) => {}
+        }
+        if parse_hex_digest(&token.sha256).is_none() {
+            report(
+                &format!("{at}.sha256"),
+                "not 64 hex digits; write the SHA-256 of the token, e.g. from `printf '%s' \"$TOKEN\" | sha256sum`"
+                    .to_owned(),
+            );
+        } else if let Some(first) = seen.insert(token.sha256.as_str(), i) {
+            report(&format!("{at}.sha256"), format!("the same token as tokens[{first}]; give each token one role"));
+        }
+    }
+    check_limits(&settings.limits, report);
+}
+
+fn check_limits(limits: &Limits, report: &mut dyn FnMut(&str, String)) {
+    let size = limits.max_body_size;
+    if size < ByteSize::kib(1) || size > ByteSize::mib(64) {
+        report("limits.max_body_size", format!("{size} is out of range; use 1KiB to 64MiB"));
+    }
+    let counts = [
+        ("limits.max_services_per_tenant", limits.max_services_per_tenant, 100_000),
+        ("limits.purge_burst", usize::try_from(limits.purge_burst).unwrap_or(usize::MAX), 1_000_000),
+        ("limits.max_purge_targets", limits.max_purge_targets, 10_000),
+        ("limits.max_page", limits.max_page, 100_000),
+    ];
+    for (path, value, max) in counts {
+        if !(1..=max).contains(&value) {
+            report(path, format!("{value} is out of range; use 1 to {max}"));
+        }
+    }
+    if !(limits.purge_rate > 0.0 && limits.purge_rate <= 100_000.0) {
+        report(
+            "limits.purge_rate",
+            format!("{} is out of range; use more than 0 and at most 100000 (per second)", limits.purge_rate),
+        );
+    }
+}
+
+/// The 32 bytes of a SHA-256 written as 64 hex digits (either case).
+pub fn parse_hex_digest(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let text = std::str::from_utf8(pair).ok()?;
+        digest[i] = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(digest)
+}
+
+impl TokenEntry {
+    /// The role this entry grants; `None` for an entry that failed validation.
+    pub fn role(&self) -> Option<Role> {
+        match (self.operator, &self.tenant) {
+            (true, None) => Some(Role::Operator),
+            (false, Some(tenant)) => TenantId::parse(tenant).ok().map(Role::Tenant),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    const OPERATOR: &str =
+        "[[tokens]]\noperator = true\nsha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n";
+
+    fn problems(text: &str) -> Vec<(String, String)> {
+        match parse(text, Path::new("/etc/outpost/cp.toml")) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.0.into_iter().map(|e| (e.path, e.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_minimal_file_gets_the_defaults() {
+        let settings = parse(&format!("data = \"cp.redb\"\n{OPERATOR}"), Path::new("/etc/outpost/cp.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:7400");
+        assert_eq!(settings.data, Path::new("/etc/outpost/cp.redb"));
+        assert_eq!(settings.tokens[0].role(), Some(Role::Operator));
+        assert_eq!(settings.limits.max_body_size, ByteSize::mib(1));
+        assert_eq!(settings.limits.purge_interval(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn each_problem_names_its_field() {
+        let tenant = |name: &str, hash: &str| format!("[[tokens]]\ntenant = \"{name}\"\nsha256 = \"{hash}\"\n");
+        let cases = [
+            (OPERATOR.to_owned(), "", "missing field `data`"),
+            (format!("data = \"x\"\n{OPERATOR}listen = 1\n"), "", "line"),
+            ("data = \"x\"\n".to_owned(), "tokens", "no token"),
+            (format!("data = \"x\"\n{}", tenant("ACME", HASH)), "tokens[0].tenant", "not a valid tenant name"),
+            (format!("data = \"x\"\n{}", tenant("acme", "abc")), "tokens[0].sha256", "not 64 hex digits"),
+            (
+                format!("data = \"x\"\n{OPERATOR}{}", tenant("acme", HASH)),
+                "tokens[1].sha256",
+                "the same token as tokens[0]",
+            ),
+            (format!("data = \"x\"\n[[tokens]]\nsha256 = \"{HASH}\"\n"), "tokens[0]", "set operator = true or tenant"),
+            (
+                format!("data = \"x\"\n[[tokens]]\noperator = true\ntenant = \"a\"\nsha256 = \"{HASH}\"\n"),
+                "tokens[0]",
+                "not both",
+            ),
+            (
+                format!("data = \"x\"\n{OPERATOR}[limits]\nmax_body_size = \"128MiB\"\n"),
+                "limits.max_body_size",
+                "use 1KiB to 64MiB",
+            ),
+            (format!("data = \"x\"\n{OPERATOR}[limits]\npurge_rate = 0\n"), "limits.purge_rate", "more than 0"),
+            (format!("data = \"x\"\n{OPERATOR}[limits]\npurge_burst = 0\n"), "limits.purge_burst", "use 1 to"),
+            (format!("data = \"x\"\n{OPERATOR}[limits]\nmax_page = 0\n"), "limits.max_page", "use 1 to 100000"),
+            (
+                format!("data = \"x\"\n{OPERATOR}[limits]\nmax_purge_targets = 10001\n"),
+                "limits.max_purge_targets",
+                "use 1 to 10000",
+            ),
+            (
+                format!("data = \"x\"\n{OPERATOR}[limits]\nmax_services_per_tenant = 0\n"),
+                "limits.max_services_per_tenant",
+                "use 1 to 100000",
+            ),
+            (format!("data = \"x\"\n{OPERATOR}[limits]\nmax_pages = 1\n"), "", "unknown field `max_pages`"),
+        ];
+        for (text, path, fragment) in cases {
+            let found = problems(&text);
+            assert_eq!(found.len(), 1, "{text}\n{found:#?}");
+            assert_eq!(found[0].0, path, "{text}");
+            assert!(found[0].1.contains(fragment), "{text}\n{}", found[0].1);
+        }
+    }
+
+    #[test]
+    fn hex_digests() {
+        assert_eq!(parse_hex_digest(HASH).map(|d| d[0]), Some(0x9f));
+        assert_eq!(parse_hex_digest(&HASH.to_uppercase()).map(|d| d[31]), Some(0x08));
+        assert_eq!(parse_hex_digest(&HASH[1..]), None);
+        assert_eq!(parse_hex_digest(&format!("{}g", &HASH[1..])), None);
+        assert_eq!(parse_hex_digest(&"é".repeat(32)), None);
+    }
+}

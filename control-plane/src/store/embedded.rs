@@ -1,0 +1,349 @@
+//! [`EmbeddedStore`]: the [`Store`] in one redb file.
+//!
+//! redb is a pure-Rust, ACID, copy-on-write B-tree store: every commit is fsynced before it
+//! returns, a crash leaves the last committed state, and it holds a lock so a second control
+//! plane cannot open the same file. Records are JSON (the same form as the API's), so the file
+//! stays readable across versions of these types as long as their JSON does.
+//!
+//! Tables:
+//! - `services`: service id → [`ServiceRecord`]
+//! - `tenant_services`: `"{tenant}/{id}"` → () (a tenant's services in id order; neither name
+//!   can contain `/`)
+//! - `hosts`: host pattern → service id (a pattern belongs to one service)
+//! - `purges`: purge id → [`PurgeRecord`]
+//! - `events`: seq → [`Event`]
+//! - `meta`: `"last_seq"` → the highest sequence number given, kept apart from `events` so
+//!   numbers are never reused even if old events are compacted away later
+//!
+//! redb's calls block (a commit waits for fsync), so each operation runs on tokio's blocking
+//! pool.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use outpost_config::{Change, Event, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId, Timestamp};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Expect, NewPurge, ServicePut, ServiceQuery, Snapshot, Store, StoreError, StoreFuture};
+
+const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
+const TENANT_SERVICES: TableDefinition<&str, ()> = TableDefinition::new("tenant_services");
+const HOSTS: TableDefinition<&str, &str> = TableDefinition::new("hosts");
+const PURGES: TableDefinition<&str, &[u8]> = TableDefinition::new("purges");
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const LAST_SEQ: &str = "last_seq";
+
+/// The store in one redb file.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl EmbeddedStore {
+    /// Opens `path`, creating the file and its tables if they do not exist.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(|e| backend(format!("open {}", path.display()), e))?;
+        let txn = db.begin_write().map_err(|e| backend("begin", e))?;
+        // Opening a table in a write transaction creates it: readers can then assume it exists.
+        txn.open_table(SERVICES).map_err(|e| backend("create table", e))?;
+        txn.open_table(TENANT_SERVICES).map_err(|e| backend("create table", e))?;
+        txn.open_table(HOSTS).map_err(|e| backend("create table", e))?;
+        txn.open_table(PURGES).map_err(|e| backend("create table", e))?;
+        txn.open_table(EVENTS).map_err(|e| backend("create table", e))?;
+        txn.open_table(META).map_err(|e| backend("create table", e))?;
+        txn.commit().map_err(|e| backend("commit", e))?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs `op` on the blocking pool with the database.
+    fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'static, T> {
+        let db = self.db.clone();
+        Box::pin(
+            async move { tokio::task::spawn_blocking(move || op(&db)).await.map_err(|e| backend("blocking task", e))? },
+        )
+    }
+
+    /// Runs `op` in one write transaction on the blocking pool; commits only if it succeeds.
+    fn write<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'static, T> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(|e| backend("begin", e))?;
+            let value = op(&txn)?;
+            txn.commit().map_err(|e| backend("commit", e))?;
+            Ok(value)
+        })
+    }
+}
+
+impl Store for EmbeddedStore {
+    fn service(&self, id: &ServiceId) -> StoreFuture<'_, Option<ServiceRecord>> {
+        let id = id.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(SERVICES).map_err(|e| backend("open services", e))?;
+            let found = table.get(id.as_str()).map_err(|e| backend("read service", e))?;
+            found.map(|v| decode(id.as_str(), v.value())).transpose()
+        })
+    }
+
+    fn services(&self, query: ServiceQuery) -> StoreFuture<'_, Vec<ServiceRecord>> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let services = txn.open_table(SERVICES).map_err(|e| backend("open services", e))?;
+            let ids = match &query.tenant {
+                None => page_of_ids(&services, "", query.after.as_ref(), query.limit)?,
+                Some(tenant) => {
+                    let index = txn.open_table(TENANT_SERVICES).map_err(|e| backend("open index", e))?;
+                    page_of_ids(&index, &format!("{tenant}/"), query.after.as_ref(), query.limit)?
+                }
+            };
+            let mut records = Vec::with_capacity(ids.len());
+            for id in ids {
+                let found = services.get(id.as_str()).map_err(|e| backend("read service", e))?;
+                let Some(value) = found else {
+                    return Err(StoreError::Corrupt { key: id, reason: "indexed but not stored".to_owned() });
+                };
+                records.push(decode(&id, value.value())?);
+            }
+            Ok(records)
+        })
+    }
+
+    fn count_services(&self, tenant: &TenantId) -> StoreFuture<'_, usize> {
+        let prefix = format!("{tenant}/");
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let index = txn.open_table(TENANT_SERVICES).map_err(|e| backend("open index", e))?;
+            let range = index.range::<&str>(prefix.as_str()..).map_err(|e| backend("count services", e))?;
+            let mut count = 0;
+            for entry in range {
+                let (key, _) = entry.map_err(|e| backend("count services", e))?;
+                if !key.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                count += 1;
+            }
+            Ok(count)
+        })
+    }
+
+    fn put_service(&self, put: ServicePut, at: Timestamp) -> StoreFuture<'_, Event> {
+        self.write(move |txn| {
+            let mut services = txn.open_table(SERVICES).map_err(|e| backend("open services", e))?;
+            let current = match services.get(put.id.as_str()).map_err(|e| backend("read service", e))? {
+                Some(v) => Some(decode::<ServiceRecord>(put.id.as_str(), v.value())?),
+                None => None,
+            };
+            check_expect(&put.id, put.expect, current.as_ref())?;
+            let mut hosts = txn.open_table(HOSTS).map_err(|e| backend("open hosts", e))?;
+            for host in &put.hosts {
+                let owner =
+                    hosts.get(host.as_str()).map_err(|e| backend("read host", e))?.map(|o| o.value().to_owned());
+                if let Some(owner) = owner.filter(|o| o != put.id.as_str()) {
+                    let owner =
+                        ServiceId::parse(&owner).map_err(|reason| StoreError::Corrupt { key: host.clone(), reason })?;
+                    return Err(StoreError::HostTaken { host: host.clone(), owner });
+                }
+            }
+            if let Some(current) = &current {
+                release_hosts(&mut hosts, current)?;
+            }
+            for host in &put.hosts {
+                hosts.insert(host.as_str(), put.id.as_str()).map_err(|e| backend("claim host", e))?;
+            }
+            let seq = next_seq(txn)?;
+            let record =
+                ServiceRecord { id: put.id, tenant: put.tenant, version: seq, updated_at: at, config: put.config };
+            services
+                .insert(record.id.as_str(), encode(&record)?.as_slice())
+                .map_err(|e| backend("write service", e))?;
+            let mut index = txn.open_table(TENANT_SERVICES).map_err(|e| backend("open index", e))?;
+            index.insert(index_key(&record.tenant, &record.id).as_str(), ()).map_err(|e| backend("write index", e))?;
+            append(txn, Event { seq, at, change: Change::ServicePut { service: record } })
+        })
+    }
+
+    fn delete_service(&self, id: &ServiceId, expect: Seq, at: Timestamp) -> StoreFuture<'_, Event> {
+        let id = id.clone();
+        self.write(move |txn| {
+            let mut services = txn.open_table(SERVICES).map_err(|e| backend("open services", e))?;
+            let current = match services.remove(id.as_str()).map_err(|e| backend("delete service", e))? {
+                Some(v) => Some(decode::<ServiceRecord>(id.as_str(), v.value())?),
+                None => None,
+            };
+            check_expect(&id, Expect::Version(expect), current.as_ref())?;
+            let Some(current) = current else {
+                return Err(StoreError::Conflict { id, expected: Expect::Version(expect), found: None });
+            };
+            let mut hosts = txn.open_table(HOSTS).map_err(|e| backend("open hosts", e))?;
+            release_hosts(&mut hosts, &current)?;
+            let mut index = txn.open_table(TENANT_SERVICES).map_err(|e| backend("open index", e))?;
+            index.remove(index_key(&current.tenant, &id).as_str()).map_err(|e| backend("write index", e))?;
+            let seq = next_seq(txn)?;
+            append(txn, Event { seq, at, change: Change::ServiceDeleted { id, tenant: current.tenant } })
+        })
+    }
+
+    fn create_purge(&self, purge: NewPurge, at: Timestamp) -> StoreFuture<'_, PurgeRecord> {
+        self.write(move |txn| {
+            let seq = next_seq(txn)?;
+            let record = PurgeRecord {
+                id: purge.id,
+                service: purge.service,
+                tenant: purge.tenant,
+                seq,
+                created_at: at,
+                soft: purge.soft,
+                targets: purge.targets,
+            };
+            let mut purges = txn.open_table(PURGES).map_err(|e| backend("open purges", e))?;
+            purges.insert(record.id.0.as_str(), encode(&record)?.as_slice()).map_err(|e| backend("write purge", e))?;
+            append(txn, Event { seq, at, change: Change::Purge { purge: record.clone() } })?;
+            Ok(record)
+        })
+    }
+
+    fn purge(&self, id: &PurgeId) -> StoreFuture<'_, Option<PurgeRecord>> {
+        let id = id.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(PURGES).map_err(|e| backend("open purges", e))?;
+            let found = table.get(id.0.as_str()).map_err(|e| backend("read purge", e))?;
+            found.map(|v| decode(&id.0, v.value())).transpose()
+        })
+    }
+
+    fn events(&self, from: Seq, limit: usize) -> StoreFuture<'_, Vec<Event>> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(EVENTS).map_err(|e| backend("open events", e))?;
+            let mut events = Vec::new();
+            for entry in table.range(from.0..).map_err(|e| backend("read events", e))?.take(limit) {
+                let (seq, value) = entry.map_err(|e| backend("read events", e))?;
+                events.push(decode(&format!("event {}", seq.value()), value.value())?);
+            }
+            Ok(events)
+        })
+    }
+
+    fn last_seq(&self) -> StoreFuture<'_, Seq> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let meta = txn.open_table(META).map_err(|e| backend("open meta", e))?;
+            let last = meta.get(LAST_SEQ).map_err(|e| backend("read last_seq", e))?;
+            Ok(Seq(last.map_or(0, |v| v.value())))
+        })
+    }
+
+    fn snapshot(&self) -> StoreFuture<'_, Snapshot> {
+        self.blocking(|db| {
+            // One read transaction: redb's MVCC gives every table as of the same commit.
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let meta = txn.open_table(META).map_err(|e| backend("open meta", e))?;
+            let seq = Seq(meta.get(LAST_SEQ).map_err(|e| backend("read last_seq", e))?.map_or(0, |v| v.value()));
+            let table = txn.open_table(SERVICES).map_err(|e| backend("open services", e))?;
+            let mut services = Vec::new();
+            for entry in table.iter().map_err(|e| backend("read services", e))? {
+                let (id, value) = entry.map_err(|e| backend("read services", e))?;
+                services.push(decode(id.value(), value.value())?);
+            }
+            Ok(Snapshot { seq, services })
+        })
+    }
+}
+
+/// Up to `limit` service ids from a table keyed by `{prefix}{id}` (the services table with an
+/// empty prefix, or the tenant index with `"{tenant}/"`), in order, after `after`.
+fn page_of_ids<V: redb::Value + 'static>(
+    table: &impl ReadableTable<&'static str, V>,
+    prefix: &str,
+    after: Option<&ServiceId>,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    use std::ops::Bound;
+    let start = format!("{prefix}{}", after.map_or("", |a| a.as_str()));
+    // Without `after`, the start is the bare prefix, which is no key: excluding it skips nothing.
+    let bounds = (Bound::Excluded(start.as_str()), Bound::Unbounded);
+    let mut ids = Vec::new();
+    for entry in table.range::<&str>(bounds).map_err(|e| backend("list services", e))? {
+        let (key, _) = entry.map_err(|e| backend("list services", e))?;
+        let Some(id) = key.value().strip_prefix(prefix).map(str::to_owned) else { break };
+        if ids.len() == limit {
+            break;
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+fn check_expect(id: &ServiceId, expect: Expect, current: Option<&ServiceRecord>) -> Result<(), StoreError> {
+    let found = current.map(|c| c.version);
+    let holds = match expect {
+        Expect::Absent => found.is_none(),
+        Expect::Version(version) => found == Some(version),
+    };
+    if holds { Ok(()) } else { Err(StoreError::Conflict { id: id.clone(), expected: expect, found }) }
+}
+
+/// Takes the next sequence number, in the caller's transaction.
+fn next_seq(txn: &WriteTransaction) -> Result<Seq, StoreError> {
+    let mut meta = txn.open_table(META).map_err(|e| backend("open meta", e))?;
+    let last = meta.get(LAST_SEQ).map_err(|e| backend("read last_seq", e))?.map_or(0, |v| v.value());
+    let seq = Seq(last).next();
+    meta.insert(LAST_SEQ, seq.0).map_err(|e| backend("write last_seq", e))?;
+    Ok(seq)
+}
+
+fn append(txn: &WriteTransaction, event: Event) -> Result<Event, StoreError> {
+    let mut events = txn.open_table(EVENTS).map_err(|e| backend("open events", e))?;
+    events.insert(event.seq.0, encode(&event)?.as_slice()).map_err(|e| backend("append event", e))?;
+    Ok(event)
+}
+
+/// Frees the host patterns `service` holds (those still held by it: never another's).
+fn release_hosts(hosts: &mut redb::Table<'_, &str, &str>, service: &ServiceRecord) -> Result<(), StoreError> {
+    for host in held_hosts(service) {
+        let owned = hosts
+            .get(host.as_str())
+            .map_err(|e| backend("read host", e))?
+            .is_some_and(|o| o.value() == service.id.as_str());
+        if owned {
+            hosts.remove(host.as_str()).map_err(|e| backend("release host", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The host patterns a stored service claimed, read back from its config.
+fn held_hosts(service: &ServiceRecord) -> Vec<String> {
+    let hosts = service.config.get("hosts").and_then(|h| h.as_array());
+    let patterns = hosts.into_iter().flatten().filter_map(|h| h.as_str());
+    patterns.filter_map(|h| h.parse::<outpost_config::HostPattern>().ok()).map(|p| p.to_string()).collect()
+}
+
+fn index_key(tenant: &TenantId, id: &ServiceId) -> String {
+    format!("{tenant}/{id}")
+}
+
+fn encode(value: &impl Serialize) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| backend("encode", e))
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { key: key.to_owned(), reason: e.to_string() })
+}
+
+fn backend(what: impl std::fmt::Display, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("{what}: {error}"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! The control plane under test: a real `control-plane` process with its config and data file
+//! in its own tempdir.
+//!
+//! [`ControlConfig`] names the tenants and their tokens (the file gets only their SHA-256) and
+//! any `[limits]`; [`ControlPlane`] spawns the binary on port 0, waits (bounded) for the ready
+//! file, and stops it with SIGTERM. `restart` starts it again on the same data file. The binary
+//! is `OUTPOST_CONTROL_PLANE_BIN`, or built once per test process with cargo.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use http::Method;
+
+use crate::client::{self, Req, Resp};
+use crate::node::{Lines, READY_LIMIT, STOP_LIMIT, collect, lines, located};
+
+/// The operator's token in every [`ControlConfig`].
+pub const OPERATOR: &str = "operator-token";
+
+/// The control plane's config.
+#[derive(Clone, Debug)]
+pub struct ControlConfig {
+    /// `(tenant, token)`.
+    pub tenants: Vec<(String, String)>,
+    /// Raw lines of the `[limits]` table.
+    pub limits: Vec<String>,
+}
+
+impl Default for ControlConfig {
+    /// Tenants `acme` (token `acme-token`) and `globex` (token `globex-token`).
+    fn default() -> Self {
+        Self {
+            tenants: vec![("acme".into(), "acme-token".into()), ("globex".into(), "globex-token".into())],
+            limits: Vec::new(),
+        }
+    }
+}
+
+impl ControlConfig {
+    /// Adds a `[limits]` line, e.g. `purge_burst = 2`.
+    pub fn limit(mut self, line: &str) -> Self {
+        self.limits.push(line.to_owned());
+        self
+    }
+
+    fn render(&self, data: &Path) -> String {
+        let mut text = format!("listen = \"127.0.0.1:0\"\ndata = {}\n", quote(&data.display().to_string()));
+        text += &format!("\n[[tokens]]\nname = \"ops\"\noperator = true\nsha256 = \"{}\"\n", sha256_hex(OPERATOR));
+        for (tenant, token) in &self.tenants {
+            text += &format!("\n[[tokens]]\ntenant = {}\nsha256 = \"{}\"\n", quote(tenant), sha256_hex(token));
+        }
+        if !self.limits.is_empty() {
+            text += &format!("\n[limits]\n{}\n", self.limits.join("\n"));
+        }
+        text
+    }
+}
+
+fn quote(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+/// SHA-256 of `token` as lower-case hex: what the config file holds.
+pub fn sha256_hex(token: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A running `control-plane`. Dropping it kills the process.
+pub struct ControlPlane {
+    dir: tempfile::TempDir,
+    config_path: PathBuf,
+    ready_path: PathBuf,
+    child: Option<Child>,
+    addr: SocketAddr,
+    stderr: Lines,
+}
+
+impl ControlPlane {
+    /// Writes `config` into a fresh tempdir (data file beside it) and starts the binary.
+    pub async fn start(config: ControlConfig) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("outpost-cp-").tempdir()?;
+        let config_path = dir.path().join("control-plane.toml");
+        std::fs::write(&config_path, config.render(&dir.path().join("control-plane.redb")))?;
+        let ready_path = dir.path().join("ready.json");
+        let mut plane = Self {
+            dir,
+            config_path,
+            ready_path,
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr: Lines::default(),
+        };
+        plane.spawn().await?;
+        Ok(plane)
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let _ = std::fs::remove_file(&self.ready_path);
+        let mut child = Command::new(binary()?)
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--ready-file")
+            .arg(&self.ready_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawning control-plane")?;
+        if let Some(err) = child.stderr.take() {
+            collect(err, self.stderr.clone());
+        }
+        self.child = Some(child);
+        let start = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&self.ready_path)
+                && let Ok(ready) = serde_json::from_str::<serde_json::Value>(&text)
+                && let Some(Ok(addr)) = ready["api"].as_str().map(str::parse)
+            {
+                self.addr = addr;
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                self.child = None;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                anyhow::bail!(
+                    "control-plane exited with {status} before it was ready\nstderr:\n{}",
+                    self.stderr_text()
+                );
+            }
+            if start.elapsed() > READY_LIMIT {
+                anyhow::bail!(
+                    "control-plane wrote no ready file within {READY_LIMIT:?}\nstderr:\n{}",
+                    self.stderr_text()
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        lines(&self.stderr).join("\n")
+    }
+
+    /// Sends `method path` with `token` as a bearer token (none when `None`) and `body`.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: &str) -> anyhow::Result<Resp> {
+        let mut req = Req::new(method, "control-plane", path).body(body.to_owned());
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json");
+        }
+        client::send(self.addr, &req).await
+    }
+
+    /// Sends a request built by the caller (other headers, HTTP/2).
+    pub async fn send(&self, req: Req) -> anyhow::Result<Resp> {
+        client::send(self.addr, &req).await
+    }
+
+    /// SIGTERM, then wait (bounded) for the process to exit.
+    pub async fn stop(&mut self) -> anyhow::Result<ExitStatus> {
+        let mut child = self.child.take().context("the control plane is not running")?;
+        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {} failed: {status}", child.id());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if start.elapsed() > STOP_LIMIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("control-plane did not exit within {STOP_LIMIT:?} of SIGTERM");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the process and starts it again on the same config and data file. The port
+    /// changes: [`ControlPlane::addr`] has the new one.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            let status = self.stop().await?;
+            anyhow::ensure!(status.success(), "control-plane exited with {status} on SIGTERM");
+        }
+        self.spawn().await
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- control-plane stderr ----\n{}", self.stderr_text());
+        }
+    }
+}
+
+/// The control-plane binary: `OUTPOST_CONTROL_PLANE_BIN`, or built once per test process.
+pub fn binary() -> anyhow::Result<PathBuf> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    located(&BIN, "OUTPOST_CONTROL_PLANE_BIN", "control-plane")
+}
+
+/// The JSON body of `resp`, or an error that shows it.
+pub fn json(resp: &Resp) -> anyhow::Result<serde_json::Value> {
+    serde_json::from_slice(&resp.body)
+        .with_context(|| format!("{} with a body that is not JSON: {:?}", resp.status, resp.text()))
+}
+
+/// Checks an error answer: `status`, and `{"error": {"code": code, "message": ...}}`; returns
+/// the `error` object.
+pub fn expect_error(resp: &Resp, status: u16, code: &str) -> anyhow::Result<serde_json::Value> {
+    let body = json(resp)?;
+    anyhow::ensure!(resp.status.as_u16() == status, "expected {status} {code}, got {}: {body}", resp.status);
+    anyhow::ensure!(body["error"]["code"] == code, "expected code {code}, got {body}");
+    anyhow::ensure!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "no message: {body}");
+    anyhow::ensure!(
+        resp.header("content-type").is_some_and(|c| c.starts_with("application/json")),
+        "error content-type is {:?}",
+        resp.header("content-type")
+    );
+    Ok(body["error"].clone())
+}
