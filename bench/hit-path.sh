@@ -33,14 +33,6 @@ BENCH_NAME=hit-path
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-seconds() {
-    case "$1" in
-        *[0-9]s) echo "${1%s}" ;;
-        *[0-9]m) echo $((${1%m} * 60)) ;;
-        *) echo "$1" ;;
-    esac
-}
-
 check_settings() {
     [[ "$DURATION" =~ ^[1-9][0-9]*[sm]?$ ]] || die "BENCH_DURATION=$DURATION: write e.g. 10s or 1m"
     [[ "$WARMUP" =~ ^[0-9]+[sm]?$ ]] || die "BENCH_WARMUP=$WARMUP: write e.g. 2s, or 0 to skip"
@@ -238,15 +230,6 @@ edge_non_hits() {
 }
 
 # wrk's latency figures in milliseconds.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : -1
-        if (f < 0) exit 1
-        printf "%.3f\n", n * f
-    }'
-}
-
 run_wrk() { # server object duration outfile
     local secs
     secs=$(seconds "$3")
@@ -284,11 +267,6 @@ measure() { # server object round
     log "$(printf 'round %d  %-9s %-7s %10s req/s  p50 %s  p99 %s' "$3" "$1" "$2" "$rps" "$p50" "$p99")"
 }
 
-median() {
-    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
-        if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
 figure() { # array-name server object
     local -n arr=$1
     local r vals=()
@@ -296,7 +274,6 @@ figure() { # array-name server object
     median "${vals[@]}"
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx\n", a / b; else print "n/a" }'; }
 
 report() {
     local obj name rps_n rps_e p50_n p50_e p99_n p99_e threads s r line

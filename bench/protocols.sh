@@ -41,14 +41,6 @@ BENCH_NAME=protocols
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-seconds() {
-    case "$1" in
-        *[0-9]s) echo "${1%s}" ;;
-        *[0-9]m) echo $((${1%m} * 60)) ;;
-        *) echo "$1" ;;
-    esac
-}
-
 check_settings() {
     [[ "$DURATION" =~ ^[1-9][0-9]*[sm]?$ ]] || die "BENCH_DURATION=$DURATION: write e.g. 10s or 1m"
     [[ "$WARMUP" =~ ^[0-9]+[sm]?$ ]] || die "BENCH_WARMUP=$WARMUP: write e.g. 2s, or 0 to skip"

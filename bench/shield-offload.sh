@@ -67,15 +67,6 @@ build_nodes() {
 }
 
 # Waits for a file a process writes once it listens.
-wait_file() { # file pid name
-    for _ in $(seq 600); do
-        [[ -s "$1" ]] && return
-        kill -0 "$2" 2>/dev/null || die "$3 exited during start-up"
-        sleep 0.1
-    done
-    die "$3 wrote no ready file within 60s"
-}
-
 start_origin() {
     python3 "$BENCH_DIR/counting_origin.py" --port-file "$WORK/origin.port" \
         </dev/null >/dev/null 2>>"$WORK/logs/origin.stderr" &
