@@ -79,6 +79,9 @@ impl Transforms<'_> {
         if image.is_none() && !svc.compression.enabled {
             return cache_serve(self.cache, svc, self.host, req, self.fwd, ctx).await;
         }
+        if image.is_none() && compress::choose(req.headers(), &svc.compression_prefer) == Coding::Identity {
+            return self.serve_identity(req, ctx).await;
+        }
         let (client, _) = req.into_parts();
         let base_parts = self.base_request(&client, image.as_ref());
         let base_path = base_parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
@@ -109,13 +112,9 @@ impl Transforms<'_> {
                 let Served { response, status } = cache_serve(self.cache, svc, self.host, again, self.fwd, ctx).await?;
                 return Ok(Served { response: self.as_is(response, &client, false), status });
             }
-            let mut headers = head.headers;
-            if compressible(&svc.compression, &headers) {
-                variant::add_vary(&mut headers, "Accept-Encoding");
-            }
-            let len = content_length(&headers);
-            let response = respond(headers, Source::Streaming { body: base_body, len }, &client).await?;
-            return Ok(Served { response, status });
+            // The base response already answered the client's conditionals; only HEAD and Vary remain.
+            let response = Response::from_parts(head, base_body);
+            return Ok(Served { response: self.as_is(response, &client, image.is_some()), status });
         };
         let headers = variant_headers(&head.headers, &work);
         let version = variant::version(&head.headers).filter(|_| cacheable);
@@ -194,6 +193,39 @@ impl Transforms<'_> {
                 None
             }
         }
+    }
+
+    /// A client that takes no coding (most often: sent no `Accept-Encoding`): the cache serves
+    /// its request as it is, against the one base per URL. A base the origin encoded anyway is
+    /// decoded for it, per request (rare: the base is fetched with `Accept-Encoding: identity`).
+    async fn serve_identity(&self, mut req: Request<EdgeBody>, ctx: &mut RequestCtx) -> Result<Served, EdgeError> {
+        let head_only = req.method() == Method::HEAD;
+        req.headers_mut().insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        let Served { mut response, status } = cache_serve(self.cache, self.svc, self.host, req, self.fwd, ctx).await?;
+        let cfg = &self.svc.compression;
+        if compressible(cfg, response.headers()) {
+            variant::add_vary(response.headers_mut(), "Accept-Encoding");
+        }
+        let encoded = Coding::of_response(response.headers()).filter(|c| *c != Coding::Identity);
+        let Some(from) = encoded.filter(|_| response.status() == StatusCode::OK) else {
+            return Ok(Served { response, status });
+        };
+        let Some(Work::Encode { slot, .. }) =
+            self.with_codec_slot(Work::Encode { from, to: Coding::Identity, slot: None })
+        else {
+            return Ok(Served { response, status });
+        };
+        let (mut parts, body) = response.into_parts();
+        let identity = Work::Encode { from, to: Coding::Identity, slot: None };
+        parts.headers = variant_headers(&parts.headers, &identity);
+        let body = match head_only {
+            true => body::empty(),
+            false => {
+                let decoded = transcode_body(body, from, Coding::Identity, 0, cfg.max_decoded_size.as_u64());
+                SlotBody { inner: decoded, _slot: slot }.boxed_unsync()
+            }
+        };
+        Ok(Served { response: Response::from_parts(parts, body), status })
     }
 
     fn job(&self) -> Job {
