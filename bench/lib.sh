@@ -80,3 +80,26 @@ to_ms() {
         printf "%.3f\n", n * f
     }'
 }
+
+# For each "ENV_VAR=package" argument, sets BIN[package]: the binary ENV_VAR names, else
+# target/release/<package>, built first (one `cargo build --release` for all those not named).
+declare -A BIN
+release_binaries() {
+    local pkgs=() arg var pkg target
+    for arg in "$@"; do
+        var=${arg%%=*}
+        [[ -n "${!var:-}" ]] || pkgs+=(-p "${arg#*=}")
+    done
+    if ((${#pkgs[@]})); then
+        log "building: cargo build --release ${pkgs[*]}"
+        (cd "$ROOT" && cargo build --release "${pkgs[@]}") >&2 || die "cargo build --release ${pkgs[*]} failed"
+    fi
+    target=${CARGO_TARGET_DIR:-target}
+    [[ "$target" == /* ]] || target="$ROOT/$target"
+    for arg in "$@"; do
+        var=${arg%%=*}
+        pkg=${arg#*=}
+        BIN[$pkg]=${!var:-$target/release/$pkg}
+        [[ -x "${BIN[$pkg]}" ]] || die "$pkg binary not found or not executable: ${BIN[$pkg]} (set $var)"
+    done
+}

@@ -12,9 +12,11 @@
 //! `{"seq": 9, ..., "type": "purge", "purge": {...}}`.
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::node::NodeRole;
 use crate::purge::PurgeTarget;
 use crate::service::is_service_name;
 use crate::timestamp::Timestamp;
@@ -117,6 +119,34 @@ pub struct ServiceRecord {
     /// [`validate_service`](crate::validate_service) before it was stored. Kept as the tenant
     /// wrote it (a node deserializes it into a [`ServiceConfig`](crate::ServiceConfig)).
     pub config: serde_json::Value,
+    /// The edge function this version runs, if any: activating or rolling back a function
+    /// writes a new version of the record, so a node applies config and function together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionRef>,
+}
+
+/// An uploaded function version a service runs: nodes fetch its bytes by `sha256` from
+/// `GET /v1/functions/{sha256}` and check them against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionRef {
+    /// The version number within the service: 1, 2, ... in upload order.
+    pub version: u32,
+    /// The SHA-256 of the `.wasm`, 64 lower-case hex digits.
+    pub sha256: String,
+    /// The size of the `.wasm` in bytes.
+    pub size: u64,
+}
+
+impl FunctionRef {
+    /// Whether `hash` is 64 lower-case hex digits: the only form a node puts in a file name.
+    pub fn is_sha256(hash: &str) -> bool {
+        hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+
+    /// `"<version>:<first 12 hex digits>"`, as nodes report what they run.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.version, self.sha256.get(..12).unwrap_or(&self.sha256))
+    }
 }
 
 /// A purge as the control plane stores it and sends it to nodes: every target in it is
@@ -165,6 +195,160 @@ impl Change {
             Change::Purge { purge } => &purge.service,
         }
     }
+}
+
+/// A node's identity: its `node.name`, 1 to 64 of `A-Z a-z 0-9 . _ -`. Nodes register under it
+/// (`PUT /v1/nodes/{id}`), and purge progress reports by it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct NodeId(String);
+
+impl NodeId {
+    /// Checks `name` against the `node.name` rule: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        if is_node_label(name) {
+            Ok(NodeId(name.to_owned()))
+        } else {
+            Err(format!("\"{name}\" is not a valid node id; use 1 to 64 of A-Z a-z 0-9 . _ -"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for NodeId {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        Self::parse(&name)
+    }
+}
+
+impl From<NodeId> for String {
+    fn from(id: NodeId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The rule for node ids, PoP and region names: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+pub fn is_node_label(name: &str) -> bool {
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    !name.is_empty() && name.len() <= 64 && name.chars().all(valid)
+}
+
+/// The body of `PUT /v1/nodes/{id}`: who a node is and where it listens. A node sends it each
+/// time it (re)connects; the control plane replaces what it held.
+///
+/// JSON: `{"pop": "fra", "region": "eu-central", "role": "edge",
+/// "addresses": {"http": "127.0.0.1:8080", "admin": "127.0.0.1:9901"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRegistration {
+    /// The node's PoP (`[node] pop`); `null` or absent when it has none. 1 to 64 of
+    /// `A-Z a-z 0-9 . _ -` (see [`NodeRegistration::check`]).
+    #[serde(default)]
+    pub pop: Option<String>,
+    /// The PoP's region (`[node] region`); `null` or absent when it has none. Same rule as `pop`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `"edge"` or `"shield"`.
+    pub role: NodeRole,
+    pub addresses: NodeAddresses,
+}
+
+impl NodeRegistration {
+    /// Checks the names in it; the error names the field (`pop`, `region`).
+    pub fn check(&self) -> Result<(), String> {
+        for (field, value) in [("pop", &self.pop), ("region", &self.region)] {
+            if let Some(value) = value
+                && !is_node_label(value)
+            {
+                return Err(format!("{field}: \"{value}\" is not valid; use 1 to 64 of A-Z a-z 0-9 . _ -"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a node listens: its client listeners (either may be absent) and its admin API (the
+/// control plane health-checks `/healthz` there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeAddresses {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<SocketAddr>,
+    pub admin: SocketAddr,
+}
+
+/// A registered node as the control plane stores it: the registration plus its id and when it
+/// (last) registered. `PUT /v1/nodes/{id}` answers `{"node": NodeRecord, "head": Seq}`
+/// ([`Registered`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub id: NodeId,
+    #[serde(flatten)]
+    pub registration: NodeRegistration,
+    pub registered_at: Timestamp,
+}
+
+/// The answer to `PUT /v1/nodes/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    pub node: NodeRecord,
+    /// The latest sequence number in the event log (0 when it is empty).
+    pub head: Seq,
+}
+
+/// One line of `GET /v1/nodes/{id}/stream?after=N` (NDJSON): `{"snapshot": {...}}`,
+/// `{"event": {...}}` or `{"heartbeat": {"head": H}}`.
+///
+/// Order: a [`Snapshot`] first when the node must start over (N = 0, N compacted away, or
+/// N beyond the head); otherwise the events after N. Then every new event as it is appended,
+/// in order and without gaps, with heartbeats between them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamMessage {
+    Snapshot(Snapshot),
+    Event(Event),
+    /// Sent every `heartbeat_interval` (control-plane setting, default 5 s). A node that hears
+    /// nothing for 3 intervals drops the stream and reconnects.
+    Heartbeat {
+        head: Seq,
+    },
+}
+
+/// The whole current state, replacing whatever the node held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The state is that after applying every event up to `seq`; the stream continues after it.
+    pub seq: Seq,
+    /// Every service, in id order.
+    pub services: Vec<ServiceRecord>,
+    /// True when the node asked to resume (N > 0) but could not: it cannot know which purges it
+    /// missed, so it soft-purges every service it serves from the control plane.
+    pub resync: bool,
+}
+
+/// The body of `POST /v1/nodes/{id}/ack`: the node has applied and persisted every event up to
+/// `seq`. Acks never go back: a lower `seq` than the last is ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    pub seq: Seq,
+    /// The edge functions the node runs as of `seq`: service id → `"<version>:<sha256 first
+    /// 12>"` ([`FunctionRef::label`]). Absent from nodes that do not report them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub functions: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[cfg(test)]
@@ -240,6 +424,7 @@ mod tests {
                     version: Seq(7),
                     updated_at: Timestamp(0),
                     config: serde_json::json!({"name": "shop", "hosts": ["shop.example"], "origin": "http://o"}),
+                    function: None,
                 },
             },
         };
@@ -249,5 +434,106 @@ mod tests {
         assert_eq!(json["service"]["config"]["hosts"][0], "shop.example");
         let back: Event = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back.change.service().as_str(), "shop");
+    }
+
+    #[test]
+    fn node_ids_follow_the_node_name_rule() {
+        for good in ["edge-1", "FRA.edge_2", &"a".repeat(64)] {
+            assert!(NodeId::parse(good).is_ok(), "{good}");
+        }
+        for bad in ["", "edge 1", "edge/1", &"a".repeat(65)] {
+            let error = NodeId::parse(bad).err().unwrap_or_default();
+            assert!(error.contains("is not a valid node id; use 1 to 64 of A-Z a-z 0-9 . _ -"), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_registration_reads_the_documented_json() {
+        let json = r#"{"pop": "fra", "region": "eu-central", "role": "shield",
+            "addresses": {"http": "127.0.0.1:8080", "admin": "127.0.0.1:9901"}}"#;
+        let registration: NodeRegistration = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(registration.pop.as_deref(), Some("fra"));
+        assert_eq!(registration.role, NodeRole::Shield);
+        assert_eq!(registration.addresses.https, None);
+        assert_eq!(registration.addresses.admin.to_string(), "127.0.0.1:9901");
+        assert_eq!(registration.check(), Ok(()));
+        let record = NodeRecord {
+            id: NodeId::parse("edge-1").unwrap_or_else(|e| panic!("{e}")),
+            registration,
+            registered_at: Timestamp(0),
+        };
+        assert_eq!(
+            serde_json::to_string(&record).ok().as_deref(),
+            Some(concat!(
+                r#"{"id":"edge-1","pop":"fra","region":"eu-central","role":"shield","#,
+                r#""addresses":{"http":"127.0.0.1:8080","admin":"127.0.0.1:9901"},"#,
+                r#""registered_at":"1970-01-01T00:00:00.000Z"}"#
+            ))
+        );
+        let back: NodeRecord = serde_json::to_string(&record)
+            .and_then(|json| serde_json::from_str(&json))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, record);
+    }
+
+    #[test]
+    fn bad_registrations_are_refused_with_the_field_named() {
+        let cases = [
+            (r#"{"role": "edge", "addresses": {"admin": "127.0.0.1:1"}, "colour": 1}"#, "unknown field `colour`"),
+            (r#"{"role": "origin", "addresses": {"admin": "127.0.0.1:1"}}"#, "unknown variant `origin`"),
+            (r#"{"role": "edge", "addresses": {}}"#, "missing field `admin`"),
+            (r#"{"role": "edge", "addresses": {"admin": "localhost"}}"#, "invalid socket address"),
+        ];
+        for (json, expected) in cases {
+            let error = serde_json::from_str::<NodeRegistration>(json).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains(expected), "{json}: {error}");
+        }
+        let registration: NodeRegistration =
+            serde_json::from_str(r#"{"pop": "f r a", "role": "edge", "addresses": {"admin": "127.0.0.1:1"}}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            registration.check(),
+            Err("pop: \"f r a\" is not valid; use 1 to 64 of A-Z a-z 0-9 . _ -".to_owned())
+        );
+    }
+
+    #[test]
+    fn stream_messages_are_one_keyed_object_each() {
+        let at = Timestamp(0);
+        let cases = [
+            (StreamMessage::Heartbeat { head: Seq(5) }, r#"{"heartbeat":{"head":5}}"#.to_owned()),
+            (
+                StreamMessage::Snapshot(Snapshot { seq: Seq(3), services: vec![], resync: true }),
+                r#"{"snapshot":{"seq":3,"services":[],"resync":true}}"#.to_owned(),
+            ),
+            (
+                StreamMessage::Event(Event {
+                    seq: Seq(4),
+                    at,
+                    change: Change::ServiceDeleted { id: id("shop"), tenant: tenant() },
+                }),
+                concat!(
+                    r#"{"event":{"seq":4,"at":"1970-01-01T00:00:00.000Z","#,
+                    r#""type":"service_deleted","id":"shop","tenant":"acme"}}"#
+                )
+                .to_owned(),
+            ),
+        ];
+        for (message, json) in cases {
+            assert_eq!(serde_json::to_string(&message).ok().as_deref(), Some(json.as_str()));
+            let back: StreamMessage = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(back, message);
+        }
+    }
+
+    #[test]
+    fn an_ack_is_a_seq_and_maybe_the_functions_run() {
+        assert_eq!(serde_json::from_str::<Ack>(r#"{"seq": 12}"#).ok(), Some(Ack { seq: Seq(12), functions: None }));
+        let running = r#"{"seq":3,"functions":{"shop":"2:0123456789ab"}}"#;
+        let ack = serde_json::from_str::<Ack>(running).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ack.functions.as_ref().and_then(|f| f.get("shop")).map(String::as_str), Some("2:0123456789ab"));
+        assert_eq!(serde_json::to_string(&ack).ok().as_deref(), Some(running));
+        assert!(serde_json::from_str::<Ack>(r#"{"seq": -1}"#).is_err());
+        assert!(serde_json::from_str::<Ack>(r#"{}"#).is_err());
     }
 }

@@ -341,7 +341,10 @@ typo = 1
         assert_errors(
             text,
             &[
-                ("node.colour", "unknown field `colour`, expected `name` or `role` (line 4, column 1)"),
+                (
+                    "node.colour",
+                    "unknown field `colour`, expected one of `name`, `role`, `pop`, `region` (line 4, column 1)",
+                ),
                 ("listen.admin", "\"localhost:9090\" is not an IP address and port; write e.g."),
                 ("cache.memory", "\"lots\" does not start with a number; write a whole number"),
                 ("cache.disk", "negative size -5"),

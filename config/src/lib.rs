@@ -10,6 +10,8 @@
 //! - `service`: [`ServiceConfig`] (`[[services]]`), [`HostHeader`], [`OriginProtocol`].
 //! - `compression`: [`CompressionConfig`] (`[services.compression]`): codings, levels, types.
 //! - `images`: [`ImagesConfig`] (`[services.images]`), the image URL API of a service.
+//! - `function`: [`FunctionConfig`] (`[services.function]`), a service's edge function and its
+//!   limits; [`FunctionsConfig`] (`[functions]`), the node's engine for them.
 //! - `upstreams`: a service's origins ([`OriginConfig`], [`Balance`]), shields
 //!   ([`ShieldConfig`]), and failure handling ([`HealthConfig`], [`PassiveConfig`],
 //!   [`RetryConfig`]).
@@ -20,8 +22,10 @@
 //! - `purge`: [`PurgeRequest`], the JSON body of `POST /purge`, shared with the control plane.
 //! - [`validate_service`]: one service checked on its own, as the control plane receives it.
 //! - `control`: what the control plane stores and nodes follow: [`ServiceRecord`],
-//!   [`PurgeRecord`], and the numbered [`Event`] log ([`Seq`], [`Change`]); `timestamp`:
+//!   [`PurgeRecord`], and the numbered [`Event`] log ([`Seq`], [`Change`]); the node protocol
+//!   ([`NodeRegistration`], [`StreamMessage`], [`Snapshot`], [`Ack`]); `timestamp`:
 //!   [`Timestamp`], RFC 3339 in its JSON.
+//! - `control_client`: [`ControlConfig`] (`[control]`), how a node follows the control plane.
 //!
 //! This crate does not own the runtime form: the edge node compiles a [`NodeConfig`] once per
 //! config version (e.g. `ServiceConfig` → `CompiledService`). Nothing here does network I/O;
@@ -64,8 +68,10 @@
 
 mod compression;
 mod control;
+mod control_client;
 mod document;
 mod error;
+mod function;
 mod host;
 mod images;
 mod node;
@@ -82,8 +88,13 @@ use std::io::Read;
 use std::path::Path;
 
 pub use compression::{CompressionConfig, ContentCoding, Levels, TypePattern};
-pub use control::{Change, Event, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId};
+pub use control::{
+    Ack, Change, Event, FunctionRef, NodeAddresses, NodeId, NodeRecord, NodeRegistration, PurgeId, PurgeRecord,
+    Registered, Seq, ServiceId, ServiceRecord, Snapshot, StreamMessage, TenantId, is_node_label,
+};
+pub use control_client::{ControlConfig, STATE_FILE, defaults as control_defaults};
 pub use error::{ConfigError, ConfigErrors};
+pub use function::{FunctionConfig, FunctionsConfig, ORIGIN_BACKEND};
 pub use host::HostPattern;
 pub use images::{ImagesConfig, MAX_OUTPUT_SIDE, MAX_SOURCE_PIXELS_LIMIT};
 pub use node::{
@@ -98,7 +109,7 @@ pub use units::{ByteSize, MAX_DURATION, format_duration, parse_duration};
 pub use upstreams::{
     Balance, HealthConfig, MAX_ORIGINS, MAX_SHIELDS, OriginConfig, PassiveConfig, RetryConfig, ShieldConfig,
 };
-pub use validate::{validate, validate_service};
+pub use validate::{validate, validate_service, validate_service_set};
 
 /// Largest config file [`load`] reads.
 const MAX_FILE_BYTES: u64 = 16 << 20;

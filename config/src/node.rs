@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::host::HostPattern;
 use crate::service::ServiceConfig;
@@ -37,9 +37,16 @@ pub struct NodeConfig {
     /// `[log]`: access log and log level.
     #[serde(default)]
     pub log: LogConfig,
+    /// `[functions]`: the engine edge functions run on (compiled-code cache, instance pool).
+    #[serde(default)]
+    pub functions: crate::function::FunctionsConfig,
     /// `[[services]]`: the sites this node serves.
     #[serde(default)]
     pub services: Vec<ServiceConfig>,
+    /// `[control]`: follow a control plane (its services are served beside these, its purges
+    /// applied). Default: none (this file's services only).
+    #[serde(default)]
+    pub control: Option<crate::control_client::ControlConfig>,
 }
 
 /// `[node]`.
@@ -54,11 +61,20 @@ pub struct NodeSection {
     /// Default: `"edge"`.
     #[serde(default)]
     pub role: NodeRole,
+    /// The point of presence this node is in (e.g. `"fra"`): reported to the control plane,
+    /// which steers DNS by PoP, and told to edge functions (`Outpost-PoP`). Default: none
+    /// (functions see the node name).
+    #[serde(default)]
+    pub pop: Option<String>,
+    /// The region the PoP serves (e.g. `"eu-central"`), for the control plane's nearest-PoP
+    /// map. Default: none.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// `[node] role`: the tier a node serves; both roles run the same pipeline. A shield's services
 /// usually list `origins` and no `shields`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeRole {
     /// `"edge"`: the tier clients connect to.
@@ -378,15 +394,28 @@ impl NodeConfig {
         if let AccessLog::File(path) = &mut self.log.access {
             resolve(path, base);
         }
+        // Default: beside the cache directory, `<disk_path>-functions`.
+        let functions = self.functions.cache_dir.get_or_insert_with(|| {
+            let mut dir = self.cache.disk_path.clone().into_os_string();
+            dir.push("-functions");
+            PathBuf::from(dir)
+        });
+        resolve(functions, base);
         for service in &mut self.services {
             if let Some(ca) = &mut service.origin_ca {
                 resolve(ca, base);
             }
+            if let Some(function) = &mut service.function {
+                resolve(&mut function.wasm, base);
+            }
+        }
+        if let Some(control) = &mut self.control {
+            control.resolve_paths(base);
         }
     }
 }
 
-fn resolve(path: &mut PathBuf, base: &Path) {
+pub(crate) fn resolve(path: &mut PathBuf, base: &Path) {
     // An empty path stays empty so that validation can name it.
     if path.is_relative() && !path.as_os_str().is_empty() {
         *path = base.join(&*path);

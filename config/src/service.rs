@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::compression::CompressionConfig;
+use crate::function::FunctionConfig;
 use crate::host::HostPattern;
 use crate::images::ImagesConfig;
 use crate::origin::{OriginUrl, parse_authority};
@@ -104,6 +105,10 @@ pub struct ServiceConfig {
     /// `[services.images]`: the image URL API (resize, fit, format, quality). Default: off.
     #[serde(default)]
     pub images: ImagesConfig,
+    /// `[services.function]`: a WebAssembly component that answers this service's requests
+    /// before the cache; its backend fetches come back through the cache. Default: none.
+    #[serde(default)]
+    pub function: Option<FunctionConfig>,
 }
 
 fn yes() -> bool {

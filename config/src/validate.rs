@@ -5,6 +5,8 @@
 //! receives it.
 
 mod compression;
+mod control;
+mod function;
 mod service;
 mod upstreams;
 
@@ -22,15 +24,21 @@ use crate::units::ByteSize;
 /// Checks a parsed config whose relative paths are already resolved; certificate and CA files
 /// must exist and be readable. Returns every problem found.
 pub fn validate(config: &NodeConfig, file: &Path) -> Result<(), ConfigErrors> {
-    let mut report = Report { file, scope: Scope::Node { cache: &config.cache }, errors: Vec::new() };
+    let scope = Scope::Node { cache: &config.cache, functions: &config.functions };
+    let mut report = Report { file, scope, errors: Vec::new() };
     check_node_name(&mut report, &config.node.name);
+    check_placement(&mut report, &config.node);
     check_listen(&mut report, &config.listen, &config.tls);
     check_tls(&mut report, &config.tls);
     check_cache(&mut report, &config.cache);
     check_limits(&mut report, &config.limits);
     check_upstream(&mut report, &config.upstream);
     check_log(&mut report, &config.log);
+    function::check_engine(&mut report, &config.functions);
     check_services(&mut report, &config.services);
+    if let Some(control) = &config.control {
+        control::check(&mut report, control);
+    }
     report.finish()
 }
 
@@ -59,6 +67,15 @@ pub fn validate_service(service: &ServiceConfig) -> Result<(), ConfigErrors> {
     report.finish()
 }
 
+/// Checks a set of services that will run together on one node, each on its own and across
+/// the set (unique names, each host pattern owned by one service), as a node does when it merges
+/// its file's services with the control plane's. Paths are `services[i].…` within `services`.
+pub fn validate_service_set(services: &[ServiceConfig]) -> Result<(), ConfigErrors> {
+    let mut report = Report { file: Path::new(""), scope: Scope::Standalone, errors: Vec::new() };
+    check_services(&mut report, services);
+    report.finish()
+}
+
 struct Report<'a> {
     file: &'a Path,
     scope: Scope<'a>,
@@ -68,8 +85,9 @@ struct Report<'a> {
 /// What a check can see besides the field it checks.
 #[derive(Clone, Copy)]
 enum Scope<'a> {
-    /// A node's whole config: its cache bounds, and its files on this machine.
-    Node { cache: &'a CacheConfig },
+    /// A node's whole config: its cache bounds, its function engine, and its files on this
+    /// machine.
+    Node { cache: &'a CacheConfig, functions: &'a crate::function::FunctionsConfig },
     /// One service on its own, away from the node that will run it (the control plane).
     Standalone,
 }
@@ -132,6 +150,19 @@ fn check_node_name(report: &mut Report<'_>, name: &str) {
     let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if name.is_empty() || name.len() > 64 || !name.chars().all(valid) {
         report.error("node.name", format!("\"{name}\" is not a valid node name; use 1 to 64 of A-Z a-z 0-9 . _ -"));
+    }
+}
+
+/// `node.pop` and `node.region` go into DNS answers' bookkeeping, metrics labels and a request
+/// header for functions: keep them to the node-name alphabet.
+fn check_placement(report: &mut Report<'_>, node: &crate::node::NodeSection) {
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    for (field, value) in [("node.pop", &node.pop), ("node.region", &node.region)] {
+        if let Some(v) = value
+            && (v.is_empty() || v.len() > 64 || !v.chars().all(valid))
+        {
+            report.error(field, format!("\"{v}\" is not valid; use 1 to 64 of A-Z a-z 0-9 . _ -"));
+        }
     }
 }
 
@@ -365,6 +396,8 @@ mod tests {
             (format!("[node]\nname = \"edge 1\"\n{LISTEN}"), "node.name", "use 1 to 64 of A-Z a-z 0-9 . _ -"),
             (format!("[node]\nname = \"\"\n{LISTEN}"), "node.name", "not a valid node name"),
             (format!("[node]\nname = \"{long}\"\n{LISTEN}"), "node.name", "not a valid node name"),
+            (format!("[node]\nname = \"e1\"\npop = \"f r a\"\n{LISTEN}"), "node.pop", "use 1 to 64 of"),
+            (format!("[node]\nname = \"e1\"\nregion = \"\"\n{LISTEN}"), "node.region", "is not valid"),
             (format!("{NODE}[listen]\n"), "listen", "no client listener; set listen.http"),
             (format!("{NODE}[listen]\nhttps = \"127.0.0.1:0\"\n"), "listen.https", "add a [[tls.certificates]] entry"),
             (

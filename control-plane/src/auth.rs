@@ -21,6 +21,9 @@ pub enum Principal {
     Operator,
     /// This tenant's services only.
     Tenant(TenantId),
+    /// An edge node or shield: registers, follows the event log, acknowledges; nothing else.
+    /// The API's `Auth` extractor refuses it, so no tenant or operator route ever sees it.
+    Node,
 }
 
 impl Principal {
@@ -29,13 +32,14 @@ impl Principal {
         match self {
             Principal::Operator => true,
             Principal::Tenant(tenant) => *tenant == service.tenant,
+            Principal::Node => false,
         }
     }
 
     /// The tenant, for a tenant's token.
     pub fn tenant(&self) -> Option<&TenantId> {
         match self {
-            Principal::Operator => None,
+            Principal::Operator | Principal::Node => None,
             Principal::Tenant(tenant) => Some(tenant),
         }
     }
@@ -46,6 +50,7 @@ impl std::fmt::Display for Principal {
         match self {
             Principal::Operator => f.write_str("operator"),
             Principal::Tenant(tenant) => write!(f, "tenant {tenant}"),
+            Principal::Node => f.write_str("node"),
         }
     }
 }
@@ -75,6 +80,7 @@ impl Tokens {
             .filter_map(|entry| {
                 let principal = match entry.role()? {
                     Role::Operator => Principal::Operator,
+                    Role::Node => Principal::Node,
                     Role::Tenant(tenant) => Principal::Tenant(tenant),
                 };
                 Some((parse_hex_digest(&entry.sha256)?, principal))
@@ -130,6 +136,7 @@ mod tests {
     fn entry(tenant: Option<&str>, token: &str) -> TokenEntry {
         TokenEntry {
             name: None,
+            node: false,
             operator: tenant.is_none(),
             tenant: tenant.map(str::to_owned),
             sha256: hex(&sha256(token.as_bytes())),
@@ -152,12 +159,14 @@ mod tests {
 
     #[test]
     fn tokens_map_to_their_principal() {
-        let tokens = Tokens::new(&[entry(None, "op-secret"), entry(Some("acme"), "acme-secret")]);
+        let node = TokenEntry { node: true, operator: false, ..entry(None, "node-secret") };
+        let tokens = Tokens::new(&[entry(None, "op-secret"), entry(Some("acme"), "acme-secret"), node]);
         let acme = Principal::Tenant(TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}")));
         type Case = (Vec<(&'static str, &'static str)>, Result<Principal, AuthError>);
         let cases: Vec<Case> = vec![
             (vec![("authorization", "Bearer op-secret")], Ok(Principal::Operator)),
             (vec![("authorization", "bearer acme-secret")], Ok(acme.clone())),
+            (vec![("authorization", "Bearer node-secret")], Ok(Principal::Node)),
             (vec![("authorization", "BEARER  acme-secret ")], Ok(acme.clone())),
             (vec![("fastly-key", "acme-secret")], Ok(acme.clone())),
             // Authorization wins over Fastly-Key.

@@ -9,6 +9,12 @@
 //!   change, event included) and [`EmbeddedStore`], its one-file redb implementation.
 //! - `api`: the routes ([`api::routes`] is the table), handlers, the error type and its JSON,
 //!   the OpenAPI document, and the Fastly / Cloudflare purge shapes.
+//! - `nodes`: the node registry (registrations, liveness, acks), the hub that wakes every
+//!   node stream when the log grows, each stream's task, and purge progress.
+//! - `pops`: PoP health (each edge node's `/healthz` probed, plus its stream's liveness), drains,
+//!   and the table of PoPs DNS answers from.
+//! - `dns`: the authoritative DNS server for the CDN's zone: `<service>.<zone>` → the edges of
+//!   the nearest healthy, undrained PoP for the client (EDNS Client Subnet, else the resolver).
 //! - `ratelimit`: per-tenant purge token buckets.
 //! - `server`: open the store, bind, serve until a signal.
 //!
@@ -16,13 +22,18 @@
 //! `PUT /v1/services/shop` → token → tenant `acme` → body checked with
 //! `outpost_config::validate_service` (errors name the field) → one store transaction writes
 //! the service, claims its hosts and appends event `n` (`service_put`); the service's version
-//! is `n`. Purges are events too. Nodes (next milestone) take a snapshot, then follow events
-//! from the sequence number they last applied.
+//! is `n`; the hub wakes every node stream, which sends the event. Purges are events too.
+//! Nodes take a snapshot, then follow events from the sequence number they last applied, and
+//! acknowledge each; purge progress (and `wait=true`) is computed from those acks.
 //!
-//! Not here yet: the node stream and registry, purge acknowledgements, functions, DNS, the CLI.
+//! Not here yet: functions, the CLI.
 
 pub mod api;
 pub mod auth;
+pub mod ctl;
+pub mod dns;
+pub mod nodes;
+pub mod pops;
 pub mod ratelimit;
 pub mod server;
 pub mod settings;

@@ -48,8 +48,10 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            // Logs go to stderr; RUST_LOG overrides the default level.
-            let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+            // Logs go to stderr; RUST_LOG overrides the default level. hickory logs every DNS
+            // query at info; ours are at debug (`control_plane::dns`), with the PoP picked.
+            let filter =
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn"));
             tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(runtime) => runtime,

@@ -1,10 +1,12 @@
-//! Running the control plane: open the store, bind, serve until SIGTERM or SIGINT.
+//! Running the control plane: open the store, bind the API (and the DNS server when `[dns]`
+//! is set), start the PoP health checker, serve until SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::api::{self, App};
+use crate::dns::{DnsError, DnsServer, Sources};
 use crate::settings::Settings;
 use crate::store::{EmbeddedStore, StoreError};
 
@@ -18,30 +20,72 @@ pub enum RunError {
     ReadyFile { path: PathBuf, source: std::io::Error },
     #[error("serve: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Dns(#[from] DnsError),
 }
 
 /// Serves the API from `settings` until SIGTERM or SIGINT, then finishes the requests in
-/// flight. Once listening, writes `{"api": "ADDR"}` to `ready_file`, whole and renamed into
-/// place so a reader never sees half of it.
+/// flight. Once listening, writes `{"api": "ADDR"}` (plus `"dns": "ADDR"` with `[dns]`) to
+/// `ready_file`, whole and renamed into place so a reader never sees half of it.
 pub async fn run(settings: Settings, ready_file: Option<&Path>) -> Result<(), RunError> {
-    let store = EmbeddedStore::open(&settings.data)?;
-    let app = App::new(Arc::new(store), &settings);
+    let store = EmbeddedStore::open(&settings.data)?.with_max_events(settings.limits.max_events);
+    let app = App::open(Arc::new(store), &settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| RunError::Bind { addr: settings.listen, source })?;
     let addr = listener.local_addr().map_err(|source| RunError::Bind { addr: settings.listen, source })?;
+    let dns = match &settings.dns {
+        Some(dns) => {
+            let sources = Sources {
+                pops: app.pops.clone(),
+                store: app.store.clone(),
+                head: app.nodes.head(),
+                stats: app.dns_stats.clone(),
+            };
+            Some(DnsServer::bind(dns, sources).await?)
+        }
+        None => None,
+    };
+    let dns_addr = dns.as_ref().map(DnsServer::addr);
     if let Some(path) = ready_file {
-        write_ready_file(path, addr).map_err(|source| RunError::ReadyFile { path: path.to_path_buf(), source })?;
+        write_ready_file(path, addr, dns_addr)
+            .map_err(|source| RunError::ReadyFile { path: path.to_path_buf(), source })?;
     }
     tracing::info!(%addr, data = %settings.data.display(), "control plane listening");
-    axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown_signal()).await.map_err(RunError::Serve)?;
+    let checker = crate::pops::spawn_checker(app.pops.clone());
+    let (stop_dns, dns_stopped) = tokio::sync::oneshot::channel::<()>();
+    let dns = dns.map(|dns| {
+        let zone = settings.dns.as_ref().map_or("", |d| d.zone.as_str());
+        tracing::info!(addr = %dns.addr(), %zone, "dns listening (udp, tcp)");
+        // Stops when told, or when the API stops without telling (`stop_dns` dropped).
+        tokio::spawn(dns.run(async move {
+            let _ = dns_stopped.await;
+        }))
+    });
+    let nodes = app.nodes.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Node streams never end by themselves; end them so the shutdown can finish.
+        nodes.shutdown();
+        let _ = stop_dns.send(());
+    };
+    let served = axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown).await;
+    checker.abort();
+    if let Some(dns) = dns {
+        let _ = dns.await;
+    }
+    served.map_err(RunError::Serve)?;
     tracing::info!("stopped");
     Ok(())
 }
 
-fn write_ready_file(path: &Path, addr: SocketAddr) -> std::io::Result<()> {
+fn write_ready_file(path: &Path, addr: SocketAddr, dns: Option<SocketAddr>) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::json!({"api": addr.to_string()}).to_string())?;
+    let mut ready = serde_json::json!({"api": addr.to_string()});
+    if let Some(dns) = dns {
+        ready["dns"] = serde_json::Value::String(dns.to_string());
+    }
+    std::fs::write(&tmp, ready.to_string())?;
     std::fs::rename(&tmp, path)
 }
 

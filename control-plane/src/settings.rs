@@ -15,8 +15,25 @@
 //! tenant = "acme"
 //! sha256 = "<64 hex digits>"
 //!
+//! [[tokens]]                        # edge nodes and shields: register, stream, ack
+//! node = true
+//! sha256 = "<64 hex digits>"
+//!
+//! [nodes]
+//! heartbeat_interval = "5s"
+//!
+//! [health]                          # PoP health checks (see `pops::settings`)
+//! interval = "1s"
+//!
+//! [dns]                             # authoritative DNS (see `dns::settings`)
+//! listen = "0.0.0.0:53"
+//! zone = "cdn.example."
+//!
 //! [limits]
 //! max_body_size = "1MiB"
+//! max_events = 100000
+//! max_function_size = "32MiB"
+//! max_function_versions = 20
 //! ```
 
 use std::collections::HashMap;
@@ -41,12 +58,59 @@ pub struct Settings {
     /// `[[tokens]]`: who may call the API. At least one.
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
+    /// `[nodes]`: the node stream and liveness.
+    #[serde(default)]
+    pub nodes: NodeSettings,
+    /// `[health]`: how the PoPs' edge nodes are probed.
+    #[serde(default)]
+    pub health: crate::pops::HealthSettings,
+    /// `[dns]`: the authoritative DNS server for the CDN's zone. Default: none (no DNS is
+    /// served; PoP health and drains still work).
+    #[serde(default)]
+    pub dns: Option<crate::dns::DnsSettings>,
     /// `[limits]`.
     #[serde(default)]
     pub limits: Limits,
 }
 
-/// One `[[tokens]]` entry. Exactly one of `operator = true` and `tenant` is set.
+/// `[nodes]`: how the control plane talks to the nodes that follow it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSettings {
+    /// How often a node stream carries `{"heartbeat": {"head": H}}` when nothing else is sent.
+    /// A node that hears nothing for 3 intervals reconnects; a stream that cannot take a
+    /// message for 3 intervals (the node stopped reading) is closed. Each tick also re-reads
+    /// the log, so no event waits longer than this to reach a stream. Default: `"5s"`;
+    /// 100ms to 5m.
+    #[serde(with = "outpost_config::units::duration")]
+    pub heartbeat_interval: Duration,
+    /// How long a node counts as live after its stream drops (it is reconnecting): purges wait
+    /// for it that long. Default: twice `heartbeat_interval`; at most 1h.
+    #[serde(with = "outpost_config::units::option_duration")]
+    pub grace: Option<Duration>,
+    /// Messages queued for one stream before the send waits on the node (TCP back-pressure).
+    /// Bounds the memory one slow node holds. Default: 256; 1 to 65536.
+    pub stream_buffer: usize,
+    /// Acknowledgements remembered per node, to report how long each purge took there
+    /// (`ms` in purge progress); an older purge reports `acked` without `ms`. Default: 1024;
+    /// 1 to 1000000.
+    pub ack_history: usize,
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        Self { heartbeat_interval: Duration::from_secs(5), grace: None, stream_buffer: 256, ack_history: 1024 }
+    }
+}
+
+impl NodeSettings {
+    /// `grace`, or its default: two heartbeats.
+    pub fn grace(&self) -> Duration {
+        self.grace.unwrap_or(self.heartbeat_interval.saturating_mul(2))
+    }
+}
+
+/// One `[[tokens]]` entry. Exactly one of `operator = true`, `node = true` and `tenant` is set.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenEntry {
@@ -56,6 +120,10 @@ pub struct TokenEntry {
     /// The token acts for the operator: every tenant's services, the event log.
     #[serde(default)]
     pub operator: bool,
+    /// The token is the nodes': it registers any node id, opens its stream and acks; nothing
+    /// else.
+    #[serde(default)]
+    pub node: bool,
     /// The token acts for this tenant (1 to 64 of `a-z 0-9 _ -`): its own services only.
     #[serde(default)]
     pub tenant: Option<String>,
@@ -88,6 +156,18 @@ pub struct Limits {
     /// Largest page a list may ask for (`limit`); more gets **400**. Default: 1000;
     /// 1 to 100000.
     pub max_page: usize,
+    /// Events the log keeps; older ones are dropped as new ones are appended. A node that
+    /// resumes from before the oldest kept event gets a snapshot and resyncs (soft-purges
+    /// what it serves) instead. Bounds the store's size. Default: 100000; 1 to 100000000.
+    pub max_events: usize,
+    /// Largest `.wasm` accepted by `POST /v1/services/{id}/functions` (this route's own body
+    /// limit, instead of `max_body_size`); a larger one gets **413** `body_too_large`. Bounds
+    /// the memory one upload takes and what every node fetches and compiles. Default:
+    /// `"32MiB"`; 1KiB to 1GiB.
+    pub max_function_size: ByteSize,
+    /// Function versions kept per service; an upload beyond it deletes the oldest version that
+    /// is not active. Bounds the store's size. Default: 20; 1 to 10000.
+    pub max_function_versions: usize,
 }
 
 impl Default for Limits {
@@ -99,6 +179,9 @@ impl Default for Limits {
             purge_burst: 100,
             max_purge_targets: 256,
             max_page: 1000,
+            max_events: 100_000,
+            max_function_size: ByteSize::mib(32),
+            max_function_versions: 20,
         }
     }
 }
@@ -114,6 +197,7 @@ impl Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
     Operator,
+    Node,
     Tenant(TenantId),
 }
 
@@ -170,15 +254,17 @@ fn check(settings: &Settings, report: &mut dyn FnMut(&str, String)) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, token) in settings.tokens.iter().enumerate() {
         let at = format!("tokens[{i}]");
-        match (token.operator, &token.tenant) {
-            (true, Some(_)) => report(&at, "set operator = true or tenant, not both".to_owned()),
-            (false, None) => report(&at, "set operator = true or tenant = \"NAME\"".to_owned()),
-            (false, Some(tenant)) => {
+        match (token.operator, token.node, &token.tenant) {
+            (false, false, None) => {
+                report(&at, "set one of operator = true, node = true or tenant = \"NAME\"".to_owned())
+            }
+            (false, false, Some(tenant)) => {
                 if let Err(why) = TenantId::parse(tenant) {
                     report(&format!("{at}.tenant"), why);
                 }
             }
-            (true, None) => {}
+            (true, false, None) | (false, true, None) => {}
+            _ => report(&at, "set one of operator = true, node = true or tenant, not several".to_owned()),
         }
         if parse_hex_digest(&token.sha256).is_none() {
             report(
@@ -191,6 +277,30 @@ fn check(settings: &Settings, report: &mut dyn FnMut(&str, String)) {
         }
     }
     check_limits(&settings.limits, report);
+    check_nodes(&settings.nodes, report);
+    settings.health.check(report);
+    if let Some(Err(problems)) = settings.dns.as_ref().map(crate::dns::DnsSettings::compile) {
+        for (path, message) in problems {
+            report(&path, message);
+        }
+    }
+}
+
+fn check_nodes(nodes: &NodeSettings, report: &mut dyn FnMut(&str, String)) {
+    let heartbeat = nodes.heartbeat_interval;
+    if heartbeat < Duration::from_millis(100) || heartbeat > Duration::from_secs(300) {
+        report("nodes.heartbeat_interval", format!("{heartbeat:?} is out of range; use 100ms to 5m"));
+    }
+    if nodes.grace.is_some_and(|grace| grace > Duration::from_secs(3600)) {
+        report("nodes.grace", format!("{:?} is out of range; use at most 1h", nodes.grace()));
+    }
+    for (path, value, max) in
+        [("nodes.stream_buffer", nodes.stream_buffer, 65_536), ("nodes.ack_history", nodes.ack_history, 1_000_000)]
+    {
+        if !(1..=max).contains(&value) {
+            report(path, format!("{value} is out of range; use 1 to {max}"));
+        }
+    }
 }
 
 fn check_limits(limits: &Limits, report: &mut dyn FnMut(&str, String)) {
@@ -198,11 +308,17 @@ fn check_limits(limits: &Limits, report: &mut dyn FnMut(&str, String)) {
     if size < ByteSize::kib(1) || size > ByteSize::mib(64) {
         report("limits.max_body_size", format!("{size} is out of range; use 1KiB to 64MiB"));
     }
+    let size = limits.max_function_size;
+    if size < ByteSize::kib(1) || size > ByteSize::gib(1) {
+        report("limits.max_function_size", format!("{size} is out of range; use 1KiB to 1GiB"));
+    }
     let counts = [
         ("limits.max_services_per_tenant", limits.max_services_per_tenant, 100_000),
         ("limits.purge_burst", usize::try_from(limits.purge_burst).unwrap_or(usize::MAX), 1_000_000),
         ("limits.max_purge_targets", limits.max_purge_targets, 10_000),
         ("limits.max_page", limits.max_page, 100_000),
+        ("limits.max_events", limits.max_events, 100_000_000),
+        ("limits.max_function_versions", limits.max_function_versions, 10_000),
     ];
     for (path, value, max) in counts {
         if !(1..=max).contains(&value) {
@@ -234,9 +350,10 @@ pub fn parse_hex_digest(hex: &str) -> Option<[u8; 32]> {
 impl TokenEntry {
     /// The role this entry grants; `None` for an entry that failed validation.
     pub fn role(&self) -> Option<Role> {
-        match (self.operator, &self.tenant) {
-            (true, None) => Some(Role::Operator),
-            (false, Some(tenant)) => TenantId::parse(tenant).ok().map(Role::Tenant),
+        match (self.operator, self.node, &self.tenant) {
+            (true, false, None) => Some(Role::Operator),
+            (false, true, None) => Some(Role::Node),
+            (false, false, Some(tenant)) => TenantId::parse(tenant).ok().map(Role::Tenant),
             _ => None,
         }
     }
@@ -266,6 +383,15 @@ mod tests {
         assert_eq!(settings.tokens[0].role(), Some(Role::Operator));
         assert_eq!(settings.limits.max_body_size, ByteSize::mib(1));
         assert_eq!(settings.limits.purge_interval(), Duration::from_millis(100));
+        assert_eq!(settings.limits.max_events, 100_000);
+        assert_eq!(settings.nodes.heartbeat_interval, Duration::from_secs(5));
+        assert_eq!(settings.nodes.grace(), Duration::from_secs(10));
+        let node = parse(
+            &format!("data = \"cp.redb\"\n{OPERATOR}[[tokens]]\nnode = true\nsha256 = \"{}\"\n", "0".repeat(64)),
+            Path::new("cp.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(node.tokens[1].role(), Some(Role::Node));
     }
 
     #[test]
@@ -282,11 +408,25 @@ mod tests {
                 "tokens[1].sha256",
                 "the same token as tokens[0]",
             ),
-            (format!("data = \"x\"\n[[tokens]]\nsha256 = \"{HASH}\"\n"), "tokens[0]", "set operator = true or tenant"),
+            (format!("data = \"x\"\n[[tokens]]\nsha256 = \"{HASH}\"\n"), "tokens[0]", "set one of operator = true"),
+            (
+                format!("data = \"x\"\n[[tokens]]\noperator = true\nnode = true\nsha256 = \"{HASH}\"\n"),
+                "tokens[0]",
+                "not several",
+            ),
+            (
+                format!("data = \"x\"\n{OPERATOR}[nodes]\nheartbeat_interval = \"10ms\"\n"),
+                "nodes.heartbeat_interval",
+                "use 100ms to 5m",
+            ),
+            (format!("data = \"x\"\n{OPERATOR}[nodes]\ngrace = \"2h\"\n"), "nodes.grace", "at most 1h"),
+            (format!("data = \"x\"\n{OPERATOR}[nodes]\nstream_buffer = 0\n"), "nodes.stream_buffer", "use 1 to 65536"),
+            (format!("data = \"x\"\n{OPERATOR}[nodes]\nack_history = 0\n"), "nodes.ack_history", "use 1 to 1000000"),
+            (format!("data = \"x\"\n{OPERATOR}[limits]\nmax_events = 0\n"), "limits.max_events", "use 1 to 100000000"),
             (
                 format!("data = \"x\"\n[[tokens]]\noperator = true\ntenant = \"a\"\nsha256 = \"{HASH}\"\n"),
                 "tokens[0]",
-                "not both",
+                "not several",
             ),
             (
                 format!("data = \"x\"\n{OPERATOR}[limits]\nmax_body_size = \"128MiB\"\n"),

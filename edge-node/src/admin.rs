@@ -4,7 +4,6 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -14,13 +13,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use metrics_exporter_prometheus::PrometheusHandle;
-use outpost_config::{PurgeRequest, PurgeTarget};
+use outpost_config::PurgeRequest;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::body::{self, EdgeBody};
-use crate::cache::purge::Target;
+use crate::cache::purge::{self, PurgeSource, Target};
 use crate::pipeline::NodeState;
 
 /// Largest purge request body. Default: 64 KiB.
@@ -87,26 +86,9 @@ async fn purge(admin: &Admin, req: Request<Incoming>) -> Response<EdgeBody> {
         Ok(st) => st,
         Err(resp) => return resp,
     };
-    let cache = admin.state.cache.clone();
-    let soft = request.soft;
-    let svc = service.clone();
-    let recorded =
-        tokio::task::spawn_blocking(move || cache.purges.record(&svc, target, soft, SystemTime::now())).await;
-    match recorded {
-        Ok(Ok(id)) => {
-            let kind = match &request.target {
-                PurgeTarget::Url { .. } => "url",
-                PurgeTarget::Prefix { .. } => "prefix",
-                PurgeTarget::Tag { .. } => "tag",
-                PurgeTarget::All => "all",
-            };
-            metrics::counter!(crate::metrics::PURGES, "kind" => kind, "soft" => if soft { "true" } else { "false" })
-                .increment(1);
-            tracing::info!(id, service, kind, soft, "purge recorded");
-            json_response(StatusCode::OK, &json!({ "id": id, "service": service, "purged": request }))
-        }
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "purge_log", &e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e.to_string()),
+    match purge::record(&admin.state.cache, &service, target, request.soft, PurgeSource::Admin).await {
+        Ok(id) => json_response(StatusCode::OK, &json!({ "id": id, "service": service, "purged": request })),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "purge_log", &e.to_string()),
     }
 }
 
@@ -114,7 +96,8 @@ async fn purge(admin: &Admin, req: Request<Incoming>) -> Response<EdgeBody> {
 fn upstreams(admin: &Admin) -> Response<EdgeBody> {
     let services: Vec<_> = admin
         .state
-        .router
+        .routes
+        .current()
         .services()
         .iter()
         .map(|s| json!({ "service": &*s.name, "upstreams": s.upstream.snapshot() }))
@@ -125,23 +108,11 @@ fn upstreams(admin: &Admin) -> Response<EdgeBody> {
 /// The purge's service and its target as the purge log keys it (`host/path`).
 #[allow(clippy::result_large_err)]
 fn resolve(admin: &Admin, req: &PurgeRequest) -> Result<(String, Target), Response<EdgeBody>> {
-    let router = &admin.state.router;
+    let router = admin.state.routes.current();
     let by_name = |name: &str| router.services().iter().any(|s| &*s.name == name);
-    let (host_service, target) = match &req.target {
-        PurgeTarget::Url { url } => {
-            let key = url_key(url).map_err(|m| error(StatusCode::BAD_REQUEST, "bad_url", &m))?;
-            (router.lookup(key.split('/').next().unwrap_or("")).map(|s| s.name.to_string()), Target::Url(key))
-        }
-        PurgeTarget::Prefix { prefix } => {
-            let key = url_key(prefix).map_err(|m| error(StatusCode::BAD_REQUEST, "bad_prefix", &m))?;
-            (router.lookup(key.split('/').next().unwrap_or("")).map(|s| s.name.to_string()), Target::Prefix(key))
-        }
-        PurgeTarget::Tag { tag } if tag.is_empty() => {
-            return Err(error(StatusCode::BAD_REQUEST, "bad_tag", "tag must not be empty"));
-        }
-        PurgeTarget::Tag { tag } => (None, Target::Tag(tag.clone())),
-        PurgeTarget::All => (None, Target::All),
-    };
+    let target =
+        Target::from_request(&req.target).map_err(|e| error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()))?;
+    let host_service = target.host().and_then(|host| router.lookup(host)).map(|s| s.name.to_string());
     let service = match (&req.service, host_service) {
         (Some(s), Some(h)) if *s != h => {
             return Err(error(
@@ -166,20 +137,6 @@ fn resolve(admin: &Admin, req: &PurgeRequest) -> Result<(String, Target), Respon
     Ok((service, target))
 }
 
-/// `http://Shop.Example/a?x` or `shop.example/a?x` → `shop.example/a?x` (the cache's URL key).
-fn url_key(raw: &str) -> Result<String, String> {
-    let rest = raw.strip_prefix("https://").or_else(|| raw.strip_prefix("http://")).unwrap_or(raw);
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
-    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
-        return Err(format!("{raw:?}: expected host/path, e.g. \"shop.example/images/\""));
-    }
-    Ok(format!("{host}{path}"))
-}
-
 fn text(status: StatusCode, body: &'static str) -> Response<EdgeBody> {
     let mut resp = Response::new(body::full(body));
     *resp.status_mut() = status;
@@ -197,23 +154,4 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Edge
 fn error(status: StatusCode, code: &str, message: &str) -> Response<EdgeBody> {
     tracing::info!(code, message, "admin request refused");
     json_response(status, &json!({ "error": { "code": code, "message": message } }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::url_key;
-
-    #[test]
-    fn url_keys() {
-        for (raw, want) in [
-            ("http://Shop.Example/a?x=1", Some("shop.example/a?x=1")),
-            ("https://shop.example:8443/a", Some("shop.example/a")),
-            ("shop.example/images/", Some("shop.example/images/")),
-            ("shop.example", Some("shop.example/")),
-            ("", None),
-            ("/just/a/path", None),
-        ] {
-            assert_eq!(url_key(raw).ok().as_deref(), want, "{raw}");
-        }
-    }
 }

@@ -79,21 +79,36 @@ pub async fn run_node(config: &Path, ready_file: Option<&Path>, role: Option<Nod
         std::fs::write(&tmp, json).map_err(err)?;
         std::fs::rename(&tmp, ready).map_err(err)?;
     }
-    wait_for_signal().await.map_err(RunError::Signal)?;
+    wait_for_stop(&node, config, role).await.map_err(RunError::Signal)?;
     tracing::info!("signal received; draining");
     node.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
+/// Until SIGTERM or SIGINT; each SIGHUP re-reads `config` and reloads its services. A file
+/// that does not load or compile is logged and the services in force stay.
+async fn wait_for_stop(node: &RunningNode, config: &Path, role: Option<NodeRole>) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                tracing::info!(file = %config.display(), "SIGHUP: reloading services");
+                let loaded = outpost_config::load_as(config, role);
+                let result = match loaded {
+                    Ok(cfg) => node.reloader.reload_file(cfg).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(error) = result {
+                    tracing::error!(%error, "reload failed; the services in force stay");
+                }
+            }
+        }
     }
-    Ok(())
 }
 
 /// Logs go to stderr (stdout carries the access log). `RUST_LOG` overrides `level`; foyer's

@@ -10,6 +10,8 @@ use std::fmt;
 pub enum Side {
     Client,
     Upstream,
+    /// The service's edge function (its code, or its limits).
+    Function,
     Internal,
 }
 
@@ -42,6 +44,19 @@ pub enum ErrorKind {
     /// Every upstream is unhealthy or behind an open circuit breaker (or the shields are and
     /// the service may not go to its origins directly).
     NoUpstream,
+    /// The edge function trapped (a panic, an `unreachable`, a failed import).
+    FunctionTrap,
+    /// The edge function used more than its `cpu_time`.
+    FunctionCpuTime,
+    /// The edge function asked for more than its `memory`.
+    FunctionMemory,
+    /// The edge function did not answer within its `wall_time`.
+    FunctionWallTime,
+    /// The edge function returned no response, answered with an error code, or declared a
+    /// response body above its `max_response_body`.
+    FunctionBadResponse,
+    /// Every function instance slot is in use (`functions.max_instances`).
+    FunctionCapacity,
     /// Our own broken invariant.
     Internal,
 }
@@ -56,6 +71,8 @@ impl ErrorKind {
             UpstreamConnect | UpstreamProtocol | UpstreamTimeout | UpstreamTls | UnsupportedMedia | NoUpstream => {
                 Side::Upstream
             }
+            FunctionTrap | FunctionCpuTime | FunctionMemory | FunctionWallTime | FunctionBadResponse
+            | FunctionCapacity => Side::Function,
             Internal => Side::Internal,
         }
     }
@@ -75,6 +92,14 @@ impl ErrorKind {
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             NoUpstream => StatusCode::SERVICE_UNAVAILABLE,
+            // The function is the tenant's application: its crash is a 500 (as an exception in
+            // a Cloudflare Worker), its resource limits a 503 (retry may land on a lighter
+            // moment), a function that does not answer in time a 504, and no or a broken answer
+            // a 502, as from an origin.
+            FunctionTrap => StatusCode::INTERNAL_SERVER_ERROR,
+            FunctionCpuTime | FunctionMemory | FunctionCapacity => StatusCode::SERVICE_UNAVAILABLE,
+            FunctionWallTime => StatusCode::GATEWAY_TIMEOUT,
+            FunctionBadResponse => StatusCode::BAD_GATEWAY,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,6 +121,12 @@ impl ErrorKind {
             UpstreamTls => "upstream_tls",
             UnsupportedMedia => "unsupported_media",
             NoUpstream => "no_upstream",
+            FunctionTrap => "function_trap",
+            FunctionCpuTime => "function_cpu_time",
+            FunctionMemory => "function_memory",
+            FunctionWallTime => "function_wall_time",
+            FunctionBadResponse => "function_bad_response",
+            FunctionCapacity => "function_capacity",
             Internal => "internal",
         }
     }
@@ -166,6 +197,12 @@ mod tests {
             (UpstreamTimeout, 504, Side::Upstream),
             (UnsupportedMedia, 415, Side::Upstream),
             (NoUpstream, 503, Side::Upstream),
+            (FunctionTrap, 500, Side::Function),
+            (FunctionCpuTime, 503, Side::Function),
+            (FunctionMemory, 503, Side::Function),
+            (FunctionWallTime, 504, Side::Function),
+            (FunctionBadResponse, 502, Side::Function),
+            (FunctionCapacity, 503, Side::Function),
             (Internal, 500, Side::Internal),
         ];
         for (kind, status, side) in table {

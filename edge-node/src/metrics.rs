@@ -30,6 +30,25 @@ pub const IMAGE_TRANSCODES: &str = "outpost_image_transcodes_total";
 pub const IMAGE_TRANSCODE_DURATION: &str = "outpost_image_transcode_duration_seconds";
 /// Image transcodes waiting for a slot (`limits.max_queued_transcodes`).
 pub const IMAGE_TRANSCODES_WAITING: &str = "outpost_image_transcodes_waiting";
+/// 1 while the agent holds a stream from the control plane, else 0.
+pub const CONTROL_CONNECTED: &str = "outpost_control_connected";
+/// The last event sequence number applied and saved.
+pub const CONTROL_APPLIED_SEQ: &str = "outpost_control_applied_seq";
+/// The last sequence number the control plane acknowledged receiving.
+pub const CONTROL_ACKED_SEQ: &str = "outpost_control_acked_seq";
+/// Streams lost (or never opened) and retried.
+pub const CONTROL_RECONNECTS: &str = "outpost_control_reconnects_total";
+/// Control-plane services this node could not run (a host clash with its file, a compile error).
+pub const CONTROL_REJECTED_SERVICES: &str = "outpost_control_rejected_services";
+/// Function instances made, by `service` (one per request a function handles).
+pub const FUNCTION_INSTANTIATIONS: &str = "outpost_function_instantiations_total";
+/// Function runs by `service` and `outcome` (`ok`, `trap`, `cpu`, `wall`, `memory`, `capacity`).
+pub const FUNCTION_REQUESTS: &str = "outpost_function_requests_total";
+/// Time from instantiation to the guest's end (its response body included), by `outcome`.
+pub const FUNCTION_DURATION: &str = "outpost_function_duration_seconds";
+/// Functions made ready at start or reload, by `source`: `compiled`, or `cache` (machine code
+/// loaded from `functions.cache_dir`).
+pub const FUNCTION_LOADS: &str = "outpost_function_loads_total";
 
 const LATENCY_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -44,6 +63,7 @@ pub fn install() -> PrometheusHandle {
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(IMAGE_TRANSCODE_DURATION.into()), &LATENCY_BUCKETS)
                 })
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(FUNCTION_DURATION.into()), &LATENCY_BUCKETS))
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             match builder.install_recorder() {
                 Ok(h) => h,

@@ -12,11 +12,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{self, Admin};
+use crate::agent::Agent;
 use crate::cache::{Cache, CacheOpenError};
 use crate::listen::{self, ConnBuilders, Tls, tls};
 use crate::pipeline::NodeState;
+use crate::reload::Reloader;
 use crate::respond::AccessLog;
-use crate::route::Router;
+use crate::route::{RouteTable, Router};
 use crate::service::{CompileError, compile_all};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,8 @@ pub enum StartError {
     H3(#[from] listen::h3::H3Error),
     #[error("log.access: {0}")]
     AccessLog(std::io::Error),
+    #[error("control: {0}")]
+    Control(String),
 }
 
 /// The addresses the node actually listens on (port 0 in config → the port the OS chose).
@@ -47,6 +51,10 @@ pub struct BoundAddrs {
 
 pub struct RunningNode {
     pub addrs: BoundAddrs,
+    /// Swaps the services in force (SIGHUP, the control plane's agent).
+    pub reloader: Arc<Reloader>,
+    /// The agent following the control plane (`[control]`), stopped first on shutdown.
+    agent: Option<tokio::task::JoinHandle<()>>,
     admin: Arc<Admin>,
     shutdown: watch::Sender<bool>,
     /// The admin listener stops last, so `/readyz` answers 503 while requests drain.
@@ -63,20 +71,32 @@ impl RunningNode {
     pub async fn start(cfg: NodeConfig) -> Result<Self, StartError> {
         let metrics = crate::metrics::install();
         let cache = Cache::open(&cfg.cache).await?;
-        let services = compile_all(&cfg)?;
+        let functions = Arc::new(crate::function::FunctionHost::new(&cfg.functions, &cfg.node));
+        let services = compile_all(&cfg, &functions)?;
         let state = Arc::new(NodeState {
             name: cfg.node.name.as_str().into(),
             role: cfg.node.role,
             via: http::HeaderValue::from_str(&format!("1.1 {}", cfg.node.name))
                 .unwrap_or(http::HeaderValue::from_static("1.1 outpost")),
-            router: Router::new(&services),
+            routes: RouteTable::new(Router::new(&services)),
             cache,
             transcoder: Arc::new(crate::transform::image::Transcoder::from_limits(&cfg.limits)),
             encodes: Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_concurrent_encodes)),
             limits: cfg.limits.clone(),
             builders: ConnBuilders::new(&cfg.limits),
             access_log: AccessLog::start(&cfg.log.access).map_err(StartError::AccessLog)?,
+            functions,
         });
+        let reloader = Arc::new(Reloader::new(state.clone(), cfg.clone()));
+        // The control plane's services as last saved, in force before the listeners serve.
+        let agent = match &cfg.control {
+            Some(control) => Some(
+                Agent::prepare(&cfg, control, reloader.clone(), state.cache.clone())
+                    .await
+                    .map_err(StartError::Control)?,
+            ),
+            None => None,
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let graceful = Arc::new(GracefulShutdown::new());
         let mut tasks = JoinSet::new();
@@ -131,8 +151,11 @@ impl RunningNode {
         let admin_task = tokio::spawn(admin::serve(admin_listener, admin.clone(), admin_shutdown_rx));
         let addrs = BoundAddrs { http, https, admin: admin_addr };
         tracing::info!(node = %cfg.node.name, ?addrs, services = services.len(), "edge node ready");
+        let drain_timeout = cfg.limits.drain_timeout;
         Ok(Self {
             addrs,
+            reloader,
+            agent: agent.map(|agent| agent.spawn(addrs)),
             admin,
             shutdown,
             admin_shutdown,
@@ -140,13 +163,16 @@ impl RunningNode {
             graceful,
             tasks,
             quic,
-            drain_timeout: cfg.limits.drain_timeout,
+            drain_timeout,
         })
     }
 
     /// Stop accepting, let requests in flight finish (at most `limits.drain_timeout`), flush
     /// the cache to disk.
     pub async fn shutdown(mut self) {
+        if let Some(agent) = self.agent.take() {
+            agent.abort();
+        }
         self.admin.ready.store(false, Ordering::Release);
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}

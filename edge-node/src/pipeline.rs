@@ -1,4 +1,4 @@
-//! The request path, in order: accept · route · cache (which runs upstream and store on a miss)
+//! The request path, in order: accept · route · function (when the service has one) · cache (which runs upstream and store on a miss)
 //! · respond. This is the one place the order is written down; each phase lives in its module.
 
 use std::sync::Arc;
@@ -14,7 +14,6 @@ use crate::ctx::{ConnInfo, Phase, Protocol, RequestCtx};
 use crate::error::{EdgeError, ErrorKind};
 use crate::listen::{ConnBuilders, LimitedBody};
 use crate::respond::{self, AccessLog, Outcome};
-use crate::route::Router;
 use crate::transform::Transforms;
 use crate::transform::image::Transcoder;
 use crate::upstream::ForwardInfo;
@@ -29,7 +28,8 @@ pub struct NodeState {
     pub role: outpost_config::NodeRole,
     /// `Via: 1.1 <name>` (RFC 9110 §7.6.3), built once.
     pub via: http::HeaderValue,
-    pub router: Router,
+    /// The services in force; swapped whole by [`crate::reload::Reloader`].
+    pub routes: crate::route::RouteTable,
     pub cache: Arc<Cache>,
     /// The node's image transcoding slots, shared by every service.
     pub transcoder: Arc<Transcoder>,
@@ -38,6 +38,8 @@ pub struct NodeState {
     pub limits: LimitsConfig,
     pub builders: ConnBuilders,
     pub access_log: AccessLog,
+    /// The engine services' edge functions run on; reloads compile new versions on it.
+    pub functions: Arc<crate::function::FunctionHost>,
 }
 
 /// One request through every phase. `B` is the request body of whichever listener took it
@@ -80,7 +82,7 @@ where
     // route
     let started = Instant::now();
     let route = match &host {
-        Ok(h) => state.router.resolve(h, &ctx.conn),
+        Ok(h) => state.routes.current().resolve(h, &ctx.conn),
         Err(e) => Err(e.clone()),
     };
     ctx.record(Phase::Route, started.elapsed());
@@ -89,6 +91,16 @@ where
         Err(e) => return fail(&state, &ctx, outcome, &e),
     };
     outcome.service = Some(&route.service.name);
+    // function: the service's edge function answers; its fetches re-enter at the cache phase.
+    if let Some(function) = &route.service.function {
+        let started = Instant::now();
+        let result = function.serve(&state, &route.service, &route.host, req, &ctx).await;
+        ctx.record(Phase::Function, started.elapsed());
+        return match result {
+            Ok(resp) => respond::finish(&ctx, for_client(&state, resp), outcome, &state.access_log),
+            Err(e) => fail(&state, &ctx, outcome, &e),
+        };
+    }
     // cache → (upstream → store) → respond
     let fwd = ForwardInfo { client_ip: conn.peer.ip(), host: &route.host, tls: conn.tls, node: &state.name };
     let transforms = Transforms {
@@ -102,10 +114,20 @@ where
     match transforms.serve(req, &mut ctx).await {
         Ok(served) => {
             outcome.cache = Some(&served.status);
-            respond::finish(&ctx, served.response, outcome, &state.access_log)
+            respond::finish(&ctx, for_client(&state, served.response), outcome, &state.access_log)
         }
         Err(e) => fail(&state, &ctx, outcome, &e),
     }
+}
+
+/// Fields meant for the CDN (CDN-Cache-Control, Surrogate-Control, Surrogate-Key, Cache-Tag)
+/// leave the CDN at the edge. A shield passes them on: its clients are edges, which need the
+/// same freshness rules and the tags that purges by tag match.
+fn for_client(state: &NodeState, mut resp: Response<EdgeBody>) -> Response<EdgeBody> {
+    if state.role == outpost_config::NodeRole::Edge {
+        crate::cache::policy::strip_cdn_headers(resp.headers_mut());
+    }
+    resp
 }
 
 fn fail<'a>(state: &NodeState, ctx: &RequestCtx, mut outcome: Outcome<'a>, err: &'a EdgeError) -> Response<EdgeBody> {

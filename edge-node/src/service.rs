@@ -7,6 +7,7 @@ use std::sync::Arc;
 use outpost_config::{HostHeader, HostPattern, NodeConfig, ServiceConfig};
 
 use crate::cache::policy::ServicePolicy;
+use crate::function::{Function, FunctionHost};
 use crate::upstream::Upstream;
 
 pub struct CompiledService {
@@ -22,6 +23,9 @@ pub struct CompiledService {
     /// `compression.prefer` as the codings the transform phase negotiates with.
     pub compression_prefer: Arc<[crate::transform::compress::Coding]>,
     pub images: Arc<outpost_config::ImagesConfig>,
+    /// `[services.function]`, compiled with the service: a reload swaps it with the table, and
+    /// requests in flight keep the old one.
+    pub function: Option<Arc<crate::function::Function>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,12 +37,21 @@ pub struct CompileError {
 }
 
 impl CompiledService {
-    pub fn compile(index: usize, svc: &ServiceConfig, node: &NodeConfig) -> Result<Self, CompileError> {
+    pub fn compile(
+        index: usize,
+        svc: &ServiceConfig,
+        node: &NodeConfig,
+        functions: &Arc<FunctionHost>,
+    ) -> Result<Self, CompileError> {
         let upstream = Upstream::new(svc, &node.upstream).map_err(|e| CompileError {
             index,
             name: svc.name.clone(),
             message: e.to_string(),
         })?;
+        let function = match &svc.function {
+            Some(f) => Some(Arc::new(Function::compile(functions, index, svc, f, node)?)),
+            None => None,
+        };
         Ok(Self {
             name: svc.name.as_str().into(),
             hosts: svc.hosts.clone(),
@@ -56,10 +69,21 @@ impl CompiledService {
             compression: svc.compression.clone(),
             compression_prefer: svc.compression.prefer.iter().map(|&c| c.into()).collect(),
             images: Arc::new(svc.images.clone()),
+            function,
         })
     }
 }
 
-pub fn compile_all(node: &NodeConfig) -> Result<Vec<Arc<CompiledService>>, CompileError> {
-    node.services.iter().enumerate().map(|(i, s)| CompiledService::compile(i, s, node).map(Arc::new)).collect()
+/// Every service of `node`; their functions compile on `functions` (machine code from its cache
+/// directory when unchanged). Compiling a function takes up to seconds: call this off the
+/// request threads.
+pub fn compile_all(
+    node: &NodeConfig,
+    functions: &Arc<FunctionHost>,
+) -> Result<Vec<Arc<CompiledService>>, CompileError> {
+    node.services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| CompiledService::compile(i, s, node, functions).map(Arc::new))
+        .collect()
 }

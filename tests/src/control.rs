@@ -4,7 +4,9 @@
 //! [`ControlConfig`] names the tenants and their tokens (the file gets only their SHA-256) and
 //! any `[limits]`; [`ControlPlane`] spawns the binary on port 0, waits (bounded) for the ready
 //! file, and stops it with SIGTERM. `restart` starts it again on the same data file. The binary
-//! is `OUTPOST_CONTROL_PLANE_BIN`, or built once per test process with cargo.
+//! is `OUTPOST_CONTROL_PLANE_BIN`, or built once per test process with cargo. Every config has
+//! a node token ([`NODE_TOKEN`]); [`NodeStream`] reads a node's NDJSON stream line by line,
+//! for tests that play a node by hand.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,9 @@ use crate::node::{Lines, READY_LIMIT, STOP_LIMIT, collect, lines, located};
 /// The operator's token in every [`ControlConfig`].
 pub const OPERATOR: &str = "operator-token";
 
+/// The nodes' token (`node = true`) in every [`ControlConfig`].
+pub const NODE_TOKEN: &str = "node-token";
+
 /// The control plane's config.
 #[derive(Clone, Debug)]
 pub struct ControlConfig {
@@ -28,6 +33,10 @@ pub struct ControlConfig {
     pub tenants: Vec<(String, String)>,
     /// Raw lines of the `[limits]` table.
     pub limits: Vec<String>,
+    /// Raw lines of the `[nodes]` table.
+    pub nodes: Vec<String>,
+    /// Raw TOML appended to the file (whole tables: `[dns]`, `[health]`).
+    pub extra: String,
 }
 
 impl Default for ControlConfig {
@@ -36,6 +45,8 @@ impl Default for ControlConfig {
         Self {
             tenants: vec![("acme".into(), "acme-token".into()), ("globex".into(), "globex-token".into())],
             limits: Vec::new(),
+            nodes: Vec::new(),
+            extra: String::new(),
         }
     }
 }
@@ -47,15 +58,33 @@ impl ControlConfig {
         self
     }
 
+    /// Adds a `[nodes]` line, e.g. `heartbeat_interval = "200ms"`.
+    pub fn nodes(mut self, line: &str) -> Self {
+        self.nodes.push(line.to_owned());
+        self
+    }
+
+    /// Appends whole tables of raw TOML, e.g. `"[dns]\nzone = \"cdn.example.\"\n"`.
+    pub fn tables(mut self, toml: &str) -> Self {
+        self.extra.push('\n');
+        self.extra.push_str(toml);
+        self
+    }
+
     fn render(&self, data: &Path) -> String {
         let mut text = format!("listen = \"127.0.0.1:0\"\ndata = {}\n", quote(&data.display().to_string()));
         text += &format!("\n[[tokens]]\nname = \"ops\"\noperator = true\nsha256 = \"{}\"\n", sha256_hex(OPERATOR));
         for (tenant, token) in &self.tenants {
             text += &format!("\n[[tokens]]\ntenant = {}\nsha256 = \"{}\"\n", quote(tenant), sha256_hex(token));
         }
+        text += &format!("\n[[tokens]]\nname = \"nodes\"\nnode = true\nsha256 = \"{}\"\n", sha256_hex(NODE_TOKEN));
         if !self.limits.is_empty() {
             text += &format!("\n[limits]\n{}\n", self.limits.join("\n"));
         }
+        if !self.nodes.is_empty() {
+            text += &format!("\n[nodes]\n{}\n", self.nodes.join("\n"));
+        }
+        text += &self.extra;
         text
     }
 }
@@ -145,6 +174,15 @@ impl ControlPlane {
         }
     }
 
+    /// The DNS server's address (UDP and TCP), as the running process reported it in its ready
+    /// file (`"dns"`, present with a `[dns]` table).
+    pub fn dns_addr(&self) -> anyhow::Result<SocketAddr> {
+        let text = std::fs::read_to_string(&self.ready_path)?;
+        let ready: serde_json::Value = serde_json::from_str(&text)?;
+        let addr = ready["dns"].as_str().with_context(|| format!("no \"dns\" in the ready file: {text}"))?;
+        Ok(addr.parse()?)
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -222,6 +260,42 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     located(&BIN, "OUTPOST_CONTROL_PLANE_BIN", "control-plane")
 }
 
+/// The `outpostctl` binary: `OUTPOST_CTL_BIN`, or built once per test process.
+pub fn outpostctl_binary() -> anyhow::Result<PathBuf> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    crate::node::located_bin(&BIN, "OUTPOST_CTL_BIN", "control-plane", "outpostctl")
+}
+
+/// What one `outpostctl` run printed, and its exit code.
+#[derive(Debug)]
+pub struct CtlRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ControlPlane {
+    /// Runs `outpostctl ARGS` against this control plane, the URL and `token` passed through
+    /// the environment as a user would. Bounded: killed after [`READY_LIMIT`].
+    pub async fn ctl(&self, token: Option<&str>, args: &[&str]) -> anyhow::Result<CtlRun> {
+        let mut cmd = tokio::process::Command::new(outpostctl_binary()?);
+        cmd.args(args)
+            .env("OUTPOST_URL", format!("http://{}", self.addr()))
+            .env_remove("OUTPOST_TOKEN")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(token) = token {
+            cmd.env("OUTPOST_TOKEN", token);
+        }
+        let output = tokio::time::timeout(READY_LIMIT, cmd.output()).await.context("outpostctl did not finish")??;
+        Ok(CtlRun {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}
+
 /// The JSON body of `resp`, or an error that shows it.
 pub fn json(resp: &Resp) -> anyhow::Result<serde_json::Value> {
     serde_json::from_slice(&resp.body)
@@ -241,4 +315,83 @@ pub fn expect_error(resp: &Resp, status: u16, code: &str) -> anyhow::Result<serd
         resp.header("content-type")
     );
     Ok(body["error"].clone())
+}
+
+/// How long [`NodeStream::next`] waits for a line before failing: bounds a broken test, not
+/// a measurement.
+pub const LINE_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A node's stream (`GET /v1/nodes/{id}/stream?after=N`) read over HTTP/1.1, one JSON value
+/// per line. Dropping it closes the connection.
+pub struct NodeStream {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    body: hyper::body::Incoming,
+    buffer: Vec<u8>,
+    _connection: tokio::task::JoinHandle<()>,
+}
+
+impl NodeStream {
+    /// Opens the stream of `node` after `after` with `token`.
+    pub async fn open(addr: SocketAddr, node: &str, after: u64, token: &str) -> anyhow::Result<Self> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+        let connection = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let request = http::Request::get(format!("/v1/nodes/{node}/stream?after={after}"))
+            .header("host", "control-plane")
+            .header("authorization", format!("Bearer {token}"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+        let response = sender.send_request(request).await?;
+        let (parts, body) = response.into_parts();
+        Ok(Self { status: parts.status, headers: parts.headers, body, buffer: Vec::new(), _connection: connection })
+    }
+
+    /// The next line as JSON; an error when the stream ends or nothing comes within
+    /// [`LINE_LIMIT`].
+    pub async fn next(&mut self) -> anyhow::Result<serde_json::Value> {
+        use http_body_util::BodyExt as _;
+        loop {
+            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).collect();
+                return serde_json::from_slice(&line)
+                    .with_context(|| format!("a stream line that is not JSON: {:?}", String::from_utf8_lossy(&line)));
+            }
+            let frame = tokio::time::timeout(LINE_LIMIT, self.body.frame())
+                .await
+                .with_context(|| format!("no stream line within {LINE_LIMIT:?}"))?;
+            match frame {
+                Some(frame) => {
+                    if let Ok(data) = frame?.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+                None => anyhow::bail!("the stream ended"),
+            }
+        }
+    }
+
+    /// The next line that is not a heartbeat.
+    pub async fn next_change(&mut self) -> anyhow::Result<serde_json::Value> {
+        loop {
+            let line = self.next().await?;
+            if line.get("heartbeat").is_none() {
+                return Ok(line);
+            }
+        }
+    }
+
+    /// Whether the server ended the stream (within [`LINE_LIMIT`]), skipping what it sent
+    /// before.
+    pub async fn ended(&mut self) -> anyhow::Result<bool> {
+        use http_body_util::BodyExt as _;
+        loop {
+            match tokio::time::timeout(LINE_LIMIT, self.body.frame()).await {
+                Err(_) => return Ok(false),
+                Ok(None) | Ok(Some(Err(_))) => return Ok(true),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
 }

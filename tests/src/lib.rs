@@ -1,13 +1,15 @@
 //! End-to-end tests for Outpost: real `edge-node` and `origin-shield` processes in front of real
 //! origins on loopback, and the real `control-plane`.
 //!
-//! The harness has six parts, each in its own module:
+//! The harness has eight parts, each in its own module:
 //! - [`origin`]: a scripted hyper origin that records what it receives;
 //! - [`node`]: the node under test (an edge, or a shield), its config file and its process;
 //! - [`client`]: HTTP/1.1 and HTTP/2 clients, cleartext or TLS, and a raw socket;
 //! - [`h3client`]: an HTTP/3 client (quinn + h3) for the node's QUIC listener;
 //! - [`tls`]: a throwaway CA and the certificates it signs;
-//! - [`control`]: the control plane under test, its tokens, config and data file.
+//! - [`control`]: the control plane under test, its tokens, config and data file;
+//! - [`fleet`]: a control plane with edges in two PoPs and a shield following it;
+//! - [`wasm`]: edge-function guests built for `wasm32-wasip2` (a nested cargo, once per process).
 //!
 //! A scenario in `tests/*.rs` starts an origin, scripts it, starts a node whose service points at
 //! it, sends requests and asserts on both ends: the response and `Cache-Status` the client got,
@@ -22,10 +24,12 @@
 
 pub mod client;
 pub mod control;
+pub mod fleet;
 pub mod h3client;
 pub mod node;
 pub mod origin;
 pub mod tls;
+pub mod wasm;
 
 use std::time::{Duration, SystemTime};
 

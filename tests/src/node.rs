@@ -203,6 +203,8 @@ pub struct NodeConfig {
     pub first_byte_timeout: String,
     pub between_bytes_timeout: Option<String>,
     pub services: Vec<ServiceSpec>,
+    /// Raw TOML lines added to `[node]` (e.g. `pop = "fra"`).
+    pub node_lines: Vec<String>,
     /// Raw TOML lines added to `[listen]` and to `[limits]`.
     pub listen_lines: Vec<String>,
     pub limits_lines: Vec<String>,
@@ -228,6 +230,7 @@ impl Default for NodeConfig {
             first_byte_timeout: "2s".into(),
             between_bytes_timeout: None,
             services: Vec::new(),
+            node_lines: Vec::new(),
             listen_lines: Vec::new(),
             limits_lines: Vec::new(),
             extra: String::new(),
@@ -272,6 +275,12 @@ impl NodeConfig {
         self
     }
 
+    /// One raw `key = value` line in `[node]`, e.g. `pop = "fra"`.
+    pub fn node_line(mut self, line: &str) -> Self {
+        self.node_lines.push(line.to_string());
+        self
+    }
+
     /// One raw `key = value` line in `[listen]`, e.g. `http3_early_data = true`.
     pub fn listen_line(mut self, line: &str) -> Self {
         self.listen_lines.push(line.to_string());
@@ -293,6 +302,9 @@ impl NodeConfig {
         };
         line("[node]".into());
         line(format!("name = {}", q(&self.name)));
+        for l in &self.node_lines {
+            line(l.clone());
+        }
         line(String::new());
         line("[listen]".into());
         line(format!("http = {}", q(&self.http_listen)));
@@ -679,11 +691,48 @@ impl EdgeNode {
 
     /// Sends SIGTERM and returns at once: the node starts draining.
     pub fn terminate(&self) -> anyhow::Result<()> {
+        self.signal("TERM")
+    }
+
+    fn signal(&self, name: &str) -> anyhow::Result<()> {
         let child = self.child.as_ref().context("the node is not running")?;
-        let status =
-            Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().context("running kill -TERM")?;
-        anyhow::ensure!(status.success(), "kill -TERM {} failed: {status}", child.id());
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(child.id().to_string())
+            .status()
+            .with_context(|| format!("running kill -{name}"))?;
+        anyhow::ensure!(status.success(), "kill -{name} {} failed: {status}", child.id());
         Ok(())
+    }
+
+    /// Rewrites the config file as `config` (on the listener addresses the node has now, so only
+    /// its services change) and sends SIGHUP. Returns once the node has logged the outcome: `Ok`
+    /// when the new services are in force, an error carrying the node's log line when it kept
+    /// the old ones.
+    pub async fn reload(&mut self, config: NodeConfig) -> anyhow::Result<()> {
+        const DONE: &str = "services reloaded";
+        const FAILED: &str = "reload failed";
+        let stderr = self.stderr.clone();
+        let count = |what: &str| lines(&stderr).iter().filter(|l| l.contains(what)).count();
+        let (done, failed) = (count(DONE), count(FAILED));
+        let (http, admin) = (self.http_addr().to_string(), self.admin_addr().to_string());
+        self.config = config;
+        self.config.http_listen = http;
+        self.config.admin_listen = admin;
+        self.config_path = self.config.write(self.dir.path())?;
+        self.signal("HUP")?;
+        let start = Instant::now();
+        loop {
+            if count(DONE) > done {
+                return Ok(());
+            }
+            if count(FAILED) > failed {
+                let line = lines(&stderr).into_iter().rfind(|l| l.contains(FAILED)).unwrap_or_default();
+                anyhow::bail!("reload refused: {line}");
+            }
+            anyhow::ensure!(start.elapsed() < READY_LIMIT, "no reload outcome logged within {READY_LIMIT:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits (bounded by [`STOP_LIMIT`]) for the process to exit; returns its exit status.
@@ -798,33 +847,43 @@ pub fn shield_binary() -> anyhow::Result<PathBuf> {
 }
 
 pub(crate) fn located(cell: &OnceLock<Result<PathBuf, String>>, env: &str, package: &str) -> anyhow::Result<PathBuf> {
+    located_bin(cell, env, package, package)
+}
+
+/// Like [`located`], for a binary whose name is not its package's.
+pub(crate) fn located_bin(
+    cell: &OnceLock<Result<PathBuf, String>>,
+    env: &str,
+    package: &str,
+    bin: &str,
+) -> anyhow::Result<PathBuf> {
     cell.get_or_init(|| {
-        if let Some(bin) = std::env::var_os(env) {
-            return Ok(PathBuf::from(bin));
+        if let Some(path) = std::env::var_os(env) {
+            return Ok(PathBuf::from(path));
         }
-        build(package).map_err(|e| format!("{e:#}"))
+        build(package, bin).map_err(|e| format!("{e:#}"))
     })
     .clone()
     .map_err(|e| anyhow::anyhow!(e))
 }
 
-/// `cargo build -p P --bin P`, taking the executable's path from cargo's JSON messages (so
+/// `cargo build -p P --bin B`, taking the executable's path from cargo's JSON messages (so
 /// CARGO_TARGET_DIR and any build.target-dir are respected).
-fn build(package: &str) -> anyhow::Result<PathBuf> {
+fn build(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("tests/ has no parent directory")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "-p", package, "--bin", package, "--message-format=json-render-diagnostics"])
+        .args(["build", "-p", package, "--bin", bin, "--message-format=json-render-diagnostics"])
         .stderr(Stdio::inherit())
         .output()
-        .with_context(|| format!("running cargo build -p {package}"))?;
-    anyhow::ensure!(output.status.success(), "cargo build -p {package} failed: {}", output.status);
+        .with_context(|| format!("running cargo build -p {package} --bin {bin}"))?;
+    anyhow::ensure!(output.status.success(), "cargo build -p {package} --bin {bin} failed: {}", output.status);
     let stdout = String::from_utf8_lossy(&output.stdout);
     stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == package)
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == bin)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .with_context(|| format!("cargo reported no {package} executable"))
+        .with_context(|| format!("cargo reported no {bin} executable"))
 }

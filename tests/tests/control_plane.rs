@@ -1,9 +1,10 @@
 //! The control plane's API, end to end: a real `control-plane` process with an operator and two
-//! tenants, `acme` and `globex`, each scenario on its own data file.
+//! tenants, `acme` and `globex`, each scenario on its own data file. The node protocol's
+//! scenarios play the nodes by hand: register, read the NDJSON stream line by line, ack.
 
 use http::Method;
 use outpost_tests::Req;
-use outpost_tests::control::{ControlConfig, ControlPlane, OPERATOR, expect_error, json};
+use outpost_tests::control::{ControlConfig, ControlPlane, NODE_TOKEN, NodeStream, OPERATOR, expect_error, json};
 use serde_json::{Value, json};
 
 const ACME: Option<&str> = Some("acme-token");
@@ -397,8 +398,9 @@ async fn purges_in_each_shape_get_an_id_and_an_event() -> anyhow::Result<()> {
         assert_eq!(purge["service"], "shop", "{what}: {purge}");
         assert_eq!(purge["soft"], soft, "{what}: {purge}");
         assert_eq!(purge["targets"], targets, "{what}: {purge}");
-        assert_eq!((purge["status"].as_str(), purge["complete"].as_bool()), (Some("pending"), Some(false)), "{what}");
-        assert_eq!(purge["nodes"], json!({}), "{what}");
+        // No node is live, so none is pending: complete at once.
+        assert_eq!((purge["status"].as_str(), purge["complete"].as_bool()), (Some("complete"), Some(true)), "{what}");
+        assert_eq!((&purge["nodes"], &purge["pending"]), (&json!({}), &json!([])), "{what}");
         assert!(purge["created_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{what}: {purge}");
         assert_eq!(purge["seq"], i as u64 + 2, "{what}: the service was event 1");
         ids.push(id);
@@ -524,5 +526,513 @@ async fn check_config_names_every_problem() -> anyhow::Result<()> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let paths: Vec<&str> = stderr.lines().filter_map(|l| l.split(": ").nth(1)).collect();
     assert_eq!(paths, ["tokens[0].tenant", "tokens[0].sha256", "limits.max_page"], "{stderr}");
+    Ok(())
+}
+
+// ---- The node protocol (docs/contracts.md, "Node protocol"), with hand-driven fake nodes ----
+
+const NODE: Option<&str> = Some(NODE_TOKEN);
+
+async fn register(cp: &ControlPlane, id: &str, pop: &str) -> anyhow::Result<Value> {
+    let body = json!({"pop": pop, "region": "eu", "role": "edge", "addresses": {"http": "127.0.0.1:8080", "admin": "127.0.0.1:9901"}});
+    let resp = cp.call(Method::PUT, &format!("/v1/nodes/{id}"), NODE, &body.to_string()).await?;
+    anyhow::ensure!(resp.status == 200, "register {id}: {} {}", resp.status, resp.text());
+    json(&resp)
+}
+
+async fn ack(cp: &ControlPlane, id: &str, seq: u64) -> anyhow::Result<u16> {
+    let resp = cp.call(Method::POST, &format!("/v1/nodes/{id}/ack"), NODE, &json!({"seq": seq}).to_string()).await?;
+    Ok(resp.status.as_u16())
+}
+
+async fn stream(cp: &ControlPlane, id: &str, after: u64) -> anyhow::Result<NodeStream> {
+    let stream = NodeStream::open(cp.addr(), id, after, NODE_TOKEN).await?;
+    anyhow::ensure!(stream.status == 200, "stream {id}: {}", stream.status);
+    Ok(stream)
+}
+
+/// Reads `stream` up to the next purge event, acks it as `node`, returns its seq.
+async fn apply_next_purge(cp: &ControlPlane, stream: &mut NodeStream, node: &str) -> anyhow::Result<u64> {
+    loop {
+        let line = stream.next_change().await?;
+        if line["event"]["type"] == "purge" {
+            let seq = line["event"]["seq"].as_u64().unwrap_or_default();
+            anyhow::ensure!(ack(cp, node, seq).await? == 204, "ack {seq}");
+            return Ok(seq);
+        }
+    }
+}
+
+/// Every fake node applies and acks the next purge; their seqs.
+async fn apply_everywhere(cp: &ControlPlane, nodes: &mut [(&str, NodeStream)]) -> anyhow::Result<Vec<u64>> {
+    let mut seqs = Vec::new();
+    for (id, node) in nodes.iter_mut() {
+        seqs.push(apply_next_purge(cp, node, id).await?);
+    }
+    Ok(seqs)
+}
+
+fn node_entry<'a>(list: &'a Value, id: &str) -> &'a Value {
+    list["nodes"].as_array().and_then(|nodes| nodes.iter().find(|n| n["id"] == id)).unwrap_or(&Value::Null)
+}
+
+#[tokio::test]
+async fn nodes_register_with_the_node_token_and_nothing_else_accepts_it() -> anyhow::Result<()> {
+    let cp = ControlPlane::start(ControlConfig::default()).await?;
+    put_service(&cp, ACME, "shop", &shop_config()).await?;
+    let registered = register(&cp, "edge-1.fra", "fra").await?;
+    assert_eq!(registered["head"], 1);
+    assert_eq!(registered["node"]["id"], "edge-1.fra");
+    assert_eq!(registered["node"]["addresses"], json!({"http": "127.0.0.1:8080", "admin": "127.0.0.1:9901"}));
+    assert!(registered["node"]["registered_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    // Idempotent; a re-registration replaces the record.
+    register(&cp, "edge-1.fra", "ams").await?;
+    let list = get_json(&cp, OPS, "/v1/nodes").await?;
+    assert_eq!(list["nodes"].as_array().map(Vec::len), Some(1));
+    let edge = node_entry(&list, "edge-1.fra");
+    assert_eq!((edge["pop"].as_str(), edge["role"].as_str()), (Some("ams"), Some("edge")));
+    assert_eq!((edge["live"].as_bool(), edge["acked"].as_u64()), (Some(false), Some(0)));
+    assert_eq!(edge["functions"], json!({}), "no function reported yet");
+
+    let admin = r#""addresses": {"admin": "127.0.0.1:9901"}"#;
+    let bodies = [
+        ("edge-1", "{", 400, "bad_json", ""),
+        ("edge-1", &format!(r#"{{"role": "edge", {admin}, "colour": 1}}"#), 400, "invalid_request", "colour"),
+        ("edge-1", &format!(r#"{{"role": "origin", {admin}}}"#), 400, "invalid_request", "role"),
+        (
+            "edge-1",
+            r#"{"role": "edge", "addresses": {"admin": "localhost"}}"#,
+            400,
+            "invalid_request",
+            "addresses.admin",
+        ),
+        ("edge-1", &format!(r#"{{"pop": "f r a", "role": "edge", {admin}}}"#), 400, "invalid_request", "pop"),
+        ("edge%201", &format!(r#"{{"role": "edge", {admin}}}"#), 400, "invalid_request", "id"),
+    ];
+    for (id, body, status, code, field) in bodies {
+        let resp = cp.call(Method::PUT, &format!("/v1/nodes/{id}"), NODE, body).await?;
+        let error = expect_error(&resp, status, code)?;
+        if !field.is_empty() {
+            assert_eq!(error["fields"][0]["path"], field, "{body}: {error}");
+        }
+    }
+    let good = json!({"role": "shield", "addresses": {"admin": "127.0.0.1:1"}}).to_string();
+    let refused = [
+        (Method::PUT, "/v1/nodes/edge-2", None, 401, "unauthorized"),
+        (Method::PUT, "/v1/nodes/edge-2", ACME, 403, "forbidden"),
+        (Method::PUT, "/v1/nodes/edge-2", OPS, 403, "forbidden"),
+        (Method::POST, "/v1/nodes/edge-1.fra/ack", OPS, 403, "forbidden"),
+        (Method::GET, "/v1/nodes/edge-1.fra/stream", ACME, 403, "forbidden"),
+        (Method::GET, "/v1/nodes", ACME, 403, "forbidden"),
+        (Method::GET, "/v1/nodes", NODE, 403, "forbidden"),
+        (Method::GET, "/v1/services", NODE, 403, "forbidden"),
+        (Method::GET, "/v1/services/shop", NODE, 403, "forbidden"),
+        (Method::POST, "/v1/services/shop/purge", NODE, 403, "forbidden"),
+        (Method::GET, "/v1/events", NODE, 403, "forbidden"),
+        (Method::GET, "/v1/nodes/edge-9/stream", NODE, 404, "not_found"),
+        (Method::POST, "/v1/nodes/edge-9/ack", NODE, 404, "not_found"),
+    ];
+    for (method, path, token, status, code) in refused {
+        let body = if method == Method::GET {
+            ""
+        } else if path.ends_with("ack") {
+            r#"{"seq": 1}"#
+        } else {
+            &good
+        };
+        let resp = cp.call(method.clone(), path, token, body).await?;
+        expect_error(&resp, status, code).map_err(|e| e.context(format!("{method} {path} as {token:?}")))?;
+    }
+    let bad_acks = [
+        ("{", "bad_json"),
+        (r#"{"seq": -1}"#, "invalid_request"),
+        (r#"{"seq": 2}"#, "invalid_request"),
+        ("[]", "invalid_request"),
+    ];
+    for (body, code) in bad_acks {
+        let resp = cp.call(Method::POST, "/v1/nodes/edge-1.fra/ack", NODE, body).await?;
+        expect_error(&resp, 400, code).map_err(|e| e.context(body))?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stream_sends_a_snapshot_then_each_event_in_order_then_heartbeats() -> anyhow::Result<()> {
+    let cp = ControlPlane::start(ControlConfig::default().nodes("heartbeat_interval = \"200ms\"")).await?;
+    put_service(&cp, ACME, "shop", &shop_config()).await?;
+    register(&cp, "edge-1", "fra").await?;
+    let mut node = stream(&cp, "edge-1", 0).await?;
+    assert_eq!(node.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/x-ndjson"));
+    let first = node.next().await?;
+    let snapshot = &first["snapshot"];
+    assert_eq!((snapshot["seq"].as_u64(), snapshot["resync"].as_bool()), (Some(1), Some(false)), "{first}");
+    assert_eq!(snapshot["services"][0]["id"], "shop");
+    assert_eq!(snapshot["services"][0]["config"]["hosts"][0], "shop.example");
+
+    // Changes of every kind arrive in order, numbered without gaps.
+    cp.call(Method::POST, "/v1/services/shop/purge", ACME, r#"{"tags": ["t"]}"#).await?;
+    put_service(&cp, GLOBEX, "news", &json!({"hosts": ["news.example"], "origin": "http://o"})).await?;
+    let deleted = cp.call(Method::DELETE, "/v1/services/news", GLOBEX, "").await?;
+    assert_eq!(deleted.status, 200);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let event = node.next_change().await?["event"].clone();
+        seen.push((event["seq"].as_u64().unwrap_or_default(), event["type"].as_str().unwrap_or_default().to_owned()));
+    }
+    assert_eq!(seen, [(2, "purge".into()), (3, "service_put".into()), (4, "service_deleted".into())]);
+    // Quiet now: heartbeats carry the head.
+    assert_eq!(node.next().await?, json!({"heartbeat": {"head": 4}}));
+
+    // Acks move up, never back, and never past the head.
+    assert_eq!(ack(&cp, "edge-1", 3).await?, 204);
+    assert_eq!(ack(&cp, "edge-1", 2).await?, 204);
+    let beyond = cp.call(Method::POST, "/v1/nodes/edge-1/ack", NODE, r#"{"seq": 5}"#).await?;
+    expect_error(&beyond, 400, "invalid_request")?;
+    let list = get_json(&cp, OPS, "/v1/nodes").await?;
+    let edge = node_entry(&list, "edge-1");
+    assert_eq!((edge["live"].as_bool(), edge["acked"].as_u64()), (Some(true), Some(3)), "{list}");
+    assert!(edge["acked_at"].as_str().is_some(), "{list}");
+    assert_eq!(list["head"], 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_node_resumes_after_its_last_seq_and_one_stream_per_node_is_kept() -> anyhow::Result<()> {
+    let cp = ControlPlane::start(ControlConfig::default().nodes("heartbeat_interval = \"200ms\"")).await?;
+    put_service(&cp, ACME, "shop", &shop_config()).await?;
+    for tag in ["a", "b"] {
+        cp.call(Method::POST, "/v1/services/shop/purge", ACME, &json!({"tags": [tag]}).to_string()).await?;
+    }
+    register(&cp, "edge-1", "fra").await?;
+
+    // From 1: events 2 and 3, no snapshot.
+    let mut node = stream(&cp, "edge-1", 1).await?;
+    let first = node.next().await?;
+    assert_eq!(
+        (first["event"]["seq"].as_u64(), first["event"]["purge"]["targets"][0]["tag"].as_str()),
+        (Some(2), Some("a")),
+        "{first}"
+    );
+    assert_eq!(node.next().await?["event"]["seq"], 3);
+
+    // A second stream for the node replaces the first, which ends. Up to date: heartbeats only.
+    let mut again = stream(&cp, "edge-1", 3).await?;
+    assert!(node.ended().await?, "the replaced stream goes on");
+    assert_eq!(again.next().await?, json!({"heartbeat": {"head": 3}}));
+    cp.call(Method::POST, "/v1/services/shop/purge", ACME, r#"{"all": true}"#).await?;
+    assert_eq!(again.next_change().await?["event"]["seq"], 4);
+
+    // Beyond the head (the control plane lost its data, say): a snapshot, and a resync.
+    let mut ahead = stream(&cp, "edge-1", 99).await?;
+    let snapshot = ahead.next().await?;
+    assert_eq!((snapshot["snapshot"]["seq"].as_u64(), snapshot["snapshot"]["resync"].as_bool()), (Some(4), Some(true)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn compaction_turns_a_resume_from_before_the_horizon_into_a_snapshot_with_resync() -> anyhow::Result<()> {
+    let cp = ControlPlane::start(ControlConfig::default().limit("max_events = 3")).await?;
+    put_service(&cp, ACME, "shop", &shop_config()).await?;
+    for tag in ["a", "b", "c", "d", "e"] {
+        cp.call(Method::POST, "/v1/services/shop/purge", ACME, &json!({"tags": [tag]}).to_string()).await?;
+    }
+    let kept: Vec<Value> = events(&cp).await?.iter().map(|e| e["seq"].clone()).collect();
+    assert_eq!(kept, [json!(4), json!(5), json!(6)]);
+    register(&cp, "edge-1", "fra").await?;
+
+    // Event 3 is gone: a node that applied 2 cannot know which purges it missed.
+    let mut behind = stream(&cp, "edge-1", 2).await?;
+    let first = behind.next().await?;
+    let snapshot = &first["snapshot"];
+    assert_eq!((snapshot["seq"].as_u64(), snapshot["resync"].as_bool()), (Some(6), Some(true)), "{first}");
+    // Built from the current state: nothing is lost.
+    assert_eq!(snapshot["services"][0]["id"], "shop");
+    assert_eq!(snapshot["services"][0]["version"], 1);
+
+    // From 3, event 4 is the next one: it is still held.
+    let mut close = stream(&cp, "edge-1", 3).await?;
+    assert_eq!(close.next().await?["event"]["seq"], 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_purge_waits_for_every_live_node_and_reports_each_and_each_pop() -> anyhow::Result<()> {
+    let cp = ControlPlane::start(ControlConfig::default().nodes("heartbeat_interval = \"200ms\"")).await?;
+    put_service(&cp, ACME, "shop", &shop_config()).await?;
+    for (id, pop) in [("edge-1", "fra"), ("edge-2", "fra"), ("edge-3", "ams")] {
+        register(&cp, id, pop).await?;
+    }
+    let mut nodes = Vec::new();
+    for id in ["edge-1", "edge-2", "edge-3"] {
+        let mut node = stream(&cp, id, 0).await?;
+        node.next().await?; // the snapshot
+        nodes.push((id, node));
+    }
+
+    // Every node applies and acks while the purge request waits.
+    let purge = Req::post("cp", "/v1/services/shop/purge?wait=true&timeout=30s")
+        .header("authorization", "Bearer acme-token")
+        .body(r#"{"tags": ["t"]}"#);
+    let (resp, seqs) = tokio::join!(cp.send(purge), apply_everywhere(&cp, &mut nodes));
+    let (resp, seqs) = (resp?, seqs?);
+    assert_eq!(seqs, [2, 2, 2]);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let done = json(&resp)?;
+    assert_eq!(
+        (done["complete"].as_bool(), done["status"].as_str(), done["seq"].as_u64()),
+        (Some(true), Some("complete"), Some(2))
+    );
+    assert_eq!(done["pending"], json!([]));
+    for id in ["edge-1", "edge-2", "edge-3"] {
+        let node = &done["nodes"][id];
+        assert_eq!((node["acked"].as_bool(), node["live"].as_bool()), (Some(true), Some(true)), "{done}");
+        assert!(node["ms"].as_u64().is_some(), "{done}");
+    }
+    assert_eq!(done["nodes"]["edge-3"]["pop"], "ams");
+    assert_eq!((done["pops"]["fra"]["nodes"].as_u64(), done["pops"]["fra"]["acked"].as_u64()), (Some(2), Some(2)));
+    let fra_max =
+        [&done["nodes"]["edge-1"]["ms"], &done["nodes"]["edge-2"]["ms"]].iter().filter_map(|m| m.as_u64()).max();
+    assert_eq!(done["pops"]["fra"]["max_ms"].as_u64(), fra_max);
+    assert_eq!(done["pops"]["ams"], json!({"nodes": 1, "acked": 1, "max_ms": done["nodes"]["edge-3"]["ms"]}));
+
+    // Only edge-1 acks: at the timeout, 202 with the progress so far.
+    let purge = Req::post("cp", "/v1/services/shop/purge?wait=true&timeout=300ms")
+        .header("authorization", "Bearer acme-token")
+        .body(r#"{"tags": ["u"]}"#);
+    let (resp, seq) = tokio::join!(cp.send(purge), apply_next_purge(&cp, &mut nodes[0].1, "edge-1"));
+    let (resp, seq) = (resp?, seq?);
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let partial = json(&resp)?;
+    assert_eq!((partial["complete"].as_bool(), partial["status"].as_str()), (Some(false), Some("pending")));
+    assert_eq!(partial["pending"], json!(["edge-2", "edge-3"]));
+    assert_eq!(partial["nodes"]["edge-1"]["acked"], true);
+    assert_eq!(partial["nodes"]["edge-2"], json!({"pop": "fra", "live": true, "acked": false, "ms": null}));
+    assert_eq!(partial["pops"]["fra"]["acked"], 1);
+    // The others catch up; GET shows it.
+    let id = partial["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(apply_next_purge(&cp, &mut nodes[1].1, "edge-2").await?, seq);
+    assert_eq!(apply_next_purge(&cp, &mut nodes[2].1, "edge-3").await?, seq);
+    let status = get_json(&cp, ACME, &format!("/v1/purges/{id}")).await?;
+    assert_eq!(
+        (status["complete"].as_bool(), status["pops"]["fra"]["acked"].as_u64()),
+        (Some(true), Some(2)),
+        "{status}"
+    );
+    // Another tenant still cannot see it.
+    let hidden = cp.call(Method::GET, &format!("/v1/purges/{id}"), GLOBEX, "").await?;
+    expect_error(&hidden, 404, "not_found")?;
+
+    // The Fastly and Cloudflare shapes wait too, and answer with the same progress.
+    let fastly = Req::post("cp", "/service/shop/purge/k?wait=true").header("fastly-key", "acme-token");
+    let (resp, seqs) = tokio::join!(cp.send(fastly), apply_everywhere(&cp, &mut nodes));
+    let (resp, seqs) = (resp?, seqs?);
+    assert_eq!((resp.status.as_u16(), json(&resp)?["complete"].as_bool()), (200, Some(true)), "{}", resp.text());
+    assert_eq!(json(&resp)?["seq"].as_u64(), seqs.first().copied());
+    let cloudflare = Req::post("cp", "/zones/shop/purge_cache?wait=true&timeout=5s")
+        .header("authorization", "Bearer acme-token")
+        .body(r#"{"purge_everything": true}"#);
+    let (resp, _) = tokio::join!(cp.send(cloudflare), apply_everywhere(&cp, &mut nodes));
+    assert_eq!(json(&resp?)?["pops"]["fra"]["acked"], 2);
+
+    // Bad waits.
+    for query in ["wait=true&timeout=2m", "wait=true&timeout=soon", "wait=maybe", "colour=red"] {
+        let resp = cp.call(Method::POST, &format!("/v1/services/shop/purge?{query}"), ACME, r#"{"all": true}"#).await?;
+        expect_error(&resp, 400, "invalid_request").map_err(|e| e.context(query))?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dropped_node_is_waited_for_only_during_its_grace() -> anyhow::Result<()> {
+    let config = ControlConfig::default().nodes("heartbeat_interval = \"100ms\"").nodes("grace = \"300ms\"");
+    let cp = ControlPlane::start(config).await?;
+    put_service(&cp, ACME, "shop", &shop_config()).await?;
+    register(&cp, "edge-1", "fra").await?;
+    register(&cp, "edge-2", "fra").await?;
+    let mut one = stream(&cp, "edge-1", 1).await?;
+    let two = stream(&cp, "edge-2", 1).await?;
+    // Both live once their streams are open.
+    let list = get_json(&cp, OPS, "/v1/nodes").await?;
+    assert_eq!(node_entry(&list, "edge-2")["live"], true);
+    drop(two);
+    // Bounded poll (not a timing assertion): edge-2 stops being live once its grace is over.
+    let mut gone = false;
+    for _ in 0..200 {
+        let list = get_json(&cp, OPS, "/v1/nodes").await?;
+        if node_entry(&list, "edge-2")["live"] == false {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gone, "edge-2 still live 10s after its stream dropped");
+    let purge = Req::post("cp", "/v1/services/shop/purge?wait=true")
+        .header("authorization", "Bearer acme-token")
+        .body(r#"{"all": true}"#);
+    let (resp, _) = tokio::join!(cp.send(purge), apply_next_purge(&cp, &mut one, "edge-1"));
+    let resp = resp?;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let done = json(&resp)?;
+    assert_eq!(
+        done["nodes"].as_object().map(|n| n.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["edge-1".to_owned()])
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_restarted_control_plane_still_knows_each_nodes_acks() -> anyhow::Result<()> {
+    let mut cp = ControlPlane::start(ControlConfig::default()).await?;
+    put_service(&cp, ACME, "shop", &shop_config()).await?;
+    cp.call(Method::POST, "/v1/services/shop/purge", ACME, r#"{"all": true}"#).await?;
+    register(&cp, "edge-1", "fra").await?;
+    register(&cp, "edge-2", "ams").await?;
+    let mut open = stream(&cp, "edge-1", 0).await?;
+    assert_eq!(ack(&cp, "edge-1", 2).await?, 204);
+    assert_eq!(ack(&cp, "edge-2", 1).await?, 204);
+    // SIGTERM ends the open stream (it would hold the graceful shutdown forever otherwise).
+    cp.restart().await?;
+    assert!(open.ended().await?);
+    let list = get_json(&cp, OPS, "/v1/nodes").await?;
+    let acked: Vec<(Value, Value, Value)> = list["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| (n["id"].clone(), n["acked"].clone(), n["live"].clone()))
+        .collect();
+    assert_eq!(acked, [(json!("edge-1"), json!(2), json!(false)), (json!("edge-2"), json!(1), json!(false))]);
+    // Acks still never go back.
+    assert_eq!(ack(&cp, "edge-1", 1).await?, 204);
+    assert_eq!(node_entry(&get_json(&cp, OPS, "/v1/nodes").await?, "edge-1")["acked"], 2);
+    Ok(())
+}
+
+// ---- Functions: upload, list, activate, roll back, fetch by hash ----
+
+/// `POST /v1/services/{id}/functions` with `bytes` as `application/wasm`.
+async fn upload(cp: &ControlPlane, token: Option<&str>, id: &str, bytes: &[u8]) -> anyhow::Result<outpost_tests::Resp> {
+    let mut req = Req::new(Method::POST, "control-plane", &format!("/v1/services/{id}/functions"))
+        .body(bytes.to_vec())
+        .header("content-type", "application/wasm");
+    if let Some(token) = token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    cp.send(req).await
+}
+
+#[tokio::test]
+async fn functions_are_checked_stored_by_hash_activated_and_rolled_back() -> anyhow::Result<()> {
+    let probe = std::fs::read(outpost_tests::wasm::probe_guest()?)?;
+    let sdk = outpost_tests::wasm::repo_root()?.join("wasm-sdk");
+    let hello =
+        std::fs::read(outpost_tests::wasm::build_guest(&sdk, outpost_tests::wasm::GuestKind::Example, "hello")?)?;
+    let cp = ControlPlane::start(ControlConfig::default().limit("max_function_size = \"16MiB\"")).await?;
+    put_service(&cp, ACME, "shop", &shop_config()).await?;
+
+    // What is not a wasi:http component is refused, saying why.
+    let core = expect_error(&upload(&cp, ACME, "shop", b"\0asm\x01\0\0\0").await?, 400, "not_a_component")?;
+    assert!(core["message"].as_str().unwrap_or_default().contains("wasm32-wasip2"), "{core}");
+    let empty = expect_error(&upload(&cp, ACME, "shop", b"\0asm\x0d\0\x01\0").await?, 400, "missing_export")?;
+    assert!(empty["message"].as_str().unwrap_or_default().contains("wasi:http/incoming-handler"), "{empty}");
+    expect_error(&upload(&cp, ACME, "shop", b"<html>not wasm</html>").await?, 400, "invalid_wasm")?;
+    let mut cut = probe.clone();
+    cut.truncate(probe.len() / 2);
+    expect_error(&upload(&cp, ACME, "shop", &cut).await?, 400, "invalid_wasm")?;
+    let text = Req::new(Method::POST, "control-plane", "/v1/services/shop/functions")
+        .body(probe.clone())
+        .header("content-type", "text/plain")
+        .header("authorization", "Bearer acme-token");
+    expect_error(&cp.send(text).await?, 400, "invalid_request")?;
+
+    // Upload: 201 with the version; the same bytes again are the same version (200).
+    let first = upload(&cp, ACME, "shop", &probe).await?;
+    assert_eq!(first.status, 201, "{}", first.text());
+    let first = json(&first)?;
+    let sha1 = first["sha256"].as_str().unwrap_or_default().to_owned();
+    assert_eq!((first["service"].as_str(), first["version"].as_u64()), (Some("shop"), Some(1)), "{first}");
+    assert_eq!(first["size"].as_u64(), Some(probe.len() as u64));
+    let digest = ring::digest::digest(&ring::digest::SHA256, &probe);
+    assert_eq!(sha1, digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let again = upload(&cp, ACME, "shop", &probe).await?;
+    assert_eq!((again.status.as_u16(), json(&again)?["version"].as_u64()), (200, Some(1)));
+    let second = json(&upload(&cp, ACME, "shop", &hello).await?)?;
+    assert_eq!(second["version"], 2);
+
+    // Another tenant sees none of it. Bytes by hash are for nodes and the operator.
+    for (method, path) in [
+        (Method::GET, "/v1/services/shop/functions"),
+        (Method::POST, "/v1/services/shop/functions/1/activate"),
+        (Method::POST, "/v1/services/shop/functions/rollback"),
+    ] {
+        expect_error(&cp.call(method, path, GLOBEX, "").await?, 404, "not_found")?;
+    }
+    expect_error(&upload(&cp, GLOBEX, "shop", &probe).await?, 404, "not_found")?;
+    let bytes_path = format!("/v1/functions/{sha1}");
+    expect_error(&cp.call(Method::GET, &bytes_path, ACME, "").await?, 403, "forbidden")?;
+    expect_error(&cp.call(Method::GET, &bytes_path, None, "").await?, 401, "unauthorized")?;
+    let fetched = cp.call(Method::GET, &bytes_path, Some(NODE_TOKEN), "").await?;
+    assert_eq!((fetched.status.as_u16(), fetched.header("content-type")), (200, Some("application/wasm")));
+    assert!(fetched.body == probe, "the bytes come back as uploaded");
+    expect_error(
+        &cp.call(Method::GET, &format!("/v1/functions/{}", "0".repeat(64)), OPS, "").await?,
+        404,
+        "not_found",
+    )?;
+
+    // Nothing active yet: nothing to roll back to.
+    expect_error(
+        &cp.call(Method::POST, "/v1/services/shop/functions/rollback", ACME, "").await?,
+        409,
+        "no_previous_version",
+    )?;
+    expect_error(&cp.call(Method::POST, "/v1/services/shop/functions/9/activate", ACME, "").await?, 404, "not_found")?;
+
+    // Activate 1, then 2: each writes a service_put carrying the function.
+    let one = json(&cp.call(Method::POST, "/v1/services/shop/functions/1/activate", ACME, "").await?)?;
+    assert_eq!(one["function"], json!({"version": 1, "sha256": sha1, "size": probe.len()}), "{one}");
+    expect_error(
+        &cp.call(Method::POST, "/v1/services/shop/functions/rollback", ACME, "").await?,
+        409,
+        "no_previous_version",
+    )?;
+    let two = json(&cp.call(Method::POST, "/v1/services/shop/functions/2/activate", ACME, "").await?)?;
+    assert_eq!(two["function"]["version"], 2);
+    assert!(two["version"].as_u64() > one["version"].as_u64());
+    let last = events(&cp).await?.last().cloned().unwrap_or_default();
+    assert_eq!((last["type"].as_str(), &last["service"]["function"]["version"]), (Some("service_put"), &json!(2)));
+
+    // A config change keeps the active function; a tenant may not name a path on the nodes.
+    let mut changed = shop_config();
+    changed["default_ttl"] = json!("5m");
+    changed["function"] = json!({"env": {"MODE": "b"}});
+    let kept = put_service(&cp, ACME, "shop", &changed).await?;
+    assert_eq!(kept["function"]["version"], 2, "{kept}");
+    changed["function"] = json!({"wasm": "/etc/passwd"});
+    let path = cp.call(Method::PUT, "/v1/services/shop", ACME, &changed.to_string()).await?;
+    let path = expect_error(&path, 400, "invalid_config")?;
+    assert_eq!(path["fields"][0]["path"], "function.wasm", "{path}");
+
+    // Roll back: version 1 again; the list shows it.
+    let back = json(&cp.call(Method::POST, "/v1/services/shop/functions/rollback", ACME, "").await?)?;
+    assert_eq!(back["function"]["version"], 1, "{back}");
+    let list = get_json(&cp, ACME, "/v1/services/shop/functions").await?;
+    assert_eq!(list["active"]["version"], 1, "{list}");
+    assert_eq!(list["versions"].as_array().map(Vec::len), Some(2), "{list}");
+    assert_eq!(list["history"], json!([1]), "{list}");
+
+    // Deleting the service deletes its functions; the bytes go with the last reference.
+    let deleted = cp.call(Method::DELETE, "/v1/services/shop", ACME, "").await?;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    expect_error(&cp.call(Method::GET, &bytes_path, OPS, "").await?, 404, "not_found")?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_function_larger_than_its_limit_is_refused_before_it_is_read() -> anyhow::Result<()> {
+    let cp = ControlPlane::start(ControlConfig::default().limit("max_function_size = \"4KiB\"")).await?;
+    put_service(&cp, ACME, "shop", &shop_config()).await?;
+    let big = vec![0u8; 8 * 1024];
+    let refused = expect_error(&upload(&cp, ACME, "shop", &big).await?, 413, "body_too_large")?;
+    assert!(refused["message"].as_str().unwrap_or_default().contains("limits.max_function_size"), "{refused}");
     Ok(())
 }

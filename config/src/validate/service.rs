@@ -1,7 +1,7 @@
 //! Checks of one service that need nothing but the service (and, for a node's config, the
 //! node's cache bounds): its name, hosts, upstreams, compression, images and durations.
 
-use super::{Report, Scope, compression, upstreams};
+use super::{Report, Scope, compression, function, upstreams};
 use crate::service::{ServiceConfig, is_service_name};
 use crate::units::ByteSize;
 
@@ -17,6 +17,9 @@ pub(super) fn check(report: &mut Report<'_>, at: &str, service: &ServiceConfig) 
     }
     check_durations(report, at, service);
     check_max_object_size(report, at, service);
+    if let Some(f) = &service.function {
+        function::check(report, &format!("{at}function."), f);
+    }
 }
 
 fn check_name(report: &mut Report<'_>, at: &str, name: &str) {
@@ -68,7 +71,7 @@ fn check_max_object_size(report: &mut Report<'_>, at: &str, service: &ServiceCon
     let path = format!("{at}max_object_size");
     report.size(&path, size, ByteSize::kib(1), None);
     // The upper bound is the node's cache.max_object_size: checked where a node is known.
-    if let Scope::Node { cache } = report.scope
+    if let Scope::Node { cache, .. } = report.scope
         && size > cache.max_object_size
     {
         report.error(

@@ -9,19 +9,33 @@
 //! - Cloudflare: `POST /zones/{id}/purge_cache` with `files` (URLs, or `{"url": ...}` objects
 //!   whose `headers` are ignored: every variant of the URL is purged), `tags`, `prefixes`,
 //!   `hosts` (everything under `host/`), or `purge_everything`. Cloudflare has no soft purge.
+//!
+//! Each also takes our `?wait=true[&timeout=10s]`: the answer is then our purge progress (200
+//! when every live node acked, 202 at the timeout), as from `POST /v1/services/{id}/purge`.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
-use outpost_config::PurgeTarget;
+use outpost_config::{PurgeRecord, PurgeTarget};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ErrorKind};
-use super::extract::{ApiPath, Auth, Body, parse_json};
-use super::purges::{self, PurgeSpec};
+use super::extract::{ApiPath, ApiQuery, Auth, Body, parse_json};
+use super::purges::{self, PurgeSpec, WaitQuery};
 use super::services;
+
+/// The answer: the product's shape at once, or our progress after waiting.
+async fn answer(app: &AppState, purge: PurgeRecord, wait: Option<Duration>, shape: Value) -> Response {
+    match wait {
+        None => Json(shape).into_response(),
+        Some(timeout) => purges::waited(app, purge, timeout).await.into_response(),
+    }
+}
 
 /// `Fastly-Soft-Purge: 1`.
 fn fastly_soft(headers: &HeaderMap) -> bool {
@@ -33,15 +47,18 @@ pub async fn fastly_purge_key(
     State(app): State<AppState>,
     Auth(principal): Auth,
     ApiPath((service, key)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    let wait = query.wait()?;
     let service = services::lookup(&app, &principal, &service).await?;
     let spec = PurgeSpec {
         soft: fastly_soft(&headers),
         targets: vec![("surrogate_key".to_owned(), PurgeTarget::Tag { tag: key })],
     };
     let purge = purges::create(&app, &principal, &service, spec).await?;
-    Ok(Json(json!({"status": "ok", "id": purge.id, "seq": purge.seq})))
+    let shape = json!({"status": "ok", "id": purge.id, "seq": purge.seq});
+    Ok(answer(&app, purge, wait, shape).await)
 }
 
 /// The body of Fastly's batch purge.
@@ -73,17 +90,19 @@ pub async fn fastly_purge_batch(
     State(app): State<AppState>,
     Auth(principal): Auth,
     ApiPath(service): ApiPath<String>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
     headers: HeaderMap,
     Body(body): Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    let wait = query.wait()?;
     let service = services::lookup(&app, &principal, &service).await?;
     let keys = fastly_batch_keys(&headers, &body)?;
     let targets =
         keys.iter().enumerate().map(|(i, key)| (format!("surrogate_keys[{i}]"), PurgeTarget::Tag { tag: key.clone() }));
     let spec = PurgeSpec { soft: fastly_soft(&headers), targets: targets.collect() };
     let purge = purges::create(&app, &principal, &service, spec).await?;
-    let answer: serde_json::Map<String, Value> = keys.into_iter().map(|key| (key, json!(purge.id))).collect();
-    Ok(Json(Value::Object(answer)))
+    let shape: serde_json::Map<String, Value> = keys.into_iter().map(|key| (key, json!(purge.id))).collect();
+    Ok(answer(&app, purge, wait, Value::Object(shape)).await)
 }
 
 /// `POST /service/{id}/purge_all` → `{"status": "ok"}`.
@@ -91,12 +110,15 @@ pub async fn fastly_purge_all(
     State(app): State<AppState>,
     Auth(principal): Auth,
     ApiPath(service): ApiPath<String>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    let wait = query.wait()?;
     let service = services::lookup(&app, &principal, &service).await?;
     let spec = PurgeSpec { soft: fastly_soft(&headers), targets: vec![(String::new(), PurgeTarget::All)] };
     let purge = purges::create(&app, &principal, &service, spec).await?;
-    Ok(Json(json!({"status": "ok", "id": purge.id, "seq": purge.seq})))
+    let shape = json!({"status": "ok", "id": purge.id, "seq": purge.seq});
+    Ok(answer(&app, purge, wait, shape).await)
 }
 
 /// The body of Cloudflare's `purge_cache`.
@@ -177,17 +199,20 @@ pub async fn cloudflare_purge(
     State(app): State<AppState>,
     Auth(principal): Auth,
     ApiPath(zone): ApiPath<String>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
     Body(body): Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    let wait = query.wait()?;
     let service = services::lookup(&app, &principal, &zone).await?;
     let spec = parse_json::<CloudflarePurge>(&body, ErrorKind::InvalidRequest)?.spec()?;
     let purge = purges::create(&app, &principal, &service, spec).await?;
-    Ok(Json(json!({
+    let shape = json!({
         "success": true,
         "errors": [],
         "messages": [],
         "result": {"id": purge.id, "seq": purge.seq},
-    })))
+    });
+    Ok(answer(&app, purge, wait, shape).await)
 }
 
 #[cfg(test)]

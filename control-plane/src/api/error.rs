@@ -23,6 +23,12 @@ pub enum ErrorKind {
     InvalidConfig,
     /// Anything else about the request is wrong: a field, a parameter, an id.
     InvalidRequest,
+    /// An uploaded function is a core module, not a component.
+    NotAComponent,
+    /// An uploaded component does not export `wasi:http/incoming-handler`.
+    MissingExport,
+    /// An uploaded function is not valid WebAssembly.
+    InvalidWasm,
     /// No token, or one we do not know.
     Unauthorized,
     /// A known token that may not do this (a tenant reading the event log).
@@ -38,6 +44,8 @@ pub enum ErrorKind {
     HostTaken,
     /// The service changed between read and write; retry.
     Conflict,
+    /// A function rollback with no version active before the current one.
+    NoPreviousVersion,
     /// The body is larger than `limits.max_body_size`.
     BodyTooLarge,
     /// Over the tenant's purge rate.
@@ -51,12 +59,19 @@ pub enum ErrorKind {
 impl ErrorKind {
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorKind::BadJson | ErrorKind::InvalidConfig | ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::BadJson
+            | ErrorKind::InvalidConfig
+            | ErrorKind::InvalidRequest
+            | ErrorKind::NotAComponent
+            | ErrorKind::MissingExport
+            | ErrorKind::InvalidWasm => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden | ErrorKind::ServiceLimit => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorKind::IdTaken | ErrorKind::HostTaken | ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::IdTaken | ErrorKind::HostTaken | ErrorKind::Conflict | ErrorKind::NoPreviousVersion => {
+                StatusCode::CONFLICT
+            }
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -70,6 +85,9 @@ impl ErrorKind {
             ErrorKind::BadJson => "bad_json",
             ErrorKind::InvalidConfig => "invalid_config",
             ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::NotAComponent => "not_a_component",
+            ErrorKind::MissingExport => "missing_export",
+            ErrorKind::InvalidWasm => "invalid_wasm",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::ServiceLimit => "service_limit",
@@ -78,6 +96,7 @@ impl ErrorKind {
             ErrorKind::IdTaken => "id_taken",
             ErrorKind::HostTaken => "host_taken",
             ErrorKind::Conflict => "conflict",
+            ErrorKind::NoPreviousVersion => "no_previous_version",
             ErrorKind::BodyTooLarge => "body_too_large",
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::Internal => "internal",
@@ -206,6 +225,9 @@ mod tests {
             (ErrorKind::BadJson, 400, "bad_json"),
             (ErrorKind::InvalidConfig, 400, "invalid_config"),
             (ErrorKind::InvalidRequest, 400, "invalid_request"),
+            (ErrorKind::NotAComponent, 400, "not_a_component"),
+            (ErrorKind::MissingExport, 400, "missing_export"),
+            (ErrorKind::InvalidWasm, 400, "invalid_wasm"),
             (ErrorKind::Unauthorized, 401, "unauthorized"),
             (ErrorKind::Forbidden, 403, "forbidden"),
             (ErrorKind::ServiceLimit, 403, "service_limit"),
@@ -214,6 +236,7 @@ mod tests {
             (ErrorKind::IdTaken, 409, "id_taken"),
             (ErrorKind::HostTaken, 409, "host_taken"),
             (ErrorKind::Conflict, 409, "conflict"),
+            (ErrorKind::NoPreviousVersion, 409, "no_previous_version"),
             (ErrorKind::BodyTooLarge, 413, "body_too_large"),
             (ErrorKind::RateLimited, 429, "rate_limited"),
             (ErrorKind::Internal, 500, "internal"),

@@ -10,19 +10,43 @@ use super::AppState;
 use super::error::{ApiError, ErrorKind};
 use crate::auth::Principal;
 
-/// The caller, from its token. Runs before the body is read: a request without a valid token
-/// costs no body buffering.
+/// The caller of a tenant or operator route, from its token. Runs before the body is read: a
+/// request without a valid token costs no body buffering. A node token is refused here (403),
+/// so it can reach only the node routes, which take [`NodeAuth`].
 pub struct Auth(pub Principal);
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        app.tokens
-            .authenticate(&parts.headers)
-            .map(Auth)
-            .map_err(|e| ApiError::new(ErrorKind::Unauthorized, e.to_string()))
+        match authenticate(parts, app)? {
+            Principal::Node => Err(ApiError::new(
+                ErrorKind::Forbidden,
+                "a node token may only register a node, open its stream and acknowledge",
+            )),
+            principal => Ok(Auth(principal)),
+        }
     }
+}
+
+/// The caller of a node route (`/v1/nodes/{id}` register, stream, ack): a node token only.
+pub struct NodeAuth;
+
+impl FromRequestParts<AppState> for NodeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        match authenticate(parts, app)? {
+            Principal::Node => Ok(NodeAuth),
+            other => {
+                Err(ApiError::new(ErrorKind::Forbidden, format!("this route is for node tokens, not the {other}")))
+            }
+        }
+    }
+}
+
+fn authenticate(parts: &Parts, app: &AppState) -> Result<Principal, ApiError> {
+    app.tokens.authenticate(&parts.headers).map_err(|e| ApiError::new(ErrorKind::Unauthorized, e.to_string()))
 }
 
 /// The whole body, at most `limits.max_body_size` (the router's `DefaultBodyLimit`).

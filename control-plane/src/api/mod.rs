@@ -6,10 +6,14 @@
 //! one store write that also appends the event.
 
 mod compat;
+mod component;
 mod error;
 mod events;
 mod extract;
+mod functions;
+mod nodes;
 mod openapi;
+mod pops;
 mod purges;
 mod service_body;
 mod services;
@@ -25,12 +29,15 @@ use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 pub use error::{ApiError, ErrorKind, FieldError};
+pub use functions::sha256_hex;
 pub use openapi::document as openapi_document;
 
 use crate::auth::Tokens;
+use crate::nodes::Nodes;
+use crate::pops::Pops;
 use crate::ratelimit::PurgeLimiter;
 use crate::settings::{Limits, Settings};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// What every handler shares.
 pub struct App {
@@ -38,15 +45,28 @@ pub struct App {
     pub tokens: Tokens,
     pub limits: Limits,
     pub purge_limiter: PurgeLimiter,
+    /// The nodes following the log: registry, streams' hub, acks.
+    pub nodes: Arc<Nodes>,
+    /// PoP health and drains (the checker is started by `server`).
+    pub pops: Arc<Pops>,
+    /// DNS answer counters (`GET /v1/pops`); zero when `[dns]` is not set.
+    pub dns_stats: Arc<crate::dns::Stats>,
 }
 
 pub type AppState = Arc<App>;
 
 impl App {
-    pub fn new(store: Arc<dyn Store>, settings: &Settings) -> AppState {
+    /// The shared state, with the nodes loaded from `store`. Call inside the runtime (it starts
+    /// the ack writer).
+    pub async fn open(store: Arc<dyn Store>, settings: &Settings) -> Result<AppState, StoreError> {
         let limits = settings.limits.clone();
         let purge_limiter = PurgeLimiter::new(limits.purge_burst, limits.purge_interval());
-        Arc::new(App { store, tokens: Tokens::new(&settings.tokens), limits, purge_limiter })
+        let nodes = Nodes::load(store.clone(), settings.nodes.clone()).await?;
+        let named_pops = settings.dns.as_ref().map(crate::dns::DnsSettings::named_pops).unwrap_or_default();
+        let pops = Pops::load(store.clone(), nodes.clone(), settings.health.clone(), named_pops).await?;
+        let dns_stats = Arc::new(crate::dns::Stats::default());
+        let tokens = Tokens::new(&settings.tokens);
+        Ok(Arc::new(App { store, tokens, limits, purge_limiter, nodes, pops, dns_stats }))
     }
 }
 
@@ -102,8 +122,25 @@ pub fn routes() -> Vec<Route> {
         route(Get, "/v1/services/{id}", services::get),
         route(Delete, "/v1/services/{id}", services::delete),
         route(Post, "/v1/services/{id}/purge", purges::post),
+        // The upload reads its body with its own limit (`limits.max_function_size`).
+        Route {
+            verb: Post,
+            path: "/v1/services/{id}/functions",
+            handler: on(Post.filter(), functions::upload).layer(DefaultBodyLimit::disable()),
+        },
+        route(Get, "/v1/services/{id}/functions", functions::list),
+        route(Post, "/v1/services/{id}/functions/{version}/activate", functions::activate),
+        route(Post, "/v1/services/{id}/functions/rollback", functions::rollback),
+        route(Get, "/v1/functions/{sha256}", functions::bytes),
         route(Get, "/v1/purges/{id}", purges::get),
         route(Get, "/v1/events", events::list),
+        route(Get, "/v1/nodes", nodes::list),
+        route(Put, "/v1/nodes/{id}", nodes::register),
+        route(Get, "/v1/nodes/{id}/stream", nodes::stream),
+        route(Post, "/v1/nodes/{id}/ack", nodes::ack),
+        route(Get, "/v1/pops", pops::list),
+        route(Post, "/v1/pops/{pop}/drain", pops::drain),
+        route(Post, "/v1/pops/{pop}/restore", pops::restore),
         route(Post, "/service/{id}/purge/{surrogate_key}", compat::fastly_purge_key),
         route(Post, "/service/{id}/purge", compat::fastly_purge_batch),
         route(Post, "/service/{id}/purge_all", compat::fastly_purge_all),

@@ -11,7 +11,7 @@ pub async fn get() -> Json<Value> {
 
 /// The document.
 pub fn document() -> Value {
-    json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Outpost control plane",
@@ -47,8 +47,13 @@ pub fn document() -> Value {
             },
             "/v1/services/{id}/purge": {
                 "parameters": [path_param("id", "Service id.")],
-                "post": accepted(op("purge", "Purge URLs, prefixes, tags, or all of a service, hard or soft; \
-                    202 at once with the purge id and its event's seq.", Some("PurgeBody"), "PurgeAccepted", &[400, 404, 413, 429], true)),
+                "post": waiting(with_params(
+                    accepted(op("purge", "Purge URLs, prefixes, tags, or all of a service, hard or soft; \
+                        202 at once with the purge id and its event's seq. With wait=true: 200 with the progress once \
+                        every live node has acked, or 202 with the progress so far at the timeout.",
+                        Some("PurgeBody"), "PurgeAccepted", &[400, 404, 413, 429], true)),
+                    &[wait_param(), timeout_param()],
+                )),
             },
             "/v1/purges/{id}": {
                 "parameters": [path_param("id", "Purge id.")],
@@ -61,11 +66,25 @@ pub fn document() -> Value {
                       query("limit", "integer", "Page size. Default 100; at most limits.max_page.")],
                 ),
             },
+            "/v1/pops": {
+                "get": op("listPops", "Every PoP (operator only): region, edge nodes and their probes, healthy, drained, since; \
+                    the health checks' detection time; DNS answer counters.", None, "PopList", &[403], true),
+            },
+            "/v1/pops/{pop}/drain": {
+                "parameters": [path_param("pop", "PoP name (a node's [node] pop, or one the DNS region map names).")],
+                "post": op("drainPop", "Drain a PoP (operator only): DNS answers move to the next nearest PoP at once; \
+                    persisted. Draining a drained PoP changes nothing.", None, "Pop", &[400, 403, 404], true),
+            },
+            "/v1/pops/{pop}/restore": {
+                "parameters": [path_param("pop", "PoP name.")],
+                "post": op("restorePop", "Restore a drained PoP (operator only). Restoring an undrained PoP changes nothing.",
+                    None, "Pop", &[400, 403, 404], true),
+            },
             "/service/{id}/purge/{surrogate_key}": {
                 "parameters": [path_param("id", "Service id (Fastly's service id)."), path_param("surrogate_key", "The tag to purge.")],
                 "post": with_params(
                     op("fastlyPurgeKey", "Fastly's purge by surrogate key.", None, "FastlyAnswer", &[400, 404, 429], true),
-                    &[header("Fastly-Soft-Purge", "1: mark stale instead of removing.")],
+                    &[header("Fastly-Soft-Purge", "1: mark stale instead of removing."), wait_param(), timeout_param()],
                 ),
             },
             "/service/{id}/purge": {
@@ -73,22 +92,241 @@ pub fn document() -> Value {
                 "post": with_params(
                     op("fastlyPurgeBatch", "Fastly's batch purge: keys in Surrogate-Key (space-separated) or a body {\"surrogate_keys\": [...]}; answers {key: purge id}.",
                        Some("FastlyBatch"), "Any", &[400, 404, 413, 429], true),
-                    &[header("Surrogate-Key", "Keys to purge, space-separated."), header("Fastly-Soft-Purge", "1: soft.")],
+                    &[header("Surrogate-Key", "Keys to purge, space-separated."), header("Fastly-Soft-Purge", "1: soft."),
+                      wait_param(), timeout_param()],
                 ),
             },
             "/service/{id}/purge_all": {
                 "parameters": [path_param("id", "Service id.")],
                 "post": with_params(
                     op("fastlyPurgeAll", "Fastly's purge of a whole service.", None, "FastlyAnswer", &[404, 429], true),
-                    &[header("Fastly-Soft-Purge", "1: soft.")],
+                    &[header("Fastly-Soft-Purge", "1: soft."), wait_param(), timeout_param()],
                 ),
             },
             "/zones/{id}/purge_cache": {
                 "parameters": [path_param("id", "Service id (Cloudflare's zone id).")],
-                "post": op("cloudflarePurge", "Cloudflare's purge: one of files, tags, prefixes, hosts, purge_everything.",
-                    Some("CloudflarePurge"), "CloudflareAnswer", &[400, 404, 413, 429], true),
+                "post": with_params(op("cloudflarePurge", "Cloudflare's purge: one of files, tags, prefixes, hosts, purge_everything.",
+                    Some("CloudflarePurge"), "CloudflareAnswer", &[400, 404, 413, 429], true), &[wait_param(), timeout_param()]),
             },
         },
+    });
+    if let (Some(paths), Value::Object(nodes)) = (document["paths"].as_object_mut(), node_paths()) {
+        paths.extend(nodes);
+    }
+    if let (Some(paths), Value::Object(functions)) = (document["paths"].as_object_mut(), function_paths()) {
+        paths.extend(functions);
+    }
+    document
+}
+
+/// The edge-function routes.
+fn function_paths() -> Value {
+    let service = path_param("id", "Service id.");
+    let mut upload = op(
+        "uploadFunction",
+        "Upload a .wasm (Content-Type: application/wasm; at most \
+        limits.max_function_size): a component exporting wasi:http/incoming-handler@0.2.x, else 400 not_a_component, \
+        missing_export or invalid_wasm saying why. Stored by SHA-256 as an immutable version; 201 with it, or 200 with \
+        the existing version when the service already has these bytes. Nothing runs it until it is activated. \
+        Beyond limits.max_function_versions the oldest inactive version is deleted.",
+        None,
+        "FunctionVersion",
+        &[400, 404, 413],
+        true,
+    );
+    upload["requestBody"] =
+        json!({"required": true, "content": {"application/wasm": {"schema": {"type": "string", "format": "binary"}}}});
+    if let Some(responses) = upload["responses"].as_object_mut()
+        && let Some(ok) = responses.get("200").cloned()
+    {
+        responses.insert("201".to_owned(), ok);
+    }
+    let mut fetch = op(
+        "getFunctionBytes",
+        "The .wasm with this SHA-256 (node and operator tokens), as nodes fetch \
+        what a service record's function names. application/wasm, immutable.",
+        None,
+        "Any",
+        &[403, 404],
+        true,
+    );
+    fetch["responses"]["200"]["content"] =
+        json!({"application/wasm": {"schema": {"type": "string", "format": "binary"}}});
+    json!({
+        "/v1/services/{id}/functions": {
+            "parameters": [service.clone()],
+            "post": upload,
+            "get": op("listFunctions", "The service's function versions, the active one, and the activation history.",
+                None, "FunctionList", &[404], true),
+        },
+        "/v1/services/{id}/functions/{version}/activate": {
+            "parameters": [service.clone(), path_param("version", "Function version number.")],
+            "post": op("activateFunction", "Make a version active: writes a new version of the service record with \
+                its function (a service_put event); nodes fetch, compile and switch. 200 with the record.",
+                None, "ServiceRecord", &[404, 409], true),
+        },
+        "/v1/services/{id}/functions/rollback": {
+            "parameters": [service],
+            "post": op("rollbackFunction", "Return to the version active before the current one (a service_put \
+                event); 409 no_previous_version when there is none. 200 with the record.",
+                None, "ServiceRecord", &[404, 409], true),
+        },
+        "/v1/functions/{sha256}": {
+            "parameters": [path_param("sha256", "SHA-256 of the .wasm, 64 lower-case hex digits.")],
+            "get": fetch,
+        },
+    })
+}
+
+/// The schemas of the edge-function routes.
+fn function_schemas() -> Value {
+    let sha = json!({"type": "string", "pattern": "^[0-9a-f]{64}$"});
+    json!({
+        "FunctionRef": {
+            "type": ["object", "null"],
+            "description": "The function a service version runs.",
+            "required": ["version", "sha256", "size"],
+            "properties": {"version": {"type": "integer"}, "sha256": sha, "size": {"type": "integer"}},
+        },
+        "FunctionVersion": {
+            "type": "object",
+            "properties": {
+                "service": {"type": "string"},
+                "version": {"type": "integer"},
+                "sha256": sha,
+                "size": {"type": "integer"},
+                "uploaded_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "FunctionList": {
+            "type": "object",
+            "properties": {
+                "service": {"type": "string"},
+                "active": schema_ref("FunctionRef"),
+                "versions": {"type": "array", "items": schema_ref("FunctionVersion")},
+                "history": {"type": "array", "items": {"type": "integer"}, "description": "Activated versions, oldest first; the last is active."},
+            },
+        },
+    })
+}
+
+fn wait_param() -> Value {
+    query(
+        "wait",
+        "boolean",
+        "Answer when every live node has applied the purge: 200 with the progress, or 202 \
+        with the progress so far at the timeout (any purge shape).",
+    )
+}
+
+fn timeout_param() -> Value {
+    query("timeout", "string", "How long wait=true waits, e.g. \"10s\". Default 10s; at most 60s.")
+}
+
+/// A purge operation that, with `wait=true`, may answer 200 with the progress.
+fn waiting(mut operation: Value) -> Value {
+    if let Some(responses) = operation["responses"].as_object_mut() {
+        let ok = json!({"description": "wait=true: every live node acked",
+            "content": {"application/json": {"schema": schema_ref("PurgeStatus")}}});
+        responses.insert("200".to_owned(), ok);
+        if let Some(accepted) = responses.get_mut("202") {
+            accepted["content"]["application/json"]["schema"] =
+                json!({"oneOf": [schema_ref("PurgeAccepted"), schema_ref("PurgeStatus")]});
+        }
+    }
+    operation
+}
+
+/// The node protocol's routes (docs/contracts.md, "Node protocol"); apart from `document`'s
+/// `json!`, which would exceed the macro's recursion limit.
+fn node_paths() -> Value {
+    let node = path_param("id", "Node id: its [node] name, 1 to 64 of A-Z a-z 0-9 . _ -.");
+    json!({
+        "/v1/nodes": {
+            "get": op("listNodes", "Every registered node (operator only): pop, region, role, addresses, live, acked seq, \
+                last ack time, running function versions.", None, "NodeList", &[403], true),
+        },
+        "/v1/nodes/{id}": {
+            "parameters": [node.clone()],
+            "put": op("registerNode", "Register a node or update its registration (node token only). Idempotent.",
+                Some("NodeRegistration"), "Registered", &[400, 403, 413], true),
+        },
+        "/v1/nodes/{id}/stream": {
+            "parameters": [node.clone()],
+            "get": with_params(op("nodeStream", "The node's stream (node token only): application/x-ndjson, one \
+                StreamMessage per line, never ending by itself. A snapshot first when after is 0, compacted away, or \
+                beyond the head (resync when after > 0); else the events after it; then each new event in order, \
+                and a heartbeat every nodes.heartbeat_interval. One stream per node: a new one replaces the old.",
+                None, "StreamMessage", &[400, 403, 404, 503], true),
+                &[query("after", "integer", "The last seq the node applied and persisted. Default 0 (nothing).")]),
+        },
+        "/v1/nodes/{id}/ack": {
+            "parameters": [node],
+            "post": no_content(op("ackNode", "The node applied and persisted every event up to seq (node token only); \
+                204. A lower seq than the last is ignored; one beyond the head is refused.",
+                Some("Ack"), "Any", &[400, 403, 404], true)),
+        },
+    })
+}
+
+/// `operation` answering 204 (no body) instead of 200.
+fn no_content(mut operation: Value) -> Value {
+    if let Some(responses) = operation["responses"].as_object_mut()
+        && responses.remove("200").is_some()
+    {
+        responses.insert("204".to_owned(), json!({"description": "Recorded"}));
+    }
+    operation
+}
+
+/// The schemas of the node protocol.
+fn node_schemas() -> Value {
+    let label = json!({"type": ["string", "null"], "pattern": "^[A-Za-z0-9._-]{1,64}$"});
+    let addr = json!({"type": "string", "description": "IP:port"});
+    json!({
+        "NodeRegistration": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["role", "addresses"],
+            "properties": {
+                "pop": label,
+                "region": label,
+                "role": {"type": "string", "enum": ["edge", "shield"]},
+                "addresses": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["admin"],
+                    "properties": {"http": addr, "https": addr, "admin": addr},
+                },
+            },
+        },
+        "NodeRecord": {"allOf": [schema_ref("NodeRegistration"), {"type": "object", "properties": {
+            "id": {"type": "string"}, "registered_at": {"type": "string", "format": "date-time"}}}]},
+        "Registered": {"type": "object", "properties": {"node": schema_ref("NodeRecord"), "head": {"type": "integer"}}},
+        "NodeList": {"type": "object", "properties": {"head": {"type": "integer"}, "nodes": {"type": "array", "items": {
+            "allOf": [schema_ref("NodeRecord"), {"type": "object", "properties": {
+                "live": {"type": "boolean", "description": "Stream connected, or dropped less than nodes.grace ago."},
+                "connected": {"type": "boolean"},
+                "acked": {"type": "integer"},
+                "acked_at": {"type": ["string", "null"], "format": "date-time"},
+                "functions": {"type": "object", "additionalProperties": {"type": "string"},
+                    "description": "Service id → \"<version>:<sha256 first 12>\" of the function it runs, from its last ack."},
+            }}],
+        }}}},
+        "StreamMessage": {"oneOf": [
+            {"type": "object", "required": ["snapshot"], "properties": {"snapshot": {"type": "object", "properties": {
+                "seq": {"type": "integer"},
+                "services": {"type": "array", "items": schema_ref("ServiceRecord")},
+                "resync": {"type": "boolean", "description": "Soft-purge everything served from the control plane."},
+            }}}},
+            {"type": "object", "required": ["event"], "properties": {"event": schema_ref("Event")}},
+            {"type": "object", "required": ["heartbeat"], "properties": {"heartbeat": {"type": "object", "properties": {"head": {"type": "integer"}}}}},
+        ]},
+        "Ack": {"type": "object", "additionalProperties": false, "required": ["seq"], "properties": {
+            "seq": {"type": "integer", "minimum": 0},
+            "functions": {"type": "object", "additionalProperties": {"type": "string"},
+                "description": "Service id → \"<version>:<sha256 first 12>\" of each function the node runs."},
+        }},
     })
 }
 
@@ -153,9 +391,9 @@ fn header(name: &str, description: &str) -> Value {
 fn components() -> Value {
     let string_list = json!({"type": "array", "items": {"type": "string"}});
     let time = json!({"type": "string", "format": "date-time"});
-    json!({
+    let mut components = json!({
         "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer", "description": "An operator's or a tenant's token."},
+            "bearer": {"type": "http", "scheme": "bearer", "description": "An operator's, a tenant's, or the nodes' token."},
             "fastlyKey": {"type": "apiKey", "in": "header", "name": "Fastly-Key", "description": "The same token, as Fastly's clients send it."},
         },
         "responses": {
@@ -199,6 +437,7 @@ fn components() -> Value {
                     "version": {"type": "integer", "description": "The seq of the event that wrote this version."},
                     "updated_at": time,
                     "config": schema_ref("ServiceConfig"),
+                    "function": schema_ref("FunctionRef"),
                 },
             },
             "ServicePage": {
@@ -231,9 +470,16 @@ fn components() -> Value {
                     "created_at": time,
                     "soft": {"type": "boolean"},
                     "targets": {"type": "array", "items": {"type": "object"}},
-                    "status": {"type": "string"},
-                    "nodes": {"type": "object", "description": "Node name → its acknowledgement."},
-                    "complete": {"type": "boolean"},
+                    "status": {"type": "string", "enum": ["pending", "complete"]},
+                    "nodes": {"type": "object", "description": "Every live node, and any other that acked, by id.",
+                        "additionalProperties": {"type": "object", "properties": {
+                            "pop": {"type": ["string", "null"]}, "live": {"type": "boolean"}, "acked": {"type": "boolean"},
+                            "ms": {"type": ["integer", "null"], "description": "From the purge's creation to the node's ack."}}}},
+                    "pops": {"type": "object", "description": "By PoP: nodes, acked, max_ms.",
+                        "additionalProperties": {"type": "object", "properties": {
+                            "nodes": {"type": "integer"}, "acked": {"type": "integer"}, "max_ms": {"type": ["integer", "null"]}}}},
+                    "pending": {"type": "array", "items": {"type": "string"}, "description": "Live nodes that have not acked."},
+                    "complete": {"type": "boolean", "description": "Every live node has acked."},
                 },
             },
             "Event": {
@@ -273,6 +519,59 @@ fn components() -> Value {
             "CloudflareAnswer": {
                 "type": "object",
                 "properties": {"success": {"const": true}, "errors": {"type": "array"}, "messages": {"type": "array"}, "result": {"type": "object", "properties": {"id": {"type": "string"}}}},
+            },
+        },
+    });
+    if let (Some(schemas), Value::Object(pops)) = (components["schemas"].as_object_mut(), pop_schemas()) {
+        schemas.extend(pops);
+    }
+    if let (Some(schemas), Value::Object(nodes)) = (components["schemas"].as_object_mut(), node_schemas()) {
+        schemas.extend(nodes);
+    }
+    if let (Some(schemas), Value::Object(functions)) = (components["schemas"].as_object_mut(), function_schemas()) {
+        schemas.extend(functions);
+    }
+    components
+}
+
+/// The schemas of `/v1/pops` (apart: one `json!` of everything exceeds the macro's recursion limit).
+fn pop_schemas() -> Value {
+    json!({
+        "Pop": {
+            "type": "object",
+            "required": ["pop", "healthy", "drained", "nodes"],
+            "properties": {
+                "pop": {"type": "string"},
+                "region": {"type": ["string", "null"]},
+                "healthy": {"type": "boolean", "description": "At least one edge node passes its /healthz probe and holds its stream."},
+                "drained": {"type": "boolean"},
+                "since": {"type": ["string", "null"], "format": "date-time", "description": "When healthy or drained last changed."},
+                "drained_at": {"type": ["string", "null"], "format": "date-time"},
+                "nodes": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "address": {"type": ["string", "null"], "description": "The IP DNS answers with."},
+                        "admin": {"type": "string"},
+                        "healthy": {"type": "boolean"},
+                        "probe": {"type": "string", "enum": ["unknown", "up", "down"]},
+                        "live": {"type": "boolean"},
+                        "error": {"type": ["string", "null"]},
+                        "checked_at": {"type": ["string", "null"], "format": "date-time"},
+                    },
+                }},
+            },
+        },
+        "PopList": {
+            "type": "object",
+            "properties": {
+                "pops": {"type": "array", "items": schema_ref("Pop")},
+                "detection_time": {"type": "string", "description": "unhealthy_threshold × interval + timeout of [health]."},
+                "dns": {"type": "object", "properties": {
+                    "queries": {"type": "object", "description": "By outcome: answer, nodata, nxdomain, refused, malformed, servfail."},
+                    "picks": {"type": "object", "description": "Service answers by pick: healthy, all_down, all_drained."},
+                    "pops": {"type": "object", "description": "Service answers by PoP."},
+                }},
             },
         },
     })

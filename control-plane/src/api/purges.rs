@@ -2,21 +2,62 @@
 //! Fastly and Cloudflare shapes (`compat`) share.
 //!
 //! A purge is recorded and appended to the event log at once; nodes apply it as they follow
-//! the log and acknowledge its `seq` (next milestone), which fills `nodes` and `complete`.
+//! the log and acknowledge its `seq`, which fills `nodes`, `pops`, `pending` and `complete`.
+//! `?wait=true[&timeout=10s]` answers when every live node has acked (200) or at the timeout
+//! (202, with the progress so far).
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use outpost_config::{HostPattern, PurgeId, PurgeRecord, PurgeTarget, Seq, ServiceRecord, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorKind, FieldError};
-use super::extract::{ApiPath, Auth, Body, parse_json};
+use super::extract::{ApiPath, ApiQuery, Auth, Body, parse_json};
 use super::{AppState, services};
 use crate::auth::{Principal, hex};
+use crate::nodes::PurgeProgress;
 use crate::store::NewPurge;
+
+/// How long `wait=true` waits without a `timeout`.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+/// The longest `timeout` accepted: a request held open longer is better polled with
+/// `GET /v1/purges/{id}`.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// The query of a purge request: `?wait=true&timeout=10s`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    #[serde(default)]
+    wait: bool,
+    timeout: Option<String>,
+}
+
+impl WaitQuery {
+    /// How long to wait: `None` without `wait=true`.
+    pub fn wait(&self) -> Result<Option<Duration>, ApiError> {
+        let timeout = match &self.timeout {
+            None => DEFAULT_WAIT,
+            Some(text) => outpost_config::parse_duration(text)
+                .map_err(|message| ApiError::field(ErrorKind::InvalidRequest, "timeout", message))?,
+        };
+        if timeout > MAX_WAIT {
+            return Err(ApiError::field(
+                ErrorKind::InvalidRequest,
+                "timeout",
+                format!(
+                    "{} is too long; wait at most 60s, then poll GET /v1/purges/{{id}}",
+                    self.timeout.as_deref().unwrap_or("")
+                ),
+            ));
+        }
+        Ok(self.wait.then_some(timeout))
+    }
+}
 
 /// What to purge, before it is checked against the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,17 +117,53 @@ pub struct Accepted {
     pub status: &'static str,
 }
 
-/// `POST /v1/services/{id}/purge`.
+/// `POST /v1/services/{id}/purge[?wait=true[&timeout=10s]]`.
 pub async fn post(
     State(app): State<AppState>,
     Auth(principal): Auth,
     ApiPath(service): ApiPath<String>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
     Body(body): Body,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+) -> Result<Response, ApiError> {
+    let wait = query.wait()?;
     let service = services::lookup(&app, &principal, &service).await?;
     let spec = parse_json::<PurgeBody>(&body, ErrorKind::InvalidRequest)?.spec()?;
     let purge = create(&app, &principal, &service, spec).await?;
-    Ok((StatusCode::ACCEPTED, Json(Accepted { id: purge.id, seq: purge.seq, status: "pending" })))
+    match wait {
+        None => {
+            let accepted = Accepted { id: purge.id, seq: purge.seq, status: "pending" };
+            Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+        }
+        Some(timeout) => Ok(waited(&app, purge, timeout).await.into_response()),
+    }
+}
+
+/// Waits up to `timeout` for every live node to ack `purge`: 200 when they have, else 202,
+/// each with the progress.
+pub async fn waited(app: &AppState, purge: PurgeRecord, timeout: Duration) -> (StatusCode, Json<PurgeStatus>) {
+    let progress = wait_for(app, &purge, timeout).await;
+    let status = if progress.complete { StatusCode::OK } else { StatusCode::ACCEPTED };
+    (status, Json(PurgeStatus::new(purge, progress)))
+}
+
+/// The purge's progress once complete, or at `timeout`. Wakes on every ack and connect or
+/// drop, and at least every heartbeat (a dropped node's grace may have run out).
+async fn wait_for(app: &AppState, purge: &PurgeRecord, timeout: Duration) -> PurgeProgress {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let recheck = app.nodes.settings().heartbeat_interval;
+    let mut changes = app.nodes.changes();
+    loop {
+        changes.borrow_and_update();
+        let progress = app.nodes.progress(purge, Instant::now());
+        if progress.complete || tokio::time::Instant::now() >= deadline {
+            return progress;
+        }
+        let wake = deadline.min(tokio::time::Instant::now() + recheck);
+        // An error means the registry is gone (shutting down): answer with what we have.
+        if let Ok(Err(_)) = tokio::time::timeout_at(wake, changes.changed()).await {
+            return progress;
+        }
+    }
 }
 
 /// Checks `spec` against `service` and the tenant's rate, then records the purge.
@@ -111,6 +188,7 @@ pub async fn create(
         targets: spec.targets.into_iter().map(|(_, target)| target).collect(),
     };
     let record = app.store.create_purge(purge, Timestamp::from_system(SystemTime::now())).await?;
+    app.nodes.appended(record.seq);
     tracing::info!(service = %record.service, purge = %record.id, seq = %record.seq, by = %principal, "purge");
     Ok(record)
 }
@@ -199,16 +277,23 @@ fn random_id() -> Result<String, ApiError> {
     Ok(hex(&bytes))
 }
 
-/// What `GET /v1/purges/{id}` answers: the purge and, per node, when it applied it.
+/// What `GET /v1/purges/{id}` (and a purge with `wait=true`) answers: the purge and its
+/// progress on the nodes (`nodes`, `pops`, `pending`, `complete`).
 #[derive(Debug, Serialize)]
 pub struct PurgeStatus {
     #[serde(flatten)]
     record: PurgeRecord,
+    /// `"complete"` once every live node has acked, else `"pending"`.
     status: &'static str,
-    /// Node name → acknowledgement; empty until nodes follow the event log.
-    nodes: serde_json::Map<String, serde_json::Value>,
-    /// Whether every live node has applied it.
-    complete: bool,
+    #[serde(flatten)]
+    progress: PurgeProgress,
+}
+
+impl PurgeStatus {
+    pub fn new(record: PurgeRecord, progress: PurgeProgress) -> Self {
+        let status = if progress.complete { "complete" } else { "pending" };
+        Self { record, status, progress }
+    }
 }
 
 /// `GET /v1/purges/{id}`. A tenant sees only its own purges (404 otherwise, as for services).
@@ -222,7 +307,8 @@ pub async fn get(
     if principal.tenant().is_some_and(|tenant| *tenant != record.tenant) {
         return Err(not_found());
     }
-    Ok(Json(PurgeStatus { record, status: "pending", nodes: serde_json::Map::new(), complete: false }))
+    let progress = app.nodes.progress(&record, Instant::now());
+    Ok(Json(PurgeStatus::new(record, progress)))
 }
 
 #[cfg(test)]

@@ -48,12 +48,38 @@ pub fn check(id: &ServiceId, body: &[u8], principal: &Principal) -> Result<Check
             "a CA file on the nodes; only the operator may set it",
         ));
     }
+    let function_wasm = object.get("function").and_then(|f| f.get("wasm")).is_some_and(|v| !v.is_null());
+    if principal.tenant().is_some() && function_wasm {
+        return Err(ApiError::field(
+            ErrorKind::InvalidConfig,
+            "function.wasm",
+            "a path on the nodes; upload the component with POST /v1/services/{id}/functions and activate it instead",
+        ));
+    }
     // Round-trip through the text: deserializing from a `Value` would report no field paths.
-    let text = json.to_string();
+    // A `function` table without `wasm` (env, backends, limits) is checked as if the deployed
+    // component's path were there: nodes fill it in with the file they fetched.
+    let text = match parse_form(&json, function_wasm) {
+        Some(with_wasm) => with_wasm.to_string(),
+        None => json.to_string(),
+    };
     let config: ServiceConfig = parse_json(text.as_bytes(), ErrorKind::InvalidConfig)?;
     outpost_config::validate_service(&config)?;
     Ok(CheckedService { json, config })
 }
+
+/// `json` with a placeholder `function.wasm` when it has a `function` table without one.
+fn parse_form(json: &Value, has_wasm: bool) -> Option<Value> {
+    if has_wasm || !json.get("function").is_some_and(Value::is_object) {
+        return None;
+    }
+    let mut with_wasm = json.clone();
+    with_wasm["function"]["wasm"] = Value::String(DEPLOYED_WASM.to_owned());
+    Some(with_wasm)
+}
+
+/// The placeholder path [`check`] parses a `function` table with (never stored).
+const DEPLOYED_WASM: &str = "deployed.wasm";
 
 #[cfg(test)]
 mod tests {
@@ -129,6 +155,20 @@ mod tests {
             assert_eq!(error.fields.first().map(|f| f.path.as_str()), Some(path), "{body}: {error:?}");
             assert!(error.message.contains(fragment), "{body}: {}", error.message);
         }
+    }
+
+    #[test]
+    fn a_function_table_is_settings_only_for_tenants() {
+        let settings = json!({"hosts": ["a.example"], "origin": "https://o", "function": {"env": {"MODE": "a"}, "cpu_time": "20ms"}});
+        let checked = check(&shop(), settings.to_string().as_bytes(), &tenant()).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(checked.json["function"].get("wasm").is_none(), "the stored form has no path");
+        assert_eq!(checked.config.function.map(|f| f.env.len()), Some(1));
+        let path = json!({"hosts": ["a.example"], "origin": "https://o", "function": {"wasm": "/etc/passwd"}});
+        let error = check(&shop(), path.to_string().as_bytes(), &tenant()).err();
+        assert_eq!(error.and_then(|e| e.fields.first().map(|f| f.path.clone())).as_deref(), Some("function.wasm"));
+        let limits = json!({"hosts": ["a.example"], "origin": "https://o", "function": {"cpu_time": "0s"}});
+        let error = check(&shop(), limits.to_string().as_bytes(), &tenant()).err();
+        assert_eq!(error.and_then(|e| e.fields.first().map(|f| f.path.clone())).as_deref(), Some("function.cpu_time"));
     }
 
     #[test]

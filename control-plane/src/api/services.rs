@@ -46,7 +46,7 @@ pub async fn put(
                     "service \"{id}\" belongs to tenant {}; delete it first to give the id to {tenant}",
                     current.tenant
                 ),
-                Principal::Tenant(_) => {
+                Principal::Tenant(_) | Principal::Node => {
                     format!("service id \"{id}\" is taken; ids are unique across the CDN, choose another")
                 }
             };
@@ -67,8 +67,11 @@ pub async fn put(
         }
     };
     let hosts = checked.config.hosts.iter().map(ToString::to_string).collect();
-    let put = ServicePut { id: id.clone(), tenant, config: checked.json, hosts, expect };
+    // A config change keeps the active function: only activate and rollback change it.
+    let function = current.as_ref().and_then(|c| c.function.clone());
+    let put = ServicePut { id: id.clone(), tenant, config: checked.json, hosts, expect, function };
     let event = app.store.put_service(put, Timestamp::from_system(std::time::SystemTime::now())).await?;
+    app.nodes.appended(event.seq);
     let outpost_config::Change::ServicePut { service } = event.change else {
         return Err(ApiError::internal("put service", "the store answered with another kind of event"));
     };
@@ -96,6 +99,8 @@ fn owner(principal: &Principal, asked: Option<&str>, current: Option<&ServiceRec
         (Principal::Operator, None, None) => {
             Err(ApiError::field(ErrorKind::InvalidRequest, "tenant", "a new service needs an owner; add ?tenant=NAME"))
         }
+        // `Auth` refuses node tokens before any handler runs; this arm only keeps it so.
+        (Principal::Node, _, _) => Err(ApiError::new(ErrorKind::Forbidden, "a node token owns no services")),
     }
 }
 
@@ -155,6 +160,7 @@ pub async fn list(
         }
         (Principal::Tenant(own), _) => Some(own.clone()),
         (Principal::Operator, asked) => asked,
+        (Principal::Node, _) => return Err(ApiError::new(ErrorKind::Forbidden, "a node token lists no services")),
     };
     let after = query.after.as_deref().map(ServiceId::parse).transpose();
     let after = after.map_err(|why| ApiError::field(ErrorKind::InvalidRequest, "after", why))?;
@@ -193,6 +199,7 @@ pub async fn delete(
     let service = lookup(&app, &principal, &id).await?;
     let now = Timestamp::from_system(std::time::SystemTime::now());
     let event = app.store.delete_service(&service.id, service.version, now).await?;
+    app.nodes.appended(event.seq);
     tracing::info!(service = %service.id, seq = %event.seq, by = %principal, "service_deleted");
     Ok(Json(Deleted { id: service.id, deleted: true, seq: event.seq }))
 }

@@ -13,7 +13,14 @@
 //! - `purges`: purge id → [`PurgeRecord`]
 //! - `events`: seq → [`Event`]
 //! - `meta`: `"last_seq"` → the highest sequence number given, kept apart from `events` so
-//!   numbers are never reused even if old events are compacted away later
+//!   numbers are never reused when old events are compacted away
+//! - `nodes`: node id → [`StoredNode`] (registration and highest ack)
+//! - `drains`: PoP name → when it was drained (milliseconds since the Unix epoch)
+//! - `function_sets`, `function_blobs`, `function_refs`: uploaded functions (see
+//!   [`functions`])
+//!
+//! The log keeps at most `max_events` ([`EmbeddedStore::with_max_events`]): the transaction
+//! that appends an event drops the oldest beyond it.
 //!
 //! redb's calls block (a commit waits for fsync), so each operation runs on tokio's blocking
 //! pool.
@@ -21,12 +28,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use outpost_config::{Change, Event, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId, Timestamp};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use outpost_config::{
+    Change, Event, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId, Timestamp,
+};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Expect, NewPurge, ServicePut, ServiceQuery, Snapshot, Store, StoreError, StoreFuture};
+use super::{
+    Added, Expect, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery, Snapshot,
+    Store, StoreError, StoreFuture, StoredNode,
+};
 
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 const TENANT_SERVICES: TableDefinition<&str, ()> = TableDefinition::new("tenant_services");
@@ -34,12 +46,18 @@ const HOSTS: TableDefinition<&str, &str> = TableDefinition::new("hosts");
 const PURGES: TableDefinition<&str, &[u8]> = TableDefinition::new("purges");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+const DRAINS: TableDefinition<&str, u64> = TableDefinition::new("drains");
 const LAST_SEQ: &str = "last_seq";
+
+/// Events kept unless [`EmbeddedStore::with_max_events`] says otherwise (`limits.max_events`).
+pub const DEFAULT_MAX_EVENTS: usize = 100_000;
 
 /// The store in one redb file.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    max_events: u64,
 }
 
 impl EmbeddedStore {
@@ -54,8 +72,17 @@ impl EmbeddedStore {
         txn.open_table(PURGES).map_err(|e| backend("create table", e))?;
         txn.open_table(EVENTS).map_err(|e| backend("create table", e))?;
         txn.open_table(META).map_err(|e| backend("create table", e))?;
+        txn.open_table(NODES).map_err(|e| backend("create table", e))?;
+        txn.open_table(DRAINS).map_err(|e| backend("create table", e))?;
+        functions::create_tables(&txn)?;
         txn.commit().map_err(|e| backend("commit", e))?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self { db: Arc::new(db), max_events: DEFAULT_MAX_EVENTS as u64 })
+    }
+
+    /// Keeps at most `max` events (at least 1): each append drops the oldest beyond it.
+    pub fn with_max_events(mut self, max: usize) -> Self {
+        self.max_events = u64::try_from(max.max(1)).unwrap_or(u64::MAX);
+        self
     }
 
     /// Runs `op` on the blocking pool with the database.
@@ -136,6 +163,7 @@ impl Store for EmbeddedStore {
     }
 
     fn put_service(&self, put: ServicePut, at: Timestamp) -> StoreFuture<'_, Event> {
+        let max = self.max_events;
         self.write(move |txn| {
             let mut services = txn.open_table(SERVICES).map_err(|e| backend("open services", e))?;
             let current = match services.get(put.id.as_str()).map_err(|e| backend("read service", e))? {
@@ -160,19 +188,25 @@ impl Store for EmbeddedStore {
                 hosts.insert(host.as_str(), put.id.as_str()).map_err(|e| backend("claim host", e))?;
             }
             let seq = next_seq(txn)?;
-            let record =
-                ServiceRecord { id: put.id, tenant: put.tenant, version: seq, updated_at: at, config: put.config };
+            let record = ServiceRecord {
+                id: put.id,
+                tenant: put.tenant,
+                version: seq,
+                updated_at: at,
+                config: put.config,
+                function: put.function,
+            };
             services
                 .insert(record.id.as_str(), encode(&record)?.as_slice())
                 .map_err(|e| backend("write service", e))?;
             let mut index = txn.open_table(TENANT_SERVICES).map_err(|e| backend("open index", e))?;
             index.insert(index_key(&record.tenant, &record.id).as_str(), ()).map_err(|e| backend("write index", e))?;
-            append(txn, Event { seq, at, change: Change::ServicePut { service: record } })
+            append(txn, Event { seq, at, change: Change::ServicePut { service: record } }, max)
         })
     }
 
     fn delete_service(&self, id: &ServiceId, expect: Seq, at: Timestamp) -> StoreFuture<'_, Event> {
-        let id = id.clone();
+        let (id, max) = (id.clone(), self.max_events);
         self.write(move |txn| {
             let mut services = txn.open_table(SERVICES).map_err(|e| backend("open services", e))?;
             let current = match services.remove(id.as_str()).map_err(|e| backend("delete service", e))? {
@@ -187,12 +221,15 @@ impl Store for EmbeddedStore {
             release_hosts(&mut hosts, &current)?;
             let mut index = txn.open_table(TENANT_SERVICES).map_err(|e| backend("open index", e))?;
             index.remove(index_key(&current.tenant, &id).as_str()).map_err(|e| backend("write index", e))?;
+            // A later service under this id, maybe another tenant's, starts with no functions.
+            functions::forget(txn, &id)?;
             let seq = next_seq(txn)?;
-            append(txn, Event { seq, at, change: Change::ServiceDeleted { id, tenant: current.tenant } })
+            append(txn, Event { seq, at, change: Change::ServiceDeleted { id, tenant: current.tenant } }, max)
         })
     }
 
     fn create_purge(&self, purge: NewPurge, at: Timestamp) -> StoreFuture<'_, PurgeRecord> {
+        let max = self.max_events;
         self.write(move |txn| {
             let seq = next_seq(txn)?;
             let record = PurgeRecord {
@@ -206,7 +243,7 @@ impl Store for EmbeddedStore {
             };
             let mut purges = txn.open_table(PURGES).map_err(|e| backend("open purges", e))?;
             purges.insert(record.id.0.as_str(), encode(&record)?.as_slice()).map_err(|e| backend("write purge", e))?;
-            append(txn, Event { seq, at, change: Change::Purge { purge: record.clone() } })?;
+            append(txn, Event { seq, at, change: Change::Purge { purge: record.clone() } }, max)?;
             Ok(record)
         })
     }
@@ -258,6 +295,120 @@ impl Store for EmbeddedStore {
             Ok(Snapshot { seq, services })
         })
     }
+
+    fn first_seq(&self) -> StoreFuture<'_, Option<Seq>> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(EVENTS).map_err(|e| backend("open events", e))?;
+            let first = table.first().map_err(|e| backend("read events", e))?;
+            Ok(first.map(|(seq, _)| Seq(seq.value())))
+        })
+    }
+
+    fn put_node(&self, node: NodeRecord) -> StoreFuture<'_, StoredNode> {
+        self.write(move |txn| {
+            let mut nodes = txn.open_table(NODES).map_err(|e| backend("open nodes", e))?;
+            let key = node.id.as_str().to_owned();
+            let current = match nodes.get(key.as_str()).map_err(|e| backend("read node", e))? {
+                Some(v) => Some(decode::<StoredNode>(&key, v.value())?),
+                None => None,
+            };
+            let (acked, acked_at) = current.map_or((Seq(0), None), |c| (c.acked, c.acked_at));
+            let stored = StoredNode { node, acked, acked_at };
+            nodes.insert(key.as_str(), encode(&stored)?.as_slice()).map_err(|e| backend("write node", e))?;
+            Ok(stored)
+        })
+    }
+
+    fn nodes(&self) -> StoreFuture<'_, Vec<StoredNode>> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(NODES).map_err(|e| backend("open nodes", e))?;
+            let mut nodes = Vec::new();
+            for entry in table.iter().map_err(|e| backend("read nodes", e))? {
+                let (id, value) = entry.map_err(|e| backend("read nodes", e))?;
+                nodes.push(decode(id.value(), value.value())?);
+            }
+            Ok(nodes)
+        })
+    }
+
+    fn record_acks(&self, acks: Vec<NodeAck>) -> StoreFuture<'_, ()> {
+        self.write(move |txn| {
+            let mut nodes = txn.open_table(NODES).map_err(|e| backend("open nodes", e))?;
+            for ack in acks {
+                let key = ack.node.as_str();
+                let found = match nodes.get(key).map_err(|e| backend("read node", e))? {
+                    Some(v) => Some(decode::<StoredNode>(key, v.value())?),
+                    None => None,
+                };
+                let Some(mut stored) = found.filter(|s| s.acked < ack.seq) else { continue };
+                stored.acked = ack.seq;
+                stored.acked_at = Some(ack.at);
+                nodes.insert(key, encode(&stored)?.as_slice()).map_err(|e| backend("write node", e))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn drained_pops(&self) -> StoreFuture<'_, Vec<(String, Timestamp)>> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(DRAINS).map_err(|e| backend("open drains", e))?;
+            let mut drains = Vec::new();
+            for entry in table.iter().map_err(|e| backend("read drains", e))? {
+                let (pop, at) = entry.map_err(|e| backend("read drains", e))?;
+                drains.push((pop.value().to_owned(), Timestamp(at.value())));
+            }
+            Ok(drains)
+        })
+    }
+
+    fn set_drain(&self, pop: &str, at: Option<Timestamp>) -> StoreFuture<'_, ()> {
+        let pop = pop.to_owned();
+        self.write(move |txn| {
+            let mut drains = txn.open_table(DRAINS).map_err(|e| backend("open drains", e))?;
+            match at {
+                Some(at) => drains.insert(pop.as_str(), at.0).map_err(|e| backend("write drain", e))?,
+                None => drains.remove(pop.as_str()).map_err(|e| backend("remove drain", e))?,
+            };
+            Ok(())
+        })
+    }
+
+    fn add_function(&self, new: NewFunction, at: Timestamp) -> StoreFuture<'_, Added> {
+        self.write(move |txn| functions::add(txn, new, at))
+    }
+
+    fn functions(&self, service: &ServiceId) -> StoreFuture<'_, FunctionSet> {
+        let id = service.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let sets = txn.open_table(functions::FUNCTION_SETS).map_err(|e| backend("open function_sets", e))?;
+            functions::read_set_in(&sets, &id)
+        })
+    }
+
+    fn function_bytes(&self, sha256: &str) -> StoreFuture<'_, Option<Vec<u8>>> {
+        let sha256 = sha256.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let blobs = txn.open_table(functions::FUNCTION_BLOBS).map_err(|e| backend("open function_blobs", e))?;
+            let found = blobs.get(sha256.as_str()).map_err(|e| backend("read function", e))?;
+            Ok(found.map(|v| v.value().to_vec()))
+        })
+    }
+
+    fn set_function(
+        &self,
+        id: &ServiceId,
+        expect: Seq,
+        change: FunctionChange,
+        at: Timestamp,
+    ) -> StoreFuture<'_, Event> {
+        let (id, max) = (id.clone(), self.max_events);
+        self.write(move |txn| functions::set(txn, id, expect, change, at, max))
+    }
 }
 
 /// Up to `limit` service ids from a table keyed by `{prefix}{id}` (the services table with an
@@ -302,9 +453,15 @@ fn next_seq(txn: &WriteTransaction) -> Result<Seq, StoreError> {
     Ok(seq)
 }
 
-fn append(txn: &WriteTransaction, event: Event) -> Result<Event, StoreError> {
+/// Appends `event`, then drops the oldest events beyond `max` (one per append once the log is
+/// full; more only after `max` was lowered).
+fn append(txn: &WriteTransaction, event: Event, max: u64) -> Result<Event, StoreError> {
     let mut events = txn.open_table(EVENTS).map_err(|e| backend("open events", e))?;
     events.insert(event.seq.0, encode(&event)?.as_slice()).map_err(|e| backend("append event", e))?;
+    let held = events.len().map_err(|e| backend("count events", e))?;
+    for _ in max..held {
+        events.pop_first().map_err(|e| backend("compact events", e))?;
+    }
     Ok(event)
 }
 
@@ -344,6 +501,8 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError>
 fn backend(what: impl std::fmt::Display, error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("{what}: {error}"))
 }
+
+mod functions;
 
 #[cfg(test)]
 mod tests;

@@ -15,15 +15,29 @@
 //! - **Unique hosts**: a host pattern belongs to one service (a unique index on a hosts table),
 //!   reported as [`StoreError::HostTaken`].
 //! - Lists ordered by service id, so `after` pages through them.
+//! - **A bounded log**: at most `max_events` events, the oldest dropped in the transaction
+//!   that appends a new one. [`Store::first_seq`] reports the oldest kept; a node that needs
+//!   events from before it gets a snapshot instead, which is built from the current state, so
+//!   nothing is lost but the ability to resume.
+//! - **Nodes**: registrations and each node's highest acknowledged `seq`, which never goes
+//!   back (`GREATEST(acked, $1)`), so a restarted control plane still knows who applied what.
+//! - **Drained PoPs**: the PoPs an operator drained and when, so a restart keeps steering
+//!   clients away from them.
 
 mod embedded;
+mod function_set;
 
 use std::future::Future;
 use std::pin::Pin;
 
-use outpost_config::{Event, PurgeId, PurgeRecord, PurgeTarget, Seq, ServiceId, ServiceRecord, TenantId, Timestamp};
+use outpost_config::{
+    Event, FunctionRef, NodeId, NodeRecord, PurgeId, PurgeRecord, PurgeTarget, Seq, ServiceId, ServiceRecord, TenantId,
+    Timestamp,
+};
+use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedStore;
+pub use function_set::{Added, FunctionSet, FunctionVersion};
 
 /// What every store method returns: a boxed future, so the API can hold any store as
 /// `Arc<dyn Store>` and the choice of store is made at start-up, not at compile time.
@@ -65,6 +79,85 @@ pub trait Store: Send + Sync {
     /// node that applies this and then the events after `seq` misses nothing (the node
     /// stream's first message).
     fn snapshot(&self) -> StoreFuture<'_, Snapshot>;
+
+    /// The oldest event the log still holds; `None` when it holds none.
+    fn first_seq(&self) -> StoreFuture<'_, Option<Seq>>;
+
+    /// Creates or replaces a node's registration, keeping what it acknowledged.
+    fn put_node(&self, node: NodeRecord) -> StoreFuture<'_, StoredNode>;
+
+    /// Every registered node, ordered by id.
+    fn nodes(&self) -> StoreFuture<'_, Vec<StoredNode>>;
+
+    /// Records acknowledgements, all in one transaction (the ack handlers' group commit). An
+    /// ack lower than the node's last is ignored; one for an unknown node is skipped.
+    fn record_acks(&self, acks: Vec<NodeAck>) -> StoreFuture<'_, ()>;
+
+    /// Every drained PoP with the time it was drained, ordered by name.
+    fn drained_pops(&self) -> StoreFuture<'_, Vec<(String, Timestamp)>>;
+
+    /// Drains `pop` as of `at`, or restores it (`None`). Not an event: nodes do not need it.
+    fn set_drain(&self, pop: &str, at: Option<Timestamp>) -> StoreFuture<'_, ()>;
+
+    /// Stores an uploaded function for a service `new.tenant` owns (else
+    /// [`StoreError::Conflict`]): its bytes once per hash, a version in the service's
+    /// [`FunctionSet`], the oldest inactive versions beyond `new.max_versions` deleted, and
+    /// bytes no version refers to any more removed. Not an event: nothing runs it until it is
+    /// activated.
+    fn add_function(&self, new: NewFunction, at: Timestamp) -> StoreFuture<'_, Added>;
+
+    /// A service's versions and activations (empty when it has none).
+    fn functions(&self, service: &ServiceId) -> StoreFuture<'_, FunctionSet>;
+
+    /// The bytes with this SHA-256, if some service's version still refers to them.
+    fn function_bytes(&self, sha256: &str) -> StoreFuture<'_, Option<Vec<u8>>>;
+
+    /// Activates a version or rolls back, if the service is at version `expect` and the set
+    /// allows it (else [`StoreError::Conflict`]), writing the service's new record with its
+    /// `function` and appending a `service_put` event.
+    fn set_function(
+        &self,
+        id: &ServiceId,
+        expect: Seq,
+        change: FunctionChange,
+        at: Timestamp,
+    ) -> StoreFuture<'_, Event>;
+}
+
+/// An upload to store; the store adds the version number and time.
+#[derive(Debug, Clone)]
+pub struct NewFunction {
+    pub service: ServiceId,
+    pub tenant: TenantId,
+    /// SHA-256 of `bytes`, 64 lower-case hex digits.
+    pub sha256: String,
+    pub bytes: bytes::Bytes,
+    /// `limits.max_function_versions`.
+    pub max_versions: usize,
+}
+
+/// What [`Store::set_function`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionChange {
+    Activate(u32),
+    RollBack,
+}
+
+/// A node as stored: its registration and the highest `seq` it acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredNode {
+    pub node: NodeRecord,
+    /// `Seq(0)` before its first ack.
+    pub acked: Seq,
+    pub acked_at: Option<Timestamp>,
+}
+
+/// One acknowledgement to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAck {
+    pub node: NodeId,
+    pub seq: Seq,
+    pub at: Timestamp,
 }
 
 /// The services as of one point of the log.
@@ -104,6 +197,8 @@ pub struct ServicePut {
     /// this service.
     pub hosts: Vec<String>,
     pub expect: Expect,
+    /// The function the new version runs (a tenant's `PUT` keeps the active one).
+    pub function: Option<FunctionRef>,
 }
 
 /// A purge to record; the store adds its sequence number and time.

@@ -47,7 +47,6 @@ pub async fn respond_as(
     age: Option<Duration>,
 ) -> Option<Response<EdgeBody>> {
     let mut headers = stored_headers.clone();
-    policy::strip_cdn_headers(&mut headers);
     if let Some(age) = age {
         headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
     }

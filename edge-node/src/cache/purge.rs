@@ -11,10 +11,13 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use outpost_config::PurgeTarget;
 use serde::{Deserialize, Serialize};
+
+use super::Cache;
 
 /// What a purge targets, within one service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -28,6 +31,115 @@ pub enum Target {
     Tag(String),
     /// Everything the service has stored.
     All,
+}
+
+impl Target {
+    /// A purge request's target as the log keys it: a URL or prefix becomes a `host/path` key
+    /// (scheme and port dropped, host lower-cased), as the cache's URL keys are written.
+    pub fn from_request(target: &PurgeTarget) -> Result<Target, TargetError> {
+        match target {
+            PurgeTarget::Url { url } => url_key(url).map(Target::Url).map_err(TargetError::Url),
+            PurgeTarget::Prefix { prefix } => url_key(prefix).map(Target::Prefix).map_err(TargetError::Prefix),
+            PurgeTarget::Tag { tag } if tag.is_empty() => Err(TargetError::EmptyTag),
+            PurgeTarget::Tag { tag } => Ok(Target::Tag(tag.clone())),
+            PurgeTarget::All => Ok(Target::All),
+        }
+    }
+
+    /// `url`, `prefix`, `tag` or `all`: the metric label and the log field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Url(_) => "url",
+            Target::Prefix(_) => "prefix",
+            Target::Tag(_) => "tag",
+            Target::All => "all",
+        }
+    }
+
+    /// The host of a URL or prefix key.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Target::Url(key) | Target::Prefix(key) => key.split('/').next(),
+            Target::Tag(_) | Target::All => None,
+        }
+    }
+}
+
+/// What is wrong with a purge target's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("{0}")]
+    Url(String),
+    #[error("{0}")]
+    Prefix(String),
+    #[error("tag must not be empty")]
+    EmptyTag,
+}
+
+impl TargetError {
+    /// The admin API's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TargetError::Url(_) => "bad_url",
+            TargetError::Prefix(_) => "bad_prefix",
+            TargetError::EmptyTag => "bad_tag",
+        }
+    }
+}
+
+/// `http://Shop.Example/a?x` or `shop.example/a?x` → `shop.example/a?x` (the cache's URL key).
+fn url_key(raw: &str) -> Result<String, String> {
+    let rest = raw.strip_prefix("https://").or_else(|| raw.strip_prefix("http://")).unwrap_or(raw);
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+        return Err(format!("{raw:?}: expected host/path, e.g. \"shop.example/images/\""));
+    }
+    Ok(format!("{host}{path}"))
+}
+
+/// Who asked for a purge: the metric label `source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeSource {
+    /// The node's admin API (`POST /purge`).
+    Admin,
+    /// The control plane's event stream.
+    Control,
+}
+
+impl PurgeSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            PurgeSource::Admin => "admin",
+            PurgeSource::Control => "control",
+        }
+    }
+}
+
+/// Records a purge: on the blocking pool (the log syncs to disk before this returns), counted
+/// in `outpost_purges_total{kind, soft, source}` and logged. The one way in for purges from the
+/// admin API and from the control plane.
+pub async fn record(
+    cache: &Arc<Cache>,
+    service: &str,
+    target: Target,
+    soft: bool,
+    source: PurgeSource,
+) -> Result<u64, PurgeLogError> {
+    let kind = target.kind();
+    let (log, svc) = (cache.clone(), service.to_owned());
+    let recorded = tokio::task::spawn_blocking(move || log.purges.record(&svc, target, soft, SystemTime::now()))
+        .await
+        .map_err(|e| PurgeLogError { path: cache.purges.path.display().to_string(), message: e.to_string() })?;
+    let id = recorded?;
+    let soft_label = if soft { "true" } else { "false" };
+    metrics::counter!(crate::metrics::PURGES, "kind" => kind, "soft" => soft_label, "source" => source.as_str())
+        .increment(1);
+    tracing::info!(id, service, kind, soft, source = source.as_str(), "purge recorded");
+    Ok(id)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,6 +428,30 @@ fn ms(t: SystemTime) -> u64 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_targets_become_log_keys() {
+        let url = |u: &str| PurgeTarget::Url { url: u.to_owned() };
+        let cases = [
+            (url("http://Shop.Example/a?x=1"), Ok(Target::Url("shop.example/a?x=1".into()))),
+            (url("https://shop.example:8443/a"), Ok(Target::Url("shop.example/a".into()))),
+            (url("shop.example"), Ok(Target::Url("shop.example/".into()))),
+            (
+                PurgeTarget::Prefix { prefix: "shop.example/images/".into() },
+                Ok(Target::Prefix("shop.example/images/".into())),
+            ),
+            (PurgeTarget::Tag { tag: "t".into() }, Ok(Target::Tag("t".into()))),
+            (PurgeTarget::All, Ok(Target::All)),
+            (PurgeTarget::Tag { tag: String::new() }, Err("bad_tag")),
+            (url(""), Err("bad_url")),
+            (url("/just/a/path"), Err("bad_url")),
+            (PurgeTarget::Prefix { prefix: "a b/".into() }, Err("bad_prefix")),
+        ];
+        for (target, want) in cases {
+            assert_eq!(Target::from_request(&target).map_err(|e| e.code()), want, "{target:?}");
+        }
+        assert_eq!(Target::Url("shop.example/a".into()).host(), Some("shop.example"));
+    }
 
     fn t(s: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s)

@@ -68,7 +68,7 @@ pub async fn serve(
             }
             let age = policy::current_age(&object.meta.policy, object.meta.response_time, now);
             let usability = if soft_purged {
-                Usability::MustRevalidate
+                policy::soft_purged_usability(&object.meta.policy, age, &turn.directives, honor)
             } else {
                 policy::usability(&object.meta.policy, age, &turn.directives, honor)
             };
@@ -282,8 +282,7 @@ impl Turn<'_> {
                         None => return Box::pin(self.fetch(String::new(), None, fwd, true, ctx)).await,
                     },
                 };
-                let mut headers = pass.headers.clone();
-                policy::strip_cdn_headers(&mut headers);
+                let headers = pass.headers.clone();
                 let mut response = Response::new(if *method == Method::HEAD { body::empty() } else { body });
                 *response.status_mut() = pass.status;
                 *response.headers_mut() = headers;
@@ -356,7 +355,6 @@ async fn pass(
         cache.invalidate(&svc.name, host, &targets);
     }
     policy::strip_hop_by_hop(&mut resp_parts.headers);
-    policy::strip_cdn_headers(&mut resp_parts.headers);
     let status = CacheStatus { fwd_status: Some(resp_parts.status.as_u16()), ..CacheStatus::forward(Fwd::Method) };
     let up = &svc.upstream;
     let body = TimedBody::new(incoming, up.between_bytes_timeout, up.total_timeout, started.into()).boxed_unsync();

@@ -22,6 +22,8 @@ pub fn error_response(ctx: &RequestCtx, err: &EdgeError) -> Response<EdgeBody> {
     match err.side() {
         Side::Client => tracing::debug!(request_id = %ctx.id.0, error = %err, "client error"),
         Side::Upstream => tracing::warn!(request_id = %ctx.id.0, error = %err, "upstream error"),
+        // The function host has logged it with the service, version and reason.
+        Side::Function => tracing::debug!(request_id = %ctx.id.0, error = %err, "function error"),
         Side::Internal => tracing::error!(request_id = %ctx.id.0, error = %err, "internal error"),
     }
     let mut resp = plain(status, &ctx.id.0);

@@ -2,7 +2,7 @@
 //! The table is built once per config version; lookups allocate nothing but the lower-cased host.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use http::Request;
 use outpost_config::HostPattern;
@@ -10,6 +10,29 @@ use outpost_config::HostPattern;
 use crate::ctx::ConnInfo;
 use crate::error::{EdgeError, ErrorKind};
 use crate::service::CompiledService;
+
+/// The routing table in force: replaced whole on reload. A request takes the current table once
+/// (an `Arc` clone under a read lock held for no await), so a reload never changes the service a
+/// request in flight is using, and the old table (with its services, upstream pools and
+/// functions) is dropped when its last request finishes.
+pub struct RouteTable(RwLock<Arc<Router>>);
+
+impl RouteTable {
+    pub fn new(router: Router) -> Self {
+        Self(RwLock::new(Arc::new(router)))
+    }
+
+    pub fn current(&self) -> Arc<Router> {
+        // A poisoned lock still holds a whole table: writers only swap an Arc.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `router` in force and returns the table it replaced.
+    pub fn replace(&self, router: Router) -> Arc<Router> {
+        let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *slot, Arc::new(router))
+    }
+}
 
 pub struct Router {
     services: Vec<Arc<CompiledService>>,

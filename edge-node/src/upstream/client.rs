@@ -266,7 +266,7 @@ fn pick(
 }
 
 /// A number in 0..1 for backoff jitter; not cryptographic.
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
@@ -275,7 +275,7 @@ fn jitter() -> f64 {
 
 fn tls_config(svc: &ServiceConfig) -> Result<rustls::ClientConfig, UpstreamBuildError> {
     let roots = match &svc.origin_ca {
-        Some(path) => ca_roots(path)?,
+        Some(path) => ca_roots("origin_ca", path)?,
         None => system_roots(),
     };
     Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -361,7 +361,7 @@ fn classify(e: &hyper_util::client::legacy::Error) -> EdgeError {
     EdgeError::new(kind, format!("{what}: {msg}"))
 }
 
-fn system_roots() -> rustls::RootCertStore {
+pub(crate) fn system_roots() -> rustls::RootCertStore {
     static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
@@ -377,8 +377,9 @@ fn system_roots() -> rustls::RootCertStore {
         .clone()
 }
 
-fn ca_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, UpstreamBuildError> {
-    let err = |m: String| UpstreamBuildError(format!("origin_ca {}: {m}", path.display()));
+/// The certificates of the PEM file `path` (named `field` in errors) as trust roots.
+pub(crate) fn ca_roots(field: &str, path: &std::path::Path) -> Result<rustls::RootCertStore, UpstreamBuildError> {
+    let err = |m: String| UpstreamBuildError(format!("{field} {}: {m}", path.display()));
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| err(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()

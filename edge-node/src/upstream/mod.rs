@@ -13,5 +13,6 @@ pub mod select;
 mod timed_body;
 
 pub use client::{Outgoing, Upstream};
+pub(crate) use client::{ca_roots, jitter, system_roots};
 pub use forward::{ForwardInfo, forward_headers};
 pub use timed_body::TimedBody;

@@ -19,6 +19,7 @@ fn put(name: &str, owner: &str, hosts: &[&str], expect: Expect) -> ServicePut {
         config: json!({"name": name, "hosts": hosts, "origin": "http://o.example"}),
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         expect,
+        function: None,
     }
 }
 
@@ -182,4 +183,94 @@ async fn a_second_process_cannot_open_the_same_file() {
     let _first = open(&dir);
     let second = EmbeddedStore::open(&dir.path().join("cp.redb"));
     assert!(second.is_err(), "redb holds a lock on its file");
+}
+
+#[tokio::test]
+async fn drains_are_kept_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let store = open(&dir);
+        assert!(ok(store.drained_pops()).await.is_empty());
+        ok(store.set_drain("fra", Some(AT))).await;
+        ok(store.set_drain("ams", Some(AT))).await;
+        ok(store.set_drain("ams", None)).await;
+        // Restoring an undrained PoP is no error.
+        ok(store.set_drain("iad", None)).await;
+    }
+    let store = open(&dir);
+    assert_eq!(ok(store.drained_pops()).await, vec![("fra".to_owned(), AT)]);
+}
+
+fn purge(service: &str) -> NewPurge {
+    NewPurge {
+        id: PurgeId(format!("p-{service}")),
+        service: id(service),
+        tenant: tenant("acme"),
+        soft: false,
+        targets: vec![PurgeTarget::All],
+    }
+}
+
+#[tokio::test]
+async fn the_log_keeps_at_most_max_events_and_never_reuses_a_number() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = open(&dir).with_max_events(3);
+    assert_eq!(ok(store.first_seq()).await, None);
+    ok(store.put_service(put("shop", "acme", &["shop.example"], Expect::Absent), AT)).await;
+    for _ in 0..4 {
+        ok(store.create_purge(purge("shop"), AT)).await;
+    }
+    let kept: Vec<Seq> = ok(store.events(Seq(1), 100)).await.iter().map(|e| e.seq).collect();
+    assert_eq!(kept, [Seq(3), Seq(4), Seq(5)]);
+    assert_eq!((ok(store.first_seq()).await, ok(store.last_seq()).await), (Some(Seq(3)), Seq(5)));
+    // The state survives compaction: the snapshot still has the service written by event 1.
+    let snapshot = ok(store.snapshot()).await;
+    assert_eq!((snapshot.seq, snapshot.services[0].version), (Seq(5), Seq(1)));
+    drop(store);
+    // A lower bound after a restart drops the excess on the next append.
+    let store = open(&dir).with_max_events(1);
+    let event = ok(store.delete_service(&id("shop"), Seq(1), AT)).await;
+    assert_eq!(event.seq, Seq(6));
+    assert_eq!(ok(store.events(Seq(1), 100)).await.iter().map(|e| e.seq).collect::<Vec<_>>(), [Seq(6)]);
+}
+
+fn node(name: &str, pop: &str) -> outpost_config::NodeRecord {
+    let registration =
+        serde_json::from_value(json!({"pop": pop, "role": "edge", "addresses": {"admin": "127.0.0.1:9"}}))
+            .unwrap_or_else(|e| panic!("{e}"));
+    outpost_config::NodeRecord {
+        id: outpost_config::NodeId::parse(name).unwrap_or_else(|e| panic!("{e}")),
+        registration,
+        registered_at: AT,
+    }
+}
+
+fn node_ack(name: &str, seq: u64) -> crate::store::NodeAck {
+    crate::store::NodeAck {
+        node: outpost_config::NodeId::parse(name).unwrap_or_else(|e| panic!("{e}")),
+        seq: Seq(seq),
+        at: Timestamp(AT.0 + seq),
+    }
+}
+
+#[tokio::test]
+async fn node_acks_only_go_up_and_survive_a_reregistration_and_a_reopen() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let store = open(&dir);
+        let stored = ok(store.put_node(node("edge-2", "fra"))).await;
+        assert_eq!((stored.acked, stored.acked_at), (Seq(0), None));
+        ok(store.put_node(node("edge-1", "fra"))).await;
+        // One batch: edge-1 moves to 5 (not back to 3), an unknown node is skipped.
+        ok(store.record_acks(vec![node_ack("edge-1", 5), node_ack("edge-1", 3), node_ack("ghost", 9)])).await;
+        ok(store.record_acks(vec![node_ack("edge-2", 2)])).await;
+        // Re-registering keeps the acks and replaces the rest.
+        let again = ok(store.put_node(node("edge-1", "ams"))).await;
+        assert_eq!((again.acked, again.node.registration.pop.as_deref()), (Seq(5), Some("ams")));
+    }
+    let store = open(&dir);
+    let nodes = ok(store.nodes()).await;
+    let summary: Vec<(&str, Seq, Option<Timestamp>)> =
+        nodes.iter().map(|n| (n.node.id.as_str(), n.acked, n.acked_at)).collect();
+    assert_eq!(summary, [("edge-1", Seq(5), Some(Timestamp(AT.0 + 5))), ("edge-2", Seq(2), Some(Timestamp(AT.0 + 2)))]);
 }

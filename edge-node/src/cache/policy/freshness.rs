@@ -181,6 +181,14 @@ pub fn usability(rp: &ResponsePolicy, age: Duration, req: &Directives, honor_cli
     Usability::Stale { stale_for, while_revalidate: may_serve_stale && (in_swr || client_accepts) }
 }
 
+/// A soft-purged response is stale from the moment of the purge: it is judged as a response
+/// whose lifetime ended just now, so RFC 9111 §4.2.4 (must-revalidate), `no-cache`, the client's
+/// directives and the RFC 5861 windows (stale-while-revalidate, stale-if-error) apply as to any
+/// stale response.
+pub fn soft_purged_usability(rp: &ResponsePolicy, age: Duration, req: &Directives, honor_client: bool) -> Usability {
+    usability(&ResponsePolicy { freshness_lifetime: age, ..*rp }, age, req, honor_client)
+}
+
 fn max_stale_allows(req: &Directives, stale_for: Duration) -> bool {
     match req.max_stale {
         Some(None) => true,
@@ -591,6 +599,45 @@ mod tests {
 
     fn req(cc: &str) -> Directives {
         Directives::parse_all([&HeaderValue::from_str(cc).unwrap()])
+    }
+
+    #[test]
+    fn soft_purged_responses_are_stale_from_the_purge() {
+        let cases = [
+            (
+                "RFC 5861 §3: inside stale-while-revalidate, served while revalidating",
+                rp(600, 30, 0, false, false),
+                "",
+                Usability::Stale { stale_for: secs(0), while_revalidate: true },
+            ),
+            (
+                "RFC 9111 §4.3: no window, validated first",
+                rp(600, 0, 600, false, false),
+                "",
+                Usability::Stale { stale_for: secs(0), while_revalidate: false },
+            ),
+            (
+                "RFC 9111 §4.2.4: must-revalidate wins over the window",
+                rp(600, 30, 0, true, false),
+                "",
+                Usability::Stale { stale_for: secs(0), while_revalidate: false },
+            ),
+            (
+                "RFC 9111 §5.2.2.4: no-cache is always validated",
+                rp(600, 30, 0, false, true),
+                "",
+                Usability::MustRevalidate,
+            ),
+            (
+                "RFC 9111 §5.2.1.2: the client's max-stale accepts it",
+                rp(600, 0, 0, false, false),
+                "max-stale",
+                Usability::Stale { stale_for: secs(0), while_revalidate: true },
+            ),
+        ];
+        for (clause, rp, request, want) in cases {
+            assert_eq!(soft_purged_usability(&rp, secs(10), &req(request), true), want, "{clause}");
+        }
     }
 
     #[test]

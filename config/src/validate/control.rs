@@ -1,0 +1,84 @@
+//! Checks of `[control]`: one token source, readable files, positive timeouts, a backoff range.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::Report;
+use crate::control_client::ControlConfig;
+use crate::units::{ByteSize, format_duration};
+
+pub(super) fn check(report: &mut Report<'_>, control: &ControlConfig) {
+    match (&control.token, &control.token_file) {
+        (None, None) => report.error(
+            "control",
+            "no node token; set control.token or control.token_file (the control plane's \
+             [[tokens]] entry with node = true)",
+        ),
+        (Some(_), Some(_)) => report.error("control.token_file", "set control.token or control.token_file, not both"),
+        (Some(token), None) => {
+            if let Err(why) = check_token(token) {
+                report.error("control.token", why);
+            }
+        }
+        (None, Some(file)) => check_token_file(report, file),
+    }
+    if let Some(ca) = &control.ca {
+        report.readable_file("control.ca", ca);
+    }
+    if control.state_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+        report.error("control.state_dir", "empty; give a directory, or leave it out to use cache.disk_path");
+    }
+    report.positive("control.connect_timeout", control.connect_timeout);
+    report.positive("control.request_timeout", control.request_timeout);
+    if control.heartbeat_timeout < Duration::from_secs(1) {
+        report.error(
+            "control.heartbeat_timeout",
+            format!(
+                "{} is too short; use at least 1s (the control plane sends a heartbeat every 5s by default)",
+                format_duration(control.heartbeat_timeout)
+            ),
+        );
+    }
+    report.positive("control.backoff_min", control.backoff_min);
+    if control.backoff_max < control.backoff_min {
+        report.error(
+            "control.backoff_max",
+            format!(
+                "{} is below control.backoff_min; use at least control.backoff_min ({})",
+                format_duration(control.backoff_max),
+                format_duration(control.backoff_min)
+            ),
+        );
+    }
+    report.size("control.max_message_size", control.max_message_size, ByteSize::kib(1), Some(ByteSize::gib(1)));
+}
+
+/// The file must be readable now; its content is checked each time the agent reads it.
+fn check_token_file(report: &mut Report<'_>, file: &Path) {
+    let problem = match std::fs::metadata(file) {
+        Ok(meta) if !meta.is_file() => Some("not a regular file".to_owned()),
+        Ok(_) => std::fs::File::open(file).err().map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(problem) = problem {
+        report.error(
+            "control.token_file",
+            format!(
+                "cannot read \"{}\": {problem}; expected a file holding the node token (relative \
+                 paths are resolved against the config file's directory)",
+                file.display()
+            ),
+        );
+    }
+}
+
+/// A token goes into an `Authorization` header: visible ASCII, no spaces.
+fn check_token(token: &str) -> Result<(), String> {
+    if token.is_empty() {
+        return Err("empty; give the node token".to_owned());
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be visible ASCII without spaces (it is sent as a bearer token)".to_owned());
+    }
+    Ok(())
+}

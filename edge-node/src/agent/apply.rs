@@ -1,0 +1,338 @@
+//! The follower's pure core: the control plane's services as of the last applied sequence
+//! number, and what each stream message changes. No I/O here: [`Follower::apply`] updates the
+//! state and lists the effects (recompile the services, record purges) that the agent then
+//! carries out, persists and acknowledges.
+//!
+//! Rules, beyond the message types' own docs:
+//! - Events apply in order, exactly once: one at or below the applied number is a duplicate
+//!   (ignored); one beyond the next number is a gap, and the stream is dropped so the next
+//!   connection resumes (or takes a snapshot).
+//! - A snapshot replaces the services whole. With `resync`, every service in it is soft-purged:
+//!   the node cannot know which purges it missed, and soft purges only mark objects stale, so
+//!   revalidation (a 304 from the origin) keeps the cost low.
+//! - A deleted service is hard-purged on the node: service ids are global and can be taken
+//!   again, maybe by another tenant, so objects of the old service must never serve the new
+//!   one. A service that a snapshot no longer lists was deleted while the node was away: the
+//!   same applies.
+
+use std::collections::BTreeMap;
+
+use outpost_config::{Change, Event, PurgeTarget, Seq, ServiceId, ServiceRecord, Snapshot, StreamMessage};
+
+/// What the node follows: the last applied sequence number and the control plane's services as
+/// of it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Follower {
+    seq: Seq,
+    services: BTreeMap<ServiceId, ServiceRecord>,
+}
+
+/// What applying messages asks of the node besides the follower's own state.
+#[derive(Debug, Default, PartialEq)]
+pub struct Effects {
+    /// The control plane's service set changed: recompile and swap the routing table.
+    pub services_changed: bool,
+    /// Purges to record, in the order they were made.
+    pub purges: Vec<Purge>,
+}
+
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        !self.services_changed && self.purges.is_empty()
+    }
+}
+
+/// One purge target to record for one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purge {
+    pub service: ServiceId,
+    pub target: PurgeTarget,
+    pub soft: bool,
+    pub cause: Cause,
+}
+
+/// Why the node purges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// A purge event (its id, for the log).
+    Requested(String),
+    /// The service was deleted.
+    Deleted,
+    /// A snapshot with `resync`: purges may have been missed.
+    Resync,
+}
+
+/// What one message was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Snapshot {
+        seq: Seq,
+        resync: bool,
+    },
+    Event(Seq),
+    /// An event at or below the applied number: ignored.
+    Duplicate(Seq),
+    Heartbeat {
+        head: Seq,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("expected event {expected} after {applied}, got {got}: the stream skipped events")]
+    Gap { applied: Seq, expected: Seq, got: Seq },
+}
+
+impl Follower {
+    /// The state as saved: `seq` and the service records as of it.
+    pub fn restore(seq: Seq, services: Vec<ServiceRecord>) -> Self {
+        Self { seq, services: services.into_iter().map(|r| (r.id.clone(), r)).collect() }
+    }
+
+    /// The last applied sequence number (0: nothing yet).
+    pub fn seq(&self) -> Seq {
+        self.seq
+    }
+
+    /// The control plane's services, in id order.
+    pub fn records(&self) -> impl Iterator<Item = &ServiceRecord> {
+        self.services.values()
+    }
+
+    /// Applies one message, adding what it asks of the node to `effects`.
+    pub fn apply(&mut self, message: StreamMessage, effects: &mut Effects) -> Result<Applied, ProtocolError> {
+        match message {
+            StreamMessage::Snapshot(snapshot) => Ok(self.apply_snapshot(snapshot, effects)),
+            StreamMessage::Event(event) => self.apply_event(event, effects),
+            StreamMessage::Heartbeat { head } => Ok(Applied::Heartbeat { head }),
+        }
+    }
+
+    fn apply_snapshot(&mut self, snapshot: Snapshot, effects: &mut Effects) -> Applied {
+        let services: BTreeMap<ServiceId, ServiceRecord> =
+            snapshot.services.into_iter().map(|r| (r.id.clone(), r)).collect();
+        for gone in self.services.keys().filter(|id| !services.contains_key(*id)) {
+            effects.purges.push(Purge {
+                service: gone.clone(),
+                target: PurgeTarget::All,
+                soft: false,
+                cause: Cause::Deleted,
+            });
+        }
+        if snapshot.resync {
+            for id in services.keys() {
+                effects.purges.push(Purge {
+                    service: id.clone(),
+                    target: PurgeTarget::All,
+                    soft: true,
+                    cause: Cause::Resync,
+                });
+            }
+        }
+        effects.services_changed |= services != self.services;
+        self.services = services;
+        self.seq = snapshot.seq;
+        Applied::Snapshot { seq: snapshot.seq, resync: snapshot.resync }
+    }
+
+    fn apply_event(&mut self, event: Event, effects: &mut Effects) -> Result<Applied, ProtocolError> {
+        if event.seq <= self.seq {
+            return Ok(Applied::Duplicate(event.seq));
+        }
+        let expected = self.seq.next();
+        if event.seq != expected {
+            return Err(ProtocolError::Gap { applied: self.seq, expected, got: event.seq });
+        }
+        match event.change {
+            Change::ServicePut { service } => {
+                if self.services.get(&service.id) != Some(&service) {
+                    effects.services_changed = true;
+                    self.services.insert(service.id.clone(), service);
+                }
+            }
+            Change::ServiceDeleted { id, .. } => {
+                if self.services.remove(&id).is_some() {
+                    effects.services_changed = true;
+                    effects.purges.push(Purge {
+                        service: id,
+                        target: PurgeTarget::All,
+                        soft: false,
+                        cause: Cause::Deleted,
+                    });
+                }
+            }
+            Change::Purge { purge } => {
+                for target in purge.targets {
+                    effects.purges.push(Purge {
+                        service: purge.service.clone(),
+                        target,
+                        soft: purge.soft,
+                        cause: Cause::Requested(purge.id.0.clone()),
+                    });
+                }
+            }
+        }
+        self.seq = event.seq;
+        Ok(Applied::Event(event.seq))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use outpost_config::{PurgeId, PurgeRecord, TenantId, Timestamp};
+
+    use super::*;
+
+    fn id(name: &str) -> ServiceId {
+        ServiceId::parse(name).unwrap()
+    }
+
+    fn record(name: &str, version: u64) -> ServiceRecord {
+        ServiceRecord {
+            id: id(name),
+            tenant: TenantId::parse("acme").unwrap(),
+            version: Seq(version),
+            updated_at: Timestamp(0),
+            config: serde_json::json!({"name": name, "hosts": [format!("{name}.test")], "origin": "http://o"}),
+            function: None,
+        }
+    }
+
+    fn event(seq: u64, change: Change) -> StreamMessage {
+        StreamMessage::Event(Event { seq: Seq(seq), at: Timestamp(0), change })
+    }
+
+    fn put(seq: u64, name: &str) -> StreamMessage {
+        event(seq, Change::ServicePut { service: record(name, seq) })
+    }
+
+    fn purge(seq: u64, name: &str, soft: bool, targets: Vec<PurgeTarget>) -> StreamMessage {
+        let purge = PurgeRecord {
+            id: PurgeId(format!("p{seq}")),
+            service: id(name),
+            tenant: TenantId::parse("acme").unwrap(),
+            seq: Seq(seq),
+            created_at: Timestamp(0),
+            soft,
+            targets,
+        };
+        event(seq, Change::Purge { purge })
+    }
+
+    fn snapshot(seq: u64, names: &[&str], resync: bool) -> StreamMessage {
+        StreamMessage::Snapshot(Snapshot {
+            seq: Seq(seq),
+            services: names.iter().map(|n| record(n, 1)).collect(),
+            resync,
+        })
+    }
+
+    fn all(name: &str, soft: bool, cause: Cause) -> Purge {
+        Purge { service: id(name), target: PurgeTarget::All, soft, cause }
+    }
+
+    /// Each row: the messages applied to an empty follower, then the applied number, the
+    /// services held, whether they changed, and the purges asked for.
+    #[test]
+    fn messages_change_the_state_and_ask_for_effects() {
+        let tag = PurgeTarget::Tag { tag: "t".into() };
+        let url = PurgeTarget::Url { url: "shop.test/a".into() };
+        let deleted =
+            |seq| event(seq, Change::ServiceDeleted { id: id("shop"), tenant: TenantId::parse("acme").unwrap() });
+        let requested = |seq: u64, target: &PurgeTarget, soft| Purge {
+            service: id("shop"),
+            target: target.clone(),
+            soft,
+            cause: Cause::Requested(format!("p{seq}")),
+        };
+        type Row = (&'static str, Vec<StreamMessage>, u64, Vec<&'static str>, bool, Vec<Purge>);
+        let rows: Vec<Row> = vec![
+            ("a first snapshot", vec![snapshot(5, &["shop", "blog"], false)], 5, vec!["blog", "shop"], true, vec![]),
+            (
+                "a resync soft-purges every service",
+                vec![snapshot(5, &["shop", "blog"], true)],
+                5,
+                vec!["blog", "shop"],
+                true,
+                vec![all("blog", true, Cause::Resync), all("shop", true, Cause::Resync)],
+            ),
+            ("events in order", vec![put(1, "shop"), put(2, "blog")], 2, vec!["blog", "shop"], true, vec![]),
+            (
+                "a purge with two targets",
+                vec![put(1, "shop"), purge(2, "shop", true, vec![tag.clone(), url.clone()])],
+                2,
+                vec!["shop"],
+                true,
+                vec![requested(2, &tag, true), requested(2, &url, true)],
+            ),
+            (
+                "a delete hard-purges the service",
+                vec![put(1, "shop"), deleted(2)],
+                2,
+                vec![],
+                true,
+                vec![all("shop", false, Cause::Deleted)],
+            ),
+            ("a delete of an unknown service does nothing", vec![deleted(1)], 1, vec![], false, vec![]),
+            ("a duplicate is ignored", vec![put(1, "shop"), put(1, "blog")], 1, vec!["shop"], true, vec![]),
+            (
+                "events the snapshot covers are ignored",
+                vec![snapshot(3, &["shop"], false), purge(3, "shop", false, vec![tag.clone()])],
+                3,
+                vec!["shop"],
+                true,
+                vec![],
+            ),
+            (
+                "a snapshot without a service deleted it",
+                vec![put(1, "shop"), put(2, "blog"), snapshot(9, &["blog"], false)],
+                9,
+                vec!["blog"],
+                true,
+                vec![all("shop", false, Cause::Deleted)],
+            ),
+            ("heartbeats change nothing", vec![StreamMessage::Heartbeat { head: Seq(7) }], 0, vec![], false, vec![]),
+        ];
+        for (name, messages, seq, services, changed, purges) in rows {
+            let mut follower = Follower::default();
+            let mut effects = Effects::default();
+            for message in messages {
+                follower.apply(message, &mut effects).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            assert_eq!(follower.seq(), Seq(seq), "{name}");
+            let held: Vec<&str> = follower.records().map(|r| r.id.as_str()).collect();
+            assert_eq!(held, services, "{name}");
+            assert_eq!(effects.services_changed, changed, "{name}");
+            assert_eq!(effects.purges, purges, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_same_snapshot_again_changes_nothing() {
+        let mut follower = Follower::default();
+        follower.apply(snapshot(5, &["shop"], false), &mut Effects::default()).unwrap();
+        let mut effects = Effects::default();
+        assert_eq!(
+            follower.apply(snapshot(6, &["shop"], false), &mut effects),
+            Ok(Applied::Snapshot { seq: Seq(6), resync: false })
+        );
+        assert!(effects.is_empty());
+        assert_eq!(follower.seq(), Seq(6));
+    }
+
+    #[test]
+    fn a_gap_is_refused_and_leaves_the_state_alone() {
+        let mut follower = Follower::restore(Seq(4), vec![record("shop", 2)]);
+        let before = follower.clone();
+        let mut effects = Effects::default();
+        let error = follower.apply(put(6, "blog"), &mut effects).err();
+        assert_eq!(error, Some(ProtocolError::Gap { applied: Seq(4), expected: Seq(5), got: Seq(6) }));
+        assert_eq!(follower, before);
+        assert!(effects.is_empty());
+        assert_eq!(
+            error.map(|e| e.to_string()).unwrap_or_default(),
+            "expected event 5 after 4, got 6: the stream skipped events"
+        );
+    }
+}

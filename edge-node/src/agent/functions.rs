@@ -1,0 +1,160 @@
+//! Deployed edge functions: the `.wasm` files a service record's `function` names, kept in
+//! `<state_dir>/functions/<sha256>.wasm`, and the records as the node runs them.
+//!
+//! A record with a function gets its config's `function.wasm` set to that file (the
+//! `function` table is created with its defaults when the config has none); a record without
+//! one loses any `function` table (settings for a function not deployed yet). A file missing
+//! here is fetched from `GET /v1/functions/{sha256}` with the node token, its hash checked,
+//! and written beside its final name, then renamed, so a half-written file is never used. The
+//! files stay on disk: a node restarted while the control plane is down still has them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use outpost_config::{FunctionRef, ServiceRecord};
+use serde_json::Value;
+
+use super::client::ControlClient;
+use super::error::AgentError;
+
+/// The directory of fetched functions.
+pub struct FunctionFiles {
+    dir: PathBuf,
+}
+
+impl FunctionFiles {
+    /// `<state_dir>/functions`, made absolute (a service config's relative paths would be
+    /// read against the node's config file instead).
+    pub fn new(state_dir: &Path) -> Self {
+        let dir = state_dir.join("functions");
+        Self { dir: std::path::absolute(&dir).unwrap_or(dir) }
+    }
+
+    /// The file of `function`. Its name is the hash, checked to be hex first: nothing from the
+    /// wire becomes a path unchecked.
+    pub fn path(&self, function: &FunctionRef) -> Result<PathBuf, AgentError> {
+        if !FunctionRef::is_sha256(&function.sha256) {
+            return Err(protocol(format!("function hash {:?} is not 64 lower-case hex digits", function.sha256)));
+        }
+        Ok(self.dir.join(format!("{}.wasm", function.sha256)))
+    }
+
+    /// `records` as the node runs them: each function file present (fetched if missing) and
+    /// bound into its config. Fails when a file cannot be had: the caller retries later.
+    pub async fn bind(
+        &self,
+        client: &ControlClient,
+        records: impl Iterator<Item = &ServiceRecord>,
+    ) -> Result<Vec<ServiceRecord>, AgentError> {
+        let mut bound = Vec::new();
+        for record in records {
+            let mut record = record.clone();
+            let wasm = match &record.function {
+                Some(function) => Some(self.ensure(client, function).await?),
+                None => None,
+            };
+            bind_config(&mut record.config, wasm.as_deref());
+            bound.push(record);
+        }
+        Ok(bound)
+    }
+
+    /// The file of `function`, fetched first if it is not here.
+    async fn ensure(&self, client: &ControlClient, function: &FunctionRef) -> Result<PathBuf, AgentError> {
+        let path = self.path(function)?;
+        if tokio::fs::metadata(&path).await.is_ok_and(|m| m.len() == function.size) {
+            return Ok(path);
+        }
+        let bytes = client.function(&function.sha256).await?;
+        let got = sha256_hex(&bytes);
+        if got != function.sha256 {
+            return Err(protocol(format!("function {} arrived with hash {got}; not used", function.sha256)));
+        }
+        let (dir, tmp) = (self.dir.clone(), path.with_extension("wasm.tmp"));
+        let final_path = path.clone();
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&tmp, &bytes)?;
+            std::fs::rename(&tmp, &final_path)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {
+                tracing::info!(sha256 = %function.sha256, version = function.version, size = function.size, "function fetched");
+                Ok(path)
+            }
+            Ok(Err(e)) => Err(protocol(format!("writing {}: {e}", path.display()))),
+            Err(e) => Err(protocol(format!("writing {}: {e}", path.display()))),
+        }
+    }
+}
+
+/// Sets `config.function.wasm` to `wasm`, or drops the `function` table when there is none.
+pub fn bind_config(config: &mut Value, wasm: Option<&Path>) {
+    let Some(object) = config.as_object_mut() else { return };
+    match wasm {
+        Some(wasm) => {
+            let function = object.entry("function").or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if let Some(function) = function.as_object_mut() {
+                function.insert("wasm".to_owned(), Value::String(wasm.to_string_lossy().into_owned()));
+            }
+        }
+        None => {
+            object.remove("function");
+        }
+    }
+}
+
+/// What the node runs, for its ack: service id → `"<version>:<sha256 first 12>"`, for the
+/// records with a function that `running` says are in force.
+pub fn report<'a>(
+    records: impl Iterator<Item = &'a ServiceRecord>,
+    running: impl Fn(&ServiceRecord) -> bool,
+) -> BTreeMap<String, String> {
+    records.filter(|r| running(r)).filter_map(|r| r.function.as_ref().map(|f| (r.id.to_string(), f.label()))).collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().fold(String::with_capacity(64), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    })
+}
+
+fn protocol(message: String) -> AgentError {
+    AgentError::Protocol { step: "function", message }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_deployed_function_is_bound_into_the_config() {
+        let mut with_settings = json!({"name": "shop", "function": {"env": {"A": "1"}}});
+        bind_config(&mut with_settings, Some(Path::new("/state/functions/ab.wasm")));
+        assert_eq!(with_settings["function"], json!({"env": {"A": "1"}, "wasm": "/state/functions/ab.wasm"}));
+        let mut bare = json!({"name": "shop"});
+        bind_config(&mut bare, Some(Path::new("/f.wasm")));
+        assert_eq!(bare["function"], json!({"wasm": "/f.wasm"}));
+        let mut undeployed = json!({"name": "shop", "function": {"env": {"A": "1"}}});
+        bind_config(&mut undeployed, None);
+        assert_eq!(undeployed, json!({"name": "shop"}));
+    }
+
+    #[test]
+    fn only_hex_hashes_become_file_names() {
+        let files = FunctionFiles::new(Path::new("/state"));
+        let bad = FunctionRef { version: 1, sha256: "../../etc/passwd".to_owned(), size: 1 };
+        assert!(files.path(&bad).is_err());
+        let good = FunctionRef { version: 1, sha256: "a".repeat(64), size: 1 };
+        assert_eq!(files.path(&good).unwrap(), Path::new("/state/functions").join(format!("{}.wasm", "a".repeat(64))));
+        // FIPS 180-2 test vector.
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

@@ -1,0 +1,312 @@
+//! The agent: follows the control plane (`[control]`), so the node serves the control plane's
+//! services beside its file's and applies its purges.
+//!
+//! # Lifecycle
+//! `Connecting` (register with `PUT /v1/nodes/{id}`, open `GET /v1/nodes/{id}/stream?after=N`,
+//! N the last number applied and saved) → `Syncing` (a snapshot, or the events missed, up to
+//! the head the registration reported) → `Following` (each new event as it comes; heartbeats)
+//! → on any failure `Backoff` (full-jitter exponential, `control.backoff_min` doubling up to
+//! `control.backoff_max`) → `Connecting`. Silence longer than `control.heartbeat_timeout` is a
+//! failure.
+//!
+//! # One run of lines
+//! Every complete line that has arrived is applied in order to the [`Follower`] (pure, in
+//! `apply`); what that asks of the node is carried out (the service set recompiled and swapped
+//! through the [`Reloader`], purges recorded in the node's purge log); then
+//! `control-state.json` is written (in `state_file`), and only then is the new number
+//! acknowledged (`POST /v1/nodes/{id}/ack`, by a separate task, so the stream is never held up
+//! by an ack). If carrying out fails, the state goes back to the one saved and the stream is
+//! dropped: the next connection resumes from there.
+//!
+//! # Static stability
+//! [`Agent::prepare`] loads the state file and puts its services in force before the node's
+//! listeners serve: a node restarted while the control plane is down serves its last state.
+
+mod apply;
+mod client;
+mod error;
+mod functions;
+mod services;
+mod state_file;
+mod stream;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use std::collections::BTreeMap;
+
+use outpost_config::{Ack, ControlConfig, NodeAddresses, NodeConfig, NodeId, NodeRegistration, Seq, StreamMessage};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use apply::{Applied, Cause, Effects, Follower, ProtocolError, Purge};
+pub use error::AgentError;
+pub use state_file::{StateFile, StateFileError};
+
+use self::client::ControlClient;
+use self::functions::FunctionFiles;
+use self::services::ServiceApplier;
+use self::stream::LineReader;
+use crate::cache::Cache;
+use crate::cache::purge::{self, PurgeSource, Target};
+use crate::metrics::{CONTROL_ACKED_SEQ, CONTROL_APPLIED_SEQ, CONTROL_CONNECTED, CONTROL_RECONNECTS};
+use crate::node::BoundAddrs;
+use crate::reload::Reloader;
+use crate::upstream::retry::backoff;
+
+/// Where the agent is in its lifecycle (logged on each change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Registering and opening the stream.
+    Connecting,
+    /// Applying the snapshot or the events missed, up to the head at registration.
+    Syncing,
+    /// Caught up; applying events as they come.
+    Following,
+    /// Waiting before the next attempt.
+    Backoff,
+}
+
+pub struct Agent {
+    cfg: ControlConfig,
+    node: NodeConfig,
+    client: Arc<ControlClient>,
+    reloader: Arc<Reloader>,
+    cache: Arc<Cache>,
+    follower: Follower,
+    services: ServiceApplier,
+    state_file: Arc<StateFile>,
+    /// Deployed functions' files, fetched by hash.
+    functions: FunctionFiles,
+    /// What the node runs (service id → `"<version>:<sha256 first 12>"`), sent with each ack.
+    running: BTreeMap<String, String>,
+}
+
+impl Agent {
+    /// Loads `control-state.json` and puts its services in force: call before the listeners
+    /// serve. A missing file starts from nothing; an unreadable one is logged, set aside, and
+    /// the node starts from nothing (the control plane sends a snapshot). Fails only when the
+    /// client cannot be built (e.g. `control.ca` holds no certificate).
+    pub async fn prepare(
+        node: &NodeConfig,
+        cfg: &ControlConfig,
+        reloader: Arc<Reloader>,
+        cache: Arc<Cache>,
+    ) -> Result<Self, String> {
+        let id = NodeId::parse(&node.node.name)?;
+        let client = Arc::new(ControlClient::new(cfg, id)?);
+        let state_file = Arc::new(StateFile::new(cfg.state_file(&node.cache.disk_path)));
+        let functions = FunctionFiles::new(cfg.state_dir(&node.cache.disk_path));
+        let mut agent = Self {
+            cfg: cfg.clone(),
+            node: node.clone(),
+            client,
+            reloader,
+            cache,
+            follower: Follower::default(),
+            services: ServiceApplier::new(node.node.role),
+            state_file,
+            functions,
+            running: BTreeMap::new(),
+        };
+        agent.follower = agent.load_saved();
+        let seq = agent.follower.seq();
+        metrics::gauge!(CONTROL_APPLIED_SEQ).set(seq.0 as f64);
+        metrics::gauge!(CONTROL_CONNECTED).set(0.0);
+        if seq > Seq(0) {
+            match agent.apply_services().await {
+                Ok(count) => {
+                    tracing::info!(seq = %seq, services = count, "serving the control plane's services as saved")
+                }
+                Err(e) => tracing::error!(error = %e, "putting the saved control-plane services in force"),
+            }
+        }
+        Ok(agent)
+    }
+
+    /// Starts following; the node's bound addresses go into its registration. Abort the
+    /// handle to stop.
+    pub fn spawn(self, addrs: BoundAddrs) -> tokio::task::JoinHandle<()> {
+        let registration = NodeRegistration {
+            pop: self.node.node.pop.clone(),
+            region: self.node.node.region.clone(),
+            role: self.node.node.role,
+            addresses: NodeAddresses { http: addrs.http, https: addrs.https, admin: addrs.admin },
+        };
+        tokio::spawn(self.run(registration))
+    }
+
+    fn load_saved(&self) -> Follower {
+        match self.state_file.load() {
+            Ok(Some(follower)) => follower,
+            Ok(None) => Follower::default(),
+            Err(e) => {
+                tracing::error!(error = %e, "control state unreadable; starting over from a snapshot");
+                if let Err(e) = self.state_file.set_aside() {
+                    tracing::error!(error = %e, "setting the unreadable control state aside");
+                }
+                Follower::default()
+            }
+        }
+    }
+
+    async fn run(mut self, registration: NodeRegistration) {
+        let (acks, acks_rx) = watch::channel(self.ack());
+        // Dropped with this future (the node stops the agent by aborting it): stops the acks too.
+        let mut tasks = JoinSet::new();
+        tasks.spawn(acknowledge(self.client.clone(), acks_rx, self.cfg.clone()));
+        let mut failures: u32 = 0;
+        loop {
+            let Err(error) = self.session(&registration, &acks, &mut failures).await;
+            metrics::gauge!(CONTROL_CONNECTED).set(0.0);
+            metrics::counter!(CONTROL_RECONNECTS).increment(1);
+            failures = failures.saturating_add(1);
+            let wait = backoff(failures, self.cfg.backoff_min, self.cfg.backoff_max, crate::upstream::jitter());
+            if error.is_auth() {
+                tracing::error!(url = %self.cfg.url, %error, ?wait, phase = ?Phase::Backoff, "control plane refused the node; check its token");
+            } else {
+                tracing::warn!(url = %self.cfg.url, %error, ?wait, phase = ?Phase::Backoff, "disconnected from the control plane");
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One connection: register, open the stream, apply what comes. Ends only with an error.
+    async fn session(
+        &mut self,
+        registration: &NodeRegistration,
+        acks: &watch::Sender<Ack>,
+        failures: &mut u32,
+    ) -> Result<Infallible, AgentError> {
+        tracing::debug!(url = %self.cfg.url, phase = ?Phase::Connecting, "connecting to the control plane");
+        let head = self.client.register(registration).await?;
+        let after = self.follower.seq();
+        let body = self.client.stream(after).await?;
+        metrics::gauge!(CONTROL_CONNECTED).set(1.0);
+        let mut phase = if after >= head { Phase::Following } else { Phase::Syncing };
+        tracing::info!(url = %self.cfg.url, after = %after, head = %head, ?phase, "connected to the control plane");
+        // An acknowledgement may have been lost while the control plane was away: repeat it.
+        if after > Seq(0) {
+            acks.send_replace(self.ack());
+        }
+        let max_line = usize::try_from(self.cfg.max_message_size.as_u64()).unwrap_or(usize::MAX);
+        let mut reader = LineReader::new(body, max_line, self.cfg.heartbeat_timeout);
+        loop {
+            let run = reader.next_run().await?;
+            *failures = 0;
+            self.apply_run(run).await?;
+            if self.follower.seq() > acks.borrow().seq {
+                acks.send_replace(self.ack());
+            }
+            if phase == Phase::Syncing && self.follower.seq() >= head {
+                phase = Phase::Following;
+                tracing::info!(seq = %self.follower.seq(), ?phase, "caught up with the control plane");
+            }
+        }
+    }
+
+    /// Applies a run of messages, carries out their effects, saves the state. On a failure to
+    /// carry out, the state goes back to the one saved.
+    async fn apply_run(&mut self, run: Vec<StreamMessage>) -> Result<(), AgentError> {
+        let before = self.follower.seq();
+        let mut effects = Effects::default();
+        let mut order = Ok(());
+        for message in run {
+            match self.follower.apply(message, &mut effects) {
+                Ok(Applied::Snapshot { seq, resync }) => {
+                    tracing::info!(seq = %seq, resync, "snapshot from the control plane")
+                }
+                Ok(Applied::Duplicate(seq)) => tracing::debug!(seq = %seq, "event already applied; skipped"),
+                Ok(Applied::Event(_) | Applied::Heartbeat { .. }) => {}
+                Err(e) => {
+                    // Apply what came before the gap, then drop the stream.
+                    order = Err(e);
+                    break;
+                }
+            }
+        }
+        if effects.is_empty() && self.follower.seq() == before {
+            return order.map_err(AgentError::from);
+        }
+        if let Err(e) = self.carry_out(effects).await {
+            self.follower = self.load_saved();
+            return Err(e);
+        }
+        let (file, follower) = (self.state_file.clone(), self.follower.clone());
+        let saved = tokio::task::spawn_blocking(move || file.save(&follower)).await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.follower = self.load_saved();
+                return Err(e.into());
+            }
+            Err(e) => {
+                self.follower = self.load_saved();
+                return Err(AgentError::Protocol { step: "apply", message: format!("saving the state: {e}") });
+            }
+        }
+        metrics::gauge!(CONTROL_APPLIED_SEQ).set(self.follower.seq().0 as f64);
+        order.map_err(AgentError::from)
+    }
+
+    async fn carry_out(&mut self, effects: Effects) -> Result<(), AgentError> {
+        if effects.services_changed {
+            let count = self.apply_services().await?;
+            tracing::info!(seq = %self.follower.seq(), services = count, "control-plane services applied");
+        }
+        for p in effects.purges {
+            let target = match Target::from_request(&p.target) {
+                Ok(target) => target,
+                Err(e) => {
+                    // The control plane checked it; a node cannot do better than say so.
+                    tracing::error!(service = %p.service, cause = ?p.cause, error = %e, "purge target not applied");
+                    continue;
+                }
+            };
+            purge::record(&self.cache, p.service.as_str(), target, p.soft, PurgeSource::Control).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Agent {
+    /// Puts the follower's records in force, their functions fetched and bound, and notes
+    /// which functions run.
+    async fn apply_services(&mut self) -> Result<usize, AgentError> {
+        let records = self.functions.bind(&self.client, self.follower.records()).await?;
+        let count = self.services.apply(&self.reloader, records.iter()).await?;
+        self.running = functions::report(records.iter(), |r| !self.services.is_rejected(r));
+        Ok(count)
+    }
+
+    /// The acknowledgement of what is applied and saved.
+    fn ack(&self) -> Ack {
+        Ack { seq: self.follower.seq(), functions: Some(self.running.clone()) }
+    }
+}
+
+/// Acknowledges the latest saved number whenever it moves (or is repeated after a reconnect),
+/// retrying with backoff; a newer number replaces one not yet acknowledged.
+async fn acknowledge(client: Arc<ControlClient>, mut saved: watch::Receiver<Ack>, cfg: ControlConfig) {
+    let mut failures: u32 = 0;
+    while saved.changed().await.is_ok() {
+        loop {
+            let ack = saved.borrow_and_update().clone();
+            let seq = ack.seq;
+            match client.ack(&ack).await {
+                Ok(()) => {
+                    failures = 0;
+                    metrics::gauge!(CONTROL_ACKED_SEQ).set(seq.0 as f64);
+                    tracing::debug!(seq = %seq, "acknowledged");
+                    break;
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let wait = backoff(failures, cfg.backoff_min, cfg.backoff_max, crate::upstream::jitter());
+                    tracing::warn!(seq = %seq, %error, ?wait, "acknowledgement failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Deploying edge functions through the control plane (issue 7, "Functions"): a real control
+//! plane and the two-PoP fleet (three edges, a shield) with no services of their own. A
+//! function is uploaded, activated, replaced and rolled back through the API only; each edge's
+//! answers show which version it runs, and `GET /v1/nodes` shows what each node reports.
+//!
+//! v1 is the probe guest (`/hello` answers `hello from probe ...`), v2 the SDK's hello example
+//! (`hello from <pop>`): two different components, so the answer names the version.
+
+use std::time::{Duration, Instant};
+
+use http::Method;
+use outpost_tests::EdgeNode;
+use outpost_tests::control::{ControlPlane, OPERATOR, json};
+use outpost_tests::fleet::{Fleet, FleetSpec, TENANT_TOKEN};
+use outpost_tests::wasm::{GuestKind, build_guest, probe_guest, repo_root};
+use outpost_tests::{Reply, Req};
+use serde_json::{Value, json};
+
+/// How long a change may take to reach every node before the test gives up (a bound on
+/// waiting, not a measurement).
+const LIMIT: Duration = Duration::from_secs(30);
+
+async fn upload(cp: &ControlPlane, bytes: Vec<u8>) -> anyhow::Result<Value> {
+    let req = Req::new(Method::POST, "control-plane", "/v1/services/shop/functions")
+        .body(bytes)
+        .header("content-type", "application/wasm")
+        .header("authorization", format!("Bearer {TENANT_TOKEN}"));
+    let resp = cp.send(req).await?;
+    anyhow::ensure!(resp.status == 201, "upload: {} {}", resp.status, resp.text());
+    json(&resp)
+}
+
+async fn post(cp: &ControlPlane, path: &str) -> anyhow::Result<Value> {
+    let resp = cp.call(Method::POST, path, Some(TENANT_TOKEN), "").await?;
+    anyhow::ensure!(resp.status == 200, "POST {path}: {} {}", resp.status, resp.text());
+    json(&resp)
+}
+
+/// Waits until `edge` answers `GET shop.test/hello` with a body starting with `prefix`.
+async fn wait_answer(edge: &EdgeNode, prefix: &str) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let resp = edge.get("shop.test", "/hello").await?;
+        if resp.status == 200 && resp.text().starts_with(prefix) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            start.elapsed() < LIMIT,
+            "{} still answers {} {:?}, not {prefix:?}\nstderr:\n{}",
+            edge.name(),
+            resp.status,
+            resp.text(),
+            edge.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until every node of the fleet reports running `label` for `shop` in `GET /v1/nodes`.
+async fn wait_reported(fleet: &Fleet, label: &str) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let resp = fleet.cp.call(Method::GET, "/v1/nodes", Some(OPERATOR), "").await?;
+        let list = json(&resp)?;
+        let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
+        let all = fleet
+            .nodes()
+            .all(|node| nodes.iter().any(|n| n["id"] == node.name() && n["functions"]["shop"].as_str() == Some(label)));
+        if all {
+            return Ok(());
+        }
+        anyhow::ensure!(start.elapsed() < LIMIT, "not every node reports {label}: {list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn label(version: &Value) -> String {
+    let sha = version["sha256"].as_str().unwrap_or_default();
+    format!("{}:{}", version["version"], sha.get(..12).unwrap_or(sha))
+}
+
+#[tokio::test]
+async fn every_node_switches_on_activate_and_back_on_rollback() -> anyhow::Result<()> {
+    let probe = std::fs::read(probe_guest()?)?;
+    let hello = std::fs::read(build_guest(&repo_root()?.join("wasm-sdk"), GuestKind::Example, "hello")?)?;
+    let fleet = Fleet::start(FleetSpec::two_pops()).await?;
+    // `create_shop` waits for `/` to be served (anything but the node's 404).
+    fleet.origin.route("/", Reply::ok("home".to_owned()));
+    fleet.origin.route("/hello", Reply::ok("from the origin".to_owned()));
+    fleet.create_shop(json!({})).await?;
+    for edge in &fleet.edges {
+        wait_answer(edge, "from the origin").await?;
+    }
+
+    // Uploading runs nothing; activating v1 reaches every edge.
+    let v1 = upload(&fleet.cp, probe).await?;
+    let v2 = upload(&fleet.cp, hello).await?;
+    for edge in &fleet.edges {
+        wait_answer(edge, "from the origin").await?;
+    }
+    post(&fleet.cp, "/v1/services/shop/functions/1/activate").await?;
+    for edge in &fleet.edges {
+        wait_answer(edge, "hello from probe").await?;
+    }
+    wait_reported(&fleet, &label(&v1)).await?;
+
+    // v2: each edge switches, and its answer names its PoP.
+    post(&fleet.cp, "/v1/services/shop/functions/2/activate").await?;
+    for edge in &fleet.edges {
+        let pop = if edge.name().contains("iad") { "iad" } else { "fra" };
+        wait_answer(edge, &format!("hello from {pop}")).await?;
+    }
+    wait_reported(&fleet, &label(&v2)).await?;
+
+    // Rollback: v1 again everywhere.
+    let back = post(&fleet.cp, "/v1/services/shop/functions/rollback").await?;
+    assert_eq!(back["function"]["version"], 1, "{back}");
+    for edge in &fleet.edges {
+        wait_answer(edge, "hello from probe").await?;
+    }
+    wait_reported(&fleet, &label(&v1)).await?;
+    Ok(())
+}
