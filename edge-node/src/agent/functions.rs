@@ -66,7 +66,7 @@ impl FunctionFiles {
             return Ok(path);
         }
         let bytes = client.function(&function.sha256).await?;
-        let got = sha256_hex(&bytes);
+        let got = crate::function::sha256_hex(&bytes);
         if got != function.sha256 {
             return Err(protocol(format!("function {} arrived with hash {got}; not used", function.sha256)));
         }
@@ -114,15 +114,6 @@ pub fn report<'a>(
     records.filter(|r| running(r)).filter_map(|r| r.function.as_ref().map(|f| (r.id.to_string(), f.label()))).collect()
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest.as_ref().iter().fold(String::with_capacity(64), |mut hex, byte| {
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    })
-}
-
 fn protocol(message: String) -> AgentError {
     AgentError::Protocol { step: "function", message }
 }
@@ -155,6 +146,9 @@ mod tests {
         let good = FunctionRef { version: 1, sha256: "a".repeat(64), size: 1 };
         assert_eq!(files.path(&good).unwrap(), Path::new("/state/functions").join(format!("{}.wasm", "a".repeat(64))));
         // FIPS 180-2 test vector.
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            crate::function::sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -127,7 +127,9 @@ fn backend(
     Ok(Backend { service: Arc::new(service), host: Some(backend_host.into()) })
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// SHA-256 of `bytes` as 64 lower-case hex digits: a function version's name, and the file name
+/// of a deployed `.wasm` (checked against it after a download).
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -33,6 +33,7 @@ mod state;
 mod tests;
 
 pub use compile::Function;
+pub(crate) use compile::sha256_hex;
 pub use host::{CodeSource, FunctionHost};
 pub use invoke::{CLIENT_IP, NODE, POP, REQUEST_ID};
 pub use state::HostState;
