@@ -4,7 +4,9 @@
 //! answers show which version it runs, and `GET /v1/nodes` shows what each node reports.
 //!
 //! v1 is the probe guest (`/hello` answers `hello from probe ...`), v2 the SDK's hello example
-//! (`hello from <pop>`): two different components, so the answer names the version.
+//! (`hello from <pop>`): two different components, so the answer names the version. v3 is the
+//! hello example with one import renamed (`wasi:cli/environmenx`): a valid component the control
+//! plane accepts, which no node can link, so every node keeps the version it ran.
 
 use std::time::{Duration, Instant};
 
@@ -74,6 +76,39 @@ async fn wait_reported(fleet: &Fleet, label: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Waits until `node` has logged that it rejected a service version `times` times in all.
+async fn wait_rejected(node: &EdgeNode, times: usize) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while node.stderr_text().matches("service version not applied on this node").count() < times {
+        anyhow::ensure!(start.elapsed() < LIMIT, "{} never rejected v3\nstderr:\n{}", node.name(), node.stderr_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// The function files in `node`'s state directory (the cache directory in the harness).
+fn function_files(node: &EdgeNode) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(node.dir().join("cache").join("functions"))? {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// `hello` with its `wasi:cli/environment` import renamed: still a valid component exporting
+/// the handler, but one importing an interface no node offers.
+fn unlinkable(hello: &[u8]) -> Vec<u8> {
+    let (from, to) = (b"wasi:cli/environment@".as_slice(), b"wasi:cli/environmenx@".as_slice());
+    let mut bytes = hello.to_vec();
+    let mut i = 0;
+    while let Some(at) = bytes[i..].windows(from.len()).position(|w| w == from) {
+        bytes[i + at..i + at + to.len()].copy_from_slice(to);
+        i += at + to.len();
+    }
+    bytes
+}
+
 fn label(version: &Value) -> String {
     let sha = version["sha256"].as_str().unwrap_or_default();
     format!("{}:{}", version["version"], sha.get(..12).unwrap_or(sha))
@@ -83,7 +118,9 @@ fn label(version: &Value) -> String {
 async fn every_node_switches_on_activate_and_back_on_rollback() -> anyhow::Result<()> {
     let probe = std::fs::read(probe_guest()?)?;
     let hello = std::fs::read(build_guest(&repo_root()?.join("wasm-sdk"), GuestKind::Example, "hello")?)?;
-    let fleet = Fleet::start(FleetSpec::two_pops()).await?;
+    let broken = unlinkable(&hello);
+    assert_ne!(broken, hello, "the hello example imports wasi:cli/environment");
+    let mut fleet = Fleet::start(FleetSpec::two_pops()).await?;
     // `create_shop` waits for `/` to be served (anything but the node's 404).
     fleet.origin.route("/", Reply::ok("home".to_owned()));
     fleet.origin.route("/hello", Reply::ok("from the origin".to_owned()));
@@ -119,5 +156,39 @@ async fn every_node_switches_on_activate_and_back_on_rollback() -> anyhow::Resul
         wait_answer(edge, "hello from probe").await?;
     }
     wait_reported(&fleet, &label(&v1)).await?;
+
+    // v3 does not link on any node: each keeps running v1, says why in its log, and reports v1.
+    let v3 = upload(&fleet.cp, broken).await?;
+    post(&fleet.cp, "/v1/services/shop/functions/3/activate").await?;
+    for node in fleet.nodes() {
+        wait_rejected(node, 1).await?;
+    }
+    for edge in &fleet.edges {
+        let resp = edge.get("shop.test", "/hello").await?;
+        assert!(resp.text().starts_with("hello from probe"), "{}: {} {}", edge.name(), resp.status, resp.text());
+    }
+    wait_reported(&fleet, &label(&v1)).await?;
+    let stderr = fleet.edges[0].stderr_text();
+    assert!(stderr.contains("environmenx"), "the log names what failed:\n{stderr}");
+
+    // ... also after a restart (the kept version is saved with the control state), and before
+    // the node hears from the control plane again.
+    fleet.edges[0].restart().await?;
+    let resp = fleet.edges[0].get("shop.test", "/hello").await?;
+    assert!(resp.text().starts_with("hello from probe"), "after restart: {} {}", resp.status, resp.text());
+    wait_reported(&fleet, &label(&v1)).await?;
+
+    // The next good version applies as usual; files no version in force names are removed.
+    post(&fleet.cp, "/v1/services/shop/functions/2/activate").await?;
+    for edge in &fleet.edges {
+        let pop = if edge.name().contains("iad") { "iad" } else { "fra" };
+        wait_answer(edge, &format!("hello from {pop}")).await?;
+    }
+    wait_reported(&fleet, &label(&v2)).await?;
+    let v2_file = format!("{}.wasm", v2["sha256"].as_str().unwrap_or_default());
+    for edge in &fleet.edges {
+        assert_eq!(function_files(edge)?, std::slice::from_ref(&v2_file), "{}", edge.name());
+    }
+    assert!(v3["sha256"] != v2["sha256"]);
     Ok(())
 }

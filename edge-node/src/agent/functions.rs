@@ -6,9 +6,11 @@
 //! one loses any `function` table (settings for a function not deployed yet). A file missing
 //! here is fetched from `GET /v1/functions/{sha256}` with the node token, its hash checked,
 //! and written beside its final name, then renamed, so a half-written file is never used. The
-//! files stay on disk: a node restarted while the control plane is down still has them.
+//! files stay on disk while a record names them or a service runs them: a node restarted while
+//! the control plane is down still has them. Files nothing names any more are removed after
+//! each apply, so the directory holds at most a few versions per service.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use outpost_config::{FunctionRef, ServiceRecord};
@@ -87,6 +89,37 @@ impl FunctionFiles {
             Err(e) => Err(protocol(format!("writing {}: {e}", path.display()))),
         }
     }
+
+    /// Removes the function files (and leftover temporary files) that none of `used` names.
+    /// Failures are logged: a file left behind costs only disk.
+    pub async fn remove_unused<'a>(&self, used: impl Iterator<Item = &'a FunctionRef>) {
+        let keep: HashSet<String> = used.map(|f| format!("{}.wasm", f.sha256)).collect();
+        let dir = self.dir.clone();
+        let removed = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let mut removed = Vec::new();
+            for entry in entries {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                let ours = name.ends_with(".wasm") || name.ends_with(".wasm.tmp");
+                if ours && !keep.contains(&name) {
+                    std::fs::remove_file(dir.join(&name))?;
+                    removed.push(name);
+                }
+            }
+            Ok(removed)
+        })
+        .await;
+        match removed {
+            Ok(Ok(removed)) if removed.is_empty() => {}
+            Ok(Ok(removed)) => tracing::info!(files = ?removed, "function files no service uses removed"),
+            Ok(Err(e)) => tracing::warn!(dir = %self.dir.display(), error = %e, "removing unused function files"),
+            Err(e) => tracing::warn!(dir = %self.dir.display(), error = %e, "removing unused function files"),
+        }
+    }
 }
 
 /// Sets `config.function.wasm` to `wasm`, or drops the `function` table when there is none.
@@ -103,15 +136,6 @@ pub fn bind_config(config: &mut Value, wasm: Option<&Path>) {
             object.remove("function");
         }
     }
-}
-
-/// What the node runs, for its ack: service id → `"<version>:<sha256 first 12>"`, for the
-/// records with a function that `running` says are in force.
-pub fn report<'a>(
-    records: impl Iterator<Item = &'a ServiceRecord>,
-    running: impl Fn(&ServiceRecord) -> bool,
-) -> BTreeMap<String, String> {
-    records.filter(|r| running(r)).filter_map(|r| r.function.as_ref().map(|f| (r.id.to_string(), f.label()))).collect()
 }
 
 fn protocol(message: String) -> AgentError {
@@ -150,5 +174,25 @@ mod tests {
             crate::function::sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[tokio::test]
+    async fn files_no_record_names_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FunctionFiles::new(dir.path());
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let functions = dir.path().join("functions");
+        std::fs::create_dir_all(&functions).unwrap();
+        for name in [format!("{a}.wasm"), format!("{b}.wasm"), format!("{b}.wasm.tmp"), "notes.txt".to_owned()] {
+            std::fs::write(functions.join(name), b"x").unwrap();
+        }
+        let used = FunctionRef { version: 1, sha256: a.clone(), size: 1 };
+        files.remove_unused(std::iter::once(&used)).await;
+        let mut left: Vec<_> =
+            std::fs::read_dir(&functions).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, [format!("{a}.wasm"), "notes.txt".to_owned()]);
+        // No directory yet: nothing to do, no error.
+        FunctionFiles::new(&dir.path().join("none")).remove_unused(std::iter::empty()).await;
     }
 }

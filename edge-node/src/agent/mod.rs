@@ -41,7 +41,7 @@ use tokio::task::JoinSet;
 
 pub use apply::{Applied, Cause, Effects, Follower, ProtocolError, Purge};
 pub use error::AgentError;
-pub use state_file::{StateFile, StateFileError};
+pub use state_file::{Saved, StateFile, StateFileError};
 
 use self::client::ControlClient;
 use self::functions::FunctionFiles;
@@ -109,7 +109,9 @@ impl Agent {
             functions,
             running: BTreeMap::new(),
         };
-        agent.follower = agent.load_saved();
+        let saved = agent.load_saved();
+        agent.services = ServiceApplier::restore(node.node.role, saved.kept);
+        agent.follower = saved.follower;
         let seq = agent.follower.seq();
         metrics::gauge!(CONTROL_APPLIED_SEQ).set(seq.0 as f64);
         metrics::gauge!(CONTROL_CONNECTED).set(0.0);
@@ -136,16 +138,16 @@ impl Agent {
         tokio::spawn(self.run(registration))
     }
 
-    fn load_saved(&self) -> Follower {
+    fn load_saved(&self) -> Saved {
         match self.state_file.load() {
-            Ok(Some(follower)) => follower,
-            Ok(None) => Follower::default(),
+            Ok(Some(saved)) => saved,
+            Ok(None) => Saved::default(),
             Err(e) => {
                 tracing::error!(error = %e, "control state unreadable; starting over from a snapshot");
                 if let Err(e) = self.state_file.set_aside() {
                     tracing::error!(error = %e, "setting the unreadable control state aside");
                 }
-                Follower::default()
+                Saved::default()
             }
         }
     }
@@ -229,19 +231,19 @@ impl Agent {
             return order.map_err(AgentError::from);
         }
         if let Err(e) = self.carry_out(effects).await {
-            self.follower = self.load_saved();
+            self.follower = self.load_saved().follower;
             return Err(e);
         }
-        let (file, follower) = (self.state_file.clone(), self.follower.clone());
-        let saved = tokio::task::spawn_blocking(move || file.save(&follower)).await;
+        let (file, follower, kept) = (self.state_file.clone(), self.follower.clone(), self.services.kept());
+        let saved = tokio::task::spawn_blocking(move || file.save(&follower, kept)).await;
         match saved {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                self.follower = self.load_saved();
+                self.follower = self.load_saved().follower;
                 return Err(e.into());
             }
             Err(e) => {
-                self.follower = self.load_saved();
+                self.follower = self.load_saved().follower;
                 return Err(AgentError::Protocol { step: "apply", message: format!("saving the state: {e}") });
             }
         }
@@ -270,12 +272,14 @@ impl Agent {
 }
 
 impl Agent {
-    /// Puts the follower's records in force, their functions fetched and bound, and notes
-    /// which functions run.
+    /// Puts the follower's records in force, their functions fetched and bound, notes which
+    /// functions run, and removes the function files nothing runs any more.
     async fn apply_services(&mut self) -> Result<usize, AgentError> {
         let records = self.functions.bind(&self.client, self.follower.records()).await?;
         let count = self.services.apply(&self.reloader, records.iter()).await?;
-        self.running = functions::report(records.iter(), |r| !self.services.is_rejected(r));
+        self.running = self.services.running();
+        let used = records.iter().chain(self.services.in_force()).filter_map(|r| r.function.as_ref());
+        self.functions.remove_unused(used).await;
         Ok(count)
     }
 

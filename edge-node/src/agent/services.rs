@@ -5,29 +5,38 @@
 //! with the file's services (a control-plane service replaces a file service of the same name),
 //! checks the merged set and compiles it in one swap.
 //!
-//! A record that cannot run on this node is **left out, logged, and counted**
+//! A version that cannot run on this node is **rejected, logged, and counted**
 //! (`outpost_control_rejected_services`), and every other service still applies: one tenant's
 //! config never blocks the rest. Reasons are local to the node, since the control plane
 //! validated the config: a host that one of this node's file services (under another name)
-//! already serves, an `origin_ca` missing here, a compile error. The file's service of the same
-//! name, if any, keeps serving. The event still counts as applied (the sequence number moves on
-//! and is acknowledged): the node cannot do better by retrying it, and the next version of the
-//! service is tried afresh.
+//! already serves, an `origin_ca` missing here, a function that does not compile here (it
+//! imports an interface this node's host does not offer, say). The service then **keeps the
+//! version it ran before** (config and function: nodes compile a new version before they
+//! switch to it), and the node reports that version as the one it runs. A service with no
+//! earlier version on this node is left out (the file's service of the same name, if any,
+//! keeps serving). The event still counts as applied (the sequence number moves on and is
+//! acknowledged): the node cannot do better by retrying it, and the next version of the
+//! service is tried afresh. The versions kept this way are saved with the control state, so a
+//! restarted node runs them again.
 //!
 //! One config serves both tiers: on a shield, a service's `shields` are dropped (a shield's
 //! misses go to the origins, never to another shield or itself).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use outpost_config::{NodeRole, Seq, ServiceConfig, ServiceId, ServiceRecord};
 
 use crate::reload::{ReloadError, Reloader};
 
-/// Applies record sets, remembering which versions failed so that a later set does not try
-/// them again (trying costs a full recompile each).
+/// Applies record sets, remembering what runs for each service and which versions failed (so
+/// that a later set does not try them again: trying costs a full recompile each).
 pub struct ServiceApplier {
     role: NodeRole,
+    /// Versions rejected on this node, by service.
     rejected: HashMap<ServiceId, Seq>,
+    /// The record each control-plane service runs from (as bound to its function file): the
+    /// newest version, or an earlier one when the newest was rejected.
+    in_force: HashMap<ServiceId, ServiceRecord>,
 }
 
 /// A record that could not be applied, and why.
@@ -38,17 +47,67 @@ pub struct Rejected {
     pub reason: String,
 }
 
+/// One service as it goes to the reloader.
+struct Candidate<'a> {
+    /// The newest record, when it is to be tried (not rejected already).
+    newest: Option<(&'a ServiceRecord, ServiceConfig)>,
+    /// The version in force before, to keep when the newest cannot run.
+    earlier: Option<(ServiceRecord, ServiceConfig)>,
+}
+
+impl Candidate<'_> {
+    /// The record and config tried first.
+    fn first(&self) -> Option<(&ServiceRecord, &ServiceConfig)> {
+        match (&self.newest, &self.earlier) {
+            (Some((record, config)), _) => Some((*record, config)),
+            (None, Some((record, config))) => Some((record, config)),
+            (None, None) => None,
+        }
+    }
+}
+
 impl ServiceApplier {
     pub fn new(role: NodeRole) -> Self {
-        Self { role, rejected: HashMap::new() }
+        Self { role, rejected: HashMap::new(), in_force: HashMap::new() }
     }
 
-    /// Whether `record`'s version was left out (its service does not run from it).
-    pub fn is_rejected(&self, record: &ServiceRecord) -> bool {
-        self.rejected.get(&record.id) == Some(&record.version)
+    /// An applier that knows the earlier versions `kept` (from the saved control state), so a
+    /// restarted node falls back to them again. The newest versions they stood in for are
+    /// tried once more: the node may have changed (an upgrade, a CA file put in place).
+    pub fn restore(role: NodeRole, kept: Vec<ServiceRecord>) -> Self {
+        let mut applier = Self::new(role);
+        for record in kept {
+            applier.in_force.insert(record.id.clone(), record);
+        }
+        applier
     }
 
-    /// Puts `records` in force as the control plane's services. Returns how many run.
+    /// What runs, for the ack: service id → `"<version>:<sha256 first 12>"` of its function,
+    /// for the services in force with one.
+    pub fn running(&self) -> BTreeMap<String, String> {
+        self.in_force.iter().filter_map(|(id, r)| r.function.as_ref().map(|f| (id.to_string(), f.label()))).collect()
+    }
+
+    /// The earlier versions kept in force because the newest was rejected: saved with the
+    /// control state.
+    pub fn kept(&self) -> Vec<ServiceRecord> {
+        let mut kept: Vec<ServiceRecord> = self
+            .in_force
+            .iter()
+            .filter(|(id, record)| self.rejected.get(*id).is_some_and(|newest| *newest != record.version))
+            .map(|(_, record)| record.clone())
+            .collect();
+        kept.sort_by(|a, b| a.id.cmp(&b.id));
+        kept
+    }
+
+    /// Every record in force (the function files they name must stay on disk).
+    pub fn in_force(&self) -> impl Iterator<Item = &ServiceRecord> {
+        self.in_force.values()
+    }
+
+    /// Puts `records` in force as the control plane's services (each its newest version, or
+    /// the one it ran before when the newest cannot run here). Returns how many run.
     pub async fn apply<'a>(
         &mut self,
         reloader: &Reloader,
@@ -56,56 +115,93 @@ impl ServiceApplier {
     ) -> Result<usize, ReloadError> {
         let mut candidates = Vec::new();
         let mut rejected = Vec::new();
-        // Versions that failed before: left out again, without another error line.
+        // Versions that failed before: not tried again, without another error line.
         let mut known: HashMap<ServiceId, Seq> = HashMap::new();
         for record in records {
+            let earlier = self.earlier(record);
             if self.rejected.get(&record.id) == Some(&record.version) {
                 known.insert(record.id.clone(), record.version);
+                candidates.push(Candidate { newest: None, earlier });
                 continue;
             }
             match parse(record, self.role) {
-                Ok(config) => candidates.push((record, config)),
-                Err(reason) => rejected.push(Rejected { id: record.id.clone(), version: record.version, reason }),
+                Ok(config) => candidates.push(Candidate { newest: Some((record, config)), earlier }),
+                Err(reason) => {
+                    rejected.push(Rejected { id: record.id.clone(), version: record.version, reason });
+                    candidates.push(Candidate { newest: None, earlier });
+                }
             }
         }
-        let configs: Vec<ServiceConfig> = candidates.iter().map(|(_, c)| c.clone()).collect();
-        let applied = match reloader.set_remote(configs).await {
-            Ok(_) => candidates.len(),
+        let first: Vec<(&ServiceRecord, &ServiceConfig)> = candidates.iter().filter_map(Candidate::first).collect();
+        let configs: Vec<ServiceConfig> = first.iter().map(|(_, c)| (*c).clone()).collect();
+        let in_force = match reloader.set_remote(configs).await {
+            Ok(_) => first.into_iter().map(|(r, _)| (r.id.clone(), r.clone())).collect(),
             Err(ReloadError::Join(e)) => return Err(ReloadError::Join(e)),
             // One of them (or more) does not fit this node: find which, one at a time.
-            Err(_) => self.apply_one_by_one(reloader, candidates, &mut rejected).await?,
+            Err(_) => apply_one_by_one(reloader, &candidates, &mut rejected).await?,
         };
         for r in &rejected {
-            tracing::error!(service = %r.id, version = %r.version, reason = %r.reason, "control-plane service not applied on this node");
+            let kept = in_force.get(&r.id).map(|k: &ServiceRecord| k.version.to_string());
+            let kept = kept.as_deref().unwrap_or("none: the service is left out");
+            tracing::error!(service = %r.id, version = %r.version, kept, reason = %r.reason,
+                "control-plane service version not applied on this node; the version in force stays");
             known.insert(r.id.clone(), r.version);
         }
         metrics::gauge!(crate::metrics::CONTROL_REJECTED_SERVICES).set(known.len() as f64);
         self.rejected = known;
-        Ok(applied)
+        self.in_force = in_force;
+        Ok(self.in_force.len())
     }
 
-    async fn apply_one_by_one(
-        &self,
-        reloader: &Reloader,
-        candidates: Vec<(&ServiceRecord, ServiceConfig)>,
-        rejected: &mut Vec<Rejected>,
-    ) -> Result<usize, ReloadError> {
-        let mut accepted: Vec<ServiceConfig> = Vec::new();
-        for (record, config) in candidates {
-            accepted.push(config);
+    /// The version of `record`'s service in force before, when it is an earlier one that this
+    /// node can still parse.
+    fn earlier(&self, record: &ServiceRecord) -> Option<(ServiceRecord, ServiceConfig)> {
+        let earlier = self.in_force.get(&record.id).filter(|e| e.version != record.version)?;
+        parse(earlier, self.role).ok().map(|config| (earlier.clone(), config))
+    }
+}
+
+/// Finds which candidates fit with the others: each tries its newest version, then its earlier
+/// one; what fits stays. Puts the set that fits in force and returns its records.
+async fn apply_one_by_one(
+    reloader: &Reloader,
+    candidates: &[Candidate<'_>],
+    rejected: &mut Vec<Rejected>,
+) -> Result<HashMap<ServiceId, ServiceRecord>, ReloadError> {
+    let mut accepted: Vec<ServiceConfig> = Vec::new();
+    let mut in_force = HashMap::new();
+    for candidate in candidates {
+        let newest = candidate.newest.as_ref().map(|(r, c)| (*r, c));
+        let earlier = candidate.earlier.as_ref().map(|(r, c)| (r, c));
+        let mut newest_failed = false;
+        for (record, config) in newest.into_iter().chain(earlier) {
+            accepted.push(config.clone());
             match reloader.set_remote(accepted.clone()).await {
-                Ok(_) => {}
+                Ok(_) => {
+                    in_force.insert(record.id.clone(), record.clone());
+                    break;
+                }
                 Err(ReloadError::Join(e)) => return Err(ReloadError::Join(e)),
                 Err(e) => {
                     accepted.pop();
-                    rejected.push(Rejected { id: record.id.clone(), version: record.version, reason: e.to_string() });
+                    if candidate.newest.is_some() && !newest_failed {
+                        newest_failed = true;
+                        rejected.push(Rejected {
+                            id: record.id.clone(),
+                            version: record.version,
+                            reason: e.to_string(),
+                        });
+                    } else {
+                        tracing::error!(service = %record.id, version = %record.version, error = %e,
+                            "the version in force before no longer runs on this node either");
+                    }
                 }
             }
         }
-        // The last attempt may have been refused: put the accepted set in force.
-        reloader.set_remote(accepted.clone()).await?;
-        Ok(accepted.len())
     }
+    // The last attempt may have been refused: put the accepted set in force.
+    reloader.set_remote(accepted).await?;
+    Ok(in_force)
 }
 
 /// A record's config as a node in `role` runs it: parsed, named after the record, validated

@@ -2,6 +2,9 @@
 //! and every service record as of it), so that a node restarted while the control plane is down
 //! serves what it served before (static stability), and resumes the stream after that number.
 //!
+//! Beside them, the earlier versions a service still runs because its newest version cannot
+//! run on this node (see `services`), so a restarted node keeps running them.
+//!
 //! Written whole to a temporary file, synced, renamed over the old one and the directory
 //! synced: a crash leaves the old state or the new, never half of one. Written before the
 //! node acknowledges, so an acknowledged number is always on disk.
@@ -24,6 +27,17 @@ struct OnDisk {
     format: u32,
     seq: Seq,
     services: Vec<ServiceRecord>,
+    /// Earlier versions kept in force (absent from files written before there were any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    kept: Vec<ServiceRecord>,
+}
+
+/// The state as saved.
+#[derive(Default)]
+pub struct Saved {
+    pub follower: Follower,
+    /// Earlier versions kept in force in place of newer ones that cannot run here.
+    pub kept: Vec<ServiceRecord>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +61,7 @@ impl StateFile {
     }
 
     /// The state last saved; `None` when there is no file (a node that never followed).
-    pub fn load(&self) -> Result<Option<Follower>, StateFileError> {
+    pub fn load(&self) -> Result<Option<Saved>, StateFileError> {
         let text = match std::fs::read(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -57,7 +71,7 @@ impl StateFile {
         if disk.format != FORMAT {
             return Err(self.error(format!("format {} is not {FORMAT}, the one this node reads", disk.format)));
         }
-        Ok(Some(Follower::restore(disk.seq, disk.services)))
+        Ok(Some(Saved { follower: Follower::restore(disk.seq, disk.services), kept: disk.kept }))
     }
 
     /// Moves an unreadable file aside (`control-state.json.bad`), keeping it for inspection, so
@@ -68,9 +82,11 @@ impl StateFile {
         Ok(aside)
     }
 
-    /// Writes `follower` atomically and durably. Blocking: call it off the async threads.
-    pub fn save(&self, follower: &Follower) -> Result<(), StateFileError> {
-        let disk = OnDisk { format: FORMAT, seq: follower.seq(), services: follower.records().cloned().collect() };
+    /// Writes `follower` and the versions `kept` atomically and durably. Blocking: call it off
+    /// the async threads.
+    pub fn save(&self, follower: &Follower, kept: Vec<ServiceRecord>) -> Result<(), StateFileError> {
+        let disk =
+            OnDisk { format: FORMAT, seq: follower.seq(), services: follower.records().cloned().collect(), kept };
         let json = serde_json::to_vec(&disk).map_err(|e| self.error(format!("serialize: {e}")))?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| self.error(format!("create {}: {e}", dir.display())))?;
@@ -115,8 +131,11 @@ mod tests {
         let file = StateFile::new(dir.path().join("sub").join("control-state.json"));
         assert!(file.load().unwrap().is_none(), "no file yet");
         let follower = Follower::restore(Seq(9), vec![record("shop", 3), record("blog", 9)]);
-        file.save(&follower).unwrap();
-        let back = file.load().unwrap().unwrap();
+        file.save(&follower, vec![record("shop", 2)]).unwrap();
+        let saved = file.load().unwrap().unwrap();
+        assert_eq!(saved.kept.len(), 1);
+        assert_eq!(saved.kept[0].version, Seq(2));
+        let back = saved.follower;
         assert_eq!(back.seq(), Seq(9));
         let ids: Vec<_> = back.records().map(|r| (r.id.as_str().to_owned(), r.version)).collect();
         assert_eq!(ids, [("blog".to_owned(), Seq(9)), ("shop".to_owned(), Seq(3))]);
