@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use edge_node::cli;
 
+// Per request the node allocates and frees many small objects (headers, futures, a function's
+// store and resource table); mimalloc's thread-local free lists serve them with less work than
+// glibc's malloc (bench/functions.sh measures the difference).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "edge-node",

@@ -257,6 +257,17 @@ async fn a_trapping_function_fails_its_request_and_the_next_requests_are_served(
     let resp = node.get(HOST, "/set-then-trap").await?;
     assert_eq!(resp.status, 500, "{}", resp.summary());
     assert_eq!(resp.text(), "probe set this response, then trapped\n");
+
+    // Each run is counted by how it ended: 5 answered, 2 trapped; 7 instances made.
+    let metrics = node.admin(Method::GET, "/metrics", "").await?.text();
+    for series in [
+        "outpost_function_requests_total{service=\"shop\",outcome=\"ok\"} 5",
+        "outpost_function_requests_total{service=\"shop\",outcome=\"trap\"} 2",
+        "outpost_function_instantiations_total{service=\"shop\"} 7",
+        "outpost_function_duration_seconds_count{outcome=\"trap\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == series), "no `{series}` in:\n{metrics}");
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use outpost_config::{FunctionConfig, HostHeader, NodeConfig, OriginUrl, ServiceC
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::host::{CodeSource, FunctionHost};
+use super::meters::Meters;
 use super::outgoing::Backend;
 use super::state::HostState;
 use crate::service::{CompileError, CompiledService};
@@ -24,6 +25,7 @@ pub struct Function {
     pub(super) env: Arc<[(String, String)]>,
     pub(super) backends: Arc<[(Box<str>, Backend)]>,
     pub(super) limits: Limits,
+    pub(super) meters: Meters,
 }
 
 /// `[services.function]`'s bounds, in the units the host uses.
@@ -98,6 +100,7 @@ impl Function {
             env: config.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             backends: backends.into(),
             limits: Limits::from_config(config),
+            meters: Meters::new(&svc.name),
         })
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use outpost_config::{FunctionsConfig, NodeSection};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::state::HostState;
 
@@ -83,6 +83,13 @@ impl FunctionHost {
     }
 }
 
+/// Bytes of a slot's linear memory reset in place rather than decommitted.
+const KEEP_RESIDENT_MEMORY: usize = 16 << 20;
+/// Bytes of a slot's tables reset in place.
+const KEEP_RESIDENT_TABLE: usize = 64 << 10;
+/// Decommits queued before one flush.
+const DECOMMIT_BATCH: usize = 16;
+
 impl Runtime {
     fn start(config: &FunctionsConfig) -> wasmtime::Result<Self> {
         let instances = config.max_instances;
@@ -95,7 +102,18 @@ impl Runtime {
             .total_memories(instances.saturating_mul(2))
             .total_stacks(instances)
             .max_memory_size(config.max_memory.as_usize())
-            .max_memories_per_module(2);
+            .max_memories_per_module(2)
+            // A slot's memory is reset for its next request. By default that is an madvise of
+            // the whole memory, and the next guest page-faults every page it touches again (a
+            // quarter of a small function's CPU in a profile). Instead, find the pages written
+            // (Linux's PAGEMAP_SCAN, 6.7+; else the lowest bytes) and copy the image back over
+            // them, up to these sizes; they stay resident for the next request. RSS stays
+            // bounded: at most max_unused_warm_slots (100) idle slots keep pages this way.
+            .pagemap_scan(Enabled::Auto)
+            .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
+            .table_keep_resident(KEEP_RESIDENT_TABLE)
+            // Whatever still needs an madvise is done several slots at a time.
+            .decommit_batch_size(DECOMMIT_BATCH);
         // Clones of a `Cache` share its hit counter: the engine gets one, we read the other.
         let cache = Cache::new(cache_config(config)?)?;
         let mut wasm = Config::new();

@@ -1,6 +1,7 @@
 //! One request through a function: a fresh store and instance from the template, the host's
 //! request headers, the CPU, wall-clock, memory and body limits, and what the client gets when
-//! the guest fails. The guest runs on its own task, so its response body keeps streaming after
+//! the guest fails. The guest runs in the request's task until it answers; one still running
+//! then (streaming its body, say) goes on in a task of its own, so its body keeps streaming after
 //! the response head is handed to the pipeline.
 
 use std::sync::Arc;
@@ -20,12 +21,12 @@ use super::bodies::{GuestBody, request_body};
 use super::compile::{Function, Limits};
 use super::limits::{CpuMeter, MemoryBudget, Metered, Verdict, thread_cpu};
 use super::logs::{self, Pipe, Sink, Stream};
+use super::meters::OUTCOMES;
 use super::outgoing::{FetchCtx, Outgoing};
 use super::state::HostState;
 use crate::body::EdgeBody;
 use crate::ctx::RequestCtx;
 use crate::error::{EdgeError, ErrorKind};
-use crate::metrics;
 use crate::pipeline::NodeState;
 use crate::service::CompiledService;
 
@@ -57,16 +58,21 @@ impl Ending {
         *self != Ending::Finished
     }
 
-    /// Bounded label for metrics.
-    fn label(&self) -> &'static str {
+    /// Index of its label in [`OUTCOMES`].
+    fn index(&self) -> usize {
         match self {
-            Ending::Finished => "ok",
-            Ending::Trap(_) => "trap",
-            Ending::CpuTime(_) => "cpu",
-            Ending::WallTime(_) => "wall",
-            Ending::Memory(_) => "memory",
-            Ending::Capacity => "capacity",
+            Ending::Finished => 0,
+            Ending::Trap(_) => 1,
+            Ending::CpuTime(_) => 2,
+            Ending::WallTime(_) => 3,
+            Ending::Memory(_) => 4,
+            Ending::Capacity => 5,
         }
+    }
+
+    /// Bounded label for metrics and logs.
+    fn label(&self) -> &'static str {
+        OUTCOMES[self.index()]
     }
 
     pub(crate) fn reason(&self) -> String {
@@ -179,26 +185,24 @@ impl Function {
         let (end_tx, mut end_rx) = oneshot::channel();
         let (release_tx, release_rx) = oneshot::channel::<()>();
 
-        let pre = self.pre.clone();
-        let service = names.service.clone();
-        let task_names =
-            Names { service: service.clone(), version: names.version.clone(), request_id: names.request_id.clone() };
-        tokio::spawn(async move {
+        let this = self.clone();
+        let task_names = Names {
+            service: names.service.clone(),
+            version: names.version.clone(),
+            request_id: names.request_id.clone(),
+        };
+        let mut guest = Box::pin(async move {
             let started = Instant::now();
             let result = {
                 let run = async {
-                    let proxy = pre.instantiate_async(&mut store).await?;
-                    ::metrics::counter!(metrics::FUNCTION_INSTANTIATIONS, "service" => service.to_string())
-                        .increment(1);
+                    let proxy = this.pre.instantiate_async(&mut store).await?;
+                    this.meters.instantiated();
                     proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, out).await
                 };
                 tokio::time::timeout(limits.wall_time, Metered::new(meter.clone(), run)).await
             };
             let ending = classify(result, &meter, store.data().memory.hit, &limits);
-            let labels = [("service", service.to_string()), ("outcome", ending.label().to_string())];
-            ::metrics::counter!(metrics::FUNCTION_REQUESTS, &labels).increment(1);
-            ::metrics::histogram!(metrics::FUNCTION_DURATION, "outcome" => ending.label())
-                .record(started.elapsed().as_secs_f64());
+            this.meters.ended(ending.index(), started.elapsed().as_secs_f64());
             let failed = ending.is_failure();
             if failed {
                 task_names.warn(ending.label(), &ending.reason());
@@ -212,13 +216,30 @@ impl Function {
             drop(store);
         });
 
+        // The guest runs here, in the request's task, until it answers or ends. Most guests do
+        // both in their first poll, and then no task is spawned for them (a spawn and the
+        // wake-ups between two tasks saved on each request). A guest still running when it
+        // answers (streaming its body, say) goes on in a task of its own.
+        let step = tokio::select! {
+            biased;
+            set = &mut resp_rx => Step::Set(set.ok()),
+            ending = &mut end_rx => Step::Ended(ending.unwrap_or(Ending::Finished)),
+            () = &mut guest => Step::Done,
+        };
+        let done = matches!(step, Step::Done);
         // The response head, or the end of a guest that set none. The head wins a tie: a guest
         // that answered and then trapped gets its answer served.
-        let first = tokio::select! {
-            biased;
-            set = &mut resp_rx => First::Set(set.ok()),
-            ending = &mut end_rx => First::Ended(ending.unwrap_or(Ending::Finished)),
+        let first = match step {
+            Step::Set(set) => First::Set(set),
+            Step::Ended(ending) => First::Ended(ending),
+            Step::Done => match resp_rx.try_recv() {
+                Ok(set) => First::Set(Some(set)),
+                Err(_) => First::Ended(end_rx.try_recv().unwrap_or(Ending::Finished)),
+            },
         };
+        if !done {
+            tokio::spawn(guest);
+        }
         let response = match first {
             First::Set(Some(Ok(response))) => response,
             First::Set(Some(Err(code))) => {
@@ -310,6 +331,14 @@ impl Function {
         }
         Ok(started.elapsed() / runs.max(1))
     }
+}
+
+/// What ended the guest's first run in the request's task.
+enum Step {
+    Set(Option<Result<Response<HyperOutgoingBody>, ErrorCode>>),
+    Ended(Ending),
+    /// The guest's future finished: it answered (or not) and its store is dropped.
+    Done,
 }
 
 enum First {

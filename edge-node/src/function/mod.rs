@@ -19,7 +19,7 @@
 //!
 //! Modules: `host` ([`FunctionHost`], the engine, made on first use), `compile` ([`Function`],
 //! one version), `invoke` (one request), `state` (the store's data), `limits`, `bodies`,
-//! `outgoing`, `logs`.
+//! `outgoing`, `logs`, `meters`.
 
 mod bodies;
 mod compile;
@@ -27,6 +27,7 @@ mod host;
 mod invoke;
 mod limits;
 mod logs;
+mod meters;
 mod outgoing;
 mod state;
 #[cfg(test)]
