@@ -2,7 +2,9 @@
 //! protocol).
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const REQUESTS: &str = "outpost_requests_total";
@@ -53,10 +55,13 @@ pub const FUNCTION_LOADS: &str = "outpost_function_loads_total";
 const LATENCY_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Set once the recorder is installed: handles made before then record nothing, forever.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
 /// Install the process-wide recorder once; later calls return the same handle.
 pub fn install() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
+    let handle = HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &LATENCY_BUCKETS)
@@ -71,7 +76,57 @@ pub fn install() -> PrometheusHandle {
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
             }
         })
-        .clone()
+        .clone();
+    INSTALLED.store(true, Ordering::Release);
+    handle
+}
+
+/// Cache outcomes, status classes and protocols: the labels of the per-request series.
+const OUTCOMES: [&str; 9] =
+    ["hit", "stale", "stale_if_error", "revalidated", "pass", "collapsed", "miss", "error", "none"];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+const PROTOCOLS: [&str; 3] = ["http/1.1", "h2", "h3"];
+
+/// The handles of the series every request updates, each looked up in the registry on its first
+/// use (so only series that occur are exported) rather than on every request (a key built, its
+/// labels hashed, a map searched: a measurable part of a small function's request).
+struct RequestSeries {
+    requests: [[[OnceLock<Counter>; PROTOCOLS.len()]; CLASSES.len()]; OUTCOMES.len()],
+    duration: [OnceLock<Histogram>; OUTCOMES.len()],
+    bytes: [OnceLock<Counter>; OUTCOMES.len()],
+}
+
+static SERIES: RequestSeries = RequestSeries {
+    requests: [const { [const { [const { OnceLock::new() }; PROTOCOLS.len()] }; CLASSES.len()] }; OUTCOMES.len()],
+    duration: [const { OnceLock::new() }; OUTCOMES.len()],
+    bytes: [const { OnceLock::new() }; OUTCOMES.len()],
+};
+
+/// One finished request: [`REQUESTS`] by `cache` outcome, status class and protocol,
+/// [`REQUEST_DURATION`] and [`RESPONSE_BYTES`] (when the body's size is known) by outcome.
+pub fn record_request(outcome: &'static str, status: u16, protocol: &'static str, seconds: f64, bytes: Option<u64>) {
+    let class = status_class(status);
+    let find = |set: &[&str], label: &str| set.iter().position(|l| *l == label);
+    let indices = (find(&OUTCOMES, outcome), find(&CLASSES, class), find(&PROTOCOLS, protocol));
+    let (Some(o), Some(c), Some(p)) = indices else {
+        // A label this table does not list: the registry's own lookup.
+        metrics::counter!(REQUESTS, "cache" => outcome, "status" => class, "protocol" => protocol).increment(1);
+        metrics::histogram!(REQUEST_DURATION, "cache" => outcome).record(seconds);
+        if let Some(n) = bytes {
+            metrics::counter!(RESPONSE_BYTES, "cache" => outcome).increment(n);
+        }
+        return;
+    };
+    if !INSTALLED.load(Ordering::Acquire) {
+        return;
+    }
+    SERIES.requests[o][c][p]
+        .get_or_init(|| metrics::counter!(REQUESTS, "cache" => outcome, "status" => class, "protocol" => protocol))
+        .increment(1);
+    SERIES.duration[o].get_or_init(|| metrics::histogram!(REQUEST_DURATION, "cache" => outcome)).record(seconds);
+    if let Some(n) = bytes {
+        SERIES.bytes[o].get_or_init(|| metrics::counter!(RESPONSE_BYTES, "cache" => outcome)).increment(n);
+    }
 }
 
 /// `2xx`, `3xx`, ... as a bounded label.

@@ -42,5 +42,15 @@ async fn metrics_count_requests() -> anyhow::Result<()> {
     let text = metrics.text();
     let requests = counter_sum(&text, "request");
     assert!(requests >= 4.0, "request counters sum to {requests}:\n{text}");
+    // Each series by its labels: one miss, two hits of 1 byte each, one unknown host (421).
+    for series in [
+        "outpost_requests_total{cache=\"miss\",status=\"2xx\",protocol=\"http/1.1\"} 1",
+        "outpost_requests_total{cache=\"hit\",status=\"2xx\",protocol=\"http/1.1\"} 2",
+        "outpost_requests_total{cache=\"error\",status=\"4xx\",protocol=\"http/1.1\"} 1",
+        "outpost_response_body_bytes_total{cache=\"hit\"} 2",
+        "outpost_request_duration_seconds_count{cache=\"hit\"} 2",
+    ] {
+        assert!(text.lines().any(|l| l == series), "no `{series}` in:\n{text}");
+    }
     Ok(())
 }

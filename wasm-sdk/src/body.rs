@@ -97,6 +97,15 @@ impl Body {
         }
     }
 
+    /// The bytes left, when the body is in memory.
+    pub(crate) fn in_memory(&self) -> Option<&[u8]> {
+        match &self.kind {
+            Kind::Empty => Some(&[]),
+            Kind::Full { data, pos } => data.get(*pos..),
+            Kind::Incoming(_) | Kind::Reader(_) => None,
+        }
+    }
+
     /// Bytes that may still be read before the cap is exceeded.
     pub(crate) fn remaining(&self) -> u64 {
         self.limit.saturating_sub(self.read)

@@ -19,7 +19,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use super::bodies::{GuestBody, request_body};
 use super::compile::{Function, Limits};
-use super::limits::{CpuMeter, MemoryBudget, Metered, Verdict, thread_cpu};
+use super::limits::{CpuMeter, MemoryBudget, Metered, Verdict, WallClock, thread_cpu};
 use super::logs::{self, Pipe, Sink, Stream};
 use super::meters::OUTCOMES;
 use super::outgoing::{FetchCtx, Outgoing};
@@ -199,7 +199,7 @@ impl Function {
                     this.meters.instantiated();
                     proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, out).await
                 };
-                tokio::time::timeout(limits.wall_time, Metered::new(meter.clone(), run)).await
+                WallClock::new(limits.wall_time, Metered::new(meter.clone(), run)).await
             };
             let ending = classify(result, &meter, store.data().memory.hit, &limits);
             this.meters.ended(ending.index(), started.elapsed().as_secs_f64());
@@ -350,16 +350,11 @@ fn too_large(limit: u64) -> EdgeError {
     EdgeError::told(ErrorKind::BodyTooLarge, format!("request body above the edge function's limit of {limit} bytes"))
 }
 
-fn classify(
-    result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
-    meter: &CpuMeter,
-    memory_hit: bool,
-    limits: &Limits,
-) -> Ending {
+fn classify(result: Option<wasmtime::Result<()>>, meter: &CpuMeter, memory_hit: bool, limits: &Limits) -> Ending {
     let error = match result {
-        Err(_) => return Ending::WallTime(limits.wall_time),
-        Ok(Ok(())) => return Ending::Finished,
-        Ok(Err(e)) => e,
+        None => return Ending::WallTime(limits.wall_time),
+        Some(Ok(())) => return Ending::Finished,
+        Some(Err(e)) => e,
     };
     if meter.exceeded() {
         return Ending::CpuTime(meter.limit());

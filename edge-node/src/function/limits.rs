@@ -115,6 +115,37 @@ impl<F: Future> Future for Metered<F> {
     }
 }
 
+/// A future with a wall-clock limit, like `tokio::time::timeout`, except that the timer is only
+/// set when the future first returns `Pending`: most guests answer in their first poll, and
+/// then no timer entry is made and removed for them. A guest that runs on without yielding
+/// still yields at its next epoch deadline, and the timer is set then. `None` once the limit
+/// passed.
+pub(super) struct WallClock<F> {
+    inner: Pin<Box<F>>,
+    deadline: tokio::time::Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<F> WallClock<F> {
+    pub(super) fn new(limit: Duration, inner: F) -> Self {
+        let deadline = tokio::time::Instant::now() + limit;
+        Self { inner: Box::pin(inner), deadline, sleep: None }
+    }
+}
+
+impl<F: Future> Future for WallClock<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(output) = self.inner.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let deadline = self.deadline;
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        sleep.as_mut().poll(cx).map(|()| None)
+    }
+}
+
 /// The component's linear memories together may hold at most `limit` bytes. A growth past it is
 /// refused (`memory.grow` returns -1): Rust's allocator then aborts, a trap, and `hit` tells the
 /// host why.
@@ -189,6 +220,16 @@ mod tests {
         }
         let worked = thread_cpu() - before - slept;
         assert!(worked > slept, "spinning took {worked} ns of CPU, sleeping {slept} ns");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_wall_clock_stops_a_future_that_waits_too_long_only() {
+        let quick = WallClock::new(Duration::from_millis(10), async { 7 });
+        assert_eq!(quick.await, Some(7));
+        let slow = WallClock::new(Duration::from_millis(10), tokio::time::sleep(Duration::from_millis(11)));
+        assert_eq!(slow.await, None);
+        let in_time = WallClock::new(Duration::from_millis(10), tokio::time::sleep(Duration::from_millis(9)));
+        assert_eq!(in_time.await, Some(()));
     }
 
     #[test]

@@ -89,16 +89,9 @@ pub fn finish(ctx: &RequestCtx, mut resp: Response<EdgeBody>, out: Outcome<'_>, 
     let bytes =
         resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let elapsed = ctx.started.elapsed();
-    let class = crate::metrics::status_class(status);
     let protocol = ctx.protocol.as_str();
-    metrics::counter!(crate::metrics::REQUESTS, "cache" => outcome, "status" => class, "protocol" => protocol)
-        .increment(1);
-    metrics::histogram!(crate::metrics::REQUEST_DURATION, "cache" => outcome).record(elapsed.as_secs_f64());
-    if let Some(n) = bytes
-        && *out.method != Method::HEAD
-    {
-        metrics::counter!(crate::metrics::RESPONSE_BYTES, "cache" => outcome).increment(n);
-    }
+    let sent = bytes.filter(|_| *out.method != Method::HEAD);
+    crate::metrics::record_request(outcome, status, protocol, elapsed.as_secs_f64(), sent);
     log.write(AccessRecord {
         ts: std::time::SystemTime::now(),
         request_id: &ctx.id.0,
