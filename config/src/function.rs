@@ -50,7 +50,9 @@ pub struct FunctionConfig {
     /// CPU time the function may use per request: time spent running guest code, not time
     /// waiting for backends or for the client. Past it the instance is stopped and the client
     /// gets 503 (the response, if one was already sent, is cut off). Checked every
-    /// `functions.epoch_tick`, so a loop stops within one tick of the limit.
+    /// `functions.epoch_tick`, so a loop stops within one tick of the limit. Measured by the
+    /// thread's CPU clock from the guest's first tick on (before it, by the monotonic clock: a
+    /// short guest costs no system call).
     /// Default: 50ms (Fastly's and Cloudflare's free-tier limit); 1ms to 60s.
     #[serde(default = "default_cpu_time", deserialize_with = "duration::deserialize")]
     pub cpu_time: Duration,

@@ -19,7 +19,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use super::bodies::{GuestBody, request_body};
 use super::compile::{Function, Limits};
-use super::limits::{CpuMeter, MemoryBudget, Metered, Verdict, WallClock, thread_cpu};
+use super::limits::{CpuMeter, MemoryBudget, Metered, Verdict, WallClock, monotonic, thread_cpu};
 use super::logs::{self, Pipe, Sink, Stream};
 use super::meters::OUTCOMES;
 use super::outgoing::{FetchCtx, Outgoing};
@@ -172,7 +172,7 @@ impl Function {
         let check = meter.clone();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            Ok(match check.check(thread_cpu()) {
+            Ok(match check.check(monotonic(), thread_cpu()) {
                 Verdict::Yield => UpdateDeadline::Yield(1),
                 Verdict::Stop => UpdateDeadline::Interrupt,
             })

@@ -1,6 +1,8 @@
-//! The per-request meters: CPU time (the CPU the guest's thread spends inside the polls that run
-//! the guest, so neither time waiting for a backend or the client nor time the OS gives other
-//! threads counts) and memory (summed over the component's linear memories).
+//! The per-request meters: CPU time (the time the guest's thread spends inside the polls that
+//! run the guest, by the thread's CPU clock once the guest runs past an epoch tick, so neither
+//! time waiting for a backend or the client nor, for a guest that runs long, time the OS gives
+//! other threads counts), the wall-clock limit, and memory (summed over the component's linear
+//! memories).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,13 +11,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// Marks "not inside a poll" in [`CpuMeter::poll_started`].
+/// Marks "not inside a poll" and "no CPU-clock reading yet" in [`CpuMeter`].
 const IDLE: u64 = u64::MAX;
 
-/// The calling thread's CPU clock (`CLOCK_THREAD_CPUTIME_ID`, read through the vDSO: tens of
-/// nanoseconds), in nanoseconds.
+/// The calling thread's CPU clock (`CLOCK_THREAD_CPUTIME_ID`), in nanoseconds. Not in the vDSO:
+/// a system call each (about a microsecond in a VM), hence read only for long-running guests.
 pub(super) fn thread_cpu() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    nanos(rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime))
+}
+
+/// The monotonic clock (vDSO: tens of nanoseconds), in nanoseconds.
+pub(super) fn monotonic() -> u64 {
+    nanos(rustix::time::clock_gettime(rustix::time::ClockId::Monotonic))
+}
+
+fn nanos(t: rustix::time::Timespec) -> u64 {
     u64::try_from(t.tv_sec)
         .unwrap_or(0)
         .saturating_mul(1_000_000_000)
@@ -24,15 +34,24 @@ pub(super) fn thread_cpu() -> u64 {
 
 /// CPU time of one request's guest. The guest only runs inside `poll` of the future that drives
 /// it (wasmtime runs it on a fiber resumed from that poll, on the polling thread), so
-/// [`Metered`] adds up the thread CPU time each poll takes; the epoch callback, which runs on
-/// the guest's fiber, adds the poll in progress and decides whether the guest goes on.
-/// Readings are nanoseconds of the polling thread's CPU clock, passed in so the logic is pure.
+/// [`Metered`] adds up the time each poll takes; the epoch callback, which runs on the guest's
+/// fiber, adds the poll in progress and decides whether the guest goes on.
+///
+/// Two clocks, so that short guests cost no system call: until the guest's first epoch
+/// deadline, polls are timed by the monotonic clock (their CPU time, unless the OS preempted
+/// the thread during them: at most the first one or two epoch ticks can be overcounted so).
+/// From the first deadline on, the guest is one that runs long, and every poll is timed by the
+/// thread's CPU clock. Readings are nanoseconds passed in, so the logic is pure.
 pub(super) struct CpuMeter {
     limit: Duration,
-    /// Nanoseconds spent in finished polls.
+    /// Nanoseconds charged: finished polls, and the poll in progress up to its last check.
     spent: AtomicU64,
-    /// The thread CPU clock when the poll in progress began; `IDLE` between polls.
-    poll_started: AtomicU64,
+    /// The monotonic clock when the poll in progress began; `IDLE` between polls.
+    poll_wall: AtomicU64,
+    /// The thread CPU clock at the last reading in the poll in progress; `IDLE` before one.
+    poll_cpu: AtomicU64,
+    /// Whether an epoch deadline has passed: polls are then timed by the CPU clock.
+    long: AtomicBool,
     exceeded: AtomicBool,
 }
 
@@ -47,39 +66,63 @@ pub(super) enum Verdict {
 
 impl CpuMeter {
     pub(super) fn new(limit: Duration) -> Self {
-        Self { limit, spent: AtomicU64::new(0), poll_started: AtomicU64::new(IDLE), exceeded: AtomicBool::new(false) }
-    }
-
-    fn enter(&self, clock: u64) {
-        self.poll_started.store(clock.min(IDLE - 1), Ordering::Relaxed);
-    }
-
-    fn leave(&self, clock: u64) {
-        let started = self.poll_started.swap(IDLE, Ordering::Relaxed);
-        if started != IDLE {
-            self.spent.fetch_add(clock.saturating_sub(started), Ordering::Relaxed);
+        Self {
+            limit,
+            spent: AtomicU64::new(0),
+            poll_wall: AtomicU64::new(IDLE),
+            poll_cpu: AtomicU64::new(IDLE),
+            long: AtomicBool::new(false),
+            exceeded: AtomicBool::new(false),
         }
     }
 
-    /// CPU time used when the polling thread's clock reads `clock`, the poll in progress
-    /// included.
-    pub(super) fn used(&self, clock: u64) -> Duration {
-        let mut nanos = self.spent.load(Ordering::Relaxed);
-        let started = self.poll_started.load(Ordering::Relaxed);
-        if started != IDLE {
-            nanos = nanos.saturating_add(clock.saturating_sub(started));
-        }
-        Duration::from_nanos(nanos)
+    fn charge(&self, nanos: u64) {
+        self.spent.fetch_add(nanos, Ordering::Relaxed);
     }
 
-    /// Called at each epoch deadline, on the thread running the guest.
-    pub(super) fn check(&self, clock: u64) -> Verdict {
-        if self.used(clock) > self.limit {
+    /// A poll begins: `wall` is the monotonic clock; `cpu` reads the thread's CPU clock, called
+    /// only for a guest that runs long.
+    fn enter(&self, wall: u64, cpu: impl FnOnce() -> u64) {
+        self.poll_wall.store(wall.min(IDLE - 1), Ordering::Relaxed);
+        let cpu = if self.long.load(Ordering::Relaxed) { cpu().min(IDLE - 1) } else { IDLE };
+        self.poll_cpu.store(cpu, Ordering::Relaxed);
+    }
+
+    /// The poll ends: charges what it took since its last reading.
+    fn leave(&self, wall: u64, cpu: impl FnOnce() -> u64) {
+        let started = self.poll_wall.swap(IDLE, Ordering::Relaxed);
+        let cpu_mark = self.poll_cpu.swap(IDLE, Ordering::Relaxed);
+        if cpu_mark != IDLE {
+            self.charge(cpu().saturating_sub(cpu_mark));
+        } else if started != IDLE {
+            self.charge(wall.saturating_sub(started));
+        }
+    }
+
+    /// Called at each epoch deadline, on the thread running the guest, with both clocks' time.
+    pub(super) fn check(&self, wall: u64, cpu: u64) -> Verdict {
+        let cpu_mark = self.poll_cpu.swap(cpu.min(IDLE - 1), Ordering::Relaxed);
+        if cpu_mark != IDLE {
+            self.charge(cpu.saturating_sub(cpu_mark));
+        } else {
+            // The first reading in this poll: what ran before it counts by the monotonic clock.
+            let started = self.poll_wall.load(Ordering::Relaxed);
+            if started != IDLE {
+                self.charge(wall.saturating_sub(started));
+            }
+        }
+        self.long.store(true, Ordering::Relaxed);
+        if self.used() > self.limit {
             self.exceeded.store(true, Ordering::Relaxed);
             Verdict::Stop
         } else {
             Verdict::Yield
         }
+    }
+
+    /// CPU time charged so far (the poll in progress up to its last check).
+    pub(super) fn used(&self) -> Duration {
+        Duration::from_nanos(self.spent.load(Ordering::Relaxed))
     }
 
     /// Whether [`check`](Self::check) stopped the guest.
@@ -92,7 +135,7 @@ impl CpuMeter {
     }
 }
 
-/// A future whose thread CPU time inside `poll` is charged to a [`CpuMeter`].
+/// A future whose time inside `poll` is charged to a [`CpuMeter`].
 pub(super) struct Metered<F> {
     inner: Pin<Box<F>>,
     meter: Arc<CpuMeter>,
@@ -108,9 +151,9 @@ impl<F: Future> Future for Metered<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.meter.enter(thread_cpu());
+        self.meter.enter(monotonic(), thread_cpu);
         let result = self.inner.as_mut().poll(cx);
-        self.meter.leave(thread_cpu());
+        self.meter.leave(monotonic(), thread_cpu);
         result
     }
 }
@@ -190,21 +233,44 @@ mod tests {
     #[test]
     fn cpu_counts_only_time_inside_polls() {
         let ms = |n: u64| n * 1_000_000;
+        let never = || -> u64 { panic!("a short guest reads no CPU clock") };
         let meter = CpuMeter::new(Duration::from_millis(50));
-        // 10ms of running, then (a backend's answer later) 30ms more: the thread's clock only
-        // advances while it runs.
-        meter.enter(ms(100));
-        meter.leave(ms(110));
-        meter.enter(ms(500));
-        meter.leave(ms(530));
-        assert_eq!(meter.used(ms(900)), Duration::from_millis(40));
-        assert_eq!(meter.check(ms(900)), Verdict::Yield);
+        // Short polls, before any epoch deadline: 10ms, then (a backend's answer later) 5ms
+        // more, by the monotonic clock; the 390ms between them are not inside a poll.
+        meter.enter(ms(100), never);
+        meter.leave(ms(110), never);
+        meter.enter(ms(500), never);
+        meter.leave(ms(505), never);
+        assert_eq!(meter.used(), Duration::from_millis(15));
+        // A poll that runs into a deadline: its first 10ms by the monotonic clock, the rest by
+        // the CPU clock (30ms of CPU in 100ms of wall time: the thread was preempted).
+        meter.enter(ms(1000), never);
+        assert_eq!(meter.check(ms(1010), ms(7000)), Verdict::Yield);
+        assert_eq!(meter.used(), Duration::from_millis(25));
+        meter.leave(ms(1100), || ms(7030));
+        assert_eq!(meter.used(), Duration::from_millis(55));
+        // Over the limit, but only a check stops a guest (this one has ended).
         assert!(!meter.exceeded());
-        // A poll in progress counts up to the moment of the check.
-        meter.enter(ms(1000));
-        assert_eq!(meter.used(ms(1005)), Duration::from_millis(45));
-        assert_eq!(meter.check(ms(1005)), Verdict::Yield);
-        assert_eq!(meter.check(ms(1011)), Verdict::Stop);
+    }
+
+    #[test]
+    fn a_long_guest_is_timed_by_the_cpu_clock_and_stopped_past_the_limit() {
+        let ms = |n: u64| n * 1_000_000;
+        let meter = CpuMeter::new(Duration::from_millis(50));
+        meter.enter(ms(0), || panic!("not long yet"));
+        assert_eq!(meter.check(ms(10), ms(200)), Verdict::Yield);
+        meter.leave(ms(12), || ms(202));
+        assert_eq!(meter.used(), Duration::from_millis(12));
+        // From now on every poll reads the CPU clock: 100ms of wall time, 20ms of CPU.
+        meter.enter(ms(20), || ms(300));
+        meter.leave(ms(120), || ms(320));
+        assert_eq!(meter.used(), Duration::from_millis(32));
+        // A poll in progress counts up to each check.
+        meter.enter(ms(200), || ms(400));
+        assert_eq!(meter.check(ms(210), ms(410)), Verdict::Yield);
+        assert_eq!(meter.used(), Duration::from_millis(42));
+        assert!(!meter.exceeded());
+        assert_eq!(meter.check(ms(220), ms(419)), Verdict::Stop);
         assert!(meter.exceeded());
     }
 
