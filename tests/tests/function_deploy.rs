@@ -109,6 +109,17 @@ fn unlinkable(hello: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// Activates version 2 (the build that names the PoP) and waits until every edge answers with
+/// its PoP and every node reports it.
+async fn activate_v2(fleet: &Fleet, v2: &Value) -> anyhow::Result<()> {
+    post(&fleet.cp, "/v1/services/shop/functions/2/activate").await?;
+    for edge in &fleet.edges {
+        let pop = if edge.name().contains("iad") { "iad" } else { "fra" };
+        wait_answer(edge, &format!("hello from {pop}")).await?;
+    }
+    wait_reported(fleet, &label(v2)).await
+}
+
 fn label(version: &Value) -> String {
     let sha = version["sha256"].as_str().unwrap_or_default();
     format!("{}:{}", version["version"], sha.get(..12).unwrap_or(sha))
@@ -142,12 +153,7 @@ async fn every_node_switches_on_activate_and_back_on_rollback() -> anyhow::Resul
     wait_reported(&fleet, &label(&v1)).await?;
 
     // v2: each edge switches, and its answer names its PoP.
-    post(&fleet.cp, "/v1/services/shop/functions/2/activate").await?;
-    for edge in &fleet.edges {
-        let pop = if edge.name().contains("iad") { "iad" } else { "fra" };
-        wait_answer(edge, &format!("hello from {pop}")).await?;
-    }
-    wait_reported(&fleet, &label(&v2)).await?;
+    activate_v2(&fleet, &v2).await?;
 
     // Rollback: v1 again everywhere.
     let back = post(&fleet.cp, "/v1/services/shop/functions/rollback").await?;
@@ -179,12 +185,7 @@ async fn every_node_switches_on_activate_and_back_on_rollback() -> anyhow::Resul
     wait_reported(&fleet, &label(&v1)).await?;
 
     // The next good version applies as usual; files no version in force names are removed.
-    post(&fleet.cp, "/v1/services/shop/functions/2/activate").await?;
-    for edge in &fleet.edges {
-        let pop = if edge.name().contains("iad") { "iad" } else { "fra" };
-        wait_answer(edge, &format!("hello from {pop}")).await?;
-    }
-    wait_reported(&fleet, &label(&v2)).await?;
+    activate_v2(&fleet, &v2).await?;
     let v2_file = format!("{}.wasm", v2["sha256"].as_str().unwrap_or_default());
     for edge in &fleet.edges {
         assert_eq!(function_files(edge)?, std::slice::from_ref(&v2_file), "{}", edge.name());
