@@ -258,13 +258,25 @@ async fn answers_follow_pop_health_and_drains() -> anyhow::Result<()> {
     let list = pops(&cp).await?;
     assert!(list["dns"]["picks"]["all_down"].as_u64() >= Some(2), "{list}");
 
-    // Everything back: region ra returns to a.
-    for edge in pop_a.iter_mut().chain(&mut pop_b) {
+    // Everything back, b first: region ra is then answered from b (the nearest healthy PoP), and
+    // returns to a once a is back. (With every PoP down, ra gets a anyway: restarting both at
+    // once would measure nothing.)
+    for edge in &mut pop_b {
+        edge.restart().await?;
+    }
+    wait_answer(&cp, IN_RA, &POP_B, "PoP b restarted").await?;
+    for edge in &mut pop_a {
         edge.restart().await?;
     }
     let took = wait_answer(&cp, IN_RA, &POP_A, "PoP a restarted").await?;
     eprintln!("answers back on a {took:?} after its edges restarted");
     wait_answer(&cp, IN_RB, &POP_B, "PoP b restarted").await?;
+    // Every node checked healthy again before the drain below reports a's health.
+    wait_pops(&cp, "a and b restarted", |list| {
+        pop(list, "a")["nodes"].as_array().is_some_and(|n| n.iter().all(|n| n["healthy"] == true))
+            && pop(list, "b")["healthy"] == true
+    })
+    .await?;
 
     // Drain a: at once, region ra goes to b; region rb is unaffected.
     let resp = post(&cp, "/v1/pops/a/drain", OPERATOR).await?;
