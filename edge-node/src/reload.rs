@@ -50,7 +50,10 @@ impl Reloader {
     pub async fn reload_file(&self, file: NodeConfig) -> Result<usize, ReloadError> {
         let mut sources = self.sources.lock().await;
         for section in restart_only_changes(&sources.file, &file) {
-            tracing::warn!(section, "config change needs a restart to take effect; services reloaded");
+            tracing::warn!(
+                section,
+                "this section's change takes effect only after a restart; the rest of the file is applied now"
+            );
         }
         let count = self.apply(&file, &sources.remote).await?;
         sources.file = file;

@@ -713,7 +713,10 @@ impl EdgeNode {
         const DONE: &str = "services reloaded";
         const FAILED: &str = "reload failed";
         let stderr = self.stderr.clone();
-        let count = |what: &str| lines(&stderr).iter().filter(|l| l.contains(what)).count();
+        // Only the node's own outcome lines: a warning logged on the way may quote other words.
+        let count = |what: &str| {
+            lines(&stderr).iter().filter(|l| l.contains(what) && (l.contains("INFO") || l.contains("ERROR"))).count()
+        };
         let (done, failed) = (count(DONE), count(FAILED));
         let (http, admin) = (self.http_addr().to_string(), self.admin_addr().to_string());
         self.config = config;
