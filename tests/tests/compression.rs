@@ -319,7 +319,18 @@ async fn beyond_the_codec_slots_responses_go_uncompressed() -> anyhow::Result<()
     let n = node.clone();
     let held = tokio::spawn(async move { get(&n, "/slow.js", Some("br")).await });
     origin.wait_for_count("/slow.js", 1, std::time::Duration::from_secs(5)).await?;
-    tokio::time::sleep(SETTLE).await;
+    // The slot is taken once the node has the head and looked the variant up (counted as a
+    // miss): wait for that (bounded) rather than a fixed sleep.
+    let start = std::time::Instant::now();
+    loop {
+        let metrics = node.admin(http::Method::GET, "/metrics", "").await?.text();
+        if metrics.contains("outpost_transform_variants_total{outcome=\"miss\"} 1") {
+            break;
+        }
+        let waited = start.elapsed();
+        anyhow::ensure!(waited < std::time::Duration::from_secs(5), "/slow.js took no slot in {waited:?}:\n{metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let busy = get(&node, "/other.js", Some("br")).await?;
     assert_eq!(busy.status, 200, "{}", busy.summary());
     assert!(busy.header("content-encoding").is_none(), "no slot, so no compression: {}", busy.summary());

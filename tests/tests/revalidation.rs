@@ -139,11 +139,17 @@ async fn client_no_cache_asks_the_origin() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn stale_while_revalidate_serves_stale_and_refreshes_once() -> anyhow::Result<()> {
-    let (origin, node) = shop().await?;
+    // A first-byte timeout above the revalidation's 3 s delay (the harness's default is 2 s).
+    let (origin, node) = outpost_tests::shop_with(|mut c| {
+        c.first_byte_timeout = "10s".into();
+        c
+    })
+    .await?;
     origin.route_fn("/swr", |req| {
         if req.header("if-none-match").is_some() {
-            // The background revalidation is slow: clients must not wait for it.
-            Reply::status(304).etag("\"s1\"").cache_control("max-age=60").delay(Duration::from_millis(800))
+            // The background revalidation is slow: clients must not wait for it. Slow enough
+            // that three requests on a loaded machine finish well before it answers.
+            Reply::status(304).etag("\"s1\"").cache_control("max-age=60").delay(Duration::from_secs(3))
         } else {
             Reply::ok("stale but fine")
                 .etag("\"s1\"")
@@ -165,7 +171,7 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once() -> anyhow::Res
     assert_eq!(origin.responded("/swr"), 1, "the stale responses were sent before the revalidation finished");
     origin.wait_for_count("/swr", 2, Duration::from_secs(5)).await?;
     assert!(
-        eventually(Duration::from_secs(5), || origin.responded("/swr") == 2).await,
+        eventually(Duration::from_secs(10), || origin.responded("/swr") == 2).await,
         "the background revalidation completes"
     );
     // Let the node apply the 304 before asking again.
@@ -261,9 +267,16 @@ async fn cold_conditional_request_fills_the_cache_and_gets_304() -> anyhow::Resu
     assert_eq!(conditional.status, 304, "{}", conditional.summary());
     assert_eq!(origin.last("/cold")?.header("if-none-match"), None, "the client's validator was forwarded");
     // The 304 went out with the head; the body was still streaming into the store. A request
-    // now would (rightly) join that fetch; let the store finish first.
-    tokio::time::sleep(outpost_tests::node::SETTLE).await;
-    let full = node.get("shop.test", "/cold").await?;
+    // now (rightly) joins that fetch (`collapsed`, no new origin request): ask until one meets
+    // the stored object (bounded), rather than sleeping a fixed time.
+    let start = std::time::Instant::now();
+    let full = loop {
+        let resp = node.get("shop.test", "/cold").await?;
+        if !resp.cache_status().collapsed() || start.elapsed() > Duration::from_secs(5) {
+            break resp;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(full.cache_status().hit(), "{}", full.summary());
     assert_eq!(full.text(), "cold body");
     assert_eq!(origin.count("/cold"), 1);
@@ -272,8 +285,10 @@ async fn cold_conditional_request_fills_the_cache_and_gets_304() -> anyhow::Resu
 
 #[tokio::test]
 async fn stale_if_error_covers_an_origin_timeout() -> anyhow::Result<()> {
+    // 2 s, not 500 ms: the prime must get its head within it on a loaded machine; the slow
+    // origin (5 s) still answers well after the timeout.
     let (origin, node) = outpost_tests::shop_with(|mut c| {
-        c.first_byte_timeout = "500ms".into();
+        c.first_byte_timeout = "2s".into();
         c
     })
     .await?;

@@ -63,8 +63,11 @@ impl FetchJob {
         if parts.status == StatusCode::NOT_MODIFIED
             && let Some((stale_key, stale)) = &self.stale
         {
+            // Store the refreshed object before the flight closes: a request arriving in between
+            // would otherwise find the stale copy and no flight, and revalidate again.
+            let landing = ctx.revalidated(stale_key, stale, &headers, request_time, response_time);
             lead.close();
-            lead.land(ctx.revalidated(stale_key, stale, &headers, request_time, response_time));
+            lead.land(landing);
             return;
         }
         let storable = policy::storable(&Method::GET, &self.client_headers, parts.status, &headers, &self.svc.policy);
