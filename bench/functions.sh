@@ -255,6 +255,16 @@ report() {
             for ((r = 1; r <= ROUNDS; r++)); do line+=$(printf ' %10.0f' "${RPS[$s,$r]}"); done
             printf '  %-16s%s\n' "$s" "$line"
         done
+        # A round's two runs are back to back, so a change in the machine's load between rounds
+        # moves both: the median of the rounds' own ratios is the steadier figure.
+        local paired=()
+        line=""
+        for ((r = 1; r <= ROUNDS; r++)); do
+            paired+=("$(awk -v a="${RPS[edge-node,$r]}" -v b="${RPS[wasmtime-serve,$r]}" \
+                'BEGIN { printf "%.3f\n", (b > 0) ? a / b : 0 }')")
+            line+=$(printf ' %9.2fx' "${paired[-1]}")
+        done
+        printf '  %-16s%s   median %.2fx\n' "node/wasmtime" "$line" "$(median "${paired[@]}")"
     fi
     if ((INSTANTIATION)); then
         echo

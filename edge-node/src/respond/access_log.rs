@@ -69,6 +69,11 @@ impl AccessLog {
         Ok(Self { tx: Some(tx) })
     }
 
+    /// False when `log.access = "off"`: the caller can skip building the record.
+    pub fn is_on(&self) -> bool {
+        self.tx.is_some()
+    }
+
     pub fn write(&self, record: AccessRecord<'_>) {
         let Some(tx) = &self.tx else { return };
         let Ok(line) = serde_json::to_string(&record) else { return };

@@ -92,6 +92,9 @@ pub fn finish(ctx: &RequestCtx, mut resp: Response<EdgeBody>, out: Outcome<'_>, 
     let protocol = ctx.protocol.as_str();
     let sent = bytes.filter(|_| *out.method != Method::HEAD);
     crate::metrics::record_request(outcome, status, protocol, elapsed.as_secs_f64(), sent);
+    if !log.is_on() {
+        return resp;
+    }
     log.write(AccessRecord {
         ts: std::time::SystemTime::now(),
         request_id: &ctx.id.0,
