@@ -17,9 +17,10 @@
 #                      `cargo install --locked wasmtime-cli --version 48.0.8 --root DIR`.
 #   HELLO_WASM         the component; unset: `cargo build --release -p outpost-sdk --example
 #                      hello --target wasm32-wasip2`
-#   BENCH_DURATION     measured time per case (Ns or Nm). Default: 10s
+#   BENCH_DURATION     measured time per case (Ns or Nm). Default: 5s
 #   BENCH_WARMUP       unmeasured wrk run per server before the rounds (0 skips it). Default: 2s
-#   BENCH_ROUNDS       rounds; the table shows the median, the order alternates. Default: 3
+#   BENCH_ROUNDS       rounds; the table shows the median, the order alternates; the target is
+#                      read from the median of the rounds' own ratios. Default: 10
 #   BENCH_CONNECTIONS  wrk connections (one wrk thread). Default: 32
 #   BENCH_INSTANTIATION  1 runs the instantiation bench test (a release build of edge-node's
 #                      tests); 0 skips it. Default: 1
@@ -27,9 +28,9 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
-DURATION=${BENCH_DURATION:-10s}
+DURATION=${BENCH_DURATION:-5s}
 WARMUP=${BENCH_WARMUP:-2s}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 INSTANTIATION=${BENCH_INSTANTIATION:-1}
 WASMTIME_VERSION=48.0.8
@@ -245,8 +246,9 @@ report() {
     printf '%-16s %12s %16s %10s\n' "node/wasmtime" "$(ratio "$rps_e" "$rps_w")" "$(ratio "$cpu_e" "$cpu_w")" \
         "$(ratio "$p50_e" "$p50_w")"
     echo
-    echo "ratio = edge-node / wasmtime serve: req/s above 1.00x means the node served more (target: 2.00x);"
-    echo "CPU/request and p50 below 1.00x mean the node spent less. Compare within this run only."
+    echo "ratio = edge-node / wasmtime serve: req/s above 1.00x means the node served more (target: 2.00x,"
+    echo "read from the median of the rounds' own ratios below); CPU/request and p50 below 1.00x mean"
+    echo "the node spent less. Compare within this run only."
     if ((ROUNDS > 1)); then
         echo
         echo "req/s per round:"
