@@ -87,8 +87,6 @@ impl FunctionHost {
 const KEEP_RESIDENT_MEMORY: usize = 16 << 20;
 /// Bytes of a slot's tables reset in place.
 const KEEP_RESIDENT_TABLE: usize = 64 << 10;
-/// Decommits queued before one flush.
-const DECOMMIT_BATCH: usize = 16;
 
 impl Runtime {
     fn start(config: &FunctionsConfig) -> wasmtime::Result<Self> {
@@ -111,9 +109,11 @@ impl Runtime {
             // bounded: at most max_unused_warm_slots (100) idle slots keep pages this way.
             .pagemap_scan(Enabled::Auto)
             .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
-            .table_keep_resident(KEEP_RESIDENT_TABLE)
-            // Whatever still needs an madvise is done several slots at a time.
-            .decommit_batch_size(DECOMMIT_BATCH);
+            .table_keep_resident(KEEP_RESIDENT_TABLE);
+        // decommit_batch_size stays 1: wasmtime queues a (zero-length) decommit for every memory
+        // and table even when the reset above left nothing to decommit, and a queued slot is not
+        // reused until the queue is flushed, so batching hands each request a colder slot. One
+        // flush per request measured 1.5-2% less CPU per request than batches of 16.
         // Clones of a `Cache` share its hit counter: the engine gets one, we read the other.
         let cache = Cache::new(cache_config(config)?)?;
         let mut wasm = Config::new();
