@@ -226,5 +226,16 @@ async fn failures_answer_with_the_right_status() -> anyhow::Result<()> {
 
     check_error(&node.send(Req::get("shop.test", "/elsewhere")).await?, 404)?;
     assert_eq!(origin.total(), 0);
+
+    // The host closes a fetch's body stream it does not forward; the upload stops without an
+    // error (it used to fail the fetch whenever the close came first) and the answer comes back.
+    origin.route("/ignored", Reply::ok("the origin's answer"));
+    for _ in 0..3 {
+        let resp = node.send(Req::get("shop.test", "/ignored-upload")).await?;
+        assert_eq!((resp.status.as_u16(), resp.text().as_str()), (200, "the origin's answer"), "{}", resp.summary());
+    }
+    let seen = origin.last("/ignored")?;
+    assert_eq!(seen.method.as_str(), "GET");
+    assert!(seen.body.is_empty(), "a GET's body reached the origin: {} bytes", seen.body.len());
     Ok(())
 }

@@ -26,7 +26,10 @@ use wasi::http::types::{
     ErrorCode, FutureIncomingResponse, IncomingResponse, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 
+use wasi::io::streams::{OutputStream, StreamError};
+
 use crate::body::{Body, Parent};
+use crate::serve::MAX_BLOCKING_WRITE;
 use crate::wire::{from_fields, to_fields, to_wasi_method};
 use crate::{Request, Response};
 
@@ -201,12 +204,39 @@ pub fn fetch_with(backend: &str, request: Request, options: &FetchOptions) -> Re
 }
 
 fn write_request_body(body: &mut Body, out: OutgoingBody) -> Result<(), String> {
+    let mut closed = false;
     if body.known_len() != Some(0) {
-        let mut stream = out.write().map_err(|()| "request body stream taken".to_owned())?;
-        std::io::copy(body, &mut stream).map_err(|e| e.to_string())?;
-        std::io::Write::flush(&mut stream).map_err(|e| e.to_string())?;
+        let stream = out.write().map_err(|()| "request body stream taken".to_owned())?;
+        let uploaded = upload(body, &stream);
+        drop(stream);
+        closed = uploaded?;
     }
-    OutgoingBody::finish(out, None).map_err(|code| format!("finishing the request body: {code:?}"))
+    match OutgoingBody::finish(out, None) {
+        Ok(()) => Ok(()),
+        // Cut short by the host (a Content-Length not reached): the response says what happened.
+        Err(_) if closed => Ok(()),
+        Err(code) => Err(format!("finishing the request body: {code:?}")),
+    }
+}
+
+/// Copies `body` into the request's stream, one `blocking-write-and-flush` per 4096 bytes.
+/// Returns true when the host closed the stream first: a host may stop reading a body it does
+/// not forward (a GET's, say) or once the backend has answered, as an HTTP server may answer
+/// before the whole upload. That ends the upload without an error; the response tells how the
+/// request went.
+fn upload(body: &mut Body, stream: &OutputStream) -> Result<bool, String> {
+    let mut buf = vec![0u8; MAX_BLOCKING_WRITE];
+    loop {
+        let n = std::io::Read::read(body, &mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(false);
+        }
+        match stream.blocking_write_and_flush(&buf[..n]) {
+            Ok(()) => {}
+            Err(StreamError::Closed) => return Ok(true),
+            Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
+        }
+    }
 }
 
 fn wait(future: &FutureIncomingResponse) -> Result<IncomingResponse, ErrorCode> {

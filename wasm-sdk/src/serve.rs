@@ -156,7 +156,7 @@ fn outgoing_response(fields: Fields, status: StatusCode) -> Result<(OutgoingResp
 }
 
 /// The most bytes `blocking-write-and-flush` takes at once (WASI 0.2 `wasi:io/streams`).
-const MAX_BLOCKING_WRITE: usize = 4096;
+pub(crate) const MAX_BLOCKING_WRITE: usize = 4096;
 
 /// Writes `body` to the response. A backend's body is spliced by the host, never copied through
 /// guest memory; anything else is written as it is read.
