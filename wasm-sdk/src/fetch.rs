@@ -179,7 +179,9 @@ pub fn fetch(backend: &str, request: Request) -> Result<Response, FetchError> {
 
 /// Sends `request` to `backend` (a name the service configures, e.g. [`ORIGIN`]) and waits for
 /// the response head; the body streams as it is read. The request's path and query, method and
-/// headers are sent; its scheme and authority are replaced by the backend's name.
+/// headers are sent; its scheme and authority are replaced by the backend's name. The body is
+/// written after the request is sent; if the host stops taking it (the node does not forward a
+/// GET's body), the upload ends there and the response still comes back.
 pub fn fetch_with(backend: &str, request: Request, options: &FetchOptions) -> Result<Response, FetchError> {
     let invalid = |reason: String| FetchError::Invalid { backend: backend.to_owned(), reason };
     let (parts, mut body) = request.into_parts();
