@@ -25,7 +25,6 @@ use wasi::http::outgoing_handler;
 use wasi::http::types::{
     ErrorCode, FutureIncomingResponse, IncomingResponse, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
-
 use wasi::io::streams::{OutputStream, StreamError};
 
 use crate::body::{Body, Parent};
