@@ -158,6 +158,44 @@ async fn soft_purge_revalidates_and_keeps_stale_if_error() -> anyhow::Result<()>
     Ok(())
 }
 
+/// A soft purge makes an object stale from the purge on: its stale-if-error window is counted
+/// from then and ends, and without a window the origin's error is what the client gets.
+#[tokio::test]
+async fn soft_purged_objects_are_stale_from_the_purge() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    let failing = Arc::new(AtomicBool::new(false));
+    for (path, cc) in [("/window", "max-age=600, stale-if-error=3"), ("/no-window", "max-age=600")] {
+        let f = failing.clone();
+        origin.route_fn(path, move |_| {
+            if f.load(Ordering::SeqCst) {
+                Reply::status(500).body("broken")
+            } else {
+                Reply::ok("soft body").cache_control(cc).etag("\"soft\"").conditional()
+            }
+        });
+    }
+    warm(&node, "shop.test", &["/window", "/no-window"]).await?;
+    node.purge(json!({"kind": "prefix", "prefix": "shop.test/", "soft": true})).await?;
+    failing.store(true, Ordering::SeqCst);
+
+    let stale = node.get("shop.test", "/window").await?;
+    assert_eq!(stale.text(), "soft body", "{}", stale.summary());
+    assert_eq!(stale.cache_status().detail(), Some("stale-if-error"), "{}", stale.summary());
+    let error = node.get("shop.test", "/no-window").await?;
+    assert_eq!(error.status, 500, "ten minutes of freshness left do not outlive a soft purge: {}", error.summary());
+
+    tokio::time::sleep(std::time::Duration::from_millis(4000)).await;
+    let expired = node.get("shop.test", "/window").await?;
+    assert_eq!(expired.status, 500, "stale-if-error=3 ended 3 s after the purge: {}", expired.summary());
+
+    failing.store(false, Ordering::SeqCst);
+    let revalidated = node.get("shop.test", "/window").await?;
+    assert_eq!(revalidated.text(), "soft body");
+    assert_eq!(revalidated.cache_status().fwd_status(), Some(304), "{}", revalidated.summary());
+    assert!(is_hit(&node, "shop.test", "/window").await?, "the 304 made it fresh again");
+    Ok(())
+}
+
 #[tokio::test]
 async fn bad_purge_requests_get_json_errors() -> anyhow::Result<()> {
     let (_origin, node) = shop().await?;

@@ -21,7 +21,7 @@ pub mod status;
 pub mod store;
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 use outpost_config::CacheConfig;
@@ -44,7 +44,9 @@ pub enum Found {
         /// The key it is stored under (primary, or the Vary variant's).
         storage_key: String,
         object: Arc<StoredObject>,
-        /// Soft-purged: usable only after revalidation (or under stale-if-error).
+        /// Soft-purged: `object`'s policy makes it stale from the purge on (revalidated before
+        /// use unless a stale-while-revalidate or stale-if-error window, counted from the purge,
+        /// allows it).
         soft_purged: bool,
     },
     Miss {
@@ -93,7 +95,14 @@ impl Cache {
                 self.store.remove(&storage_key);
                 Found::Miss { flight_key: storage_key, vary_miss }
             }
-            verdict => Found::Object { storage_key, object, soft_purged: verdict == Verdict::Soft },
+            Verdict::Soft { at_ms } => {
+                // Judged from here on as a response whose lifetime ended at the purge.
+                let purged_at = UNIX_EPOCH + Duration::from_millis(at_ms);
+                let mut stale = StoredObject::clone(&object);
+                stale.meta.policy = policy::stale_from(&meta.policy, meta.response_time, purged_at);
+                Found::Object { storage_key, object: Arc::new(stale), soft_purged: true }
+            }
+            Verdict::Live => Found::Object { storage_key, object, soft_purged: false },
         }
     }
 

@@ -145,8 +145,12 @@ pub async fn record(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Live,
-    /// Marked stale: usable only after revalidation, or under stale-if-error.
-    Soft,
+    /// Marked stale by a soft purge at `at_ms` (ms since the epoch): stale from then on, so
+    /// revalidation, stale-while-revalidate and stale-if-error apply with their windows counted
+    /// from the purge.
+    Soft {
+        at_ms: u64,
+    },
     Hard,
 }
 
@@ -176,8 +180,8 @@ impl Marks {
     fn verdict(&self, fetched_ms: u64) -> Verdict {
         if self.hard.is_some_and(|t| t >= fetched_ms) {
             Verdict::Hard
-        } else if self.soft.is_some_and(|t| t >= fetched_ms) {
-            Verdict::Soft
+        } else if let Some(at_ms) = self.soft.filter(|&t| t >= fetched_ms) {
+            Verdict::Soft { at_ms }
         } else {
             Verdict::Live
         }
@@ -226,10 +230,13 @@ impl ServiceMarks {
 
     fn verdict(&self, url_key: &str, tags: &[String], fetched_ms: u64) -> Verdict {
         let mut worst = self.all.verdict(fetched_ms);
+        // Hard wins; among soft purges the earliest counts: the object has been stale since then.
         let mut consider = |v: Verdict| {
-            if v == Verdict::Hard || (v == Verdict::Soft && worst == Verdict::Live) {
-                worst = v;
-            }
+            worst = match (worst, v) {
+                (Verdict::Hard, _) | (_, Verdict::Hard) => Verdict::Hard,
+                (Verdict::Soft { at_ms: a }, Verdict::Soft { at_ms: b }) => Verdict::Soft { at_ms: a.min(b) },
+                (Verdict::Live, v) | (v, Verdict::Live) => v,
+            };
         };
         if let Some(m) = self.urls.get(url_key) {
             consider(m.verdict(fetched_ms));
@@ -469,11 +476,20 @@ mod tests {
         log.record("shop", Target::Url("a.test/x".into()), false, t(10)).unwrap();
         log.record("shop", Target::Prefix("a.test/img/".into()), true, t(10)).unwrap();
         log.record("shop", Target::Tag("product-1".into()), false, t(20)).unwrap();
+        log.record("shop", Target::Tag("banner".into()), true, t(30)).unwrap();
+        let soft_tags = ["banner".to_string()];
         let cases = [
             ("url purged", "a.test/x", &[][..], t(9), Verdict::Hard),
             ("fetched after the purge", "a.test/x", &[][..], t(11), Verdict::Live),
             ("url is exact", "a.test/xy", &[][..], t(9), Verdict::Live),
-            ("prefix, soft", "a.test/img/1.png", &[][..], t(5), Verdict::Soft),
+            ("prefix, soft", "a.test/img/1.png", &[][..], t(5), Verdict::Soft { at_ms: ms(t(10)) }),
+            (
+                "the earliest soft purge counts",
+                "a.test/img/3",
+                &soft_tags[..],
+                t(5),
+                Verdict::Soft { at_ms: ms(t(10)) },
+            ),
             ("prefix not matching", "a.test/imgs", &[][..], t(5), Verdict::Live),
             ("tag", "a.test/p", &tags[..], t(15), Verdict::Hard),
             ("hard beats soft", "a.test/img/2", &tags[..], t(5), Verdict::Hard),
@@ -493,7 +509,7 @@ mod tests {
             log.record("shop", Target::Url("a.test/x".into()), false, t(10)).unwrap();
         }
         let log = open(dir.path(), 100);
-        assert_eq!(log.verdict("shop", "a.test/y", &[], t(5)), Verdict::Soft);
+        assert_eq!(log.verdict("shop", "a.test/y", &[], t(5)), Verdict::Soft { at_ms: ms(t(10)) });
         assert_eq!(log.verdict("shop", "a.test/x", &[], t(5)), Verdict::Hard);
         assert_eq!(log.len(), 2);
         let id = log.record("shop", Target::All, false, t(11)).unwrap();

@@ -62,16 +62,12 @@ pub async fn serve(
     // RFC 9111 §3.5: a request with Authorization shares nothing unless the response allows it.
     let authorized = turn.parts.headers.contains_key(header::AUTHORIZATION);
     match found {
-        Found::Object { storage_key, object, soft_purged } => {
+        Found::Object { storage_key, object, .. } => {
             if authorized && !object.meta.policy.serve_with_authorization {
                 return turn.fetch(storage_key, None, Fwd::Bypass, true, ctx).await;
             }
             let age = policy::current_age(&object.meta.policy, object.meta.response_time, now);
-            let usability = if soft_purged {
-                policy::soft_purged_usability(&object.meta.policy, age, &turn.directives, honor)
-            } else {
-                policy::usability(&object.meta.policy, age, &turn.directives, honor)
-            };
+            let usability = policy::usability(&object.meta.policy, age, &turn.directives, honor);
             match usability {
                 Usability::Fresh { .. } => {
                     let status = CacheStatus::hit(ttl(&object, age));

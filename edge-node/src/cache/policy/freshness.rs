@@ -181,12 +181,14 @@ pub fn usability(rp: &ResponsePolicy, age: Duration, req: &Directives, honor_cli
     Usability::Stale { stale_for, while_revalidate: may_serve_stale && (in_swr || client_accepts) }
 }
 
-/// A soft-purged response is stale from the moment of the purge: it is judged as a response
-/// whose lifetime ended just now, so RFC 9111 §4.2.4 (must-revalidate), `no-cache`, the client's
-/// directives and the RFC 5861 windows (stale-while-revalidate, stale-if-error) apply as to any
-/// stale response.
-pub fn soft_purged_usability(rp: &ResponsePolicy, age: Duration, req: &Directives, honor_client: bool) -> Usability {
-    usability(&ResponsePolicy { freshness_lifetime: age, ..*rp }, age, req, honor_client)
+/// The policy of a response soft-purged at `purged_at`: its freshness lifetime ends at the age it
+/// had then (or where it already ended), so it is stale from the purge on, and RFC 9111 §4.2.4
+/// (must-revalidate), `no-cache`, the client's directives and the RFC 5861 windows
+/// (stale-while-revalidate, stale-if-error) apply to it as to any stale response, counted from
+/// the purge.
+pub fn stale_from(rp: &ResponsePolicy, response_time: SystemTime, purged_at: SystemTime) -> ResponsePolicy {
+    let age_at_purge = current_age(rp, response_time, purged_at);
+    ResponsePolicy { freshness_lifetime: rp.freshness_lifetime.min(age_at_purge), ..*rp }
 }
 
 fn max_stale_allows(req: &Directives, stale_for: Duration) -> bool {
@@ -603,41 +605,71 @@ mod tests {
 
     #[test]
     fn soft_purged_responses_are_stale_from_the_purge() {
+        // Stored at T0, soft-purged at T0 + 10 s; each case is judged at `now` seconds after T0.
+        let purged = at(T0 + 10);
         let cases = [
             (
                 "RFC 5861 §3: inside stale-while-revalidate, served while revalidating",
                 rp(600, 30, 0, false, false),
                 "",
-                Usability::Stale { stale_for: secs(0), while_revalidate: true },
+                40,
+                Usability::Stale { stale_for: secs(30), while_revalidate: true },
+            ),
+            (
+                "RFC 5861 §3: the window is counted from the purge, and ends",
+                rp(600, 30, 0, false, false),
+                "",
+                41,
+                Usability::Stale { stale_for: secs(31), while_revalidate: false },
             ),
             (
                 "RFC 9111 §4.3: no window, validated first",
                 rp(600, 0, 600, false, false),
                 "",
+                10,
                 Usability::Stale { stale_for: secs(0), while_revalidate: false },
             ),
             (
                 "RFC 9111 §4.2.4: must-revalidate wins over the window",
                 rp(600, 30, 0, true, false),
                 "",
-                Usability::Stale { stale_for: secs(0), while_revalidate: false },
+                11,
+                Usability::Stale { stale_for: secs(1), while_revalidate: false },
             ),
             (
                 "RFC 9111 §5.2.2.4: no-cache is always validated",
                 rp(600, 30, 0, false, true),
                 "",
+                11,
                 Usability::MustRevalidate,
             ),
             (
-                "RFC 9111 §5.2.1.2: the client's max-stale accepts it",
+                "RFC 9111 §5.2.1.2: the client's max-stale counts from the purge",
                 rp(600, 0, 0, false, false),
-                "max-stale",
-                Usability::Stale { stale_for: secs(0), while_revalidate: true },
+                "max-stale=5",
+                15,
+                Usability::Stale { stale_for: secs(5), while_revalidate: true },
+            ),
+            (
+                "already stale before the purge: its own expiry counts",
+                rp(5, 30, 0, false, false),
+                "",
+                36,
+                Usability::Stale { stale_for: secs(31), while_revalidate: false },
             ),
         ];
-        for (clause, rp, request, want) in cases {
-            assert_eq!(soft_purged_usability(&rp, secs(10), &req(request), true), want, "{clause}");
+        for (clause, rp, request, now, want) in cases {
+            let soft = stale_from(&rp, at(T0), purged);
+            let age = current_age(&soft, at(T0), at(T0 + now));
+            assert_eq!(usability(&soft, age, &req(request), true), want, "{clause}");
         }
+        // stale-if-error is counted from the purge too, and a fresh lifetime left does not serve
+        // a soft-purged response on error.
+        let soft = stale_from(&rp(600, 0, 20, false, false), at(T0), purged);
+        assert!(stale_on_error_ok(&soft, secs(30), &req(""), true), "20 s after the purge");
+        assert!(!stale_on_error_ok(&soft, secs(31), &req(""), true), "21 s after the purge");
+        let soft = stale_from(&rp(600, 0, 0, false, false), at(T0), purged);
+        assert!(!stale_on_error_ok(&soft, secs(11), &req(""), true), "no window: the error is served");
     }
 
     #[test]

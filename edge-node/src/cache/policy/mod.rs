@@ -37,8 +37,7 @@ pub use self::directives::{
     CDN_CACHE_CONTROL, Directives, SURROGATE_CONTROL, Source, request_directives, response_directives,
 };
 pub use self::freshness::{
-    ResponsePolicy, Usability, current_age, parse_http_date, response_policy, soft_purged_usability, stale_on_error_ok,
-    usability,
+    ResponsePolicy, Usability, current_age, parse_http_date, response_policy, stale_from, stale_on_error_ok, usability,
 };
 pub use self::headers::{
     CACHE_TAG, MAX_TAG_LEN, MAX_TAGS, SURROGATE_KEY, VaryStar, invalidation_targets, strip_cdn_headers,
