@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use http::Method;
 use outpost_tests::EdgeNode;
 use outpost_tests::control::{ControlPlane, OPERATOR, json};
-use outpost_tests::fleet::{Fleet, FleetSpec, TENANT_TOKEN};
+use outpost_tests::fleet::{Fleet, FleetSpec, TENANT_TOKEN, follower};
 use outpost_tests::wasm::{GuestKind, build_guest, probe_guest, repo_root};
 use outpost_tests::{Reply, Req};
 use serde_json::{Value, json};
@@ -191,5 +191,51 @@ async fn every_node_switches_on_activate_and_back_on_rollback() -> anyhow::Resul
         assert_eq!(function_files(edge)?, std::slice::from_ref(&v2_file), "{}", edge.name());
     }
     assert!(v3["sha256"] != v2["sha256"]);
+    Ok(())
+}
+
+/// A version whose function a node cannot have (here: larger than the node's
+/// `control.max_message_size`) is rejected like one that does not link: the node keeps the
+/// version it ran, says why, reports it, and goes on applying what follows (a purge reaches it
+/// and is acknowledged), rather than retrying the same event forever.
+#[tokio::test]
+async fn a_function_a_node_cannot_fetch_leaves_it_on_the_version_it_ran() -> anyhow::Result<()> {
+    let probe = std::fs::read(probe_guest()?)?;
+    let hello = std::fs::read(build_guest(&repo_root()?.join("wasm-sdk"), GuestKind::Example, "hello")?)?;
+    let limit = 1024 * 1024;
+    assert!(probe.len() < limit && hello.len() > limit, "probe {} B, hello {} B", probe.len(), hello.len());
+    let mut fleet = Fleet::start(FleetSpec { edges: Vec::new(), shield: false }).await?;
+    let mut config = follower("edge-fra-1", "fra", "eu-central", fleet.cp.addr());
+    config.extra.push_str("max_message_size = \"1MiB\"\n");
+    fleet.edges.push(EdgeNode::start(config).await?);
+    fleet.origin.route("/", Reply::ok("home".to_owned()));
+    fleet.origin.route("/page", Reply::ok("page".to_owned()).cache_control("max-age=600"));
+    fleet.create_shop(json!({})).await?;
+
+    let v1 = upload(&fleet.cp, probe).await?;
+    upload(&fleet.cp, hello).await?;
+    post(&fleet.cp, "/v1/services/shop/functions/1/activate").await?;
+    let edge = &fleet.edges[0];
+    wait_answer(edge, "hello from probe").await?;
+    wait_reported(&fleet, &label(&v1)).await?;
+
+    post(&fleet.cp, "/v1/services/shop/functions/2/activate").await?;
+    wait_rejected(edge, 1).await?;
+    let stderr = edge.stderr_text();
+    assert!(stderr.contains("more than this node fetches"), "the log says why:\n{stderr}");
+    let resp = edge.get("shop.test", "/hello").await?;
+    assert!(resp.text().starts_with("hello from probe"), "{} {}", resp.status, resp.text());
+    wait_reported(&fleet, &label(&v1)).await?;
+
+    // The node went on: a purge after it is applied and acknowledged. (The probe's
+    // `/origin/page` fetches the origin's `/page` through the node's cache.)
+    for _ in 0..2 {
+        assert_eq!(edge.get("shop.test", "/origin/page").await?.text(), "page");
+    }
+    assert_eq!(fleet.origin.count("/page"), 1, "cached");
+    let progress = fleet.purge(json!({"urls": ["shop.test/page"]})).await?;
+    assert_eq!(progress["complete"], true, "{progress}");
+    assert_eq!(edge.get("shop.test", "/origin/page").await?.text(), "page");
+    assert_eq!(fleet.origin.count("/page"), 2, "purged, so fetched again");
     Ok(())
 }

@@ -123,6 +123,11 @@ impl ControlClient {
         self.read(STEP, resp).await.map(|_| ())
     }
 
+    /// The largest function body [`Self::function`] takes (`control.max_message_size`).
+    pub fn max_function(&self) -> u64 {
+        self.max_function as u64
+    }
+
     /// `GET /v1/functions/{sha256}`: a deployed function's bytes (at most
     /// `control.max_message_size`; the caller checks the hash).
     pub async fn function(&self, sha256: &str) -> Result<Bytes, AgentError> {

@@ -13,11 +13,27 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use http::StatusCode;
 use outpost_config::{FunctionRef, ServiceRecord};
 use serde_json::Value;
 
 use super::client::ControlClient;
 use super::error::AgentError;
+
+/// A record as the node runs it: its function file bound into its config, or why the file
+/// cannot be had (the service then keeps the version it ran, as when one does not compile).
+pub struct Bound {
+    pub record: ServiceRecord,
+    pub unavailable: Option<String>,
+}
+
+/// Why a function file is not here.
+enum Unavailable {
+    /// Retrying will not help.
+    Gone(String),
+    /// It may come on a later try.
+    Retry(AgentError),
+}
 
 /// The directory of fetched functions.
 pub struct FunctionFiles {
@@ -42,35 +58,65 @@ impl FunctionFiles {
     }
 
     /// `records` as the node runs them: each function file present (fetched if missing) and
-    /// bound into its config. Fails when a file cannot be had: the caller retries later.
+    /// bound into its config. A file that cannot be had marks its record unavailable (the
+    /// service keeps the version it ran) when the cause will not go away by retrying: the
+    /// control plane no longer has it (a version pruned or a service deleted since the record
+    /// was sent), it is larger than this node takes, or it arrived with another hash. Other
+    /// causes (the control plane unreachable, a write error) fail the whole set, to be retried,
+    /// unless `offline`: a node starting from its saved state runs what it has.
     pub async fn bind(
         &self,
         client: &ControlClient,
         records: impl Iterator<Item = &ServiceRecord>,
-    ) -> Result<Vec<ServiceRecord>, AgentError> {
+        offline: bool,
+    ) -> Result<Vec<Bound>, AgentError> {
         let mut bound = Vec::new();
         for record in records {
             let mut record = record.clone();
+            let mut unavailable = None;
             let wasm = match &record.function {
-                Some(function) => Some(self.ensure(client, function).await?),
+                Some(function) => match self.ensure(client, function).await {
+                    Ok(path) => Some(path),
+                    Err(Unavailable::Retry(e)) if !offline => return Err(e),
+                    Err(Unavailable::Retry(e)) => {
+                        unavailable = Some(format!("function {}: {e}", function.label()));
+                        None
+                    }
+                    Err(Unavailable::Gone(why)) => {
+                        unavailable = Some(format!("function {}: {why}", function.label()));
+                        None
+                    }
+                },
                 None => None,
             };
             bind_config(&mut record.config, wasm.as_deref());
-            bound.push(record);
+            bound.push(Bound { record, unavailable });
         }
         Ok(bound)
     }
 
     /// The file of `function`, fetched first if it is not here.
-    async fn ensure(&self, client: &ControlClient, function: &FunctionRef) -> Result<PathBuf, AgentError> {
-        let path = self.path(function)?;
+    async fn ensure(&self, client: &ControlClient, function: &FunctionRef) -> Result<PathBuf, Unavailable> {
+        let path = self.path(function).map_err(|e| Unavailable::Gone(e.to_string()))?;
         if tokio::fs::metadata(&path).await.is_ok_and(|m| m.len() == function.size) {
             return Ok(path);
         }
-        let bytes = client.function(&function.sha256).await?;
+        if function.size > client.max_function() {
+            return Err(Unavailable::Gone(format!(
+                "{} bytes, more than this node fetches (control.max_message_size = {})",
+                function.size,
+                client.max_function()
+            )));
+        }
+        let bytes = client.function(&function.sha256).await.map_err(|e| match e {
+            AgentError::Refused { status, .. } if status == StatusCode::NOT_FOUND || status == StatusCode::GONE => {
+                Unavailable::Gone(format!("the control plane no longer has it ({e})"))
+            }
+            e => Unavailable::Retry(e),
+        })?;
         let got = crate::function::sha256_hex(&bytes);
         if got != function.sha256 {
-            return Err(protocol(format!("function {} arrived with hash {got}; not used", function.sha256)));
+            return Err(Unavailable::Gone(format!("arrived with hash {got}; not used")));
         }
         let (dir, tmp) = (self.dir.clone(), path.with_extension("wasm.tmp"));
         let final_path = path.clone();
@@ -85,8 +131,8 @@ impl FunctionFiles {
                 tracing::info!(sha256 = %function.sha256, version = function.version, size = function.size, "function fetched");
                 Ok(path)
             }
-            Ok(Err(e)) => Err(protocol(format!("writing {}: {e}", path.display()))),
-            Err(e) => Err(protocol(format!("writing {}: {e}", path.display()))),
+            Ok(Err(e)) => Err(Unavailable::Retry(protocol(format!("writing {}: {e}", path.display())))),
+            Err(e) => Err(Unavailable::Retry(protocol(format!("writing {}: {e}", path.display())))),
         }
     }
 

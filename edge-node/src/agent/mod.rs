@@ -116,7 +116,7 @@ impl Agent {
         metrics::gauge!(CONTROL_APPLIED_SEQ).set(seq.0 as f64);
         metrics::gauge!(CONTROL_CONNECTED).set(0.0);
         if seq > Seq(0) {
-            match agent.apply_services().await {
+            match agent.apply_services(true).await {
                 Ok(count) => {
                     tracing::info!(seq = %seq, services = count, "serving the control plane's services as saved")
                 }
@@ -253,7 +253,7 @@ impl Agent {
 
     async fn carry_out(&mut self, effects: Effects) -> Result<(), AgentError> {
         if effects.services_changed {
-            let count = self.apply_services().await?;
+            let count = self.apply_services(false).await?;
             tracing::info!(seq = %self.follower.seq(), services = count, "control-plane services applied");
         }
         for p in effects.purges {
@@ -273,12 +273,14 @@ impl Agent {
 
 impl Agent {
     /// Puts the follower's records in force, their functions fetched and bound, notes which
-    /// functions run, and removes the function files nothing runs any more.
-    async fn apply_services(&mut self) -> Result<usize, AgentError> {
-        let records = self.functions.bind(&self.client, self.follower.records()).await?;
-        let count = self.services.apply(&self.reloader, records.iter()).await?;
+    /// functions run, and removes the function files nothing runs any more. `offline`: from the
+    /// saved state at start, before the control plane answers (see [`FunctionFiles::bind`]).
+    async fn apply_services(&mut self, offline: bool) -> Result<usize, AgentError> {
+        let bound = self.functions.bind(&self.client, self.follower.records(), offline).await?;
+        let count = self.services.apply(&self.reloader, bound.iter()).await?;
         self.running = self.services.running();
-        let used = records.iter().chain(self.services.in_force()).filter_map(|r| r.function.as_ref());
+        let present = bound.iter().filter(|b| b.unavailable.is_none()).map(|b| &b.record);
+        let used = present.chain(self.services.in_force()).filter_map(|r| r.function.as_ref());
         self.functions.remove_unused(used).await;
         Ok(count)
     }

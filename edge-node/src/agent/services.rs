@@ -10,7 +10,9 @@
 //! config never blocks the rest. Reasons are local to the node, since the control plane
 //! validated the config: a host that one of this node's file services (under another name)
 //! already serves, an `origin_ca` missing here, a function that does not compile here (it
-//! imports an interface this node's host does not offer, say). The service then **keeps the
+//! imports an interface this node's host does not offer, say), or a function file this node
+//! cannot have (see [`super::functions::FunctionFiles::bind`]; such a version is tried again
+//! with the next set, since the file may come). The service then **keeps the
 //! version it ran before** (config and function: nodes compile a new version before they
 //! switch to it), and the node reports that version as the one it runs. A service with no
 //! earlier version on this node is left out (the file's service of the same name, if any,
@@ -26,6 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use outpost_config::{NodeRole, Seq, ServiceConfig, ServiceId, ServiceRecord};
 
+use super::functions::Bound;
 use crate::reload::{ReloadError, Reloader};
 
 /// Applies record sets, remembering what runs for each service and which versions failed (so
@@ -34,6 +37,8 @@ pub struct ServiceApplier {
     role: NodeRole,
     /// Versions rejected on this node, by service.
     rejected: HashMap<ServiceId, Seq>,
+    /// Versions whose function file could not be had in the last set, by service.
+    unavailable: HashMap<ServiceId, Seq>,
     /// The record each control-plane service runs from (as bound to its function file): the
     /// newest version, or an earlier one when the newest was rejected.
     in_force: HashMap<ServiceId, ServiceRecord>,
@@ -68,7 +73,7 @@ impl Candidate<'_> {
 
 impl ServiceApplier {
     pub fn new(role: NodeRole) -> Self {
-        Self { role, rejected: HashMap::new(), in_force: HashMap::new() }
+        Self { role, rejected: HashMap::new(), unavailable: HashMap::new(), in_force: HashMap::new() }
     }
 
     /// An applier that knows the earlier versions `kept` (from the saved control state), so a
@@ -94,7 +99,10 @@ impl ServiceApplier {
         let mut kept: Vec<ServiceRecord> = self
             .in_force
             .iter()
-            .filter(|(id, record)| self.rejected.get(*id).is_some_and(|newest| *newest != record.version))
+            .filter(|(id, record)| {
+                let newest = self.rejected.get(*id).or_else(|| self.unavailable.get(*id));
+                newest.is_some_and(|newest| *newest != record.version)
+            })
             .map(|(_, record)| record.clone())
             .collect();
         kept.sort_by(|a, b| a.id.cmp(&b.id));
@@ -111,14 +119,22 @@ impl ServiceApplier {
     pub async fn apply<'a>(
         &mut self,
         reloader: &Reloader,
-        records: impl Iterator<Item = &'a ServiceRecord>,
+        records: impl Iterator<Item = &'a Bound>,
     ) -> Result<usize, ReloadError> {
         let mut candidates = Vec::new();
         let mut rejected = Vec::new();
         // Versions that failed before: not tried again, without another error line.
         let mut known: HashMap<ServiceId, Seq> = HashMap::new();
-        for record in records {
+        // Versions whose function file is not here: tried again with the next set (the file
+        // may come), so not remembered as rejected.
+        let mut missing = Vec::new();
+        for Bound { record, unavailable } in records {
             let earlier = self.earlier(record);
+            if let Some(reason) = unavailable {
+                missing.push(Rejected { id: record.id.clone(), version: record.version, reason: reason.clone() });
+                candidates.push(Candidate { newest: None, earlier });
+                continue;
+            }
             if self.rejected.get(&record.id) == Some(&record.version) {
                 known.insert(record.id.clone(), record.version);
                 candidates.push(Candidate { newest: None, earlier });
@@ -140,15 +156,17 @@ impl ServiceApplier {
             // One of them (or more) does not fit this node: find which, one at a time.
             Err(_) => apply_one_by_one(reloader, &candidates, &mut rejected).await?,
         };
-        for r in &rejected {
+        for r in rejected.iter().chain(&missing) {
             let kept = in_force.get(&r.id).map(|k: &ServiceRecord| k.version.to_string());
             let kept = kept.as_deref().unwrap_or("none: the service is left out");
             tracing::error!(service = %r.id, version = %r.version, kept, reason = %r.reason,
                 "control-plane service version not applied on this node; the version in force stays");
-            known.insert(r.id.clone(), r.version);
         }
-        metrics::gauge!(crate::metrics::CONTROL_REJECTED_SERVICES).set(known.len() as f64);
+        known.extend(rejected.iter().map(|r| (r.id.clone(), r.version)));
+        let unavailable: HashMap<ServiceId, Seq> = missing.into_iter().map(|r| (r.id, r.version)).collect();
+        metrics::gauge!(crate::metrics::CONTROL_REJECTED_SERVICES).set((known.len() + unavailable.len()) as f64);
         self.rejected = known;
+        self.unavailable = unavailable;
         self.in_force = in_force;
         Ok(self.in_force.len())
     }
