@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use outpost_config::{HostHeader, HostPattern, NodeConfig, ServiceConfig};
+use outpost_config::{HostHeader, HostPattern, NodeConfig, NodeRole, ServiceConfig};
 
 use crate::cache::policy::ServicePolicy;
 use crate::function::{Function, FunctionHost};
@@ -49,6 +49,12 @@ impl CompiledService {
             message: e.to_string(),
         })?;
         let function = match &svc.function {
+            // Functions run on the edge that takes the client's request; what reaches a shield
+            // is already the function's fetch, so running it again there would be wrong.
+            Some(_) if node.node.role == NodeRole::Shield => {
+                tracing::debug!(service = %svc.name, "function not run on a shield (edges run it)");
+                None
+            }
             Some(f) => Some(Arc::new(Function::compile(functions, index, svc, f, node)?)),
             None => None,
         };

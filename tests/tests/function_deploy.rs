@@ -58,17 +58,19 @@ async fn wait_answer(edge: &EdgeNode, prefix: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Waits until every node of the fleet reports running `label` for `shop` in `GET /v1/nodes`.
+/// Waits until every edge of the fleet reports running `label` for `shop` in `GET /v1/nodes`,
+/// and the shield (which runs no functions) reports none.
 async fn wait_reported(fleet: &Fleet, label: &str) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
         let resp = fleet.cp.call(Method::GET, "/v1/nodes", Some(OPERATOR), "").await?;
         let list = json(&resp)?;
         let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
-        let all = fleet
-            .nodes()
-            .all(|node| nodes.iter().any(|n| n["id"] == node.name() && n["functions"]["shop"].as_str() == Some(label)));
-        if all {
+        let reports = |node: &EdgeNode, want: Option<&str>| {
+            nodes.iter().any(|n| n["id"] == node.name() && n["functions"]["shop"].as_str() == want)
+        };
+        let edges = fleet.edges.iter().all(|edge| reports(edge, Some(label)));
+        if edges && fleet.shield.iter().all(|shield| reports(shield, None)) {
             return Ok(());
         }
         anyhow::ensure!(start.elapsed() < LIMIT, "not every node reports {label}: {list}");
@@ -151,6 +153,13 @@ async fn every_node_switches_on_activate_and_back_on_rollback() -> anyhow::Resul
         wait_answer(edge, "hello from probe").await?;
     }
     wait_reported(&fleet, &label(&v1)).await?;
+    // The function's fetch of the origin goes through the shield, which does not run the
+    // function again (it would answer `hello from probe` for `/page`).
+    fleet.origin.route("/page", Reply::ok("page".to_owned()));
+    for edge in &fleet.edges {
+        let resp = edge.get("shop.test", "/origin/page").await?;
+        assert_eq!(resp.text(), "page", "{}: {}", edge.name(), resp.summary());
+    }
 
     // v2: each edge switches, and its answer names its PoP.
     activate_v2(&fleet, &v2).await?;
@@ -166,8 +175,8 @@ async fn every_node_switches_on_activate_and_back_on_rollback() -> anyhow::Resul
     // v3 does not link on any node: each keeps running v1, says why in its log, and reports v1.
     let v3 = upload(&fleet.cp, broken).await?;
     post(&fleet.cp, "/v1/services/shop/functions/3/activate").await?;
-    for node in fleet.nodes() {
-        wait_rejected(node, 1).await?;
+    for edge in &fleet.edges {
+        wait_rejected(edge, 1).await?;
     }
     for edge in &fleet.edges {
         let resp = edge.get("shop.test", "/hello").await?;

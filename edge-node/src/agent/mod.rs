@@ -35,7 +35,10 @@ use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
-use outpost_config::{Ack, ControlConfig, NodeAddresses, NodeConfig, NodeId, NodeRegistration, Seq, StreamMessage};
+use outpost_config::{
+    Ack, ControlConfig, NodeAddresses, NodeConfig, NodeId, NodeRegistration, NodeRole, Seq, ServiceRecord,
+    StreamMessage,
+};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -276,7 +279,15 @@ impl Agent {
     /// functions run, and removes the function files nothing runs any more. `offline`: from the
     /// saved state at start, before the control plane answers (see [`FunctionFiles::bind`]).
     async fn apply_services(&mut self, offline: bool) -> Result<usize, AgentError> {
-        let bound = self.functions.bind(&self.client, self.follower.records(), offline).await?;
+        // Edge functions run on edges: a shield fetches none and reports none.
+        let records = self.follower.records().cloned().map(|mut record| {
+            if self.node.node.role == NodeRole::Shield {
+                record.function = None;
+            }
+            record
+        });
+        let records: Vec<ServiceRecord> = records.collect();
+        let bound = self.functions.bind(&self.client, records.iter(), offline).await?;
         let count = self.services.apply(&self.reloader, bound.iter()).await?;
         self.running = self.services.running();
         let present = bound.iter().filter(|b| b.unavailable.is_none()).map(|b| &b.record);

@@ -22,7 +22,9 @@
 //! restarted node runs them again.
 //!
 //! One config serves both tiers: on a shield, a service's `shields` are dropped (a shield's
-//! misses go to the origins, never to another shield or itself).
+//! misses go to the origins, never to another shield or itself), and so is its function (the
+//! agent binds none there): functions run on the edge that takes the client's request, and
+//! what a shield receives is already the function's fetch.
 
 use std::collections::{BTreeMap, HashMap};
 
