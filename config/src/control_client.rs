@@ -5,6 +5,7 @@
 //! what it applied in `<state_dir>/control-state.json`, and acknowledges. Every bound below is
 //! what the agent waits for or holds at most; the checks are in `validate`.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -65,6 +66,31 @@ pub struct ControlConfig {
     /// retries. Default: 64MiB; 1KiB to 1GiB.
     #[serde(default = "defaults::max_message_size")]
     pub max_message_size: ByteSize,
+    /// `[control.advertise]`: the addresses the node registers in place of the ones its
+    /// listeners are bound to. Needed when those are not what the control plane and clients
+    /// reach: a listener on `0.0.0.0` (DNS answers need the node's public address), behind
+    /// NAT, or an admin listener the control plane reaches on another interface. Default: the
+    /// bound addresses.
+    #[serde(default)]
+    pub advertise: Advertise,
+}
+
+/// `[control.advertise]`. Each field replaces one bound address in the node's registration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Advertise {
+    /// Where clients reach the node's HTTP listener; its IP goes into the control plane's DNS
+    /// answers when the node has no HTTPS listener. Default: `listen.http` as bound.
+    #[serde(default)]
+    pub http: Option<SocketAddr>,
+    /// Where clients reach the node's HTTPS listener; its IP goes into the control plane's
+    /// DNS answers. Default: `listen.https` as bound.
+    #[serde(default)]
+    pub https: Option<SocketAddr>,
+    /// Where the control plane reaches the admin listener's `/healthz` (its PoP health
+    /// checks). Default: `listen.admin` as bound.
+    #[serde(default)]
+    pub admin: Option<SocketAddr>,
 }
 
 /// The defaults above, as named constants.
@@ -159,6 +185,14 @@ mod tests {
     }
 
     #[test]
+    fn advertised_addresses_are_read() {
+        let text = "url = \"http://127.0.0.1:7000\"\ntoken = \"t\"\n[control.advertise]\nhttps = \"203.0.113.7:443\"\nadmin = \"10.0.0.7:9901\"\n";
+        let control = parse(text).unwrap().control.unwrap();
+        let want = Advertise { http: None, https: "203.0.113.7:443".parse().ok(), admin: "10.0.0.7:9901".parse().ok() };
+        assert_eq!(control.advertise, want);
+    }
+
+    #[test]
     fn each_problem_names_its_field() {
         let url = "url = \"http://127.0.0.1:7000\"\n";
         let cases = [
@@ -185,6 +219,21 @@ mod tests {
             ),
             (format!("{url}token = \"t\"\nmax_message_size = \"10B\"\n"), "control.max_message_size", "minimum"),
             (format!("{url}token = \"t\"\nstate_dir = \"\"\n"), "control.state_dir", "empty"),
+            (
+                format!("{url}token = \"t\"\n[control.advertise]\nhttps = \"0.0.0.0:443\"\n"),
+                "control.advertise.https",
+                "cannot be reached",
+            ),
+            (
+                format!("{url}token = \"t\"\n[control.advertise]\nadmin = \"10.0.0.7:0\"\n"),
+                "control.advertise.admin",
+                "cannot be reached",
+            ),
+            (
+                format!("{url}token = \"t\"\n[control.advertise]\nhttp = \"x\"\n"),
+                "control.advertise.http",
+                "invalid socket address",
+            ),
             (format!("{url}token = \"t\"\nsecret = 1\n"), "control.secret", "unknown field"),
         ];
         for (text, path, message) in cases {

@@ -92,7 +92,7 @@ pub use control::{
     Ack, Change, Event, FunctionRef, NodeAddresses, NodeId, NodeRecord, NodeRegistration, PurgeId, PurgeRecord,
     Registered, Seq, ServiceId, ServiceRecord, Snapshot, StreamMessage, TenantId, is_node_label,
 };
-pub use control_client::{ControlConfig, STATE_FILE, defaults as control_defaults};
+pub use control_client::{Advertise, ControlConfig, STATE_FILE, defaults as control_defaults};
 pub use error::{ConfigError, ConfigErrors};
 pub use function::{FunctionConfig, FunctionsConfig, ORIGIN_BACKEND};
 pub use host::HostPattern;

@@ -309,6 +309,24 @@ async fn answers_follow_pop_health_and_drains() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A node bound to one address answers DNS with the one it advertises
+/// (`[control.advertise]`), as a node on `0.0.0.0` or behind NAT must; the control plane
+/// still probes the admin address it gives.
+#[tokio::test]
+async fn answers_carry_the_address_a_node_advertises() -> anyhow::Result<()> {
+    let cp = ControlPlane::start(control_config()).await?;
+    create_shop(&cp).await?;
+    let mut config: NodeConfig = follower("edge-b-1", "b", "rb", cp.addr());
+    config.http_listen = "127.0.2.1:0".to_owned();
+    config.admin_listen = "127.0.2.1:0".to_owned();
+    config.extra.push_str("[control.advertise]\nhttp = \"127.0.2.9:80\"\n");
+    let _edge = EdgeNode::start(config).await?;
+    wait_answer(&cp, IN_RB, &["127.0.2.9"], "the advertised address").await?;
+    let list = pops(&cp).await?;
+    assert_eq!(pop(&list, "b")["healthy"], true, "{list}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_zone_is_answered_like_an_authoritative_server() -> anyhow::Result<()> {
     let cp = ControlPlane::start(control_config()).await?;

@@ -51,6 +51,18 @@ pub(super) fn check(report: &mut Report<'_>, control: &ControlConfig) {
         );
     }
     report.size("control.max_message_size", control.max_message_size, ByteSize::kib(1), Some(ByteSize::gib(1)));
+    let advertise = &control.advertise;
+    for (name, addr) in [("http", advertise.http), ("https", advertise.https), ("admin", advertise.admin)] {
+        let Some(addr) = addr else { continue };
+        if addr.ip().is_unspecified() || addr.ip().is_multicast() || addr.port() == 0 {
+            report.error(
+                format!("control.advertise.{name}"),
+                format!(
+                    "{addr} cannot be reached; give the address and port others connect to, e.g. \"203.0.113.7:443\""
+                ),
+            );
+        }
+    }
 }
 
 /// The file must be readable now; its content is checked each time the agent reads it.

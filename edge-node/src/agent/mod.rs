@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::collections::BTreeMap;
 
 use outpost_config::{
-    Ack, ControlConfig, NodeAddresses, NodeConfig, NodeId, NodeRegistration, NodeRole, Seq, ServiceRecord,
+    Ack, Advertise, ControlConfig, NodeAddresses, NodeConfig, NodeId, NodeRegistration, NodeRole, Seq, ServiceRecord,
     StreamMessage,
 };
 use tokio::sync::watch;
@@ -129,14 +129,14 @@ impl Agent {
         Ok(agent)
     }
 
-    /// Starts following; the node's bound addresses go into its registration. Abort the
-    /// handle to stop.
+    /// Starts following; the node's bound addresses (or those `[control.advertise]` sets) go
+    /// into its registration. Abort the handle to stop.
     pub fn spawn(self, addrs: BoundAddrs) -> tokio::task::JoinHandle<()> {
         let registration = NodeRegistration {
             pop: self.node.node.pop.clone(),
             region: self.node.node.region.clone(),
             role: self.node.node.role,
-            addresses: NodeAddresses { http: addrs.http, https: addrs.https, admin: addrs.admin },
+            addresses: advertised(&self.cfg.advertise, &addrs),
         };
         tokio::spawn(self.run(registration))
     }
@@ -302,6 +302,23 @@ impl Agent {
     }
 }
 
+/// The addresses a node registers: each advertised one, else the bound one. A public listener
+/// bound to an unspecified address (`0.0.0.0`, `[::]`) with nothing advertised cannot go into
+/// DNS answers: said once at start.
+fn advertised(advertise: &Advertise, bound: &BoundAddrs) -> NodeAddresses {
+    let addresses = NodeAddresses {
+        http: advertise.http.or(bound.http),
+        https: advertise.https.or(bound.https),
+        admin: advertise.admin.unwrap_or(bound.admin),
+    };
+    let public = addresses.https.or(addresses.http);
+    if public.is_some_and(|a| a.ip().is_unspecified()) {
+        tracing::warn!(address = ?public, "the public listener is bound to an unspecified address and \
+            control.advertise gives none: the control plane's DNS answers leave this node out");
+    }
+    addresses
+}
+
 /// Acknowledges the latest saved number whenever it moves (or is repeated after a reconnect),
 /// retrying with backoff; a newer number replaces one not yet acknowledged.
 async fn acknowledge(client: Arc<ControlClient>, mut saved: watch::Receiver<Ack>, cfg: ControlConfig) {
@@ -325,5 +342,28 @@ async fn acknowledge(client: Arc<ControlClient>, mut saved: watch::Receiver<Ack>
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_addresses_replace_the_bound_ones() {
+        let bound = BoundAddrs {
+            http: "0.0.0.0:80".parse().ok(),
+            https: "0.0.0.0:443".parse().ok(),
+            admin: "127.0.0.1:9901".parse().unwrap(),
+        };
+        let none = advertised(&Advertise::default(), &bound);
+        assert_eq!((none.http, none.https, none.admin), (bound.http, bound.https, bound.admin));
+        let advertise =
+            Advertise { http: None, https: "203.0.113.7:443".parse().ok(), admin: "10.0.0.7:9901".parse().ok() };
+        let set = advertised(&advertise, &bound);
+        assert_eq!(set.http, bound.http, "not advertised: as bound");
+        assert_eq!(set.https, advertise.https);
+        assert_eq!(set.admin, "10.0.0.7:9901".parse().unwrap());
     }
 }
