@@ -34,6 +34,7 @@
 //! max_events = 100000
 //! max_function_size = "32MiB"
 //! max_function_versions = 20
+//! tenant_upstream_allow = []      # CIDRs tenants' upstreams may be in despite being private
 //! ```
 
 use std::collections::HashMap;
@@ -43,6 +44,8 @@ use std::time::Duration;
 
 use outpost_config::{ByteSize, ConfigError, ConfigErrors, TenantId};
 use serde::Deserialize;
+
+use crate::dns::cidr::Cidr;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +171,14 @@ pub struct Limits {
     /// Function versions kept per service; an upload beyond it deletes the oldest version that
     /// is not active. Bounds the store's size. Default: 20; 1 to 10000.
     pub max_function_versions: usize,
+    /// Networks (`"10.20.0.0/16"`, `"::1/128"`, or one address) a tenant's upstreams (`origin`,
+    /// `origins`, `shields`, `function.backends`) may be in although they are loopback,
+    /// private, link-local, CGNAT, unspecified, multicast or broadcast addresses. Outside it,
+    /// such an address (or `localhost`) from a tenant gets **400** `invalid_config` naming the
+    /// field: it would aim the nodes at their own network, where the admin listener takes
+    /// purges without a token. `localhost` needs both 127.0.0.1 and ::1 in the list. The
+    /// operator's configs are not checked. Default: empty (no such address for tenants).
+    pub tenant_upstream_allow: Vec<String>,
 }
 
 impl Default for Limits {
@@ -182,6 +193,7 @@ impl Default for Limits {
             max_events: 100_000,
             max_function_size: ByteSize::mib(32),
             max_function_versions: 20,
+            tenant_upstream_allow: Vec::new(),
         }
     }
 }
@@ -190,6 +202,12 @@ impl Limits {
     /// The time one purge token takes to come back.
     pub fn purge_interval(&self) -> Duration {
         Duration::from_secs_f64(1.0 / self.purge_rate)
+    }
+
+    /// `tenant_upstream_allow` parsed; an entry that does not parse (validation refused it)
+    /// is left out.
+    pub fn tenant_upstream_networks(&self) -> Vec<Cidr> {
+        self.tenant_upstream_allow.iter().filter_map(|text| text.parse().ok()).collect()
     }
 }
 
@@ -331,6 +349,11 @@ fn check_limits(limits: &Limits, report: &mut dyn FnMut(&str, String)) {
             format!("{} is out of range; use more than 0 and at most 100000 (per second)", limits.purge_rate),
         );
     }
+    for (i, text) in limits.tenant_upstream_allow.iter().enumerate() {
+        if let Err(why) = text.parse::<Cidr>() {
+            report(&format!("limits.tenant_upstream_allow[{i}]"), why);
+        }
+    }
 }
 
 /// The 32 bytes of a SHA-256 written as 64 hex digits (either case).
@@ -386,6 +409,15 @@ mod tests {
         assert_eq!(settings.limits.max_events, 100_000);
         assert_eq!(settings.nodes.heartbeat_interval, Duration::from_secs(5));
         assert_eq!(settings.nodes.grace(), Duration::from_secs(10));
+        assert!(settings.limits.tenant_upstream_networks().is_empty(), "tenants get no private upstream");
+        let allowing = parse(
+            &format!("data = \"cp.redb\"\n{OPERATOR}[limits]\ntenant_upstream_allow = [\"127.0.0.0/8\", \"::1\"]\n"),
+            Path::new("cp.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let networks: Vec<String> =
+            allowing.limits.tenant_upstream_networks().iter().map(ToString::to_string).collect();
+        assert_eq!(networks, ["127.0.0.0/8", "::1/128"]);
         let node = parse(
             &format!("data = \"cp.redb\"\n{OPERATOR}[[tokens]]\nnode = true\nsha256 = \"{}\"\n", "0".repeat(64)),
             Path::new("cp.toml"),
@@ -447,6 +479,18 @@ mod tests {
                 "use 1 to 100000",
             ),
             (format!("data = \"x\"\n{OPERATOR}[limits]\nmax_pages = 1\n"), "", "unknown field `max_pages`"),
+            (
+                format!(
+                    "data = \"x\"\n{OPERATOR}[limits]\ntenant_upstream_allow = [\"127.0.0.0/8\", \"10.0.0.1/8\"]\n"
+                ),
+                "limits.tenant_upstream_allow[1]",
+                "host bits set; the network is 10.0.0.0/8",
+            ),
+            (
+                format!("data = \"x\"\n{OPERATOR}[limits]\ntenant_upstream_allow = [\"localhost\"]\n"),
+                "limits.tenant_upstream_allow[0]",
+                "is not a subnet",
+            ),
         ];
         for (text, path, fragment) in cases {
             let found = problems(&text);

@@ -2,7 +2,8 @@
 //! in its own tempdir.
 //!
 //! [`ControlConfig`] names the tenants and their tokens (the file gets only their SHA-256) and
-//! any `[limits]`; [`ControlPlane`] spawns the binary on port 0, waits (bounded) for the ready
+//! any `[limits]`; tenants may point services at loopback origins (the test origins), through
+//! `limits.tenant_upstream_allow`; [`ControlPlane`] spawns the binary on port 0, waits (bounded) for the ready
 //! file, and stops it with SIGTERM. `restart` starts it again on the same data file. The binary
 //! is `OUTPOST_CONTROL_PLANE_BIN`, or built once per test process with cargo. Every config has
 //! a node token ([`NODE_TOKEN`]); [`NodeStream`] reads a node's NDJSON stream line by line,
@@ -33,6 +34,9 @@ pub struct ControlConfig {
     pub tenants: Vec<(String, String)>,
     /// Raw lines of the `[limits]` table.
     pub limits: Vec<String>,
+    /// `limits.tenant_upstream_allow`: loopback by default, since the test origins, shields and
+    /// backends all listen there.
+    pub tenant_upstream_allow: Vec<String>,
     /// Raw lines of the `[nodes]` table.
     pub nodes: Vec<String>,
     /// Raw TOML appended to the file (whole tables: `[dns]`, `[health]`).
@@ -40,11 +44,13 @@ pub struct ControlConfig {
 }
 
 impl Default for ControlConfig {
-    /// Tenants `acme` (token `acme-token`) and `globex` (token `globex-token`).
+    /// Tenants `acme` (token `acme-token`) and `globex` (token `globex-token`), allowed
+    /// loopback upstreams.
     fn default() -> Self {
         Self {
             tenants: vec![("acme".into(), "acme-token".into()), ("globex".into(), "globex-token".into())],
             limits: Vec::new(),
+            tenant_upstream_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
             nodes: Vec::new(),
             extra: String::new(),
         }
@@ -55,6 +61,13 @@ impl ControlConfig {
     /// Adds a `[limits]` line, e.g. `purge_burst = 2`.
     pub fn limit(mut self, line: &str) -> Self {
         self.limits.push(line.to_owned());
+        self
+    }
+
+    /// Sets `limits.tenant_upstream_allow` (empty: the control plane's default, no private
+    /// upstream for tenants).
+    pub fn tenant_upstream_allow(mut self, networks: &[&str]) -> Self {
+        self.tenant_upstream_allow = networks.iter().map(|n| (*n).to_owned()).collect();
         self
     }
 
@@ -78,8 +91,13 @@ impl ControlConfig {
             text += &format!("\n[[tokens]]\ntenant = {}\nsha256 = \"{}\"\n", quote(tenant), sha256_hex(token));
         }
         text += &format!("\n[[tokens]]\nname = \"nodes\"\nnode = true\nsha256 = \"{}\"\n", sha256_hex(NODE_TOKEN));
-        if !self.limits.is_empty() {
-            text += &format!("\n[limits]\n{}\n", self.limits.join("\n"));
+        let mut limits = self.limits.clone();
+        if !self.tenant_upstream_allow.is_empty() {
+            let networks: Vec<String> = self.tenant_upstream_allow.iter().map(|n| quote(n)).collect();
+            limits.push(format!("tenant_upstream_allow = [{}]", networks.join(", ")));
+        }
+        if !limits.is_empty() {
+            text += &format!("\n[limits]\n{}\n", limits.join("\n"));
         }
         if !self.nodes.is_empty() {
             text += &format!("\n[nodes]\n{}\n", self.nodes.join("\n"));

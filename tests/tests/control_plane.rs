@@ -318,6 +318,59 @@ async fn a_tenant_has_a_bounded_number_of_services() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn a_tenant_may_not_aim_the_nodes_at_their_own_network() -> anyhow::Result<()> {
+    // No allow list, as the control plane starts by default.
+    let cp = ControlPlane::start(ControlConfig::default().tenant_upstream_allow(&[])).await?;
+    let admin = json!({"hosts": ["shop.example"], "origin": "http://127.0.0.1:9901"});
+    let cases: &[(Value, &str, &str)] = &[
+        (admin.clone(), "origin", "http://127.0.0.1:9901 is in 127.0.0.0/8, loopback"),
+        (json!({"hosts": ["shop.example"], "origin": "http://localhost:9901"}), "origin", "the node itself"),
+        (
+            json!({"hosts": ["shop.example"], "origin": "http://0x7f000001:9901"}),
+            "origin",
+            "(127.0.0.1) is in 127.0.0.0/8",
+        ),
+        (
+            json!({"hosts": ["shop.example"], "origins": [{"url": "https://o.example"}, {"url": "http://10.0.0.7", "group": 1}]}),
+            "origins[1].url",
+            "private (RFC 1918)",
+        ),
+        (
+            json!({"hosts": ["shop.example"], "origin": "https://o.example", "function": {"backends": {"api": "http://[::1]:9901"}}}),
+            "function.backends.api",
+            "is in ::1/128, loopback",
+        ),
+        (
+            json!({"hosts": ["shop.example"], "origin": "https://o.example", "shields": [{"url": "http://169.254.169.254", "pop": "fra"}]}),
+            "shields[0].url",
+            "link-local",
+        ),
+    ];
+    for (body, path, fragment) in cases {
+        let resp = cp.call(Method::PUT, "/v1/services/shop", ACME, &body.to_string()).await?;
+        let error = expect_error(&resp, 400, "invalid_config")?;
+        assert_eq!(error["fields"][0]["path"], *path, "{body}: {error}");
+        let message = error["fields"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(fragment) && message.contains("limits.tenant_upstream_allow"), "{body}: {error}");
+    }
+    assert!(events(&cp).await?.is_empty(), "nothing refused was stored");
+    // The operator's configs are not judged: it runs the network.
+    let resp = cp.call(Method::PUT, "/v1/services/internal?tenant=acme", OPS, &admin.to_string()).await?;
+    assert_eq!(resp.status, 201, "{}", resp.text());
+
+    // Loopback allowed (what the harness writes by default): the same origin is accepted, and
+    // the networks not listed are still refused.
+    let allowing = ControlPlane::start(ControlConfig::default()).await?;
+    put_service(&allowing, ACME, "shop", &admin).await?;
+    put_service(&allowing, ACME, "blog", &json!({"hosts": ["blog.example"], "origin": "http://localhost:8080"}))
+        .await?;
+    let private = json!({"hosts": ["wiki.example"], "origin": "http://192.168.0.10"});
+    let resp = allowing.call(Method::PUT, "/v1/services/wiki", ACME, &private.to_string()).await?;
+    assert_eq!(expect_error(&resp, 400, "invalid_config")?["fields"][0]["path"], "origin");
+    Ok(())
+}
+
 /// Runs a purge request and returns the purge id from whichever shape the answer has.
 async fn purge_id(cp: &ControlPlane, req: Req, expected_status: u16) -> anyhow::Result<String> {
     let resp = cp.send(req).await?;
@@ -518,14 +571,19 @@ async fn check_config_names_every_problem() -> anyhow::Result<()> {
     let file = dir.path().join("cp.toml");
     std::fs::write(
         &file,
-        "data = \"cp.redb\"\n[[tokens]]\ntenant = \"ACME\"\nsha256 = \"abc\"\n[limits]\nmax_page = 0\n",
+        "data = \"cp.redb\"\n[[tokens]]\ntenant = \"ACME\"\nsha256 = \"abc\"\n[limits]\nmax_page = 0\n\
+         tenant_upstream_allow = [\"127.0.0.0/8\", \"10.0.0.1/8\"]\n",
     )?;
     let output =
         std::process::Command::new(outpost_tests::control::binary()?).arg("check-config").arg(&file).output()?;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     let paths: Vec<&str> = stderr.lines().filter_map(|l| l.split(": ").nth(1)).collect();
-    assert_eq!(paths, ["tokens[0].tenant", "tokens[0].sha256", "limits.max_page"], "{stderr}");
+    assert_eq!(
+        paths,
+        ["tokens[0].tenant", "tokens[0].sha256", "limits.max_page", "limits.tenant_upstream_allow[1]"],
+        "{stderr}"
+    );
     Ok(())
 }
 

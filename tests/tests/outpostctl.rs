@@ -1,9 +1,13 @@
 //! `outpostctl` against a real control plane: every command a tenant or operator uses, human
 //! output and `--json`, and the errors a user meets (wrong token, unknown service, bad file,
-//! unreachable URL) as one line on stderr with a non-zero exit.
+//! unreachable URL) as one line on stderr with a non-zero exit. `purge --wait` runs against a
+//! fleet with a real edge node following the control plane.
 
-use outpost_tests::control::{ControlConfig, ControlPlane, OPERATOR};
-use serde_json::Value;
+use http::Method;
+use outpost_tests::Reply;
+use outpost_tests::control::{ControlConfig, ControlPlane, NODE_TOKEN, OPERATOR};
+use outpost_tests::fleet::{Fleet, FleetSpec};
+use serde_json::{Value, json};
 
 const ACME: Option<&str> = Some("acme-token");
 const OPS: Option<&str> = Some(OPERATOR);
@@ -147,5 +151,147 @@ async fn a_tenant_deploys_activates_and_rolls_back_functions_from_the_shell() ->
     let refused = cp.ctl(ACME, &["functions", "deploy", "shop", module.to_str().unwrap_or_default()]).await?;
     assert_ne!(refused.code, Some(0));
     assert!(refused.stderr.contains("not_a_component") && refused.stderr.contains("wasm32-wasip2"), "{refused:?}");
+    Ok(())
+}
+
+/// The whitespace-separated cells of each line of `text` after the header, which must start
+/// with `header`.
+fn rows<'a>(text: &'a str, header: &str) -> Vec<Vec<&'a str>> {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    assert!(first.split_whitespace().eq(header.split_whitespace()), "header {first:?}, expected {header:?}");
+    lines.map(|l| l.split_whitespace().collect()).collect()
+}
+
+#[tokio::test]
+async fn a_purge_with_wait_returns_once_the_node_applied_it() -> anyhow::Result<()> {
+    let fleet = Fleet::start(FleetSpec::one_edge()).await?;
+    fleet.origin.route("/", Reply::ok("home".to_owned()).cache_control("max-age=600"));
+    fleet.origin.route("/a", Reply::ok("a".to_owned()).cache_control("max-age=600"));
+    fleet.create_shop(json!({})).await?;
+    let edge = &fleet.edges[0];
+    edge.get("shop.test", "/a").await?;
+    let warm = edge.get("shop.test", "/a").await?;
+    assert!(warm.cache_status().hit(), "{}", warm.summary());
+
+    let run =
+        fleet.cp.ctl(ACME, &["purge", "shop", "--url", "http://shop.test/a", "--wait", "--timeout", "10s"]).await?;
+    let text = ok(&run);
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.starts_with("purge ") && first.ends_with(" on shop (event 2): complete"), "{text}");
+    // The node table, then the PoP table.
+    let tables: Vec<&str> = text.lines().skip(1).collect();
+    let split = tables.iter().position(|l| l.starts_with("POP ")).unwrap_or_else(|| panic!("no PoP table: {text}"));
+    let (nodes, pops) = (tables[..split].join("\n"), tables[split..].join("\n"));
+    let nodes = rows(&nodes, "NODE POP LIVE APPLIED MS");
+    assert_eq!(nodes.len(), 1, "{text}");
+    assert_eq!(nodes[0][..4], ["edge-fra-1", "fra", "true", "true"], "{text}");
+    assert!(nodes[0][4].parse::<u64>().is_ok(), "the node's time in ms: {text}");
+    let pops = rows(&pops, "POP NODES APPLIED MAX MS");
+    assert_eq!(pops.len(), 1, "{text}");
+    assert_eq!(pops[0][..3], ["fra", "1", "1"], "{text}");
+    assert!(!text.contains("pending:"), "{text}");
+    // Applied means purged: the next request goes to the origin.
+    let after = edge.get("shop.test", "/a").await?;
+    assert!(!after.cache_status().hit(), "still cached after the wait: {}", after.summary());
+
+    let run = fleet.cp.ctl(ACME, &["--json", "purge", "shop", "--all", "--soft", "--wait"]).await?;
+    let progress: Value = serde_json::from_str(ok(&run))?;
+    assert_eq!((progress["status"].as_str(), progress["complete"].as_bool()), (Some("complete"), Some(true)));
+    assert_eq!(
+        (progress["service"].as_str(), progress["seq"].as_u64(), progress["soft"].as_bool()),
+        (Some("shop"), Some(3), Some(true))
+    );
+    assert_eq!(progress["pending"], json!([]));
+    let node = &progress["nodes"]["edge-fra-1"];
+    assert_eq!(
+        (node["pop"].as_str(), node["live"].as_bool(), node["acked"].as_bool()),
+        (Some("fra"), Some(true), Some(true))
+    );
+    assert!(node["ms"].as_u64().is_some(), "{progress}");
+    assert_eq!(
+        (progress["pops"]["fra"]["nodes"].as_u64(), progress["pops"]["fra"]["acked"].as_u64()),
+        (Some(1), Some(1))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_operator_lists_drains_and_restores_pops() -> anyhow::Result<()> {
+    let cp = ControlPlane::start(ControlConfig::default()).await?;
+    // A node registers in `fra` (its admin address refuses probes: the PoP stays unhealthy).
+    let admin = outpost_tests::refused_addr().await?;
+    let registration = json!({"pop": "fra", "region": "eu-central", "role": "edge",
+        "addresses": {"http": "127.0.0.1:8080", "admin": admin.to_string()}});
+    let resp = cp.call(Method::PUT, "/v1/nodes/edge-fra-1", Some(NODE_TOKEN), &registration.to_string()).await?;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    // The list is the table DNS answers from, rebuilt each probe round: wait (bounded) for it.
+    let start = std::time::Instant::now();
+    while serde_json::from_str::<Value>(ok(&cp.ctl(OPS, &["--json", "pops", "list"]).await?))?["pops"] == json!([]) {
+        anyhow::ensure!(start.elapsed() < std::time::Duration::from_secs(10), "fra is not listed after 10s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let list = cp.ctl(OPS, &["pops", "list"]).await?;
+    let pops = rows(ok(&list), "POP REGION HEALTHY DRAINED NODES SINCE");
+    assert_eq!(pops.len(), 1, "{}", list.stdout);
+    assert_eq!(pops[0][..5], ["fra", "eu-central", "false", "false", "edge-fra-1"], "{}", list.stdout);
+
+    let drained = cp.ctl(OPS, &["pops", "drain", "fra"]).await?;
+    assert_eq!(ok(&drained), "fra: drained\n");
+    let list = cp.ctl(OPS, &["--json", "pops", "list"]).await?;
+    let list: Value = serde_json::from_str(ok(&list))?;
+    let fra = &list["pops"][0];
+    assert_eq!((fra["pop"].as_str(), fra["drained"].as_bool()), (Some("fra"), Some(true)), "{list}");
+    assert!(fra["drained_at"].is_string(), "{list}");
+    assert_eq!(fra["nodes"][0]["id"], "edge-fra-1", "{list}");
+    // Draining a drained PoP changes nothing.
+    let again = cp.ctl(OPS, &["--json", "pops", "drain", "fra"]).await?;
+    let again: Value = serde_json::from_str(ok(&again))?;
+    assert_eq!((again["pop"].as_str(), again["drained"].as_bool()), (Some("fra"), Some(true)));
+
+    let restored = cp.ctl(OPS, &["pops", "restore", "fra"]).await?;
+    assert_eq!(ok(&restored), "fra: restored\n");
+    let list = cp.ctl(OPS, &["pops", "list"]).await?;
+    assert_eq!(rows(ok(&list), "POP REGION HEALTHY DRAINED NODES SINCE")[0][3], "false", "{}", list.stdout);
+    let restored = cp.ctl(OPS, &["--json", "pops", "restore", "fra"]).await?;
+    let restored: Value = serde_json::from_str(ok(&restored))?;
+    assert_eq!(restored["drained"], false, "{restored}");
+
+    let cases: [(Option<&str>, Vec<&str>, &str); 4] = [
+        (OPS, vec!["pops", "drain", "nowhere"], "outpostctl: not_found: "),
+        (OPS, vec!["pops", "restore", "no/such"], "outpostctl: invalid_request: "),
+        (ACME, vec!["pops", "list"], "outpostctl: forbidden: "),
+        (ACME, vec!["pops", "drain", "fra"], "outpostctl: forbidden: "),
+    ];
+    for (token, args, prefix) in cases {
+        let run = cp.ctl(token, &args).await?;
+        assert_eq!(run.code, Some(1), "{args:?}: {run:?}");
+        assert!(run.stderr.starts_with(prefix) && run.stderr.lines().count() == 1, "{args:?}: {}", run.stderr);
+    }
+    let list: Value = serde_json::from_str(ok(&cp.ctl(OPS, &["--json", "pops", "list"]).await?))?;
+    assert_eq!(list["pops"][0]["drained"], false, "a tenant's drain changed nothing: {list}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_token_flag_works_without_the_environment_and_wins_over_it() -> anyhow::Result<()> {
+    let cp = ControlPlane::start(ControlConfig::default()).await?;
+    // No OUTPOST_TOKEN: the flag alone, before or after the command.
+    for args in [vec!["--token", "acme-token", "services", "list"], vec!["services", "list", "--token", "acme-token"]] {
+        let run = cp.ctl(None, &args).await?;
+        assert!(ok(&run).starts_with("ID"), "{args:?}: {run:?}");
+    }
+    // Neither: the API refuses.
+    let run = cp.ctl(None, &["services", "list"]).await?;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.starts_with("outpostctl: unauthorized: "), "{}", run.stderr);
+    // Both: the flag is used. The operator's token in the environment, a tenant's on the
+    // command line: the tenant may not list nodes.
+    let run = cp.ctl(OPS, &["--token", "acme-token", "nodes", "list"]).await?;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.starts_with("outpostctl: forbidden: "), "{}", run.stderr);
+    let run = cp.ctl(Some("wrong-token"), &["--token", OPERATOR, "nodes", "list"]).await?;
+    assert!(ok(&run).starts_with("NODE"), "{run:?}");
     Ok(())
 }

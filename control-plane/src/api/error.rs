@@ -14,46 +14,70 @@ use serde::Serialize;
 
 use crate::store::StoreError;
 
-/// What went wrong, from the client's side of things.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+/// Declares [`ErrorKind`] from one list of `Kind => "code"` lines, with [`ErrorKind::ALL`] and
+/// [`ErrorKind::code`]: a kind cannot be added without its code, nor left out of `ALL` (which
+/// the OpenAPI document's list of codes is written from).
+macro_rules! error_kinds {
+    ($($(#[doc = $doc:literal])* $kind:ident => $code:literal,)+) => {
+        /// What went wrong, from the client's side of things.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorKind {
+            $($(#[doc = $doc])* $kind,)+
+        }
+
+        impl ErrorKind {
+            /// Every kind, in the order declared.
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$kind),+];
+
+            /// The stable, machine-readable `code`.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $code,)+
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
     /// The body is not JSON.
-    BadJson,
+    BadJson => "bad_json",
     /// The body is JSON but not a valid service config (`fields` name the problems).
-    InvalidConfig,
+    InvalidConfig => "invalid_config",
     /// Anything else about the request is wrong: a field, a parameter, an id.
-    InvalidRequest,
+    InvalidRequest => "invalid_request",
     /// An uploaded function is a core module, not a component.
-    NotAComponent,
+    NotAComponent => "not_a_component",
     /// An uploaded component does not export `wasi:http/incoming-handler`.
-    MissingExport,
+    MissingExport => "missing_export",
     /// An uploaded function is not valid WebAssembly.
-    InvalidWasm,
+    InvalidWasm => "invalid_wasm",
     /// No token, or one we do not know.
-    Unauthorized,
+    Unauthorized => "unauthorized",
     /// A known token that may not do this (a tenant reading the event log).
-    Forbidden,
+    Forbidden => "forbidden",
     /// The tenant owns `limits.max_services_per_tenant` services already.
-    ServiceLimit,
+    ServiceLimit => "service_limit",
     /// No such resource, or one the caller may not see (tenants never learn of others').
-    NotFound,
-    MethodNotAllowed,
+    NotFound => "not_found",
+    /// The route exists, not with this method.
+    MethodNotAllowed => "method_not_allowed",
     /// The service id belongs to another tenant (ids are global, like host names).
-    IdTaken,
+    IdTaken => "id_taken",
     /// A host of the config belongs to another service.
-    HostTaken,
+    HostTaken => "host_taken",
     /// The service changed between read and write; retry.
-    Conflict,
+    Conflict => "conflict",
     /// A function rollback with no version active before the current one.
-    NoPreviousVersion,
+    NoPreviousVersion => "no_previous_version",
     /// The body is larger than `limits.max_body_size`.
-    BodyTooLarge,
+    BodyTooLarge => "body_too_large",
     /// Over the tenant's purge rate.
-    RateLimited,
+    RateLimited => "rate_limited",
     /// Our fault; the log says more.
-    Internal,
+    Internal => "internal",
     /// The store cannot be reached (health check).
-    Unavailable,
+    Unavailable => "unavailable",
 }
 
 impl ErrorKind {
@@ -76,31 +100,6 @@ impl ErrorKind {
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    /// The stable, machine-readable `code`.
-    pub fn code(self) -> &'static str {
-        match self {
-            ErrorKind::BadJson => "bad_json",
-            ErrorKind::InvalidConfig => "invalid_config",
-            ErrorKind::InvalidRequest => "invalid_request",
-            ErrorKind::NotAComponent => "not_a_component",
-            ErrorKind::MissingExport => "missing_export",
-            ErrorKind::InvalidWasm => "invalid_wasm",
-            ErrorKind::Unauthorized => "unauthorized",
-            ErrorKind::Forbidden => "forbidden",
-            ErrorKind::ServiceLimit => "service_limit",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::MethodNotAllowed => "method_not_allowed",
-            ErrorKind::IdTaken => "id_taken",
-            ErrorKind::HostTaken => "host_taken",
-            ErrorKind::Conflict => "conflict",
-            ErrorKind::NoPreviousVersion => "no_previous_version",
-            ErrorKind::BodyTooLarge => "body_too_large",
-            ErrorKind::RateLimited => "rate_limited",
-            ErrorKind::Internal => "internal",
-            ErrorKind::Unavailable => "unavailable",
         }
     }
 }
@@ -245,6 +244,12 @@ mod tests {
         for (kind, status, code) in table {
             assert_eq!((kind.status().as_u16(), kind.code()), (status, code), "{kind:?}");
         }
+        let listed: Vec<ErrorKind> = table.iter().map(|(kind, _, _)| *kind).collect();
+        assert_eq!(listed, ErrorKind::ALL, "the table covers every kind, in order");
+        let mut codes: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ErrorKind::ALL.len(), "every code is one kind's");
     }
 
     async fn render(error: ApiError) -> (Response, serde_json::Value) {

@@ -17,6 +17,7 @@ mod pops;
 mod purges;
 mod service_body;
 mod services;
+mod tenant_upstreams;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +34,7 @@ pub use functions::sha256_hex;
 pub use openapi::document as openapi_document;
 
 use crate::auth::Tokens;
+use crate::dns::cidr::Cidr;
 use crate::nodes::Nodes;
 use crate::pops::Pops;
 use crate::ratelimit::PurgeLimiter;
@@ -44,6 +46,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub tokens: Tokens,
     pub limits: Limits,
+    /// `limits.tenant_upstream_allow`, parsed once.
+    pub tenant_upstream_allow: Vec<Cidr>,
     pub purge_limiter: PurgeLimiter,
     /// The nodes following the log: registry, streams' hub, acks.
     pub nodes: Arc<Nodes>,
@@ -66,7 +70,8 @@ impl App {
         let pops = Pops::load(store.clone(), nodes.clone(), settings.health.clone(), named_pops).await?;
         let dns_stats = Arc::new(crate::dns::Stats::default());
         let tokens = Tokens::new(&settings.tokens);
-        Ok(Arc::new(App { store, tokens, limits, purge_limiter, nodes, pops, dns_stats }))
+        let tenant_upstream_allow = limits.tenant_upstream_networks();
+        Ok(Arc::new(App { store, tokens, limits, tenant_upstream_allow, purge_limiter, nodes, pops, dns_stats }))
     }
 }
 

@@ -5,6 +5,8 @@
 use axum::Json;
 use serde_json::{Value, json};
 
+use super::error::ErrorKind;
+
 pub async fn get() -> Json<Value> {
     Json(document())
 }
@@ -38,7 +40,8 @@ pub fn document() -> Value {
                 "put": with_params(
                     op("putService", "Create (201) or replace (200) a service config; appends a service_put event. \
                         The body has the fields of a [[services]] table; name defaults to the id. \
-                        400 invalid_config names each field at fault.",
+                        400 invalid_config names each field at fault, among them a tenant's upstream in the \
+                        nodes' own network (loopback, private, link-local...) outside limits.tenant_upstream_allow.",
                        Some("ServiceConfig"), "ServiceRecord", &[400, 403, 409, 413], true),
                     &[query("tenant", "string", "Operator: the tenant that owns a new service.")],
                 ),
@@ -389,6 +392,8 @@ fn header(name: &str, description: &str) -> Value {
 }
 
 fn components() -> Value {
+    // Every code the API answers with: one per error kind, so none can be left out here.
+    let codes: Vec<&str> = ErrorKind::ALL.iter().map(|kind| kind.code()).collect();
     let string_list = json!({"type": "array", "items": {"type": "string"}});
     let time = json!({"type": "string", "format": "date-time"});
     let mut components = json!({
@@ -408,10 +413,7 @@ fn components() -> Value {
                     "type": "object",
                     "required": ["code", "message"],
                     "properties": {
-                        "code": {"type": "string", "enum": [
-                            "bad_json", "invalid_config", "invalid_request", "unauthorized", "forbidden",
-                            "service_limit", "not_found", "method_not_allowed", "id_taken", "host_taken",
-                            "conflict", "body_too_large", "rate_limited", "internal", "unavailable"]},
+                        "code": {"type": "string", "enum": codes},
                         "message": {"type": "string"},
                         "fields": {"type": "array", "items": {
                             "type": "object",
@@ -597,6 +599,23 @@ mod tests {
                 let routed = routes.iter().any(|r| r.path == path && r.verb.name() == method);
                 assert!(routed, "the document has {method} {path}, the router does not");
             }
+        }
+    }
+
+    #[test]
+    fn every_error_code_the_api_answers_with_is_documented() {
+        let doc = document();
+        let documented: Vec<&str> = doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]
+            ["enum"]
+            .as_array()
+            .map(|codes| codes.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for kind in ErrorKind::ALL {
+            assert!(documented.contains(&kind.code()), "{kind:?} answers {}, not in the document", kind.code());
+        }
+        assert_eq!(documented.len(), ErrorKind::ALL.len(), "codes the API never answers with: {documented:?}");
+        for code in ["not_a_component", "missing_export", "invalid_wasm", "no_previous_version"] {
+            assert!(documented.contains(&code), "{code}");
         }
     }
 

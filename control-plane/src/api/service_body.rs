@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use super::error::{ApiError, ErrorKind};
 use super::extract::parse_json;
+use super::tenant_upstreams;
 use crate::auth::Principal;
+use crate::dns::cidr::Cidr;
 
 /// A config that passed every check: the JSON to store and send to nodes, and its parsed form.
 #[derive(Debug)]
@@ -18,8 +20,15 @@ pub struct CheckedService {
 /// Parses and checks `body` for the service `id` on behalf of `principal`.
 ///
 /// `name` may be left out (it is the id); when given it must be the id. Tenants may not set
-/// `origin_ca`: it is a path on the nodes' disks, the operator's to choose.
-pub fn check(id: &ServiceId, body: &[u8], principal: &Principal) -> Result<CheckedService, ApiError> {
+/// `origin_ca`: it is a path on the nodes' disks, the operator's to choose. Nor may they point
+/// an upstream at the nodes' own network, unless it is in `upstream_allow`
+/// (`limits.tenant_upstream_allow`; see [`tenant_upstreams`]).
+pub fn check(
+    id: &ServiceId,
+    body: &[u8],
+    principal: &Principal,
+    upstream_allow: &[Cidr],
+) -> Result<CheckedService, ApiError> {
     let mut json: Value = parse_json(body, ErrorKind::InvalidConfig)?;
     let Some(object) = json.as_object_mut() else {
         return Err(ApiError::field(
@@ -65,6 +74,9 @@ pub fn check(id: &ServiceId, body: &[u8], principal: &Principal) -> Result<Check
     };
     let config: ServiceConfig = parse_json(text.as_bytes(), ErrorKind::InvalidConfig)?;
     outpost_config::validate_service(&config)?;
+    if principal.tenant().is_some() {
+        tenant_upstreams::check(&config, upstream_allow)?;
+    }
     Ok(CheckedService { json, config })
 }
 
@@ -99,7 +111,7 @@ mod tests {
     #[test]
     fn a_valid_config_gets_its_name_from_the_path() {
         let body = json!({"hosts": ["shop.example"], "origin": "https://o.example", "default_ttl": "1m"});
-        let checked = check(&shop(), body.to_string().as_bytes(), &tenant()).unwrap_or_else(|e| panic!("{e:?}"));
+        let checked = check(&shop(), body.to_string().as_bytes(), &tenant(), &[]).unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(checked.json["name"], "shop");
         assert_eq!(checked.config.name, "shop");
         assert_eq!(checked.config.hosts[0].to_string(), "shop.example");
@@ -149,7 +161,7 @@ mod tests {
             (json!({"hosts": ["a.example"]}), ErrorKind::InvalidConfig, "origin", "missing"),
         ];
         for (body, kind, path, fragment) in cases {
-            let error = check(&shop(), body.to_string().as_bytes(), &tenant()).err();
+            let error = check(&shop(), body.to_string().as_bytes(), &tenant(), &[]).err();
             let Some(error) = error else { panic!("{body}: accepted") };
             assert_eq!(error.kind, kind, "{body}: {error:?}");
             assert_eq!(error.fields.first().map(|f| f.path.as_str()), Some(path), "{body}: {error:?}");
@@ -160,26 +172,65 @@ mod tests {
     #[test]
     fn a_function_table_is_settings_only_for_tenants() {
         let settings = json!({"hosts": ["a.example"], "origin": "https://o", "function": {"env": {"MODE": "a"}, "cpu_time": "20ms"}});
-        let checked = check(&shop(), settings.to_string().as_bytes(), &tenant()).unwrap_or_else(|e| panic!("{e:?}"));
+        let checked =
+            check(&shop(), settings.to_string().as_bytes(), &tenant(), &[]).unwrap_or_else(|e| panic!("{e:?}"));
         assert!(checked.json["function"].get("wasm").is_none(), "the stored form has no path");
         assert_eq!(checked.config.function.map(|f| f.env.len()), Some(1));
         let path = json!({"hosts": ["a.example"], "origin": "https://o", "function": {"wasm": "/etc/passwd"}});
-        let error = check(&shop(), path.to_string().as_bytes(), &tenant()).err();
+        let error = check(&shop(), path.to_string().as_bytes(), &tenant(), &[]).err();
         assert_eq!(error.and_then(|e| e.fields.first().map(|f| f.path.clone())).as_deref(), Some("function.wasm"));
         let limits = json!({"hosts": ["a.example"], "origin": "https://o", "function": {"cpu_time": "0s"}});
-        let error = check(&shop(), limits.to_string().as_bytes(), &tenant()).err();
+        let error = check(&shop(), limits.to_string().as_bytes(), &tenant(), &[]).err();
         assert_eq!(error.and_then(|e| e.fields.first().map(|f| f.path.clone())).as_deref(), Some("function.cpu_time"));
     }
 
     #[test]
     fn the_operator_may_set_origin_ca() {
         let body = json!({"hosts": ["a.example"], "origin": "https://o", "origin_ca": "/etc/outpost/ca.pem"});
-        assert!(check(&shop(), body.to_string().as_bytes(), &Principal::Operator).is_ok());
+        assert!(check(&shop(), body.to_string().as_bytes(), &Principal::Operator, &[]).is_ok());
+    }
+
+    #[test]
+    fn a_tenant_may_not_aim_the_nodes_at_their_own_network() {
+        let cases = [
+            (json!({"hosts": ["a.example"], "origin": "http://127.0.0.1:9901"}), "origin", "loopback"),
+            (json!({"hosts": ["a.example"], "origin": "http://localhost:9901"}), "origin", "the node itself"),
+            (
+                json!({"hosts": ["a.example"], "origins": [{"url": "https://o.example"}, {"url": "http://192.168.1.5"}]}),
+                "origins[1].url",
+                "private (RFC 1918)",
+            ),
+            (
+                json!({"hosts": ["a.example"], "origin": "https://o.example", "shields": [{"url": "http://[fe80::1]", "pop": "fra"}]}),
+                "shields[0].url",
+                "link-local",
+            ),
+            (
+                json!({"hosts": ["a.example"], "origin": "https://o.example", "function": {"backends": {"api": "http://169.254.169.254"}}}),
+                "function.backends.api",
+                "link-local",
+            ),
+        ];
+        for (body, path, fragment) in cases {
+            let bytes = body.to_string();
+            let error = check(&shop(), bytes.as_bytes(), &tenant(), &[]).err();
+            let Some(error) = error else { panic!("{body}: accepted") };
+            assert_eq!(error.kind, ErrorKind::InvalidConfig, "{body}");
+            assert_eq!(error.fields.first().map(|f| f.path.as_str()), Some(path), "{body}: {error:?}");
+            assert!(error.message.contains(fragment), "{body}: {}", error.message);
+            // The operator is not restricted.
+            assert!(check(&shop(), bytes.as_bytes(), &Principal::Operator, &[]).is_ok(), "{body}");
+        }
+        let allow: Vec<Cidr> = ["127.0.0.0/8", "::1/128"].iter().filter_map(|c| c.parse().ok()).collect();
+        for origin in ["http://127.0.0.1:9901", "http://localhost:9901", "http://[::1]:80"] {
+            let body = json!({"hosts": ["a.example"], "origin": origin}).to_string();
+            assert!(check(&shop(), body.as_bytes(), &tenant(), &allow).is_ok(), "{origin} is allowed");
+        }
     }
 
     #[test]
     fn bad_json_is_its_own_error() {
-        let error = check(&shop(), b"{\"hosts\": [", &tenant()).err().map(|e| e.kind);
+        let error = check(&shop(), b"{\"hosts\": [", &tenant(), &[]).err().map(|e| e.kind);
         assert_eq!(error, Some(ErrorKind::BadJson));
     }
 }

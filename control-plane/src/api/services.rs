@@ -35,7 +35,7 @@ pub async fn put(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let id = ServiceId::parse(&id).map_err(|why| ApiError::field(ErrorKind::InvalidRequest, "id", why))?;
-    let checked = service_body::check(&id, &body, &principal)?;
+    let checked = service_body::check(&id, &body, &principal, &app.tenant_upstream_allow)?;
     let current = app.store.service(&id).await?;
     let tenant = owner(&principal, query.tenant.as_deref(), current.as_ref())?;
     let expect = match &current {

@@ -13,8 +13,9 @@
 //!
 //! The client is the EDNS Client Subnet (RFC 7871) when the query carries one with a source
 //! prefix above 0, else the address the query came from (the resolver's). A query with ECS
-//! gets it back: scope = source prefix for a steered answer (it holds for that subnet), 0 for
-//! every other answer (it holds for everyone).
+//! gets it back: for a steered answer the scope is the longer of the source prefix and the
+//! prefix of the region subnet that placed the client ([`ecs_scope`]: the answer holds for that
+//! network, no wider), 0 for every other answer (it holds for everyone).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -169,7 +170,9 @@ impl Answerer {
                 if answers.is_empty() { self.negative(ResponseCode::NoError) } else { self.positive(answers) }
             }
         };
-        reply.ecs = question.ecs.map(|s| ClientSubnet::new(s.addr(), s.source_prefix(), s.source_prefix()));
+        reply.ecs = question
+            .ecs
+            .map(|s| ClientSubnet::new(s.addr(), s.source_prefix(), ecs_scope(s.source_prefix(), placement.prefix)));
         reply
     }
 
@@ -195,6 +198,53 @@ impl Answerer {
             authority: vec![self.zone.soa().clone()],
             ecs: None,
             outcome,
+        }
+    }
+}
+
+/// The ECS scope prefix of a steered answer for a query with `source` bits of client subnet,
+/// placed by the region subnet of `matched` bits (`None`: no subnet matched).
+///
+/// RFC 7871 §7.2.1: the scope must not claim the answer for a wider network than the one that
+/// decided it. A client's `/24` placed by a `/25` rule holds for that `/25` only (the other half
+/// may be another region), so the scope is 25; placed by a `/16` rule it holds for the whole
+/// `/24` asked about, so 24. With no rule matched the default order answers, and it holds for
+/// the source network. A source of 0 means the client's address was not used (the resolver's
+/// was), so the answer holds for every client of that resolver: scope 0.
+pub fn ecs_scope(source: u8, matched: Option<u8>) -> u8 {
+    match (source, matched) {
+        (0, _) => 0,
+        (source, Some(rule)) => source.max(rule),
+        (source, None) => source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scope_is_never_wider_than_the_network_that_decided() {
+        // (source prefix, matched rule's prefix, scope); RFC 7871 §7.2.1 each row.
+        let cases = [
+            // The rule is wider than the source: the answer holds for the whole source network.
+            (24, Some(16), 24),
+            (24, Some(8), 24),
+            (56, Some(48), 56),
+            // The rule is narrower: the answer holds only for the rule's network.
+            (24, Some(25), 25),
+            (16, Some(24), 24),
+            (48, Some(64), 64),
+            (32, Some(32), 32),
+            // No rule matched: the default order, for the source network.
+            (24, None, 24),
+            (56, None, 56),
+            // Source 0: placed by the resolver's address, the same for all its clients.
+            (0, Some(24), 0),
+            (0, None, 0),
+        ];
+        for (source, matched, scope) in cases {
+            assert_eq!(ecs_scope(source, matched), scope, "source /{source}, rule {matched:?}");
         }
     }
 }

@@ -35,7 +35,8 @@ struct Region {
 pub struct Placement<'a> {
     /// The region of the most specific matching subnet; `None` for a client in none.
     pub region: Option<&'a str>,
-    /// The prefix length of that subnet (the ECS scope the answer holds for).
+    /// The prefix length of that subnet: with the ECS source prefix, it sets the scope the
+    /// answer holds for ([`super::answer::ecs_scope`]).
     pub prefix: Option<u8>,
 }
 
