@@ -9,7 +9,10 @@
 //!   connection resumes (or takes a snapshot).
 //! - A snapshot replaces the services whole. With `resync`, every service in it is soft-purged:
 //!   the node cannot know which purges it missed, and soft purges only mark objects stale, so
-//!   revalidation (a 304 from the origin) keeps the cost low.
+//!   revalidation (a 304 from the origin) keeps the cost low. A snapshot taken with nothing
+//!   applied before counts as a resync too: the node may have a disk cache from before (its
+//!   state file lost or set aside while the cache survived), and purges made since were never
+//!   seen by it. On a new node it costs a purge record per service and nothing else.
 //! - A deleted service is hard-purged on the node: service ids are global and can be taken
 //!   again, maybe by another tenant, so objects of the old service must never serve the new
 //!   one. A service that a snapshot no longer lists was deleted while the node was away: the
@@ -119,7 +122,8 @@ impl Follower {
                 cause: Cause::Deleted,
             });
         }
-        if snapshot.resync {
+        let resync = snapshot.resync || self.seq == Seq(0);
+        if resync {
             for id in services.keys() {
                 effects.purges.push(Purge {
                     service: id.clone(),
@@ -132,7 +136,7 @@ impl Follower {
         effects.services_changed |= services != self.services;
         self.services = services;
         self.seq = snapshot.seq;
-        Applied::Snapshot { seq: snapshot.seq, resync: snapshot.resync }
+        Applied::Snapshot { seq: snapshot.seq, resync }
     }
 
     fn apply_event(&mut self, event: Event, effects: &mut Effects) -> Result<Applied, ProtocolError> {
@@ -248,7 +252,22 @@ mod tests {
         };
         type Row = (&'static str, Vec<StreamMessage>, u64, Vec<&'static str>, bool, Vec<Purge>);
         let rows: Vec<Row> = vec![
-            ("a first snapshot", vec![snapshot(5, &["shop", "blog"], false)], 5, vec!["blog", "shop"], true, vec![]),
+            (
+                "a first snapshot is a resync: the cache may predate the state",
+                vec![snapshot(5, &["shop", "blog"], false)],
+                5,
+                vec!["blog", "shop"],
+                true,
+                vec![all("blog", true, Cause::Resync), all("shop", true, Cause::Resync)],
+            ),
+            (
+                "a snapshot after applied events is not",
+                vec![put(1, "shop"), snapshot(5, &["shop", "blog"], false)],
+                5,
+                vec!["blog", "shop"],
+                true,
+                vec![],
+            ),
             (
                 "a resync soft-purges every service",
                 vec![snapshot(5, &["shop", "blog"], true)],
@@ -278,7 +297,7 @@ mod tests {
             ("a duplicate is ignored", vec![put(1, "shop"), put(1, "blog")], 1, vec!["shop"], true, vec![]),
             (
                 "events the snapshot covers are ignored",
-                vec![snapshot(3, &["shop"], false), purge(3, "shop", false, vec![tag.clone()])],
+                vec![put(1, "shop"), snapshot(3, &["shop"], false), purge(3, "shop", false, vec![tag.clone()])],
                 3,
                 vec!["shop"],
                 true,
