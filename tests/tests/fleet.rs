@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::Method;
 use outpost_tests::control::{ControlConfig, ControlPlane, OPERATOR, json};
 use outpost_tests::fleet::{Fleet, FleetSpec, TENANT_TOKEN, follower, metric, wait_metric, wait_served};
-use outpost_tests::{EdgeNode, Origin, Reply, ServiceSpec};
+use outpost_tests::{EdgeNode, Origin, Reply, Req, ServiceSpec};
 use serde_json::{Value, json};
 
 fn cacheable(body: &str) -> Reply {
@@ -127,16 +127,33 @@ async fn purges_of_every_kind_reach_every_node_and_wait_lists_them() -> anyhow::
         assert_eq!(fleet.origin.count(path), 1, "{path}: one fetch for the whole fleet");
     }
 
-    // (purge body, paths it purges)
-    let cases: [(Value, &[&str]); 4] = [
-        (json!({"urls": ["http://shop.test/a"]}), &["/a"]),
-        (json!({"prefixes": ["shop.test/img/"]}), &["/img/1", "/img/2"]),
-        (json!({"tags": ["t2"]}), &["/tagged"]),
-        (json!({"all": true}), &["/", "/a", "/img/1", "/img/2", "/tagged", "/keep"]),
+    // (route, soft (Fastly-Soft-Purge: 1), body, paths it purges): ours, then the Fastly and
+    // Cloudflare shapes, each with `wait=true`.
+    let native = "/v1/services/shop/purge";
+    let all: &[&str] = &["/", "/a", "/img/1", "/img/2", "/tagged", "/keep"];
+    let cases: [(&str, bool, Value, &[&str]); 7] = [
+        (native, false, json!({"urls": ["http://shop.test/a"]}), &["/a"]),
+        (native, false, json!({"prefixes": ["shop.test/img/"]}), &["/img/1", "/img/2"]),
+        (native, false, json!({"tags": ["t2"]}), &["/tagged"]),
+        (native, false, json!({"all": true}), all),
+        ("/service/shop/purge/t1", true, json!(null), &["/tagged"]),
+        ("/zones/shop/purge_cache", false, json!({"files": ["https://shop.test/keep"]}), &["/keep"]),
+        ("/zones/shop/purge_cache", false, json!({"hosts": ["shop.test"]}), all),
     ];
-    for (body, purged) in cases {
+    for (route, soft, body, purged) in cases {
         let before: Vec<usize> = paths.iter().map(|p| fleet.origin.count(p)).collect();
-        let progress = fleet.purge(body.clone()).await?;
+        let mut req = Req::new(Method::POST, "control-plane", &format!("{route}?wait=true"))
+            .header("authorization", format!("Bearer {TENANT_TOKEN}"));
+        if soft {
+            req = req.header("fastly-soft-purge", "1");
+        }
+        if !body.is_null() {
+            req = req.header("content-type", "application/json").body(body.to_string());
+        }
+        let resp = fleet.cp.send(req).await?;
+        let progress = json(&resp)?;
+        anyhow::ensure!(resp.status == 200, "{route} {body} answered {}: {progress}", resp.status);
+        anyhow::ensure!(progress["soft"] == soft, "{route}: {progress}");
         check_every_node_acked(&fleet, &progress)?;
         for edge in &fleet.edges {
             for path in paths {
