@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use http::HeaderMap;
-use outpost_config::{ServiceRecord, TenantId};
+use outpost_config::{NodeId, ServiceRecord, TenantId};
 
 use crate::settings::{Role, TokenEntry, parse_hex_digest};
 
@@ -22,8 +22,9 @@ pub enum Principal {
     /// This tenant's services only.
     Tenant(TenantId),
     /// An edge node or shield: registers, follows the event log, acknowledges; nothing else.
-    /// The API's `Auth` extractor refuses it, so no tenant or operator route ever sees it.
-    Node,
+    /// The API's `Auth` extractor refuses it, so no tenant or operator route ever sees it. With
+    /// an id, the token acts as that node only.
+    Node(Option<NodeId>),
 }
 
 impl Principal {
@@ -32,14 +33,14 @@ impl Principal {
         match self {
             Principal::Operator => true,
             Principal::Tenant(tenant) => *tenant == service.tenant,
-            Principal::Node => false,
+            Principal::Node(_) => false,
         }
     }
 
     /// The tenant, for a tenant's token.
     pub fn tenant(&self) -> Option<&TenantId> {
         match self {
-            Principal::Operator | Principal::Node => None,
+            Principal::Operator | Principal::Node(_) => None,
             Principal::Tenant(tenant) => Some(tenant),
         }
     }
@@ -50,7 +51,8 @@ impl std::fmt::Display for Principal {
         match self {
             Principal::Operator => f.write_str("operator"),
             Principal::Tenant(tenant) => write!(f, "tenant {tenant}"),
-            Principal::Node => f.write_str("node"),
+            Principal::Node(None) => f.write_str("node"),
+            Principal::Node(Some(id)) => write!(f, "node {id}"),
         }
     }
 }
@@ -80,7 +82,7 @@ impl Tokens {
             .filter_map(|entry| {
                 let principal = match entry.role()? {
                     Role::Operator => Principal::Operator,
-                    Role::Node => Principal::Node,
+                    Role::Node(id) => Principal::Node(id),
                     Role::Tenant(tenant) => Principal::Tenant(tenant),
                 };
                 Some((parse_hex_digest(&entry.sha256)?, principal))
@@ -137,6 +139,7 @@ mod tests {
         TokenEntry {
             name: None,
             node: false,
+            node_id: None,
             operator: tenant.is_none(),
             tenant: tenant.map(str::to_owned),
             sha256: hex(&sha256(token.as_bytes())),
@@ -166,7 +169,7 @@ mod tests {
         let cases: Vec<Case> = vec![
             (vec![("authorization", "Bearer op-secret")], Ok(Principal::Operator)),
             (vec![("authorization", "bearer acme-secret")], Ok(acme.clone())),
-            (vec![("authorization", "Bearer node-secret")], Ok(Principal::Node)),
+            (vec![("authorization", "Bearer node-secret")], Ok(Principal::Node(None))),
             (vec![("authorization", "BEARER  acme-secret ")], Ok(acme.clone())),
             (vec![("fastly-key", "acme-secret")], Ok(acme.clone())),
             // Authorization wins over Fastly-Key.

@@ -42,7 +42,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use outpost_config::{ByteSize, ConfigError, ConfigErrors, TenantId};
+use outpost_config::{ByteSize, ConfigError, ConfigErrors, NodeId, TenantId};
 use serde::Deserialize;
 
 use crate::dns::cidr::Cidr;
@@ -123,10 +123,14 @@ pub struct TokenEntry {
     /// The token acts for the operator: every tenant's services, the event log.
     #[serde(default)]
     pub operator: bool,
-    /// The token is the nodes': it registers any node id, opens its stream and acks; nothing
-    /// else.
+    /// The token is the nodes': it registers a node, opens its stream and acks; nothing else.
     #[serde(default)]
     pub node: bool,
+    /// With `node = true`: the one node id the token may act as (a token per node, so a node
+    /// that leaks its token cannot register, follow or acknowledge as another). Default: none,
+    /// any node id (one token for the fleet).
+    #[serde(default)]
+    pub node_id: Option<String>,
     /// The token acts for this tenant (1 to 64 of `a-z 0-9 _ -`): its own services only.
     #[serde(default)]
     pub tenant: Option<String>,
@@ -215,7 +219,8 @@ impl Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
     Operator,
-    Node,
+    /// A node token: for the one node id given, or any.
+    Node(Option<NodeId>),
     Tenant(TenantId),
 }
 
@@ -283,6 +288,15 @@ fn check(settings: &Settings, report: &mut dyn FnMut(&str, String)) {
             }
             (true, false, None) | (false, true, None) => {}
             _ => report(&at, "set one of operator = true, node = true or tenant, not several".to_owned()),
+        }
+        match (&token.node_id, token.node) {
+            (Some(_), false) => report(&format!("{at}.node_id"), "only for a node token (node = true)".to_owned()),
+            (Some(id), true) => {
+                if let Err(why) = NodeId::parse(id) {
+                    report(&format!("{at}.node_id"), why);
+                }
+            }
+            (None, _) => {}
         }
         if parse_hex_digest(&token.sha256).is_none() {
             report(
@@ -375,7 +389,10 @@ impl TokenEntry {
     pub fn role(&self) -> Option<Role> {
         match (self.operator, self.node, &self.tenant) {
             (true, false, None) => Some(Role::Operator),
-            (false, true, None) => Some(Role::Node),
+            (false, true, None) => match &self.node_id {
+                Some(id) => NodeId::parse(id).ok().map(|id| Role::Node(Some(id))),
+                None => Some(Role::Node(None)),
+            },
             (false, false, Some(tenant)) => TenantId::parse(tenant).ok().map(Role::Tenant),
             _ => None,
         }
@@ -423,7 +440,16 @@ mod tests {
             Path::new("cp.toml"),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(node.tokens[1].role(), Some(Role::Node));
+        assert_eq!(node.tokens[1].role(), Some(Role::Node(None)));
+        let one = parse(
+            &format!(
+                "data = \"cp.redb\"\n{OPERATOR}[[tokens]]\nnode = true\nnode_id = \"edge-1\"\nsha256 = \"{}\"\n",
+                "0".repeat(64)
+            ),
+            Path::new("cp.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(one.tokens[1].role(), Some(Role::Node(NodeId::parse("edge-1").ok())));
     }
 
     #[test]
@@ -445,6 +471,19 @@ mod tests {
                 format!("data = \"x\"\n[[tokens]]\noperator = true\nnode = true\nsha256 = \"{HASH}\"\n"),
                 "tokens[0]",
                 "not several",
+            ),
+            (
+                format!("data = \"x\"\n[[tokens]]\noperator = true\nnode_id = \"e1\"\nsha256 = \"{HASH}\"\n"),
+                "tokens[0].node_id",
+                "only for a node token",
+            ),
+            (
+                format!(
+                    "data = \"x\"\n{OPERATOR}[[tokens]]\nnode = true\nnode_id = \"a b\"\nsha256 = \"{}\"\n",
+                    "1".repeat(64)
+                ),
+                "tokens[1].node_id",
+                "",
             ),
             (
                 format!("data = \"x\"\n{OPERATOR}[nodes]\nheartbeat_interval = \"10ms\"\n"),

@@ -39,6 +39,8 @@ pub struct ControlConfig {
     pub tenant_upstream_allow: Vec<String>,
     /// Raw lines of the `[nodes]` table.
     pub nodes: Vec<String>,
+    /// `(node id, token)`: node tokens bound to one node (`node_id`), beside [`NODE_TOKEN`].
+    pub bound_node_tokens: Vec<(String, String)>,
     /// Raw TOML appended to the file (whole tables: `[dns]`, `[health]`).
     pub extra: String,
 }
@@ -52,6 +54,7 @@ impl Default for ControlConfig {
             limits: Vec::new(),
             tenant_upstream_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
             nodes: Vec::new(),
+            bound_node_tokens: Vec::new(),
             extra: String::new(),
         }
     }
@@ -77,6 +80,12 @@ impl ControlConfig {
         self
     }
 
+    /// Adds a node token that may act as node `id` only.
+    pub fn bound_node_token(mut self, id: &str, token: &str) -> Self {
+        self.bound_node_tokens.push((id.to_owned(), token.to_owned()));
+        self
+    }
+
     /// Appends whole tables of raw TOML, e.g. `"[dns]\nzone = \"cdn.example.\"\n"`.
     pub fn tables(mut self, toml: &str) -> Self {
         self.extra.push('\n');
@@ -91,6 +100,10 @@ impl ControlConfig {
             text += &format!("\n[[tokens]]\ntenant = {}\nsha256 = \"{}\"\n", quote(tenant), sha256_hex(token));
         }
         text += &format!("\n[[tokens]]\nname = \"nodes\"\nnode = true\nsha256 = \"{}\"\n", sha256_hex(NODE_TOKEN));
+        for (id, token) in &self.bound_node_tokens {
+            text +=
+                &format!("\n[[tokens]]\nnode = true\nnode_id = {}\nsha256 = \"{}\"\n", quote(id), sha256_hex(token));
+        }
         let mut limits = self.limits.clone();
         if !self.tenant_upstream_allow.is_empty() {
             let networks: Vec<String> = self.tenant_upstream_allow.iter().map(|n| quote(n)).collect();

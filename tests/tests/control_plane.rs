@@ -634,6 +634,36 @@ fn node_entry<'a>(list: &'a Value, id: &str) -> &'a Value {
     list["nodes"].as_array().and_then(|nodes| nodes.iter().find(|n| n["id"] == id)).unwrap_or(&Value::Null)
 }
 
+/// A node token with `node_id` acts as that node only: it registers, streams and acks as
+/// it, and gets 403 for any other id.
+#[tokio::test]
+async fn a_node_token_bound_to_a_node_acts_as_that_node_only() -> anyhow::Result<()> {
+    let cp = ControlPlane::start(ControlConfig::default().bound_node_token("edge-1", "edge-1-token")).await?;
+    let own = Some("edge-1-token");
+    let body = json!({"role": "edge", "addresses": {"admin": "127.0.0.1:9901"}}).to_string();
+    let resp = cp.call(Method::PUT, "/v1/nodes/edge-1", own, &body).await?;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let mut stream = NodeStream::open(cp.addr(), "edge-1", 0, "edge-1-token").await?;
+    assert_eq!(stream.status, 200);
+    let first = stream.next_change().await?;
+    assert!(first.get("snapshot").is_some(), "{first}");
+    let resp = cp.call(Method::POST, "/v1/nodes/edge-1/ack", own, r#"{"seq": 0}"#).await?;
+    assert_eq!(resp.status, 204, "{}", resp.text());
+    // The shared node token still registers anyone; edge-2 exists for the checks below.
+    register(&cp, "edge-2", "fra").await?;
+    let refused = [
+        (Method::PUT, "/v1/nodes/edge-2", body.as_str()),
+        (Method::GET, "/v1/nodes/edge-2/stream", ""),
+        (Method::POST, "/v1/nodes/edge-2/ack", r#"{"seq": 0}"#),
+    ];
+    for (method, path, body) in refused {
+        let resp = cp.call(method.clone(), path, own, body).await?;
+        let error = expect_error(&resp, 403, "forbidden")?;
+        assert!(error["message"].as_str().is_some_and(|m| m.contains("edge-1")), "{method} {path}: {error}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn nodes_register_with_the_node_token_and_nothing_else_accepts_it() -> anyhow::Result<()> {
     let cp = ControlPlane::start(ControlConfig::default()).await?;

@@ -8,6 +8,8 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::{ApiError, ErrorKind};
+use outpost_config::NodeId;
+
 use crate::auth::Principal;
 
 /// The caller of a tenant or operator route, from its token. Runs before the body is read: a
@@ -20,7 +22,7 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         match authenticate(parts, app)? {
-            Principal::Node => Err(ApiError::new(
+            Principal::Node(_) => Err(ApiError::new(
                 ErrorKind::Forbidden,
                 "a node token may only register a node, open its stream and acknowledge",
             )),
@@ -29,15 +31,29 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-/// The caller of a node route (`/v1/nodes/{id}` register, stream, ack): a node token only.
-pub struct NodeAuth;
+/// The caller of a node route (`/v1/nodes/{id}` register, stream, ack): a node token only,
+/// bound to one node id or not (see [`NodeAuth::check`]).
+pub struct NodeAuth(Option<NodeId>);
+
+impl NodeAuth {
+    /// May the token act as node `id`? A token bound to another node gets 403.
+    pub fn check(&self, id: &NodeId) -> Result<(), ApiError> {
+        match &self.0 {
+            Some(own) if own != id => Err(ApiError::new(
+                ErrorKind::Forbidden,
+                format!("this node token is node \"{own}\"'s; it cannot act as \"{id}\""),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for NodeAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         match authenticate(parts, app)? {
-            Principal::Node => Ok(NodeAuth),
+            Principal::Node(id) => Ok(NodeAuth(id)),
             other => {
                 Err(ApiError::new(ErrorKind::Forbidden, format!("this route is for node tokens, not the {other}")))
             }

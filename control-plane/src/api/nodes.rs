@@ -29,11 +29,12 @@ fn unknown(id: &NodeId) -> ApiError {
 /// `PUT /v1/nodes/{id}`: register, or update the registration. Idempotent.
 pub async fn register(
     State(app): State<AppState>,
-    _: NodeAuth,
+    auth: NodeAuth,
     ApiPath(id): ApiPath<String>,
     Body(body): Body,
 ) -> Result<Json<Registered>, ApiError> {
     let id = node_id(&id)?;
+    auth.check(&id)?;
     let registration = parse_json::<NodeRegistration>(&body, ErrorKind::InvalidRequest)?;
     registration.check().map_err(|message| {
         let (path, message) = message.split_once(": ").unwrap_or(("", &message));
@@ -58,11 +59,12 @@ pub struct StreamQuery {
 /// `GET /v1/nodes/{id}/stream?after=N`: NDJSON, never ending by itself.
 pub async fn stream(
     State(app): State<AppState>,
-    _: NodeAuth,
+    auth: NodeAuth,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> Result<Response, ApiError> {
     let id = node_id(&id)?;
+    auth.check(&id)?;
     if !app.nodes.is_registered(&id) {
         return Err(unknown(&id));
     }
@@ -79,11 +81,12 @@ pub async fn stream(
 /// `POST /v1/nodes/{id}/ack` `{"seq": N}`: 204 once recorded (a lower seq is ignored).
 pub async fn ack(
     State(app): State<AppState>,
-    _: NodeAuth,
+    auth: NodeAuth,
     ApiPath(id): ApiPath<String>,
     Body(body): Body,
 ) -> Result<StatusCode, ApiError> {
     let id = node_id(&id)?;
+    auth.check(&id)?;
     let Ack { seq, functions } = parse_json::<Ack>(&body, ErrorKind::InvalidRequest)?;
     if let Some(functions) = functions {
         app.nodes.report_functions(&id, functions);

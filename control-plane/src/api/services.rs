@@ -46,7 +46,7 @@ pub async fn put(
                     "service \"{id}\" belongs to tenant {}; delete it first to give the id to {tenant}",
                     current.tenant
                 ),
-                Principal::Tenant(_) | Principal::Node => {
+                Principal::Tenant(_) | Principal::Node(_) => {
                     format!("service id \"{id}\" is taken; ids are unique across the CDN, choose another")
                 }
             };
@@ -100,7 +100,7 @@ fn owner(principal: &Principal, asked: Option<&str>, current: Option<&ServiceRec
             Err(ApiError::field(ErrorKind::InvalidRequest, "tenant", "a new service needs an owner; add ?tenant=NAME"))
         }
         // `Auth` refuses node tokens before any handler runs; this arm only keeps it so.
-        (Principal::Node, _, _) => Err(ApiError::new(ErrorKind::Forbidden, "a node token owns no services")),
+        (Principal::Node(_), _, _) => Err(ApiError::new(ErrorKind::Forbidden, "a node token owns no services")),
     }
 }
 
@@ -160,7 +160,7 @@ pub async fn list(
         }
         (Principal::Tenant(own), _) => Some(own.clone()),
         (Principal::Operator, asked) => asked,
-        (Principal::Node, _) => return Err(ApiError::new(ErrorKind::Forbidden, "a node token lists no services")),
+        (Principal::Node(_), _) => return Err(ApiError::new(ErrorKind::Forbidden, "a node token lists no services")),
     };
     let after = query.after.as_deref().map(ServiceId::parse).transpose();
     let after = after.map_err(|why| ApiError::field(ErrorKind::InvalidRequest, "after", why))?;
