@@ -171,6 +171,24 @@ async fn purges_of_every_kind_reach_every_node_and_wait_lists_them() -> anyhow::
             assert_eq!(fleet.origin.count(path), before + refetched, "{body}: {path}");
         }
     }
+
+    // The control plane's metrics (operator only) count the purges and show every node at the
+    // head of the log.
+    let resp = fleet.cp.call(Method::GET, "/metrics", Some(OPERATOR), "").await?;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let text = resp.text();
+    let sample = |line: &str| text.lines().find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse::<u64>().ok());
+    assert_eq!(sample("outpost_cp_purges_total"), Some(7), "{text}");
+    let head = sample("outpost_cp_head_seq").unwrap_or_default();
+    assert!(head >= 8, "a service and seven purges: {text}");
+    for node in fleet.nodes() {
+        let pop = if node.name().contains("iad") { "iad" } else { "fra" };
+        let acked = sample(&format!("outpost_cp_node_acked_seq{{node=\"{}\",pop=\"{pop}\"}}", node.name()));
+        assert_eq!(acked, Some(head), "{}: {text}", node.name());
+    }
+    assert_eq!(sample("outpost_cp_nodes{state=\"live\"}"), Some(4), "{text}");
+    let tenant = fleet.cp.call(Method::GET, "/metrics", Some(TENANT_TOKEN), "").await?;
+    assert_eq!(tenant.status, 403, "{}", tenant.text());
     Ok(())
 }
 

@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod extract;
 mod functions;
+mod metrics;
 mod nodes;
 mod openapi;
 mod pops;
@@ -55,6 +56,8 @@ pub struct App {
     pub pops: Arc<Pops>,
     /// DNS answer counters (`GET /v1/pops`); zero when `[dns]` is not set.
     pub dns_stats: Arc<crate::dns::Stats>,
+    /// What `GET /metrics` counts.
+    pub counters: metrics::Counters,
 }
 
 pub type AppState = Arc<App>;
@@ -71,7 +74,18 @@ impl App {
         let dns_stats = Arc::new(crate::dns::Stats::default());
         let tokens = Tokens::new(&settings.tokens);
         let tenant_upstream_allow = limits.tenant_upstream_networks();
-        Ok(Arc::new(App { store, tokens, limits, tenant_upstream_allow, purge_limiter, nodes, pops, dns_stats }))
+        let counters = metrics::Counters::default();
+        Ok(Arc::new(App {
+            store,
+            tokens,
+            limits,
+            tenant_upstream_allow,
+            purge_limiter,
+            nodes,
+            pops,
+            dns_stats,
+            counters,
+        }))
     }
 }
 
@@ -122,6 +136,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         route(Get, "/healthz", health),
         route(Get, "/v1/openapi.json", openapi::get),
+        route(Get, "/metrics", metrics::get),
         route(Get, "/v1/services", services::list),
         route(Put, "/v1/services/{id}", services::put),
         route(Get, "/v1/services/{id}", services::get),
@@ -165,7 +180,7 @@ pub fn router(app: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(app.clone(), log_request))
         .with_state(app)
 }
 
@@ -189,10 +204,12 @@ async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::new(ErrorKind::MethodNotAllowed, message)
 }
 
-/// One log line per request: method, path, status, time taken (never a token or a body).
-async fn log_request(request: Request, next: Next) -> Response {
+/// One log line per request: method, path, status, time taken (never a token or a body); and
+/// the answer counted by status class.
+async fn log_request(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let (method, path, start) = (request.method().clone(), request.uri().path().to_owned(), Instant::now());
     let response = next.run(request).await;
+    app.counters.answered(response.status());
     let status = response.status().as_u16();
     let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     if response.status().is_server_error() {

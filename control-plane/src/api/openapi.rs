@@ -27,6 +27,7 @@ pub fn document() -> Value {
         "paths": {
             "/healthz": {"get": op("health", "The store answers.", None, "Health", &[], false)},
             "/v1/openapi.json": {"get": op("openapi", "This document.", None, "Any", &[], false)},
+            "/metrics": {"get": metrics_op()},
             "/v1/services": {
                 "get": with_params(
                     op("listServices", "Services ordered by id: a tenant's own; the operator's all, or one tenant's.", None, "ServicePage", &[400], true),
@@ -357,6 +358,21 @@ fn op(id: &str, summary: &str, body: Option<&str>, schema: &str, errors: &[u16],
         operation["requestBody"] =
             json!({"required": true, "content": {"application/json": {"schema": schema_ref(body)}}});
     }
+    operation
+}
+
+/// `GET /metrics`: Prometheus text, not JSON.
+fn metrics_op() -> Value {
+    let mut operation = op(
+        "metrics",
+        "The control plane in the Prometheus text format (operator only): API answers by status class, \
+            purges, the log's head, nodes and their acknowledged numbers, PoP health and drains, DNS queries.",
+        None,
+        "Any",
+        &[403],
+        true,
+    );
+    operation["responses"]["200"]["content"] = json!({"text/plain": {"schema": {"type": "string"}}});
     operation
 }
 

@@ -189,6 +189,7 @@ pub async fn create(
     };
     let record = app.store.create_purge(purge, Timestamp::from_system(SystemTime::now())).await?;
     app.nodes.appended(record.seq);
+    app.counters.purge_accepted();
     tracing::info!(service = %record.service, purge = %record.id, seq = %record.seq, by = %principal, "purge");
     Ok(record)
 }
