@@ -307,6 +307,11 @@ pub struct Registered {
     pub node: NodeRecord,
     /// The latest sequence number in the event log (0 when it is empty).
     pub head: Seq,
+    /// The event log's identity (16 hex digits), made when the control plane's store was
+    /// created and never changed. Sequence numbers mean something only within one log: a node
+    /// that followed another (the store was lost and made anew) starts over from a snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
 }
 
 /// One line of `GET /v1/nodes/{id}/stream?after=N` (NDJSON): `{"snapshot": {...}}`,

@@ -315,6 +315,52 @@ async fn metric_value(node: &EdgeNode, name: &str) -> anyhow::Result<f64> {
     metric(node, name).await?.ok_or_else(|| anyhow::anyhow!("no {name} on {}", node.name()))
 }
 
+/// A control plane whose store was made anew (lost, restored from nothing) numbers its events
+/// from 1 again. A node that followed the old log must not take the new numbers for the old:
+/// here the new log's purge of `/a` has a number the node had already passed, and the node
+/// sees that the log is another one (its identity), starts over from a snapshot, and the
+/// snapshot's resync keeps it from serving `/a` as cached.
+#[tokio::test]
+async fn a_node_does_not_take_a_new_log_for_the_one_it_followed() -> anyhow::Result<()> {
+    let mut fleet = Fleet::start(FleetSpec::one_edge()).await?;
+    fleet.origin.route("/", cacheable("home"));
+    fleet.origin.route("/a", cacheable("a"));
+    fleet.create_shop(json!({})).await?;
+    for tag in ["x", "y", "z"] {
+        fleet.purge(json!({"tags": [tag]})).await?;
+    }
+    let edge = &mut fleet.edges[0];
+    edge.get("shop.test", "/a").await?;
+    assert!(edge.get("shop.test", "/a").await?.cache_status().hit());
+    edge.stop().await?;
+
+    // The store is lost: a new one, whose head passes the node's number (4).
+    fleet.cp.stop().await?;
+    std::fs::remove_file(fleet.cp.dir().join("control-plane.redb"))?;
+    fleet.restart_control_plane().await?;
+    let config = json!({"hosts": ["shop.test"], "origin": fleet.origin.url()}).to_string();
+    let resp = fleet.cp.call(Method::PUT, "/v1/services/shop", Some(TENANT_TOKEN), &config).await?;
+    anyhow::ensure!(resp.status.is_success(), "PUT: {} {}", resp.status, resp.text());
+    let purge = |body: Value| {
+        let cp = &fleet.cp;
+        async move { cp.call(Method::POST, "/v1/services/shop/purge", Some(TENANT_TOKEN), &body.to_string()).await }
+    };
+    let purged = json(&purge(json!({"urls": ["shop.test/a"]})).await?)?;
+    assert_eq!(purged["seq"], 2, "{purged}");
+    for tag in ["p", "q", "r"] {
+        purge(json!({"tags": [tag]})).await?;
+    }
+
+    let edge = &mut fleet.edges[0];
+    edge.restart().await?;
+    wait_metric(edge, "outpost_control_applied_seq", |v| v >= 5.0).await?;
+    let resp = edge.get("shop.test", "/a").await?;
+    assert_eq!(resp.text(), "a");
+    assert!(!resp.cache_status().hit(), "/a was purged in the new log: {}", resp.summary());
+    assert_eq!(fleet.origin.count("/a"), 2);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_restarted_control_plane_loses_nothing_and_nodes_reconnect() -> anyhow::Result<()> {
     let mut fleet = two_pops_with_a_warm().await?;

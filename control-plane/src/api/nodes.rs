@@ -46,7 +46,8 @@ pub async fn register(
     let head = app.store.last_seq().await?;
     let node = stored.node;
     tracing::info!(node = %node.id, pop = ?node.registration.pop, role = ?node.registration.role, "node registered");
-    Ok(Json(Registered { node, head }))
+    let log = Some(format!("{:016x}", app.store.log_id()));
+    Ok(Json(Registered { node, head, log }))
 }
 
 #[derive(Debug, Default, Deserialize)]

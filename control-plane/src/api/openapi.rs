@@ -306,7 +306,9 @@ fn node_schemas() -> Value {
         },
         "NodeRecord": {"allOf": [schema_ref("NodeRegistration"), {"type": "object", "properties": {
             "id": {"type": "string"}, "registered_at": {"type": "string", "format": "date-time"}}}]},
-        "Registered": {"type": "object", "properties": {"node": schema_ref("NodeRecord"), "head": {"type": "integer"}}},
+        "Registered": {"type": "object", "properties": {"node": schema_ref("NodeRecord"), "head": {"type": "integer"},
+            "log": {"type": "string", "description": "The event log's identity (16 hex digits): a node that followed \
+                another log starts over from a snapshot."}}},
         "NodeList": {"type": "object", "properties": {"head": {"type": "integer"}, "nodes": {"type": "array", "items": {
             "allOf": [schema_ref("NodeRecord"), {"type": "object", "properties": {
                 "live": {"type": "boolean", "description": "Stream connected, or dropped less than nodes.grace ago."},

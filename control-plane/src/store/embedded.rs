@@ -13,7 +13,9 @@
 //! - `purges`: purge id → [`PurgeRecord`]
 //! - `events`: seq → [`Event`]
 //! - `meta`: `"last_seq"` → the highest sequence number given, kept apart from `events` so
-//!   numbers are never reused when old events are compacted away
+//!   numbers are never reused when old events are compacted away; `"log_id"` → the log's
+//!   identity, random, written when the file is created (or first opened by a version that
+//!   did not have it)
 //! - `nodes`: node id → [`StoredNode`] (registration and highest ack)
 //! - `drains`: PoP name → when it was drained (milliseconds since the Unix epoch)
 //! - `function_sets`, `function_blobs`, `function_refs`: uploaded functions (see
@@ -49,6 +51,15 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const DRAINS: TableDefinition<&str, u64> = TableDefinition::new("drains");
 const LAST_SEQ: &str = "last_seq";
+const LOG_ID: &str = "log_id";
+
+/// A new log's identity: 64 random bits from the system's generator.
+fn random_log_id() -> Result<u64, StoreError> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| backend("log id", "no randomness from the system"))?;
+    Ok(u64::from_le_bytes(bytes))
+}
 
 /// Events kept unless [`EmbeddedStore::with_max_events`] says otherwise (`limits.max_events`).
 pub const DEFAULT_MAX_EVENTS: usize = 100_000;
@@ -58,6 +69,7 @@ pub const DEFAULT_MAX_EVENTS: usize = 100_000;
 pub struct EmbeddedStore {
     db: Arc<Database>,
     max_events: u64,
+    log_id: u64,
 }
 
 impl EmbeddedStore {
@@ -71,12 +83,23 @@ impl EmbeddedStore {
         txn.open_table(HOSTS).map_err(|e| backend("create table", e))?;
         txn.open_table(PURGES).map_err(|e| backend("create table", e))?;
         txn.open_table(EVENTS).map_err(|e| backend("create table", e))?;
-        txn.open_table(META).map_err(|e| backend("create table", e))?;
+        let log_id = {
+            let mut meta = txn.open_table(META).map_err(|e| backend("create table", e))?;
+            let stored = meta.get(LOG_ID).map_err(|e| backend("read log_id", e))?.map(|v| v.value());
+            match stored {
+                Some(id) => id,
+                None => {
+                    let id = random_log_id()?;
+                    meta.insert(LOG_ID, id).map_err(|e| backend("write log_id", e))?;
+                    id
+                }
+            }
+        };
         txn.open_table(NODES).map_err(|e| backend("create table", e))?;
         txn.open_table(DRAINS).map_err(|e| backend("create table", e))?;
         functions::create_tables(&txn)?;
         txn.commit().map_err(|e| backend("commit", e))?;
-        Ok(Self { db: Arc::new(db), max_events: DEFAULT_MAX_EVENTS as u64 })
+        Ok(Self { db: Arc::new(db), max_events: DEFAULT_MAX_EVENTS as u64, log_id })
     }
 
     /// Keeps at most `max` events (at least 1): each append drops the oldest beyond it.
@@ -269,6 +292,10 @@ impl Store for EmbeddedStore {
             }
             Ok(events)
         })
+    }
+
+    fn log_id(&self) -> u64 {
+        self.log_id
     }
 
     fn last_seq(&self) -> StoreFuture<'_, Seq> {

@@ -45,6 +45,11 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 
 /// The control plane's state. See the module docs for what an implementation must guarantee.
 pub trait Store: Send + Sync {
+    /// The log's identity: a random number made when the store was created, the same for as
+    /// long as the store lives. Nodes compare it on each registration, so a store made anew
+    /// (its numbers starting over) is never taken for the one they followed.
+    fn log_id(&self) -> u64;
+
     /// One service, whoever owns it.
     fn service(&self, id: &ServiceId) -> StoreFuture<'_, Option<ServiceRecord>>;
 

@@ -26,6 +26,9 @@ use outpost_config::{Change, Event, PurgeTarget, Seq, ServiceId, ServiceRecord, 
 /// of it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Follower {
+    /// The log followed (`Registered::log`); `None` before the first registration, or in a
+    /// state saved before logs had one.
+    log: Option<String>,
     seq: Seq,
     services: BTreeMap<ServiceId, ServiceRecord>,
 }
@@ -87,9 +90,26 @@ pub enum ProtocolError {
 }
 
 impl Follower {
-    /// The state as saved: `seq` and the service records as of it.
-    pub fn restore(seq: Seq, services: Vec<ServiceRecord>) -> Self {
-        Self { seq, services: services.into_iter().map(|r| (r.id.clone(), r)).collect() }
+    /// The state as saved: the log, `seq` and the service records as of it.
+    pub fn restore(log: Option<String>, seq: Seq, services: Vec<ServiceRecord>) -> Self {
+        Self { log, seq, services: services.into_iter().map(|r| (r.id.clone(), r)).collect() }
+    }
+
+    /// The log followed.
+    pub fn log(&self) -> Option<&str> {
+        self.log.as_deref()
+    }
+
+    /// Follows `log` from now on. When it is not the log followed so far, the numbers applied
+    /// mean nothing in it: the follower starts over (number 0, services kept until the
+    /// snapshot replaces them, which then counts as a resync) and this returns true.
+    pub fn follow_log(&mut self, log: &str) -> bool {
+        let other = self.log.as_deref().is_some_and(|followed| followed != log);
+        if other {
+            self.seq = Seq(0);
+        }
+        self.log = Some(log.to_owned());
+        other
     }
 
     /// The last applied sequence number (0: nothing yet).
@@ -342,7 +362,7 @@ mod tests {
 
     #[test]
     fn a_gap_is_refused_and_leaves_the_state_alone() {
-        let mut follower = Follower::restore(Seq(4), vec![record("shop", 2)]);
+        let mut follower = Follower::restore(None, Seq(4), vec![record("shop", 2)]);
         let before = follower.clone();
         let mut effects = Effects::default();
         let error = follower.apply(put(6, "blog"), &mut effects).err();
@@ -353,5 +373,22 @@ mod tests {
             error.map(|e| e.to_string()).unwrap_or_default(),
             "expected event 5 after 4, got 6: the stream skipped events"
         );
+    }
+
+    #[test]
+    fn another_log_starts_the_follower_over_with_a_resync() {
+        let mut follower = Follower::restore(Some("aaaa".into()), Seq(9), vec![record("shop", 2)]);
+        assert!(!follower.follow_log("aaaa"), "the same log");
+        assert_eq!(follower.seq(), Seq(9));
+        assert!(follower.follow_log("bbbb"), "another log");
+        assert_eq!((follower.seq(), follower.log()), (Seq(0), Some("bbbb")));
+        let mut effects = Effects::default();
+        let applied = follower.apply(snapshot(3, &["shop"], false), &mut effects);
+        assert_eq!(applied, Ok(Applied::Snapshot { seq: Seq(3), resync: true }));
+        assert_eq!(effects.purges, vec![all("shop", true, Cause::Resync)]);
+        // A state saved before logs had an identity adopts the first one it is given.
+        let mut old = Follower::restore(None, Seq(9), vec![]);
+        assert!(!old.follow_log("cccc"));
+        assert_eq!(old.seq(), Seq(9));
     }
 }

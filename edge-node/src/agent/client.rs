@@ -43,8 +43,11 @@ enum TokenSource {
 
 /// The parts of the register answer the node uses.
 #[derive(Deserialize)]
-struct Registered {
-    head: Seq,
+pub struct Registered {
+    pub head: Seq,
+    /// The log's identity; absent from a control plane that does not give one.
+    #[serde(default)]
+    pub log: Option<String>,
 }
 
 impl ControlClient {
@@ -89,7 +92,7 @@ impl ControlClient {
     }
 
     /// `PUT /v1/nodes/{id}`: (re)registers the node; returns the control plane's head.
-    pub async fn register(&self, registration: &NodeRegistration) -> Result<Seq, AgentError> {
+    pub async fn register(&self, registration: &NodeRegistration) -> Result<Registered, AgentError> {
         const STEP: &str = "register";
         let bearer = self.read_token().await?;
         if let Ok(mut slot) = self.bearer.lock() {
@@ -100,7 +103,7 @@ impl ControlClient {
         let answer = self.read(STEP, resp).await?;
         let registered: Registered =
             serde_json::from_slice(&answer).map_err(|e| protocol(STEP, format!("answer: {e}")))?;
-        Ok(registered.head)
+        Ok(registered)
     }
 
     /// `GET /v1/nodes/{id}/stream?after=N`: the open stream's body, once the control plane has

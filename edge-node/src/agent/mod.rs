@@ -184,7 +184,14 @@ impl Agent {
         failures: &mut u32,
     ) -> Result<Infallible, AgentError> {
         tracing::debug!(url = %self.cfg.url, phase = ?Phase::Connecting, "connecting to the control plane");
-        let head = self.client.register(registration).await?;
+        let registered = self.client.register(registration).await?;
+        let head = registered.head;
+        if let Some(log) = &registered.log
+            && self.follower.follow_log(log)
+        {
+            tracing::warn!(url = %self.cfg.url, %log, "the control plane's log is not the one this node followed (its \
+                store was made anew): starting over from a snapshot, which soft-purges every service");
+        }
         let after = self.follower.seq();
         let body = self.client.stream(after).await?;
         metrics::gauge!(CONTROL_CONNECTED).set(1.0);

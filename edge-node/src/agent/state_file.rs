@@ -25,6 +25,10 @@ const FORMAT: u32 = 1;
 #[serde(deny_unknown_fields)]
 struct OnDisk {
     format: u32,
+    /// The control plane's log the number belongs to (absent from files written before logs
+    /// had an identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    log: Option<String>,
     seq: Seq,
     services: Vec<ServiceRecord>,
     /// Earlier versions kept in force (absent from files written before there were any).
@@ -71,7 +75,7 @@ impl StateFile {
         if disk.format != FORMAT {
             return Err(self.error(format!("format {} is not {FORMAT}, the one this node reads", disk.format)));
         }
-        Ok(Some(Saved { follower: Follower::restore(disk.seq, disk.services), kept: disk.kept }))
+        Ok(Some(Saved { follower: Follower::restore(disk.log, disk.seq, disk.services), kept: disk.kept }))
     }
 
     /// Moves an unreadable file aside (`control-state.json.bad`), keeping it for inspection, so
@@ -85,8 +89,13 @@ impl StateFile {
     /// Writes `follower` and the versions `kept` atomically and durably. Blocking: call it off
     /// the async threads.
     pub fn save(&self, follower: &Follower, kept: Vec<ServiceRecord>) -> Result<(), StateFileError> {
-        let disk =
-            OnDisk { format: FORMAT, seq: follower.seq(), services: follower.records().cloned().collect(), kept };
+        let disk = OnDisk {
+            format: FORMAT,
+            log: follower.log().map(str::to_owned),
+            seq: follower.seq(),
+            services: follower.records().cloned().collect(),
+            kept,
+        };
         let json = serde_json::to_vec(&disk).map_err(|e| self.error(format!("serialize: {e}")))?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| self.error(format!("create {}: {e}", dir.display())))?;
@@ -130,13 +139,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::new(dir.path().join("sub").join("control-state.json"));
         assert!(file.load().unwrap().is_none(), "no file yet");
-        let follower = Follower::restore(Seq(9), vec![record("shop", 3), record("blog", 9)]);
+        let follower =
+            Follower::restore(Some("00112233aabbccdd".into()), Seq(9), vec![record("shop", 3), record("blog", 9)]);
         file.save(&follower, vec![record("shop", 2)]).unwrap();
         let saved = file.load().unwrap().unwrap();
         assert_eq!(saved.kept.len(), 1);
         assert_eq!(saved.kept[0].version, Seq(2));
         let back = saved.follower;
-        assert_eq!(back.seq(), Seq(9));
+        assert_eq!((back.log(), back.seq()), (Some("00112233aabbccdd"), Seq(9)));
         let ids: Vec<_> = back.records().map(|r| (r.id.as_str().to_owned(), r.version)).collect();
         assert_eq!(ids, [("blog".to_owned(), Seq(9)), ("shop".to_owned(), Seq(3))]);
         assert!(!dir.path().join("sub").join("control-state.json.tmp").exists());

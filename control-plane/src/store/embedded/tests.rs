@@ -132,7 +132,7 @@ async fn lists_page_by_id_within_a_tenant() {
 #[tokio::test]
 async fn everything_survives_a_restart_and_numbers_go_on() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    {
+    let log_id = {
         let store = open(&dir);
         ok(store.put_service(put("shop", "acme", &["shop.example"], Expect::Absent), AT)).await;
         let purge = NewPurge {
@@ -144,8 +144,12 @@ async fn everything_survives_a_restart_and_numbers_go_on() {
         };
         let record = ok(store.create_purge(purge, AT)).await;
         assert_eq!(record.seq, Seq(2));
-    }
+        store.log_id()
+    };
     let store = open(&dir);
+    assert_eq!(store.log_id(), log_id, "the log keeps its identity");
+    let other = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(open(&other).log_id(), log_id, "a new store is a new log");
     assert_eq!(ok(store.last_seq()).await, Seq(2));
     let shop = ok(store.service(&id("shop"))).await.unwrap_or_else(|| panic!("shop"));
     assert_eq!(shop.version, Seq(1));
