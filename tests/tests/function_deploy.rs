@@ -248,3 +248,32 @@ async fn a_function_a_node_cannot_fetch_leaves_it_on_the_version_it_ran() -> any
     assert_eq!(fleet.origin.count("/page"), 2, "purged, so fetched again");
     Ok(())
 }
+
+/// A node started while the control plane is away, missing the file of the function it ran
+/// (deleted here), leaves that service out rather than run it without its function, and
+/// fetches the file as soon as the control plane answers, with no change to wait for.
+#[tokio::test]
+async fn a_function_file_missing_at_start_is_fetched_once_the_control_plane_answers() -> anyhow::Result<()> {
+    let probe = std::fs::read(probe_guest()?)?;
+    let mut fleet = Fleet::start(FleetSpec::one_edge()).await?;
+    fleet.origin.route("/", Reply::ok("home".to_owned()));
+    fleet.create_shop(json!({})).await?;
+    let v1 = upload(&fleet.cp, probe).await?;
+    post(&fleet.cp, "/v1/services/shop/functions/1/activate").await?;
+    wait_answer(&fleet.edges[0], "hello from probe").await?;
+    wait_reported(&fleet, &label(&v1)).await?;
+
+    fleet.edges[0].stop().await?;
+    fleet.cp.stop().await?;
+    for name in function_files(&fleet.edges[0])? {
+        std::fs::remove_file(fleet.edges[0].dir().join("cache").join("functions").join(name))?;
+    }
+    fleet.edges[0].restart().await?;
+    let resp = fleet.edges[0].get("shop.test", "/hello").await?;
+    assert_eq!(resp.status, 404, "left out, not served without its function: {}", resp.summary());
+
+    fleet.restart_control_plane().await?;
+    wait_answer(&fleet.edges[0], "hello from probe").await?;
+    wait_reported(&fleet, &label(&v1)).await?;
+    Ok(())
+}

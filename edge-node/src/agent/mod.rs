@@ -197,6 +197,12 @@ impl Agent {
         metrics::gauge!(CONTROL_CONNECTED).set(1.0);
         let mut phase = if after >= head { Phase::Following } else { Phase::Syncing };
         tracing::info!(url = %self.cfg.url, after = %after, head = %head, ?phase, "connected to the control plane");
+        // Function files that could not be had (at start, from the saved state, with the control
+        // plane away): try again now that it answers, not only at the next change.
+        if self.services.has_unavailable() {
+            let count = self.apply_services(false).await?;
+            tracing::info!(services = count, "control-plane services applied again with the functions fetched");
+        }
         // An acknowledgement may have been lost while the control plane was away: repeat it.
         if after > Seq(0) {
             acks.send_replace(self.ack());

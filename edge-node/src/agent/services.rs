@@ -111,6 +111,11 @@ impl ServiceApplier {
         kept
     }
 
+    /// Whether the last set had versions whose function file could not be had.
+    pub fn has_unavailable(&self) -> bool {
+        !self.unavailable.is_empty()
+    }
+
     /// Every record in force (the function files they name must stay on disk).
     pub fn in_force(&self) -> impl Iterator<Item = &ServiceRecord> {
         self.in_force.values()
