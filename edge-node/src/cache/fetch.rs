@@ -182,9 +182,12 @@ impl Ctx<'_> {
         let mut chunks: u32 = 0;
         let mut total: u64 = 0;
         let mut storing = true;
+        // `Ok(Some(last))`: the body ended with `last`, which goes to the readers only once the
+        // object is in the store. A client that reads the last byte and asks again at once
+        // then finds the object stored, instead of the flight of a fetch that has ended.
         let result = loop {
             let frame = match body.frame().await {
-                None => break Ok(()),
+                None => break Ok(None),
                 Some(Err(e)) => break Err(FetchAborted(format!("body: {e}"))),
                 Some(Ok(f)) => f,
             };
@@ -205,13 +208,16 @@ impl Ctx<'_> {
                     store.insert(chunk_key(object_id, chunks), Entry::Chunk(chunk));
                     chunks += 1;
                 }
+                if body.is_end_stream() {
+                    break Ok(Some(data));
+                }
             }
             if !shared.push(data).await {
                 break Err(FetchAborted("every reader left".into()));
             }
         };
         match result {
-            Ok(()) if storing => {
+            Ok(last) if storing => {
                 let location = if chunks == 0 {
                     BodyLocation::Inline(pending.freeze())
                 } else {
@@ -231,9 +237,14 @@ impl Ctx<'_> {
                 metrics::counter!(crate::metrics::STORED_OBJECTS).increment(1);
                 // From here requests find the object in the store.
                 lead.close();
+                // The readers still take the last bytes; the object is stored whether they do
+                // or not.
+                if let Some(last) = last {
+                    shared.push(last).await;
+                }
                 shared.finish(Ok(()));
             }
-            Ok(()) => shared.finish(Ok(())),
+            Ok(_) => shared.finish(Ok(())),
             Err(e) => {
                 tracing::warn!(service = %self.svc.name, url = %self.key.url, error = %e, "fetch aborted; nothing stored");
                 remove_chunks(store, object_id, chunks);
