@@ -267,11 +267,10 @@ impl Agent {
         order.map_err(AgentError::from)
     }
 
+    /// Purges first, then services: a service that goes live (a snapshot's, after a resync)
+    /// must never serve, even for a moment, what a purge in the same run removes. A purge of a
+    /// service the node does not run yet is a record and nothing more.
     async fn carry_out(&mut self, effects: Effects) -> Result<(), AgentError> {
-        if effects.services_changed {
-            let count = self.apply_services(false).await?;
-            tracing::info!(seq = %self.follower.seq(), services = count, "control-plane services applied");
-        }
         for p in effects.purges {
             let target = match Target::from_request(&p.target) {
                 Ok(target) => target,
@@ -282,6 +281,10 @@ impl Agent {
                 }
             };
             purge::record(&self.cache, p.service.as_str(), target, p.soft, PurgeSource::Control).await?;
+        }
+        if effects.services_changed {
+            let count = self.apply_services(false).await?;
+            tracing::info!(seq = %self.follower.seq(), services = count, "control-plane services applied");
         }
         Ok(())
     }
