@@ -1,0 +1,104 @@
+//! Request framing toward the origin (issue 18): the Content-Length / Transfer-Encoding an
+//! origin sees always describe the body the node sends, whatever the client claimed, on every
+//! protocol.
+
+use outpost_tests::tls::Leaf;
+use outpost_tests::{EdgeNode, NodeConfig, Origin, RawOrigin, Reply, Req, ServiceSpec, TestCa, h3client, raw_exchange};
+
+const HOSTS: &[&str] = &["shop.test", "*.shop.test"];
+/// What an attacker puts in a GET's body: a request for the origin to take as the next one.
+const SMUGGLED: &str = "GET /smuggled.html HTTP/1.1\r\nHost: shop.test\r\n\r\n";
+
+struct Topology {
+    ca: TestCa,
+    node: EdgeNode,
+}
+
+/// A node with HTTP/1.1, h2c and HTTP/3 listeners in front of `origin_url`.
+async fn topology(origin_url: String) -> anyhow::Result<Topology> {
+    let ca = TestCa::new("framing test CA")?;
+    let cert: Leaf = ca.issue(HOSTS)?;
+    // No health probes: every request on the origin's connections is one a client caused.
+    let service = ServiceSpec::new("shop", HOSTS, origin_url).without_health_checks();
+    let node = EdgeNode::start(NodeConfig::with_service(service).certificate(cert).http3(true)).await?;
+    Ok(Topology { ca, node })
+}
+
+impl Topology {
+    /// A GET for `path` carrying [`SMUGGLED`] as its body with a matching Content-Length.
+    async fn fat_get(&self, proto: &str, path: &str) -> anyhow::Result<(u16, String)> {
+        let len = SMUGGLED.len().to_string();
+        let req = Req::get("shop.test", path).header("content-length", len.clone()).body(SMUGGLED);
+        match proto {
+            "h1" => {
+                let raw = format!("GET {path} HTTP/1.1\r\nHost: shop.test\r\nContent-Length: {len}\r\n\r\n{SMUGGLED}");
+                let resp = raw_exchange(self.node.http_addr(), raw.as_bytes()).await?;
+                Ok((resp.status, resp.text()))
+            }
+            "h2" => {
+                let resp = self.node.send(req.h2()).await?;
+                Ok((resp.status.as_u16(), resp.text()))
+            }
+            _ => {
+                let resp = h3client::send(self.node.https_addr()?, &self.ca, "shop.test", &req).await?;
+                Ok((resp.status.as_u16(), resp.text()))
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_get_body_is_dropped_with_its_framing_on_every_protocol() -> anyhow::Result<()> {
+    // An origin that answers a GET before reading its body and then discards Content-Length
+    // bytes from the connection (nginx): a forwarded Content-Length without its body makes it
+    // eat the start of the next request on that pooled connection.
+    let origin = RawOrigin::start().await?;
+    let t = topology(origin.url()).await?;
+    for proto in ["h1", "h2", "h3"] {
+        let victim = format!("/victim-{proto}.html?v=1");
+        let (status, body) = t.fat_get(proto, &victim).await?;
+        assert_eq!((status, body.as_str()), (200, format!("origin:{victim}").as_str()), "{proto} fat GET");
+        // The next request on the same origin connection is read as itself.
+        let next = format!("/next-{proto}.html");
+        let resp = t.node.get("shop.test", &next).await?;
+        assert_eq!(resp.status, 200, "{proto}: {}\ngarbage at the origin: {:?}", resp.summary(), origin.garbage());
+        assert_eq!(resp.text(), format!("origin:{next}"), "{proto}");
+    }
+    let seen = origin.requests();
+    assert!(origin.garbage().is_empty(), "the origin parsed garbage: {:?}", origin.garbage());
+    for r in &seen {
+        // RFC 9110 §8.6 / §9.3.1: no framing field without the content it frames.
+        assert_eq!(r.header("content-length"), None, "{} {} carried Content-Length", r.method, r.target);
+        assert_eq!(r.header("transfer-encoding"), None, "{} {} carried Transfer-Encoding", r.method, r.target);
+    }
+    assert!(seen.iter().all(|r| r.target != "/smuggled.html"), "the smuggled request reached the origin: {seen:?}");
+    // The second request went on the connection the fat GET used: the pool was exercised.
+    let conn_of = |target: &str| seen.iter().find(|r| r.target == target).map(|r| r.conn);
+    assert!(conn_of("/victim-h1.html?v=1").is_some() && conn_of("/victim-h1.html?v=1") == conn_of("/next-h1.html"));
+
+    // Nothing poisoned: the victim URL still gives its own object, now from the cache.
+    let again = t.node.get("shop.test", "/victim-h1.html?v=1").await?;
+    assert_eq!(again.text(), "origin:/victim-h1.html?v=1", "{}", again.summary());
+    assert!(again.cache_status().hit(), "{}", again.summary());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_post_body_goes_upstream_with_its_exact_length() -> anyhow::Result<()> {
+    let origin = Origin::start().await?;
+    origin.route("/upload", Reply::ok("stored"));
+    let t = topology(origin.url()).await?;
+    // HTTP/3 carries no framing of its own for the upstream: the node sets it from the body.
+    let req = Req::post("shop.test", "/upload").header("content-length", "5").body("hello");
+    let resp = h3client::send(t.node.https_addr()?, &t.ca, "shop.test", &req).await?;
+    assert_eq!(resp.status, 200, "{}", resp.summary());
+    let got = origin.last("/upload")?;
+    assert_eq!(got.body.as_ref(), b"hello");
+    assert_eq!(got.header("content-length"), Some("5"));
+    // A chunked HTTP/1.1 body is forwarded chunked (its Transfer-Encoding is hop-by-hop).
+    let chunked = b"POST /upload HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let resp = raw_exchange(t.node.http_addr(), chunked).await?;
+    assert_eq!(resp.status, 200, "{}", resp.head);
+    assert_eq!(origin.last("/upload")?.body.as_ref(), b"hello");
+    Ok(())
+}
