@@ -1,6 +1,6 @@
 //! Request framing toward the origin (issue 18): the Content-Length / Transfer-Encoding an
 //! origin sees always describe the body the node sends, whatever the client claimed, on every
-//! protocol.
+//! protocol; and malformed HTTP/3 messages are reset, never forwarded.
 
 use outpost_tests::tls::Leaf;
 use outpost_tests::{EdgeNode, NodeConfig, Origin, RawOrigin, Reply, Req, ServiceSpec, TestCa, h3client, raw_exchange};
@@ -100,5 +100,41 @@ async fn a_post_body_goes_upstream_with_its_exact_length() -> anyhow::Result<()>
     let resp = raw_exchange(t.node.http_addr(), chunked).await?;
     assert_eq!(resp.status, 200, "{}", resp.head);
     assert_eq!(origin.last("/upload")?.body.as_ref(), b"hello");
+    Ok(())
+}
+
+#[tokio::test]
+async fn malformed_http3_requests_are_reset_not_forwarded() -> anyhow::Result<()> {
+    let origin = Origin::start().await?;
+    origin.route("/upload", Reply::ok("stored"));
+    origin.route("/page", Reply::ok("page"));
+    let t = topology(origin.url()).await?;
+    let addr = t.node.https_addr()?;
+    let send = |req: Req| {
+        let ca = &t.ca;
+        async move { h3client::send(addr, ca, "shop.test", &req).await }
+    };
+    // RFC 9114 §4.1.2: DATA that adds up to more, or less, than Content-Length is malformed.
+    let longer = send(Req::post("shop.test", "/upload").header("content-length", "5").body(vec![b'a'; 100])).await;
+    assert!(longer.is_err(), "a body longer than its Content-Length was answered: {:?}", longer.map(|r| r.summary()));
+    let shorter = send(Req::post("shop.test", "/upload").header("content-length", "50").body("hello")).await;
+    assert!(
+        shorter.is_err(),
+        "a body shorter than its Content-Length was answered: {:?}",
+        shorter.map(|r| r.summary())
+    );
+    // RFC 9114 §4.2: connection-specific fields make a message malformed.
+    for (name, value) in [("transfer-encoding", "chunked"), ("connection", "keep-alive"), ("te", "gzip")] {
+        let resp = send(Req::get("shop.test", "/page").header(name, value)).await;
+        assert!(resp.is_err(), "{name}: {value} was answered: {:?}", resp.map(|r| r.summary()));
+    }
+    assert_eq!(origin.count("/page"), 0, "a malformed request reached the origin");
+    assert!(
+        origin.requests_for("/upload").iter().all(|r| r.body.len() != 5 && r.body.len() != 100),
+        "a malformed body was forwarded as if whole"
+    );
+    // The node still serves well-formed requests on HTTP/3.
+    let ok = send(Req::get("shop.test", "/page")).await?;
+    assert_eq!(ok.status, 200, "{}", ok.summary());
     Ok(())
 }
