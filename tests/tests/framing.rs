@@ -133,8 +133,50 @@ async fn malformed_http3_requests_are_reset_not_forwarded() -> anyhow::Result<()
         origin.requests_for("/upload").iter().all(|r| r.body.len() != 5 && r.body.len() != 100),
         "a malformed body was forwarded as if whole"
     );
+    // Each reset request has its access-log line, as a client error.
+    let h3_400 = |l: &serde_json::Value| {
+        l.get("status").and_then(|s| s.as_u64()) == Some(400)
+            && l.get("protocol").and_then(|p| p.as_str()) == Some("h3")
+    };
+    let logged = outpost_tests::eventually(std::time::Duration::from_secs(5), || {
+        t.node.access_log().iter().filter(|l| h3_400(l)).count() >= 5
+    })
+    .await;
+    assert!(logged, "malformed HTTP/3 requests not logged as 400:\n{}", t.node.stdout_text());
     // The node still serves well-formed requests on HTTP/3.
     let ok = send(Req::get("shop.test", "/page")).await?;
     assert_eq!(ok.status, 200, "{}", ok.summary());
+    Ok(())
+}
+
+#[tokio::test]
+async fn ambiguous_http1_framing_stays_harmless() -> anyhow::Result<()> {
+    // What held in the attack run and must stay held. RFC 9112 §6.3: a final coding other than
+    // chunked, or a Content-Length that is not one number, cannot frame a request (400/501).
+    let origin = Origin::start().await?;
+    origin.route("/a", Reply::ok("a"));
+    let t = topology(origin.url()).await?;
+    let rejected: [&[u8]; 4] = [
+        b"POST /a HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"POST /a HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+        b"POST /a HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5, 6\r\n\r\nhello!",
+        b"POST /a HTTP/1.1\r\nHost: shop.test\r\nContent-Length: +5\r\n\r\nhello",
+    ];
+    for raw in rejected {
+        let resp = raw_exchange(t.node.http_addr(), raw).await?;
+        assert!(matches!(resp.status, 400 | 501), "{:?} -> {}", String::from_utf8_lossy(raw), resp.head);
+    }
+    assert_eq!(origin.total(), 0, "an ambiguous request reached the origin: {:?}", origin.requests());
+    // RFC 9112 §6.3 item 3: with both, Transfer-Encoding wins, the Content-Length is removed
+    // before forwarding, and the connection is closed after the response, so the bytes after
+    // the chunked body are never read as a request.
+    let cl_te = b"POST /a HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 48\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: shop.test\r\n\r\n";
+    let resp = raw_exchange(t.node.http_addr(), cl_te).await?;
+    assert_eq!(resp.status, 200, "{}", resp.head);
+    let forwarded = origin.last("/a")?;
+    assert!(forwarded.body.is_empty(), "{forwarded:?}");
+    // Framed by chunks (the body's end is not known before it is read), never by the 48.
+    assert!(matches!(forwarded.header("content-length"), None | Some("0")), "{forwarded:?}");
+    assert_eq!(origin.count("/smuggled"), 0, "the bytes after the chunked body were read as a request");
     Ok(())
 }
