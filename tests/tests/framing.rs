@@ -180,3 +180,33 @@ async fn ambiguous_http1_framing_stays_harmless() -> anyhow::Result<()> {
     assert_eq!(origin.count("/smuggled"), 0, "the bytes after the chunked body were read as a request");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_connection_whose_request_body_broke_off_is_not_reused() -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    // The origin answers before reading the body, so the node has its response while the body
+    // is still on its way; then the client hangs up mid-body. That origin connection is left
+    // mid-message and must be closed, not pooled.
+    let origin = RawOrigin::start().await?;
+    let t = topology(origin.url()).await?;
+    let mut tcp = tokio::net::TcpStream::connect(t.node.http_addr()).await?;
+    tcp.write_all(b"POST /upload HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 100\r\n\r\nonly ten b").await?;
+    let posted = outpost_tests::eventually(std::time::Duration::from_secs(10), || {
+        origin.requests().iter().any(|r| r.target == "/upload")
+    })
+    .await;
+    assert!(posted, "the POST never reached the origin");
+    drop(tcp);
+    let aborted = outpost_tests::eventually(std::time::Duration::from_secs(10), || {
+        t.node.access_log().iter().any(|l| l.get("path").and_then(|p| p.as_str()) == Some("/upload"))
+    })
+    .await;
+    assert!(aborted, "the broken-off POST was not logged:\n{}", t.node.stdout_text());
+    let after = t.node.get("shop.test", "/after").await?;
+    assert_eq!((after.status.as_u16(), after.text()), (200, "origin:/after".to_string()), "{}", after.summary());
+    let seen = origin.requests();
+    let conn_of = |target: &str| seen.iter().find(|r| r.target == target).map(|r| r.conn);
+    assert_ne!(conn_of("/upload"), conn_of("/after"), "the broken connection was reused: {seen:?}");
+    assert!(origin.garbage().is_empty(), "{:?}", origin.garbage());
+    Ok(())
+}
