@@ -4,6 +4,7 @@
 
 use http::StatusCode;
 use std::fmt;
+use std::sync::Arc;
 
 /// Who is to blame: decides the log level and the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,11 @@ pub enum ErrorKind {
     TooEarly,
     /// `Cache-Control: only-if-cached` and nothing usable stored (RFC 9111 §5.2.1.7).
     NotCached,
+    /// The client went away before its request was complete (its body broke off): 499, as
+    /// nginx logs it. The client never sees it; the access log does.
+    ClientAborted,
+    /// The client sent its request body too slowly for the upstream exchange (RFC 9110 §15.5.9).
+    RequestTimeout,
     /// The upstream refused the connection, reset it, or sent something unparsable.
     UpstreamConnect,
     UpstreamProtocol,
@@ -65,9 +71,8 @@ impl ErrorKind {
     pub fn side(self) -> Side {
         use ErrorKind::*;
         match self {
-            BadRequest | UnknownHost | Misdirected | BodyTooLarge | HeadersTooLarge | TooEarly | NotCached => {
-                Side::Client
-            }
+            BadRequest | UnknownHost | Misdirected | BodyTooLarge | HeadersTooLarge | TooEarly | NotCached
+            | ClientAborted | RequestTimeout => Side::Client,
             UpstreamConnect | UpstreamProtocol | UpstreamTimeout | UpstreamTls | UnsupportedMedia | NoUpstream => {
                 Side::Upstream
             }
@@ -88,6 +93,9 @@ impl ErrorKind {
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             TooEarly => StatusCode::TOO_EARLY,
             NotCached => StatusCode::GATEWAY_TIMEOUT,
+            // 499 is nginx's "client closed request"; not registered, but what operators grep for.
+            ClientAborted => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             UpstreamConnect | UpstreamProtocol | UpstreamTls => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -115,6 +123,8 @@ impl ErrorKind {
             HeadersTooLarge => "headers_too_large",
             TooEarly => "too_early",
             NotCached => "not_cached",
+            ClientAborted => "client_aborted",
+            RequestTimeout => "request_timeout",
             UpstreamConnect => "upstream_connect",
             UpstreamProtocol => "upstream_protocol",
             UpstreamTimeout => "upstream_timeout",
@@ -140,17 +150,26 @@ pub struct EdgeError {
     /// What the client is told beyond the status, when it needs to fix its request (a bad image
     /// parameter). Never upstream details: those stay in the log.
     pub public: Option<String>,
+    /// The error value that caused this one (hyper's, an I/O error), kept for `source()` so a
+    /// log line or a test can walk the chain instead of parsing `context`.
+    pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl EdgeError {
     pub fn new(kind: ErrorKind, context: impl Into<String>) -> Self {
-        Self { kind, context: context.into(), public: None }
+        Self { kind, context: context.into(), public: None, cause: None }
     }
 
     /// An error whose message the client sees in the error page, e.g. `width: must be ...`.
     pub fn told(kind: ErrorKind, message: impl Into<String>) -> Self {
         let message = message.into();
-        Self { kind, context: message.clone(), public: Some(message) }
+        Self { kind, context: message.clone(), public: Some(message), cause: None }
+    }
+
+    /// Keep `cause` as this error's source.
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(Arc::new(cause));
+        self
     }
 
     /// Prepend one piece of context (the layer the error passed through).
@@ -174,7 +193,11 @@ impl fmt::Display for EdgeError {
     }
 }
 
-impl std::error::Error for EdgeError {}
+impl std::error::Error for EdgeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -191,6 +214,8 @@ mod tests {
             (HeadersTooLarge, 431, Side::Client),
             (TooEarly, 425, Side::Client),
             (NotCached, 504, Side::Client),
+            (ClientAborted, 499, Side::Client),
+            (RequestTimeout, 408, Side::Client),
             (UpstreamConnect, 502, Side::Upstream),
             (UpstreamProtocol, 502, Side::Upstream),
             (UpstreamTls, 502, Side::Upstream),

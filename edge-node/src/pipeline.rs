@@ -12,7 +12,7 @@ use crate::body::EdgeBody;
 use crate::cache::Cache;
 use crate::ctx::{ConnInfo, Phase, Protocol, RequestCtx};
 use crate::error::{EdgeError, ErrorKind};
-use crate::listen::{ConnBuilders, LimitedBody};
+use crate::listen::{Asterisk, ConnBuilders, LimitedBody};
 use crate::respond::{self, AccessLog, Outcome};
 use crate::transform::Transforms;
 use crate::transform::image::Transcoder;
@@ -74,7 +74,19 @@ where
         let resp = respond::plain(http::StatusCode::OK, &ctx.id.0);
         return respond::finish(&ctx, resp, outcome, &state.access_log);
     }
-    // accept: request limits the HTTP layer does not enforce itself.
+    // accept: `OPTIONS *` is about this server, answered here (RFC 9110 §9.3.7); then request
+    // limits the HTTP layer does not enforce itself.
+    match crate::listen::asterisk(req.method(), req.uri()) {
+        Asterisk::No => {}
+        Asterisk::ServerOptions => {
+            let resp = crate::listen::server_options();
+            return respond::finish(&ctx, resp, outcome, &state.access_log);
+        }
+        Asterisk::Invalid => {
+            let e = EdgeError::new(ErrorKind::BadRequest, format!("{method} with the asterisk-form target"));
+            return fail(&state, &ctx, outcome, &e);
+        }
+    }
     let req = match accept(req, &state.limits) {
         Ok(r) => r,
         Err(e) => return fail(&state, &ctx, outcome, &e),
@@ -169,7 +181,12 @@ where
 
 /// A request hyper rejected before it reached the pipeline still gets its access-log line.
 pub fn log_unparsed(state: &NodeState, conn: &Arc<ConnInfo>, status: u16, error: &str) {
-    let ctx = RequestCtx::new((**conn).clone(), Protocol::Http1);
+    log_rejected(state, conn, Protocol::Http1, status, error);
+}
+
+/// A request refused before the pipeline (unparsable, or malformed HTTP/3) gets its log line.
+pub fn log_rejected(state: &NodeState, conn: &Arc<ConnInfo>, protocol: Protocol, status: u16, error: &str) {
+    let ctx = RequestCtx::new((**conn).clone(), protocol);
     let kind = if status == 431 { ErrorKind::HeadersTooLarge } else { ErrorKind::BadRequest };
     let err = EdgeError::new(kind, error.to_string());
     let resp = respond::plain(kind.status(), &ctx.id.0);

@@ -1,8 +1,9 @@
 //! End-to-end tests for Outpost: real `edge-node` and `origin-shield` processes in front of real
 //! origins on loopback, and the real `control-plane`.
 //!
-//! The harness has eight parts, each in its own module:
+//! The harness has nine parts, each in its own module:
 //! - [`origin`]: a scripted hyper origin that records what it receives;
+//! - [`raw_origin`]: a raw-TCP origin that frames requests as nginx does (answers before the body);
 //! - [`node`]: the node under test (an edge, or a shield), its config file and its process;
 //! - [`client`]: HTTP/1.1 and HTTP/2 clients, cleartext or TLS, and a raw socket;
 //! - [`h3client`]: an HTTP/3 client (quinn + h3) for the node's QUIC listener;
@@ -28,6 +29,7 @@ pub mod fleet;
 pub mod h3client;
 pub mod node;
 pub mod origin;
+pub mod raw_origin;
 pub mod tls;
 pub mod wasm;
 
@@ -36,6 +38,7 @@ use std::time::{Duration, SystemTime};
 pub use client::{CacheStatus, Proto, RawResponse, Req, Resp, raw_exchange};
 pub use node::{Binary, EdgeNode, HostHeader, NodeConfig, ServiceSpec};
 pub use origin::{Chunk, Gate, Origin, Recorded, Reply, refused_addr};
+pub use raw_origin::{RawOrigin, RawRequest};
 pub use tls::TestCa;
 
 /// An HTTP-date (RFC 9110 §5.6.7) `offset` away from now, in the past when negative.

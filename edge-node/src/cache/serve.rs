@@ -51,6 +51,10 @@ pub async fn serve(
     if parts.method != Method::GET && parts.method != Method::HEAD {
         return pass(cache, svc, host, &path, parts, body, fwd, ctx).await;
     }
+    // RFC 9110 §9.3.1/§9.3.2: content in a GET or HEAD has no defined semantics and cannot
+    // change the response, which is shared through the cache: it is not forwarded, and the
+    // upstream client drops its framing fields with it (see upstream::framing). The listener
+    // discards what is left of it, within limits.max_request_body.
     drop(body);
     let honor = svc.policy.honor_client_cache_control;
     let directives = if honor { policy::request_directives(&parts.headers) } else { Directives::default() };
@@ -341,7 +345,10 @@ async fn pass(
     let result = svc.upstream.send(key.primary.as_bytes(), out).await;
     ctx.record(Phase::Upstream, started.elapsed());
     let resp = result.map_err(|e| {
-        metrics::counter!(crate::metrics::UPSTREAM_ERRORS, "kind" => e.kind.as_str()).increment(1);
+        // A body the client broke off is not an upstream error.
+        if e.side() != crate::error::Side::Client {
+            metrics::counter!(crate::metrics::UPSTREAM_ERRORS, "kind" => e.kind.as_str()).increment(1);
+        }
         e.within(format!("service {}", svc.name))
     })?;
     let (mut resp_parts, incoming) = resp.into_parts();

@@ -13,6 +13,15 @@ use crate::body::BoxError;
 #[error("request body larger than {0} bytes")]
 pub struct BodyTooLarge(pub u64);
 
+/// A body that ended with fewer, or went on with more, bytes than its Content-Length
+/// (RFC 9112 §6.3, RFC 9114 §4.1.2): malformed, never forwarded as it is.
+#[derive(Debug, thiserror::Error)]
+#[error("request body of {got} bytes (so far) does not match its Content-Length {declared}")]
+pub struct LengthMismatch {
+    pub declared: u64,
+    pub got: u64,
+}
+
 pub struct LimitedBody<B> {
     inner: B,
     remaining: u64,

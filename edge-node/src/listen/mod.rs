@@ -2,6 +2,7 @@
 //! h2 / http/1.1), connection limits, handshake and header timeouts, and graceful shutdown.
 //! Every request is handed to [`crate::pipeline::handle`].
 
+mod asterisk;
 mod body_limit;
 pub mod h3;
 pub mod tls;
@@ -18,7 +19,8 @@ use outpost_config::LimitsConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-pub use body_limit::{BodyTooLarge, LimitedBody};
+pub use asterisk::{Asterisk, asterisk, server_options};
+pub use body_limit::{BodyTooLarge, LengthMismatch, LimitedBody};
 
 use crate::ctx::ConnInfo;
 use crate::pipeline::{self, NodeState};

@@ -25,6 +25,10 @@ use outpost_config::{MAX_DURATION, PassiveConfig};
 pub enum RequestOutcome {
     Success,
     Failure,
+    /// The request failed because of the client (its body broke off, was malformed, too large
+    /// or too slow): it says nothing about the upstream, so it neither counts as a failure nor
+    /// resets the count. A probe that ends so leaves the next request to probe at once.
+    ClientFault,
 }
 
 impl RequestOutcome {
@@ -142,6 +146,11 @@ impl Breaker {
                 let doubled = interval.saturating_mul(2).min(self.max_ejection);
                 Some(self.open(now, doubled))
             }
+            (BreakerState::HalfOpen { interval, .. }, Permit::Probe, RequestOutcome::ClientFault) => {
+                // The probe proved nothing: the next request is the probe.
+                self.state = BreakerState::Open { until: now, interval };
+                None
+            }
             _ => None,
         }
     }
@@ -162,7 +171,7 @@ fn add(at: Instant, d: Duration) -> Instant {
 mod tests {
     use super::*;
     use Permit::{Normal, Probe};
-    use RequestOutcome::{Failure as F, Success as S};
+    use RequestOutcome::{ClientFault as C, Failure as F, Success as S};
 
     /// One step at `at` seconds: acquire (expecting an admission) or record an outcome.
     #[derive(Clone, Copy)]
@@ -297,6 +306,27 @@ mod tests {
                 "a probe that never reports frees its slot after one interval",
                 [&trip[..], &[Acquire(11, PROBE), Acquire(20, NO), Acquire(21, PROBE), Record(21, Probe, S)]].concat(),
                 vec![(2, opened(10)), (3, half), (6, closed)],
+            ),
+            (
+                "client faults neither count nor reset the count",
+                vec![
+                    Record(0, Normal, F),
+                    Record(0, Normal, C),
+                    Record(0, Normal, C),
+                    Record(0, Normal, C),
+                    Record(0, Normal, C),
+                    Record(0, Normal, C),
+                    Record(0, Normal, F),
+                    Acquire(0, GO),
+                    Record(0, Normal, F),
+                ],
+                vec![(8, opened(10))],
+            ),
+            (
+                "a probe ended by a client fault lets the next request probe",
+                [&trip[..], &[Acquire(11, PROBE), Record(11, Probe, C), Acquire(11, PROBE), Record(12, Probe, S)]]
+                    .concat(),
+                vec![(2, opened(10)), (3, half), (5, half), (6, closed)],
             ),
             (
                 "a 4xx is a success",

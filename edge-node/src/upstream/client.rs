@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version, header};
+use http_body::Body as _;
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -19,12 +21,15 @@ use rustls_pki_types::pem::PemObject;
 
 use super::breaker::{Permit, RequestOutcome};
 use super::dial::FixedDial;
+use super::framing::{Framing, frame};
 use super::peer::{Peer, PeerSnapshot, Role, spawn_probes};
+use super::request_body::{BodyWatch, ClientFault, SentBody};
 use super::retry::{AttemptOutcome, RetryBudget, backoff, is_retryable};
 use super::select::Balancer;
 use crate::body::{self, EdgeBody};
-use crate::error::{EdgeError, ErrorKind};
+use crate::error::{EdgeError, ErrorKind, Side};
 
+type ClientError = hyper_util::client::legacy::Error;
 pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, EdgeBody>;
 /// A shield's own client: HTTP/2 (h2c with prior knowledge, or ALPN h2 over TLS), multiplexed
 /// on pooled connections that always go to that shield.
@@ -160,7 +165,8 @@ impl Upstream {
                 break;
             };
             tried.push(peer.id);
-            let req = self.build(&peer, &out, body.take().unwrap_or_else(body::empty))?;
+            let watch = BodyWatch::default();
+            let req = self.build(&peer, &out, body.take().unwrap_or_else(body::empty), &watch)?;
             let result = {
                 let _in_flight = peer.begin();
                 let sending = match self.shields.iter().position(|s| s.id == peer.id) {
@@ -169,14 +175,11 @@ impl Upstream {
                 };
                 tokio::time::timeout(self.first_byte_timeout, sending).await
             };
-            let now = Instant::now();
+            let (outcome, result) = self.judge(&peer, result, &watch);
+            peer.record(permit, outcome, Instant::now());
             match result {
-                Ok(Ok(resp)) if !resp.status().is_server_error() => {
-                    peer.record(permit, RequestOutcome::Success, now);
-                    return Ok(resp);
-                }
-                Ok(Ok(resp)) => {
-                    peer.record(permit, RequestOutcome::Failure, now);
+                Ok(resp) if !resp.status().is_server_error() => return Ok(resp),
+                Ok(resp) => {
                     let status = resp.status();
                     last = Some(Ok(resp));
                     // 502/503/504 say the upstream (or the one behind it) is in trouble: try
@@ -185,20 +188,39 @@ impl Upstream {
                         break;
                     }
                 }
-                Ok(Err(e)) => {
-                    peer.record(permit, RequestOutcome::Failure, now);
-                    last = Some(Err(classify(&e).within(format!("upstream {}", peer.base))));
-                }
-                Err(_) => {
-                    peer.record(permit, RequestOutcome::Failure, now);
-                    let msg = format!("no response head within {:?}", self.first_byte_timeout);
-                    last = Some(Err(
-                        EdgeError::new(ErrorKind::UpstreamTimeout, msg).within(format!("upstream {}", peer.base))
-                    ));
-                }
+                // The client's own fault: no other upstream would do better.
+                Err(e) if e.side() == Side::Client => return Err(e),
+                Err(e) => last = Some(Err(e)),
             }
         }
         last.unwrap_or_else(|| Err(self.nothing_usable()))
+    }
+
+    /// What one try came to, and how it counts for `peer`'s breaker. A request whose body
+    /// failed on the client's side, or which timed out while waiting for the client's body, is
+    /// the client's error and says nothing about the upstream.
+    fn judge(
+        &self,
+        peer: &Peer,
+        result: Result<Result<Response<Incoming>, ClientError>, tokio::time::error::Elapsed>,
+        watch: &BodyWatch,
+    ) -> (RequestOutcome, Result<Response<Incoming>, EdgeError>) {
+        let at = format!("upstream {}", peer.base);
+        match result {
+            Ok(Ok(resp)) => (RequestOutcome::of_status(resp.status()), Ok(resp)),
+            Ok(Err(e)) => match watch.fault() {
+                Some(fault) => (RequestOutcome::ClientFault, Err(fault.error("failed while sent").caused_by(e))),
+                None => (RequestOutcome::Failure, Err(classify(e).within(at))),
+            },
+            Err(_) if watch.waiting_on_client() => {
+                let msg = format!("not received within the first-byte timeout {:?}", self.first_byte_timeout);
+                (RequestOutcome::ClientFault, Err(ClientFault::TooSlow.error(msg)))
+            }
+            Err(_) => {
+                let msg = format!("no response head within {:?}", self.first_byte_timeout);
+                (RequestOutcome::Failure, Err(EdgeError::new(ErrorKind::UpstreamTimeout, msg).within(at)))
+            }
+        }
     }
 
     fn nothing_usable(&self) -> EdgeError {
@@ -217,7 +239,13 @@ impl Upstream {
         pick(&self.origin_balancer, &self.origins, key, tried, now)
     }
 
-    fn build(&self, peer: &Peer, out: &Outgoing, body: EdgeBody) -> Result<Request<EdgeBody>, EdgeError> {
+    fn build(
+        &self,
+        peer: &Peer,
+        out: &Outgoing,
+        body: EdgeBody,
+        watch: &BodyWatch,
+    ) -> Result<Request<EdgeBody>, EdgeError> {
         // A shield's URI names the client's host (its connector dials the shield itself).
         let client_host = out.headers.get(header::HOST).and_then(|h| h.to_str().ok());
         let base = match (peer.role, client_host) {
@@ -227,11 +255,18 @@ impl Upstream {
         let uri = format!("{base}{}", out.path_and_query)
             .parse::<http::Uri>()
             .map_err(|e| EdgeError::new(ErrorKind::BadRequest, format!("request target: {e}")))?;
+        let mut headers = out.headers.clone();
+        // The framing fields describe the body sent, never the client's claim (issue 18).
+        let body = match frame(&out.method, &mut headers, body.is_end_stream(), &body.size_hint()) {
+            Framing::Empty => body::empty(),
+            Framing::Length(n) => SentBody::new(body, Some(n), watch.clone()).boxed_unsync(),
+            Framing::Streamed => SentBody::new(body, None, watch.clone()).boxed_unsync(),
+        };
         let mut req = Request::new(body);
         *req.method_mut() = out.method.clone();
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
-        *req.headers_mut() = out.headers.clone();
+        *req.headers_mut() = headers;
         // A shield routes by the client's Host; an origin gets what the service says.
         let host = match (peer.role, &self.host_header) {
             (Role::Shield, _) | (Role::Origin, HostHeader::Keep) => None,
@@ -333,32 +368,38 @@ fn build_client(svc: &ServiceConfig, defaults: &UpstreamConfig) -> Result<HttpsC
         .build(connector))
 }
 
-/// Map a client error to a kind, with the innermost cause as the message.
-fn classify(e: &hyper_util::client::legacy::Error) -> EdgeError {
-    let mut cause: &dyn std::error::Error = e;
-    let mut tls = false;
-    let mut body_limit = false;
-    while let Some(next) = cause.source() {
-        if next.downcast_ref::<rustls::Error>().is_some() {
-            tls = true;
+/// Map a client error to a kind by the error types in its cause chain (never by message text),
+/// with the innermost cause as the message and the error itself kept as the source.
+fn classify(e: ClientError) -> EdgeError {
+    let mut cause: &(dyn std::error::Error + 'static) = &e;
+    let (mut tls, mut timed_out) = (false, false);
+    loop {
+        tls |= cause.is::<rustls::Error>();
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+            // tokio-rustls reports a failed handshake as an I/O error wrapping rustls' error.
+            tls |= io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>());
         }
-        if next.downcast_ref::<crate::listen::BodyTooLarge>().is_some() {
-            body_limit = true;
+        if let Some(h) = cause.downcast_ref::<hyper::Error>() {
+            timed_out |= h.is_timeout();
         }
-        cause = next;
+        match cause.source() {
+            Some(next) => cause = next,
+            None => break,
+        }
     }
     let msg = cause.to_string();
-    let kind = if body_limit {
-        ErrorKind::BodyTooLarge
-    } else if tls || msg.contains("certificate") {
+    let kind = if tls {
         ErrorKind::UpstreamTls
+    } else if timed_out {
+        ErrorKind::UpstreamTimeout
     } else if e.is_connect() {
-        if msg.contains("timed out") { ErrorKind::UpstreamTimeout } else { ErrorKind::UpstreamConnect }
+        ErrorKind::UpstreamConnect
     } else {
         ErrorKind::UpstreamProtocol
     };
     let what = if e.is_connect() { "connect" } else { "request" };
-    EdgeError::new(kind, format!("{what}: {msg}"))
+    EdgeError::new(kind, format!("{what}: {msg}")).caused_by(e)
 }
 
 pub(crate) fn system_roots() -> rustls::RootCertStore {

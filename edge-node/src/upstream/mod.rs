@@ -1,13 +1,17 @@
 //! Upstream phase: a service's shields and origins, and the pooled HTTP/1.1 + HTTP/2 client
 //! that reaches them — selection (rendezvous for shields, balancing over failover groups for
 //! origins), active health checks, circuit breakers, retries under a budget, and timeouts.
+//! Every request it sends is framed by the body it carries (`framing`), and a body that fails
+//! on the client's side is the client's error, not the upstream's (`request_body`).
 
 pub mod breaker;
 mod client;
 mod dial;
 mod forward;
+mod framing;
 pub mod health;
 pub mod peer;
+mod request_body;
 pub mod retry;
 pub mod select;
 mod timed_body;

@@ -119,7 +119,11 @@ impl Peer {
         if let Some(t) = transition {
             self.breaker_transition(t);
         }
-        let result = if outcome == RequestOutcome::Success { "success" } else { "failure" };
+        let result = match outcome {
+            RequestOutcome::Success => "success",
+            RequestOutcome::Failure => "failure",
+            RequestOutcome::ClientFault => "client_fault",
+        };
         metrics::counter!(crate::metrics::UPSTREAM_REQUESTS, "service" => self.service.to_string(),
             "upstream" => self.base.clone(), "result" => result)
         .increment(1);

@@ -1,6 +1,8 @@
 //! The request body of an HTTP/3 request stream, read as the pipeline polls it.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -8,6 +10,7 @@ use h3::server::RequestStream;
 use http_body::Frame;
 
 use crate::body::BoxError;
+use crate::listen::LengthMismatch;
 
 type RecvStream = RequestStream<h3_quinn::RecvStream, Bytes>;
 
@@ -18,20 +21,52 @@ pub struct H3Body {
     /// What the probe in [`H3Body::new`] read (data or an error), handed out first.
     first: Option<Result<Bytes, BoxError>>,
     done: bool,
+    /// The request's Content-Length, which the DATA received must add up to.
+    declared: Option<u64>,
+    received: u64,
+    /// The last read returned Pending: h3-quinn then holds the QUIC stream inside its read
+    /// future, and its `stop_sending` would panic (it unwraps the stream), so Drop leaves the
+    /// stopping to quinn's own drop of the stream.
+    reading: bool,
+    /// Set when the DATA disagreed with `declared`: the stream is then reset, not answered.
+    malformed: Arc<AtomicBool>,
 }
 
 impl H3Body {
     /// Probe the stream once without waiting: a GET's HEADERS frame usually arrives with FIN, and
     /// a body known to be empty lets the upstream client send no body and retry safely.
-    pub fn new(mut recv: RecvStream) -> Self {
+    pub fn new(mut recv: RecvStream, declared: Option<u64>, malformed: Arc<AtomicBool>) -> Self {
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        let (first, done) = match recv.poll_recv_data(&mut cx) {
-            Poll::Ready(Ok(Some(mut buf))) => (Some(Ok(buf.copy_to_bytes(buf.remaining()))), false),
-            Poll::Ready(Ok(None)) => (None, true),
-            Poll::Ready(Err(e)) => (Some(Err(Box::new(e) as BoxError)), true),
-            Poll::Pending => (None, false),
+        let (first, done, reading) = match recv.poll_recv_data(&mut cx) {
+            Poll::Ready(Ok(Some(mut buf))) => (Some(Ok(buf.copy_to_bytes(buf.remaining()))), false, false),
+            Poll::Ready(Ok(None)) => (None, true, false),
+            Poll::Ready(Err(e)) => (Some(Err(Box::new(e) as BoxError)), true, false),
+            Poll::Pending => (None, false, true),
         };
-        Self { recv, first, done }
+        Self { recv, first, done, declared, received: 0, reading, malformed }
+    }
+
+    /// RFC 9114 §4.1.2: "A request or response that is defined as having content when it
+    /// contains a Content-Length header field is malformed if the value of the Content-Length
+    /// header field does not equal the sum of the DATA frame lengths received." Checked as
+    /// each frame arrives (too many bytes) and at the end (too few).
+    fn check(&mut self, frame: Option<Result<Bytes, BoxError>>) -> Option<Result<Bytes, BoxError>> {
+        let over = match &frame {
+            Some(Ok(data)) => {
+                self.received = self.received.saturating_add(data.len() as u64);
+                self.declared.is_some_and(|d| self.received > d)
+            }
+            None => self.declared.is_some_and(|d| self.received != d),
+            Some(Err(_)) => false,
+        };
+        if !over {
+            return frame;
+        }
+        self.malformed.store(true, Ordering::Release);
+        self.done = true;
+        self.recv.stop_sending(h3::error::Code::H3_MESSAGE_ERROR);
+        let declared = self.declared.unwrap_or(0);
+        Some(Err(Box::new(LengthMismatch { declared, got: self.received })))
     }
 }
 
@@ -40,7 +75,7 @@ impl H3Body {
 /// the client reads the response instead of treating the stream as failed.
 impl Drop for H3Body {
     fn drop(&mut self) {
-        if !self.done {
+        if !self.done && !self.reading {
             self.recv.stop_sending(h3::error::Code::H3_NO_ERROR);
         }
     }
@@ -52,26 +87,33 @@ impl http_body::Body for H3Body {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(first.map(Frame::data)));
+            let checked = self.check(Some(first));
+            return Poll::Ready(checked.map(|f| f.map(Frame::data)));
         }
         if self.done {
-            return Poll::Ready(None);
+            // The probe saw FIN (or the check failed, and said so once).
+            let end = if self.malformed.load(Ordering::Acquire) { None } else { self.check(None) };
+            return Poll::Ready(end.map(|f| f.map(Frame::data)));
         }
-        match self.recv.poll_recv_data(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(Some(mut buf))) => Poll::Ready(Some(Ok(Frame::data(buf.copy_to_bytes(buf.remaining()))))),
+        let polled = self.recv.poll_recv_data(cx);
+        self.reading = polled.is_pending();
+        let frame = match polled {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(Some(mut buf))) => Some(Ok(buf.copy_to_bytes(buf.remaining()))),
             Poll::Ready(Ok(None)) => {
                 self.done = true;
-                Poll::Ready(None)
+                None
             }
             Poll::Ready(Err(e)) => {
                 self.done = true;
-                Poll::Ready(Some(Err(Box::new(e))))
+                Some(Err(Box::new(e) as BoxError))
             }
-        }
+        };
+        Poll::Ready(self.check(frame).map(|f| f.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done && self.first.is_none()
+        // A body that ended short of its Content-Length still has its error to report.
+        self.done && self.first.is_none() && self.declared.is_none_or(|d| d == self.received)
     }
 }

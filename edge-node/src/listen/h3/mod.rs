@@ -4,9 +4,11 @@
 
 mod admission;
 mod body;
+mod message;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,7 +26,7 @@ use self::admission::{HandshakeGuard, Handshakes, needs_retry};
 use self::body::H3Body;
 use super::tls::CertResolver;
 use crate::body::BoxError;
-use crate::ctx::{ConnInfo, EarlyData};
+use crate::ctx::{ConnInfo, EarlyData, Protocol};
 use crate::pipeline::{self, NodeState};
 
 type SendStream = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
@@ -341,11 +343,24 @@ async fn request(
     conn: Arc<ConnInfo>,
 ) {
     let peer = conn.peer;
-    let (mut send, recv) = stream.split();
+    let (mut send, mut recv) = stream.split();
     let (mut parts, ()) = head.into_parts();
     parts.version = Version::HTTP_3;
-    let req = Request::from_parts(parts, H3Body::new(recv));
+    // RFC 9114 §4.1.2: a malformed request is not forwarded; the stream is reset with
+    // H3_MESSAGE_ERROR.
+    if let Some(why) = message::malformed(&parts.headers) {
+        recv.stop_sending(h3::error::Code::H3_MESSAGE_ERROR);
+        send.stop_stream(h3::error::Code::H3_MESSAGE_ERROR);
+        return pipeline::log_rejected(&state, &conn, Protocol::Http3, 400, why);
+    }
+    let malformed = Arc::new(AtomicBool::new(false));
+    let declared = crate::body::declared_length(&parts.headers);
+    let req = Request::from_parts(parts, H3Body::new(recv, declared, malformed.clone()));
     let resp = pipeline::handle(state, conn, req).await;
+    if malformed.load(Ordering::Acquire) {
+        // The body disagreed with its Content-Length; the request was logged as a 400.
+        return send.stop_stream(h3::error::Code::H3_MESSAGE_ERROR);
+    }
     if let Err(e) = respond(&mut send, resp).await {
         tracing::debug!(%peer, error = %e, "HTTP/3 response not completed");
         send.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
