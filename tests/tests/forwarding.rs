@@ -146,3 +146,23 @@ async fn a_clients_no_cache_is_answered_from_the_cache_by_default() -> anyhow::R
     assert_eq!(origin.count("/f"), 1, "a client's directive reached the origin");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_method_override_does_not_turn_a_cached_get_into_another_method() -> anyhow::Result<()> {
+    // An origin framework that honours X-HTTP-Method-Override (Symfony, Laravel, Express's
+    // method-override) would run the fill as a DELETE, and its answer would be stored as the page.
+    let (origin, node) = outpost_tests::shop().await?;
+    origin.route_fn("/item", |r: &Recorded| {
+        let method = r.header("x-http-method-override").or(r.header("x-http-method")).unwrap_or("GET");
+        Reply::ok(format!("ran as {method}")).cache_control("max-age=60")
+    });
+    let attack = node
+        .send(
+            Req::get("shop.test", "/item").header("x-http-method-override", "DELETE").header("x-http-method", "DELETE"),
+        )
+        .await?;
+    assert_eq!(attack.text(), "ran as GET", "{}", attack.summary());
+    let victim = node.get("shop.test", "/item").await?;
+    assert_eq!(victim.text(), "ran as GET", "{}", victim.summary());
+    Ok(())
+}
