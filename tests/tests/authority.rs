@@ -66,6 +66,8 @@ async fn two_host_fields_are_refused() -> anyhow::Result<()> {
     check_raw_error(&outpost_tests::raw_exchange(node.http_addr(), attack).await?, 400)?;
     assert_eq!(origin.count("/dir"), 0);
     assert_eq!(victim_location(&node).await?, "http://shop.test/dir/");
+    let metrics = node.admin(http::Method::GET, "/metrics", "").await?.text();
+    assert!(metrics.contains("outpost_host_refused_total{reason=\"duplicate\"} 1"), "{metrics}");
     Ok(())
 }
 

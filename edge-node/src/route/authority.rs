@@ -36,6 +36,19 @@ pub enum AuthorityError {
 }
 
 impl AuthorityError {
+    /// The `reason` label of `outpost_host_refused_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Duplicate => "duplicate",
+            Self::InvalidHost(_) => "invalid_host",
+            Self::InvalidTarget(_) => "invalid_target",
+            Self::UserInfo => "userinfo",
+            Self::Scheme => "scheme",
+            Self::Contradicted => "contradicted",
+        }
+    }
+
     pub fn message(self) -> String {
         match self {
             Self::Missing => "no Host header".into(),

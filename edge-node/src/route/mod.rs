@@ -105,9 +105,10 @@ impl Router {
 pub fn request_host<B>(req: &Request<B>) -> Result<String, EdgeError> {
     let hosts: Vec<&[u8]> = req.headers().get_all(http::header::HOST).iter().map(|v| v.as_bytes()).collect();
     let target = req.uri().authority().map(|a| a.as_str());
-    authority::resolve(req.version(), req.uri().scheme_str(), target, &hosts)
-        .map(|a| a.host)
-        .map_err(|e| EdgeError::new(ErrorKind::BadRequest, e.message()))
+    authority::resolve(req.version(), req.uri().scheme_str(), target, &hosts).map(|a| a.host).map_err(|e| {
+        metrics::counter!(crate::metrics::HOST_REFUSED, "reason" => e.label()).increment(1);
+        EdgeError::new(ErrorKind::BadRequest, e.message())
+    })
 }
 
 #[cfg(test)]
