@@ -17,7 +17,7 @@
 //!   [`RetryConfig`]).
 //! - `units`: [`ByteSize`] and durations ([`parse_duration`], [`format_duration`], serde
 //!   helpers in [`units::duration`] and [`units::option_duration`]).
-//! - `host`: [`HostPattern`]; `origin`: [`OriginUrl`].
+//! - `host`: [`HostPattern`]; `origin`: [`OriginUrl`]; `network`: [`IpNetwork`] (`trusted_networks`).
 //! - `validate`: cross-field checks and bounds; `error`: [`ConfigError`], [`ConfigErrors`].
 //! - `purge`: [`PurgeRequest`], the JSON body of `POST /purge`, shared with the control plane.
 //! - [`validate_service`]: one service checked on its own, as the control plane receives it.
@@ -74,6 +74,7 @@ mod error;
 mod function;
 mod host;
 mod images;
+mod network;
 mod node;
 mod origin;
 mod purge;
@@ -97,6 +98,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use function::{FunctionConfig, FunctionsConfig, ORIGIN_BACKEND};
 pub use host::HostPattern;
 pub use images::{ImagesConfig, MAX_OUTPUT_SIDE, MAX_SOURCE_PIXELS_LIMIT};
+pub use network::{IpNetwork, MAX_TRUSTED_NETWORKS};
 pub use node::{
     AccessLog, CacheConfig, CertificateConfig, DEFAULT_ADMIN, LimitsConfig, ListenConfig, LogConfig, NodeConfig,
     NodeRole, NodeSection, QuicRetry, TlsConfig, UpstreamConfig,

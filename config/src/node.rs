@@ -125,6 +125,11 @@ pub struct ListenConfig {
     /// QUIC handshakes in progress above which `quic_retry = "under_load"` asks new, unvalidated
     /// clients to retry. Default: 256; 1 to 1000000.
     pub quic_retry_threshold: usize,
+    /// Peers whose forwarding headers (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`,
+    /// `True-Client-IP`, ...) are kept, for every service: a load balancer in front of the node,
+    /// or the edges in front of a shield. From anyone else they are removed and the node's own
+    /// set. Default: none; at most 256.
+    pub trusted_networks: Vec<crate::network::IpNetwork>,
 }
 
 /// `listen.quic_retry`.
@@ -158,6 +163,7 @@ impl Default for ListenConfig {
             http3_early_data: false,
             quic_retry: QuicRetry::UnderLoad,
             quic_retry_threshold: 256,
+            trusted_networks: Vec::new(),
         }
     }
 }
@@ -515,7 +521,7 @@ mod tests {
         assert_eq!(service.origin_ca, None);
         assert_eq!(service.origin_protocol, OriginProtocol::Auto);
         assert_eq!(service.default_ttl, None);
-        assert!(service.honor_client_cache_control);
+        assert!(!service.honor_client_cache_control);
         assert!(!service.store_set_cookie);
         assert_eq!(service.max_object_size, None);
         assert_eq!(service.connect_timeout, None);

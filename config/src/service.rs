@@ -9,6 +9,7 @@ use crate::compression::CompressionConfig;
 use crate::function::FunctionConfig;
 use crate::host::HostPattern;
 use crate::images::ImagesConfig;
+use crate::network::IpNetwork;
 use crate::origin::{OriginUrl, parse_authority};
 use crate::units::{ByteSize, option_duration};
 use crate::upstreams::{Balance, HealthConfig, OriginConfig, PassiveConfig, RetryConfig, ShieldConfig};
@@ -53,8 +54,9 @@ pub struct ServiceConfig {
     /// `[services.retry]`: retries of idempotent requests, backoff and the retry budget.
     #[serde(default)]
     pub retry: RetryConfig,
-    /// Host header sent to the origin: `"keep"` (the client's), `"origin"` (the origin URL's
-    /// host), or a literal `host[:port]`. Default: `"keep"`.
+    /// Host header sent to the origin: `"keep"` (the request's canonical host, the one it was
+    /// routed and cached by), `"origin"` (the origin URL's host), or a literal `host[:port]`.
+    /// Default: `"keep"`.
     #[serde(default)]
     pub host_header: HostHeader,
     /// PEM CA bundle that verifies the origin's certificate; only with an `https` origin.
@@ -75,10 +77,17 @@ pub struct ServiceConfig {
     /// response's own `stale-if-error` counts).
     #[serde(default, deserialize_with = "option_duration::deserialize")]
     pub max_stale_on_error: Option<Duration>,
-    /// Honour request `Cache-Control: no-cache` / `max-age=0` by revalidating with the origin
-    /// (`Cache-Status: fwd=request`). Default: true.
-    #[serde(default = "yes")]
+    /// Honour request `Cache-Control` (`no-cache`, `max-age=0`, `no-store`, ...) and `Pragma:
+    /// no-cache`: any client could then send every request to the origin, so a shared cache
+    /// ignores them by default, as Fastly, Cloudflare and nginx's `proxy_cache` do.
+    /// Default: false.
+    #[serde(default)]
     pub honor_client_cache_control: bool,
+    /// Peers (besides `listen.trusted_networks`) whose forwarding headers (`Forwarded`,
+    /// `X-Forwarded-*`, `X-Real-IP`, `True-Client-IP`, ...) reach this service's upstream; from
+    /// anyone else they are removed and the node's own set. Default: none; at most 256.
+    #[serde(default)]
+    pub trusted_networks: Vec<IpNetwork>,
     /// Store responses that carry `Set-Cookie`. Default: false (they are forwarded, not stored).
     #[serde(default)]
     pub store_set_cookie: bool,
@@ -144,7 +153,7 @@ impl ServiceConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(try_from = "String")]
 pub enum HostHeader {
-    /// `"keep"`: the client's `Host`.
+    /// `"keep"`: the request's canonical host (without the client's port).
     #[default]
     Keep,
     /// `"origin"`: the origin URL's host (and port, when not the scheme's default).

@@ -193,6 +193,7 @@ fn check_listen(report: &mut Report<'_>, listen: &ListenConfig, tls: &TlsConfig)
             format!("must be 1 to 1000000 handshakes in progress, got {}", listen.quic_retry_threshold),
         );
     }
+    report.count("listen.trusted_networks", listen.trusted_networks.len(), 0, crate::MAX_TRUSTED_NETWORKS);
     if !listen.admin.ip().to_canonical().is_loopback() && !listen.admin_allow_public {
         report.error(
             "listen.admin",
@@ -416,6 +417,11 @@ mod tests {
                 "must be 1 to 1000000 handshakes in progress, got 0",
             ),
             (format!("{NODE}{LISTEN}quic_retry = \"sometimes\"\n"), "listen.quic_retry", "unknown variant"),
+            (
+                format!("{NODE}{LISTEN}trusted_networks = [\"10.0.0.1/8\"]\n"),
+                "listen.trusted_networks",
+                "host bits are set; write \"10.0.0.0/8\"",
+            ),
             (
                 format!("{NODE}{LISTEN}admin = \"0.0.0.0:9090\"\n"),
                 "listen.admin",

@@ -23,6 +23,8 @@ pub const PURGE_RECORDS: &str = "outpost_purge_records";
 pub const CONNECTIONS: &str = "outpost_open_connections";
 pub const CONNECTIONS_REFUSED: &str = "outpost_connections_refused_total";
 pub const QUIC_RETRIES: &str = "outpost_quic_retries_total";
+/// Requests refused with 400 for their host fields, by `reason` (`AuthorityError::label`).
+pub const HOST_REFUSED: &str = "outpost_host_refused_total";
 /// Transform variants looked up, by outcome (`hit`: stored; `miss`: made now).
 pub const TRANSFORM_VARIANTS: &str = "outpost_transform_variants_total";
 pub const ACCESS_LOG_DROPPED: &str = "outpost_access_log_dropped_total";

@@ -87,10 +87,16 @@ where
             return fail(&state, &ctx, outcome, &e);
         }
     }
-    let req = match accept(req, &state.limits) {
+    let mut req = match accept(req, &state.limits) {
         Ok(r) => r,
         Err(e) => return fail(&state, &ctx, outcome, &e),
     };
+    // From here on the request names one host: the one it is routed, keyed and forwarded by.
+    if let Ok(h) = &host
+        && let Ok(value) = http::HeaderValue::from_str(h)
+    {
+        req.headers_mut().insert(http::header::HOST, value);
+    }
     // route
     let started = Instant::now();
     let route = match &host {
@@ -114,7 +120,13 @@ where
         };
     }
     // cache → (upstream → store) → respond
-    let fwd = ForwardInfo { client_ip: conn.peer.ip(), host: &route.host, tls: conn.tls, node: &state.name };
+    let fwd = ForwardInfo {
+        client_ip: conn.peer.ip(),
+        host: &route.host,
+        tls: conn.tls,
+        node: &state.name,
+        trusted: route.service.trusts(conn.peer.ip()),
+    };
     let transforms = Transforms {
         cache: &state.cache,
         transcoder: &state.transcoder,

@@ -26,6 +26,9 @@ pub struct CompiledService {
     /// `[services.function]`, compiled with the service: a reload swaps it with the table, and
     /// requests in flight keep the old one.
     pub function: Option<Arc<crate::function::Function>>,
+    /// `listen.trusted_networks` and the service's own: peers whose forwarding fields reach
+    /// the upstream (see `upstream::forward_headers`).
+    pub trusted_networks: Arc<[outpost_config::IpNetwork]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +79,14 @@ impl CompiledService {
             compression_prefer: svc.compression.prefer.iter().map(|&c| c.into()).collect(),
             images: Arc::new(svc.images.clone()),
             function,
+            trusted_networks: node.listen.trusted_networks.iter().chain(&svc.trusted_networks).copied().collect(),
         })
+    }
+
+    /// Whether a request from `peer` may pass its forwarding fields on to this service's
+    /// upstream.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        self.trusted_networks.iter().any(|n| n.contains(peer))
     }
 }
 

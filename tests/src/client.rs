@@ -440,8 +440,26 @@ impl RawResponse {
 /// Writes `bytes` to a new connection and reads one response: the head, then a Content-Length
 /// body or everything until the peer closes (bounded by [`EXCHANGE_LIMIT`]).
 pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> anyhow::Result<RawResponse> {
+    raw_exchange_from(None, addr, bytes).await
+}
+
+/// [`raw_exchange`] from the local address `from` (e.g. `127.0.0.2`: every 127/8 address is
+/// this host's on Linux), so the node sees a client other than the other test processes.
+pub async fn raw_exchange_from(
+    from: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    bytes: &[u8],
+) -> anyhow::Result<RawResponse> {
     let exchange = async {
-        let tcp = TcpStream::connect(addr).await?;
+        let tcp = match from {
+            Some(ip) => {
+                let socket =
+                    if ip.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+                socket.bind(SocketAddr::new(ip, 0))?;
+                socket.connect(addr).await?
+            }
+            None => TcpStream::connect(addr).await?,
+        };
         let (mut tcp, mut writer) = tcp.into_split();
         // Write while reading: the server may answer (413, 431) and stop reading before it has
         // everything. A failed write is fine as long as a response comes back.

@@ -35,7 +35,7 @@ pub mod wasm;
 
 use std::time::{Duration, SystemTime};
 
-pub use client::{CacheStatus, Proto, RawResponse, Req, Resp, raw_exchange};
+pub use client::{CacheStatus, Proto, RawResponse, Req, Resp, raw_exchange, raw_exchange_from};
 pub use node::{Binary, EdgeNode, HostHeader, NodeConfig, ServiceSpec};
 pub use origin::{Chunk, Gate, Origin, Recorded, Reply, refused_addr};
 pub use raw_origin::{RawOrigin, RawRequest};

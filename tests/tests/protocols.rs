@@ -160,6 +160,14 @@ async fn forwarding_headers_are_added() -> anyhow::Result<()> {
     let forwarded = direct.header_joined("forwarded").unwrap_or_default().to_ascii_lowercase();
     assert!(forwarded.contains("for=127.0.0.1") || forwarded.contains("for=\"127.0.0.1\""), "Forwarded: {forwarded:?}");
 
+    // From an untrusted client the node's own address list replaces the client's...
+    node.send(Req::get("shop.test", "/fwd").header("x-forwarded-for", "203.0.113.9")).await?;
+    let replaced = origin.last("/fwd")?;
+    assert_eq!(replaced.header_joined("x-forwarded-for").as_deref(), Some("127.0.0.1"), "a forged address passed");
+
+    // ...from a trusted one (`listen.trusted_networks`) it appends to it.
+    let (origin, node) = outpost_tests::shop_with(|c| c.listen_line("trusted_networks = [\"127.0.0.1\"]")).await?;
+    origin.route("/fwd", Reply::ok("fwd"));
     node.send(Req::get("shop.test", "/fwd").header("x-forwarded-for", "203.0.113.9")).await?;
     let chained = origin.last("/fwd")?;
     assert_eq!(

@@ -122,8 +122,13 @@ async fn client_if_modified_since_is_answered_from_cache() -> anyhow::Result<()>
 }
 
 #[tokio::test]
-async fn client_no_cache_asks_the_origin() -> anyhow::Result<()> {
-    let (origin, node) = shop().await?;
+async fn client_no_cache_asks_the_origin_when_the_service_honours_it() -> anyhow::Result<()> {
+    // `honor_client_cache_control = true` (default false: forwarding.rs covers that).
+    let (origin, node) = outpost_tests::shop_with(|mut c| {
+        c.services[0].extra.push("honor_client_cache_control = true".into());
+        c
+    })
+    .await?;
     origin.route("/f", Reply::ok("fresh").cache_control("max-age=60").etag("\"f\"").conditional());
     node.prime("shop.test", "/f").await?;
     let forced = node.send(Req::get("shop.test", "/f").header("cache-control", "no-cache")).await?;

@@ -17,6 +17,8 @@ pub(super) fn check(report: &mut Report<'_>, at: &str, service: &ServiceConfig) 
     }
     check_durations(report, at, service);
     check_max_object_size(report, at, service);
+    let trusted = service.trusted_networks.len();
+    report.count(&format!("{at}trusted_networks"), trusted, 0, crate::MAX_TRUSTED_NETWORKS);
     if let Some(f) = &service.function {
         function::check(report, &format!("{at}function."), f);
     }
@@ -114,6 +116,7 @@ mod tests {
             (shop(json!({"hosts": ["a.example", "A.example"]})), "hosts[1]", "listed twice in this service"),
             (shop(json!({"origin": null})), "origin", "missing; set origin"),
             (shop(json!({"retry": {"max_retries": 11}})), "retry.max_retries", "use 0 to 10"),
+            (shop(json!({"trusted_networks": vec!["10.0.0.0/8"; 257]})), "trusted_networks", "use 0 to 256"),
             (
                 shop(json!({"health": {"interval": "1s", "timeout": "2s"}})),
                 "health.timeout",

@@ -313,17 +313,55 @@ fn rand_id() -> u64 {
 }
 
 /// Headers removed from a client request before a cache fill: the cache fetches the whole,
-/// unconditional object and answers the client's conditionals and ranges itself.
+/// unconditional object and answers the client's conditionals and ranges itself. Method
+/// overrides go too: a fill is a GET whose answer is stored for everyone under the GET's key,
+/// and frameworks (Symfony, Laravel, Express's method-override) would run it as the
+/// overriding method (a DELETE's or POST's answer stored as the page).
 pub fn strip_for_fill(headers: &mut HeaderMap) {
-    const FILL_STRIP: [HeaderName; 6] = [
+    const FILL_STRIP: [HeaderName; 9] = [
         header::IF_NONE_MATCH,
         header::IF_MODIFIED_SINCE,
         header::IF_MATCH,
         header::IF_UNMODIFIED_SINCE,
         header::IF_RANGE,
         header::RANGE,
+        HeaderName::from_static("x-http-method-override"),
+        HeaderName::from_static("x-http-method"),
+        HeaderName::from_static("x-method-override"),
     ];
     for name in FILL_STRIP {
         headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod fill_tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn a_fill_is_an_unconditional_whole_get() {
+        let mut h = HeaderMap::new();
+        for name in [
+            // RFC 9110 §13.1: the cache answers the client's preconditions itself.
+            "if-none-match",
+            "if-modified-since",
+            "if-match",
+            "if-unmodified-since",
+            "if-range",
+            // RFC 9110 §14.2: and its ranges, from the whole object.
+            "range",
+            // Not HTTP at all: method overrides would make the stored GET answer another method's.
+            "x-http-method-override",
+            "x-http-method",
+            "x-method-override",
+        ] {
+            h.insert(name, HeaderValue::from_static("x"));
+        }
+        h.insert("accept", HeaderValue::from_static("text/html"));
+        strip_for_fill(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["accept"]);
     }
 }

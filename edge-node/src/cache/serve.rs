@@ -57,7 +57,7 @@ pub async fn serve(
     // discards what is left of it, within limits.max_request_body.
     drop(body);
     let honor = svc.policy.honor_client_cache_control;
-    let directives = if honor { policy::request_directives(&parts.headers) } else { Directives::default() };
+    let directives = policy::obeyed_request_directives(&parts.headers, honor);
     let turn = Turn { cache, svc, key: CacheKey::new(&svc.name, host, &path), parts, directives, fwd };
     let now = SystemTime::now();
     let started = Instant::now();

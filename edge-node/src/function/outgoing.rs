@@ -111,7 +111,9 @@ async fn fetch(ctx: &FetchCtx, backend: &Backend, request: Request<WasiBody>) ->
     let body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
     let mut rctx = RequestCtx::new(ctx.conn.clone(), ctx.protocol);
     rctx.id = ctx.request_id.clone();
-    let fwd = ForwardInfo { client_ip: ctx.conn.peer.ip(), host: &host, tls: ctx.conn.tls, node: &ctx.state.name };
+    let peer = ctx.conn.peer.ip();
+    let trusted = backend.service.trusts(peer);
+    let fwd = ForwardInfo { client_ip: peer, host: &host, tls: ctx.conn.tls, node: &ctx.state.name, trusted };
     let transforms = Transforms {
         cache: &ctx.state.cache,
         transcoder: &ctx.state.transcoder,

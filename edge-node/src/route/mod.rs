@@ -11,6 +11,8 @@ use crate::ctx::ConnInfo;
 use crate::error::{EdgeError, ErrorKind};
 use crate::service::CompiledService;
 
+pub mod authority;
+
 /// The routing table in force: replaced whole on reload. A request takes the current table once
 /// (an `Arc` clone under a read lock held for no await), so a reload never changes the service a
 /// request in flight is using, and the old table (with its services, upstream pools and
@@ -98,35 +100,15 @@ impl Router {
     }
 }
 
-/// The request's host: the URI authority (HTTP/2, absolute-form) or the Host header, lower-case,
-/// without the port.
+/// The request's canonical host ([`authority::resolve`]): lower-case, without the port. The
+/// route, the cache key and the `Host` sent upstream all come from it.
 pub fn request_host<B>(req: &Request<B>) -> Result<String, EdgeError> {
-    let raw = match req.uri().authority() {
-        Some(a) => a.host().to_string(),
-        None => {
-            let value = req
-                .headers()
-                .get(http::header::HOST)
-                .ok_or_else(|| EdgeError::new(ErrorKind::BadRequest, "no Host header"))?;
-            let text = value.to_str().map_err(|_| EdgeError::new(ErrorKind::BadRequest, "Host is not ASCII"))?;
-            strip_port(text).to_string()
-        }
-    };
-    let host = raw.trim_end_matches('.').to_ascii_lowercase();
-    let valid = !host.is_empty()
-        && host.len() <= 253
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
-    if !valid {
-        return Err(EdgeError::new(ErrorKind::BadRequest, "invalid Host"));
-    }
-    Ok(host)
-}
-
-fn strip_port(authority: &str) -> &str {
-    if authority.starts_with('[') {
-        return authority.split_inclusive(']').next().unwrap_or(authority);
-    }
-    authority.split(':').next().unwrap_or(authority)
+    let hosts: Vec<&[u8]> = req.headers().get_all(http::header::HOST).iter().map(|v| v.as_bytes()).collect();
+    let target = req.uri().authority().map(|a| a.as_str());
+    authority::resolve(req.version(), req.uri().scheme_str(), target, &hosts).map(|a| a.host).map_err(|e| {
+        metrics::counter!(crate::metrics::HOST_REFUSED, "reason" => e.label()).increment(1);
+        EdgeError::new(ErrorKind::BadRequest, e.message())
+    })
 }
 
 #[cfg(test)]
@@ -134,19 +116,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strips_ports() {
-        assert_eq!(strip_port("shop.example:8080"), "shop.example");
-        assert_eq!(strip_port("shop.example"), "shop.example");
-        assert_eq!(strip_port("[::1]:443"), "[::1]");
-    }
-
-    #[test]
-    fn host_from_header_is_lowercased() {
+    fn host_from_header_is_lowercased_without_port() {
         let req = Request::get("/").header("host", "Shop.Example:80").body(()).unwrap_or_default();
         assert_eq!(request_host(&req).ok().as_deref(), Some("shop.example"));
         let bad = Request::get("/").header("host", "a b").body(()).unwrap_or_default();
         assert!(request_host(&bad).is_err());
         let none = Request::get("/").body(()).unwrap_or_default();
         assert!(request_host(&none).is_err());
+    }
+
+    #[test]
+    fn absolute_form_wins_over_host() {
+        let req = Request::get("http://shop.test/dir").header("host", "evil.example").body(()).unwrap_or_default();
+        assert_eq!(request_host(&req).ok().as_deref(), Some("shop.test"));
     }
 }

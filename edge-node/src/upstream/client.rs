@@ -35,7 +35,8 @@ pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>
 /// on pooled connections that always go to that shield.
 type ShieldClient = Client<hyper_rustls::HttpsConnector<FixedDial>, EdgeBody>;
 
-/// One request to send upstream; `headers` carry the client's Host (rewritten per upstream).
+/// One request to send upstream; `headers` carry the request's canonical Host (rewritten per
+/// upstream as the service's `host_header` says).
 pub struct Outgoing {
     pub method: Method,
     pub path_and_query: String,

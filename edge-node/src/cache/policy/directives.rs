@@ -156,10 +156,42 @@ pub fn request_directives(h: &HeaderMap) -> Directives {
     Directives { no_cache: pragma_no_cache, ..Directives::default() }
 }
 
+/// The request directives this cache obeys. With `honor` (`honor_client_cache_control`) off,
+/// only `only-if-cached` (RFC 9111 §5.2.1.7), which can only spare the origin: `no-cache`,
+/// `max-age=0`, `min-fresh` and `Pragma: no-cache` (§5.2.1, §5.4) would let any client send
+/// every request through to the origin, and a shared cache may ignore them (Fastly, Cloudflare
+/// and nginx's `proxy_cache` do).
+pub fn obeyed_request_directives(h: &HeaderMap, honor: bool) -> Directives {
+    let all = request_directives(h);
+    if honor { all } else { Directives { only_if_cached: all.only_if_cached, ..Directives::default() } }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_directives_obeyed_by_default_and_when_honoured() {
+        let cases: &[(&str, &str, bool, Directives)] = &[
+            // RFC 9111 §5.2.1.4: honoured, no-cache asks for validation...
+            ("cache-control", "no-cache", true, Directives { no_cache: true, ..Directives::default() }),
+            // ...which a shared cache ignoring client directives does not do.
+            ("cache-control", "no-cache", false, Directives::default()),
+            ("cache-control", "max-age=0", false, Directives::default()),
+            ("cache-control", "min-fresh=600", false, Directives::default()),
+            // RFC 9111 §5.4: Pragma: no-cache is no-cache for HTTP/1.0 caches.
+            ("pragma", "no-cache", true, Directives { no_cache: true, ..Directives::default() }),
+            ("pragma", "no-cache", false, Directives::default()),
+            // RFC 9111 §5.2.1.7: only-if-cached spares the origin, so it always counts.
+            ("cache-control", "only-if-cached", false, Directives { only_if_cached: true, ..Directives::default() }),
+        ];
+        for (name, value, honor, want) in cases {
+            let mut h = HeaderMap::new();
+            h.insert(*name, HeaderValue::from_static(value));
+            assert_eq!(&obeyed_request_directives(&h, *honor), want, "{name}: {value} honor={honor}");
+        }
+    }
 
     type H = &'static [(&'static str, &'static str)];
 

@@ -34,7 +34,8 @@ pub use self::conditional::{
     parse_etag, revalidation_headers,
 };
 pub use self::directives::{
-    CDN_CACHE_CONTROL, Directives, SURROGATE_CONTROL, Source, request_directives, response_directives,
+    CDN_CACHE_CONTROL, Directives, SURROGATE_CONTROL, Source, obeyed_request_directives, request_directives,
+    response_directives,
 };
 pub use self::freshness::{
     ResponsePolicy, Usability, current_age, parse_http_date, response_policy, stale_from, stale_on_error_ok, usability,
