@@ -372,6 +372,9 @@ async fn make_variant(
     let mut stored_headers = headers;
     stored_headers.remove(header::VARY);
     stored_headers.remove(header::AGE);
+    // The base as served to the leading client may carry its Set-Cookie (a 304's, or one the
+    // service stores without): never the variant's, which every client is served.
+    crate::cache::policy::take_per_request(&mut stored_headers);
     let body = match work {
         Work::Encode { from, to, slot } => {
             let cfg = &job.svc.compression;
