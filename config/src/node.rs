@@ -280,6 +280,13 @@ pub struct LimitsConfig {
     /// nothing stored as a variant), so a burst of misses cannot grow memory without bound.
     /// Default: 32; 1 to 10000.
     pub max_concurrent_encodes: usize,
+    /// Memory the codecs of those bodies may hold together, counted by an upper estimate per
+    /// codec (its window, tables and buffers: about 24MiB for brotli at level 6, 9MiB to decode
+    /// zstd, 17MiB to decode brotli). A response that would pass it is sent as the base is, like
+    /// one beyond `max_concurrent_encodes`, so many clients asking at once for a body that must
+    /// be decoded (a decompression bomb) cannot grow memory past it. Default: 512MiB; 16MiB to
+    /// 64GiB.
+    pub max_codec_memory: ByteSize,
 }
 
 impl Default for LimitsConfig {
@@ -296,6 +303,7 @@ impl Default for LimitsConfig {
             max_concurrent_transcodes: 2,
             max_queued_transcodes: 32,
             max_concurrent_encodes: 32,
+            max_codec_memory: ByteSize::mib(512),
         }
     }
 }

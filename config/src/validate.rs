@@ -282,6 +282,7 @@ fn check_limits(report: &mut Report<'_>, limits: &LimitsConfig) {
     report.count("limits.max_concurrent_transcodes", limits.max_concurrent_transcodes, 1, 1024);
     report.count("limits.max_queued_transcodes", limits.max_queued_transcodes, 0, 100_000);
     report.count("limits.max_concurrent_encodes", limits.max_concurrent_encodes, 1, 10_000);
+    report.size("limits.max_codec_memory", limits.max_codec_memory, ByteSize::mib(16), Some(ByteSize::gib(64)));
 }
 
 fn check_upstream(report: &mut Report<'_>, upstream: &UpstreamConfig) {
@@ -543,6 +544,7 @@ mod tests {
                 "limits.max_concurrent_encodes",
                 "use 1 to 10000",
             ),
+            (format!("{NODE}{LISTEN}[limits]\nmax_codec_memory = \"1MiB\"\n"), "limits.max_codec_memory", "16MiB"),
             (
                 format!("{NODE}{LISTEN}[limits]\nmax_queued_transcodes = 100001\n"),
                 "limits.max_queued_transcodes",

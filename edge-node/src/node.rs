@@ -81,7 +81,10 @@ impl RunningNode {
             routes: RouteTable::new(Router::new(&services)),
             cache,
             transcoder: Arc::new(crate::transform::image::Transcoder::from_limits(&cfg.limits)),
-            encodes: Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_concurrent_encodes)),
+            encodes: Arc::new(crate::transform::compress::budget::Codecs::new(
+                cfg.limits.max_concurrent_encodes,
+                cfg.limits.max_codec_memory.as_u64(),
+            )),
             limits: cfg.limits.clone(),
             builders: ConnBuilders::new(&cfg.limits),
             access_log: AccessLog::start(&cfg.log.access).map_err(StartError::AccessLog)?,

@@ -33,8 +33,9 @@ pub struct NodeState {
     pub cache: Arc<Cache>,
     /// The node's image transcoding slots, shared by every service.
     pub transcoder: Arc<Transcoder>,
-    /// Compression and decompression slots (`limits.max_concurrent_encodes`), node-wide.
-    pub encodes: Arc<tokio::sync::Semaphore>,
+    /// Compression and decompression slots and memory (`limits.max_concurrent_encodes`,
+    /// `limits.max_codec_memory`), node-wide, and the bases known to decode past their bound.
+    pub encodes: Arc<crate::transform::compress::budget::Codecs>,
     pub limits: LimitsConfig,
     pub builders: ConnBuilders,
     pub access_log: AccessLog,

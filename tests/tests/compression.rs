@@ -348,3 +348,134 @@ async fn beyond_the_codec_slots_responses_go_uncompressed() -> anyhow::Result<()
     assert!(metrics.contains("outpost_transform_variants_total{outcome=\"busy\"} 1"), "{metrics}");
     Ok(())
 }
+
+/// A gzip bomb: `mib` MiB of zeros in about `mib` KiB. One raw-deflate block of 1 MiB of zeros,
+/// ended by a sync flush, repeated (its back-references stay inside zeros), then a final empty
+/// block. The trailer's CRC is not that of the data: the node must stop long before it looks.
+fn gzip_bomb(mib: usize) -> Vec<u8> {
+    let mut deflate = flate2::Compress::new(flate2::Compression::best(), false);
+    let mut block = Vec::with_capacity(8 << 10);
+    deflate.compress_vec(&vec![0u8; 1 << 20], &mut block, flate2::FlushCompress::Sync).expect("deflate");
+    let mut end = Vec::with_capacity(64);
+    deflate.compress_vec(&[], &mut end, flate2::FlushCompress::Finish).expect("deflate");
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    for _ in 0..mib {
+        out.extend_from_slice(&block);
+    }
+    out.extend_from_slice(&end);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&((mib as u32) << 20).to_le_bytes());
+    out
+}
+
+/// VmRSS and VmHWM (peak) of a process, in KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        let line = status.lines().find(|l| l.starts_with(name)).ok_or_else(|| anyhow::anyhow!("no {name}"))?;
+        Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// `clients` concurrent GETs of `path` accepting br only; (status, content-encoding, body length
+/// or the error).
+async fn br_clients(node: &EdgeNode, path: &str, clients: usize) -> Vec<Result<(u16, Option<String>, usize), String>> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let req = Req::get("shop.test", path).header("accept-encoding", "br");
+        let addr = node.http_addr();
+        set.spawn(async move {
+            match outpost_tests::client::send(addr, &req).await {
+                Ok(r) => Ok((r.status.as_u16(), r.header("content-encoding").map(str::to_string), r.body.len())),
+                Err(e) => Err(format!("{e:#}")),
+            }
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        out.push(r.unwrap_or_else(|e| Err(e.to_string())));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_gzip_bomb_re_encoded_for_many_clients_stays_bounded_and_is_decoded_once() -> anyhow::Result<()> {
+    // Issue 18: a 1 MiB gzip bomb (about 1 GiB decoded) for 32 clients that accept br only.
+    // The node decodes it once, up to `max_decoded_size`, remembers that it went over, and
+    // from then on serves the origin's bytes as they are; its memory stays bounded.
+    let (origin, node) = shop().await?;
+    let bomb = gzip_bomb(1024);
+    origin.route(
+        "/bomb.html",
+        Reply::ok(bomb.clone())
+            .header("content-type", "text/html")
+            .header("content-encoding", "gzip")
+            .etag("\"bomb\"")
+            .cache_control("max-age=600"),
+    );
+    let pid = node.pid().ok_or_else(|| anyhow::anyhow!("no pid"))?;
+    // Stored as the origin sent it: a client that takes gzip gets it as it is.
+    let primed = get(&node, "/bomb.html", Some("gzip")).await?;
+    assert_eq!((primed.status.as_u16(), primed.body.len()), (200, bomb.len()), "{}", primed.summary());
+    let (before, _) = rss_kib(pid)?;
+    let mut waves = Vec::new();
+    for _ in 0..3 {
+        waves.push(br_clients(&node, "/bomb.html", 32).await);
+    }
+    let (after, peak) = rss_kib(pid)?;
+    eprintln!("bomb: RSS before {} MiB, after {} MiB, peak {} MiB", before >> 10, after >> 10, peak >> 10);
+    let metrics = node.admin(http::Method::GET, "/metrics", "").await?.text();
+    let transform: Vec<&str> = metrics.lines().filter(|l| l.starts_with("outpost_transform")).collect();
+    eprintln!("{transform:#?}");
+    for (i, wave) in waves.iter().enumerate() {
+        let ok = wave.iter().filter(|r| r.is_ok()).count();
+        eprintln!("wave {i}: {ok} complete of {}: {:?}", wave.len(), wave.iter().take(3).collect::<Vec<_>>());
+    }
+    // After the first wave the node knows: every later response is complete (the origin's bytes).
+    for r in &waves[2] {
+        let (status, coding, len) = r.as_ref().map_err(|e| anyhow::anyhow!("third wave: {e}"))?;
+        assert_eq!((*status, coding.as_deref(), *len), (200, Some("gzip"), bomb.len()));
+    }
+    assert!(peak - before < 512 << 10, "peak RSS grew by {} MiB", (peak - before) >> 10);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_uncacheable_gzip_bomb_for_many_clients_is_decoded_once_and_bounded() -> anyhow::Result<()> {
+    // The same bomb, not stored (`no-store`, no validator): each request fetches it and would
+    // transform it for itself. The first that decodes past `max_decoded_size` marks the URL;
+    // later ones get the origin's bytes as they are. RSS is printed for the report. A low
+    // `max_decoded_size` keeps each decode short on a loaded debug build.
+    let origin = Origin::start().await?;
+    let service = outpost_tests::ServiceSpec::new("shop", &["shop.test"], origin.url())
+        .line("compression = { max_decoded_size = \"1MiB\" }");
+    let node = EdgeNode::start(outpost_tests::NodeConfig::with_service(service)).await?;
+    let bomb = gzip_bomb(1024);
+    origin.route(
+        "/bomb-pass.html",
+        Reply::ok(bomb.clone())
+            .header("content-type", "text/html")
+            .header("content-encoding", "gzip")
+            .cache_control("no-store"),
+    );
+    let pid = node.pid().ok_or_else(|| anyhow::anyhow!("no pid"))?;
+    let (before, _) = rss_kib(pid)?;
+    let mut complete = Vec::new();
+    for _ in 0..3 {
+        let wave = br_clients(&node, "/bomb-pass.html", 32).await;
+        complete.push(
+            wave.iter().filter(|r| matches!(r, Ok((200, Some(c), n)) if c == "gzip" && *n == bomb.len())).count(),
+        );
+    }
+    let (after, peak) = rss_kib(pid)?;
+    eprintln!(
+        "uncacheable bomb: RSS before {} MiB, after {} MiB, peak {} MiB; complete per wave {complete:?}",
+        before >> 10,
+        after >> 10,
+        peak >> 10
+    );
+    assert_eq!(complete[2], 32, "after the first decode past the bound, the bytes go as they are");
+    assert!(peak - before < 512 << 10, "peak RSS grew by {} MiB", (peak - before) >> 10);
+    Ok(())
+}

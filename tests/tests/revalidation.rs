@@ -363,3 +363,160 @@ async fn background_revalidation_picks_up_changed_content() -> anyhow::Result<()
     assert_eq!(origin.count("/news"), 2);
     Ok(())
 }
+
+/// An origin whose `path` is stale on arrival (max-age=10, Age: 15) with ETag "v1", and whose
+/// 304 to a revalidation carries `not_modified` (name, value) fields besides the ETag.
+fn stale_with_304(origin: &outpost_tests::Origin, path: &str, not_modified: &'static [(&'static str, &'static str)]) {
+    origin.route_fn(path, move |req| {
+        if req.header("if-none-match") == Some("\"v1\"") {
+            let mut reply = Reply::status(304).etag("\"v1\"");
+            for (name, value) in not_modified {
+                reply = reply.header(name, *value);
+            }
+            reply
+        } else {
+            Reply::ok("shared body").etag("\"v1\"").cache_control("max-age=10").header("age", "15")
+        }
+    });
+}
+
+#[tokio::test]
+async fn a_304s_set_cookie_goes_to_its_requester_only() -> anyhow::Result<()> {
+    // Issue 18 finding 2. RFC 9111 §3.2 / §4.3.4: the 304 answers alice's request; its cookie
+    // is hers and never part of the stored response.
+    let (origin, node) = shop().await?;
+    stale_with_304(&origin, "/account", &[("cache-control", "max-age=60"), ("set-cookie", "session=alice")]);
+    node.prime("shop.test", "/account").await?;
+
+    let alice = node.send(Req::get("shop.test", "/account").header("cookie", "login=alice")).await?;
+    assert_eq!(alice.cache_status().fwd_status(), Some(304), "{}", alice.summary());
+    assert_eq!(alice.header("set-cookie"), Some("session=alice"), "the requester gets its cookie");
+    assert_eq!(alice.text(), "shared body");
+
+    let bob = node.get("shop.test", "/account").await?;
+    assert!(bob.cache_status().hit(), "the refreshed entry is stored: {}", bob.summary());
+    assert_eq!(bob.header("set-cookie"), None, "alice's session was served to another client: {}", bob.summary());
+    // Bob's own conditional request: answered 304 from the store, still without her cookie.
+    let bob_again = node.send(Req::get("shop.test", "/account").header("if-none-match", "\"v1\"")).await?;
+    assert_eq!(bob_again.status, 304);
+    assert_eq!(bob_again.header("set-cookie"), None, "{}", bob_again.summary());
+    assert_eq!(origin.count("/account"), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_304_that_makes_the_response_private_or_no_store_ends_the_stored_copy() -> anyhow::Result<()> {
+    // RFC 9111 §4.3.4 then §3 (§5.2.2.7 private, §5.2.2.5 no-store, RFC 9213 CDN-Cache-Control):
+    // the merged response may not be stored, so it answers the requester only and the stored
+    // copy goes; the next client is fetched for, not served a hit.
+    let (origin, node) = shop().await?;
+    let cases: [(&str, &'static [(&str, &str)]); 3] = [
+        ("/private", &[("cache-control", "private, max-age=60")]),
+        ("/no-store", &[("cache-control", "no-store")]),
+        ("/cdn-no-store", &[("cdn-cache-control", "no-store"), ("cache-control", "max-age=60")]),
+    ];
+    for (path, fields) in cases {
+        stale_with_304(&origin, path, fields);
+        node.prime("shop.test", path).await?;
+        let first = node.get("shop.test", path).await?;
+        assert_eq!(first.status, 200, "{path}: {}", first.summary());
+        assert_eq!(first.text(), "shared body", "{path}");
+        let cs = first.cache_status();
+        assert_eq!(cs.fwd_status(), Some(304), "{path}: {}", cs.raw);
+        assert!(!cs.stored(), "{path}: the update may not be stored: {}", cs.raw);
+
+        let next = node.get("shop.test", path).await?;
+        assert!(
+            !next.cache_status().hit(),
+            "{path}: a private/no-store update was served as a hit: {}",
+            next.summary()
+        );
+        assert_eq!(origin.count(path), 3, "{path}: the next client was fetched for");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_304_that_changes_vary_is_not_served_to_other_variants() -> anyhow::Result<()> {
+    // RFC 9111 §4.1: the stored response was keyed without Vary; after a 304 saying
+    // `Vary: Accept-Language` it must not be served to a request in another language.
+    let (origin, node) = shop().await?;
+    stale_with_304(&origin, "/lang", &[("cache-control", "max-age=60"), ("vary", "accept-language")]);
+    node.prime("shop.test", "/lang").await?;
+    let en = node.send(Req::get("shop.test", "/lang").header("accept-language", "en")).await?;
+    assert_eq!(en.cache_status().fwd_status(), Some(304), "{}", en.summary());
+    let fr = node.send(Req::get("shop.test", "/lang").header("accept-language", "fr")).await?;
+    assert!(!fr.cache_status().hit(), "served across a Vary it did not match: {}", fr.summary());
+    Ok(())
+}
+
+#[tokio::test]
+async fn hop_by_hop_fields_of_a_304_are_not_stored() -> anyhow::Result<()> {
+    // RFC 9111 §3.1 / RFC 9110 §7.6.1: Connection, the fields it names, and Keep-Alive are for
+    // one hop; a 304 carrying them does not put them in the stored response.
+    let (origin, node) = shop().await?;
+    stale_with_304(
+        &origin,
+        "/hop",
+        &[("cache-control", "max-age=60"), ("connection", "x-secret"), ("x-secret", "1"), ("x-kept", "yes")],
+    );
+    node.prime("shop.test", "/hop").await?;
+    node.get("shop.test", "/hop").await?;
+    let hit = node.get("shop.test", "/hop").await?;
+    assert!(hit.cache_status().hit(), "{}", hit.summary());
+    assert_eq!(hit.header("x-secret"), None, "{}", hit.summary());
+    assert_eq!(hit.header("x-kept"), Some("yes"), "end-to-end fields of the 304 are merged");
+    Ok(())
+}
+
+#[tokio::test]
+async fn collapsed_waiters_never_get_the_leaders_cookie() -> anyhow::Result<()> {
+    // Many clients find the object stale at once; one revalidation goes upstream and its 304's
+    // Set-Cookie reaches exactly one of them (the one whose request went).
+    let (origin, node) = shop().await?;
+    origin.route_fn("/burst", |req| {
+        if req.header("if-none-match") == Some("\"v1\"") {
+            Reply::status(304)
+                .etag("\"v1\"")
+                .cache_control("max-age=60")
+                .header("set-cookie", "session=leader")
+                .delay(Duration::from_millis(200))
+        } else {
+            Reply::ok("shared body").etag("\"v1\"").cache_control("max-age=10").header("age", "15")
+        }
+    });
+    node.prime("shop.test", "/burst").await?;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let req = Req::get("shop.test", "/burst");
+        let addr = node.http_addr();
+        set.spawn(async move { outpost_tests::client::send(addr, &req).await });
+    }
+    let mut with_cookie = 0;
+    while let Some(r) = set.join_next().await {
+        let r = r??;
+        assert_eq!(r.text(), "shared body");
+        with_cookie += usize::from(r.header("set-cookie").is_some());
+    }
+    let revalidations = origin.requests_for("/burst").iter().filter(|r| r.header("if-none-match").is_some()).count();
+    assert_eq!(with_cookie, revalidations, "one cookie per upstream revalidation, to its requester");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stored_set_cookie_response_keeps_its_cookie_for_the_fetching_client() -> anyhow::Result<()> {
+    // `store_set_cookie = true`: the response is stored, its Set-Cookie is not (RFC 6265 §3:
+    // one user agent's state). Without the option it is not stored at all (caching.rs).
+    let origin = outpost_tests::Origin::start().await?;
+    let service = outpost_tests::ServiceSpec::new("shop", &["shop.test"], origin.url()).line("store_set_cookie = true");
+    let node = outpost_tests::EdgeNode::start(outpost_tests::NodeConfig::with_service(service)).await?;
+    origin.route("/home", Reply::ok("home").cache_control("max-age=60").header("set-cookie", "session=first"));
+    let first = node.get("shop.test", "/home").await?;
+    assert_eq!(first.header("set-cookie"), Some("session=first"), "{}", first.summary());
+    assert!(first.cache_status().stored(), "{}", first.summary());
+    let second = node.get("shop.test", "/home").await?;
+    assert!(second.cache_status().hit(), "{}", second.summary());
+    assert_eq!(second.header("set-cookie"), None, "the first client's cookie was replayed: {}", second.summary());
+    assert_eq!(origin.count("/home"), 1);
+    Ok(())
+}

@@ -693,3 +693,35 @@ async fn health_checks_take_a_dead_shield_out_and_bring_it_back() -> anyhow::Res
     assert!(!fetched.contains(&"direct"), "fetches skipped both shields: {fetched:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_304s_set_cookie_crosses_the_shield_to_its_requester_only() -> anyhow::Result<()> {
+    // Issue 18 finding 2 on two tiers. Both tiers hold the object stale; alice's revalidation
+    // goes edge → shield → origin, whose 304 carries her cookie (RFC 9111 §3.2, §4.3.4). The
+    // shield answers the edge's conditional with a 304 that still carries it, so it reaches
+    // alice; neither tier stores it.
+    let origin = origin().await?;
+    origin.route_fn("/account", |req| {
+        if req.header("if-none-match") == Some("\"v1\"") {
+            Reply::status(304).etag("\"v1\"").cache_control("max-age=60").header("set-cookie", "session=alice")
+        } else {
+            Reply::ok("shared body").etag("\"v1\"").cache_control("max-age=10").header("age", "15")
+        }
+    });
+    let shield = start_shield("shield-1", &origin).await?;
+    let edge = start_edge("edge-1", edge_service(&origin, &[&shield])).await?;
+    edge.get(HOST, "/account").await?;
+
+    let alice = edge.send(Req::get(HOST, "/account").header("cookie", "login=alice")).await?;
+    assert_eq!(alice.text(), "shared body", "{}", alice.summary());
+    assert_eq!(alice.header("set-cookie"), Some("session=alice"), "the requester gets its cookie: {}", alice.summary());
+
+    let bob_at_edge = edge.get(HOST, "/account").await?;
+    assert!(bob_at_edge.cache_status().hit(), "{}", bob_at_edge.summary());
+    assert_eq!(bob_at_edge.header("set-cookie"), None, "edge leaked: {}", bob_at_edge.summary());
+    let bob_at_shield = shield.get(HOST, "/account").await?;
+    assert!(bob_at_shield.cache_status().hit(), "{}", bob_at_shield.summary());
+    assert_eq!(bob_at_shield.header("set-cookie"), None, "shield leaked: {}", bob_at_shield.summary());
+    assert_eq!(origin.count("/account"), 2, "one fill, one revalidation");
+    Ok(())
+}

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 
 use super::Cache;
 use super::entry::{BodyLocation, Entry, ObjectMeta, StoredObject, VariantIndex};
-use super::flight::{Landing, Lead, PassBody, PassResponse, SharedResponse};
+use super::flight::{Landing, Lead, PassBody, PassResponse, Revalidated, SharedResponse};
 use super::key::{CacheKey, chunk_key};
 use super::policy;
 use super::shared_body::{FetchAborted, SharedBody};
@@ -75,7 +75,11 @@ impl FetchJob {
         match storable {
             Ok(()) if !too_big => {
                 self.cache.flights.clear_pass(&self.flight_key);
-                ctx.store_streaming(&mut lead, parts.status, headers, body, request_time, response_time).await;
+                // With `store_set_cookie` the response is stored, its cookie is not: it goes to
+                // the client whose request fetched it, as Cloudflare does for cached responses.
+                let for_requester = policy::take_per_request(&mut headers);
+                let times = (request_time, response_time);
+                ctx.store_streaming(&mut lead, parts.status, headers, for_requester, body, times).await;
             }
             _ => {
                 let reason = if too_big { "too_big" } else { storable.err().map_or("", |r| r.as_str()) };
@@ -98,7 +102,9 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// RFC 9111 §4.3.4: a 304 that matches the stored response updates its headers and freshness.
+    /// RFC 9111 §4.3.4: a 304 that matches the stored response updates its headers and freshness,
+    /// unless the update makes it unstorable (then the stored copy is removed, §3); the 304's
+    /// `Set-Cookie` goes to the requesting client only (§3.2, see [`policy::refresh`]).
     fn revalidated(
         &self,
         stale_key: &str,
@@ -120,9 +126,23 @@ impl Ctx<'_> {
         meta.request_time = request_time;
         meta.response_time = response_time;
         meta.tags = policy::tags(&meta.headers);
-        let obj = Arc::new(StoredObject { meta, body: stale.body.clone() });
-        self.cache.store.insert(stale_key.to_string(), Entry::Object(obj.clone()));
-        Landing::Revalidated(obj)
+        let refresh =
+            policy::refresh(&stale.meta.headers, &meta.headers, meta.status, self.client_headers, &self.svc.policy);
+        let object = Arc::new(StoredObject { meta, body: stale.body.clone() });
+        let for_requester = policy::per_request_fields(not_modified);
+        let stored = match refresh {
+            policy::Refresh::Update => {
+                self.cache.store.insert(stale_key.to_string(), Entry::Object(object.clone()));
+                true
+            }
+            policy::Refresh::Remove(reason) => {
+                tracing::debug!(service = %self.svc.name, url = %self.key.url, reason, "304 ends the stored response");
+                self.cache.store.remove(stale_key);
+                false
+            }
+            policy::Refresh::Keep => false,
+        };
+        Landing::Revalidated(Revalidated { object, stored, for_requester })
     }
 
     async fn store_streaming<B>(
@@ -130,9 +150,9 @@ impl Ctx<'_> {
         lead: &mut Lead,
         status: StatusCode,
         headers: HeaderMap,
+        for_requester: HeaderMap,
         mut body: B,
-        request_time: SystemTime,
-        response_time: SystemTime,
+        (request_time, response_time): (SystemTime, SystemTime),
     ) where
         B: http_body::Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
@@ -173,6 +193,7 @@ impl Ctx<'_> {
             vary: vary.clone(),
             stored: true,
             ttl_secs,
+            for_requester,
         }));
 
         let store = &self.cache.store;
@@ -270,7 +291,7 @@ pub async fn store_derived(
     let now = SystemTime::now();
     let no_client_headers = HeaderMap::new();
     let ctx = Ctx { cache, svc, key, client_headers: &no_client_headers };
-    ctx.store_streaming(&mut lead, StatusCode::OK, headers, body, now, now).await;
+    ctx.store_streaming(&mut lead, StatusCode::OK, headers, HeaderMap::new(), body, (now, now)).await;
 }
 
 async fn pass_response(status: StatusCode, headers: HeaderMap, body: TimedBody<hyper::body::Incoming>) -> PassResponse {

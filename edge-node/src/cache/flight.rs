@@ -20,12 +20,24 @@ use crate::error::EdgeError;
 pub enum Landing {
     /// A storable response, streaming into the store and to every reader.
     Shared(SharedResponse),
-    /// The stored object was revalidated (304) and updated.
-    Revalidated(Arc<StoredObject>),
+    /// The stored object was revalidated (304).
+    Revalidated(Revalidated),
     /// A response that is not stored.
     Pass(PassResponse),
     /// No usable response.
     Failed(EdgeError),
+}
+
+pub struct Revalidated {
+    /// The stored response with the 304's fields merged (RFC 9111 §4.3.4).
+    pub object: Arc<StoredObject>,
+    /// Whether `object` is what the store now holds. When not (the 304 made it private or
+    /// no-store, or changed its Vary), it answers the requesting client only: collapsed waiters
+    /// fetch their own.
+    pub stored: bool,
+    /// Fields of the 304 for the requesting client only (`Set-Cookie`): never stored, never
+    /// given to collapsed waiters.
+    pub for_requester: HeaderMap,
 }
 
 pub struct SharedResponse {
@@ -36,6 +48,9 @@ pub struct SharedResponse {
     pub vary: Option<(Vec<http::HeaderName>, String)>,
     pub stored: bool,
     pub ttl_secs: i64,
+    /// Fields for the client whose request fetched it only (`Set-Cookie` of a response the
+    /// service stores anyway, `store_set_cookie`): `meta` holds none.
+    pub for_requester: HeaderMap,
 }
 
 pub struct PassResponse {

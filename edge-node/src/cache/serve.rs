@@ -115,6 +115,13 @@ pub async fn serve(
     }
 }
 
+/// Adds every line of `extra` to `headers`, keeping the lines already there.
+fn append_all(headers: &mut http::HeaderMap, extra: &http::HeaderMap) {
+    for (name, value) in extra {
+        headers.append(name.clone(), value.clone());
+    }
+}
+
 fn ttl(object: &StoredObject, age: std::time::Duration) -> i64 {
     object.meta.policy.freshness_lifetime.as_secs() as i64 - age.as_secs() as i64
 }
@@ -245,24 +252,40 @@ impl Turn<'_> {
                 };
                 let source = Source::Streaming { body: reader.into_body(), len: content_length(&shared.meta.headers) };
                 let age = Some(shared.meta.policy.corrected_initial_age);
-                let response = object_response::respond(&shared.meta, source, method, &self.parts.headers, age)
+                let mut response = object_response::respond(&shared.meta, source, method, &self.parts.headers, age)
                     .await
                     .ok_or_else(|| EdgeError::new(ErrorKind::Internal, "streaming response unreadable"))?;
+                if !collapsed {
+                    append_all(response.headers_mut(), &shared.for_requester);
+                }
                 Ok(Served { response, status })
             }
-            Landing::Revalidated(object) => {
+            Landing::Revalidated(revalidated) => {
+                if collapsed && !revalidated.stored {
+                    // The update answers the leader's request only (it is private now, or
+                    // varies otherwise): this waiter fetches its own.
+                    return Box::pin(self.fetch(self.key.primary.clone(), None, fwd, true, ctx)).await;
+                }
+                let object = &revalidated.object;
                 let age = policy::current_age(&object.meta.policy, object.meta.response_time, SystemTime::now());
                 let status = CacheStatus {
                     fwd: Some(fwd),
                     fwd_status: Some(304),
-                    stored: true,
+                    stored: revalidated.stored,
                     collapsed,
                     ttl: Some(ttl(object, age)),
                     ..CacheStatus::default()
                 };
-                self.serve_stored(object, status)
+                let mut served = self
+                    .serve_stored(object, status)
                     .await
-                    .ok_or_else(|| EdgeError::new(ErrorKind::Internal, "revalidated object unreadable"))
+                    .ok_or_else(|| EdgeError::new(ErrorKind::Internal, "revalidated object unreadable"))?;
+                // RFC 9111 §3.2: the 304's Set-Cookie is this client's, whatever it is answered
+                // with (a 200 from the store, or its own 304).
+                if !collapsed {
+                    append_all(served.response.headers_mut(), &revalidated.for_requester);
+                }
+                Ok(served)
             }
             Landing::Pass(pass) => {
                 if collapsed && !pass.shareable {

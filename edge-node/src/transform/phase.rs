@@ -11,15 +11,16 @@
 //! for every variant.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use outpost_config::{CompressionConfig, Levels};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::compress::{self, Coding};
+use super::compress::budget::{CodecPermit, Codecs};
+use super::compress::{self, Coding, DecodeLimitExceeded, TransformError};
 use super::image::{ImageRequest, ResolvedOps, TranscodeError, Transcoder};
 use super::variant;
 use crate::body::{self, EdgeBody};
@@ -39,7 +40,8 @@ use crate::upstream::ForwardInfo;
 pub struct Transforms<'a> {
     pub cache: &'a Arc<Cache>,
     pub transcoder: &'a Arc<Transcoder>,
-    pub encodes: &'a Arc<Semaphore>,
+    /// The node's codec slots, memory budget and refusals (`limits`).
+    pub encodes: &'a Arc<Codecs>,
     pub svc: &'a Arc<CompiledService>,
     pub host: &'a str,
     pub fwd: &'a ForwardInfo<'a>,
@@ -49,8 +51,8 @@ pub struct Transforms<'a> {
 #[derive(Debug)]
 enum Work {
     /// Decode from the base's coding, encode to the client's, holding one of the node's codec
-    /// slots for as long as the body streams.
-    Encode { from: Coding, to: Coding, slot: Option<OwnedSemaphorePermit> },
+    /// slots and its memory for as long as the body streams.
+    Encode { from: Coding, to: Coding, slot: Option<Grant> },
     /// The operations resolved for this request's `Accept`; `vary_accept` when that mattered.
     Image { ops: ResolvedOps, vary_accept: bool },
 }
@@ -93,6 +95,7 @@ impl Transforms<'_> {
             return Ok(Served { response: self.as_is(response, &client, image.is_some()), status });
         }
         let (head, base_body) = response.into_parts();
+        let refusal = refusal_key(&base_key.primary, &head.headers);
         let work = match &image {
             // RFC 9110 §7.7: the origin forbade transforming this response; it goes as it is.
             Some(_) if no_transform(&head.headers) => None,
@@ -101,7 +104,7 @@ impl Transforms<'_> {
                 vary_accept: img.ops.varies_on_accept(),
             }),
             None => plan_encoding(&svc.compression, &svc.compression_prefer, &client.headers, &head.headers)
-                .and_then(|work| self.with_codec_slot(work)),
+                .and_then(|work| self.with_codec_slot(work, &refusal)),
         };
         let Some(work) = work else {
             if client.headers.contains_key(header::RANGE) && cacheable {
@@ -167,7 +170,9 @@ impl Transforms<'_> {
                 }
                 // Joined too late to read from the start: make this one alone.
                 let work = work.and_then(|w| match w {
-                    Work::Encode { from, to, .. } => self.with_codec_slot(Work::Encode { from, to, slot: None }),
+                    Work::Encode { from, to, .. } => {
+                        self.with_codec_slot(Work::Encode { from, to, slot: None }, &refusal)
+                    }
                     image => Some(image),
                 });
                 match (base_body, work) {
@@ -182,17 +187,26 @@ impl Transforms<'_> {
         }
     }
 
-    /// An encode holds a codec slot while it runs; with none free the base goes as it is.
-    fn with_codec_slot(&self, work: Work) -> Option<Work> {
+    /// An encode holds a codec slot and its memory while it runs; with none free, or when the
+    /// base is known to decode past `max_decoded_size`, the base goes as it is.
+    fn with_codec_slot(&self, work: Work, refusal: &str) -> Option<Work> {
         let Work::Encode { from, to, .. } = work else { return Some(work) };
-        match self.encodes.clone().try_acquire_owned() {
-            Ok(slot) => Some(Work::Encode { from, to, slot: Some(slot) }),
-            Err(_) => {
-                metrics::counter!(crate::metrics::TRANSFORM_VARIANTS, "outcome" => "busy").increment(1);
-                tracing::debug!(service = %self.svc.name, "limits.max_concurrent_encodes reached; sent uncompressed");
-                None
+        let outcome = if from != Coding::Identity && self.encodes.is_refused(refusal, Instant::now()) {
+            "refused"
+        } else {
+            let cfg = &self.svc.compression;
+            let level = level(&cfg.cached_level, to).max(level(&cfg.pass_level, to));
+            match self.encodes.try_start(from, to, level) {
+                Ok(permit) => {
+                    let grant = Grant { _permit: permit, codecs: self.encodes.clone(), refusal: refusal.to_string() };
+                    return Some(Work::Encode { from, to, slot: Some(grant) });
+                }
+                Err(busy) => busy.as_str(),
             }
-        }
+        };
+        metrics::counter!(crate::metrics::TRANSFORM_VARIANTS, "outcome" => outcome).increment(1);
+        tracing::debug!(service = %self.svc.name, outcome, "no codec for this response; sent as the base is");
+        None
     }
 
     /// A client that takes no coding (most often: sent no `Accept-Encoding`): the cache serves
@@ -200,6 +214,7 @@ impl Transforms<'_> {
     /// decoded for it, per request (rare: the base is fetched with `Accept-Encoding: identity`).
     async fn serve_identity(&self, mut req: Request<EdgeBody>, ctx: &mut RequestCtx) -> Result<Served, EdgeError> {
         let head_only = req.method() == Method::HEAD;
+        let base_key = CacheKey::new(&self.svc.name, self.host, req.uri().path_and_query().map_or("/", |p| p.as_str()));
         req.headers_mut().insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         let Served { mut response, status } = cache_serve(self.cache, self.svc, self.host, req, self.fwd, ctx).await?;
         let cfg = &self.svc.compression;
@@ -210,8 +225,9 @@ impl Transforms<'_> {
         let Some(from) = encoded.filter(|_| response.status() == StatusCode::OK) else {
             return Ok(Served { response, status });
         };
+        let refusal = refusal_key(&base_key.primary, response.headers());
         let Some(Work::Encode { slot, .. }) =
-            self.with_codec_slot(Work::Encode { from, to: Coding::Identity, slot: None })
+            self.with_codec_slot(Work::Encode { from, to: Coding::Identity, slot: None }, &refusal)
         else {
             return Ok(Served { response, status });
         };
@@ -222,7 +238,7 @@ impl Transforms<'_> {
             true => body::empty(),
             false => {
                 let decoded = transcode_body(body, from, Coding::Identity, 0, cfg.max_decoded_size.as_u64());
-                SlotBody { inner: decoded, _slot: slot }.boxed_unsync()
+                SlotBody { inner: decoded, grant: slot }.boxed_unsync()
             }
         };
         Ok(Served { response: Response::from_parts(parts, body), status })
@@ -299,7 +315,7 @@ impl Transforms<'_> {
             Work::Encode { from, to, slot } => {
                 let cfg = &self.svc.compression;
                 let body = transcode_body(base, from, to, level(&cfg.pass_level, to), cfg.max_decoded_size.as_u64());
-                let body = SlotBody { inner: body, _slot: slot }.boxed_unsync();
+                let body = SlotBody { inner: body, grant: slot }.boxed_unsync();
                 let response = respond(headers, Source::Streaming { body, len: None }, client).await?;
                 Ok(Served { response, status })
             }
@@ -372,11 +388,14 @@ async fn make_variant(
     let mut stored_headers = headers;
     stored_headers.remove(header::VARY);
     stored_headers.remove(header::AGE);
+    // The base as served to the leading client may carry its Set-Cookie (a 304's, or one the
+    // service stores without): never the variant's, which every client is served.
+    crate::cache::policy::take_per_request(&mut stored_headers);
     let body = match work {
         Work::Encode { from, to, slot } => {
             let cfg = &job.svc.compression;
             let body = transcode_body(base, from, to, level(&cfg.cached_level, to), cfg.max_decoded_size.as_u64());
-            SlotBody { inner: body, _slot: slot }.boxed_unsync()
+            SlotBody { inner: body, grant: slot }.boxed_unsync()
         }
         Work::Image { ops, .. } => match job.transcode(base, ops).await {
             Ok((extra, bytes)) => {
@@ -409,10 +428,33 @@ async fn collect_limited(mut body: EdgeBody, limit: u64) -> Result<Bytes, String
     Ok(out.freeze())
 }
 
-/// A body that holds a codec slot until it is dropped (finished, failed or abandoned).
+/// A codec's share of the node's bounds, and where to record that its base decoded past
+/// `max_decoded_size`.
+#[derive(Debug)]
+struct Grant {
+    _permit: CodecPermit,
+    codecs: Arc<Codecs>,
+    refusal: String,
+}
+
+/// What a base's refusal is remembered under: its key and version (its validator, length and
+/// coding), so a new version is tried. Not `Date`, which a response without validators changes
+/// every second (the refusal of such a base holds for the URL, `REFUSAL_TTL` long).
+fn refusal_key(base_primary: &str, base_headers: &HeaderMap) -> String {
+    let get = |name: header::HeaderName| base_headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let validator = match get(header::ETAG) {
+        "" => get(header::LAST_MODIFIED),
+        etag => etag,
+    };
+    let (len, coding) = (get(header::CONTENT_LENGTH), get(header::CONTENT_ENCODING));
+    format!("{base_primary}\u{1c}{validator};l={len};c={coding}")
+}
+
+/// A body that holds a codec grant until it is dropped (finished, failed or abandoned), and
+/// records a decode that went past its bound so that the next request serves the base as it is.
 struct SlotBody {
     inner: EdgeBody,
-    _slot: Option<OwnedSemaphorePermit>,
+    grant: Option<Grant>,
 }
 
 impl http_body::Body for SlotBody {
@@ -423,7 +465,15 @@ impl http_body::Body for SlotBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Err(e))) = &polled
+            && let Some(grant) = &self.grant
+            && e.downcast_ref::<TransformError>().is_some_and(|t| DecodeLimitExceeded::is(&t.source))
+        {
+            grant.codecs.refuse(&grant.refusal, Instant::now());
+            tracing::warn!(base = %grant.refusal, "decoded past max_decoded_size; served as it is from now on");
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use super::freshness::parse_http_date;
 use super::headers::{connection_named, is_hop_by_hop};
+use super::refresh::is_per_request;
 
 /// Outcome of evaluating a request's preconditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +209,10 @@ pub fn revalidation_headers(stored: &HeaderMap) -> HeaderMap {
 /// - Content-Length (§3.2 names it);
 /// - Content-Encoding and Content-Range: they describe the stored bytes ("fields necessary to
 ///   assure integrity of the stored response", §3.2);
-/// - hop-by-hop fields and fields named in the 304's Connection (§3.1).
+/// - hop-by-hop fields and fields named in the 304's Connection (§3.1);
+/// - `Set-Cookie` (and `Set-Cookie2`): the 304 answers one client's request, and its cookie
+///   is that client's, not the stored response's ([`super::refresh`]); the caller gives it to
+///   the requesting client only.
 ///
 /// Date and Age describe the message, not the representation: both are taken from the 304 and
 /// dropped when it has none, so the recomputed age starts at the revalidation.
@@ -223,6 +227,7 @@ pub fn merge_not_modified(stored: &mut HeaderMap, not_modified: &HeaderMap) {
             || *name == CONTENT_ENCODING
             || *name == CONTENT_RANGE
             || is_hop_by_hop(name)
+            || is_per_request(name)
             || named.contains(name);
         if excluded {
             continue;
@@ -579,7 +584,7 @@ mod tests {
             ])
         };
         type Row = (&'static str, &'static [(&'static str, &'static str)], &'static str, Option<&'static str>);
-        let cases: [Row; 9] = [
+        let cases: [Row; 11] = [
             (
                 "RFC 9111 §3.2 a field in the 304 replaces the stored one",
                 &[("cache-control", "max-age=5")],
@@ -613,6 +618,13 @@ mod tests {
                 None,
             ),
             ("RFC 9111 §4.2.3 Age comes from the 304 only", &[("date", LM)], "age", None),
+            (
+                "RFC 9111 §3.2 / RFC 6265 §3 a 304's Set-Cookie is the requester's, never stored",
+                &[("set-cookie", "session=alice")],
+                "set-cookie",
+                None,
+            ),
+            ("RFC 9111 §3.1 Keep-Alive in a 304 is hop-by-hop", &[("keep-alive", "timeout=5")], "keep-alive", None),
             ("RFC 9110 §6.6.1 Date comes from the 304 only", &[("cache-control", "max-age=5")], "date", None),
         ];
         for (clause, nm, name, want) in cases {

@@ -19,13 +19,14 @@
 //! Flow on a miss: [`storable`] → [`response_policy`] at store time; on a hit:
 //! [`current_age`] → [`usability`] → [`evaluate_preconditions`] → [`decide_range`]; on
 //! revalidation: [`revalidation_headers`] → [`not_modified_matches`] → [`merge_not_modified`]
-//! → [`response_policy`] again; on upstream failure: [`stale_on_error_ok`].
+//! → [`refresh`] → [`response_policy`] again; on upstream failure: [`stale_on_error_ok`].
 
 pub mod conditional;
 pub mod directives;
 pub mod freshness;
 pub mod headers;
 pub mod range;
+pub mod refresh;
 pub mod storable;
 mod syntax;
 
@@ -45,6 +46,7 @@ pub use self::headers::{
     strip_hop_by_hop, tags, vary_fields, vary_key,
 };
 pub use self::range::{RangeDecision, decide_range};
+pub use self::refresh::{Refresh, is_per_request, per_request_fields, refresh, take_per_request};
 pub use self::storable::{NotStorable, ServicePolicy, storable};
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! The pipeline decides when (cacheable or not, the origin's own `Content-Encoding`, sizes);
 //! this module holds no policy beyond the codings' rules.
 
+pub mod budget;
 pub mod codec;
 pub mod coding;
 pub mod negotiate;
