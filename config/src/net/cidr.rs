@@ -1,6 +1,7 @@
-//! Networks: `192.0.2.0/24`, `2001:db8::/32`, or a bare address (a host route). The region
-//! map's client subnets, and the networks a tenant's upstream may or may not be in
-//! (`api::tenant_upstreams`). Pure: parsing, containment, and the most specific match.
+//! Networks: `192.0.2.0/24`, `2001:db8::/32`, or a bare address (a host route). The control
+//! plane's region map (client subnets), and the networks a tenant's upstream may or may not be
+//! in ([`super::tenant`]), judged by the control plane and again by each node when it connects.
+//! Pure: parsing, containment, and the most specific match.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version, header};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use outpost_config::{Balance, HostHeader, HostPattern, OriginProtocol, ServiceConfig, UpstreamConfig};
 use rustls_pki_types::CertificateDer;
@@ -19,13 +18,14 @@ use rustls_pki_types::pem::PemObject;
 
 use super::breaker::{Permit, RequestOutcome};
 use super::dial::FixedDial;
+use super::guard::{Guard, GuardedConnector};
 use super::peer::{Peer, PeerSnapshot, Role, spawn_probes};
 use super::retry::{AttemptOutcome, RetryBudget, backoff, is_retryable};
 use super::select::Balancer;
 use crate::body::{self, EdgeBody};
 use crate::error::{EdgeError, ErrorKind};
 
-pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, EdgeBody>;
+pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<GuardedConnector>, EdgeBody>;
 /// A shield's own client: HTTP/2 (h2c with prior knowledge, or ALPN h2 over TLS), multiplexed
 /// on pooled connections that always go to that shield.
 type ShieldClient = Client<hyper_rustls::HttpsConnector<FixedDial>, EdgeBody>;
@@ -61,9 +61,11 @@ pub struct Upstream {
 pub struct UpstreamBuildError(pub String);
 
 impl Upstream {
-    pub fn new(svc: &ServiceConfig, defaults: &UpstreamConfig) -> Result<Self, UpstreamBuildError> {
+    /// The upstreams of `svc`; `guard` says whose they are (a tenant's may not connect into
+    /// the node's own networks).
+    pub fn new(svc: &ServiceConfig, defaults: &UpstreamConfig, guard: &Guard) -> Result<Self, UpstreamBuildError> {
         let service: Arc<str> = svc.name.as_str().into();
-        let client = build_client(svc, defaults)?;
+        let client = build_client(svc, defaults, guard)?;
         let shields: Vec<Arc<Peer>> = svc
             .shields
             .iter()
@@ -83,7 +85,7 @@ impl Upstream {
             return Err(UpstreamBuildError("no origin".into()));
         }
         let shield_clients =
-            shields.iter().map(|s| shield_client(svc, defaults, &s.url)).collect::<Result<Vec<_>, _>>()?;
+            shields.iter().map(|s| shield_client(svc, defaults, guard, &s.url)).collect::<Result<Vec<_>, _>>()?;
         if svc.active_health_checks() {
             // Probes carry a Host the upstream serves: a shield routes by it.
             let exact = svc.hosts.iter().find_map(|h| match h {
@@ -285,23 +287,24 @@ fn tls_config(svc: &ServiceConfig) -> Result<rustls::ClientConfig, UpstreamBuild
         .with_no_client_auth())
 }
 
-fn http_connector(svc: &ServiceConfig, defaults: &UpstreamConfig) -> HttpConnector {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(svc.connect_timeout.unwrap_or(defaults.connect_timeout)));
-    http
+fn http_connector(svc: &ServiceConfig, defaults: &UpstreamConfig, guard: &Guard) -> GuardedConnector {
+    GuardedConnector::new(guard.clone(), |http| {
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(svc.connect_timeout.unwrap_or(defaults.connect_timeout)));
+    })
 }
 
 fn shield_client(
     svc: &ServiceConfig,
     defaults: &UpstreamConfig,
+    guard: &Guard,
     shield: &outpost_config::OriginUrl,
 ) -> Result<ShieldClient, UpstreamBuildError> {
     let target: http::Uri = format!("http://{}", shield.authority())
         .parse()
         .map_err(|e| UpstreamBuildError(format!("shield {shield}: {e}")))?;
-    let dial = FixedDial::new(http_connector(svc, defaults), target);
+    let dial = FixedDial::new(http_connector(svc, defaults, guard), target);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls_config(svc)?)
         .https_or_http()
@@ -315,9 +318,13 @@ fn shield_client(
         .build(connector))
 }
 
-fn build_client(svc: &ServiceConfig, defaults: &UpstreamConfig) -> Result<HttpsClient, UpstreamBuildError> {
+fn build_client(
+    svc: &ServiceConfig,
+    defaults: &UpstreamConfig,
+    guard: &Guard,
+) -> Result<HttpsClient, UpstreamBuildError> {
     let tls = tls_config(svc)?;
-    let http = http_connector(svc, defaults);
+    let http = http_connector(svc, defaults, guard);
     let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
     let connector = match svc.origin_protocol {
         OriginProtocol::Auto => builder.enable_http1().enable_http2().wrap_connector(http),
@@ -338,7 +345,9 @@ fn classify(e: &hyper_util::client::legacy::Error) -> EdgeError {
     let mut cause: &dyn std::error::Error = e;
     let mut tls = false;
     let mut body_limit = false;
+    let mut forbidden = false;
     while let Some(next) = cause.source() {
+        forbidden |= next.downcast_ref::<super::ForbiddenUpstream>().is_some();
         if next.downcast_ref::<rustls::Error>().is_some() {
             tls = true;
         }
@@ -348,7 +357,9 @@ fn classify(e: &hyper_util::client::legacy::Error) -> EdgeError {
         cause = next;
     }
     let msg = cause.to_string();
-    let kind = if body_limit {
+    let kind = if forbidden {
+        ErrorKind::UpstreamForbidden
+    } else if body_limit {
         ErrorKind::BodyTooLarge
     } else if tls || msg.contains("certificate") {
         ErrorKind::UpstreamTls
