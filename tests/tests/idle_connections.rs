@@ -87,3 +87,24 @@ async fn the_control_planes_api_bounds_and_times_out_idle_connections() -> anyho
     }
     Ok(())
 }
+
+/// HTTP/2 has no header timeout between streams: a client that answers the node's pings and
+/// opens no stream held its connection (and a `max_connections` slot) forever.
+#[tokio::test]
+async fn an_http2_connection_with_no_stream_open_is_closed_after_keepalive_timeout() -> anyhow::Result<()> {
+    let (origin, node) = shop_with(|c| c.limits_line("keepalive_timeout = \"500ms\"")).await?;
+    origin.route("/", Reply::ok("hello"));
+    let tcp = tokio::net::TcpStream::connect(node.http_addr()).await?;
+    let io = hyper_util::rt::TokioIo::new(tcp);
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await?;
+    let driver = tokio::spawn(connection);
+    let req = http::Request::get("http://shop.test/").body(http_body_util::Empty::<bytes::Bytes>::new())?;
+    let resp = sender.send_request(req).await?;
+    assert_eq!(resp.status(), 200);
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await?.to_bytes();
+    assert_eq!(&body[..], b"hello");
+    // The connection (which answers pings) ends only when the node closes it.
+    assert!(tokio::time::timeout(LIMIT, driver).await.is_ok(), "an idle HTTP/2 connection stays open");
+    Ok(())
+}
