@@ -103,6 +103,7 @@ name = "bench-edge"
 [listen]
 http = "127.0.0.1:0"
 admin = "127.0.0.1:0"
+admin_token = "bench-admin-token-0123456789"   # the admin listener needs a token (README: Admin listener)
 
 [cache]
 memory = "64MiB"

@@ -150,6 +150,7 @@ name = "bench-edge"
 [listen]
 http = "127.0.0.1:0"
 admin = "127.0.0.1:0"
+admin_token = "bench-admin-token-0123456789"   # the admin listener needs a token (README: Admin listener)
 
 [cache]
 memory = "256MiB"
@@ -225,7 +226,7 @@ warm() { # server
 
 # Requests the edge node answered other than as a hit, from its own metrics.
 edge_non_hits() {
-    curl -sS "http://$EDGE_ADMIN/metrics" |
+    curl -sS -H "Authorization: Bearer bench-admin-token-0123456789" "http://$EDGE_ADMIN/metrics" |
         awk '/^outpost_requests_total\{/ && !/cache="hit"/ { s += $NF } END { printf "%d\n", s }'
 }
 

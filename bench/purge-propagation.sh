@@ -95,6 +95,7 @@ region = "bench"
 [listen]
 http = "127.0.0.1:0"
 admin = "127.0.0.1:0"
+admin_token = "bench-admin-token-0123456789"   # the admin listener needs a token (README: Admin listener)
 
 [cache]
 memory = "4MiB"

@@ -220,6 +220,7 @@ name = "bench-edge"
 [listen]
 http = "127.0.0.1:0"
 admin = "127.0.0.1:0"
+admin_token = "bench-admin-token-0123456789"   # the admin listener needs a token (README: Admin listener)
 
 [cache]
 memory = "512MiB"
@@ -265,14 +266,14 @@ edge_threads() {
 
 # The sum of a metric's samples whose labels hold the given text, from the node's /metrics.
 metric() { # name label-text
-    curl -sS "http://$EDGE_ADMIN/metrics" | awk -v name="$1" -v want="$2" '
+    curl -sS -H "Authorization: Bearer bench-admin-token-0123456789" "http://$EDGE_ADMIN/metrics" | awk -v name="$1" -v want="$2" '
         { series = $1; sub(/\{.*/, "", series) }
         series == name && index($0, want) { s += $NF }
         END { printf "%.6f\n", s }'
 }
 
 edge_non_hits() {
-    curl -sS "http://$EDGE_ADMIN/metrics" |
+    curl -sS -H "Authorization: Bearer bench-admin-token-0123456789" "http://$EDGE_ADMIN/metrics" |
         awk '/^outpost_requests_total\{/ && !/cache="hit"/ { s += $NF } END { printf "%d\n", s }'
 }
 

@@ -63,13 +63,13 @@ class Client:
         self.host, self.port = host, int(port)
         self.conn = None
 
-    def get(self, host_header, path):
+    def get(self, host_header, path, extra_headers=None):
         """Returns (status, headers dict lower-cased, body) or raises."""
         for attempt in (1, 2):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT_S)
             try:
-                self.conn.request("GET", path, headers={"Host": host_header})
+                self.conn.request("GET", path, headers={"Host": host_header, **(extra_headers or {})})
                 resp = self.conn.getresponse()
                 body = resp.read()
                 headers = {k.lower(): v for k, v in resp.getheaders()}
@@ -103,10 +103,14 @@ def fetch_json(addr, path):
     return json.loads(body)
 
 
+# The nodes' admin token (shield-offload.sh writes it into every node's config).
+ADMIN_AUTH = {"Authorization": "Bearer bench-admin-token-0123456789"}
+
+
 def fetch_text(addr, path):
     c = Client(addr)
     try:
-        status, _, body = c.get("127.0.0.1", path)
+        status, _, body = c.get("127.0.0.1", path, ADMIN_AUTH)
     finally:
         c.close()
     if status != 200:

@@ -19,6 +19,8 @@
 //!   helpers in [`units::duration`] and [`units::option_duration`]).
 //! - `host`: [`HostPattern`]; `origin`: [`OriginUrl`]; `network`: [`IpNetwork`] (`trusted_networks`).
 //! - `validate`: cross-field checks and bounds; `error`: [`ConfigError`], [`ConfigErrors`].
+//! - `net`: [`net::Cidr`] and [`net::tenant`], the networks a tenant's upstream may not be in
+//!   (judged by the control plane on what a tenant writes, and by nodes on what names resolve to).
 //! - `purge`: [`PurgeRequest`], the JSON body of `POST /purge`, shared with the control plane.
 //! - [`validate_service`]: one service checked on its own, as the control plane receives it.
 //! - `control`: what the control plane stores and nodes follow: [`ServiceRecord`],
@@ -75,6 +77,7 @@ mod function;
 mod host;
 mod images;
 mod network;
+pub mod net;
 mod node;
 mod origin;
 mod purge;
@@ -101,7 +104,7 @@ pub use images::{ImagesConfig, MAX_OUTPUT_SIDE, MAX_SOURCE_PIXELS_LIMIT};
 pub use network::{IpNetwork, MAX_TRUSTED_NETWORKS};
 pub use node::{
     AccessLog, CacheConfig, CertificateConfig, DEFAULT_ADMIN, LimitsConfig, ListenConfig, LogConfig, NodeConfig,
-    NodeRole, NodeSection, QuicRetry, TlsConfig, UpstreamConfig,
+    NodeRole, NodeSection, QuicRetry, TlsConfig, UpstreamConfig, admin_token_problem,
 };
 pub use origin::{OriginUrl, Scheme};
 pub use purge::{PurgeRequest, PurgeTarget};

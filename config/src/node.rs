@@ -96,13 +96,24 @@ pub struct ListenConfig {
     /// Default: none.
     #[serde(deserialize_with = "address::deserialize_option")]
     pub https: Option<SocketAddr>,
-    /// Admin API (`/healthz`, `/readyz`, `/metrics`, `/purge`). Must be a loopback address
-    /// unless `admin_allow_public = true`. Default: `127.0.0.1:9090`.
+    /// Admin API (`/healthz`, `/readyz`, `/metrics`, `/upstreams`, `/purge`). Must be a
+    /// loopback address unless `admin_allow_public = true`. Default: `127.0.0.1:9090`.
     #[serde(deserialize_with = "address::deserialize")]
     pub admin: SocketAddr,
-    /// Allow `admin` on a non-loopback address. The admin API has no authentication.
-    /// Default: false.
+    /// Allow `admin` on a non-loopback address. Default: false.
     pub admin_allow_public: bool,
+    /// The admin token: every admin request but `GET /healthz` must carry
+    /// `Authorization: Bearer TOKEN`, else **401**. Visible ASCII, 16 to 4096 characters. At
+    /// most one of `admin_token` and `admin_token_file`; with neither, the admin listener
+    /// answers only `/healthz` (401 to the rest). Default: none.
+    pub admin_token: Option<String>,
+    /// A file holding the admin token (whitespace around it ignored), read at start. Relative
+    /// paths are resolved against the config file's directory. Default: none.
+    pub admin_token_file: Option<PathBuf>,
+    /// Open admin connections; the oldest idle one is closed to make room, else the new one is
+    /// closed at once. Admin connections also get `limits.header_read_timeout` and
+    /// `limits.keepalive_timeout`. Default: 64; 1 to 10000.
+    pub admin_max_connections: usize,
     /// HTTP/3 over QUIC on the UDP port of `https` (same address and port number), with the same
     /// certificates, and `Alt-Svc` advertising it on HTTPS responses. Requires `https`.
     /// Default: false.
@@ -132,6 +143,19 @@ pub struct ListenConfig {
     pub trusted_networks: Vec<crate::network::IpNetwork>,
 }
 
+/// Whether `token` may be an admin token: 16 to 4096 visible ASCII characters (RFC 6750 §2.1
+/// `b64token` characters are a subset), so that it fits an `Authorization` header and is not
+/// guessable by being short.
+pub fn admin_token_problem(token: &str) -> Result<(), String> {
+    if !(16..=4096).contains(&token.len()) {
+        return Err(format!("{} characters; use 16 to 4096 (e.g. `openssl rand -hex 32`)", token.len()));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("only visible ASCII characters, no spaces (e.g. `openssl rand -hex 32`)".to_owned());
+    }
+    Ok(())
+}
+
 /// `listen.quic_retry`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -158,6 +182,9 @@ impl Default for ListenConfig {
             https: None,
             admin: DEFAULT_ADMIN,
             admin_allow_public: false,
+            admin_token: None,
+            admin_token_file: None,
+            admin_max_connections: 64,
             http3: false,
             alt_svc_max_age: DEFAULT_ALT_SVC_MAX_AGE,
             http3_early_data: false,
@@ -244,15 +271,19 @@ pub struct LimitsConfig {
     pub max_headers: usize,
     /// Request body size. Client sees 413. Default: 64MiB.
     pub max_request_body: ByteSize,
-    /// Open connections per listener; a connection beyond it is accepted and closed at once.
-    /// Default: 10000; 1 to 1000000.
+    /// Open connections per listener. A new connection beyond it first closes the connection
+    /// idle the longest (no request in progress); with none idle, the new one is accepted and
+    /// closed at once. Default: 10000; 1 to 1000000.
     pub max_connections: usize,
-    /// Time to receive a request's complete header section; the connection is closed without a
-    /// response. Default: 10s; more than 0.
+    /// Time from accept to a connection's first request header section, complete (TLS
+    /// handshake, protocol detection and the HTTP/2 preface included), and to each later
+    /// request's header section; the connection is closed without a response. Default: 10s;
+    /// more than 0.
     #[serde(deserialize_with = "duration::deserialize")]
     pub header_read_timeout: Duration,
-    /// Idle time allowed between requests on a connection before it is closed (for HTTP/3,
-    /// the QUIC idle timeout). Default: 60s; more than 0.
+    /// Idle time allowed between requests on a connection (HTTP/1.1 keep-alive, an HTTP/2
+    /// connection with no stream open) before it is closed (for HTTP/3, the QUIC idle
+    /// timeout). Default: 60s; more than 0.
     #[serde(deserialize_with = "duration::deserialize")]
     pub keepalive_timeout: Duration,
     /// HTTP/2 and HTTP/3 request streams open at once per connection; more are refused (HTTP/2:
@@ -287,6 +318,22 @@ pub struct LimitsConfig {
     /// be decoded (a decompression bomb) cannot grow memory past it. Default: 512MiB; 16MiB to
     /// 64GiB.
     pub max_codec_memory: ByteSize,
+    /// Networks (`"10.20.0.0/16"`, `"::1/128"`, or one address) the upstreams of the control
+    /// plane's (tenants') services may connect to although they are loopback, private,
+    /// link-local, CGNAT, unspecified, multicast, broadcast or reserved addresses, or IPv6
+    /// forms of them (`::ffff:127.0.0.1`, `64:ff9b::7f00:1`, `2002:7f00:1::`). The node checks
+    /// every address a tenant's upstream name resolves to, health probes included, just before
+    /// connecting; a refused one gets **502** `upstream_forbidden`. Services written in this
+    /// file (the operator's) are not checked. Default: empty.
+    pub tenant_upstream_allow: Vec<String>,
+}
+
+impl LimitsConfig {
+    /// `tenant_upstream_allow` parsed; an entry that does not parse (validation refused it) is
+    /// left out.
+    pub fn tenant_upstream_networks(&self) -> Vec<crate::net::Cidr> {
+        self.tenant_upstream_allow.iter().filter_map(|text| text.parse().ok()).collect()
+    }
 }
 
 impl Default for LimitsConfig {
@@ -304,6 +351,7 @@ impl Default for LimitsConfig {
             max_queued_transcodes: 32,
             max_concurrent_encodes: 32,
             max_codec_memory: ByteSize::mib(512),
+            tenant_upstream_allow: Vec::new(),
         }
     }
 }
@@ -405,6 +453,9 @@ impl NodeConfig {
             resolve(&mut certificate.key, base);
         }
         resolve(&mut self.cache.disk_path, base);
+        if let Some(token) = &mut self.listen.admin_token_file {
+            resolve(token, base);
+        }
         if let AccessLog::File(path) = &mut self.log.access {
             resolve(path, base);
         }

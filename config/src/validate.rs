@@ -128,8 +128,8 @@ impl Report<'_> {
         if matches!(self.scope, Scope::Standalone) {
             return;
         }
-        const VALID: &str = "expected a readable PEM file (relative paths are resolved against \
-                             the config file's directory)";
+        const VALID: &str = "expected a readable file (relative paths are resolved against the \
+                             config file's directory)";
         if file.as_os_str().is_empty() {
             self.error(path, format!("empty path; {VALID}"));
             return;
@@ -194,16 +194,7 @@ fn check_listen(report: &mut Report<'_>, listen: &ListenConfig, tls: &TlsConfig)
         );
     }
     report.count("listen.trusted_networks", listen.trusted_networks.len(), 0, crate::MAX_TRUSTED_NETWORKS);
-    if !listen.admin.ip().to_canonical().is_loopback() && !listen.admin_allow_public {
-        report.error(
-            "listen.admin",
-            format!(
-                "{} is not a loopback address and the admin API has no authentication; use \
-                 127.0.0.1:PORT or [::1]:PORT, or set listen.admin_allow_public = true",
-                listen.admin
-            ),
-        );
-    }
+    check_admin(report, listen);
     let listeners =
         [("listen.http", listen.http), ("listen.https", listen.https), ("listen.admin", Some(listen.admin))];
     for (i, (name, addr)) in listeners.iter().enumerate() {
@@ -213,6 +204,37 @@ fn check_listen(report: &mut Report<'_>, listen: &ListenConfig, tls: &TlsConfig)
             report.error(*name, format!("{addr} overlaps {other} ({other_addr}); give each listener its own port"));
         }
     }
+}
+
+/// The admin listener: loopback unless allowed, its token, its connection cap.
+fn check_admin(report: &mut Report<'_>, listen: &ListenConfig) {
+    let token = listen.admin_token.is_some() || listen.admin_token_file.is_some();
+    if !listen.admin.ip().to_canonical().is_loopback() && !listen.admin_allow_public {
+        report.error(
+            "listen.admin",
+            format!(
+                "{} is not a loopback address; use 127.0.0.1:PORT or [::1]:PORT, or set \
+                 listen.admin_allow_public = true (with an admin token)",
+                listen.admin
+            ),
+        );
+    }
+    if listen.admin_allow_public && !token {
+        report.error(
+            "listen.admin_allow_public",
+            "a public admin listener needs a token; set listen.admin_token_file (or listen.admin_token)",
+        );
+    }
+    if listen.admin_token.is_some() && listen.admin_token_file.is_some() {
+        report.error("listen.admin_token", "set one of listen.admin_token and listen.admin_token_file, not both");
+    }
+    if let Some(problem) = listen.admin_token.as_deref().and_then(|t| crate::node::admin_token_problem(t).err()) {
+        report.error("listen.admin_token", problem);
+    }
+    if let Some(file) = &listen.admin_token_file {
+        report.readable_file("listen.admin_token_file", file);
+    }
+    report.count("listen.admin_max_connections", listen.admin_max_connections, 1, 10_000);
 }
 
 /// Whether two listeners would fight over one port. Port 0 never collides.
@@ -283,6 +305,11 @@ fn check_limits(report: &mut Report<'_>, limits: &LimitsConfig) {
     report.count("limits.max_queued_transcodes", limits.max_queued_transcodes, 0, 100_000);
     report.count("limits.max_concurrent_encodes", limits.max_concurrent_encodes, 1, 10_000);
     report.size("limits.max_codec_memory", limits.max_codec_memory, ByteSize::mib(16), Some(ByteSize::gib(64)));
+    for (i, text) in limits.tenant_upstream_allow.iter().enumerate() {
+        if let Err(why) = text.parse::<crate::net::Cidr>() {
+            report.error(format!("limits.tenant_upstream_allow[{i}]"), why);
+        }
+    }
 }
 
 fn check_upstream(report: &mut Report<'_>, upstream: &UpstreamConfig) {
@@ -456,7 +483,7 @@ mod tests {
             (
                 format!("{NODE}{LISTEN}[[tls.certificates]]\nhosts = [\"a\"]\ncert = \"Cargo.toml\"\nkey = \"src\"\n"),
                 "tls.certificates[0].key",
-                "not a regular file; expected a readable PEM file",
+                "not a regular file; expected a readable file",
             ),
             (
                 format!("{NODE}{LISTEN}[[tls.certificates]]\nhosts = [\"a\"]\ncert = \"\"\nkey = \"Cargo.toml\"\n"),
@@ -514,6 +541,46 @@ mod tests {
             (format!("{NODE}{LISTEN}[limits]\nmax_headers = 7\n"), "limits.max_headers", "use 8 to 1000"),
             (format!("{NODE}{LISTEN}[limits]\nmax_headers = 1001\n"), "limits.max_headers", "use 8 to 1000"),
             (format!("{NODE}{LISTEN}[limits]\nmax_connections = 0\n"), "limits.max_connections", "use 1 to 1000000"),
+            (
+                format!("{NODE}{LISTEN}[limits]\ntenant_upstream_allow = [\"127.0.0.0/8\", \"10.0.0.1/8\"]\n"),
+                "limits.tenant_upstream_allow[1]",
+                "has host bits set; the network is 10.0.0.0/8",
+            ),
+            (
+                format!("{NODE}[listen]\nhttp = \"127.0.0.1:0\"\nadmin_token = \"short\"\n"),
+                "listen.admin_token",
+                "5 characters; use 16 to 4096",
+            ),
+            (
+                format!("{NODE}[listen]\nhttp = \"127.0.0.1:0\"\nadmin_token = \"with a space in it\"\n"),
+                "listen.admin_token",
+                "only visible ASCII characters",
+            ),
+            (
+                format!(
+                    "{NODE}[listen]\nhttp = \"127.0.0.1:0\"\nadmin_token = \"0123456789abcdef\"\n\
+                     admin_token_file = \"Cargo.toml\"\n"
+                ),
+                "listen.admin_token",
+                "set one of listen.admin_token and listen.admin_token_file, not both",
+            ),
+            (
+                format!("{NODE}[listen]\nhttp = \"127.0.0.1:0\"\nadmin_token_file = \"missing-token\"\n"),
+                "listen.admin_token_file",
+                "cannot read",
+            ),
+            (
+                format!(
+                    "{NODE}[listen]\nhttp = \"127.0.0.1:0\"\nadmin = \"0.0.0.0:9090\"\nadmin_allow_public = true\n"
+                ),
+                "listen.admin_allow_public",
+                "a public admin listener needs a token",
+            ),
+            (
+                format!("{NODE}[listen]\nhttp = \"127.0.0.1:0\"\nadmin_max_connections = 0\n"),
+                "listen.admin_max_connections",
+                "use 1 to 10000",
+            ),
             (
                 format!("{NODE}{LISTEN}[limits]\nheader_read_timeout = \"0s\"\n"),
                 "limits.header_read_timeout",
@@ -660,8 +727,13 @@ mod tests {
     #[test]
     fn accepts_valid_edges() {
         let cases = [
-            format!("{NODE}{LISTEN}admin = \"0.0.0.0:9090\"\nadmin_allow_public = true\n"),
-            format!("{NODE}{LISTEN}admin = \"[::1]:0\"\n"),
+            format!(
+                "{NODE}{LISTEN}admin = \"0.0.0.0:9090\"\nadmin_allow_public = true\nadmin_token_file = \"Cargo.toml\"\n"
+            ),
+            format!(
+                "{NODE}{LISTEN}admin = \"[::1]:0\"\nadmin_token = \"0123456789abcdef\"\nadmin_max_connections = 10000\n"
+            ),
+            format!("{NODE}{LISTEN}[limits]\ntenant_upstream_allow = [\"127.0.0.0/8\", \"::1\", \"10.20.0.0/16\"]\n"),
             format!("{NODE}[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n{CERT}"),
             format!("{NODE}[listen]\nhttp = \"[::]:8080\"\nadmin = \"127.0.0.1:8080\"\n"),
             format!(

@@ -16,7 +16,8 @@
 //! - `dns`: the authoritative DNS server for the CDN's zone: `<service>.<zone>` → the edges of
 //!   the nearest healthy, undrained PoP for the client (EDNS Client Subnet, else the resolver).
 //! - `ratelimit`: per-tenant purge token buckets.
-//! - `server`: open the store, bind, serve until a signal.
+//! - `server`: open the store, bind, serve until a signal; `listen`: the accept loop (connection
+//!   cap, first-request and keep-alive timeouts, longest-idle connection closed first when full).
 //!
 //! # How a change flows
 //! `PUT /v1/services/shop` → token → tenant `acme` → body checked with
@@ -32,6 +33,7 @@ pub mod api;
 pub mod auth;
 pub mod ctl;
 pub mod dns;
+mod listen;
 pub mod nodes;
 pub mod pops;
 pub mod ratelimit;

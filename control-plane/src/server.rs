@@ -18,8 +18,6 @@ pub enum RunError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("ready file {path}: {source}")]
     ReadyFile { path: PathBuf, source: std::io::Error },
-    #[error("serve: {0}")]
-    Serve(std::io::Error),
     #[error("{0}")]
     Dns(#[from] DnsError),
 }
@@ -69,12 +67,11 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>) -> Result<(), Ru
         nodes.shutdown();
         let _ = stop_dns.send(());
     };
-    let served = axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown).await;
+    crate::listen::serve(listener, api::router(app), &settings.limits, shutdown).await;
     checker.abort();
     if let Some(dns) = dns {
         let _ = dns.await;
     }
-    served.map_err(RunError::Serve)?;
     tracing::info!("stopped");
     Ok(())
 }

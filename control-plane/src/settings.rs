@@ -35,6 +35,9 @@
 //! max_function_size = "32MiB"
 //! max_function_versions = 20
 //! tenant_upstream_allow = []      # CIDRs tenants' upstreams may be in despite being private
+//! max_connections = 4096          # open API connections; the longest idle closed first when full
+//! header_read_timeout = "10s"     # accept to a request's complete headers
+//! keepalive_timeout = "60s"       # idle between requests (a node's stream is never idle)
 //! ```
 
 use std::collections::HashMap;
@@ -183,6 +186,20 @@ pub struct Limits {
     /// purges without a token. `localhost` needs both 127.0.0.1 and ::1 in the list. The
     /// operator's configs are not checked. Default: empty (no such address for tenants).
     pub tenant_upstream_allow: Vec<String>,
+    /// Open API connections (tenants, operators, nodes' streams). A new one beyond it closes
+    /// the connection idle the longest (no request in progress); with none idle, the new one
+    /// is closed at once. Bounds the file descriptors and memory connections take.
+    /// Default: 4096; 1 to 1000000.
+    pub max_connections: usize,
+    /// Time from accept to a connection's first complete request header section (and to
+    /// each later one's); the connection is closed without a response. Default: `"10s"`;
+    /// more than 0.
+    #[serde(with = "outpost_config::units::duration")]
+    pub header_read_timeout: Duration,
+    /// Idle time allowed between requests on a connection before it is closed. A node's
+    /// event stream is a request in progress, never idle. Default: `"60s"`; more than 0.
+    #[serde(with = "outpost_config::units::duration")]
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -198,6 +215,9 @@ impl Default for Limits {
             max_function_size: ByteSize::mib(32),
             max_function_versions: 20,
             tenant_upstream_allow: Vec::new(),
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -351,6 +371,7 @@ fn check_limits(limits: &Limits, report: &mut dyn FnMut(&str, String)) {
         ("limits.max_page", limits.max_page, 100_000),
         ("limits.max_events", limits.max_events, 100_000_000),
         ("limits.max_function_versions", limits.max_function_versions, 10_000),
+        ("limits.max_connections", limits.max_connections, 1_000_000),
     ];
     for (path, value, max) in counts {
         if !(1..=max).contains(&value) {
@@ -366,6 +387,14 @@ fn check_limits(limits: &Limits, report: &mut dyn FnMut(&str, String)) {
     for (i, text) in limits.tenant_upstream_allow.iter().enumerate() {
         if let Err(why) = text.parse::<Cidr>() {
             report(&format!("limits.tenant_upstream_allow[{i}]"), why);
+        }
+    }
+    for (path, value) in [
+        ("limits.header_read_timeout", limits.header_read_timeout),
+        ("limits.keepalive_timeout", limits.keepalive_timeout),
+    ] {
+        if value.is_zero() {
+            report(path, "must be more than 0; write a duration such as \"10s\"".to_owned());
         }
     }
 }

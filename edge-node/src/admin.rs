@@ -1,5 +1,15 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics` (Prometheus text) and `POST /purge`.
-//! Loopback by default (config refuses a public address unless told otherwise).
+//! The admin listener: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/upstreams` and
+//! `POST /purge`. Loopback by default (config refuses a public address unless told otherwise
+//! and given a token).
+//!
+//! Every route but `GET /healthz` needs `Authorization: Bearer TOKEN` (RFC 6750 §2.1) with the
+//! token of `listen.admin_token(_file)`, compared in constant time; without one configured,
+//! those routes answer 401. `/healthz` says only that the process runs (no state, no data),
+//! so liveness probes (the control plane's PoP checks, an orchestrator's) need no secret:
+//! handing every node's admin token to each prober would spread the very secret that guards
+//! purges. Connections are bounded (`listen.admin_max_connections`, longest-idle closed first)
+//! and timed out like client connections (`limits.header_read_timeout`,
+//! `limits.keepalive_timeout`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,7 +20,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use metrics_exporter_prometheus::PrometheusHandle;
 use outpost_config::PurgeRequest;
@@ -20,31 +30,54 @@ use tokio::sync::watch;
 
 use crate::body::{self, EdgeBody};
 use crate::cache::purge::{self, PurgeSource, Target};
+use crate::listen::conns::Conns;
+use crate::listen::{self, TrackedBody};
 use crate::pipeline::NodeState;
 
 /// Largest purge request body. Default: 64 KiB.
 const MAX_PURGE_BODY: usize = 64 * 1024;
+/// Largest admin request header section (hyper's parse buffer): admin requests are small.
+const MAX_ADMIN_HEADER: usize = 16 * 1024;
+
+mod auth;
+pub use auth::{AdminToken, TokenError};
+use auth::{authorize, unauthorized};
 
 pub struct Admin {
     pub state: Arc<NodeState>,
     pub metrics: PrometheusHandle,
     pub ready: AtomicBool,
+    /// `listen.admin_token(_file)`; `None`: every route but `/healthz` answers 401.
+    pub token: Option<AdminToken>,
+    /// `listen.admin_max_connections`.
+    pub max_connections: usize,
 }
 
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch::Receiver<bool>) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(admin.state.limits.header_read_timeout)
+        .max_buf_size(MAX_ADMIN_HEADER);
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(16).max_header_list_size(MAX_ADMIN_HEADER as u32);
+    let conns = Conns::new(admin.max_connections);
+    let timeouts = listen::timeouts(&admin.state.limits);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = shutdown.wait_for(|s| *s) => break,
         };
-        let Ok((tcp, _)) = accepted else { continue };
+        let Ok((tcp, peer)) = accepted else { continue };
+        let Some(slot) = listen::admit(&conns, peer, "listen.admin_max_connections") else { continue };
+        let activity = slot.activity.clone();
         let admin = admin.clone();
         let builder = builder.clone();
-        tokio::spawn(async move {
+        listen::watched(slot, peer, timeouts, false, async move {
             let svc = service_fn(move |req| {
+                let busy = activity.begin();
                 let admin = admin.clone();
-                async move { Ok::<_, Infallible>(route(&admin, req).await) }
+                async move { Ok::<_, Infallible>(route(&admin, req).await.map(|b| TrackedBody::new(b, busy))) }
             });
             let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
         });
@@ -52,8 +85,13 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch
 }
 
 async fn route(admin: &Admin, req: Request<Incoming>) -> Response<EdgeBody> {
+    if (req.method(), req.uri().path()) == (&Method::GET, "/healthz") {
+        return text(StatusCode::OK, "ok\n");
+    }
+    if let Err(refusal) = authorize(admin.token.as_ref(), req.headers()) {
+        return unauthorized(refusal);
+    }
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") if admin.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         (&Method::GET, "/metrics") => {

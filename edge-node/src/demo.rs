@@ -31,6 +31,7 @@ pub async fn run() -> anyhow::Result<()> {
 
 async fn run_in(dir: &std::path::Path) -> anyhow::Result<()> {
     let (cert, key) = write_certificate(dir)?;
+    let token_file = write_admin_token(dir)?;
     let origin_hits = Arc::new(AtomicU64::new(0));
     let origin = start_origin(origin_hits.clone()).await?;
     let config = format!(
@@ -41,6 +42,7 @@ name = "demo-edge"
 http = "{http}"
 https = "{https}"
 admin = "{admin}"
+admin_token_file = "{token}"
 [[tls.certificates]]
 hosts = ["{HOST}", "demo.outpost.test"]
 cert = "{cert}"
@@ -63,6 +65,7 @@ origin = "http://{origin}"
         admin = free_or_any("127.0.0.1:9090"),
         cert = cert.display(),
         key = key.display(),
+        token = token_file.display(),
         cache = dir.join("cache").display(),
     );
     let config_path = dir.join("demo.toml");
@@ -89,10 +92,11 @@ origin = "http://{origin}"
         https.port()
     );
     println!("  curl -s -D - -o /dev/null http://{HOST}:{}/time   # no-store: never cached", http.port());
+    let auth = format!("-H \"Authorization: Bearer $(cat {})\"", token_file.display());
     println!(
-        "  curl -s -X POST http://{admin}/purge -d '{{\"service\":\"demo\",\"kind\":\"all\"}}'   # purge, then MISS again"
+        "  curl -s {auth} -X POST http://{admin}/purge -d '{{\"service\":\"demo\",\"kind\":\"all\"}}'   # purge, then MISS again"
     );
-    println!("  curl -s http://{admin}/metrics | grep outpost_requests_total");
+    println!("  curl -s {auth} http://{admin}/metrics | grep outpost_requests_total");
     println!("\nCertificate: {}. Ctrl-C stops the demo.", cert.display());
 
     tokio::signal::ctrl_c().await?;
@@ -105,6 +109,20 @@ fn free_or_any(addr: &str) -> String {
         Ok(_) => addr.to_string(),
         Err(_) => "127.0.0.1:0".to_string(),
     }
+}
+
+/// A fresh random admin token in `dir/admin-token`, readable by this user only.
+fn write_admin_token(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| anyhow::anyhow!("no system randomness for the admin token"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join("admin-token");
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    file.write_all(token.as_bytes())?;
+    Ok(path)
 }
 
 fn write_certificate(dir: &std::path::Path) -> anyhow::Result<(PathBuf, PathBuf)> {

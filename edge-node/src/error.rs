@@ -44,6 +44,9 @@ pub enum ErrorKind {
     UpstreamTimeout,
     /// TLS to the upstream failed (certificate not trusted, handshake).
     UpstreamTls,
+    /// A tenant's upstream resolved into a network tenants may not reach (the node's own
+    /// loopback, private networks...; `limits.tenant_upstream_allow`): not connected.
+    UpstreamForbidden,
     /// An image transform was asked of a body this node cannot decode (or may not: over the
     /// service's source limits), and the service is strict about it.
     UnsupportedMedia,
@@ -73,9 +76,8 @@ impl ErrorKind {
         match self {
             BadRequest | UnknownHost | Misdirected | BodyTooLarge | HeadersTooLarge | TooEarly | NotCached
             | ClientAborted | RequestTimeout => Side::Client,
-            UpstreamConnect | UpstreamProtocol | UpstreamTimeout | UpstreamTls | UnsupportedMedia | NoUpstream => {
-                Side::Upstream
-            }
+            UpstreamConnect | UpstreamProtocol | UpstreamTimeout | UpstreamTls | UpstreamForbidden
+            | UnsupportedMedia | NoUpstream => Side::Upstream,
             FunctionTrap | FunctionCpuTime | FunctionMemory | FunctionWallTime | FunctionBadResponse
             | FunctionCapacity => Side::Function,
             Internal => Side::Internal,
@@ -96,7 +98,8 @@ impl ErrorKind {
             // 499 is nginx's "client closed request"; not registered, but what operators grep for.
             ClientAborted => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            UpstreamConnect | UpstreamProtocol | UpstreamTls => StatusCode::BAD_GATEWAY,
+            // A forbidden upstream is a broken gateway config, as an unreachable one: 502.
+            UpstreamConnect | UpstreamProtocol | UpstreamTls | UpstreamForbidden => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             NoUpstream => StatusCode::SERVICE_UNAVAILABLE,
@@ -129,6 +132,7 @@ impl ErrorKind {
             UpstreamProtocol => "upstream_protocol",
             UpstreamTimeout => "upstream_timeout",
             UpstreamTls => "upstream_tls",
+            UpstreamForbidden => "upstream_forbidden",
             UnsupportedMedia => "unsupported_media",
             NoUpstream => "no_upstream",
             FunctionTrap => "function_trap",
@@ -219,6 +223,7 @@ mod tests {
             (UpstreamConnect, 502, Side::Upstream),
             (UpstreamProtocol, 502, Side::Upstream),
             (UpstreamTls, 502, Side::Upstream),
+            (UpstreamForbidden, 502, Side::Upstream),
             (UpstreamTimeout, 504, Side::Upstream),
             (UnsupportedMedia, 415, Side::Upstream),
             (NoUpstream, 503, Side::Upstream),

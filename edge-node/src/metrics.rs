@@ -22,6 +22,9 @@ pub const PURGES: &str = "outpost_purges_total";
 pub const PURGE_RECORDS: &str = "outpost_purge_records";
 pub const CONNECTIONS: &str = "outpost_open_connections";
 pub const CONNECTIONS_REFUSED: &str = "outpost_connections_refused_total";
+/// Connections the node closed, by `reason`: `first_request_timeout`, `keepalive_timeout`,
+/// `evicted` (the longest idle, to make room under `max_connections`).
+pub const CONNECTIONS_CLOSED: &str = "outpost_connections_closed_total";
 pub const QUIC_RETRIES: &str = "outpost_quic_retries_total";
 /// Requests refused with 400 for their host fields, by `reason` (`AuthorityError::label`).
 pub const HOST_REFUSED: &str = "outpost_host_refused_total";

@@ -39,6 +39,8 @@ pub enum StartError {
     AccessLog(std::io::Error),
     #[error("control: {0}")]
     Control(String),
+    #[error("{0}")]
+    AdminToken(#[from] admin::TokenError),
 }
 
 /// The addresses the node actually listens on (port 0 in config → the port the OS chose).
@@ -72,7 +74,8 @@ impl RunningNode {
         let metrics = crate::metrics::install();
         let cache = Cache::open(&cfg.cache).await?;
         let functions = Arc::new(crate::function::FunctionHost::new(&cfg.functions, &cfg.node));
-        let services = compile_all(&cfg, &functions)?;
+        // The file's services are the operator's; the control plane's come later (the agent).
+        let services = compile_all(&cfg, &functions, &|_| false)?;
         let state = Arc::new(NodeState {
             name: cfg.node.name.as_str().into(),
             role: cfg.node.role,
@@ -149,7 +152,17 @@ impl RunningNode {
             addr: cfg.listen.admin,
             source,
         })?;
-        let admin = Arc::new(Admin { state: state.clone(), metrics, ready: true.into() });
+        let token = admin::AdminToken::from_config(&cfg.listen)?;
+        if token.is_none() {
+            tracing::warn!("no listen.admin_token_file: the admin listener serves only /healthz (401 elsewhere)");
+        }
+        let admin = Arc::new(Admin {
+            state: state.clone(),
+            metrics,
+            ready: true.into(),
+            token,
+            max_connections: cfg.listen.admin_max_connections,
+        });
         let (admin_shutdown, admin_shutdown_rx) = watch::channel(false);
         let admin_task = tokio::spawn(admin::serve(admin_listener, admin.clone(), admin_shutdown_rx));
         let addrs = BoundAddrs { http, https, admin: admin_addr };

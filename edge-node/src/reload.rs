@@ -81,7 +81,9 @@ impl Reloader {
         let count = cfg.services.len();
         // Compiling may load and compile edge functions: keep it off the request threads.
         let functions = self.state.functions.clone();
-        let services = tokio::task::spawn_blocking(move || compile_all(&cfg, &functions)).await??;
+        let tenant: Vec<String> = remote.iter().map(|r| r.name.clone()).collect();
+        let is_tenant = move |s: &ServiceConfig| tenant.contains(&s.name);
+        let services = tokio::task::spawn_blocking(move || compile_all(&cfg, &functions, &is_tenant)).await??;
         self.state.routes.replace(Router::new(&services));
         tracing::info!(services = count, "services reloaded");
         Ok(count)

@@ -8,7 +8,7 @@ use outpost_config::{HostHeader, HostPattern, NodeConfig, NodeRole, ServiceConfi
 
 use crate::cache::policy::ServicePolicy;
 use crate::function::{Function, FunctionHost};
-use crate::upstream::Upstream;
+use crate::upstream::{Guard, Upstream};
 
 pub struct CompiledService {
     pub name: Arc<str>,
@@ -45,8 +45,9 @@ impl CompiledService {
         svc: &ServiceConfig,
         node: &NodeConfig,
         functions: &Arc<FunctionHost>,
+        guard: &Guard,
     ) -> Result<Self, CompileError> {
-        let upstream = Upstream::new(svc, &node.upstream).map_err(|e| CompileError {
+        let upstream = Upstream::new(svc, &node.upstream, guard).map_err(|e| CompileError {
             index,
             name: svc.name.clone(),
             message: e.to_string(),
@@ -58,7 +59,7 @@ impl CompiledService {
                 tracing::debug!(service = %svc.name, "function not run on a shield (edges run it)");
                 None
             }
-            Some(f) => Some(Arc::new(Function::compile(functions, index, svc, f, node)?)),
+            Some(f) => Some(Arc::new(Function::compile(functions, index, svc, f, node, guard)?)),
             None => None,
         };
         Ok(Self {
@@ -91,15 +92,22 @@ impl CompiledService {
 }
 
 /// Every service of `node`; their functions compile on `functions` (machine code from its cache
-/// directory when unchanged). Compiling a function takes up to seconds: call this off the
-/// request threads.
+/// directory when unchanged). The services `tenant` names came from the control plane: their
+/// upstreams (origins, shields, function backends, health probes) connect only outside the
+/// node's own networks (`limits.tenant_upstream_allow`). Compiling a function takes up to
+/// seconds: call this off the request threads.
 pub fn compile_all(
     node: &NodeConfig,
     functions: &Arc<FunctionHost>,
+    tenant: &dyn Fn(&ServiceConfig) -> bool,
 ) -> Result<Vec<Arc<CompiledService>>, CompileError> {
+    let tenant_guard = Guard::Tenant { allow: node.limits.tenant_upstream_networks().into() };
     node.services
         .iter()
         .enumerate()
-        .map(|(i, s)| CompiledService::compile(i, s, node, functions).map(Arc::new))
+        .map(|(i, s)| {
+            let guard = if tenant(s) { &tenant_guard } else { &Guard::Operator };
+            CompiledService::compile(i, s, node, functions, guard).map(Arc::new)
+        })
         .collect()
 }

@@ -519,3 +519,35 @@ impl Drop for AbortOnDrop {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// `n` connections to `addr` that send `prefix` (nothing, or part of a request or preface) and
+/// then nothing more: the idle-connection flood of issue 18. Hold them to keep them open.
+pub async fn idle_connections(addr: SocketAddr, n: usize, prefix: &[u8]) -> anyhow::Result<Vec<TcpStream>> {
+    use tokio::io::AsyncWriteExt;
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut tcp = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+        if !prefix.is_empty() {
+            tcp.write_all(prefix).await?;
+        }
+        held.push(tcp);
+    }
+    Ok(held)
+}
+
+/// Whether the peer closes `tcp` (end of stream or a reset) within `limit`, reading and
+/// discarding whatever it sends first. A bounded wait on the connection's state, not a
+/// timing assertion: `limit` is far above the timeout under test.
+pub async fn closed_by_peer(tcp: &mut TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let reading = async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, reading).await.is_ok()
+}

@@ -210,7 +210,16 @@ pub struct NodeConfig {
     pub limits_lines: Vec<String>,
     /// Raw TOML appended to the file.
     pub extra: String,
+    /// `listen.admin_token`: [`ADMIN_TOKEN`] unless a test sets another; `None` writes none.
+    pub admin_token: Option<String>,
+    /// `limits.tenant_upstream_allow`: loopback by default, since the test origins and shields
+    /// that the control plane's services name all listen there.
+    pub tenant_upstream_allow: Vec<String>,
 }
+
+/// The admin token every [`NodeConfig`] has unless a test sets another; [`EdgeNode::admin`]
+/// sends it.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 impl Default for NodeConfig {
     fn default() -> Self {
@@ -234,6 +243,8 @@ impl Default for NodeConfig {
             listen_lines: Vec::new(),
             limits_lines: Vec::new(),
             extra: String::new(),
+            admin_token: Some(ADMIN_TOKEN.to_owned()),
+            tenant_upstream_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
         }
     }
 }
@@ -315,6 +326,9 @@ impl NodeConfig {
             line("http3 = true".into());
         }
         line(format!("admin = {}", q(&self.admin_listen)));
+        if let Some(token) = &self.admin_token {
+            line(format!("admin_token = {}", q(token)));
+        }
         for l in &self.listen_lines {
             line(l.clone());
         }
@@ -339,6 +353,9 @@ impl NodeConfig {
         line("[limits]".into());
         line(format!("max_header_bytes = {}", q(&self.max_header_bytes)));
         line(format!("max_request_body = {}", q(&self.max_request_body)));
+        if !self.tenant_upstream_allow.is_empty() {
+            line(format!("tenant_upstream_allow = {}", list(&self.tenant_upstream_allow)));
+        }
         for l in &self.limits_lines {
             line(l.clone());
         }
@@ -629,9 +646,12 @@ impl EdgeNode {
         Ok(resp)
     }
 
-    /// A request to the admin listener.
+    /// A request to the admin listener, with the config's admin token.
     pub async fn admin(&self, method: Method, path: &str, body: &str) -> anyhow::Result<Resp> {
         let mut req = Req::new(method, "localhost", path).body(body.to_string());
+        if let Some(token) = &self.config.admin_token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
         if !body.is_empty() {
             req = req.header("content-type", "application/json");
         }

@@ -54,3 +54,53 @@ async fn metrics_count_requests() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The admin listener without the token (issue 18, finding 5b): every route but `/healthz`
+/// answers 401 with a Bearer challenge (RFC 6750 §3), a wrong token too; the token opens them.
+#[tokio::test]
+async fn admin_routes_need_the_token() -> anyhow::Result<()> {
+    let (_origin, node) = shop().await?;
+    let admin = node.admin_addr();
+    let purge = r#"{"service":"shop","kind":"all"}"#;
+    let routes = [
+        (Method::GET, "/metrics", ""),
+        (Method::GET, "/upstreams", ""),
+        (Method::GET, "/readyz", ""),
+        (Method::POST, "/purge", purge),
+    ];
+    for (method, path, body) in routes {
+        for auth in [None, Some("Bearer wrong-token-0123456789"), Some("Basic dGVzdDp0ZXN0")] {
+            let mut req = Req::new(method.clone(), "localhost", path).body(body.to_owned());
+            if let Some(auth) = auth {
+                req = req.header("authorization", auth);
+            }
+            let resp = outpost_tests::client::send(admin, &req).await?;
+            assert_eq!(resp.status, 401, "{method} {path} with {auth:?}: {}", resp.text());
+            assert!(resp.header("www-authenticate").is_some_and(|c| c.starts_with("Bearer")), "{method} {path}");
+        }
+        let resp = node.admin(method.clone(), path, body).await?;
+        assert_eq!(resp.status, 200, "{method} {path} with the token: {}", resp.text());
+    }
+    // Liveness carries nothing and stays open to probes.
+    let health = outpost_tests::client::send(admin, &Req::get("localhost", "/healthz")).await?;
+    assert_eq!(health.status, 200);
+    Ok(())
+}
+
+/// A node with no admin token configured serves `/healthz` only, whatever a request carries.
+#[tokio::test]
+async fn without_a_token_configured_only_healthz_is_served() -> anyhow::Result<()> {
+    let (_origin, node) = outpost_tests::shop_with(|mut c| {
+        c.admin_token = None;
+        c
+    })
+    .await?;
+    let health = node.admin(Method::GET, "/healthz", "").await?;
+    assert_eq!(health.status, 200);
+    let req = Req::get("localhost", "/metrics")
+        .header("authorization", format!("Bearer {}", outpost_tests::node::ADMIN_TOKEN));
+    let metrics = outpost_tests::client::send(node.admin_addr(), &req).await?;
+    assert_eq!(metrics.status, 401, "{}", metrics.text());
+    assert!(metrics.text().contains("listen.admin_token_file"), "{}", metrics.text());
+    Ok(())
+}

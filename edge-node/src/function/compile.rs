@@ -64,6 +64,7 @@ impl Function {
         svc: &ServiceConfig,
         config: &FunctionConfig,
         node: &NodeConfig,
+        guard: &crate::upstream::Guard,
     ) -> Result<Self, CompileError> {
         let fail = |message: String| CompileError { index, name: svc.name.clone(), message };
         let path = config.wasm.display();
@@ -83,7 +84,7 @@ impl Function {
             .backends
             .iter()
             .map(|(name, url)| {
-                backend(host, index, svc, name, url, node).map(|b| (name.to_ascii_lowercase().into(), b))
+                backend(host, index, svc, name, url, node, guard).map(|b| (name.to_ascii_lowercase().into(), b))
             })
             .collect::<Result<Vec<_>, _>>()?;
         metrics::counter!(crate::metrics::FUNCTION_LOADS, "source" => source.as_str()).increment(1);
@@ -116,6 +117,7 @@ fn backend(
     name: &str,
     url: &OriginUrl,
     node: &NodeConfig,
+    guard: &crate::upstream::Guard,
 ) -> Result<Backend, CompileError> {
     let mut config = svc.clone();
     config.name = format!("{}~{name}", svc.name);
@@ -124,7 +126,7 @@ fn backend(
     config.shields = Vec::new();
     config.host_header = HostHeader::Origin;
     config.function = None;
-    let service = CompiledService::compile(index, &config, node, host)?;
+    let service = CompiledService::compile(index, &config, node, host, guard)?;
     let backend_host = url.authority();
     let backend_host = backend_host.rsplit_once(':').map_or(backend_host.as_str(), |(h, _)| h).to_string();
     Ok(Backend { service: Arc::new(service), host: Some(backend_host.into()) })

@@ -143,6 +143,7 @@ fn to_wasi(e: &EdgeError) -> WasiError {
         ErrorKind::UpstreamConnect => WasiError::ConnectionRefused,
         ErrorKind::UpstreamTimeout => WasiError::HttpResponseTimeout,
         ErrorKind::UpstreamTls => WasiError::TlsProtocolError,
+        ErrorKind::UpstreamForbidden => WasiError::DestinationIpProhibited,
         ErrorKind::UpstreamProtocol => WasiError::HttpProtocolError,
         ErrorKind::NoUpstream => WasiError::DestinationUnavailable,
         ErrorKind::BodyTooLarge => WasiError::HttpRequestBodySize(None),

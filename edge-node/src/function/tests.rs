@@ -85,7 +85,8 @@ async fn a_component_without_the_proxy_export_is_refused_at_compile_time() {
     let host = Arc::new(FunctionHost::new(&cfg.functions, &cfg.node));
     let svc = &cfg.services[0];
     let Some(function) = &svc.function else { panic!("no function in the config") };
-    let error = Function::compile(&host, 0, svc, function, &cfg).err().expect("refused");
+    let error =
+        Function::compile(&host, 0, svc, function, &cfg, &crate::upstream::Guard::Operator).err().expect("refused");
     assert!(error.to_string().contains("not a wasi:http/proxy component"), "{error}");
     assert!(error.to_string().starts_with("services[0] (shop): function.wasm"), "{error}");
 }
@@ -103,7 +104,8 @@ async fn bench_instantiation_and_request() {
     let host = Arc::new(FunctionHost::new(&cfg.functions, &cfg.node));
     let svc = &cfg.services[0];
     let Some(function) = &svc.function else { panic!("no function in the config") };
-    let function = Function::compile(&host, 0, svc, function, &cfg).expect("compile");
+    let function =
+        Function::compile(&host, 0, svc, function, &cfg, &crate::upstream::Guard::Operator).expect("compile");
     function.time_instantiation(runs / 10).await.expect("warm-up");
     let per_instance = function.time_instantiation(runs).await.expect("instantiate");
 

@@ -1,11 +1,14 @@
 //! Accept phase: TCP listeners (cleartext HTTP/1.1 + h2c with prior knowledge; TLS with ALPN
-//! h2 / http/1.1), connection limits, handshake and header timeouts, and graceful shutdown.
+//! h2 / http/1.1), connection limits (the longest-idle connection closed first when full),
+//! first-request and keep-alive timeouts from accept on ([`conns`]), and graceful shutdown.
 //! Every request is handed to [`crate::pipeline::handle`].
 
 mod asterisk;
 mod body_limit;
+pub mod conns;
 pub mod h3;
 pub mod tls;
+mod tracked;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,10 +20,13 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use outpost_config::LimitsConfig;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 pub use asterisk::{Asterisk, asterisk, server_options};
 pub use body_limit::{BodyTooLarge, LengthMismatch, LimitedBody};
+pub use tracked::TrackedBody;
+
+use self::conns::{Activity, Admission, Conns, Slot, Timeouts};
 
 use crate::ctx::ConnInfo;
 use crate::pipeline::{self, NodeState};
@@ -79,7 +85,8 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
     graceful: Arc<GracefulShutdown>,
 ) {
-    let slots = Arc::new(Semaphore::new(state.limits.max_connections));
+    let conns = Conns::new(state.limits.max_connections);
+    let timeouts = timeouts(&state.limits);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -94,23 +101,66 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            metrics::counter!(crate::metrics::CONNECTIONS_REFUSED).increment(1);
-            tracing::debug!(%peer, "limits.max_connections reached; connection closed");
-            continue;
-        };
+        let Some(slot) = admit(&conns, peer, "limits.max_connections") else { continue };
         let _ = tcp.set_nodelay(true);
         let local = tcp.local_addr().unwrap_or(peer);
         let state = state.clone();
         let tls = tls.clone();
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
-            connection(tcp, peer, local, tls, state, watcher).await;
-            metrics::gauge!(crate::metrics::CONNECTIONS).decrement(1.0);
-            drop(permit);
-        });
+        let activity = slot.activity.clone();
+        watched(slot, peer, timeouts, true, connection(tcp, peer, local, tls, state, watcher, activity));
     }
+}
+
+/// The watchdog's timeouts from `[limits]`.
+pub fn timeouts(limits: &LimitsConfig) -> Timeouts {
+    Timeouts { first_request: limits.header_read_timeout, keepalive: limits.keepalive_timeout }
+}
+
+/// A slot for a connection from `peer`, or `None` (counted, logged) when `bound` is reached
+/// and every connection is busy.
+pub fn admit(conns: &Arc<Conns>, peer: SocketAddr, bound: &'static str) -> Option<Slot> {
+    match conns.admit() {
+        Admission::Admitted(slot) => Some(slot),
+        Admission::MadeRoom(slot) => {
+            metrics::counter!(crate::metrics::CONNECTIONS_CLOSED, "reason" => "evicted").increment(1);
+            tracing::debug!(%peer, bound, "full; closed the connection idle the longest to make room");
+            Some(slot)
+        }
+        Admission::Refused => {
+            metrics::counter!(crate::metrics::CONNECTIONS_REFUSED).increment(1);
+            tracing::debug!(%peer, bound, "full and no connection idle; connection closed");
+            None
+        }
+    }
+}
+
+/// Runs `serving` in its own task until it ends or the watchdog closes it (idle too long, or
+/// evicted); the slot is given back either way. Client connections (`client`) count in
+/// `outpost_open_connections`; admin connections do not.
+pub fn watched(
+    slot: Slot,
+    peer: SocketAddr,
+    timeouts: Timeouts,
+    client: bool,
+    serving: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let open = if client { 1.0 } else { 0.0 };
+        metrics::gauge!(crate::metrics::CONNECTIONS).increment(open);
+        tokio::select! {
+            () = serving => {}
+            closed = slot.activity.expired(timeouts) => {
+                // Evictions are counted at admission.
+                if closed != conns::Closed::Evicted {
+                    metrics::counter!(crate::metrics::CONNECTIONS_CLOSED, "reason" => closed.as_str()).increment(1);
+                }
+                tracing::debug!(%peer, reason = closed.as_str(), "idle connection closed");
+            }
+        }
+        metrics::gauge!(crate::metrics::CONNECTIONS).decrement(open);
+        drop(slot);
+    });
 }
 
 async fn connection(
@@ -120,10 +170,12 @@ async fn connection(
     tls: Option<Arc<Tls>>,
     state: Arc<NodeState>,
     watcher: Watcher,
+    activity: Arc<Activity>,
 ) {
     let Some(tls) = tls else {
         let conn = Arc::new(ConnInfo { peer, local, tls: false, sni: None, cert_hosts: None });
-        serve_http(&state.builders.auto, TokioIo::new(tcp), conn, None, state.clone(), watcher).await;
+        let auto = &state.builders.auto;
+        serve_http(auto, TokioIo::new(tcp), conn, None, state.clone(), watcher, activity).await;
         return;
     };
     let handshake = tokio::time::timeout(state.limits.header_read_timeout, tls.acceptor.accept(tcp)).await;
@@ -138,7 +190,8 @@ async fn connection(
     let cert_hosts = tls.resolver.site(sni.as_deref()).map(|s| s.hosts.clone());
     let conn = Arc::new(ConnInfo { peer, local, tls: true, sni, cert_hosts });
     let builder = if h2 { &state.builders.h2 } else { &state.builders.h1 };
-    serve_http(builder, TokioIo::new(stream), conn, tls.alt_svc.clone(), state.clone(), watcher).await;
+    let alt_svc = tls.alt_svc.clone();
+    serve_http(builder, TokioIo::new(stream), conn, alt_svc, state.clone(), watcher, activity).await;
 }
 
 async fn serve_http<I>(
@@ -148,6 +201,7 @@ async fn serve_http<I>(
     alt_svc: Option<http::HeaderValue>,
     state: Arc<NodeState>,
     watcher: Watcher,
+    activity: Arc<Activity>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -155,6 +209,8 @@ async fn serve_http<I>(
     let svc_state = state.clone();
     let svc_conn = conn.clone();
     let service = service_fn(move |req| {
+        // Busy from here until the response body is sent (or the request abandoned).
+        let busy = activity.begin();
         let state = svc_state.clone();
         let conn = svc_conn.clone();
         let alt_svc = alt_svc.clone();
@@ -163,7 +219,7 @@ async fn serve_http<I>(
             if let Some(v) = alt_svc {
                 resp.headers_mut().insert(http::header::ALT_SVC, v);
             }
-            Ok::<_, Infallible>(resp)
+            Ok::<_, Infallible>(resp.map(|body| TrackedBody::new(body, busy)))
         }
     });
     let served = watcher.watch(builder.serve_connection(io, service)).await;

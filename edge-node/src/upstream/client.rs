@@ -13,7 +13,6 @@ use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use outpost_config::{Balance, HostHeader, HostPattern, OriginProtocol, ServiceConfig, UpstreamConfig};
 use rustls_pki_types::CertificateDer;
@@ -22,6 +21,7 @@ use rustls_pki_types::pem::PemObject;
 use super::breaker::{Permit, RequestOutcome};
 use super::dial::FixedDial;
 use super::framing::{Framing, frame};
+use super::guard::{Guard, GuardedConnector};
 use super::peer::{Peer, PeerSnapshot, Role, spawn_probes};
 use super::request_body::{BodyWatch, ClientFault, SentBody};
 use super::retry::{AttemptOutcome, RetryBudget, backoff, is_retryable};
@@ -30,7 +30,7 @@ use crate::body::{self, EdgeBody};
 use crate::error::{EdgeError, ErrorKind, Side};
 
 type ClientError = hyper_util::client::legacy::Error;
-pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, EdgeBody>;
+pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<GuardedConnector>, EdgeBody>;
 /// A shield's own client: HTTP/2 (h2c with prior knowledge, or ALPN h2 over TLS), multiplexed
 /// on pooled connections that always go to that shield.
 type ShieldClient = Client<hyper_rustls::HttpsConnector<FixedDial>, EdgeBody>;
@@ -67,9 +67,11 @@ pub struct Upstream {
 pub struct UpstreamBuildError(pub String);
 
 impl Upstream {
-    pub fn new(svc: &ServiceConfig, defaults: &UpstreamConfig) -> Result<Self, UpstreamBuildError> {
+    /// The upstreams of `svc`; `guard` says whose they are (a tenant's may not connect into
+    /// the node's own networks).
+    pub fn new(svc: &ServiceConfig, defaults: &UpstreamConfig, guard: &Guard) -> Result<Self, UpstreamBuildError> {
         let service: Arc<str> = svc.name.as_str().into();
-        let client = build_client(svc, defaults)?;
+        let client = build_client(svc, defaults, guard)?;
         let shields: Vec<Arc<Peer>> = svc
             .shields
             .iter()
@@ -89,7 +91,7 @@ impl Upstream {
             return Err(UpstreamBuildError("no origin".into()));
         }
         let shield_clients =
-            shields.iter().map(|s| shield_client(svc, defaults, &s.url)).collect::<Result<Vec<_>, _>>()?;
+            shields.iter().map(|s| shield_client(svc, defaults, guard, &s.url)).collect::<Result<Vec<_>, _>>()?;
         if svc.active_health_checks() {
             // Probes carry a Host the upstream serves: a shield routes by it.
             let exact = svc.hosts.iter().find_map(|h| match h {
@@ -321,23 +323,24 @@ fn tls_config(svc: &ServiceConfig) -> Result<rustls::ClientConfig, UpstreamBuild
         .with_no_client_auth())
 }
 
-fn http_connector(svc: &ServiceConfig, defaults: &UpstreamConfig) -> HttpConnector {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(svc.connect_timeout.unwrap_or(defaults.connect_timeout)));
-    http
+fn http_connector(svc: &ServiceConfig, defaults: &UpstreamConfig, guard: &Guard) -> GuardedConnector {
+    GuardedConnector::new(guard.clone(), |http| {
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(svc.connect_timeout.unwrap_or(defaults.connect_timeout)));
+    })
 }
 
 fn shield_client(
     svc: &ServiceConfig,
     defaults: &UpstreamConfig,
+    guard: &Guard,
     shield: &outpost_config::OriginUrl,
 ) -> Result<ShieldClient, UpstreamBuildError> {
     let target: http::Uri = format!("http://{}", shield.authority())
         .parse()
         .map_err(|e| UpstreamBuildError(format!("shield {shield}: {e}")))?;
-    let dial = FixedDial::new(http_connector(svc, defaults), target);
+    let dial = FixedDial::new(http_connector(svc, defaults, guard), target);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls_config(svc)?)
         .https_or_http()
@@ -351,9 +354,13 @@ fn shield_client(
         .build(connector))
 }
 
-fn build_client(svc: &ServiceConfig, defaults: &UpstreamConfig) -> Result<HttpsClient, UpstreamBuildError> {
+fn build_client(
+    svc: &ServiceConfig,
+    defaults: &UpstreamConfig,
+    guard: &Guard,
+) -> Result<HttpsClient, UpstreamBuildError> {
     let tls = tls_config(svc)?;
-    let http = http_connector(svc, defaults);
+    let http = http_connector(svc, defaults, guard);
     let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
     let connector = match svc.origin_protocol {
         OriginProtocol::Auto => builder.enable_http1().enable_http2().wrap_connector(http),
@@ -373,13 +380,15 @@ fn build_client(svc: &ServiceConfig, defaults: &UpstreamConfig) -> Result<HttpsC
 /// with the innermost cause as the message and the error itself kept as the source.
 fn classify(e: ClientError) -> EdgeError {
     let mut cause: &(dyn std::error::Error + 'static) = &e;
-    let (mut tls, mut timed_out) = (false, false);
+    let (mut tls, mut timed_out, mut forbidden) = (false, false, false);
     loop {
         tls |= cause.is::<rustls::Error>();
+        forbidden |= cause.is::<super::ForbiddenUpstream>();
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
             // tokio-rustls reports a failed handshake as an I/O error wrapping rustls' error.
             tls |= io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>());
+            forbidden |= io.get_ref().is_some_and(|inner| inner.is::<super::ForbiddenUpstream>());
         }
         if let Some(h) = cause.downcast_ref::<hyper::Error>() {
             timed_out |= h.is_timeout();
@@ -390,7 +399,9 @@ fn classify(e: ClientError) -> EdgeError {
         }
     }
     let msg = cause.to_string();
-    let kind = if tls {
+    let kind = if forbidden {
+        ErrorKind::UpstreamForbidden
+    } else if tls {
         ErrorKind::UpstreamTls
     } else if timed_out {
         ErrorKind::UpstreamTimeout

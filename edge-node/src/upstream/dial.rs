@@ -2,28 +2,29 @@
 //!
 //! Requests to a shield carry the client's host in their URI (so HTTP/2's `:authority`, and
 //! TLS SNI, name the site the shield routes by), while the TCP connection goes to the shield.
-//! Each shield gets its own client, so its pool holds only connections to that shield.
+//! Each shield gets its own client, so its pool holds only connections to that shield. The
+//! connection passes the service's [`Guard`](super::guard::Guard) like any other.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::Uri;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::guard::GuardedConnector;
 use crate::body::BoxError;
 
 #[derive(Clone)]
 pub struct FixedDial {
-    inner: HttpConnector,
+    inner: GuardedConnector,
     /// `http://ip:port` of the upstream to dial.
     target: Uri,
 }
 
 impl FixedDial {
-    pub fn new(inner: HttpConnector, target: Uri) -> Self {
+    pub fn new(inner: GuardedConnector, target: Uri) -> Self {
         Self { inner, target }
     }
 }
@@ -36,11 +37,10 @@ impl tower_service::Service<Uri> for FixedDial {
     type Future = Connecting;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, _requested: Uri) -> Self::Future {
-        let connecting = self.inner.call(self.target.clone());
-        Box::pin(async move { connecting.await.map_err(Into::into) })
+        self.inner.call(self.target.clone())
     }
 }
