@@ -376,7 +376,11 @@ pub struct UpstreamConfig {
     /// off (and nothing stored) however steadily it sends. Default: 5m; more than 0.
     #[serde(default = "default_total_timeout", deserialize_with = "duration::deserialize")]
     pub total_timeout: Duration,
-    /// Idle pooled origin connections are closed after this. Default: 90s; more than 0.
+    /// Idle pooled upstream connections are closed after this, before the origin's own
+    /// keep-alive timeout closes them: a request sent on a connection the origin is closing
+    /// fails ("connection closed before message completed"). Default: 4s, below the 5 s of
+    /// Apache httpd (`KeepAliveTimeout`) and Node.js (`server.keepAliveTimeout`), the shortest
+    /// common ones (nginx: 75 s); more than 0.
     #[serde(deserialize_with = "duration::deserialize")]
     pub pool_idle_timeout: Duration,
     /// Idle connections kept per origin; 0 disables pooling. Default: 64; 0 to 10000.
@@ -394,7 +398,7 @@ impl Default for UpstreamConfig {
             first_byte_timeout: Duration::from_secs(15),
             between_bytes_timeout: Duration::from_secs(10),
             total_timeout: default_total_timeout(),
-            pool_idle_timeout: Duration::from_secs(90),
+            pool_idle_timeout: Duration::from_secs(4),
             pool_max_idle_per_host: 64,
         }
     }
@@ -569,7 +573,7 @@ mod tests {
         assert_eq!(upstream.connect_timeout, Duration::from_secs(5));
         assert_eq!(upstream.first_byte_timeout, Duration::from_secs(15));
         assert_eq!(upstream.between_bytes_timeout, Duration::from_secs(10));
-        assert_eq!(upstream.pool_idle_timeout, Duration::from_secs(90));
+        assert_eq!(upstream.pool_idle_timeout, Duration::from_secs(4));
         assert_eq!(upstream.pool_max_idle_per_host, 64);
 
         assert_eq!(config.log.access, AccessLog::Stdout);

@@ -112,11 +112,28 @@ pub struct PassiveConfig {
     /// Upper bound on the doubled open interval. Default: 5m; at least `ejection`.
     #[serde(deserialize_with = "duration::deserialize")]
     pub max_ejection: Duration,
+    /// Most upstreams of one list (the service's shields, or its origins) whose open breakers
+    /// keep them out at once, in percent of the healthy ones, rounded down (Envoy's
+    /// `max_ejection_percent`). Past it, the upstreams ejected most recently get requests
+    /// anyway. Unset: all but one, so the last usable upstream is never ejected (nginx never
+    /// marks its last server down); when all would be, traffic goes to them (panic mode).
+    /// 0 to 100; 100 lets every breaker eject its upstream.
+    pub max_ejection_percent: Option<u8>,
+    /// Whether a 5xx answer counts as a failure toward the breaker. A 5xx is the upstream's
+    /// answer, not a transport failure: it reaches the client either way. Unset: counts only
+    /// when the list has more than one upstream, where another one can answer instead.
+    pub eject_on_5xx: Option<bool>,
 }
 
 impl Default for PassiveConfig {
     fn default() -> Self {
-        Self { failure_threshold: 5, ejection: Duration::from_secs(30), max_ejection: Duration::from_secs(300) }
+        Self {
+            failure_threshold: 5,
+            ejection: Duration::from_secs(30),
+            max_ejection: Duration::from_secs(300),
+            max_ejection_percent: None,
+            eject_on_5xx: None,
+        }
     }
 }
 

@@ -15,6 +15,8 @@ pub const UPSTREAM_REQUESTS: &str = "outpost_upstream_requests_total";
 pub const UPSTREAM_HEALTHY: &str = "outpost_upstream_healthy";
 pub const UPSTREAM_BREAKER_TRANSITIONS: &str = "outpost_upstream_breaker_transitions_total";
 pub const UPSTREAM_RETRIES: &str = "outpost_upstream_retries_total";
+/// Panic episodes: every upstream of a list ejected, traffic sent to them anyway.
+pub const UPSTREAM_PANICS: &str = "outpost_upstream_panics_total";
 pub const STORED_OBJECTS: &str = "outpost_cache_stored_objects_total";
 pub const STORE_ERRORS: &str = "outpost_cache_store_errors_total";
 pub const CACHE_MEMORY_BYTES: &str = "outpost_cache_memory_bytes";

@@ -73,6 +73,8 @@ pub struct PassiveSpec {
     pub failure_threshold: u32,
     pub ejection: String,
     pub max_ejection: Option<String>,
+    pub max_ejection_percent: Option<u8>,
+    pub eject_on_5xx: Option<bool>,
 }
 
 /// `[services.retry]`.
@@ -164,7 +166,23 @@ impl ServiceSpec {
 
     /// `[services.passive]`: `failure_threshold` failures in a row open the breaker for `ejection`.
     pub fn passive(mut self, failure_threshold: u32, ejection: &str) -> Self {
-        self.passive = Some(PassiveSpec { failure_threshold, ejection: ejection.to_string(), max_ejection: None });
+        self.passive = Some(PassiveSpec {
+            failure_threshold,
+            ejection: ejection.to_string(),
+            max_ejection: None,
+            max_ejection_percent: None,
+            eject_on_5xx: None,
+        });
+        self
+    }
+
+    /// `[services.passive]`: `max_ejection_percent` and `eject_on_5xx`, on top of
+    /// [`ServiceSpec::passive`] (call that first).
+    pub fn ejection(mut self, max_ejection_percent: Option<u8>, eject_on_5xx: Option<bool>) -> Self {
+        if let Some(p) = &mut self.passive {
+            p.max_ejection_percent = max_ejection_percent;
+            p.eject_on_5xx = eject_on_5xx;
+        }
         self
     }
 
@@ -418,6 +436,12 @@ impl NodeConfig {
                 line(format!("ejection = {}", q(&p.ejection)));
                 if let Some(max) = &p.max_ejection {
                     line(format!("max_ejection = {}", q(max)));
+                }
+                if let Some(percent) = p.max_ejection_percent {
+                    line(format!("max_ejection_percent = {percent}"));
+                }
+                if let Some(on) = p.eject_on_5xx {
+                    line(format!("eject_on_5xx = {on}"));
                 }
             }
             if let Some(r) = &s.retry {

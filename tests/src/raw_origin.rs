@@ -10,6 +10,7 @@
 //! garbage and the connection is closed after a 400.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,17 +48,31 @@ struct Log {
 pub struct RawOrigin {
     addr: SocketAddr,
     log: Arc<Mutex<Log>>,
+    accepted: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
 impl RawOrigin {
     /// Answers every request `200` with body `origin:<target>` and `Cache-Control: max-age=60`.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::dropping(0).await
+    }
+
+    /// Like [`RawOrigin::start`], but the first `drops` connections are closed as soon as a
+    /// request head arrived, before any response byte: what a crashing or restarting origin
+    /// does ("connection closed before message completed" at the node).
+    pub async fn dropping(drops: usize) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(Log::default()));
-        let task = tokio::spawn(accept_loop(listener, log.clone()));
-        Ok(Self { addr, log, task })
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(accept_loop(listener, log.clone(), accepted.clone(), drops));
+        Ok(Self { addr, log, accepted, task })
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
@@ -81,10 +96,19 @@ impl Drop for RawOrigin {
     }
 }
 
-async fn accept_loop(listener: TcpListener, log: Arc<Mutex<Log>>) {
+async fn accept_loop(listener: TcpListener, log: Arc<Mutex<Log>>, accepted: Arc<AtomicUsize>, drops: usize) {
     let mut tasks = tokio::task::JoinSet::new();
     for conn in 0usize.. {
-        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let Ok((mut tcp, _)) = listener.accept().await else { continue };
+        accepted.fetch_add(1, Ordering::SeqCst);
+        if conn < drops {
+            tasks.spawn(async move {
+                let mut buf = Vec::new();
+                let _ = read_head(&mut tcp, &mut buf).await;
+                // Dropped: closed without a response byte.
+            });
+            continue;
+        }
         tasks.spawn(serve(tcp, conn, log.clone()));
     }
 }

@@ -532,7 +532,9 @@ async fn a_hanging_origin_costs_one_timeout_per_try_until_its_breaker_opens() ->
     let origin = Origin::start().await?;
     origin.route_prefix("/hang/", |_| Reply::ok("too late").delay(Duration::from_secs(10)));
     origin.route("/kept", Reply::ok("kept").cache_control("max-age=1, stale-if-error=60"));
-    let service = ServiceSpec::new("shop", &[HOST], origin.url()).passive(3, "30s").retry(0);
+    // A single origin is never ejected by default (issue 15): this test is about an operator who
+    // lets its breaker take it out (max_ejection_percent = 100) to fail fast instead.
+    let service = ServiceSpec::new("shop", &[HOST], origin.url()).passive(3, "30s").ejection(Some(100), None).retry(0);
     let edge = EdgeNode::start(NodeConfig::with_service(service).name("edge-1").timeouts("1s", "3s")).await?;
     edge.prime(HOST, "/kept").await?;
     origin.route("/kept", Reply::ok("too late").delay(Duration::from_secs(10)));
@@ -595,7 +597,10 @@ async fn breaker_opens_and_closes_end_to_end() -> anyhow::Result<()> {
             Reply::status(503).cache_control("no-store").body("origin is failing\n")
         }
     });
-    let service = ServiceSpec::new("shop", &[HOST], origin.url()).passive(3, "3s").retry(0);
+    // Since issue 15 a single origin's 5xx do not count and it is never ejected by default; the
+    // breaker's own cycle is what this test is about, so it opts into both.
+    let service =
+        ServiceSpec::new("shop", &[HOST], origin.url()).passive(3, "3s").ejection(Some(100), Some(true)).retry(0);
     let edge = start_edge("edge-1", service).await?;
     let url = origin.url();
 

@@ -141,6 +141,9 @@ fn check_passive(report: &mut Report<'_>, at: &str, passive: &PassiveConfig) {
             ),
         );
     }
+    if let Some(percent) = passive.max_ejection_percent {
+        report.count(&format!("{at}max_ejection_percent"), usize::from(percent), 0, 100);
+    }
 }
 
 fn check_retry(report: &mut Report<'_>, at: &str, retry: &RetryConfig) {
@@ -309,6 +312,11 @@ mod tests {
                 "services[0].passive.max_ejection",
                 "30s is shorter than services[0].passive.ejection (1m)",
             ),
+            (
+                format!("{ONE}[services.passive]\nmax_ejection_percent = 101\n"),
+                "services[0].passive.max_ejection_percent",
+                "use 0 to 100",
+            ),
             (format!("{ONE}[services.retry]\nmax_retries = 11\n"), "services[0].retry.max_retries", "use 0 to 10"),
             (
                 format!("{ONE}[services.retry]\nbase_backoff = \"0s\"\nmax_backoff = \"0s\"\n"),
@@ -384,6 +392,8 @@ mod tests {
                 "{ONE}[services.health]\nenabled = false\npath = \"/healthz?deep=1\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\n"
             ),
             format!("{ONE}[services.passive]\nfailure_threshold = 1\nejection = \"1s\"\nmax_ejection = \"1s\"\n"),
+            format!("{ONE}[services.passive]\nmax_ejection_percent = 100\neject_on_5xx = true\n"),
+            format!("{ONE}[services.passive]\nmax_ejection_percent = 0\neject_on_5xx = false\n"),
             format!(
                 "{ONE}[services.retry]\nmax_retries = 0\nbase_backoff = \"1ms\"\nmax_backoff = \"1ms\"\n\
                  budget_ratio = 0.0\nbudget_window = \"1h\"\nbudget_min_per_sec = 0\n"

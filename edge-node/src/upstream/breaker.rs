@@ -10,6 +10,10 @@
 //! HalfOpen --probe fails-----> Open { interval doubled, at most passive.max_ejection }
 //! ```
 //!
+//! An open breaker ejects its upstream only while the service's ejection cap allows
+//! (`super::ejection`): past it the upstream is readmitted ([`Breaker::admit_anyway`]), and a
+//! success under that [`Permit::Readmitted`] closes the breaker at once (the upstream is back).
+//!
 //! Does not classify responses beyond [`RequestOutcome::of_status`], does not pick another
 //! upstream (the balancer does, with this one marked ineligible) and does no I/O. A probe
 //! whose request never reports (the client went away) frees its slot after one open interval,
@@ -19,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use outpost_config::{MAX_DURATION, PassiveConfig};
 
-/// How a request to the upstream went. A failure is a connect error, a timeout or a 5xx;
-/// anything else, a 4xx included, is a success: the upstream is working.
+/// How a request to the upstream went. A failure is a connect error, a timeout or (where the
+/// service counts them) a 5xx; anything else, a 4xx included, is a success: the upstream is
+/// working.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestOutcome {
     Success,
@@ -32,9 +37,12 @@ pub enum RequestOutcome {
 }
 
 impl RequestOutcome {
-    /// A response head with this status: 5xx fails, anything else succeeds.
-    pub fn of_status(status: http::StatusCode) -> Self {
-        if status.is_server_error() { RequestOutcome::Failure } else { RequestOutcome::Success }
+    /// A response head with this status: a 5xx fails when `count_5xx`, anything else
+    /// succeeds. A 5xx is the upstream's own answer (RFC 9110 §15.6: the server is aware it
+    /// erred), proof that the connection works: with a single upstream there is nobody else
+    /// to ask, so by default it does not count (`passive.eject_on_5xx`).
+    pub fn of_status(status: http::StatusCode, count_5xx: bool) -> Self {
+        if count_5xx && status.is_server_error() { RequestOutcome::Failure } else { RequestOutcome::Success }
     }
 }
 
@@ -65,6 +73,10 @@ pub enum Permit {
     Normal,
     /// The one trial request while half-open.
     Probe,
+    /// A request let through an open breaker because the ejection cap readmitted the upstream
+    /// (Envoy's `max_ejection_percent`, nginx never marking its last server down). A success
+    /// closes the breaker; a failure changes nothing (no doubling while readmitted).
+    Readmitted,
 }
 
 /// A change of [`BreakerState`], for logs and metrics.
@@ -121,9 +133,32 @@ impl Breaker {
         }
     }
 
+    /// A permit whatever the state, for an upstream the ejection cap readmitted: the ordinary
+    /// one (or the probe) when [`Breaker::try_acquire`] grants it, else [`Permit::Readmitted`].
+    pub fn admit_anyway(&mut self, now: Instant) -> (Permit, Option<Transition>) {
+        match self.try_acquire(now) {
+            (Admission::Permit(permit), transition) => (permit, transition),
+            (Admission::Rejected, _) => (Permit::Readmitted, None),
+        }
+    }
+
+    /// Since when the breaker keeps its upstream out at `now`: `None` while it admits requests
+    /// (closed, or open or half-open with a probe due).
+    pub fn ejected_since(&self, now: Instant) -> Option<Instant> {
+        match self.state {
+            BreakerState::Closed { .. } => None,
+            BreakerState::Open { until, interval } if now < until => Some(until.checked_sub(interval).unwrap_or(until)),
+            BreakerState::HalfOpen { probe_sent, interval } if now < add(probe_sent, interval) => Some(probe_sent),
+            BreakerState::Open { .. } | BreakerState::HalfOpen { .. } => None,
+        }
+    }
+
     /// Applies the outcome of a request sent under `permit`. Outcomes of ordinary requests
     /// that finish after the breaker opened are ignored: the probe decides.
     pub fn record(&mut self, permit: Permit, outcome: RequestOutcome, now: Instant) -> Option<Transition> {
+        if permit == Permit::Readmitted {
+            return self.record_readmitted(outcome, now);
+        }
         match (self.state, permit, outcome) {
             (BreakerState::Closed { .. }, Permit::Normal, RequestOutcome::Success) => {
                 self.state = BreakerState::Closed { consecutive_failures: 0 };
@@ -155,6 +190,19 @@ impl Breaker {
         }
     }
 
+    /// A readmitted request's outcome: a success proves the upstream is back and closes the
+    /// breaker; anything else leaves it as it is (it was already open: nothing to learn).
+    fn record_readmitted(&mut self, outcome: RequestOutcome, now: Instant) -> Option<Transition> {
+        match (self.state, outcome) {
+            (BreakerState::Closed { .. }, _) => self.record(Permit::Normal, outcome, now),
+            (_, RequestOutcome::Success) => {
+                self.state = BreakerState::Closed { consecutive_failures: 0 };
+                Some(Transition::Closed)
+            }
+            (_, RequestOutcome::Failure | RequestOutcome::ClientFault) => None,
+        }
+    }
+
     fn open(&mut self, now: Instant, interval: Duration) -> Transition {
         self.state = BreakerState::Open { until: add(now, interval), interval };
         Transition::Opened { interval }
@@ -170,7 +218,7 @@ fn add(at: Instant, d: Duration) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Permit::{Normal, Probe};
+    use Permit::{Normal, Probe, Readmitted};
     use RequestOutcome::{ClientFault as C, Failure as F, Success as S};
 
     /// One step at `at` seconds: acquire (expecting an admission) or record an outcome.
@@ -196,6 +244,7 @@ mod tests {
             failure_threshold: 3,
             ejection: Duration::from_secs(10),
             max_ejection: Duration::from_secs(25),
+            ..PassiveConfig::default()
         };
         let mut breaker = Breaker::new(&config);
         let start = Instant::now();
@@ -333,7 +382,7 @@ mod tests {
                 vec![
                     Record(0, Normal, F),
                     Record(0, Normal, F),
-                    Record(0, Normal, RequestOutcome::of_status(http::StatusCode::NOT_FOUND)),
+                    Record(0, Normal, RequestOutcome::of_status(http::StatusCode::NOT_FOUND, true)),
                     Record(0, Normal, F),
                     Acquire(0, GO),
                 ],
@@ -347,22 +396,98 @@ mod tests {
 
     #[test]
     fn outcome_of_status() {
-        let cases =
-            [(200, S), (304, S), (404, S), (429, S), (499, S), (500, F), (502, F), (503, F), (504, F), (599, F)];
-        for (code, expected) in cases {
+        // (status, counted when 5xx count, counted when they do not)
+        let cases = [
+            (200, S, S),
+            (304, S, S),
+            (404, S, S), // RFC 9110 §15.5: a client error says the server works
+            (429, S, S),
+            (499, S, S),
+            (500, F, S), // RFC 9110 §15.6: the server's own answer; counts only where asked
+            (502, F, S),
+            (503, F, S),
+            (504, F, S),
+            (599, F, S),
+        ];
+        for (code, counted, uncounted) in cases {
             let status = http::StatusCode::from_u16(code).unwrap_or_else(|e| panic!("{code}: {e}"));
-            assert_eq!(RequestOutcome::of_status(status), expected, "{code}");
+            assert_eq!(RequestOutcome::of_status(status, true), counted, "{code}");
+            assert_eq!(RequestOutcome::of_status(status, false), uncounted, "{code}");
         }
     }
 
     #[test]
+    fn readmitted_requests_close_an_open_breaker_on_success() {
+        // Envoy's max_ejection_percent / nginx's last server: the cap readmits an upstream whose
+        // breaker is open; a success there shows it is back, a failure adds nothing.
+        let trip = [Record(0, Normal, F), Record(0, Normal, F), Record(1, Normal, F)];
+        type Case = (&'static str, Vec<Step>, Vec<(usize, Transition)>);
+        let cases: Vec<Case> = vec![
+            (
+                "success closes at once",
+                [&trip[..], &[Record(2, Readmitted, S), Acquire(2, GO)]].concat(),
+                vec![(2, opened(10)), (3, Transition::Closed)],
+            ),
+            (
+                "failure neither extends nor doubles",
+                [&trip[..], &[Record(2, Readmitted, F), Acquire(10, NO), Acquire(11, PROBE)]].concat(),
+                vec![(2, opened(10)), (5, Transition::HalfOpened)],
+            ),
+            (
+                "while half-open, success closes too",
+                [&trip[..], &[Acquire(11, PROBE), Record(12, Readmitted, S), Acquire(12, GO)]].concat(),
+                vec![(2, opened(10)), (3, Transition::HalfOpened), (4, Transition::Closed)],
+            ),
+            (
+                "a client fault changes nothing",
+                [&trip[..], &[Record(2, Readmitted, C), Acquire(2, NO)]].concat(),
+                vec![(2, opened(10))],
+            ),
+            (
+                "closed meanwhile: counts as an ordinary request",
+                vec![Record(0, Readmitted, F), Record(0, Normal, F), Record(0, Readmitted, F), Acquire(0, NO)],
+                vec![(2, opened(10))],
+            ),
+        ];
+        for (name, steps, expected) in cases {
+            assert_eq!(run(&steps), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn admit_anyway_and_ejected_since() {
+        let config = PassiveConfig { failure_threshold: 1, ..PassiveConfig::default() };
+        let mut breaker = Breaker::new(&config);
+        let now = Instant::now();
+        let later = |s| now + Duration::from_secs(s);
+        assert_eq!(breaker.ejected_since(now), None, "closed");
+        assert_eq!(breaker.admit_anyway(now), (Normal, None), "closed: an ordinary permit");
+        breaker.record(Normal, F, now);
+        assert_eq!(breaker.ejected_since(later(1)), Some(now), "open since the failure");
+        assert_eq!(breaker.admit_anyway(later(1)), (Readmitted, None), "open: readmitted");
+        assert_eq!(breaker.ejected_since(later(30)), None, "a probe is due: not ejected");
+        assert_eq!(breaker.admit_anyway(later(30)), (Probe, Some(Transition::HalfOpened)), "the probe");
+        assert_eq!(breaker.ejected_since(later(31)), Some(later(30)), "half-open with its probe out");
+    }
+
+    #[test]
     fn odd_config_and_clocks_do_not_panic() {
-        let config = PassiveConfig { failure_threshold: 0, ejection: Duration::ZERO, max_ejection: Duration::ZERO };
+        let config = PassiveConfig {
+            failure_threshold: 0,
+            ejection: Duration::ZERO,
+            max_ejection: Duration::ZERO,
+            ..PassiveConfig::default()
+        };
         let mut breaker = Breaker::new(&config);
         let now = Instant::now();
         assert_eq!(breaker.record(Normal, F, now), Some(Transition::Opened { interval: Duration::ZERO }));
         assert_eq!(breaker.try_acquire(now).0, PROBE);
-        let huge = PassiveConfig { failure_threshold: 1, ejection: Duration::MAX, max_ejection: Duration::MAX };
+        let huge = PassiveConfig {
+            failure_threshold: 1,
+            ejection: Duration::MAX,
+            max_ejection: Duration::MAX,
+            ..PassiveConfig::default()
+        };
         let mut breaker = Breaker::new(&huge);
         assert!(breaker.record(Normal, F, now).is_some());
         let earlier = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);

@@ -5,6 +5,7 @@
 //! backoff, while the retry budget allows. Connect, first-byte and between-bytes timeouts, and
 //! TLS verified against the system roots or the service's CA, apply to every upstream.
 
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use rustls_pki_types::pem::PemObject;
 
 use super::breaker::{Permit, RequestOutcome};
 use super::dial::FixedDial;
+use super::ejection;
 use super::framing::{Framing, frame};
 use super::guard::{Guard, GuardedConnector};
 use super::peer::{Peer, PeerSnapshot, Role, spawn_probes};
@@ -53,6 +55,8 @@ pub struct Upstream {
     origins: Vec<Arc<Peer>>,
     shield_balancer: Balancer,
     origin_balancer: Balancer,
+    shield_ejection: Ejection,
+    origin_ejection: Ejection,
     origin_when_shields_down: bool,
     host_header: HostHeader,
     retry: outpost_config::RetryConfig,
@@ -117,6 +121,12 @@ impl Upstream {
                 spawn_probes(peer, client.clone(), health, probe_host);
             }
         }
+        // With the origins behind them, every shield may be ejected: the origins are the last
+        // resort, not a shield readmitted past its breaker.
+        let shield_percent = if svc.origin_when_shields_down { Some(100) } else { svc.passive.max_ejection_percent };
+        let shield_ejection = Ejection::new("shields", shield_percent, svc.passive.eject_on_5xx, shields.len());
+        let origin_ejection =
+            Ejection::new("origins", svc.passive.max_ejection_percent, svc.passive.eject_on_5xx, origins.len());
         Ok(Self {
             client,
             service,
@@ -125,6 +135,8 @@ impl Upstream {
             origins,
             shield_balancer: Balancer::new(Balance::ConsistentHash),
             origin_balancer: Balancer::new(svc.balance),
+            shield_ejection,
+            origin_ejection,
             origin_when_shields_down: svc.origin_when_shields_down,
             host_header: svc.host_header.clone(),
             budget: Mutex::new(RetryBudget::new(&svc.retry, Instant::now())),
@@ -210,7 +222,13 @@ impl Upstream {
     ) -> (RequestOutcome, Result<Response<Incoming>, EdgeError>) {
         let at = format!("upstream {}", peer.base);
         match result {
-            Ok(Ok(resp)) => (RequestOutcome::of_status(resp.status()), Ok(resp)),
+            Ok(Ok(resp)) => {
+                let count_5xx = match peer.role {
+                    Role::Shield => self.shield_ejection.count_5xx,
+                    Role::Origin => self.origin_ejection.count_5xx,
+                };
+                (RequestOutcome::of_status(resp.status(), count_5xx), Ok(resp))
+            }
             Ok(Err(e)) => match watch.fault() {
                 Some(fault) => (RequestOutcome::ClientFault, Err(fault.error("failed while sent").caused_by(e))),
                 None => (RequestOutcome::Failure, Err(classify(e).within(at))),
@@ -233,13 +251,13 @@ impl Upstream {
     /// The next upstream for `key` not yet tried: the home shield, else (if allowed) an origin.
     fn choose(&self, key: &[u8], tried: &[u64]) -> Option<(Arc<Peer>, Permit)> {
         let now = Instant::now();
-        if let Some(found) = pick(&self.shield_balancer, &self.shields, key, tried, now) {
+        if let Some(found) = pick(&self.shield_balancer, &self.shields, &self.shield_ejection, key, tried, now) {
             return Some(found);
         }
         if !self.shields.is_empty() && !self.origin_when_shields_down {
             return None;
         }
-        pick(&self.origin_balancer, &self.origins, key, tried, now)
+        pick(&self.origin_balancer, &self.origins, &self.origin_ejection, key, tried, now)
     }
 
     fn build(
@@ -283,19 +301,60 @@ impl Upstream {
     }
 }
 
+/// How one list of upstreams (a service's shields, or its origins) treats its breakers: the
+/// ejection cap, whether a 5xx counts, and whether the list is in panic now (logged and
+/// counted once per episode).
+struct Ejection {
+    list: &'static str,
+    percent: Option<u8>,
+    count_5xx: bool,
+    panic: AtomicBool,
+}
+
+impl Ejection {
+    fn new(list: &'static str, percent: Option<u8>, eject_on_5xx: Option<bool>, len: usize) -> Self {
+        // Only where another upstream could answer does a 5xx say "ask someone else".
+        Self { list, percent, count_5xx: eject_on_5xx.unwrap_or(len > 1), panic: AtomicBool::new(false) }
+    }
+
+    /// Logs and counts the start and the end of a panic episode, once each.
+    fn note(&self, service: &str, panic: bool) {
+        if self.panic.swap(panic, AtomicOrdering::Relaxed) == panic {
+            return;
+        }
+        if panic {
+            tracing::warn!(service, list = self.list, "every upstream ejected: panic mode, sending to them anyway");
+            metrics::counter!(crate::metrics::UPSTREAM_PANICS, "service" => service.to_string(), "list" => self.list)
+                .increment(1);
+        } else {
+            tracing::info!(service, list = self.list, "panic mode over");
+        }
+    }
+}
+
 /// Pick among `peers` for `key` with `balancer`, then take a breaker permit; a peer whose
-/// breaker refuses is set aside and the pick made again.
+/// breaker refuses is set aside and the pick made again. Ejected peers the cap readmits are
+/// eligible and get a permit whatever their breaker says.
 fn pick(
     balancer: &Balancer,
     peers: &[Arc<Peer>],
+    ejection: &Ejection,
     key: &[u8],
     tried: &[u64],
     now: Instant,
 ) -> Option<(Arc<Peer>, Permit)> {
-    let mut members: Vec<_> = peers.iter().map(|p| p.member(tried, now)).collect();
+    let (mut members, candidates): (Vec<_>, Vec<_>) = peers.iter().map(|p| p.member(tried, now)).unzip();
+    let plan = ejection::plan(&candidates, ejection.percent);
+    if let Some(first) = peers.first() {
+        ejection.note(&first.service, plan.panic);
+    }
+    for i in &plan.readmitted {
+        members[*i].eligible = !tried.contains(&members[*i].id);
+    }
     for _ in 0..peers.len() {
         let i = balancer.pick(key, &members)?;
-        if let Some(permit) = peers[i].acquire(now) {
+        let permit = if plan.readmitted.contains(&i) { peers[i].admit_anyway(now) } else { peers[i].acquire(now) };
+        if let Some(permit) = permit {
             return Some((peers[i].clone(), permit));
         }
         members[i].eligible = false;

@@ -7,6 +7,7 @@
 pub mod breaker;
 mod client;
 mod dial;
+pub mod ejection;
 mod forward;
 mod framing;
 mod guard;

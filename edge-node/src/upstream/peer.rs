@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::breaker::{self, Admission, Breaker, BreakerState, Permit, RequestOutcome};
 use super::client::HttpsClient;
+use super::ejection::Candidate;
 use super::health::{self, HealthState, ProbeOutcome};
 use super::select::{Member, stable_hash};
 use crate::body;
@@ -82,25 +83,25 @@ impl Peer {
         self.health.lock().map(|h| h.is_healthy()).unwrap_or(false)
     }
 
-    /// Could the breaker admit a request now (without taking the half-open probe slot)?
-    fn breaker_admits(&self, now: Instant) -> bool {
-        match self.breaker.lock().map(|b| b.state()) {
-            Ok(BreakerState::Closed { .. }) => true,
-            Ok(BreakerState::Open { until, .. }) => now >= until,
-            Ok(BreakerState::HalfOpen { probe_sent, interval }) => now >= probe_sent + interval,
-            Err(_) => false,
-        }
+    /// Since when this peer's breaker keeps it out at `now` (`None`: it admits requests).
+    fn ejected_since(&self, now: Instant) -> Option<Instant> {
+        // A poisoned lock (a panic elsewhere) counts as ejected since now.
+        self.breaker.lock().map(|b| b.ejected_since(now)).unwrap_or(Some(now))
     }
 
-    /// This peer as a balancer member for one request.
-    pub fn member(&self, tried: &[u64], now: Instant) -> Member {
-        Member {
+    /// This peer as a balancer member for one request (eligible when healthy, not yet tried
+    /// and not ejected), and as a candidate for the ejection cap.
+    pub fn member(&self, tried: &[u64], now: Instant) -> (Member, Candidate) {
+        let healthy = self.is_healthy();
+        let ejected_since = self.ejected_since(now);
+        let member = Member {
             id: self.id,
             group: self.group,
             weight: self.weight,
             in_flight: self.in_flight.load(Ordering::Relaxed),
-            eligible: !tried.contains(&self.id) && self.is_healthy() && self.breaker_admits(now),
-        }
+            eligible: !tried.contains(&self.id) && healthy && ejected_since.is_none(),
+        };
+        (member, Candidate { usable: healthy && self.weight > 0, ejected_since })
     }
 
     pub fn acquire(&self, now: Instant) -> Option<Permit> {
@@ -112,6 +113,15 @@ impl Peer {
             Admission::Permit(p) => Some(p),
             Admission::Rejected => None,
         }
+    }
+
+    /// A permit for a peer the ejection cap readmitted, whatever its breaker says.
+    pub fn admit_anyway(&self, now: Instant) -> Option<Permit> {
+        let (permit, transition) = self.breaker.lock().ok()?.admit_anyway(now);
+        if let Some(t) = transition {
+            self.breaker_transition(t);
+        }
+        Some(permit)
     }
 
     pub fn record(&self, permit: Permit, outcome: RequestOutcome, now: Instant) {
