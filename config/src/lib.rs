@@ -17,9 +17,10 @@
 //!   [`RetryConfig`]).
 //! - `units`: [`ByteSize`] and durations ([`parse_duration`], [`format_duration`], serde
 //!   helpers in [`units::duration`] and [`units::option_duration`]).
-//! - `host`: [`HostPattern`]; `origin`: [`OriginUrl`]; `network`: [`IpNetwork`] (`trusted_networks`).
+//! - `host`: [`HostPattern`]; `origin`: [`OriginUrl`].
 //! - `validate`: cross-field checks and bounds; `error`: [`ConfigError`], [`ConfigErrors`].
-//! - `net`: [`net::Cidr`] and [`net::tenant`], the networks a tenant's upstream may not be in
+//! - `net`: [`net::Cidr`] (also `trusted_networks` entries) and [`net::tenant`], the networks a
+//!   tenant's upstream may not be in
 //!   (judged by the control plane on what a tenant writes, and by nodes on what names resolve to).
 //! - `purge`: [`PurgeRequest`], the JSON body of `POST /purge`, shared with the control plane.
 //! - [`validate_service`]: one service checked on its own, as the control plane receives it.
@@ -76,7 +77,6 @@ mod error;
 mod function;
 mod host;
 mod images;
-mod network;
 pub mod net;
 mod node;
 mod origin;
@@ -101,7 +101,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use function::{FunctionConfig, FunctionsConfig, ORIGIN_BACKEND};
 pub use host::HostPattern;
 pub use images::{ImagesConfig, MAX_OUTPUT_SIDE, MAX_SOURCE_PIXELS_LIMIT};
-pub use network::{IpNetwork, MAX_TRUSTED_NETWORKS};
+pub use net::{Cidr, MAX_TRUSTED_NETWORKS};
 pub use node::{
     AccessLog, CacheConfig, CertificateConfig, DEFAULT_ADMIN, LimitsConfig, ListenConfig, LogConfig, NodeConfig,
     NodeRole, NodeSection, QuicRetry, TlsConfig, UpstreamConfig, admin_token_problem,

@@ -140,7 +140,7 @@ pub struct ListenConfig {
     /// `True-Client-IP`, ...) are kept, for every service: a load balancer in front of the node,
     /// or the edges in front of a shield. From anyone else they are removed and the node's own
     /// set. Default: none; at most 256.
-    pub trusted_networks: Vec<crate::network::IpNetwork>,
+    pub trusted_networks: Vec<crate::net::Cidr>,
 }
 
 /// Whether `token` may be an admin token: 16 to 4096 visible ASCII characters (RFC 6750 §2.1

@@ -9,7 +9,7 @@ use crate::compression::CompressionConfig;
 use crate::function::FunctionConfig;
 use crate::host::HostPattern;
 use crate::images::ImagesConfig;
-use crate::network::IpNetwork;
+use crate::net::Cidr;
 use crate::origin::{OriginUrl, parse_authority};
 use crate::units::{ByteSize, option_duration};
 use crate::upstreams::{Balance, HealthConfig, OriginConfig, PassiveConfig, RetryConfig, ShieldConfig};
@@ -87,7 +87,7 @@ pub struct ServiceConfig {
     /// `X-Forwarded-*`, `X-Real-IP`, `True-Client-IP`, ...) reach this service's upstream; from
     /// anyone else they are removed and the node's own set. Default: none; at most 256.
     #[serde(default)]
-    pub trusted_networks: Vec<IpNetwork>,
+    pub trusted_networks: Vec<Cidr>,
     /// Store responses that carry `Set-Cookie`. Default: false (they are forwarded, not stored).
     #[serde(default)]
     pub store_set_cookie: bool,

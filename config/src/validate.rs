@@ -448,7 +448,7 @@ mod tests {
             (
                 format!("{NODE}{LISTEN}trusted_networks = [\"10.0.0.1/8\"]\n"),
                 "listen.trusted_networks",
-                "host bits are set; write \"10.0.0.0/8\"",
+                "has host bits set; the network is 10.0.0.0/8",
             ),
             (
                 format!("{NODE}{LISTEN}admin = \"0.0.0.0:9090\"\n"),

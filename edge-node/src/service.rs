@@ -28,7 +28,7 @@ pub struct CompiledService {
     pub function: Option<Arc<crate::function::Function>>,
     /// `listen.trusted_networks` and the service's own: peers whose forwarding fields reach
     /// the upstream (see `upstream::forward_headers`).
-    pub trusted_networks: Arc<[outpost_config::IpNetwork]>,
+    pub trusted_networks: Arc<[outpost_config::Cidr]>,
 }
 
 #[derive(Debug, thiserror::Error)]

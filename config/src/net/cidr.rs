@@ -7,8 +7,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-/// A network: its address with the bits past `prefix` cleared, and the prefix length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A network: its address with the bits past `prefix` cleared, and the prefix length. In config
+/// files a string (`trusted_networks`), parsed as [`FromStr`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct Cidr {
     network: IpAddr,
     prefix: u8,
@@ -56,6 +58,14 @@ impl FromStr for Cidr {
             return Err(format!("\"{text}\" has host bits set; the network is {cidr}"));
         }
         Ok(cidr)
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
     }
 }
 

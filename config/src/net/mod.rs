@@ -6,3 +6,6 @@ mod cidr;
 pub mod tenant;
 
 pub use cidr::{Cidr, mask};
+
+/// Most entries one `trusted_networks` list may hold: the check runs per request.
+pub const MAX_TRUSTED_NETWORKS: usize = 256;
