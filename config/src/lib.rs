@@ -76,6 +76,9 @@ mod host;
 mod images;
 mod node;
 mod origin;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties;
 mod purge;
 pub mod roles;
 mod service;
