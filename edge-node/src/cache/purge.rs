@@ -297,7 +297,7 @@ impl PurgeLog {
                 match serde_json::from_str::<LogLine>(&line) {
                     Ok(rec) => {
                         // A hand-edited or foreign log may hold any id: saturate rather than
-                        // overflow (found by tests/fuzz's `purge_log` target).
+                        // overflow (tests/fuzz's `purge_log` target reproduces it).
                         state.next_id = state.next_id.max(rec.id.saturating_add(1));
                         if rec.at_ms >= horizon {
                             state.order.push_back(rec);
