@@ -176,6 +176,9 @@ mod tests {
             // sqrt(3100000 / 12000000) is 2033.06 x 1524.8; rounded to the nearest that was
             // 2033x1525 = 3100325 pixels, above the bound. Rounded down it fits.
             ((2000, 1500), Some(4000), Fit::Contain, 3_100_000, (2033, 1524)),
+            // The fuzz target's own input: a 29161x26794 source within the 50-megapixel
+            // default scaled to 7376.9 x 6778.1, which rounded to 7377x6778 = 50001306.
+            ((29_161, 26_794), None, Fit::ScaleDown, 50_000_000, (7376, 6778)),
             // A side held at one pixel: the other is cut to the area bound.
             ((10_000, 1), None, Fit::ScaleDown, 100, (100, 1)),
             // Not scaled down: rounded to the nearest as before.
