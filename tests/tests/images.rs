@@ -311,3 +311,17 @@ async fn an_enlarged_output_never_exceeds_the_pixel_bound() -> anyhow::Result<()
     assert_eq!((w, h), (2033, 1524), "as large as fits, aspect kept");
     Ok(())
 }
+
+/// Found by the `image_params` fuzz target: `dpr=66.6` was read as 66 * 1000 + 600 in a u16,
+/// which overflowed: a debug node panicked on the request, a release one wrapped it to a
+/// device pixel ratio of 1.064 and served that. Out of range is a 400 naming `dpr`.
+#[tokio::test]
+async fn a_dpr_beyond_the_range_is_refused_not_wrapped() -> anyhow::Result<()> {
+    let (_origin, node) = topology(&[]).await?;
+    for dpr in ["66.6", "99", "65.536"] {
+        let resp = get(&node, &format!("/photo.jpg?width=100&dpr={dpr}"), None).await?;
+        assert_eq!(resp.status, 400, "dpr={dpr}: {}", resp.summary());
+        assert!(resp.text().contains("dpr"), "dpr={dpr}: {}", resp.text());
+    }
+    Ok(())
+}
