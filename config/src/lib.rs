@@ -80,6 +80,9 @@ mod images;
 pub mod net;
 mod node;
 mod origin;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties;
 mod purge;
 pub mod roles;
 mod service;

@@ -293,3 +293,35 @@ async fn a_burst_beyond_the_transcode_slots_gets_originals_while_hits_go_on() ->
     assert!(metrics.contains("outcome=\"busy\""), "busy transcodes are counted:\n{metrics}");
     Ok(())
 }
+
+/// Found by the `image_params` fuzz target: an output scaled down to `max_source_pixels` had
+/// its sides rounded to the nearest pixel, so both could round up and the area land above the
+/// bound (2033x1525 = 3100325 pixels for a 3100000-pixel bound). The bound is what the
+/// operator sized transcode memory by: the output never exceeds it.
+#[tokio::test]
+async fn an_enlarged_output_never_exceeds_the_pixel_bound() -> anyhow::Result<()> {
+    // The 2000x1500 source (3000000 pixels) is within the bound; a 4000-wide `contain` box
+    // enlarges it to 4000x3000, which is scaled down to fit 3100000 pixels.
+    let (_origin, node) = topology(&["images.max_source_pixels = 3100000"]).await?;
+    let resp = get(&node, "/photo.jpg?width=4000&fit=contain", None).await?;
+    assert_eq!(resp.status, 200, "{}", resp.summary());
+    let (format, w, h) = inspect(&resp)?;
+    assert_eq!(format, ImageFormat::Jpeg);
+    assert!(u64::from(w) * u64::from(h) <= 3_100_000, "{w}x{h} is above the 3100000-pixel bound");
+    assert_eq!((w, h), (2033, 1524), "as large as fits, aspect kept");
+    Ok(())
+}
+
+/// Found by the `image_params` fuzz target: `dpr=66.6` was read as 66 * 1000 + 600 in a u16,
+/// which overflowed: a debug node panicked on the request, a release one wrapped it to a
+/// device pixel ratio of 1.064 and served that. Out of range is a 400 naming `dpr`.
+#[tokio::test]
+async fn a_dpr_beyond_the_range_is_refused_not_wrapped() -> anyhow::Result<()> {
+    let (_origin, node) = topology(&[]).await?;
+    for dpr in ["66.6", "99", "65.536"] {
+        let resp = get(&node, &format!("/photo.jpg?width=100&dpr={dpr}"), None).await?;
+        assert_eq!(resp.status, 400, "dpr={dpr}: {}", resp.summary());
+        assert!(resp.text().contains("dpr"), "dpr={dpr}: {}", resp.text());
+    }
+    Ok(())
+}

@@ -114,3 +114,34 @@ async fn readyz_reports_draining_after_sigterm() -> anyhow::Result<()> {
     assert!(node.wait_exit().await?.success());
     Ok(())
 }
+
+/// Found by the `purge_log` fuzz target: a purge log whose record carries the largest id (a
+/// log edited by hand, or restored from another node's) made the node panic while replaying
+/// it at start (`id + 1` overflowed; a release build wrapped the id to 0 instead and handed
+/// out ids it had already used). The node must start, honour the record, and go on recording.
+#[tokio::test]
+async fn a_purge_log_holding_the_largest_id_still_opens() -> anyhow::Result<()> {
+    let (origin, mut node) = shop().await?;
+    origin.route("/p", Reply::ok("one").cache_control("max-age=600"));
+    origin.route("/q", Reply::ok("two").cache_control("max-age=600"));
+    node.get("shop.test", "/p").await?;
+    node.get("shop.test", "/q").await?;
+    let status = node.stop().await?;
+    assert!(status.success(), "SIGTERM should exit 0, got {status}");
+
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let record = json!({
+        "id": u64::MAX, "at_ms": now_ms, "service": "shop", "kind": "url", "value": "shop.test/p", "soft": false,
+    });
+    std::fs::write(node.dir().join("cache").join("purges.jsonl"), format!("{record}\n"))?;
+    node.restart().await?;
+
+    let purged = node.get("shop.test", "/p").await?;
+    assert!(!purged.cache_status().hit(), "the record in the log applies: {}", purged.summary());
+    // A purge after it gets an id too, and applies.
+    node.purge(json!({"kind": "url", "url": "shop.test/q"})).await?;
+    let q = node.get("shop.test", "/q").await?;
+    assert!(!q.cache_status().hit(), "{}", q.summary());
+    assert_eq!(origin.count("/q"), 2);
+    Ok(())
+}

@@ -23,6 +23,10 @@ pub mod stats;
 pub mod steer;
 pub mod zone;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -133,7 +137,7 @@ async fn bind_pair(listen: SocketAddr) -> Result<(tokio::net::UdpSocket, tokio::
 }
 
 /// hickory's request handler: the answerer's reply, as a DNS message.
-pub struct Handler(Arc<Answerer>);
+pub struct Handler(pub Arc<Answerer>);
 
 #[async_trait::async_trait]
 impl RequestHandler for Handler {

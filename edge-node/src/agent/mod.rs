@@ -46,6 +46,14 @@ pub use apply::{Applied, Cause, Effects, Follower, ProtocolError, Purge};
 pub use error::AgentError;
 pub use state_file::{Saved, StateFile, StateFileError};
 
+/// The stream's line reader and a record's config check, reachable by the fuzz targets in
+/// `tests/fuzz` (they reach parsers through the public API only). Not for other use.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::services::parse as service_config;
+    pub use super::stream::LineReader;
+}
+
 use self::client::ControlClient;
 use self::functions::FunctionFiles;
 use self::services::ServiceApplier;

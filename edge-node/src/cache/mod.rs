@@ -20,6 +20,10 @@ pub mod shared_body;
 pub mod status;
 pub mod store;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

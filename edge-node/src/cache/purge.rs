@@ -296,7 +296,9 @@ impl PurgeLog {
                 let line = line.map_err(|e| err(format!("read: {e}")))?;
                 match serde_json::from_str::<LogLine>(&line) {
                     Ok(rec) => {
-                        state.next_id = state.next_id.max(rec.id + 1);
+                        // A hand-edited or foreign log may hold any id: saturate rather than
+                        // overflow (tests/fuzz's `purge_log` target reproduces it).
+                        state.next_id = state.next_id.max(rec.id.saturating_add(1));
                         if rec.at_ms >= horizon {
                             state.order.push_back(rec);
                         }
@@ -332,7 +334,8 @@ impl PurgeLog {
         let (line, rewrite) = {
             let mut st = self.state.write().map_err(|_| err("lock poisoned".into()))?;
             let id = st.next_id;
-            st.next_id += 1;
+            // Saturates: past u64::MAX the last id repeats (ids name records in logs only).
+            st.next_id = st.next_id.saturating_add(1);
             let rec = LogLine { id, at_ms: ms(now), service: service.to_string(), target, soft };
             let line = serde_json::to_string(&rec).map_err(|e| err(e.to_string()))?;
             self.apply(&mut st, rec);
@@ -514,6 +517,25 @@ mod tests {
         assert_eq!(log.len(), 2);
         let id = log.record("shop", Target::All, false, t(11)).unwrap();
         assert_eq!(id, 3, "ids continue after a restart");
+    }
+
+    /// Regression (tests/fuzz `purge_log`): a record with the largest id replays, applies, and
+    /// the log goes on recording after it.
+    #[test]
+    fn a_record_with_the_largest_id_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = format!(
+            "{{\"id\":{},\"at_ms\":{},\"service\":\"shop\",\"kind\":\"url\",\"value\":\"shop.example/a\",\"soft\":false}}\n",
+            u64::MAX,
+            ms(t(5)),
+        );
+        std::fs::write(dir.path().join("purges.jsonl"), line).unwrap();
+        let log = open(dir.path(), 100);
+        assert_eq!(log.verdict("shop", "shop.example/a", &[], t(1)), Verdict::Hard);
+        assert_eq!(log.record("shop", Target::All, false, t(10)).unwrap(), u64::MAX);
+        assert_eq!(log.record("shop", Target::All, true, t(11)).unwrap(), u64::MAX);
+        drop(log);
+        assert_eq!(open(dir.path(), 100).verdict("shop", "shop.example/b", &[], t(9)), Verdict::Hard);
     }
 
     #[test]

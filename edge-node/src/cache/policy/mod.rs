@@ -30,6 +30,10 @@ pub mod refresh;
 pub mod storable;
 mod syntax;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties;
+
 pub use self::conditional::{
     EntityTag, Precondition, evaluate_preconditions, merge_not_modified, not_modified_headers, not_modified_matches,
     parse_etag, revalidation_headers,

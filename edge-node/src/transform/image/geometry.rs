@@ -69,7 +69,7 @@ pub fn plan(
         .min(f64::from(bounds.max_width) / out_w)
         .min(f64::from(bounds.max_height) / out_h)
         .min((bounds.max_pixels as f64 / (out_w * out_h)).sqrt());
-    let (width, height) = (side(out_w * shrink), side(out_h * shrink));
+    let (width, height) = within(out_w * shrink, out_h * shrink, shrink < 1.0, bounds);
     // The source region that maps onto the output, centred.
     let crop_w = side(out_w / scale).min(src_width);
     let crop_h = side(out_h / scale).min(src_height);
@@ -90,6 +90,27 @@ fn limit_enlarging(scale: f64, fit: Fit) -> f64 {
 fn side(pixels: f64) -> u32 {
     let rounded = pixels.round();
     if rounded >= f64::from(u32::MAX) { u32::MAX } else { (rounded as u32).max(1) }
+}
+
+/// The output sides in whole pixels. Sides scaled down to fit `bounds` are rounded down:
+/// rounded to the nearest, both could round up and the area land above `max_pixels` (found by
+/// `tests/fuzz`'s `image_params`: 2033x1525 for a 3100000-pixel bound). A side held at one
+/// pixel can still leave the other above the area bound (a 10000x1 image, `max_pixels` 100):
+/// the longer side is then cut to fit.
+fn within(w: f64, h: f64, shrunk: bool, bounds: Bounds) -> (u32, u32) {
+    if !shrunk {
+        return (side(w), side(h));
+    }
+    let (mut w, mut h) = (side(w.floor()), side(h.floor()));
+    let max = bounds.max_pixels.max(1);
+    if u64::from(w) * u64::from(h) > max {
+        if w >= h {
+            w = u32::try_from(max / u64::from(h)).unwrap_or(u32::MAX).max(1);
+        } else {
+            h = u32::try_from(max / u64::from(w)).unwrap_or(u32::MAX).max(1);
+        }
+    }
+    (w, h)
 }
 
 #[cfg(test)]
@@ -143,6 +164,31 @@ mod tests {
             let got = plan(sw, sh, width, height, fit, BOUNDS);
             let want = Plan { crop, width: ow, height: oh };
             assert_eq!(got, want, "{sw}x{sh} {width:?}x{height:?} {fit:?}");
+        }
+    }
+
+    /// The area bound (`images.max_source_pixels`) holds after sides are made whole pixels.
+    #[test]
+    fn the_area_bound_holds_after_rounding() {
+        // (source, width, fit, max_pixels, output)
+        let cases = [
+            // Regression (tests/fuzz `image_params`): the 4000x3000 box scaled by
+            // sqrt(3100000 / 12000000) is 2033.06 x 1524.8; rounded to the nearest that was
+            // 2033x1525 = 3100325 pixels, above the bound. Rounded down it fits.
+            ((2000, 1500), Some(4000), Fit::Contain, 3_100_000, (2033, 1524)),
+            // The fuzz target's own input: a 29161x26794 source within the 50-megapixel
+            // default scaled to 7376.9 x 6778.1, which rounded to 7377x6778 = 50001306.
+            ((29_161, 26_794), None, Fit::ScaleDown, 50_000_000, (7376, 6778)),
+            // A side held at one pixel: the other is cut to the area bound.
+            ((10_000, 1), None, Fit::ScaleDown, 100, (100, 1)),
+            // Not scaled down: rounded to the nearest as before.
+            ((1000, 1000), Some(333), Fit::Contain, 50_000_000, (333, 333)),
+        ];
+        for ((sw, sh), width, fit, max_pixels, (ow, oh)) in cases {
+            let bounds = Bounds { max_width: 8192, max_height: 8192, max_pixels };
+            let got = plan(sw, sh, width, None, fit, bounds);
+            assert_eq!((got.width, got.height), (ow, oh), "{sw}x{sh} to {width:?} within {max_pixels}");
+            assert!(u64::from(got.width) * u64::from(got.height) <= max_pixels);
         }
     }
 

@@ -424,11 +424,13 @@ fn dpr(value: &str) -> Result<Dpr, String> {
     }
     let whole: u16 = whole.parse().map_err(|_| invalid())?;
     let milli: u16 = format!("{fraction:0<3}").parse().map_err(|_| invalid())?;
-    let dpr = Dpr(whole * 1000 + milli);
-    if dpr.0 < Dpr::ONE.0 || dpr.0 > Dpr::MAX.0 {
+    // In u32: 99 * 1000 overflows a u16 (found by tests/fuzz's `image_params`; a release
+    // build wrapped `dpr=66.6` to 1.064 and served it).
+    let milli = u32::from(whole) * 1000 + u32::from(milli);
+    if milli < u32::from(Dpr::ONE.0) || milli > u32::from(Dpr::MAX.0) {
         return Err(invalid());
     }
-    Ok(dpr)
+    u16::try_from(milli).map(Dpr).map_err(|_| invalid())
 }
 
 fn fit(value: &str) -> Result<Fit, String> {
@@ -677,6 +679,16 @@ mod tests {
         assert!(e.len() < 120, "{e}");
         let e = parse("/a.jpg?fit=%0A%1B").err().map(|e| e.to_string()).unwrap_or_default();
         assert_eq!(e, "fit: use scale-down, contain (or bounds), cover or crop, got \"\\n\\u{1b}\"");
+    }
+
+    /// Regression (tests/fuzz `image_params`): whole parts above 65 overflowed a u16.
+    #[test]
+    fn a_dpr_above_the_range_is_refused_not_wrapped() {
+        for value in ["66.6", "99", "65.536", "99.999", "11", "10.001"] {
+            assert!(dpr(value).is_err(), "{value}");
+        }
+        assert_eq!(dpr("10"), Ok(Dpr::MAX));
+        assert_eq!(dpr("1"), Ok(Dpr::ONE));
     }
 
     #[test]
