@@ -53,7 +53,9 @@ printf '%s\n' "${TARGETS[@]}" | xargs -P "$JOBS" -I{} bash -c "run_one {} $SECS 
 printf '%-14s %10s %7s %6s %6s %6s %9s %s\n' target execs exec/s cov ft corpus o/t/crash seconds
 for t in "${TARGETS[@]}"; do
     last=$(grep -E '^#[0-9]+: cov' "logs/$t.log" | tail -1)
-    field() { sed -n "s/.*$1 \([^ ]*\).*/\1/p" <<<"$last"; }
+    # `|` as the delimiter: the field names contain `/` (exec/s:, oom/timeout/crash:); a space
+    # before the name, or `time:` would match `dft_time:`.
+    field() { sed -n "s|.* $1 \([^ ]*\).*|\1|p" <<<"$last"; }
     execs=$(sed -n 's/^#\([0-9]*\):.*/\1/p' <<<"$last")
     corpus=$(find "corpus/$t" -type f | wc -l)
     printf '%-14s %10s %7s %6s %6s %6s %9s %s\n' "$t" "${execs:-?}" "$(field exec/s:)" "$(field cov:)" "$(field ft:)" \
