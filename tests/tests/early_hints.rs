@@ -7,12 +7,12 @@
 //! node's own transport writes the heads; the HTTP/1.1 and HTTP/2 scenarios need the h1/h2
 //! interim transport (branch feat/interim-transport) and are ignored until it is merged.
 
-use std::time::Duration;
-
 use http::Method;
 use outpost_tests::interim_origin::{final_response, interim};
 use outpost_tests::tls::Leaf;
-use outpost_tests::{EdgeNode, Hold, InterimOrigin, NodeConfig, Req, ServiceSpec, Step, TestCa, h3client};
+use outpost_tests::{
+    EdgeNode, Hold, InterimOrigin, NodeConfig, Req, ServiceSpec, Step, TestCa, h3client, interim_client,
+};
 use serde_json::json;
 
 struct Topology {
@@ -218,6 +218,71 @@ async fn h3_no_early_hints_from_cache_unless_the_service_asks() -> anyhow::Resul
     Ok(())
 }
 
-/// Keeps the compiler honest about the helper used by the ignored scenarios below.
-#[allow(dead_code)]
-const TRANSPORT: Duration = Duration::from_secs(1);
+/// The origin's 103 and its 200, as the HTTP/1.1 and HTTP/2 scenarios script them.
+fn hinted_page() -> Vec<Step> {
+    vec![
+        interim(103, "Early Hints", &[("link", "</style.css>; rel=preload; as=style"), ("x-hint", "only-in-103")]),
+        final_response(200, "OK", &[("content-type", "text/html"), ("cache-control", "max-age=600")], PAGE),
+    ]
+}
+
+/// The client saw exactly the origin's 103 and then a 200 without its fields.
+fn assert_origin_hint(hints: &[http::Response<()>], resp: &outpost_tests::Resp) {
+    let statuses: Vec<u16> = hints.iter().map(|h| h.status().as_u16()).collect();
+    assert_eq!(statuses, [103], "{}", resp.summary());
+    assert_eq!(values(hints[0].headers(), "link"), ["</style.css>; rel=preload; as=style"]);
+    assert_eq!(resp.status, 200, "{}", resp.summary());
+    assert!(resp.header("link").is_none() && resp.header("x-hint").is_none(), "{}", resp.summary());
+}
+
+#[tokio::test]
+#[ignore = "needs the h1/h2 interim transport"]
+async fn h1_an_origins_103_reaches_an_http1_client_first() -> anyhow::Result<()> {
+    let t = topology(&[]).await?;
+    t.origin.route("/page", vec![hinted_page()]);
+    let (hints, resp) =
+        interim_client::h1_send_with_interim(t.node.http_addr(), &Req::get("shop.test", "/page")).await?;
+    assert_origin_hint(&hints, &resp);
+    let (hints, hit) =
+        interim_client::h1_send_with_interim(t.node.http_addr(), &Req::get("shop.test", "/page")).await?;
+    assert!(hit.cache_status().hit() && hints.is_empty(), "{hints:?} {}", hit.summary());
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the h1/h2 interim transport"]
+async fn h2_an_origins_103_reaches_an_http2_client_first() -> anyhow::Result<()> {
+    let t = topology(&[]).await?;
+    t.origin.route("/page", vec![hinted_page()]);
+    let (hints, resp) =
+        interim_client::h2_send_with_interim(t.node.http_addr(), &Req::get("shop.test", "/page")).await?;
+    assert_origin_hint(&hints, &resp);
+    let (hints, hit) =
+        interim_client::h2_send_with_interim(t.node.http_addr(), &Req::get("shop.test", "/page")).await?;
+    assert!(hit.cache_status().hit() && hints.is_empty(), "{hints:?} {}", hit.summary());
+    Ok(())
+}
+
+/// The scenario with a real HTTP/2 client: the 103 made from cache arrives while the
+/// origin is held, so before the 200.
+#[tokio::test]
+#[ignore = "needs the h1/h2 interim transport"]
+async fn h2_early_hints_from_cache_come_before_the_200() -> anyhow::Result<()> {
+    let t = topology(&["early_hints = true"]).await?;
+    let hold = Hold::default();
+    let links = [("link", "</app.css>; rel=preload; as=style")];
+    t.origin.route("/", vec![vec![page(&links)], vec![Step::Wait(hold.clone()), page(&links)]]);
+    let (_, first) = interim_client::h2_send_with_interim(t.node.http_addr(), &Req::get("shop.test", "/")).await?;
+    assert!(first.cache_status().stored(), "{}", first.summary());
+    t.node.purge(json!({"kind": "url", "url": "shop.test/", "soft": true})).await?;
+    let mut exchange = interim_client::H2Exchange::open(t.node.http_addr(), &Req::get("shop.test", "/")).await?;
+    let hint = exchange.next_interim().await?.ok_or_else(|| anyhow::anyhow!("no 103 before the final head"))?;
+    assert_eq!(hint.status(), 103);
+    assert_eq!(values(hint.headers(), "link"), ["</app.css>; rel=preload; as=style"]);
+    hold.release();
+    assert!(exchange.next_interim().await?.is_none(), "the origin sent no 103 of its own");
+    let resp = exchange.finish().await?;
+    assert_eq!(resp.status, 200, "{}", resp.summary());
+    assert_eq!(resp.text(), PAGE);
+    Ok(())
+}
