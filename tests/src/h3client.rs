@@ -156,6 +156,13 @@ impl H3Conn {
         Ok(H3Exchange { stream, peer_cert: self.peer_cert() })
     }
 
+    /// Sends the head of `req` only; its body goes with [`H3Exchange::send_body`] (after the
+    /// node's `100 Continue`, say).
+    pub async fn open_head_only(&self, req: &Req) -> anyhow::Result<H3Exchange> {
+        let stream = self.request_stream(req).await?;
+        Ok(H3Exchange { stream, peer_cert: self.peer_cert() })
+    }
+
     async fn request_stream(&self, req: &Req) -> anyhow::Result<ClientStream> {
         let mut sender = self.sender.clone();
         let uri = format!("https://{}{}", req.host, req.path);
@@ -214,6 +221,12 @@ impl H3Exchange {
             .await
             .context("HTTP/3 response head timed out")?
             .context("HTTP/3 response head")
+    }
+
+    /// Sends `body` and ends the request.
+    pub async fn send_body(&mut self, body: Bytes) -> anyhow::Result<()> {
+        self.stream.send_data(body).await?;
+        Ok(self.stream.finish().await?)
     }
 
     /// Reads the body that follows the final head `head`.

@@ -11,7 +11,7 @@ use http::Method;
 use outpost_tests::interim_origin::{final_response, interim};
 use outpost_tests::tls::Leaf;
 use outpost_tests::{
-    EdgeNode, Hold, InterimOrigin, NodeConfig, Req, ServiceSpec, Step, TestCa, h3client, interim_client,
+    EdgeNode, Hold, InterimOrigin, NodeConfig, Origin, Reply, Req, ServiceSpec, Step, TestCa, h3client, interim_client,
 };
 use serde_json::json;
 
@@ -214,6 +214,34 @@ async fn h3_no_early_hints_from_cache_unless_the_service_asks() -> anyhow::Resul
     let (hints, resp) = conn.send_with_interim(&Req::get("shop.test", "/")).await?;
     assert_eq!(resp.cache_status().fwd(), Some("stale"), "{}", resp.summary());
     assert!(hints.is_empty(), "{hints:?}");
+    conn.close().await;
+    Ok(())
+}
+
+/// RFC 9110 §10.1.1: a client that sends `Expect: 100-continue` holds its content back until
+/// this hop's `100 Continue`; the node sends it when the request's body is first read (here:
+/// forwarded to the origin), and the upload then completes.
+#[tokio::test]
+async fn h3_expect_100_continue_is_answered_when_the_body_is_wanted() -> anyhow::Result<()> {
+    let ca = TestCa::new("expect CA")?;
+    let cert = ca.issue(&["shop.test"])?;
+    let origin = Origin::start().await?;
+    origin.route("/upload", Reply::ok("got it"));
+    let config = NodeConfig::with_service(ServiceSpec::new("shop", &["shop.test"], origin.url()))
+        .certificate(cert.clone())
+        .http3(true);
+    let node = EdgeNode::start(config).await?;
+    let conn = h3client::H3Client::new(&ca, "shop.test")?.connect(node.https_addr()?).await?;
+    let req = Req::post("shop.test", "/upload").header("expect", "100-continue").header("content-length", "5");
+    let mut exchange = conn.open_head_only(&req).await?;
+    let head = exchange.next_head().await?;
+    assert_eq!(head.status(), 100, "the client sent no content yet; the node asks for it");
+    exchange.send_body(bytes::Bytes::from_static(b"hello")).await?;
+    let head = exchange.next_head().await?;
+    assert_eq!(head.status(), 200);
+    let resp = exchange.finish(head).await?;
+    assert_eq!(resp.text(), "got it");
+    assert_eq!(&origin.last("/upload")?.body[..], b"hello");
     conn.close().await;
     Ok(())
 }
