@@ -7,6 +7,8 @@
 //! node's own transport writes the heads; the HTTP/1.1 and HTTP/2 scenarios need the h1/h2
 //! interim transport (branch feat/interim-transport) and are ignored until it is merged.
 
+use std::time::Duration;
+
 use http::Method;
 use outpost_tests::interim_origin::{final_response, interim};
 use outpost_tests::tls::Leaf;
@@ -201,6 +203,44 @@ async fn h3_early_hints_from_cache_come_before_the_origin_answers() -> anyhow::R
     let metrics = t.metrics().await?;
     assert_eq!(sample(&metrics, "outpost_early_hints_sent_total{source=\"cache\"}"), 1.0, "{metrics}");
     assert_eq!(sample(&metrics, "outpost_early_hints_sent_total{source=\"origin\"}"), 1.0, "{metrics}");
+    conn.close().await;
+    Ok(())
+}
+
+/// Requests collapsed onto one revalidation: each waiter gets the 103 made from cache (its
+/// own request's), but the origin's 103 goes to the request that leads the fetch only.
+#[tokio::test]
+async fn h3_collapsed_waiters_get_cache_hints_and_only_the_leader_gets_the_origins() -> anyhow::Result<()> {
+    let t = topology(&["early_hints = true"]).await?;
+    let links = [("link", "</app.css>; rel=preload; as=style")];
+    let hold = Hold::default();
+    let origin_hint = interim(103, "Early Hints", &[("link", "</late.js>; rel=preload; as=script")]);
+    t.origin.route("/", vec![vec![page(&links)], vec![Step::Wait(hold.clone()), origin_hint, page(&links)]]);
+    let conn = t.h3_conn().await?;
+    conn.send_with_interim(&Req::get("shop.test", "/")).await?;
+    t.node.purge(json!({"kind": "url", "url": "shop.test/", "soft": true})).await?;
+
+    let mut leader = conn.open(&Req::get("shop.test", "/")).await?;
+    assert_eq!(leader.next_head().await?.status(), 103);
+    // The leader's revalidation has reached the origin (and is held there).
+    let reached = outpost_tests::eventually(Duration::from_secs(10), || t.origin.count("/") == 2).await;
+    assert!(reached, "the revalidation reached the origin");
+    let mut follower = conn.open(&Req::get("shop.test", "/")).await?;
+    let hint = follower.next_head().await?;
+    assert_eq!(hint.status(), 103);
+    assert_eq!(values(hint.headers(), "link"), ["</app.css>; rel=preload; as=style"]);
+    hold.release();
+
+    let from_origin = leader.next_head().await?;
+    assert_eq!(values(from_origin.headers(), "link"), ["</late.js>; rel=preload; as=script"]);
+    let head = leader.next_head().await?;
+    assert_eq!(head.status(), 200);
+    assert_eq!(leader.finish(head).await?.text(), PAGE);
+    let head = follower.next_head().await?;
+    assert_eq!(head.status(), 200, "the follower gets no origin 103");
+    let resp = follower.finish(head).await?;
+    assert!(resp.cache_status().collapsed(), "{}", resp.summary());
+    assert_eq!(t.origin.count("/"), 2, "one revalidation for both");
     conn.close().await;
     Ok(())
 }
