@@ -91,6 +91,25 @@ pub struct ServiceConfig {
     /// Store responses that carry `Set-Cookie`. Default: false (they are forwarded, not stored).
     #[serde(default)]
     pub store_set_cookie: bool,
+    /// Early hints from cache: a stored `text/html` 200 whose `Link` fields name
+    /// `rel=preload` or `rel=preconnect` targets has them sent as `103 Early Hints` (RFC 8297)
+    /// at once when a later request for that URL must go upstream (the stored copy is stale or
+    /// its body was evicted), before the origin answers. Default: false.
+    #[serde(default)]
+    pub early_hints: bool,
+    /// The most `Link` values one early-hints `103` made from cache carries; later ones are
+    /// left out. 1 to 64. Default: 16.
+    #[serde(default = "default_early_hints_max_links")]
+    pub early_hints_max_links: usize,
+    /// The most bytes of `Link` values one early-hints `103` made from cache carries; a value
+    /// that would cross it is left out. 128B to 16KiB. Default: 4KiB.
+    #[serde(default = "default_early_hints_max_bytes")]
+    pub early_hints_max_bytes: ByteSize,
+    /// Bound on the fields of one interim (1xx) response forwarded from the upstream (names
+    /// and values, as HTTP/1.1 writes them); a larger one is dropped, the final response is
+    /// unaffected. 1KiB to 64KiB. Default: 8KiB.
+    #[serde(default = "default_max_interim_bytes")]
+    pub max_interim_bytes: ByteSize,
     /// Overrides `cache.max_object_size` for this service; at least 1KiB and at most
     /// `cache.max_object_size`. Default: `cache.max_object_size`.
     #[serde(default)]
@@ -122,6 +141,25 @@ pub struct ServiceConfig {
 
 fn yes() -> bool {
     true
+}
+
+/// Default of `early_hints_max_links`.
+pub const DEFAULT_EARLY_HINTS_MAX_LINKS: usize = 16;
+/// Default of `early_hints_max_bytes`.
+pub const DEFAULT_EARLY_HINTS_MAX_BYTES: ByteSize = ByteSize::kib(4);
+/// Default of `max_interim_bytes`.
+pub const DEFAULT_MAX_INTERIM_BYTES: ByteSize = ByteSize::kib(8);
+
+fn default_early_hints_max_links() -> usize {
+    DEFAULT_EARLY_HINTS_MAX_LINKS
+}
+
+fn default_early_hints_max_bytes() -> ByteSize {
+    DEFAULT_EARLY_HINTS_MAX_BYTES
+}
+
+fn default_max_interim_bytes() -> ByteSize {
+    DEFAULT_MAX_INTERIM_BYTES
 }
 
 /// A service name: 1 to 64 of `a-z 0-9 _ -`. Also the rule for the control plane's service

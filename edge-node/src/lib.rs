@@ -26,6 +26,7 @@ pub mod ctx;
 pub mod demo;
 pub mod error;
 pub mod function;
+pub mod hints;
 pub mod interim;
 pub mod listen;
 pub mod metrics;

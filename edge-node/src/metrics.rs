@@ -28,6 +28,13 @@ pub const CONNECTIONS_REFUSED: &str = "outpost_connections_refused_total";
 /// `evicted` (the longest idle, to make room under `max_connections`).
 pub const CONNECTIONS_CLOSED: &str = "outpost_connections_closed_total";
 pub const QUIC_RETRIES: &str = "outpost_quic_retries_total";
+/// `103 Early Hints` sent to clients, by `source`: `origin` (forwarded) or `cache` (made from
+/// a stored page's `Link` fields, `early_hints = true`).
+pub const EARLY_HINTS_SENT: &str = "outpost_early_hints_sent_total";
+/// Interim (1xx) responses not passed to the client, by `reason`: `too_large`
+/// (`max_interim_bytes`), `budget` (more than 4 for one request), `duplicate` (every link
+/// already hinted from cache), `closed` (the final response had begun).
+pub const INTERIM_DROPPED: &str = "outpost_interim_dropped_total";
 /// Requests refused with 400 for their host fields, by `reason` (`AuthorityError::label`).
 pub const HOST_REFUSED: &str = "outpost_host_refused_total";
 /// Transform variants looked up, by outcome (`hit`: stored; `miss`: made now).

@@ -110,6 +110,8 @@ where
         Err(e) => return fail(&state, &ctx, outcome, &e),
     };
     outcome.service = Some(&route.service.name);
+    // The phases' way to the client's connection for 1xx (RFC 9110 §15.2), when it has one.
+    crate::hints::attach(&mut req, &route.service.hints);
     // function: the service's edge function answers; its fetches re-enter at the cache phase.
     if let Some(function) = &route.service.function {
         let started = Instant::now();

@@ -29,6 +29,8 @@ pub struct CompiledService {
     /// `listen.trusted_networks` and the service's own: peers whose forwarding fields reach
     /// the upstream (see `upstream::forward_headers`).
     pub trusted_networks: Arc<[outpost_config::Cidr]>,
+    /// Interim responses: early hints from cache, and the bound on forwarded 1xx.
+    pub hints: crate::hints::HintsPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,7 @@ impl CompiledService {
             images: Arc::new(svc.images.clone()),
             function,
             trusted_networks: node.listen.trusted_networks.iter().chain(&svc.trusted_networks).copied().collect(),
+            hints: crate::hints::HintsPolicy::from_config(svc),
         })
     }
 

@@ -126,14 +126,55 @@ impl H3Conn {
             .with_context(|| format!("HTTP/3 {} {} timed out after {EXCHANGE_LIMIT:?}", req.method, req.path))?
     }
 
-    async fn exchange(&self, req: &Req, trailers: Option<http::HeaderMap>) -> anyhow::Result<Resp> {
+    /// Like [`H3Conn::send`], also returning the interim (1xx) responses that came first, in
+    /// order (RFC 9114 §4.1).
+    pub async fn send_with_interim(&self, req: &Req) -> anyhow::Result<(Vec<http::Response<()>>, Resp)> {
+        let exchange = async {
+            let mut stream = self.open(req).await?;
+            let mut interim = Vec::new();
+            loop {
+                let head = stream.next_head().await?;
+                if !head.status().is_informational() {
+                    return anyhow::Ok((interim, stream.finish(head).await?));
+                }
+                interim.push(head);
+            }
+        };
+        tokio::time::timeout(EXCHANGE_LIMIT, exchange)
+            .await
+            .with_context(|| format!("HTTP/3 {} {} timed out after {EXCHANGE_LIMIT:?}", req.method, req.path))?
+    }
+
+    /// Sends a body-less request and returns its stream, whose response heads the caller reads
+    /// one at a time with [`H3Exchange::next_head`] (interim ones first).
+    pub async fn open(&self, req: &Req) -> anyhow::Result<H3Exchange> {
+        let mut stream = self.request_stream(req).await?;
+        if !req.body.is_empty() {
+            stream.send_data(req.body.clone()).await?;
+        }
+        stream.finish().await?;
+        Ok(H3Exchange { stream, peer_cert: self.peer_cert() })
+    }
+
+    /// Sends the head of `req` only; its body goes with [`H3Exchange::send_body`] (after the
+    /// node's `100 Continue`, say).
+    pub async fn open_head_only(&self, req: &Req) -> anyhow::Result<H3Exchange> {
+        let stream = self.request_stream(req).await?;
+        Ok(H3Exchange { stream, peer_cert: self.peer_cert() })
+    }
+
+    async fn request_stream(&self, req: &Req) -> anyhow::Result<ClientStream> {
         let mut sender = self.sender.clone();
         let uri = format!("https://{}{}", req.host, req.path);
         let mut builder = Request::builder().method(req.method.clone()).uri(uri);
         for (name, value) in &req.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        let mut stream = sender.send_request(builder.body(())?).await?;
+        Ok(sender.send_request(builder.body(())?).await?)
+    }
+
+    async fn exchange(&self, req: &Req, trailers: Option<http::HeaderMap>) -> anyhow::Result<Resp> {
+        let mut stream = self.request_stream(req).await?;
         // A server may answer before reading the whole body (413) and stop the upload (RFC 9114
         // §4.1.2): as a browser does, read the response whatever became of the upload.
         // After a refused upload the send side is dead: finishing it would make h3 close the
@@ -145,20 +186,12 @@ impl H3Conn {
             }
             let _ = stream.finish().await;
         }
-        let head = stream.recv_response().await?;
-        let mut body = BytesMut::new();
-        while let Some(mut chunk) = stream.recv_data().await? {
-            body.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+        // RFC 9114 §4.1: interim responses (1xx) may come first; a client reads past them.
+        let mut head = stream.recv_response().await?;
+        while head.status().is_informational() {
+            head = stream.recv_response().await?;
         }
-        let (parts, ()) = head.into_parts();
-        Ok(Resp {
-            status: parts.status,
-            version: Version::HTTP_3,
-            headers: parts.headers,
-            body: body.freeze(),
-            peer_cert: self.peer_cert(),
-            alpn: Some(b"h3".to_vec()),
-        })
+        H3Exchange { stream, peer_cert: self.peer_cert() }.finish(head).await
     }
 
     /// Resolves when the connection closes, with the reason (bounded by `limit`).
@@ -169,6 +202,48 @@ impl H3Conn {
     pub async fn close(self) {
         self.quic.close(0u32.into(), b"done");
         self.driver.abort();
+    }
+}
+
+type ClientStream = h3::client::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>;
+
+/// One request's stream, read head by head.
+pub struct H3Exchange {
+    stream: ClientStream,
+    peer_cert: Option<rustls_pki_types::CertificateDer<'static>>,
+}
+
+impl H3Exchange {
+    /// The next response head: an interim one (1xx), or the final one, after which only
+    /// [`H3Exchange::finish`] makes sense. Bounded by [`EXCHANGE_LIMIT`].
+    pub async fn next_head(&mut self) -> anyhow::Result<http::Response<()>> {
+        tokio::time::timeout(EXCHANGE_LIMIT, self.stream.recv_response())
+            .await
+            .context("HTTP/3 response head timed out")?
+            .context("HTTP/3 response head")
+    }
+
+    /// Sends `body` and ends the request.
+    pub async fn send_body(&mut self, body: Bytes) -> anyhow::Result<()> {
+        self.stream.send_data(body).await?;
+        Ok(self.stream.finish().await?)
+    }
+
+    /// Reads the body that follows the final head `head`.
+    pub async fn finish(mut self, head: http::Response<()>) -> anyhow::Result<Resp> {
+        let mut body = BytesMut::new();
+        while let Some(mut chunk) = self.stream.recv_data().await? {
+            body.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+        }
+        let (parts, ()) = head.into_parts();
+        Ok(Resp {
+            status: parts.status,
+            version: Version::HTTP_3,
+            headers: parts.headers,
+            body: body.freeze(),
+            peer_cert: self.peer_cert,
+            alpn: Some(b"h3".to_vec()),
+        })
     }
 }
 

@@ -1,9 +1,11 @@
 //! End-to-end tests for Outpost: real `edge-node` and `origin-shield` processes in front of real
 //! origins on loopback, and the real `control-plane`.
 //!
-//! The harness has nine parts, each in its own module:
+//! The harness has eleven parts, each in its own module:
 //! - [`origin`]: a scripted hyper origin that records what it receives;
 //! - [`raw_origin`]: a raw-TCP origin that frames requests as nginx does (answers before the body);
+//! - [`interim_origin`]: a raw-TCP origin that sends 1xx (103 Early Hints) before its answer;
+//! - [`interim_client`]: HTTP/1.1 and HTTP/2 clients that see the 1xx a node sends;
 //! - [`node`]: the node under test (an edge, or a shield), its config file and its process;
 //! - [`client`]: HTTP/1.1 and HTTP/2 clients, cleartext or TLS, and a raw socket;
 //! - [`h3client`]: an HTTP/3 client (quinn + h3) for the node's QUIC listener;
@@ -27,6 +29,8 @@ pub mod client;
 pub mod control;
 pub mod fleet;
 pub mod h3client;
+pub mod interim_client;
+pub mod interim_origin;
 pub mod node;
 pub mod origin;
 pub mod raw_origin;
@@ -36,6 +40,7 @@ pub mod wasm;
 use std::time::{Duration, SystemTime};
 
 pub use client::{CacheStatus, Proto, RawResponse, Req, Resp, raw_exchange, raw_exchange_from};
+pub use interim_origin::{Hold, InterimOrigin, Step};
 pub use node::{Binary, EdgeNode, HostHeader, NodeConfig, ServiceSpec};
 pub use origin::{Chunk, Gate, Origin, Recorded, Reply, refused_addr};
 pub use raw_origin::{RawOrigin, RawRequest};

@@ -145,7 +145,7 @@ async fn serve(mut tcp: TcpStream, conn: usize, log: Arc<Mutex<Log>>) {
 }
 
 /// Reads until `buf` holds a whole head; its length, or `None` at EOF or past [`MAX_HEAD`].
-async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+pub(crate) async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
     let mut chunk = [0u8; 4096];
     loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -179,7 +179,7 @@ async fn discard(tcp: &mut TcpStream, buf: &mut Vec<u8>, mut length: usize) -> b
 }
 
 /// `METHOD SP target SP HTTP/1.1` and `name: value` lines; anything else is `None`.
-fn parse(head: &[u8], conn: usize) -> Option<RawRequest> {
+pub(crate) fn parse(head: &[u8], conn: usize) -> Option<RawRequest> {
     let text = std::str::from_utf8(head).ok()?;
     let mut lines = text.split("\r\n");
     let mut first = lines.next()?.split(' ');

@@ -17,6 +17,7 @@ pub(super) fn check(report: &mut Report<'_>, at: &str, service: &ServiceConfig) 
     }
     check_durations(report, at, service);
     check_max_object_size(report, at, service);
+    check_interim(report, at, service);
     let trusted = service.trusted_networks.len();
     report.count(&format!("{at}trusted_networks"), trusted, 0, crate::MAX_TRUSTED_NETWORKS);
     if let Some(f) = &service.function {
@@ -86,6 +87,15 @@ fn check_max_object_size(report: &mut Report<'_>, at: &str, service: &ServiceCon
     }
 }
 
+/// Bounds on interim responses: the early hints made from cache, and the 1xx forwarded.
+fn check_interim(report: &mut Report<'_>, at: &str, service: &ServiceConfig) {
+    report.count(&format!("{at}early_hints_max_links"), service.early_hints_max_links, 1, 64);
+    let path = format!("{at}early_hints_max_bytes");
+    report.size(&path, service.early_hints_max_bytes, ByteSize::b(128), Some(ByteSize::kib(16)));
+    let path = format!("{at}max_interim_bytes");
+    report.size(&path, service.max_interim_bytes, ByteSize::kib(1), Some(ByteSize::kib(64)));
+}
+
 #[cfg(test)]
 mod tests {
     use crate::ServiceConfig;
@@ -132,6 +142,12 @@ mod tests {
             (shop(json!({"default_ttl": "0s"})), "default_ttl", "must be more than 0"),
             (shop(json!({"total_timeout": "0s"})), "total_timeout", "must be more than 0"),
             (shop(json!({"max_object_size": "1B"})), "max_object_size", "use at least 1KiB"),
+            (shop(json!({"early_hints_max_links": 0})), "early_hints_max_links", "use 1 to 64"),
+            (shop(json!({"early_hints_max_links": 65})), "early_hints_max_links", "use 1 to 64"),
+            (shop(json!({"early_hints_max_bytes": "64B"})), "early_hints_max_bytes", "use at least 128B"),
+            (shop(json!({"early_hints_max_bytes": "17KiB"})), "early_hints_max_bytes", "use at most 16KiB"),
+            (shop(json!({"max_interim_bytes": "512B"})), "max_interim_bytes", "use at least 1KiB"),
+            (shop(json!({"max_interim_bytes": "65KiB"})), "max_interim_bytes", "use at most 64KiB"),
         ];
         for (json, path, fragment) in cases {
             let found = problems(json.clone());

@@ -20,6 +20,7 @@ use super::{Cache, Found};
 use crate::body::{self, EdgeBody};
 use crate::ctx::{Phase, RequestCtx};
 use crate::error::{EdgeError, ErrorKind};
+use crate::hints::HintRelay;
 use crate::service::CompiledService;
 use crate::upstream::{ForwardInfo, Outgoing, TimedBody, forward_headers};
 
@@ -78,6 +79,8 @@ pub async fn serve(
                     if let Some(served) = turn.serve_stored(&object, status).await {
                         return Ok(served);
                     }
+                    // The head is known, its body is gone (evicted): hint while refetching.
+                    turn.hint_from_cache(&object);
                     turn.fetch(storage_key, None, Fwd::UriMiss, authorized, ctx).await
                 }
                 // RFC 5861 §3: serve stale now, revalidate once in the background.
@@ -100,6 +103,7 @@ pub async fn serve(
                     let client_forced =
                         honor && (turn.directives.no_cache || turn.directives.max_age.is_some_and(|a| a.is_zero()));
                     let fwd = if client_forced { Fwd::Request } else { Fwd::Stale };
+                    turn.hint_from_cache(&object);
                     turn.fetch(storage_key.clone(), Some((storage_key, object)), fwd, authorized, ctx).await
                 }
             }
@@ -150,24 +154,42 @@ impl Turn<'_> {
         self.serve_stored(&object, CacheStatus::hit(ttl(&object, age))).await
     }
 
-    fn fill_request(&self, stale: Option<&StoredObject>) -> Outgoing {
+    /// RFC 8297: the stored page's preload and preconnect links, sent as a `103` now, while
+    /// the origin is asked (a miss's fetch or a revalidation); only for the client's own GET.
+    fn hint_from_cache(&self, object: &StoredObject) {
+        let Some(relay) = self.parts.extensions.get::<HintRelay>() else { return };
+        if self.parts.method != Method::GET {
+            return;
+        }
+        relay.from_cache(crate::hints::cached_links(&self.svc.hints, object.meta.status, &object.meta.headers));
+    }
+
+    /// `for_client`: the fetch answers this request's client, which then gets the upstream's
+    /// 1xx; a background revalidation's client already has its response.
+    fn fill_request(&self, stale: Option<&StoredObject>, for_client: bool) -> Outgoing {
         let mut headers = forward_headers(self.parts.headers.clone(), self.fwd);
         strip_for_fill(&mut headers);
         if let Some(stale) = stale {
             headers.extend(policy::revalidation_headers(&stale.meta.headers));
         }
         let path = self.parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        Outgoing { method: Method::GET, path_and_query: path.to_string(), headers, body: body::empty() }
+        let interim = if for_client { self.parts.extensions.get::<HintRelay>().cloned() } else { None };
+        Outgoing { method: Method::GET, path_and_query: path.to_string(), headers, body: body::empty(), interim }
     }
 
-    fn job(&self, flight_key: &str, stale: Option<(String, Arc<StoredObject>)>) -> Result<FetchJob, EdgeError> {
+    fn job(
+        &self,
+        flight_key: &str,
+        stale: Option<(String, Arc<StoredObject>)>,
+        for_client: bool,
+    ) -> Result<FetchJob, EdgeError> {
         Ok(FetchJob {
             flight_key: flight_key.to_string(),
             cache: self.cache.clone(),
             svc: self.svc.clone(),
             key: self.key.clone(),
             client_headers: self.parts.headers.clone(),
-            request: self.fill_request(stale.as_ref().map(|(_, o)| o.as_ref())),
+            request: self.fill_request(stale.as_ref().map(|(_, o)| o.as_ref()), for_client),
             stale,
         })
     }
@@ -175,7 +197,7 @@ impl Turn<'_> {
     fn revalidate_in_background(&self, storage_key: String, object: Arc<StoredObject>) {
         // Joining the flight makes the revalidation happen once however many requests see it stale.
         if let Join::Lead(lead) = self.cache.flights.join(&storage_key) {
-            match self.job(&storage_key, Some((storage_key.clone(), object))) {
+            match self.job(&storage_key, Some((storage_key.clone(), object)), false) {
                 Ok(job) => {
                     tokio::spawn(job.run(lead));
                 }
@@ -207,7 +229,7 @@ impl Turn<'_> {
                     return Ok(served);
                 }
                 let follower = lead.follower();
-                tokio::spawn(self.job(&flight_key, stale.clone())?.run(lead));
+                tokio::spawn(self.job(&flight_key, stale.clone(), true)?.run(lead));
                 (follower, false)
             }
             Join::Follow(f) => (f, true),
@@ -361,8 +383,9 @@ async fn pass(
     fwd: &ForwardInfo<'_>,
     ctx: &mut RequestCtx,
 ) -> Result<Served, EdgeError> {
+    let interim = parts.extensions.get::<HintRelay>().cloned();
     let headers = forward_headers(parts.headers, fwd);
-    let out = Outgoing { method: parts.method.clone(), path_and_query: path.to_string(), headers, body };
+    let out = Outgoing { method: parts.method.clone(), path_and_query: path.to_string(), headers, body, interim };
     let key = CacheKey::new(&svc.name, host, path);
     let started = Instant::now();
     let result = svc.upstream.send(key.primary.as_bytes(), out).await;

@@ -44,6 +44,9 @@ pub struct Outgoing {
     pub path_and_query: String,
     pub headers: HeaderMap,
     pub body: EdgeBody,
+    /// Where the upstream's interim (1xx) responses go: the client's connection, for the
+    /// request that leads a fetch; `None` for a background revalidation or a function's fetch.
+    pub interim: Option<crate::hints::HintRelay>,
 }
 
 pub struct Upstream {
@@ -296,6 +299,11 @@ impl Upstream {
         };
         if let Some(h) = host {
             req.headers_mut().insert(header::HOST, h);
+        }
+        // RFC 9110 §15.2: a proxy forwards 1xx it receives. hyper surfaces them from HTTP/1.1
+        // connections only (its HTTP/2 client drops them; see crate::hints).
+        if let Some(relay) = out.interim.clone() {
+            hyper::ext::on_informational(&mut req, move |res| relay.from_upstream(res.status(), res.headers()));
         }
         Ok(req)
     }

@@ -30,6 +30,9 @@ pub struct H3Body {
     reading: bool,
     /// Set when the DATA disagreed with `declared`: the stream is then reset, not answered.
     malformed: Arc<AtomicBool>,
+    /// `Expect: 100-continue` with no content received yet: told (once) when the pipeline first
+    /// reads the body, so the connection sends `100 Continue` then (RFC 9110 §10.1.1).
+    continue_wanted: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl H3Body {
@@ -43,7 +46,18 @@ impl H3Body {
             Poll::Ready(Err(e)) => (Some(Err(Box::new(e) as BoxError)), true, false),
             Poll::Pending => (None, false, true),
         };
-        Self { recv, first, done, declared, received: 0, reading, malformed }
+        Self { recv, first, done, declared, received: 0, reading, malformed, continue_wanted: None }
+    }
+
+    /// Whether the client is still waiting for `100 Continue` before it sends content: it
+    /// asked (`expect`), and the probe in [`H3Body::new`] found neither content nor its end.
+    pub fn awaits_continue(&self, expect: bool) -> bool {
+        expect && self.reading
+    }
+
+    /// Have `wanted` told when the body is first read (see [`H3Body::awaits_continue`]).
+    pub fn tell_when_read(&mut self, wanted: Arc<tokio::sync::Notify>) {
+        self.continue_wanted = Some(wanted);
     }
 
     /// RFC 9114 §4.1.2: "A request or response that is defined as having content when it
@@ -86,6 +100,9 @@ impl http_body::Body for H3Body {
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(wanted) = self.continue_wanted.take() {
+            wanted.notify_one();
+        }
         if let Some(first) = self.first.take() {
             let checked = self.check(Some(first));
             return Poll::Ready(checked.map(|f| f.map(Frame::data)));

@@ -19,7 +19,7 @@ use http::{Request, Version};
 use http_body_util::BodyExt;
 use outpost_config::{LimitsConfig, ListenConfig, QuicRetry};
 use quinn::crypto::rustls::{HandshakeData, QuicServerConfig};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use self::admission::{HandshakeGuard, Handshakes, needs_retry};
@@ -27,6 +27,7 @@ use self::body::H3Body;
 use super::tls::CertResolver;
 use crate::body::BoxError;
 use crate::ctx::{ConnInfo, EarlyData, Protocol};
+use crate::interim::{self, InterimHead, InterimReceiver};
 use crate::pipeline::{self, NodeState};
 
 type SendStream = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
@@ -355,8 +356,16 @@ async fn request(
     }
     let malformed = Arc::new(AtomicBool::new(false));
     let declared = crate::body::declared_length(&parts.headers);
-    let req = Request::from_parts(parts, H3Body::new(recv, declared, malformed.clone()));
-    let resp = pipeline::handle(state, conn, req).await;
+    let (hints, interim) = interim::channel();
+    parts.extensions.insert(hints);
+    let expect = message::expects_continue(&parts.headers);
+    let mut body = H3Body::new(recv, declared, malformed.clone());
+    let continue_wanted = body.awaits_continue(expect).then(|| Arc::new(Notify::new()));
+    if let Some(wanted) = &continue_wanted {
+        body.tell_when_read(wanted.clone());
+    }
+    let req = Request::from_parts(parts, body);
+    let resp = with_interim(&mut send, interim, continue_wanted, pipeline::handle(state, conn, req)).await;
     if malformed.load(Ordering::Acquire) {
         // The body disagreed with its Content-Length; the request was logged as a 400.
         return send.stop_stream(h3::error::Code::H3_MESSAGE_ERROR);
@@ -364,6 +373,65 @@ async fn request(
     if let Err(e) = respond(&mut send, resp).await {
         tracing::debug!(%peer, error = %e, "HTTP/3 response not completed");
         send.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
+    }
+}
+
+/// Runs the pipeline for one request while writing the interim heads it queues (RFC 9114
+/// §4.1: "zero or more interim responses" on the request stream, each a HEADERS frame, before
+/// the final one), in order, then any still queued; dropping the receiver then refuses more.
+/// `continue_wanted` is told when the pipeline first reads a body the client holds back for
+/// `100 Continue`, which is then sent (RFC 9110 §10.1.1: this hop's own answer, never the
+/// upstream's); a request answered without reading it gets none. A head that cannot be
+/// written (the client reset the stream) ends interim writing only: the final response meets
+/// the same stream and reports its own error.
+async fn with_interim<F>(
+    send: &mut SendStream,
+    mut interim: InterimReceiver,
+    continue_wanted: Option<Arc<Notify>>,
+    handling: F,
+) -> F::Output
+where
+    F: std::future::Future,
+{
+    let mut handling = std::pin::pin!(handling);
+    let mut writable = true;
+    let wanted = async {
+        match &continue_wanted {
+            Some(w) => w.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut wanted = std::pin::pin!(wanted);
+    let mut continue_sent = false;
+    let resp = loop {
+        tokio::select! {
+            biased;
+            () = &mut wanted, if writable && !continue_sent => {
+                continue_sent = true;
+                let head = InterimHead { status: http::StatusCode::CONTINUE, headers: http::HeaderMap::new() };
+                writable = write_interim(send, head).await;
+            }
+            Some(head) = interim.recv(), if writable => writable = write_interim(send, head).await,
+            resp = &mut handling => break resp,
+        }
+    };
+    interim.close();
+    while writable && let Ok(head) = interim.try_recv() {
+        writable = write_interim(send, head).await;
+    }
+    resp
+}
+
+async fn write_interim(send: &mut SendStream, head: InterimHead) -> bool {
+    let mut resp = http::Response::new(());
+    *resp.status_mut() = head.status;
+    *resp.headers_mut() = head.headers;
+    match send.send_response(resp).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "HTTP/3 interim response not written");
+            false
+        }
     }
 }
 
