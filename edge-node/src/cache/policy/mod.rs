@@ -27,6 +27,7 @@ pub mod freshness;
 pub mod headers;
 pub mod range;
 pub mod refresh;
+mod sf;
 pub mod storable;
 mod syntax;
 
@@ -43,7 +44,8 @@ pub use self::directives::{
     response_directives,
 };
 pub use self::freshness::{
-    ResponsePolicy, Usability, current_age, parse_http_date, response_policy, stale_from, stale_on_error_ok, usability,
+    ResponsePolicy, Usability, current_age, parse_http_date, parse_http_date_at, response_policy, stale_from,
+    stale_on_error_ok, usability,
 };
 pub use self::headers::{
     CACHE_TAG, MAX_TAG_LEN, MAX_TAGS, SURROGATE_KEY, VaryStar, invalidation_targets, strip_cdn_headers,

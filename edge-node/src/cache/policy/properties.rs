@@ -45,13 +45,36 @@ proptest! {
         }
     }
 
-    /// §4.2.1: with conflicting max-age values the smallest wins, whatever the order.
+    /// §4.2.1: max-age given twice with different values is stale, the same value twice is
+    /// that value, whatever the order.
     #[test]
-    fn repeated_max_age_takes_the_smallest(a in 0u64..1_000_000, b in 0u64..1_000_000) {
+    fn repeated_max_age_conflict_is_stale(a in 0u64..1_000_000, b in 0u64..1_000_000) {
         let d1 = response_directives(&header("cache-control", &format!("max-age={a}, max-age={b}"))).0;
         let d2 = response_directives(&header("cache-control", &format!("max-age={b}, max-age={a}"))).0;
-        prop_assert_eq!(d1.max_age, Some(Duration::from_secs(a.min(b))));
+        let want = if a == b { a } else { 0 };
+        prop_assert_eq!(d1.max_age, Some(Duration::from_secs(want)));
         prop_assert_eq!(d1, d2);
+    }
+
+    /// RFC 9213 §2.1: CDN-Cache-Control is used exactly when it parses as a non-empty
+    /// Dictionary whose known directives have their types; otherwise Cache-Control applies.
+    #[test]
+    fn cdn_cache_control_is_all_or_nothing(value in field_text()) {
+        let mut h = header("cache-control", "max-age=7");
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(CDN_CACHE_CONTROL, v);
+        }
+        let (d, source) = response_directives(&h);
+        match Directives::targeted(&h, &CDN_CACHE_CONTROL) {
+            Some(t) => {
+                prop_assert_eq!(source, Source::CdnCacheControl);
+                prop_assert_eq!(d, t);
+            }
+            None => {
+                prop_assert_eq!(source, Source::CacheControl);
+                prop_assert_eq!(d.max_age, Some(Duration::from_secs(7)));
+            }
+        }
     }
 
     /// RFC 9213 §2.1: a non-empty CDN-Cache-Control overrides Cache-Control entirely.
