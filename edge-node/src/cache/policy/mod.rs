@@ -140,8 +140,8 @@ mod hostile_tests {
             let rd = request_directives(&req);
             let _ = usability(&rp, age, &rd, true);
             let _ = stale_on_error_ok(&rp, age, &rd, true);
-            let _ = evaluate_preconditions(&Method::GET, &req, status, &resp);
-            let _ = decide_range(&Method::GET, &req, &resp, [0, 100, u64::MAX][rng.below(3)]);
+            let _ = evaluate_preconditions(&Method::GET, &req, status, &resp, t(0));
+            let _ = decide_range(&Method::GET, &req, &resp, [0, 100, u64::MAX][rng.below(3)], t(u64::MAX / 4));
             let _ = (not_modified_headers(&resp), revalidation_headers(&resp), not_modified_matches(&resp, &req));
             let _ = (tags(&resp), vary_key(&vary_fields(&resp).unwrap_or_default(), &req));
             let _ = invalidation_targets("shop.example:80", "/a/b?c", &resp);
