@@ -39,38 +39,115 @@ pub struct FetchJob {
     pub flight_key: String,
 }
 
+/// One upstream exchange: the response head (hop-by-hop fields stripped), its body, and the
+/// times RFC 9111 §4.2.3 needs.
+struct Exchange {
+    parts: http::response::Parts,
+    body: TimedBody<hyper::body::Incoming>,
+    times: (SystemTime, SystemTime),
+}
+
 impl FetchJob {
-    pub async fn run(self, mut lead: Lead) {
+    pub async fn run(self, lead: Lead) {
+        let FetchJob { cache, svc, key, client_headers, request, stale, flight_key } = self;
+        // Kept before the request goes: a 304 that selects nothing is asked again without it.
+        let retry = stale.as_ref().map(|_| unconditional(&request));
+        let fetcher = Fetcher { cache, svc, key, client_headers, stale, flight_key };
+        fetcher.run(lead, request, retry).await;
+    }
+}
+
+/// A fetch job once its request is sent: what the response is judged and stored with.
+struct Fetcher {
+    cache: Arc<Cache>,
+    svc: Arc<CompiledService>,
+    key: CacheKey,
+    client_headers: HeaderMap,
+    stale: Option<(String, Arc<StoredObject>)>,
+    flight_key: String,
+}
+
+impl Fetcher {
+    async fn run(self, mut lead: Lead, request: Outgoing, retry: Option<Outgoing>) {
+        let Some(mut ex) = self.exchange(&mut lead, request).await else { return };
+        if ex.parts.status == StatusCode::NOT_MODIFIED {
+            match self.not_modified(&mut lead, ex, retry).await {
+                Some(next) => ex = next,
+                None => return,
+            }
+        }
+        self.land_response(lead, ex).await;
+    }
+
+    /// Sends `request`; on failure lands the error for every waiter and returns `None`.
+    async fn exchange(&self, lead: &mut Lead, request: Outgoing) -> Option<Exchange> {
         let request_time = SystemTime::now();
         let started = std::time::Instant::now();
-        let resp = match self.svc.upstream.send(self.key.primary.as_bytes(), self.request).await {
+        let resp = match self.svc.upstream.send(self.key.primary.as_bytes(), request).await {
             Ok(r) => r,
             Err(e) => {
                 metrics::counter!(crate::metrics::UPSTREAM_ERRORS, "kind" => e.kind.as_str()).increment(1);
                 lead.close();
                 lead.land(Landing::Failed(e.within(format!("service {}", self.svc.name))));
-                return;
+                return None;
             }
         };
         let response_time = SystemTime::now();
-        let (parts, incoming) = resp.into_parts();
-        let mut headers = parts.headers;
-        policy::strip_hop_by_hop(&mut headers);
+        let (mut parts, incoming) = resp.into_parts();
+        policy::strip_hop_by_hop(&mut parts.headers);
         let up = &self.svc.upstream;
         let body = TimedBody::new(incoming, up.between_bytes_timeout, up.total_timeout, started.into());
-        let ctx = Ctx { cache: &self.cache, svc: &self.svc, key: &self.key, client_headers: &self.client_headers };
+        Some(Exchange { parts, body, times: (request_time, response_time) })
+    }
 
-        if parts.status == StatusCode::NOT_MODIFIED
-            && let Some((stale_key, stale)) = &self.stale
-        {
+    /// A 304 (RFC 9111 §4.3.3, §4.3.4). When it selects the stored response, the stored
+    /// response is updated and served (`None`: landed). When it does not (its validators name
+    /// another representation), nothing stored is updated ("the cache MUST NOT use the new
+    /// response to update any stored responses", §4.3.4) and nothing can answer the request
+    /// from it, so the request is sent once more without validators (RFC 2616 §10.3.5 spelled
+    /// it out: "the cache MUST disregard the response and repeat the request without the
+    /// conditional"); that answer is returned. A 304 to a request this cache did not make
+    /// conditional (a fill, or that repeat) answers nothing either: a clean 502, never a loop.
+    async fn not_modified(&self, lead: &mut Lead, ex: Exchange, retry: Option<Outgoing>) -> Option<Exchange> {
+        let (Some((stale_key, stale)), Some(retry)) = (&self.stale, retry) else {
+            self.fail(lead, "304 to an unconditional request");
+            return None;
+        };
+        let ctx = self.ctx();
+        if policy::not_modified_matches(&stale.meta.headers, &ex.parts.headers) {
             // Store the refreshed object before the flight closes: a request arriving in between
             // would otherwise find the stale copy and no flight, and revalidate again.
-            let landing = ctx.revalidated(stale_key, stale, &headers, request_time, response_time);
+            let landing = ctx.revalidated(stale_key, stale, &ex.parts.headers, ex.times.0, ex.times.1);
             lead.close();
             lead.land(landing);
-            return;
+            return None;
         }
-        let storable = policy::storable(&Method::GET, &self.client_headers, parts.status, &headers, &self.svc.policy);
+        tracing::warn!(service = %self.svc.name, url = %self.key.url, "304 does not match the stored response; asking again unconditionally");
+        metrics::counter!(crate::metrics::UPSTREAM_ERRORS, "kind" => "not_modified_mismatch").increment(1);
+        drop(ex);
+        let again = self.exchange(lead, retry).await?;
+        if again.parts.status == StatusCode::NOT_MODIFIED {
+            self.fail(lead, "304 to an unconditional request (after a 304 that matched nothing)");
+            return None;
+        }
+        Some(again)
+    }
+
+    fn fail(&self, lead: &mut Lead, why: &str) {
+        let e = EdgeError::new(ErrorKind::UpstreamProtocol, format!("service {}: {why}", self.svc.name));
+        lead.close();
+        lead.land(Landing::Failed(e));
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx { cache: &self.cache, svc: &self.svc, key: &self.key, client_headers: &self.client_headers }
+    }
+
+    /// A full response: stored while it streams when storable, else passed to the waiters.
+    async fn land_response(&self, mut lead: Lead, ex: Exchange) {
+        let Exchange { parts, body, times } = ex;
+        let (status, mut headers) = (parts.status, parts.headers);
+        let storable = policy::storable(&Method::GET, &self.client_headers, status, &headers, &self.svc.policy);
         let too_big = content_length(&headers).is_some_and(|n| n > self.svc.max_object_size);
         match storable {
             Ok(()) if !too_big => {
@@ -78,19 +155,31 @@ impl FetchJob {
                 // With `store_set_cookie` the response is stored, its cookie is not: it goes to
                 // the client whose request fetched it, as Cloudflare does for cached responses.
                 let for_requester = policy::take_per_request(&mut headers);
-                let times = (request_time, response_time);
-                ctx.store_streaming(&mut lead, parts.status, headers, for_requester, body, times).await;
+                self.ctx().store_streaming(&mut lead, status, headers, for_requester, body, times).await;
             }
             _ => {
                 let reason = if too_big { "too_big" } else { storable.err().map_or("", |r| r.as_str()) };
                 tracing::debug!(service = %self.svc.name, url = %self.key.url, reason, "not storing");
-                if !parts.status.is_server_error() {
+                if !status.is_server_error() {
                     self.cache.flights.mark_pass(&self.flight_key, std::time::Instant::now());
                 }
                 lead.close();
-                lead.land(Landing::Pass(pass_response(parts.status, headers, body).await));
+                lead.land(Landing::Pass(pass_response(status, headers, body).await));
             }
         }
+    }
+}
+
+/// The revalidation request without its validators (RFC 9110 §13.1.2, §13.1.3).
+fn unconditional(request: &Outgoing) -> Outgoing {
+    let mut headers = request.headers.clone();
+    headers.remove(header::IF_NONE_MATCH);
+    headers.remove(header::IF_MODIFIED_SINCE);
+    Outgoing {
+        method: request.method.clone(),
+        path_and_query: request.path_and_query.clone(),
+        headers,
+        body: crate::body::empty(),
     }
 }
 
@@ -102,7 +191,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// RFC 9111 §4.3.4: a 304 that matches the stored response updates its headers and freshness,
+    /// RFC 9111 §4.3.4: a 304 that selected the stored response updates its headers and freshness,
     /// unless the update makes it unstorable (then the stored copy is removed, §3); the 304's
     /// `Set-Cookie` goes to the requesting client only (§3.2, see [`policy::refresh`]).
     fn revalidated(
@@ -113,12 +202,6 @@ impl Ctx<'_> {
         request_time: SystemTime,
         response_time: SystemTime,
     ) -> Landing {
-        if !policy::not_modified_matches(&stale.meta.headers, not_modified) {
-            return Landing::Failed(EdgeError::new(
-                ErrorKind::UpstreamProtocol,
-                format!("service {}: 304 does not match the stored response", self.svc.name),
-            ));
-        }
         let mut meta = stale.meta.clone();
         policy::merge_not_modified(&mut meta.headers, not_modified);
         meta.policy =

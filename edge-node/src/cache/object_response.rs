@@ -50,12 +50,14 @@ pub async fn respond_as(
     if let Some(age) = age {
         headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
     }
+    // RFC 9110 §5.6.7: two-digit years in the client's dates are read against the clock.
+    let now = std::time::SystemTime::now();
     let total = match &source {
         Source::Stored { object, .. } => Some(object.meta.body_len),
         Source::Streaming { len, .. } => *len,
     };
     if status.is_success() {
-        match policy::evaluate_preconditions(method, req, status, stored_headers) {
+        match policy::evaluate_preconditions(method, req, status, stored_headers, now) {
             Precondition::NotModified => {
                 let mut h = policy::not_modified_headers(stored_headers);
                 if let Some(age) = age {
@@ -70,7 +72,7 @@ pub async fn respond_as(
         }
     }
     let range = match total {
-        Some(len) if status == StatusCode::OK => policy::decide_range(method, req, stored_headers, len),
+        Some(len) if status == StatusCode::OK => policy::decide_range(method, req, stored_headers, len, now),
         _ => RangeDecision::Full,
     };
     let (status, start, len) = match (range, total) {

@@ -4,8 +4,8 @@
 #![no_main]
 
 use edge_node::cache::policy::{
-    Directives, ServicePolicy, current_age, request_directives, response_directives, response_policy,
-    stale_on_error_ok, storable, usability,
+    CDN_CACHE_CONTROL, Directives, ServicePolicy, Source, current_age, request_directives, response_directives,
+    response_policy, stale_on_error_ok, storable, usability,
 };
 use http::{Method, StatusCode};
 use libfuzzer_sys::fuzz_target;
@@ -19,10 +19,17 @@ fuzz_target!(|data: &[u8]| {
     };
     let resp = header_map(resp_text);
     let req = header_map(req_text);
-    let (d, _source) = response_directives(&resp);
+    let (d, source) = response_directives(&resp);
     let reparsed = Directives::parse_all(resp.get_all(http::header::CACHE_CONTROL).iter());
     // Unknown directives are ignored (§5.2.3): parsing is a pure function of the field.
     assert_eq!(reparsed, Directives::parse_all(resp.get_all(http::header::CACHE_CONTROL).iter()));
+    // RFC 9213 §2.2: CDN-Cache-Control is used exactly when it parses (RFC 9651 §4.2) into a
+    // non-empty Dictionary whose known directives have their types.
+    if let Some(t) = Directives::targeted(&resp, &CDN_CACHE_CONTROL) {
+        assert_eq!((d.clone(), source), (t, Source::CdnCacheControl));
+    } else {
+        assert_ne!(source, Source::CdnCacheControl);
+    }
     let req_d = request_directives(&req);
     let status = StatusCode::from_u16(200 + (bits as u16 % 400)).unwrap_or(StatusCode::OK);
     let policy = ServicePolicy::default();

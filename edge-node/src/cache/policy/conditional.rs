@@ -5,9 +5,11 @@ use http::header::{
     AGE, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, DATE, ETAG, EXPIRES,
     IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE, LAST_MODIFIED, VARY,
 };
+use std::time::SystemTime;
+
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
-use super::freshness::parse_http_date;
+use super::freshness::{parse_http_date, parse_http_date_at};
 use super::headers::{connection_named, is_hop_by_hop};
 use super::refresh::is_per_request;
 
@@ -102,29 +104,31 @@ fn tag_list<'a>(h: &'a HeaderMap, name: &HeaderName) -> Option<TagList<'a>> {
 }
 
 /// A single-member date field; ignored when repeated or invalid (RFC 9110 §13.1.3, §13.1.4).
-fn single_date(h: &HeaderMap, name: &HeaderName) -> Option<std::time::SystemTime> {
+/// `now` places an RFC 850 two-digit year (RFC 9110 §5.6.7).
+fn single_date(h: &HeaderMap, name: &HeaderName, now: SystemTime) -> Option<SystemTime> {
     let mut values = h.get_all(name).iter();
     let first = values.next()?;
     if values.next().is_some() {
         return None;
     }
-    parse_http_date(first)
+    parse_http_date_at(first, now)
 }
 
-/// RFC 9110 §13.2.2 evaluation order, for a request answered with a stored response.
+/// RFC 9110 §13.2.2 evaluation order, for a request answered with a stored response at `now`.
 /// Preconditions apply only when the response would be 2xx (§13.2.1).
 pub fn evaluate_preconditions(
     method: &Method,
     req: &HeaderMap,
     stored_status: StatusCode,
     stored: &HeaderMap,
+    now: SystemTime,
 ) -> Precondition {
     if !stored_status.is_success() {
         return Precondition::Proceed;
     }
     let get_or_head = method == Method::GET || method == Method::HEAD;
     let etag = stored.get(ETAG).and_then(parse_etag);
-    let last_modified = stored.get(LAST_MODIFIED).and_then(parse_http_date);
+    let last_modified = stored.get(LAST_MODIFIED).and_then(|v| parse_http_date_at(v, now));
     // Step 1: If-Match, strong comparison (§13.1.1).
     if req.contains_key(IF_MATCH) {
         let ok = match tag_list(req, &IF_MATCH) {
@@ -135,7 +139,7 @@ pub fn evaluate_preconditions(
         if !ok {
             return Precondition::Failed;
         }
-    } else if let (Some(since), Some(lm)) = (single_date(req, &IF_UNMODIFIED_SINCE), last_modified) {
+    } else if let (Some(since), Some(lm)) = (single_date(req, &IF_UNMODIFIED_SINCE, now), last_modified) {
         // Step 2: If-Unmodified-Since only without If-Match (§13.1.4).
         if lm > since {
             return Precondition::Failed;
@@ -155,7 +159,7 @@ pub fn evaluate_preconditions(
     }
     // Step 4: If-Modified-Since, GET/HEAD only, only without If-None-Match (§13.1.3).
     if get_or_head
-        && let (Some(since), Some(lm)) = (single_date(req, &IF_MODIFIED_SINCE), last_modified)
+        && let (Some(since), Some(lm)) = (single_date(req, &IF_MODIFIED_SINCE, now), last_modified)
         && lm <= since
     {
         return Precondition::NotModified;
@@ -267,6 +271,11 @@ mod tests {
     use super::*;
 
     type H = &'static [(&'static str, &'static str)];
+
+    /// 2026-12-07T00:00:00Z.
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_796_601_600)
+    }
 
     const LM: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
     const BEFORE: &str = "Sat, 05 Nov 1994 08:49:37 GMT";
@@ -441,6 +450,38 @@ mod tests {
                 want: NotModified,
             },
             Case {
+                clause: "RFC 9110 §5.6.7 If-Modified-Since as rfc850-date",
+                method: get(),
+                req: &[("if-modified-since", "Sunday, 06-Nov-94 08:49:37 GMT")],
+                status: 200,
+                stored: strong,
+                want: NotModified,
+            },
+            Case {
+                clause: "RFC 9110 §5.6.7 If-Modified-Since as asctime-date",
+                method: get(),
+                req: &[("if-modified-since", "Sun Nov  6 08:49:37 1994")],
+                status: 200,
+                stored: strong,
+                want: NotModified,
+            },
+            Case {
+                clause: "RFC 9110 §5.6.7 two-digit year 76 within 50 years: 2076",
+                method: get(),
+                req: &[("if-modified-since", "Wednesday, 01-Jan-76 00:00:00 GMT")],
+                status: 200,
+                stored: &[("last-modified", "Wed, 01 Jan 2076 00:00:00 GMT")],
+                want: NotModified,
+            },
+            Case {
+                clause: "RFC 9110 §5.6.7 If-Unmodified-Since as rfc850-date, modified after → 412",
+                method: get(),
+                req: &[("if-unmodified-since", "Saturday, 05-Nov-94 08:49:37 GMT")],
+                status: 200,
+                stored: strong,
+                want: Failed,
+            },
+            Case {
                 clause: "RFC 9110 §13.1.3 If-Modified-Since modified → proceed",
                 method: get(),
                 req: &[("if-modified-since", BEFORE)],
@@ -506,8 +547,13 @@ mod tests {
             },
         ];
         for c in cases {
-            let got =
-                evaluate_preconditions(&c.method, &map(c.req), StatusCode::from_u16(c.status).unwrap(), &map(c.stored));
+            let got = evaluate_preconditions(
+                &c.method,
+                &map(c.req),
+                StatusCode::from_u16(c.status).unwrap(),
+                &map(c.stored),
+                now(),
+            );
             assert_eq!(got, c.want, "{}", c.clause);
         }
     }

@@ -1,12 +1,22 @@
-//! Cache-Control directives (RFC 9111 §5.2), and the same grammar for the targeted fields
-//! CDN-Cache-Control (RFC 9213) and Surrogate-Control (Edge Architecture Specification 1.0).
+//! Cache-Control directives (RFC 9111 §5.2) and the fields that target a CDN:
+//! - `Cache-Control`: a comma list of `name[=token|quoted-string]` (RFC 9111 §5.2), read
+//!   leniently and most-restrictively (below);
+//! - `CDN-Cache-Control`: a Structured Field Dictionary (RFC 9213 §2.1, RFC 9651 §4.2.2), read
+//!   strictly: a field that fails to parse, or whose known directives have values of the wrong
+//!   type, is ignored whole and the next field applies;
+//! - `Surrogate-Control` (W3C Edge Architecture Specification 1.0, 2001): predates Structured
+//!   Fields and is written in the Cache-Control list grammar with its own extensions
+//!   (`max-age=60+30`, `;device` targeting, `no-store-remote`), which no SF parser accepts
+//!   (`60+30` is not an Integer). It is read with the Cache-Control grammar, as Fastly and
+//!   Varnish read it.
 
 use std::time::Duration;
 
 use http::header::{CACHE_CONTROL, PRAGMA};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::syntax::{delta_seconds, split_list, text, unquote};
+use super::sf::{self, Bare, Member};
+use super::syntax::{DELTA_SECONDS_CAP, delta_seconds, split_list, text, unquote};
 
 /// `CDN-Cache-Control` (RFC 9213 §3).
 pub const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
@@ -53,32 +63,109 @@ impl Directives {
     /// - `no-cache="f"` and `private="f"` count as unqualified: stricter than required, and this
     ///   cache does not strip individual fields.
     /// - An invalid `max-age`/`s-maxage` value ("abc", "-1", "1.5", missing) counts as 0:
-    ///   §4.2.1 says invalid freshness information means stale. Invalid `stale-while-revalidate`,
-    ///   `stale-if-error`, `max-stale` and `min-fresh` values are ignored (no stale window).
-    /// - Repeated directives (§4.2.1 "invalid" for conflicting values): the most conservative
-    ///   value wins: the smallest lifetime or window, the largest `min-fresh`.
+    ///   §4.2.1 "caches are encouraged to consider responses that have invalid freshness
+    ///   information (e.g., a max-age directive with non-integer content) to be stale".
+    ///   Invalid `stale-while-revalidate`, `stale-if-error`, `max-stale` and `min-fresh` values
+    ///   are ignored (no stale window).
+    /// - A `max-age` or `s-maxage` repeated with another value (on one line or several) makes
+    ///   the response stale (0): §4.2.1 "either the first occurrence should be used or the
+    ///   response should be considered stale"; stale is the restrictive choice. The same value
+    ///   repeated is no conflict. Repeated windows keep the smallest, `min-fresh` the largest;
+    ///   flags (no-store, no-cache, private, ...) hold wherever they appear ("if directives
+    ///   conflict ... the most restrictive directive should be honored", §4.2.1).
+    /// - Whitespace around `=` (`max-age = 60`) is accepted as Varnish does; §5.2's grammar has
+    ///   none, but refusing it would turn an origin's `max-age = 60` into no max-age at all
+    ///   (heuristic freshness), which is less restrictive than reading it.
     /// - delta-seconds saturate at 2^31 seconds (§1.2.2).
     pub fn parse_all<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Directives {
         parse_with(values, false)
     }
 
-    /// All lines of the field `name` in `h`.
+    /// All lines of the field `name` in `h`, in the Cache-Control list grammar.
     pub fn from_headers(h: &HeaderMap, name: &HeaderName) -> Directives {
         parse_with(h.get_all(name), *name == SURROGATE_CONTROL)
     }
+
+    /// All lines of a targeted field (RFC 9213 §2.1) such as `CDN-Cache-Control`, combined
+    /// into one Dictionary (RFC 9651 §4.2: lines joined with ", ", RFC 9110 §5.3). `None` when
+    /// the field is absent or empty, fails to parse, or a known directive's value has the
+    /// wrong type: RFC 9213 §2.1 "that field SHOULD be ignored by the cache (i.e., it should
+    /// behave as if the field were not present)", and RFC 9651 §2 ignores a field whose
+    /// field-specific constraints fail.
+    pub fn targeted(h: &HeaderMap, name: &HeaderName) -> Option<Directives> {
+        let mut combined = Vec::new();
+        for (i, v) in h.get_all(name).iter().enumerate() {
+            if i > 0 {
+                combined.extend_from_slice(b", ");
+            }
+            combined.extend_from_slice(v.as_bytes());
+        }
+        let dict = sf::parse_dictionary(&combined).ok()?;
+        if dict.is_empty() {
+            return None;
+        }
+        let mut d = Directives::default();
+        for (key, member) in &dict {
+            apply_member(&mut d, key, member)?;
+        }
+        Some(d)
+    }
 }
 
-/// Surrogate-Control writes `max-age=60+30` (lifetime + stale extension); we keep the lifetime.
+/// RFC 9213 §2.1 maps each directive to an SF type: delta-seconds to a (non-negative) Integer,
+/// argument-less directives to Boolean true, a field-name list (`no-cache`, `private`) to a
+/// String. Any other type for a known directive is `None` (the field is invalid); unknown
+/// keys and request-only directives are ignored (RFC 9111 §5.2.3). Parameters were already
+/// dropped by the parser ("Parameters received on directives are to be ignored").
+fn apply_member(d: &mut Directives, key: &str, member: &Member) -> Option<()> {
+    let delta = || match member {
+        Member::Item(Bare::Integer(n)) => u64::try_from(*n).ok().map(|n| Duration::from_secs(n.min(DELTA_SECONDS_CAP))),
+        _ => None,
+    };
+    let flag = || matches!(member, Member::Item(Bare::Boolean(true))).then_some(true);
+    // A String names fields (§5.2.2.4, §5.2.2.7); treated as unqualified, as for Cache-Control.
+    let flag_or_fields = || matches!(member, Member::Item(Bare::Boolean(true) | Bare::String(_))).then_some(true);
+    match key {
+        "max-age" => d.max_age = Some(delta()?),
+        "s-maxage" => d.s_maxage = Some(delta()?),
+        "stale-while-revalidate" => d.stale_while_revalidate = Some(delta()?),
+        "stale-if-error" => d.stale_if_error = Some(delta()?),
+        "no-store" => d.no_store = flag()?,
+        "no-cache" => d.no_cache = flag_or_fields()?,
+        "private" => d.private = flag_or_fields()?,
+        "public" => d.public = flag()?,
+        "must-revalidate" => d.must_revalidate = flag()?,
+        "proxy-revalidate" => d.proxy_revalidate = flag()?,
+        "immutable" => d.immutable = flag()?,
+        "no-transform" => d.no_transform = flag()?,
+        _ => {}
+    }
+    Some(())
+}
+
+/// Parses list-grammar lines. With `surrogate` (Surrogate-Control, Edge Architecture 1.0):
+/// - `max-age=60+30` (lifetime + stale extension): the lifetime is kept;
+/// - `directive;device` targets the surrogate named `device`; this node has no device name, so
+///   a targeted directive is addressed to another surrogate and is ignored;
+/// - `no-store-remote` is addressed to surrogates away from the origin, which a CDN is: it
+///   counts as `no-store`.
 fn parse_with<'a>(values: impl IntoIterator<Item = &'a HeaderValue>, surrogate: bool) -> Directives {
     let mut d = Directives::default();
     for value in values {
         let value = text(value);
         for item in split_list(&value) {
+            let item = match item.split_once(';') {
+                Some((_, target)) if surrogate && !target.trim_matches([' ', '\t']).is_empty() => continue,
+                Some((directive, _)) if surrogate => directive.trim_matches([' ', '\t']),
+                _ => item,
+            };
             let (name, arg) = match item.split_once('=') {
                 Some((n, a)) => (n.trim_matches([' ', '\t']), Some(unquote(a.trim_matches([' ', '\t'])))),
                 None => (item, None),
             };
-            apply(&mut d, &name.to_ascii_lowercase(), arg.as_deref(), surrogate);
+            let name = name.to_ascii_lowercase();
+            let name = if surrogate && name == "no-store-remote" { "no-store" } else { name.as_str() };
+            apply(&mut d, name, arg.as_deref(), surrogate);
         }
     }
     d
@@ -91,8 +178,8 @@ fn apply(d: &mut Directives, name: &str, arg: Option<&str>, surrogate: bool) {
     });
     match name {
         // RFC 9111 §4.2.1: invalid freshness value → treat as stale (0).
-        "max-age" => min_into(&mut d.max_age, delta.unwrap_or(Duration::ZERO)),
-        "s-maxage" => min_into(&mut d.s_maxage, delta.unwrap_or(Duration::ZERO)),
+        "max-age" => lifetime_into(&mut d.max_age, delta.unwrap_or(Duration::ZERO)),
+        "s-maxage" => lifetime_into(&mut d.s_maxage, delta.unwrap_or(Duration::ZERO)),
         "stale-while-revalidate" => delta.into_iter().for_each(|v| min_into(&mut d.stale_while_revalidate, v)),
         "stale-if-error" => delta.into_iter().for_each(|v| min_into(&mut d.stale_if_error, v)),
         "min-fresh" => {
@@ -124,22 +211,30 @@ fn apply(d: &mut Directives, name: &str, arg: Option<&str>, surrogate: bool) {
     }
 }
 
+/// RFC 9111 §4.2.1: a lifetime given twice with different values makes the response stale.
+fn lifetime_into(slot: &mut Option<Duration>, v: Duration) {
+    *slot = Some(match *slot {
+        Some(old) if old != v => Duration::ZERO,
+        _ => v,
+    });
+}
+
 fn min_into(slot: &mut Option<Duration>, v: Duration) {
     *slot = Some(slot.map_or(v, |old| old.min(v)));
 }
 
 /// The directives this cache obeys for a response and where they came from.
 ///
-/// RFC 9213 §2.1: the first targeted field in the target list (`CDN-Cache-Control`, then
-/// `Surrogate-Control`) with a non-empty value wins, and `Cache-Control` (and `Expires`, see
-/// `freshness`) are then ignored; otherwise `Cache-Control`.
+/// RFC 9213 §2.2: the first field of the target list (`CDN-Cache-Control`, then
+/// `Surrogate-Control`) "with a valid, non-empty value" wins, and `Cache-Control` (and
+/// `Expires`, see `freshness`) are then ignored; otherwise `Cache-Control`.
 pub fn response_directives(h: &HeaderMap) -> (Directives, Source) {
-    for (name, source) in [(CDN_CACHE_CONTROL, Source::CdnCacheControl), (SURROGATE_CONTROL, Source::SurrogateControl)]
-    {
-        let non_empty = h.get_all(&name).iter().any(|v| !split_list(&text(v)).is_empty());
-        if non_empty {
-            return (Directives::from_headers(h, &name), source);
-        }
+    if let Some(d) = Directives::targeted(h, &CDN_CACHE_CONTROL) {
+        return (d, Source::CdnCacheControl);
+    }
+    let surrogate = h.get_all(&SURROGATE_CONTROL).iter().any(|v| !split_list(&text(v)).is_empty());
+    if surrogate {
+        return (Directives::from_headers(h, &SURROGATE_CONTROL), Source::SurrogateControl);
     }
     (Directives::from_headers(h, &CACHE_CONTROL), Source::CacheControl)
 }
@@ -263,9 +358,64 @@ mod tests {
                 want: Directives { max_age: secs(0), ..d() },
             },
             Case {
-                clause: "RFC 9111 §4.2.1 conflicting max-age: most conservative",
+                clause: "RFC 9111 §4.2.1 max-age repeated with another value (two lines): stale",
                 lines: &["max-age=60", "max-age=10"],
-                want: Directives { max_age: secs(10), ..d() },
+                want: Directives { max_age: secs(0), ..d() },
+            },
+            Case {
+                clause: "RFC 9111 §4.2.1 max-age repeated with another value (one line): stale",
+                lines: &["max-age=10, public, max-age=60"],
+                want: Directives { max_age: secs(0), public: true, ..d() },
+            },
+            Case {
+                clause: "RFC 9111 §4.2.1 stale stays stale after a third value",
+                lines: &["max-age=10, max-age=60, max-age=10"],
+                want: Directives { max_age: secs(0), ..d() },
+            },
+            Case {
+                clause: "RFC 9111 §4.2.1 the same max-age twice is no conflict",
+                lines: &["max-age=60", "MAX-AGE=\"60\""],
+                want: Directives { max_age: secs(60), ..d() },
+            },
+            Case {
+                clause: "RFC 9111 §4.2.1 s-maxage repeated with another value: stale",
+                lines: &["s-maxage=5, s-maxage=50"],
+                want: Directives { s_maxage: secs(0), ..d() },
+            },
+            Case {
+                clause: "RFC 9111 §4.2.1 invalid then valid max-age: stale",
+                lines: &["max-age=abc, max-age=60"],
+                want: Directives { max_age: secs(0), ..d() },
+            },
+            Case {
+                clause: "RFC 9111 §4.2.1 conflicting directives: every restrictive flag holds",
+                lines: &["max-age=60, public", "no-store", "Private"],
+                want: Directives { max_age: secs(60), public: true, no_store: true, private: true, ..d() },
+            },
+            Case {
+                clause: "RFC 9111 §5.2 whitespace around = read as meant (Varnish does)",
+                lines: &["max-age = 60 , s-maxage\t=\t5"],
+                want: Directives { max_age: secs(60), s_maxage: secs(5), ..d() },
+            },
+            Case {
+                clause: "RFC 9111 §5.2 odd case in names",
+                lines: &["No-Store, mUsT-rEvAlIdAtE, S-MAXAGE=7"],
+                want: Directives { no_store: true, must_revalidate: true, s_maxage: secs(7), ..d() },
+            },
+            Case {
+                clause: "RFC 9111 §5.2.2.4 field-name list in no-cache (several names, quoted commas)",
+                lines: &[r#"no-cache="set-cookie, authorization", max-age=5"#],
+                want: Directives { no_cache: true, max_age: secs(5), ..d() },
+            },
+            Case {
+                clause: "RFC 9111 §5.2.2.7 qualified private (shared cache: private)",
+                lines: &[r#"public, private="set-cookie", max-age=5"#],
+                want: Directives { public: true, private: true, max_age: secs(5), ..d() },
+            },
+            Case {
+                clause: "RFC 5861 repeated windows keep the smallest",
+                lines: &["stale-while-revalidate=30", "stale-while-revalidate=10, stale-if-error=5, stale-if-error=9"],
+                want: Directives { stale_while_revalidate: secs(10), stale_if_error: secs(5), ..d() },
             },
             Case {
                 clause: "RFC 9111 §1.2.2 delta-seconds saturate at 2^31",
@@ -370,6 +520,104 @@ mod tests {
                 max_age: secs(5),
             },
             SCase {
+                clause: "RFC 9213 §2.1 parse error (uppercase key, RFC 9651 §4.2.3.3): Cache-Control",
+                headers: &[("cache-control", "max-age=7"), ("cdn-cache-control", "Max-Age=600")],
+                source: Source::CacheControl,
+                max_age: secs(7),
+            },
+            SCase {
+                clause: "RFC 9213 §2.1 max-age a String, not an Integer: field ignored",
+                headers: &[("cache-control", "max-age=7"), ("cdn-cache-control", r#"max-age="600""#)],
+                source: Source::CacheControl,
+                max_age: secs(7),
+            },
+            SCase {
+                clause: "RFC 9213 §2.1 max-age a Decimal: field ignored",
+                headers: &[("cache-control", "max-age=7"), ("cdn-cache-control", "max-age=1.5")],
+                source: Source::CacheControl,
+                max_age: secs(7),
+            },
+            SCase {
+                clause: "RFC 9213 §2.1 max-age a Token: field ignored",
+                headers: &[("cache-control", "max-age=7"), ("cdn-cache-control", "max-age=abc")],
+                source: Source::CacheControl,
+                max_age: secs(7),
+            },
+            SCase {
+                clause: "RFC 9213 §2.1 negative s-maxage is no delta-seconds: field ignored",
+                headers: &[("cache-control", "max-age=7"), ("cdn-cache-control", "s-maxage=-1")],
+                source: Source::CacheControl,
+                max_age: secs(7),
+            },
+            SCase {
+                clause: "RFC 9213 §2.1 no-store with a value: field ignored",
+                headers: &[("cache-control", "max-age=7"), ("cdn-cache-control", "no-store=1, max-age=600")],
+                source: Source::CacheControl,
+                max_age: secs(7),
+            },
+            SCase {
+                clause: "RFC 9651 §4.2.2 trailing comma: field ignored",
+                headers: &[("cache-control", "max-age=7"), ("cdn-cache-control", "max-age=600,")],
+                source: Source::CacheControl,
+                max_age: secs(7),
+            },
+            SCase {
+                clause: "RFC 9651 §4.2.4 Surrogate-style 60+30 is no Integer: field ignored",
+                headers: &[("cache-control", "max-age=7"), ("cdn-cache-control", "max-age=60+30")],
+                source: Source::CacheControl,
+                max_age: secs(7),
+            },
+            SCase {
+                clause: "RFC 9651 §4.2 lines combine: one bad line spoils the field",
+                headers: &[
+                    ("cache-control", "max-age=7"),
+                    ("cdn-cache-control", "max-age=600"),
+                    ("cdn-cache-control", "X"),
+                ],
+                source: Source::CacheControl,
+                max_age: secs(7),
+            },
+            SCase {
+                clause: "RFC 9651 §4.2 lines combine into one Dictionary",
+                headers: &[
+                    ("cache-control", "no-store"),
+                    ("cdn-cache-control", "public"),
+                    ("cdn-cache-control", "max-age=600"),
+                ],
+                source: Source::CdnCacheControl,
+                max_age: secs(600),
+            },
+            SCase {
+                clause: "RFC 9651 §4.2.2 repeated key: last value wins",
+                headers: &[("cdn-cache-control", "max-age=5, max-age=600")],
+                source: Source::CdnCacheControl,
+                max_age: secs(600),
+            },
+            SCase {
+                clause: "RFC 9213 §2.1 unknown keys of any type and parameters ignored",
+                headers: &[("cdn-cache-control", r#"foo=(1 "a"), bar=:aGk=:, max-age=600;x=?0"#)],
+                source: Source::CdnCacheControl,
+                max_age: secs(600),
+            },
+            SCase {
+                clause: "RFC 9111 §1.2.2 Integer past 2^31 saturates",
+                headers: &[("cdn-cache-control", "max-age=999999999999999")],
+                source: Source::CdnCacheControl,
+                max_age: secs(1 << 31),
+            },
+            SCase {
+                clause: "RFC 9213 §2.2 invalid CDN-Cache-Control: next in the target list",
+                headers: &[("cdn-cache-control", "max-age=x"), ("surrogate-control", "max-age=5")],
+                source: Source::SurrogateControl,
+                max_age: secs(5),
+            },
+            SCase {
+                clause: "Edge Architecture 1.0: a directive targeted at another device is ignored",
+                headers: &[("surrogate-control", "max-age=5;other-cdn, max-age=9")],
+                source: Source::SurrogateControl,
+                max_age: secs(9),
+            },
+            SCase {
                 clause: "RFC 9213 §2.1 no targeted field: Cache-Control",
                 headers: &[("cache-control", "max-age=7")],
                 source: Source::CacheControl,
@@ -380,6 +628,33 @@ mod tests {
             let (d, s) = response_directives(&map(c.headers));
             assert_eq!((s, d.max_age), (c.source, c.max_age), "{}", c.clause);
         }
+    }
+
+    #[test]
+    fn targeted_flags_table() {
+        // RFC 9213 §2.1: the type each directive maps to.
+        let cases: [(&str, &str, Option<Directives>); 6] = [
+            ("no-store is Boolean true", "no-store", Some(Directives { no_store: true, ..Directives::default() })),
+            ("?0 is not the value no-store maps to", "no-store=?0", None),
+            (
+                "no-cache with a String of field names",
+                r#"no-cache="set-cookie""#,
+                Some(Directives { no_cache: true, ..Directives::default() }),
+            ),
+            (
+                "private with a String (shared cache: private)",
+                r#"private="x", max-age=5"#,
+                Some(Directives { private: true, max_age: secs(5), ..Directives::default() }),
+            ),
+            ("private with an Integer is the wrong type", "private=1", None),
+            ("empty field: absent", "", None),
+        ];
+        for (clause, v, want) in cases {
+            assert_eq!(Directives::targeted(&map(&[("cdn-cache-control", v)]), &CDN_CACHE_CONTROL), want, "{clause}");
+        }
+        // Edge Architecture 1.0: no-store-remote addresses surrogates away from the origin.
+        let (d, _) = response_directives(&map(&[("surrogate-control", "no-store-remote")]));
+        assert!(d.no_store, "no-store-remote");
     }
 
     #[test]

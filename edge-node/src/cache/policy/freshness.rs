@@ -50,10 +50,10 @@ pub fn response_policy(
 ) -> ResponsePolicy {
     let (d, source) = response_directives(resp);
     // RFC 9110 §6.6.1: a response without Date gets the time it was received.
-    let date = resp.get(DATE).and_then(parse_http_date).unwrap_or(response_time);
+    let date = resp.get(DATE).and_then(|v| parse_http_date_at(v, response_time)).unwrap_or(response_time);
     let must_revalidate = d.must_revalidate || d.proxy_revalidate || d.s_maxage.is_some();
     ResponsePolicy {
-        freshness_lifetime: freshness_lifetime(status, resp, &d, source, date, policy),
+        freshness_lifetime: freshness_lifetime(status, resp, (&d, source), (date, response_time), policy),
         corrected_initial_age: corrected_initial_age(resp, date, request_time, response_time),
         stale_while_revalidate: d.stale_while_revalidate.unwrap_or_default(),
         stale_if_error: d.stale_if_error.unwrap_or_default(),
@@ -64,12 +64,12 @@ pub fn response_policy(
     }
 }
 
+/// `(date, now)`: the response's Date, and when it was received (for two-digit years).
 fn freshness_lifetime(
     status: StatusCode,
     resp: &HeaderMap,
-    d: &Directives,
-    source: Source,
-    date: SystemTime,
+    (d, source): (&Directives, Source),
+    (date, now): (SystemTime, SystemTime),
     policy: &ServicePolicy,
 ) -> Duration {
     // §4.2.1: a shared cache uses s-maxage first, then max-age.
@@ -79,11 +79,7 @@ fn freshness_lifetime(
     // §4.2.1 Expires − Date; §5.3 an invalid Expires (e.g. "0") means already expired.
     // RFC 9213 §2.1: Expires is ignored when a targeted field is used.
     if source == Source::CacheControl && resp.contains_key(EXPIRES) {
-        return resp
-            .get(EXPIRES)
-            .and_then(parse_http_date)
-            .and_then(|e| e.duration_since(date).ok())
-            .unwrap_or(Duration::ZERO);
+        return expires(resp, now).and_then(|e| e.duration_since(date).ok()).unwrap_or(Duration::ZERO);
     }
     // §4.2.2: heuristics only without explicit expiry and for heuristically cacheable
     // statuses or responses marked public.
@@ -95,7 +91,7 @@ fn freshness_lifetime(
         return ttl;
     }
     if heuristic_enabled(policy)
-        && let Some(lm) = resp.get(LAST_MODIFIED).and_then(parse_http_date)
+        && let Some(lm) = resp.get(LAST_MODIFIED).and_then(|v| parse_http_date_at(v, now))
     {
         let since = date.duration_since(lm).unwrap_or(Duration::ZERO);
         let fraction = if policy.heuristic_fraction.is_nan() { 0.0 } else { policy.heuristic_fraction.clamp(0.0, 1.0) };
@@ -103,6 +99,15 @@ fn freshness_lifetime(
         return h.min(policy.max_heuristic_ttl);
     }
     Duration::ZERO
+}
+
+/// §4.2.1: "When there is more than one value present for a given directive (e.g., two
+/// Expires header field lines ...), either the first occurrence should be used or the response
+/// should be considered stale": several Expires lines that disagree are stale (`None`).
+fn expires(resp: &HeaderMap, now: SystemTime) -> Option<SystemTime> {
+    let mut lines = resp.get_all(EXPIRES).iter();
+    let first = parse_http_date_at(lines.next()?, now)?;
+    lines.all(|v| parse_http_date_at(v, now) == Some(first)).then_some(first)
 }
 
 /// RFC 9111 §4.2.3.
@@ -219,9 +224,79 @@ pub fn stale_on_error_ok(rp: &ResponsePolicy, age: Duration, req: &Directives, h
         || (honor_client && (req.stale_if_error.is_some_and(in_window) || max_stale_allows(req, stale_for)))
 }
 
-/// HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, rfc850-date or asctime-date.
+/// HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, rfc850-date or asctime-date. An rfc850-date's
+/// two-digit year is read with a fixed pivot (00-69 → 20xx, 70-99 → 19xx); where the time of
+/// receipt is known, use [`parse_http_date_at`], which applies §5.6.7's 50-year rule.
 pub fn parse_http_date(v: &HeaderValue) -> Option<SystemTime> {
     httpdate::parse_http_date(v.to_str().ok()?.trim()).ok()
+}
+
+/// Average Gregorian year (365.2425 days), for the 50-year window.
+const YEAR_SECS: u64 = 31_556_952;
+
+/// [`parse_http_date`] received at `now`. RFC 9110 §5.6.7: "Recipients of a timestamp value in
+/// rfc850-date format, which uses a two-digit year, MUST interpret a timestamp that appears to
+/// be more than 50 years in the future as representing the most recent year in the past that
+/// had the same last two digits." The year is the latest one with those digits that starts no
+/// more than 50 years after `now`; the day name must then match the date (httpdate checks it).
+pub fn parse_http_date_at(v: &HeaderValue, now: SystemTime) -> Option<SystemTime> {
+    let s = v.to_str().ok()?.trim();
+    let Some((day, rest)) = rfc850_parts(s) else {
+        return httpdate::parse_http_date(s).ok();
+    };
+    let b = rest.as_bytes();
+    let yy = digit(*b.get(7)?)? * 10 + digit(*b.get(8)?)?;
+    let limit = now.checked_add(Duration::from_secs(50 * YEAR_SECS))?;
+    let base = (civil_year(now) / 100).checked_mul(100)?.checked_add(yy)?;
+    let year = [base.checked_add(100), Some(base), base.checked_sub(100)]
+        .into_iter()
+        .flatten()
+        .find(|y| year_start(*y).is_some_and(|t| t <= limit))?;
+    // Rebuilt as an IMF-fixdate: httpdate checks every field and the day name.
+    let imf = format!("{day}, {} {} {year:04} {} GMT", rest.get(..2)?, rest.get(3..6)?, rest.get(10..18)?);
+    httpdate::parse_http_date(&imf).ok()
+}
+
+/// `Sunday, 06-Nov-94 08:49:37 GMT` → ("Sun", "06-Nov-94 08:49:37 GMT").
+fn rfc850_parts(s: &str) -> Option<(&'static str, &str)> {
+    const DAYS: [(&str, &str); 7] = [
+        ("Monday", "Mon"),
+        ("Tuesday", "Tue"),
+        ("Wednesday", "Wed"),
+        ("Thursday", "Thu"),
+        ("Friday", "Fri"),
+        ("Saturday", "Sat"),
+        ("Sunday", "Sun"),
+    ];
+    let (name, rest) = s.split_once(", ")?;
+    let (_, abbrev) = DAYS.iter().find(|(full, _)| *full == name)?;
+    let b = rest.as_bytes();
+    (b.len() == 22 && b.get(2) == Some(&b'-') && b.get(6) == Some(&b'-')).then_some((*abbrev, rest))
+}
+
+fn digit(c: u8) -> Option<u16> {
+    c.is_ascii_digit().then(|| u16::from(c - b'0'))
+}
+
+/// The Gregorian year `t` falls in (0 before 1970, saturating far ahead).
+fn civil_year(t: SystemTime) -> u16 {
+    let days = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400);
+    let mut year = u16::try_from(1970 + days.saturating_mul(400) / 146_097).unwrap_or(u16::MAX);
+    // The 400-year average can be a day off around 1 January.
+    while year_start(year).is_some_and(|s| s > t) {
+        year -= 1;
+    }
+    year
+}
+
+/// 1 January of `year` (1970 or later), 00:00:00 UTC (days_from_civil, H. Hinnant).
+fn year_start(year: u16) -> Option<SystemTime> {
+    let y = i64::from(year) - 1;
+    let (era, yoe) = (y.div_euclid(400), y.rem_euclid(400));
+    // 1 January is day 306 of the March-based year before.
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + 306 - 719_468;
+    let secs = u64::try_from(days).ok()?.checked_mul(86_400)?;
+    std::time::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -295,6 +370,60 @@ mod tests {
                 response_time: T0,
                 policy: p(),
                 lifetime: 60,
+                initial_age: 0,
+            },
+            Case {
+                clause: "RFC 9111 §4.2.1 two Expires lines that disagree: stale",
+                status: 200,
+                resp: vec![d0.clone(), ("expires", date(T0 + 600)), ("expires", date(T0 + 60))],
+                request_time: T0,
+                response_time: T0,
+                policy: p(),
+                lifetime: 0,
+                initial_age: 0,
+            },
+            Case {
+                clause: "RFC 9111 §4.2.1 two identical Expires lines: no conflict",
+                status: 200,
+                resp: vec![d0.clone(), ("expires", date(T0 + 600)), ("expires", date(T0 + 600))],
+                request_time: T0,
+                response_time: T0,
+                policy: p(),
+                lifetime: 600,
+                initial_age: 0,
+            },
+            Case {
+                clause: "RFC 9110 §5.6.7 rfc850-date Expires and asctime Date",
+                status: 200,
+                // T0 = Sun, 09 Sep 2001 01:46:40 GMT.
+                resp: vec![
+                    ("date", "Sun Sep  9 01:46:40 2001".into()),
+                    ("expires", "Sunday, 09-Sep-01 01:56:40 GMT".into()),
+                ],
+                request_time: T0,
+                response_time: T0,
+                policy: p(),
+                lifetime: 600,
+                initial_age: 0,
+            },
+            Case {
+                clause: "RFC 9111 §4.2.2 heuristic from an asctime Last-Modified",
+                status: 200,
+                resp: vec![d0.clone(), ("last-modified", "Sun Sep  9 01:30:00 2001".into())],
+                request_time: T0,
+                response_time: T0,
+                policy: p(),
+                lifetime: 100,
+                initial_age: 0,
+            },
+            Case {
+                clause: "RFC 9111 §5.3 garbage Expires: stale",
+                status: 200,
+                resp: vec![d0.clone(), ("expires", "next tuesday".into()), ("last-modified", date(T0 - 1000))],
+                request_time: T0,
+                response_time: T0,
+                policy: p(),
+                lifetime: 0,
                 initial_age: 0,
             },
             Case {
@@ -894,6 +1023,33 @@ mod tests {
         ];
         for (clause, rp, age, r, honor, want) in cases {
             assert_eq!(stale_on_error_ok(&rp, secs(age), &req(r), honor), want, "{clause}");
+        }
+    }
+
+    #[test]
+    fn two_digit_years_table() {
+        // Received at 2026-12-07T00:00:00Z; the 50-year window ends early in December 2076.
+        let now = UNIX_EPOCH + Duration::from_secs(1_796_601_600);
+        let at = |s| Some(UNIX_EPOCH + Duration::from_secs(s));
+        let cases: [(&str, &str, Option<SystemTime>); 7] = [
+            ("RFC 9110 §5.6.7 94 is 50+ years ahead as 2094: 1994", "Sunday, 06-Nov-94 08:49:37 GMT", at(784_111_777)),
+            ("RFC 9110 §5.6.7 76 as 2076 is within 50 years", "Wednesday, 01-Jan-76 00:00:00 GMT", at(3_345_062_400)),
+            ("RFC 9110 §5.6.7 the day name must fit the year chosen", "Thursday, 01-Jan-76 00:00:00 GMT", None),
+            (
+                "RFC 9110 §5.6.7 77 as 2077 is past the window: 1977",
+                "Saturday, 01-Jan-77 00:00:00 GMT",
+                at(220_924_800),
+            ),
+            ("RFC 9110 §5.6.7 27 is next year", "Friday, 01-Jan-27 00:00:00 GMT", at(1_798_761_600)),
+            ("RFC 9110 §5.6.7 abbreviated day name is no rfc850-date", "Fri, 01-Jan-27 00:00:00 GMT", None),
+            ("RFC 9110 §5.6.7 IMF-fixdate unchanged", "Sun, 06 Nov 1994 08:49:37 GMT", at(784_111_777)),
+        ];
+        for (clause, v, want) in cases {
+            assert_eq!(parse_http_date_at(&HeaderValue::from_static(v), now), want, "{clause}: {v}");
+        }
+        // Total on absurd clocks.
+        for now in [UNIX_EPOCH, UNIX_EPOCH + Duration::from_secs(u64::MAX / 4)] {
+            let _ = parse_http_date_at(&HeaderValue::from_static("Sunday, 06-Nov-94 08:49:37 GMT"), now);
         }
     }
 

@@ -27,6 +27,7 @@ pub mod freshness;
 pub mod headers;
 pub mod range;
 pub mod refresh;
+mod sf;
 pub mod storable;
 mod syntax;
 
@@ -43,7 +44,8 @@ pub use self::directives::{
     response_directives,
 };
 pub use self::freshness::{
-    ResponsePolicy, Usability, current_age, parse_http_date, response_policy, stale_from, stale_on_error_ok, usability,
+    ResponsePolicy, Usability, current_age, parse_http_date, parse_http_date_at, response_policy, stale_from,
+    stale_on_error_ok, usability,
 };
 pub use self::headers::{
     CACHE_TAG, MAX_TAG_LEN, MAX_TAGS, SURROGATE_KEY, VaryStar, invalidation_targets, strip_cdn_headers,
@@ -138,8 +140,8 @@ mod hostile_tests {
             let rd = request_directives(&req);
             let _ = usability(&rp, age, &rd, true);
             let _ = stale_on_error_ok(&rp, age, &rd, true);
-            let _ = evaluate_preconditions(&Method::GET, &req, status, &resp);
-            let _ = decide_range(&Method::GET, &req, &resp, [0, 100, u64::MAX][rng.below(3)]);
+            let _ = evaluate_preconditions(&Method::GET, &req, status, &resp, t(0));
+            let _ = decide_range(&Method::GET, &req, &resp, [0, 100, u64::MAX][rng.below(3)], t(u64::MAX / 4));
             let _ = (not_modified_headers(&resp), revalidation_headers(&resp), not_modified_matches(&resp, &req));
             let _ = (tags(&resp), vary_key(&vary_fields(&resp).unwrap_or_default(), &req));
             let _ = invalidation_targets("shop.example:80", "/a/b?c", &resp);

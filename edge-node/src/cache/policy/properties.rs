@@ -45,13 +45,36 @@ proptest! {
         }
     }
 
-    /// §4.2.1: with conflicting max-age values the smallest wins, whatever the order.
+    /// §4.2.1: max-age given twice with different values is stale, the same value twice is
+    /// that value, whatever the order.
     #[test]
-    fn repeated_max_age_takes_the_smallest(a in 0u64..1_000_000, b in 0u64..1_000_000) {
+    fn repeated_max_age_conflict_is_stale(a in 0u64..1_000_000, b in 0u64..1_000_000) {
         let d1 = response_directives(&header("cache-control", &format!("max-age={a}, max-age={b}"))).0;
         let d2 = response_directives(&header("cache-control", &format!("max-age={b}, max-age={a}"))).0;
-        prop_assert_eq!(d1.max_age, Some(Duration::from_secs(a.min(b))));
+        let want = if a == b { a } else { 0 };
+        prop_assert_eq!(d1.max_age, Some(Duration::from_secs(want)));
         prop_assert_eq!(d1, d2);
+    }
+
+    /// RFC 9213 §2.1: CDN-Cache-Control is used exactly when it parses as a non-empty
+    /// Dictionary whose known directives have their types; otherwise Cache-Control applies.
+    #[test]
+    fn cdn_cache_control_is_all_or_nothing(value in field_text()) {
+        let mut h = header("cache-control", "max-age=7");
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(CDN_CACHE_CONTROL, v);
+        }
+        let (d, source) = response_directives(&h);
+        match Directives::targeted(&h, &CDN_CACHE_CONTROL) {
+            Some(t) => {
+                prop_assert_eq!(source, Source::CdnCacheControl);
+                prop_assert_eq!(d, t);
+            }
+            None => {
+                prop_assert_eq!(source, Source::CacheControl);
+                prop_assert_eq!(d.max_age, Some(Duration::from_secs(7)));
+            }
+        }
     }
 
     /// RFC 9213 §2.1: a non-empty CDN-Cache-Control overrides Cache-Control entirely.
@@ -70,14 +93,14 @@ proptest! {
     fn ranges_stay_inside_the_representation(first in 0u64..5000, span in 0u64..5000, len in 0u64..5000, suffix in 0u64..6000) {
         let last = first + span;
         for spec in [format!("bytes={first}-{last}"), format!("bytes={first}-"), format!("bytes=-{suffix}")] {
-            match decide_range(&Method::GET, &header("range", &spec), &HeaderMap::new(), len) {
+            match decide_range(&Method::GET, &header("range", &spec), &HeaderMap::new(), len, UNIX_EPOCH) {
                 RangeDecision::Partial { start, end_inclusive } => {
                     prop_assert!(start <= end_inclusive && end_inclusive < len, "{spec} of {len}: {start}-{end_inclusive}");
                 }
                 RangeDecision::Unsatisfiable | RangeDecision::Full => {}
             }
         }
-        let exact = decide_range(&Method::GET, &header("range", &format!("bytes={first}-{last}")), &HeaderMap::new(), len);
+        let exact = decide_range(&Method::GET, &header("range", &format!("bytes={first}-{last}")), &HeaderMap::new(), len, UNIX_EPOCH);
         if last < len {
             prop_assert_eq!(exact, RangeDecision::Partial { start: first, end_inclusive: last });
         } else if first >= len {

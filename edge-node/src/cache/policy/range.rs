@@ -1,10 +1,12 @@
 //! Range requests (RFC 9110 §14) served from a complete stored 200 response.
 
 use http::header::{DATE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
+use std::time::SystemTime;
+
 use http::{HeaderMap, Method};
 
 use super::conditional::parse_etag;
-use super::freshness::parse_http_date;
+use super::freshness::parse_http_date_at;
 
 /// How to answer a request that may carry Range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +22,14 @@ pub enum RangeDecision {
 /// For GET requests answered with a stored 200 of `total_len` bytes (the caller checks the
 /// status). Only a single byte range is served as 206; several ranges, other units and syntax
 /// errors give `Full`, which RFC 9110 §14.2 allows ("a server MAY ignore the Range header").
-pub fn decide_range(method: &Method, req: &HeaderMap, stored: &HeaderMap, total_len: u64) -> RangeDecision {
+/// `now` places an RFC 850 two-digit year in If-Range (RFC 9110 §5.6.7).
+pub fn decide_range(
+    method: &Method,
+    req: &HeaderMap,
+    stored: &HeaderMap,
+    total_len: u64,
+    now: SystemTime,
+) -> RangeDecision {
     // RFC 9110 §14.2: Range is defined for GET only.
     if method != Method::GET {
         return RangeDecision::Full;
@@ -29,7 +38,7 @@ pub fn decide_range(method: &Method, req: &HeaderMap, stored: &HeaderMap, total_
     let (Some(range), None) = (lines.next(), lines.next()) else {
         return RangeDecision::Full;
     };
-    if req.contains_key(IF_RANGE) && !if_range_holds(req, stored) {
+    if req.contains_key(IF_RANGE) && !if_range_holds(req, stored, now) {
         return RangeDecision::Full;
     }
     let Ok(range) = range.to_str() else {
@@ -43,7 +52,7 @@ pub fn decide_range(method: &Method, req: &HeaderMap, stored: &HeaderMap, total_
 
 /// RFC 9110 §13.1.5: If-Range holds on a strong ETag match, or an exact match of a strong
 /// Last-Modified date (one at least a second before Date, §8.8.2.2).
-fn if_range_holds(req: &HeaderMap, stored: &HeaderMap) -> bool {
+fn if_range_holds(req: &HeaderMap, stored: &HeaderMap, now: SystemTime) -> bool {
     let mut lines = req.get_all(IF_RANGE).iter();
     let (Some(v), None) = (lines.next(), lines.next()) else {
         return false;
@@ -54,9 +63,9 @@ fn if_range_holds(req: &HeaderMap, stored: &HeaderMap) -> bool {
         return matches!((parse_etag(v), stored_tag), (Some(a), Some(b)) if a.strong_eq(&b));
     }
     let (Some(since), Some(lm), Some(date)) = (
-        parse_http_date(v),
-        stored.get(LAST_MODIFIED).and_then(parse_http_date),
-        stored.get(DATE).and_then(parse_http_date),
+        parse_http_date_at(v, now),
+        stored.get(LAST_MODIFIED).and_then(|v| parse_http_date_at(v, now)),
+        stored.get(DATE).and_then(|v| parse_http_date_at(v, now)),
     ) else {
         return false;
     };
@@ -286,6 +295,22 @@ mod tests {
                 p(0, 1),
             ),
             (
+                "RFC 9110 §5.6.7 If-Range as asctime-date",
+                Method::GET,
+                &[("range", "bytes=0-1"), ("if-range", "Sun Nov  6 08:49:37 1994")],
+                stored,
+                100,
+                p(0, 1),
+            ),
+            (
+                "RFC 9110 §5.6.7 If-Range as rfc850-date",
+                Method::GET,
+                &[("range", "bytes=0-1"), ("if-range", "Sunday, 06-Nov-94 08:49:37 GMT")],
+                stored,
+                100,
+                p(0, 1),
+            ),
+            (
                 "RFC 9110 §13.1.5 If-Range date mismatch: full",
                 Method::GET,
                 &[("range", "bytes=0-1"), ("if-range", DATE_LATER)],
@@ -311,7 +336,7 @@ mod tests {
             ),
         ];
         for (clause, m, req, stored, len, want) in cases {
-            assert_eq!(decide_range(&m, &map(req), &map(stored), len), want, "{clause}");
+            assert_eq!(decide_range(&m, &map(req), &map(stored), len, SystemTime::UNIX_EPOCH), want, "{clause}");
         }
     }
 }
