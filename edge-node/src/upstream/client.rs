@@ -2,8 +2,11 @@
 //! is home to its key (rendezvous hashing over the usable shields), else to the origins
 //! (balanced within the lowest failover group that has a usable member). A failed try of an
 //! idempotent request is retried on the next upstream in that order, after a full-jitter
-//! backoff, while the retry budget allows. Connect, first-byte and between-bytes timeouts, and
-//! TLS verified against the system roots or the service's CA, apply to every upstream.
+//! backoff, while the retry budget allows. A try whose reused connection died before any
+//! response byte (the origin closed it while idle) is sent once more on a new connection
+//! when that is safe (`stale`), and never counts against the upstream. Connect, first-byte
+//! and between-bytes timeouts, and TLS verified against the system roots or the service's
+//! CA, apply to every upstream.
 
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -116,12 +119,8 @@ impl Upstream {
         if origins.is_empty() {
             return Err(UpstreamBuildError("no origin".into()));
         }
-        let shield_clients =
-            shields.iter().map(|s| shield_client(svc, defaults, guard, &s.url, true)).collect::<Result<Vec<_>, _>>()?;
-        let fresh_shield_clients = shields
-            .iter()
-            .map(|s| shield_client(svc, defaults, guard, &s.url, false))
-            .collect::<Result<Vec<_>, _>>()?;
+        let shield_clients = clients_for_shields(svc, defaults, guard, &shields, true)?;
+        let fresh_shield_clients = clients_for_shields(svc, defaults, guard, &shields, false)?;
         if svc.active_health_checks() {
             // Probes carry a Host the upstream serves: a shield routes by it.
             let exact = svc.hosts.iter().find_map(|h| match h {
@@ -150,13 +149,9 @@ impl Upstream {
         // With the origins behind them, every shield may be ejected: the origins are the last
         // resort, not a shield readmitted past its breaker.
         let shield_percent = if svc.origin_when_shields_down { Some(100) } else { svc.passive.max_ejection_percent };
-        let shield_ejection = Ejection::new(
-            "shields",
-            shield_percent,
-            svc.passive.eject_on_5xx,
-            shields.len(),
-            !svc.origin_when_shields_down,
-        );
+        let shield_health_panic = !svc.origin_when_shields_down;
+        let shield_ejection =
+            Ejection::new("shields", shield_percent, svc.passive.eject_on_5xx, shields.len(), shield_health_panic);
         let origin_ejection =
             Ejection::new("origins", svc.passive.max_ejection_percent, svc.passive.eject_on_5xx, origins.len(), true);
         Ok(Self {
@@ -505,6 +500,17 @@ fn http_connector(svc: &ServiceConfig, defaults: &UpstreamConfig, guard: &Guard)
         http.set_nodelay(true);
         http.set_connect_timeout(Some(svc.connect_timeout.unwrap_or(defaults.connect_timeout)));
     })
+}
+
+/// One client per shield, same order; pooled, or pool-less (every request on a new connection).
+fn clients_for_shields(
+    svc: &ServiceConfig,
+    defaults: &UpstreamConfig,
+    guard: &Guard,
+    shields: &[Arc<Peer>],
+    pooled: bool,
+) -> Result<Vec<ShieldClient>, UpstreamBuildError> {
+    shields.iter().map(|s| shield_client(svc, defaults, guard, &s.url, pooled)).collect()
 }
 
 fn shield_client(
