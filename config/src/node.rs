@@ -385,6 +385,12 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
     /// Idle connections kept per origin; 0 disables pooling. Default: 64; 0 to 10000.
     pub pool_max_idle_per_host: usize,
+    /// Request bodies up to this size are kept while they stream upstream, so that a request
+    /// whose reused connection died before any response byte can be sent again on a new one.
+    /// Larger bodies are never kept: such a request is not replayed. 0 keeps none (only
+    /// requests without a body are replayed). Costs up to this much memory per request in
+    /// flight with a body. Default: 64KiB (Pingora's retry buffer); 0 to 1MiB.
+    pub replay_body_max: ByteSize,
 }
 
 fn default_total_timeout() -> Duration {
@@ -400,6 +406,7 @@ impl Default for UpstreamConfig {
             total_timeout: default_total_timeout(),
             pool_idle_timeout: Duration::from_secs(4),
             pool_max_idle_per_host: 64,
+            replay_body_max: ByteSize::kib(64),
         }
     }
 }
@@ -575,6 +582,7 @@ mod tests {
         assert_eq!(upstream.between_bytes_timeout, Duration::from_secs(10));
         assert_eq!(upstream.pool_idle_timeout, Duration::from_secs(4));
         assert_eq!(upstream.pool_max_idle_per_host, 64);
+        assert_eq!(upstream.replay_body_max, ByteSize::kib(64));
 
         assert_eq!(config.log.access, AccessLog::Stdout);
         assert_eq!(config.log.level, "info");

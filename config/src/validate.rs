@@ -319,6 +319,7 @@ fn check_upstream(report: &mut Report<'_>, upstream: &UpstreamConfig) {
     report.positive("upstream.total_timeout", upstream.total_timeout);
     report.positive("upstream.pool_idle_timeout", upstream.pool_idle_timeout);
     report.count("upstream.pool_max_idle_per_host", upstream.pool_max_idle_per_host, 0, 10_000);
+    report.size("upstream.replay_body_max", upstream.replay_body_max, ByteSize(0), Some(ByteSize::mib(1)));
 }
 
 fn check_log(report: &mut Report<'_>, log: &LogConfig) {
@@ -641,6 +642,11 @@ mod tests {
                 format!("{NODE}{LISTEN}[upstream]\npool_max_idle_per_host = 10001\n"),
                 "upstream.pool_max_idle_per_host",
                 "use 0 to 10000",
+            ),
+            (
+                format!("{NODE}{LISTEN}[upstream]\nreplay_body_max = \"2MiB\"\n"),
+                "upstream.replay_body_max",
+                "above the maximum; use at most 1MiB",
             ),
             (format!("{NODE}{LISTEN}[log]\nlevel = \"\"\n"), "log.level", "empty; use a level"),
             (

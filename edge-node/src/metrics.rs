@@ -17,6 +17,10 @@ pub const UPSTREAM_BREAKER_TRANSITIONS: &str = "outpost_upstream_breaker_transit
 pub const UPSTREAM_RETRIES: &str = "outpost_upstream_retries_total";
 /// Panic episodes: every upstream of a list ejected, traffic sent to them anyway.
 pub const UPSTREAM_PANICS: &str = "outpost_upstream_panics_total";
+/// Tries that died on a reused upstream connection before any response byte (the origin
+/// closed it while idle), by `replayed`: sent again on a new connection, or not (the request
+/// may have been applied). Never counted as upstream failures.
+pub const UPSTREAM_STALE_CONNECTIONS: &str = "outpost_upstream_stale_connections_total";
 pub const STORED_OBJECTS: &str = "outpost_cache_stored_objects_total";
 pub const STORE_ERRORS: &str = "outpost_cache_store_errors_total";
 pub const CACHE_MEMORY_BYTES: &str = "outpost_cache_memory_bytes";

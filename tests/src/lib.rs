@@ -43,7 +43,7 @@ pub use client::{CacheStatus, Proto, RawResponse, Req, Resp, raw_exchange, raw_e
 pub use interim_origin::{Hold, InterimOrigin, Step};
 pub use node::{Binary, EdgeNode, HostHeader, NodeConfig, ServiceSpec};
 pub use origin::{Chunk, Gate, Origin, Recorded, Reply, refused_addr};
-pub use raw_origin::{RawOrigin, RawRequest};
+pub use raw_origin::{Kill, RawOrigin, RawRequest};
 pub use tls::TestCa;
 
 /// An HTTP-date (RFC 9110 §5.6.7) `offset` away from now, in the past when negative.

@@ -149,6 +149,15 @@ impl ServiceSpec {
         self
     }
 
+    /// `[services.health] enabled = true`, on top of [`ServiceSpec::health`] (call that first):
+    /// a single origin is not probed unless asked.
+    pub fn with_health_checks(mut self) -> Self {
+        if let Some(h) = &mut self.health {
+            h.enabled = Some(true);
+        }
+        self
+    }
+
     /// `[services.health] enabled = false` (other health fields at their defaults unless set).
     pub fn without_health_checks(mut self) -> Self {
         let mut health = self.health.take().unwrap_or(HealthSpec {

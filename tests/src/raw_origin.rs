@@ -42,6 +42,29 @@ impl RawRequest {
 struct Log {
     requests: Vec<RawRequest>,
     garbage: Vec<String>,
+    /// Requests that met a closing connection instead of an answer.
+    killed: Vec<RawRequest>,
+}
+
+/// How a connection the origin gives up on treats the request that arrives on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kill {
+    /// Read the request (head and `Content-Length` body), then close: a FIN, as an origin that
+    /// read the request and crashed, or closed the idle connection just as it arrived.
+    ReadAndClose,
+    /// Close with the request unread in the socket: the kernel answers with a RST ("data was
+    /// lost", RFC 9293 §3.6.1), as when a keep-alive timeout fires while the request is on its
+    /// way.
+    CloseUnread,
+}
+
+/// What the origin does, connection by connection.
+#[derive(Clone, Copy, Debug)]
+enum Script {
+    /// The first `n` connections are closed as soon as a request head arrived.
+    Drop(usize),
+    /// Connections answer one request, keep alive, and kill the next, `n` times in all.
+    KillSecond(usize, Kill),
 }
 
 /// A running raw origin; dropping it stops it.
@@ -62,11 +85,23 @@ impl RawOrigin {
     /// request head arrived, before any response byte: what a crashing or restarting origin
     /// does ("connection closed before message completed" at the node).
     pub async fn dropping(drops: usize) -> anyhow::Result<Self> {
+        Self::scripted(Script::Drop(drops)).await
+    }
+
+    /// Like [`RawOrigin::start`], but a connection answers its first request keep-alive and
+    /// then kills the second one as `kill` says, without a response byte: the idle keep-alive
+    /// connection the origin closes just as the node reuses it. After `kills` such deaths,
+    /// connections are kept alive as usual.
+    pub async fn closing_reused(kills: usize, kill: Kill) -> anyhow::Result<Self> {
+        Self::scripted(Script::KillSecond(kills, kill)).await
+    }
+
+    async fn scripted(script: Script) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(Log::default()));
         let accepted = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(accept_loop(listener, log.clone(), accepted.clone(), drops));
+        let task = tokio::spawn(accept_loop(listener, log.clone(), accepted.clone(), script));
         Ok(Self { addr, log, accepted, task })
     }
 
@@ -84,6 +119,11 @@ impl RawOrigin {
         self.log.lock().map(|l| l.requests.clone()).unwrap_or_default()
     }
 
+    /// Requests that met a killed connection instead of an answer, in order.
+    pub fn killed(&self) -> Vec<RawRequest> {
+        self.log.lock().map(|l| l.killed.clone()).unwrap_or_default()
+    }
+
     /// Byte runs that did not parse as a request (what a desync leaves).
     pub fn garbage(&self) -> Vec<String> {
         self.log.lock().map(|l| l.garbage.clone()).unwrap_or_default()
@@ -96,26 +136,49 @@ impl Drop for RawOrigin {
     }
 }
 
-async fn accept_loop(listener: TcpListener, log: Arc<Mutex<Log>>, accepted: Arc<AtomicUsize>, drops: usize) {
+async fn accept_loop(listener: TcpListener, log: Arc<Mutex<Log>>, accepted: Arc<AtomicUsize>, script: Script) {
     let mut tasks = tokio::task::JoinSet::new();
+    let budget = Arc::new(AtomicUsize::new(match script {
+        Script::KillSecond(kills, _) => kills,
+        Script::Drop(_) => 0,
+    }));
     for conn in 0usize.. {
         let Ok((mut tcp, _)) = listener.accept().await else { continue };
         accepted.fetch_add(1, Ordering::SeqCst);
-        if conn < drops {
-            tasks.spawn(async move {
-                let mut buf = Vec::new();
-                let _ = read_head(&mut tcp, &mut buf).await;
-                // Dropped: closed without a response byte.
-            });
-            continue;
+        match script {
+            Script::Drop(drops) if conn < drops => {
+                tasks.spawn(async move {
+                    let mut buf = Vec::new();
+                    let _ = read_head(&mut tcp, &mut buf).await;
+                    // Dropped: closed without a response byte.
+                });
+            }
+            Script::KillSecond(_, kill) => {
+                tasks.spawn(serve(tcp, conn, log.clone(), Some((kill, budget.clone()))));
+            }
+            _ => {
+                tasks.spawn(serve(tcp, conn, log.clone(), None));
+            }
         }
-        tasks.spawn(serve(tcp, conn, log.clone()));
     }
 }
 
-async fn serve(mut tcp: TcpStream, conn: usize, log: Arc<Mutex<Log>>) {
+/// Serves requests on `tcp`; with `kill = Some((how, budget))`, answers one and kills the
+/// second while the budget of kills lasts.
+async fn serve(mut tcp: TcpStream, conn: usize, log: Arc<Mutex<Log>>, kill: Option<(Kill, Arc<AtomicUsize>)>) {
     let mut buf: Vec<u8> = Vec::new();
-    loop {
+    for served in 0usize.. {
+        if let Some((how, budget)) = kill.as_ref().filter(|_| served == 1 && buf.is_empty()) {
+            // Only a request that arrives spends a kill (a connection the node closes does not).
+            let mut byte = [0u8; 1];
+            if !matches!(tcp.peek(&mut byte).await, Ok(n) if n > 0) {
+                return;
+            }
+            let spent = budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1));
+            if spent.is_ok() {
+                return kill_next(tcp, buf, conn, &log, *how).await;
+            }
+        }
         let Some(end) = read_head(&mut tcp, &mut buf).await else { return };
         let head: Vec<u8> = buf.drain(..end).collect();
         let Some(req) = parse(&head, conn) else {
@@ -141,6 +204,49 @@ async fn serve(mut tcp: TcpStream, conn: usize, log: Arc<Mutex<Log>>) {
         if !discard(&mut tcp, &mut buf, length).await {
             return;
         }
+    }
+}
+
+/// Kills the connection under the next request, as `how` says, and records that request.
+async fn kill_next(mut tcp: TcpStream, mut buf: Vec<u8>, conn: usize, log: &Mutex<Log>, how: Kill) {
+    let head = match how {
+        Kill::ReadAndClose => {
+            let Some(end) = read_head(&mut tcp, &mut buf).await else { return };
+            let head: Vec<u8> = buf.drain(..end).collect();
+            let req = parse(&head, conn);
+            let length = req.as_ref().and_then(|r| r.header("content-length")?.parse().ok()).unwrap_or(0);
+            discard(&mut tcp, &mut buf, length).await;
+            req
+        }
+        Kill::CloseUnread => peek_request(&tcp).await.and_then(|(head, _)| parse(&head, conn)),
+    };
+    if let (Some(req), Ok(mut l)) = (head, log.lock()) {
+        l.killed.push(req);
+    }
+    // Dropped here: a FIN, or a RST when bytes are left unread.
+    drop(tcp);
+}
+
+/// Waits, without reading, until the socket holds a whole request (head and `Content-Length`
+/// body); its head and total length. `None` at EOF or past [`MAX_HEAD`].
+async fn peek_request(tcp: &TcpStream) -> Option<(Vec<u8>, usize)> {
+    let mut chunk = vec![0u8; MAX_HEAD + 1];
+    loop {
+        let n = tcp.peek(&mut chunk).await.ok().filter(|n| *n > 0)?;
+        let seen = &chunk[..n];
+        if let Some(i) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = seen[..i + 4].to_vec();
+            let length: usize =
+                parse(&head, 0).and_then(|r| r.header("content-length").and_then(|v| v.parse().ok())).unwrap_or(0);
+            if n >= i + 4 + length {
+                return Some((head, i + 4 + length));
+            }
+        }
+        if n > MAX_HEAD {
+            return None;
+        }
+        // More is on its way: peek returns what is there at once, so wait a moment.
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

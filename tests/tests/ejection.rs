@@ -106,3 +106,50 @@ async fn a_single_origin_s_5xx_reaches_the_client_and_does_not_eject_it() -> any
     assert_eq!(calls.load(Ordering::SeqCst), 11, "every request reached the origin");
     Ok(())
 }
+
+/// The `health` field of `url`'s entry in `GET /upstreams`.
+async fn health(node: &EdgeNode, url: &str) -> anyhow::Result<String> {
+    let upstreams = node.upstreams().await?;
+    let entry = upstreams["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["upstreams"].as_array())
+        .flatten()
+        .find(|u| u["url"].as_str().map(|s| s.trim_end_matches('/')) == Some(url))
+        .ok_or_else(|| anyhow::anyhow!("no upstream {url}: {upstreams}"))?;
+    Ok(entry["health"].as_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test]
+async fn a_single_origin_failing_its_health_checks_still_gets_the_requests() -> anyhow::Result<()> {
+    // Envoy's panic threshold for active checks: the only origin's health path answers 500
+    // while its real paths answer 200. Once the checks mark it down, requests still reach it
+    // (never the node's own 503), and the panic is counted once.
+    let origin = Origin::start().await?;
+    origin.route("/health", Reply::status(500).body("sick\n"));
+    origin.route_prefix("/p/", |req| Reply::ok(format!("served {}", req.path)).cache_control("no-store"));
+    let service =
+        ServiceSpec::new("shop", &[HOST], origin.url()).health("/health", "100ms", "100ms", 1, 1).with_health_checks();
+    let node = EdgeNode::start(NodeConfig::with_service(service)).await?;
+    let mut down = false;
+    for _ in 0..500 {
+        down = health(&node, &origin.url()).await? == "unhealthy";
+        if down {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(down, "the health checks never marked the origin down");
+    for i in 0..5 {
+        let resp = node.get(HOST, &format!("/p/{i}")).await?;
+        assert!(!from_the_node(&resp), "request {i} got the node's own 503: {}", resp.summary());
+        assert_eq!(resp.status, 200, "request {i}: {}", resp.summary());
+        assert_eq!(resp.text(), format!("served /p/{i}"));
+    }
+    let metrics = node.admin(http::Method::GET, "/metrics", "").await?.text();
+    let panics: Vec<&str> = metrics.lines().filter(|l| l.starts_with("outpost_upstream_panics_total")).collect();
+    assert_eq!(panics.len(), 1, "one panic series: {panics:?}");
+    assert!(panics[0].ends_with(" 1"), "one panic episode, counted once: {panics:?}");
+    Ok(())
+}

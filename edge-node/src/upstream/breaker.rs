@@ -34,6 +34,10 @@ pub enum RequestOutcome {
     /// or too slow): it says nothing about the upstream, so it neither counts as a failure nor
     /// resets the count. A probe that ends so leaves the next request to probe at once.
     ClientFault,
+    /// A reused connection died before any response byte (the origin closed it while idle, or
+    /// as the request arrived): the keep-alive race every HTTP/1.1 client meets, not a sign
+    /// that the upstream is failing. Counts like `ClientFault`: neither a failure nor a success.
+    StaleConnection,
 }
 
 impl RequestOutcome {
@@ -181,7 +185,11 @@ impl Breaker {
                 let doubled = interval.saturating_mul(2).min(self.max_ejection);
                 Some(self.open(now, doubled))
             }
-            (BreakerState::HalfOpen { interval, .. }, Permit::Probe, RequestOutcome::ClientFault) => {
+            (
+                BreakerState::HalfOpen { interval, .. },
+                Permit::Probe,
+                RequestOutcome::ClientFault | RequestOutcome::StaleConnection,
+            ) => {
                 // The probe proved nothing: the next request is the probe.
                 self.state = BreakerState::Open { until: now, interval };
                 None
@@ -199,7 +207,7 @@ impl Breaker {
                 self.state = BreakerState::Closed { consecutive_failures: 0 };
                 Some(Transition::Closed)
             }
-            (_, RequestOutcome::Failure | RequestOutcome::ClientFault) => None,
+            (_, RequestOutcome::Failure | RequestOutcome::ClientFault | RequestOutcome::StaleConnection) => None,
         }
     }
 
@@ -219,7 +227,7 @@ fn add(at: Instant, d: Duration) -> Instant {
 mod tests {
     use super::*;
     use Permit::{Normal, Probe, Readmitted};
-    use RequestOutcome::{ClientFault as C, Failure as F, Success as S};
+    use RequestOutcome::{ClientFault as C, Failure as F, StaleConnection as X, Success as S};
 
     /// One step at `at` seconds: acquire (expecting an admission) or record an outcome.
     #[derive(Clone, Copy)]
@@ -370,6 +378,22 @@ mod tests {
                     Record(0, Normal, F),
                 ],
                 vec![(8, opened(10))],
+            ),
+            (
+                "issue 15: 20 stale keep-alive connections in a row neither count nor reset the count",
+                [
+                    &[Record(0, Normal, F), Record(0, Normal, F)][..],
+                    &[Record(0, Normal, X); 20][..],
+                    &[Record(0, Normal, F)][..],
+                ]
+                .concat(),
+                vec![(22, opened(10))],
+            ),
+            (
+                "a probe ended by a stale connection lets the next request probe",
+                [&trip[..], &[Acquire(11, PROBE), Record(11, Probe, X), Acquire(11, PROBE), Record(12, Probe, S)]]
+                    .concat(),
+                vec![(2, opened(10)), (3, half), (5, half), (6, closed)],
             ),
             (
                 "a probe ended by a client fault lets the next request probe",

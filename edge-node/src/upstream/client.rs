@@ -2,8 +2,11 @@
 //! is home to its key (rendezvous hashing over the usable shields), else to the origins
 //! (balanced within the lowest failover group that has a usable member). A failed try of an
 //! idempotent request is retried on the next upstream in that order, after a full-jitter
-//! backoff, while the retry budget allows. Connect, first-byte and between-bytes timeouts, and
-//! TLS verified against the system roots or the service's CA, apply to every upstream.
+//! backoff, while the retry budget allows. A try whose reused connection died before any
+//! response byte (the origin closed it while idle) is sent once more on a new connection
+//! when that is safe (`stale`), and never counts against the upstream. Connect, first-byte
+//! and between-bytes timeouts, and TLS verified against the system roots or the service's
+//! CA, apply to every upstream.
 
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -20,18 +23,25 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::breaker::{Permit, RequestOutcome};
+use super::conn;
 use super::dial::FixedDial;
 use super::ejection;
 use super::framing::{Framing, frame};
 use super::guard::{Guard, GuardedConnector};
 use super::peer::{Peer, PeerSnapshot, Role, spawn_probes};
+use super::replay::{self, Replay};
 use super::request_body::{BodyWatch, ClientFault, SentBody};
 use super::retry::{AttemptOutcome, RetryBudget, backoff, is_retryable};
 use super::select::Balancer;
+use super::stale::{self, FailedTry, Verdict};
 use crate::body::{self, EdgeBody};
 use crate::error::{EdgeError, ErrorKind, Side};
 
 type ClientError = hyper_util::client::legacy::Error;
+/// One send as the client and the first-byte timeout left it.
+type Sent = Result<Result<Response<Incoming>, ClientError>, tokio::time::error::Elapsed>;
+/// How one try counts for the breaker, and what it came to.
+type Judged = (RequestOutcome, Result<Response<Incoming>, EdgeError>);
 pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<GuardedConnector>, EdgeBody>;
 /// A shield's own client: HTTP/2 (h2c with prior knowledge, or ALPN h2 over TLS), multiplexed
 /// on pooled connections that always go to that shield.
@@ -49,12 +59,25 @@ pub struct Outgoing {
     pub interim: Option<crate::hints::HintRelay>,
 }
 
+/// An [`Outgoing`] without its body.
+struct Head {
+    method: Method,
+    path_and_query: String,
+    headers: HeaderMap,
+}
+
 pub struct Upstream {
     client: HttpsClient,
+    /// The same client without a pool: every request on a new connection. A request whose
+    /// pooled connection turned out stale is sent again through it.
+    fresh_client: HttpsClient,
+    /// The origins speak only HTTP/2 (`origin_protocol = "http2"`).
+    origin_h2_only: bool,
     service: Arc<str>,
     shields: Vec<Arc<Peer>>,
-    /// One per shield, same order.
+    /// One per shield, same order; and their pool-less twins.
     shield_clients: Vec<ShieldClient>,
+    fresh_shield_clients: Vec<ShieldClient>,
     origins: Vec<Arc<Peer>>,
     shield_balancer: Balancer,
     origin_balancer: Balancer,
@@ -64,6 +87,7 @@ pub struct Upstream {
     host_header: HostHeader,
     retry: outpost_config::RetryConfig,
     budget: Mutex<RetryBudget>,
+    replay_body_max: u64,
     pub first_byte_timeout: Duration,
     pub between_bytes_timeout: Duration,
     pub total_timeout: Duration,
@@ -78,7 +102,8 @@ impl Upstream {
     /// the node's own networks).
     pub fn new(svc: &ServiceConfig, defaults: &UpstreamConfig, guard: &Guard) -> Result<Self, UpstreamBuildError> {
         let service: Arc<str> = svc.name.as_str().into();
-        let client = build_client(svc, defaults, guard)?;
+        let client = build_client(svc, defaults, guard, true)?;
+        let fresh_client = build_client(svc, defaults, guard, false)?;
         let shields: Vec<Arc<Peer>> = svc
             .shields
             .iter()
@@ -97,8 +122,8 @@ impl Upstream {
         if origins.is_empty() {
             return Err(UpstreamBuildError("no origin".into()));
         }
-        let shield_clients =
-            shields.iter().map(|s| shield_client(svc, defaults, guard, &s.url)).collect::<Result<Vec<_>, _>>()?;
+        let shield_clients = clients_for_shields(svc, defaults, guard, &shields, true)?;
+        let fresh_shield_clients = clients_for_shields(svc, defaults, guard, &shields, false)?;
         if svc.active_health_checks() {
             // Probes carry a Host the upstream serves: a shield routes by it.
             let exact = svc.hosts.iter().find_map(|h| match h {
@@ -127,14 +152,19 @@ impl Upstream {
         // With the origins behind them, every shield may be ejected: the origins are the last
         // resort, not a shield readmitted past its breaker.
         let shield_percent = if svc.origin_when_shields_down { Some(100) } else { svc.passive.max_ejection_percent };
-        let shield_ejection = Ejection::new("shields", shield_percent, svc.passive.eject_on_5xx, shields.len());
+        let shield_health_panic = !svc.origin_when_shields_down;
+        let shield_ejection =
+            Ejection::new("shields", shield_percent, svc.passive.eject_on_5xx, shields.len(), shield_health_panic);
         let origin_ejection =
-            Ejection::new("origins", svc.passive.max_ejection_percent, svc.passive.eject_on_5xx, origins.len());
+            Ejection::new("origins", svc.passive.max_ejection_percent, svc.passive.eject_on_5xx, origins.len(), true);
         Ok(Self {
             client,
+            fresh_client,
+            origin_h2_only: svc.origin_protocol == OriginProtocol::Http2,
             service,
             shields,
             shield_clients,
+            fresh_shield_clients,
             origins,
             shield_balancer: Balancer::new(Balance::ConsistentHash),
             origin_balancer: Balancer::new(svc.balance),
@@ -144,6 +174,7 @@ impl Upstream {
             host_header: svc.host_header.clone(),
             budget: Mutex::new(RetryBudget::new(&svc.retry, Instant::now())),
             retry: svc.retry.clone(),
+            replay_body_max: defaults.replay_body_max.0,
             first_byte_timeout: svc.first_byte_timeout.unwrap_or(defaults.first_byte_timeout),
             between_bytes_timeout: svc.between_bytes_timeout.unwrap_or(defaults.between_bytes_timeout),
             total_timeout: svc.total_timeout.unwrap_or(defaults.total_timeout),
@@ -156,10 +187,15 @@ impl Upstream {
 
     /// Send `out` for the object `key`, trying upstreams in preference order until one answers
     /// below 500, retries run out, or none is usable. The last 5xx answer is returned as is.
-    pub async fn send(&self, key: &[u8], mut out: Outgoing) -> Result<Response<Incoming>, EdgeError> {
-        // Only a request whose body is already complete (empty) can be sent twice.
-        let resendable = http_body::Body::is_end_stream(&out.body);
-        let mut body = Some(std::mem::replace(&mut out.body, body::empty()));
+    pub async fn send(&self, key: &[u8], out: Outgoing) -> Result<Response<Incoming>, EdgeError> {
+        let Outgoing { method, path_and_query, headers, body } = out;
+        // The head alone crosses awaits: a body is not `Sync`.
+        let out = Head { method, path_and_query, headers };
+        // Only a request whose body is already complete (empty) goes to another upstream; a
+        // small body is kept to be sent again on a new connection when a stale one dies.
+        let resendable = http_body::Body::is_end_stream(&body);
+        let (first, replay) = replay::keep(body, self.replay_body_max);
+        let mut body = Some(first);
         if let Ok(mut b) = self.budget.lock() {
             b.record_request(Instant::now());
         }
@@ -183,17 +219,8 @@ impl Upstream {
                 break;
             };
             tried.push(peer.id);
-            let watch = BodyWatch::default();
-            let req = self.build(&peer, &out, body.take().unwrap_or_else(body::empty), &watch)?;
-            let result = {
-                let _in_flight = peer.begin();
-                let sending = match self.shields.iter().position(|s| s.id == peer.id) {
-                    Some(i) => self.shield_clients[i].request(req),
-                    None => self.client.request(req),
-                };
-                tokio::time::timeout(self.first_byte_timeout, sending).await
-            };
-            let (outcome, result) = self.judge(&peer, result, &watch);
+            let sending = body.take().unwrap_or_else(body::empty);
+            let (outcome, result) = self.exchange(&peer, &out, sending, &replay).await?;
             peer.record(permit, outcome, Instant::now());
             match result {
                 Ok(resp) if !resp.status().is_server_error() => return Ok(resp),
@@ -214,15 +241,77 @@ impl Upstream {
         last.unwrap_or_else(|| Err(self.nothing_usable()))
     }
 
+    /// One try at `peer`: on a pooled connection, and when that connection turns out stale (it
+    /// died before any response byte: the origin closed it while idle), once more on a new
+    /// connection, at once and outside the retry budget (`stale`). The stale death never
+    /// reaches the breaker.
+    async fn exchange(&self, peer: &Peer, out: &Head, body: EdgeBody, replay: &Replay) -> Result<Judged, EdgeError> {
+        let watch = BodyWatch::default();
+        let req = self.build(peer, out, body, &watch)?;
+        let sent = self.dispatch(peer, req, false).await;
+        let verdict = self.staleness(peer, &out.method, &sent, &watch, replay);
+        let (outcome, result) = self.judge(peer, sent, &watch);
+        let Some(verdict) = verdict else { return Ok((outcome, result)) };
+        let replayed = verdict == Verdict::Replay;
+        let error = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+        tracing::debug!(service = %self.service, upstream = %peer.base, replayed, %error, "stale upstream connection");
+        metrics::counter!(crate::metrics::UPSTREAM_STALE_CONNECTIONS, "service" => self.service.to_string(),
+            "replayed" => if replayed { "true" } else { "false" })
+        .increment(1);
+        let Some(again) = replay.body().filter(|_| replayed) else {
+            return Ok((RequestOutcome::StaleConnection, result));
+        };
+        let watch = BodyWatch::default();
+        let req = self.build(peer, out, again, &watch)?;
+        let sent = self.dispatch(peer, req, true).await;
+        Ok(self.judge(peer, sent, &watch))
+    }
+
+    /// Sends `req` to `peer` on a pooled connection, or a new one when `fresh`.
+    async fn dispatch(&self, peer: &Peer, req: Request<EdgeBody>, fresh: bool) -> Sent {
+        let _in_flight = peer.begin();
+        let sending = match (self.shields.iter().position(|s| s.id == peer.id), fresh) {
+            (Some(i), false) => self.shield_clients[i].request(req),
+            (Some(i), true) => self.fresh_shield_clients[i].request(req),
+            (None, false) => self.client.request(req),
+            (None, true) => self.fresh_client.request(req),
+        };
+        let sent = tokio::time::timeout(self.first_byte_timeout, sending).await;
+        if let Ok(Ok(resp)) = &sent {
+            conn::note_response(resp.extensions());
+        }
+        sent
+    }
+
+    /// The stale-connection verdict on a failed send; `None` when the failure is not a
+    /// connection's death (or is the client's fault).
+    fn staleness(
+        &self,
+        peer: &Peer,
+        method: &Method,
+        sent: &Sent,
+        watch: &BodyWatch,
+        replay: &Replay,
+    ) -> Option<Verdict> {
+        let Ok(Err(e)) = sent else { return None };
+        if watch.fault().is_some() || e.is_connect() {
+            return None;
+        }
+        let death = stale::death_of(e)?;
+        let connected = e.connect_info();
+        let conn = conn::facts_of(connected)?;
+        let h2 = peer.role == Role::Shield || self.origin_h2_only || connected.is_some_and(|c| c.is_negotiated_h2());
+        let failed = FailedTry { death, conn, http1: !h2, body_held: replay.held() };
+        match stale::verdict(method, &failed) {
+            Verdict::Failure => None,
+            verdict => Some(verdict),
+        }
+    }
+
     /// What one try came to, and how it counts for `peer`'s breaker. A request whose body
     /// failed on the client's side, or which timed out while waiting for the client's body, is
     /// the client's error and says nothing about the upstream.
-    fn judge(
-        &self,
-        peer: &Peer,
-        result: Result<Result<Response<Incoming>, ClientError>, tokio::time::error::Elapsed>,
-        watch: &BodyWatch,
-    ) -> (RequestOutcome, Result<Response<Incoming>, EdgeError>) {
+    fn judge(&self, peer: &Peer, result: Sent, watch: &BodyWatch) -> Judged {
         let at = format!("upstream {}", peer.base);
         match result {
             Ok(Ok(resp)) => {
@@ -266,7 +355,7 @@ impl Upstream {
     fn build(
         &self,
         peer: &Peer,
-        out: &Outgoing,
+        out: &Head,
         body: EdgeBody,
         watch: &BodyWatch,
     ) -> Result<Request<EdgeBody>, EdgeError> {
@@ -309,40 +398,55 @@ impl Upstream {
     }
 }
 
-/// How one list of upstreams (a service's shields, or its origins) treats its breakers: the
-/// ejection cap, whether a 5xx counts, and whether the list is in panic now (logged and
-/// counted once per episode).
+/// How one list of upstreams (a service's shields, or its origins) treats its breakers and
+/// health checks: the ejection cap, whether a 5xx counts, whether health may be ignored when
+/// nobody is healthy, and whether the list is in panic now (logged and counted once per
+/// episode).
 struct Ejection {
     list: &'static str,
     percent: Option<u8>,
     count_5xx: bool,
+    health_panic: bool,
     panic: AtomicBool,
 }
 
 impl Ejection {
-    fn new(list: &'static str, percent: Option<u8>, eject_on_5xx: Option<bool>, len: usize) -> Self {
+    fn new(
+        list: &'static str,
+        percent: Option<u8>,
+        eject_on_5xx: Option<bool>,
+        len: usize,
+        health_panic: bool,
+    ) -> Self {
         // Only where another upstream could answer does a 5xx say "ask someone else".
-        Self { list, percent, count_5xx: eject_on_5xx.unwrap_or(len > 1), panic: AtomicBool::new(false) }
+        let count_5xx = eject_on_5xx.unwrap_or(len > 1);
+        Self { list, percent, count_5xx, health_panic, panic: AtomicBool::new(false) }
     }
 
     /// Logs and counts the start and the end of a panic episode, once each.
-    fn note(&self, service: &str, panic: bool) {
-        if self.panic.swap(panic, AtomicOrdering::Relaxed) == panic {
+    fn note(&self, service: &str, panic: Option<ejection::Panic>) {
+        if self.panic.swap(panic.is_some(), AtomicOrdering::Relaxed) == panic.is_some() {
             return;
         }
-        if panic {
-            tracing::warn!(service, list = self.list, "every upstream ejected: panic mode, sending to them anyway");
-            metrics::counter!(crate::metrics::UPSTREAM_PANICS, "service" => service.to_string(), "list" => self.list)
-                .increment(1);
-        } else {
-            tracing::info!(service, list = self.list, "panic mode over");
+        match panic {
+            Some(why) => {
+                let why = match why {
+                    ejection::Panic::Unhealthy => "every upstream fails its health checks",
+                    ejection::Panic::Ejected => "every upstream ejected",
+                };
+                tracing::warn!(service, list = self.list, "{why}: panic mode, sending to them anyway");
+                metrics::counter!(crate::metrics::UPSTREAM_PANICS, "service" => service.to_string(), "list" => self.list)
+                    .increment(1);
+            }
+            None => tracing::info!(service, list = self.list, "panic mode over"),
         }
     }
 }
 
 /// Pick among `peers` for `key` with `balancer`, then take a breaker permit; a peer whose
 /// breaker refuses is set aside and the pick made again. Ejected peers the cap readmits are
-/// eligible and get a permit whatever their breaker says.
+/// eligible and get a permit whatever their breaker says; when no peer passes its health
+/// checks, health is ignored (panic).
 fn pick(
     balancer: &Balancer,
     peers: &[Arc<Peer>],
@@ -351,10 +455,18 @@ fn pick(
     tried: &[u64],
     now: Instant,
 ) -> Option<(Arc<Peer>, Permit)> {
-    let (mut members, candidates): (Vec<_>, Vec<_>) = peers.iter().map(|p| p.member(tried, now)).unzip();
+    let healthy: Vec<bool> = peers.iter().map(|p| p.is_healthy()).collect();
+    let unhealthy_panic = ejection::health_panic(&healthy, ejection.health_panic);
+    let (mut members, candidates): (Vec<_>, Vec<_>) =
+        peers.iter().zip(&healthy).map(|(p, h)| p.member(tried, *h || unhealthy_panic, now)).unzip();
     let plan = ejection::plan(&candidates, ejection.percent);
     if let Some(first) = peers.first() {
-        ejection.note(&first.service, plan.panic);
+        let panic = match (unhealthy_panic, plan.panic) {
+            (true, _) => Some(ejection::Panic::Unhealthy),
+            (false, true) => Some(ejection::Panic::Ejected),
+            (false, false) => None,
+        };
+        ejection.note(&first.service, panic);
     }
     for i in &plan.readmitted {
         members[*i].eligible = !tried.contains(&members[*i].id);
@@ -398,11 +510,23 @@ fn http_connector(svc: &ServiceConfig, defaults: &UpstreamConfig, guard: &Guard)
     })
 }
 
+/// One client per shield, same order; pooled, or pool-less (every request on a new connection).
+fn clients_for_shields(
+    svc: &ServiceConfig,
+    defaults: &UpstreamConfig,
+    guard: &Guard,
+    shields: &[Arc<Peer>],
+    pooled: bool,
+) -> Result<Vec<ShieldClient>, UpstreamBuildError> {
+    shields.iter().map(|s| shield_client(svc, defaults, guard, &s.url, pooled)).collect()
+}
+
 fn shield_client(
     svc: &ServiceConfig,
     defaults: &UpstreamConfig,
     guard: &Guard,
     shield: &outpost_config::OriginUrl,
+    pooled: bool,
 ) -> Result<ShieldClient, UpstreamBuildError> {
     let target: http::Uri = format!("http://{}", shield.authority())
         .parse()
@@ -417,6 +541,7 @@ fn shield_client(
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(defaults.pool_idle_timeout)
+        .pool_max_idle_per_host(if pooled { usize::MAX } else { 0 })
         .http2_only(true)
         .build(connector))
 }
@@ -425,6 +550,7 @@ fn build_client(
     svc: &ServiceConfig,
     defaults: &UpstreamConfig,
     guard: &Guard,
+    pooled: bool,
 ) -> Result<HttpsClient, UpstreamBuildError> {
     let tls = tls_config(svc)?;
     let http = http_connector(svc, defaults, guard);
@@ -438,7 +564,7 @@ fn build_client(
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(defaults.pool_idle_timeout)
-        .pool_max_idle_per_host(defaults.pool_max_idle_per_host)
+        .pool_max_idle_per_host(if pooled { defaults.pool_max_idle_per_host } else { 0 })
         .http2_only(svc.origin_protocol == OriginProtocol::Http2)
         .build(connector))
 }

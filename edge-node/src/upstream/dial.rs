@@ -5,15 +5,13 @@
 //! Each shield gets its own client, so its pool holds only connections to that shield. The
 //! connection passes the service's [`Guard`](super::guard::Guard) like any other.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::Uri;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
-use super::guard::GuardedConnector;
+use super::conn::Tracked;
+use super::guard::{Connecting, GuardedConnector};
 use crate::body::BoxError;
 
 #[derive(Clone)]
@@ -29,10 +27,8 @@ impl FixedDial {
     }
 }
 
-type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<TcpStream>, BoxError>> + Send>>;
-
 impl tower_service::Service<Uri> for FixedDial {
-    type Response = TokioIo<TcpStream>;
+    type Response = TokioIo<Tracked>;
     type Error = BoxError;
     type Future = Connecting;
 

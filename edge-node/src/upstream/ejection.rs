@@ -39,6 +39,25 @@ pub fn max_ejected(usable: usize, percent: Option<u8>) -> usize {
     }
 }
 
+/// Why a list is in panic (Envoy's panic threshold: with too few healthy hosts, health is
+/// ignored and traffic spreads over all of them, since sending nowhere is worse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panic {
+    /// Every upstream fails its active health checks: health is ignored for the list.
+    Unhealthy,
+    /// Every usable upstream's breaker ejects it: the newest ejections are readmitted.
+    Ejected,
+}
+
+/// Whether the active checks leave nobody: a non-empty list none of whose upstreams is
+/// healthy. Then every upstream counts as healthy, as Envoy's panic mode does (nginx has no
+/// active checks in its open-source build; its passive `max_fails` never marks the last
+/// server down either). A list with a fallback behind it (shields before the origins) sets
+/// `allowed` false: the fallback serves instead.
+pub fn health_panic(healthy: &[bool], allowed: bool) -> bool {
+    allowed && !healthy.is_empty() && !healthy.iter().any(|h| *h)
+}
+
 /// Which ejected candidates are readmitted under the cap. Past it, the most recently ejected
 /// ones go back in (as Envoy would have refused to eject them); ties go to the later index.
 pub fn plan(candidates: &[Candidate], percent: Option<u8>) -> Plan {
@@ -83,6 +102,22 @@ mod tests {
         ];
         for (usable, percent, expected) in cases {
             assert_eq!(max_ejected(usable, percent), expected, "{usable} usable, {percent:?}");
+        }
+    }
+
+    #[test]
+    fn health_is_ignored_only_when_nobody_is_healthy() {
+        // (healthy flags, panic allowed, panic)
+        let cases: [(&[bool], bool, bool); 6] = [
+            (&[false], true, true), // a single origin failing its checks still gets traffic (Envoy panic)
+            (&[false, false], true, true), // every one down
+            (&[false, true], true, false), // one healthy: it takes the traffic
+            (&[true], true, false), //
+            (&[], true, false),     // nothing to send to
+            (&[false], false, false), // shields with the origins behind them: the origins serve
+        ];
+        for (healthy, allowed, expected) in cases {
+            assert_eq!(health_panic(healthy, allowed), expected, "{healthy:?} allowed {allowed}");
         }
     }
 

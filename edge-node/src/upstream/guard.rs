@@ -15,15 +15,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use super::conn::Tracked;
+use crate::body::BoxError;
 use http::Uri;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::rt::TokioIo;
 use outpost_config::net::Cidr;
 use outpost_config::net::tenant::{Forbidden, check_address};
-use tokio::net::TcpStream;
-
-use crate::body::BoxError;
 
 /// Whose upstream a connector dials.
 #[derive(Debug, Clone)]
@@ -126,10 +125,11 @@ impl GuardedConnector {
     }
 }
 
-type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<TcpStream>, BoxError>> + Send>>;
+/// A connection being made: every upstream connection carries its counters ([`Tracked`]).
+pub(super) type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<Tracked>, BoxError>> + Send>>;
 
 impl tower_service::Service<Uri> for GuardedConnector {
-    type Response = TokioIo<TcpStream>;
+    type Response = TokioIo<Tracked>;
     type Error = BoxError;
     type Future = Connecting;
 
@@ -144,7 +144,10 @@ impl tower_service::Service<Uri> for GuardedConnector {
             return Box::pin(async move { Err(refused.into()) });
         }
         let connecting = self.inner.call(dst);
-        Box::pin(async move { connecting.await.map_err(Into::into) })
+        Box::pin(async move {
+            let tcp = connecting.await.map_err(BoxError::from)?;
+            Ok(TokioIo::new(Tracked::new(tcp.into_inner())))
+        })
     }
 }
 

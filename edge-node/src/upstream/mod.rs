@@ -6,6 +6,7 @@
 
 pub mod breaker;
 mod client;
+mod conn;
 mod dial;
 pub mod ejection;
 mod forward;
@@ -13,9 +14,11 @@ mod framing;
 mod guard;
 pub mod health;
 pub mod peer;
+mod replay;
 mod request_body;
 pub mod retry;
 pub mod select;
+pub mod stale;
 mod timed_body;
 
 pub use client::{Outgoing, Upstream};

@@ -89,10 +89,10 @@ impl Peer {
         self.breaker.lock().map(|b| b.ejected_since(now)).unwrap_or(Some(now))
     }
 
-    /// This peer as a balancer member for one request (eligible when healthy, not yet tried
-    /// and not ejected), and as a candidate for the ejection cap.
-    pub fn member(&self, tried: &[u64], now: Instant) -> (Member, Candidate) {
-        let healthy = self.is_healthy();
+    /// This peer as a balancer member for one request (eligible when `healthy`, not yet tried
+    /// and not ejected), and as a candidate for the ejection cap. `healthy` is the active
+    /// checks' verdict, or true when the list is in health panic.
+    pub fn member(&self, tried: &[u64], healthy: bool, now: Instant) -> (Member, Candidate) {
         let ejected_since = self.ejected_since(now);
         let member = Member {
             id: self.id,
@@ -133,6 +133,7 @@ impl Peer {
             RequestOutcome::Success => "success",
             RequestOutcome::Failure => "failure",
             RequestOutcome::ClientFault => "client_fault",
+            RequestOutcome::StaleConnection => "stale_connection",
         };
         metrics::counter!(crate::metrics::UPSTREAM_REQUESTS, "service" => self.service.to_string(),
             "upstream" => self.base.clone(), "result" => result)
@@ -216,7 +217,16 @@ pub fn spawn_probes(peer: &Arc<Peer>, client: HttpsClient, cfg: HealthConfig, ho
             req.headers_mut().insert(header::HOST, host.clone());
             req.headers_mut().insert(header::USER_AGENT, HeaderValue::from_static("outpost-health-check"));
             let outcome = match tokio::time::timeout(cfg.timeout, client.request(req)).await {
-                Ok(Ok(resp)) if resp.status().is_success() || resp.status().is_redirection() => ProbeOutcome::Success,
+                Ok(Ok(resp)) => {
+                    // The connection answered: the next request on it is a reused one.
+                    super::conn::note_response(resp.extensions());
+                    let status = resp.status();
+                    if status.is_success() || status.is_redirection() {
+                        ProbeOutcome::Success
+                    } else {
+                        ProbeOutcome::Failure
+                    }
+                }
                 _ => ProbeOutcome::Failure,
             };
             peer.observe_probe(outcome, Instant::now());
