@@ -1,4 +1,5 @@
-//! TOML text → [`NodeConfig`], reporting every syntax and type error with its field path.
+//! TOML text → a config type ([`NodeConfig`](crate::NodeConfig), the control plane's settings),
+//! reporting every syntax and type error with its field path.
 //!
 //! serde stops at the first error. To report them all, the document is parsed once into a
 //! spanned tree; after each error the entry that caused it is removed from a working copy and
@@ -8,12 +9,11 @@
 use std::ops::Range;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::ConfigError;
-use crate::node::NodeConfig;
 
 /// Upper bound on deserialization rounds, and so on the errors reported; each round removes
 /// one entry, so a document with fewer entries ends sooner.
@@ -22,7 +22,7 @@ const MAX_ROUNDS: usize = 200;
 type Doc<'i> = Spanned<DeTable<'i>>;
 
 /// Parses and deserializes `text`; on failure returns every error found, in file order.
-pub(crate) fn from_toml(text: &str, file: &Path) -> Result<NodeConfig, Vec<ConfigError>> {
+pub fn from_toml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, Vec<ConfigError>> {
     let (doc, syntax_errors) = DeTable::parse_recoverable(text);
     if !syntax_errors.is_empty() {
         return Err(syntax_errors.iter().map(|e| syntax_error(text, file, e)).collect());
@@ -33,7 +33,7 @@ pub(crate) fn from_toml(text: &str, file: &Path) -> Result<NodeConfig, Vec<Confi
     let mut removed: Vec<(Range<usize>, String)> = Vec::new();
     let mut found: Vec<(usize, ConfigError)> = Vec::new();
     for _ in 0..MAX_ROUNDS {
-        let error = match NodeConfig::deserialize(toml::de::Deserializer::from(work.clone())) {
+        let error = match T::deserialize(toml::de::Deserializer::from(work.clone())) {
             Ok(config) if found.is_empty() => return Ok(config),
             Ok(_) => break,
             Err(error) => error,
@@ -289,7 +289,7 @@ mod tests {
 
     /// (path, message fragment) of every error `text` produces, in order.
     fn errors(text: &str) -> Vec<(String, String)> {
-        match from_toml(text, Path::new("edge.toml")) {
+        match from_toml::<crate::NodeConfig>(text, Path::new("edge.toml")) {
             Ok(config) => panic!("accepted: {config:?}"),
             Err(errors) => errors.into_iter().map(|e| (e.path, e.message)).collect(),
         }

@@ -100,6 +100,7 @@ pub use control::{
     Registered, Seq, ServiceId, ServiceRecord, Snapshot, StreamMessage, TenantId, is_node_label,
 };
 pub use control_client::{Advertise, ControlConfig, STATE_FILE, defaults as control_defaults};
+pub use document::from_toml;
 pub use error::{ConfigError, ConfigErrors};
 pub use function::{FunctionConfig, FunctionsConfig, ORIGIN_BACKEND};
 pub use host::HostPattern;
@@ -157,7 +158,7 @@ pub fn parse(text: &str, file: &Path) -> Result<NodeConfig, ConfigErrors> {
 
 /// [`parse`] with the role fixed by the caller, as [`load_as`].
 pub fn parse_as(text: &str, file: &Path, role: Option<NodeRole>) -> Result<NodeConfig, ConfigErrors> {
-    let mut config = document::from_toml(text, file).map_err(ConfigErrors)?;
+    let mut config: NodeConfig = document::from_toml(text, file).map_err(ConfigErrors)?;
     if let Some(role) = role {
         config.node.role = role;
     }

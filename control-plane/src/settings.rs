@@ -266,22 +266,14 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
 /// Parses and validates config text; `file` names it in errors and anchors relative paths.
 pub fn parse(text: &str, file: &Path) -> Result<Settings, ConfigErrors> {
     let error = |path: &str, message: String| ConfigError { file: file.to_path_buf(), path: path.to_owned(), message };
-    let mut settings: Settings = toml::from_str(text).map_err(|e| {
-        // toml's message names the key and its line; keep it on one line.
-        let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-        let at = e.span().map(|s| line_of(text, s.start));
-        ConfigErrors(vec![error("", at.map_or(message.clone(), |line| format!("{message} (line {line})")))])
-    })?;
+    // Every syntax and type error, each with its field path, as the edge's check-config gives.
+    let mut settings: Settings = outpost_config::from_toml(text, file).map_err(ConfigErrors)?;
     if settings.data.is_relative() {
         settings.data = file.parent().unwrap_or(Path::new("")).join(&settings.data);
     }
     let mut errors = Vec::new();
     check(&settings, &mut |path, message| errors.push(error(path, message)));
     if errors.is_empty() { Ok(settings) } else { Err(ConfigErrors(errors)) }
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
 }
 
 fn check(settings: &Settings, report: &mut dyn FnMut(&str, String)) {
@@ -485,8 +477,8 @@ mod tests {
     fn each_problem_names_its_field() {
         let tenant = |name: &str, hash: &str| format!("[[tokens]]\ntenant = \"{name}\"\nsha256 = \"{hash}\"\n");
         let cases = [
-            (OPERATOR.to_owned(), "", "missing field `data`"),
-            (format!("data = \"x\"\n{OPERATOR}listen = 1\n"), "", "line"),
+            (OPERATOR.to_owned(), "data", "missing required field `data`"),
+            (format!("data = \"x\"\n{OPERATOR}listen = 1\n"), "tokens[0].listen", "line"),
             ("data = \"x\"\n".to_owned(), "tokens", "no token"),
             (format!("data = \"x\"\n{}", tenant("ACME", HASH)), "tokens[0].tenant", "not a valid tenant name"),
             (format!("data = \"x\"\n{}", tenant("acme", "abc")), "tokens[0].sha256", "not 64 hex digits"),
@@ -546,7 +538,11 @@ mod tests {
                 "limits.max_services_per_tenant",
                 "use 1 to 100000",
             ),
-            (format!("data = \"x\"\n{OPERATOR}[limits]\nmax_pages = 1\n"), "", "unknown field `max_pages`"),
+            (
+                format!("data = \"x\"\n{OPERATOR}[limits]\nmax_pages = 1\n"),
+                "limits.max_pages",
+                "unknown field `max_pages`",
+            ),
             (
                 format!(
                     "data = \"x\"\n{OPERATOR}[limits]\ntenant_upstream_allow = [\"127.0.0.0/8\", \"10.0.0.1/8\"]\n"
@@ -566,6 +562,16 @@ mod tests {
             assert_eq!(found[0].0, path, "{text}");
             assert!(found[0].1.contains(fragment), "{text}\n{}", found[0].1);
         }
+    }
+
+    #[test]
+    fn every_type_error_is_listed_with_its_field() {
+        // Before, serde stopped at the first and named no field: now each is found, in file order.
+        let text = format!(
+            "data = \"cp.redb\"\nlisten = 7400\n{OPERATOR}[nodes]\nstream_buffer = \"many\"\n[limits]\nmax_page = -1\n"
+        );
+        let paths: Vec<String> = problems(&text).into_iter().map(|(path, _)| path).collect();
+        assert_eq!(paths, ["listen", "nodes.stream_buffer", "limits.max_page"]);
     }
 
     #[test]

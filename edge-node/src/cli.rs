@@ -4,10 +4,12 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use outpost_config::{ConfigErrors, NodeRole};
 use tracing_subscriber::EnvFilter;
 
+use crate::listen::tls_check::{self, Severity};
 use crate::{RunningNode, StartError};
 
 /// The arguments that run a node, the same for both binaries.
@@ -33,18 +35,29 @@ pub enum RunError {
     Signal(std::io::Error),
 }
 
-/// `check-config FILE`: `FILE: ok`, or one line per problem and a failing exit code.
+/// `check-config FILE`: every problem, one line each on stderr (`FILE: PATH: message`, a
+/// warning as `FILE: PATH: warning: message`), then `FILE: ok` on stdout when there is no
+/// error. Exit 0: no error (warnings allowed); 1: at least one error; 2: bad arguments.
+/// Beyond the file itself it checks `[[tls.certificates]]` as start-up would load them
+/// ([`crate::listen::tls_check`]).
 pub fn check_config(file: &Path, role: Option<NodeRole>) -> ExitCode {
-    match outpost_config::load_as(file, role) {
-        Ok(_) => {
-            println!("{}: ok", file.display());
-            ExitCode::SUCCESS
-        }
+    let cfg = match outpost_config::load_as(file, role) {
+        Ok(cfg) => cfg,
         Err(errors) => {
             eprintln!("{errors}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    let problems = tls_check::inspect(&cfg.tls.certificates, SystemTime::now());
+    for p in &problems {
+        let label = if p.severity == Severity::Warning { "warning: " } else { "" };
+        eprintln!("{}: {}: {label}{}", file.display(), p.path, p.message);
     }
+    if problems.iter().any(|p| p.severity == Severity::Error) {
+        return ExitCode::FAILURE;
+    }
+    println!("{}: ok", file.display());
+    ExitCode::SUCCESS
 }
 
 /// Run `fut` on a multi-threaded runtime; an error is printed as `program: error`.

@@ -120,6 +120,11 @@ impl RunningNode {
         let https = match cfg.listen.https {
             Some(addr) => {
                 let resolver = Arc::new(tls::CertResolver::load(&cfg.tls.certificates)?);
+                // What start-up does not refuse (an expired certificate, names that miss a
+                // host) is logged: check-config fails on the first, warns on the second.
+                for p in listen::tls_check::inspect(&cfg.tls.certificates, std::time::SystemTime::now()) {
+                    tracing::warn!(field = %p.path, "TLS certificate: {}", p.message);
+                }
                 let server = tls::server_config(resolver.clone())?;
                 let l = bind("https", addr).await?;
                 let bound = l.local_addr().map_err(|source| StartError::Bind { field: "https", addr, source })?;

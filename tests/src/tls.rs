@@ -17,6 +17,9 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A calendar date, `(year, month, day)`.
+pub type Ymd = (i32, u8, u8);
+
 /// A certificate authority that exists for one test.
 pub struct TestCa {
     issuer: CertifiedIssuer<'static, KeyPair>,
@@ -55,8 +58,18 @@ impl TestCa {
 
     /// Issues a server certificate whose SANs are `hosts` (wildcards allowed).
     pub fn issue(&self, hosts: &[&str]) -> anyhow::Result<Leaf> {
+        self.issue_valid(hosts, None)
+    }
+
+    /// [`TestCa::issue`], valid from `not_before` to `not_after` (`(year, month, day)`, UTC
+    /// midnight) instead of rcgen's default (1975 to 4096): an expired or not yet valid leaf.
+    pub fn issue_valid(&self, hosts: &[&str], validity: Option<(Ymd, Ymd)>) -> anyhow::Result<Leaf> {
         let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
         let mut params = CertificateParams::new(hosts.clone())?;
+        if let Some(((y0, m0, d0), (y1, m1, d1))) = validity {
+            params.not_before = rcgen::date_time_ymd(y0, m0, d0);
+            params.not_after = rcgen::date_time_ymd(y1, m1, d1);
+        }
         params.distinguished_name.push(DnType::CommonName, hosts.first().cloned().unwrap_or_default());
         params.is_ca = IsCa::NoCa;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];

@@ -479,3 +479,99 @@ async fn an_uncacheable_gzip_bomb_for_many_clients_is_decoded_once_and_bounded()
     assert!(peak - before < 512 << 10, "peak RSS grew by {} MiB", (peak - before) >> 10);
     Ok(())
 }
+
+/// Every `Vary` line of a response, as sent.
+fn vary_lines(resp: &Resp) -> Vec<String> {
+    resp.headers.get_all("vary").iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect()
+}
+
+/// The responses a client can get for `path` with the coding `ae`: GET, HEAD, and a 304 to a
+/// GET that holds the first's validator (RFC 9110 §15.4.5: a 304 names the 200's `Vary`).
+async fn get_head_304(node: &EdgeNode, path: &str, ae: Option<&str>) -> anyhow::Result<[Resp; 3]> {
+    let with_ae = |req: Req| match ae {
+        Some(ae) => req.header("accept-encoding", ae),
+        None => req,
+    };
+    let get = node.send(with_ae(Req::get("shop.test", path))).await?;
+    anyhow::ensure!(get.status == 200, "{}", get.summary());
+    tokio::time::sleep(SETTLE).await;
+    let head = node.send(with_ae(Req::head("shop.test", path))).await?;
+    let etag = get.header("etag").unwrap_or("\"none\"").to_string();
+    let not_modified = node.send(with_ae(Req::get("shop.test", path)).header("if-none-match", etag)).await?;
+    anyhow::ensure!(not_modified.status == 304, "{path} {ae:?}: {}", not_modified.summary());
+    Ok([get, head, not_modified])
+}
+
+#[tokio::test]
+async fn vary_accept_encoding_only_where_compression_could_change_the_response() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    let cached = |body: Vec<u8>, ct: &str| {
+        Reply::ok(body).header("content-type", ct).header("etag", "\"e1\"").cache_control("max-age=60")
+    };
+    origin.route("/i.png", cached(vec![0x89u8; 50_000], "image/png"));
+    origin.route("/small.txt", cached(b"tiny".to_vec(), "text/plain"));
+    origin.route("/raw.json", cached(script(30_000), "application/json").cache_control("max-age=60, no-transform"));
+    let modified = "Mon, 23 Nov 2026 10:00:00 GMT";
+    origin.route("/big.js", cached(script(30_000), "application/javascript").header("last-modified", modified));
+
+    for path in ["/i.png", "/small.txt", "/raw.json"] {
+        for ae in [Some("br, gzip"), None, Some("gzip")] {
+            for resp in get_head_304(&node, path, ae).await? {
+                assert!(!varies_on_accept_encoding(&resp), "{path} {ae:?}: {}", resp.summary());
+                assert!(resp.header("content-encoding").is_none(), "{path} {ae:?}: {}", resp.summary());
+            }
+        }
+        // One stored object answers every coding: nothing was split by Accept-Encoding.
+        assert_eq!(origin.count(path), 1, "{path}");
+    }
+    for ae in [Some("br"), None] {
+        for resp in get_head_304(&node, "/big.js", ae).await? {
+            assert_eq!(vary_lines(&resp), ["Accept-Encoding"], "/big.js {ae:?}: {}", resp.summary());
+        }
+    }
+    // A 304 the base answered (If-Modified-Since means the same for every variant).
+    let since = node
+        .send(Req::get("shop.test", "/big.js").header("accept-encoding", "br").header("if-modified-since", modified))
+        .await?;
+    assert_eq!(since.status, 304, "{}", since.summary());
+    assert_eq!(vary_lines(&since), ["Accept-Encoding"], "{}", since.summary());
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_origins_vary_keeps_its_members_and_gets_accept_encoding_once() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    let js = |vary: &[&str]| {
+        let mut reply = Reply::ok(script(30_000))
+            .header("content-type", "application/javascript")
+            .header("etag", "\"e1\"")
+            .cache_control("max-age=60");
+        for line in vary {
+            reply = reply.header("vary", *line);
+        }
+        reply
+    };
+    let cases: [(&str, &[&str], &str); 4] = [
+        ("/plain.js", &["Origin, Accept-Language"], "Origin, Accept-Language, Accept-Encoding"),
+        ("/listed.js", &["Origin, accept-encoding, Accept-Language"], "Origin, accept-encoding, Accept-Language"),
+        (
+            "/lines.js",
+            &["Origin", "ORIGIN, Accept-Language", "ACCEPT-ENCODING"],
+            "Origin, Accept-Language, ACCEPT-ENCODING",
+        ),
+        ("/last.js", &["Origin, Accept-Language, Accept-Encoding"], "Origin, Accept-Language, Accept-Encoding"),
+    ];
+    for (path, lines, want) in cases {
+        origin.route(path, js(lines));
+        for ae in [Some("br"), None, Some("gzip")] {
+            for resp in get_head_304(&node, path, ae).await? {
+                assert_eq!(vary_lines(&resp), [want], "{path} {ae:?}: {}", resp.summary());
+            }
+        }
+    }
+    // A small response is not compressed: the origin's Vary goes as it was sent.
+    origin.route("/tiny.js", js(&["Origin", "Accept-Language"]).body(b"x".to_vec()));
+    let tiny = get(&node, "/tiny.js", Some("br")).await?;
+    assert_eq!(vary_lines(&tiny), ["Origin", "Accept-Language"], "{}", tiny.summary());
+    Ok(())
+}

@@ -216,3 +216,41 @@ async fn bad_purge_requests_get_json_errors() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// RFC 9211 §2.2: after a purge the URL is unknown again, whatever the purge named it by: the
+/// refetch of a variant stored before is `fwd=uri-miss`, and so is a variant never stored;
+/// once refetched, another variant is `vary-miss` again.
+#[tokio::test]
+async fn the_refetch_after_a_purge_is_a_uri_miss() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    origin.route_fn("/v", |req: &Recorded| {
+        let lang = req.header("accept-language").unwrap_or("none").to_string();
+        Reply::ok(lang).cache_control("max-age=600").header("vary", "accept-language").header("surrogate-key", "t")
+    });
+    let lang = |l: &str| Req::get("shop.test", "/v").header("accept-language", l);
+    let purges = [
+        json!({"kind": "url", "url": "http://shop.test/v"}),
+        json!({"kind": "prefix", "prefix": "shop.test/v"}),
+        json!({"service": "shop", "kind": "tag", "tag": "t"}),
+        json!({"service": "shop", "kind": "all"}),
+    ];
+    for purge in purges {
+        for l in ["en", "fr"] {
+            node.send(lang(l)).await?;
+        }
+        let hit = node.send(lang("fr")).await?;
+        anyhow::ensure!(hit.cache_status().hit(), "not warmed before {purge}: {}", hit.summary());
+        node.purge(purge.clone()).await?;
+        let stored_before = node.send(lang("en")).await?;
+        assert_eq!(stored_before.text(), "en");
+        assert_eq!(stored_before.cache_status().fwd(), Some("uri-miss"), "after {purge}: {}", stored_before.summary());
+        let other = node.send(lang("de")).await?;
+        assert_eq!(other.cache_status().fwd(), Some("vary-miss"), "the URL is known again: {}", other.summary());
+    }
+    let never_stored = {
+        node.purge(json!({"kind": "url", "url": "http://shop.test/v"})).await?;
+        node.send(lang("it")).await?
+    };
+    assert_eq!(never_stored.cache_status().fwd(), Some("uri-miss"), "{}", never_stored.summary());
+    Ok(())
+}

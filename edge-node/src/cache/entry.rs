@@ -20,6 +20,9 @@ const FORMAT_VERSION: u8 = 1;
 const TAG_OBJECT: u8 = 1;
 const TAG_VARIANTS: u8 = 2;
 const TAG_CHUNK: u8 = 3;
+/// A Vary index with the time and tags of the fetch that wrote it (purges judge it: RFC 9211
+/// §2.2 `uri-miss` after a purge of its URL). Tag 2, the index without them, still decodes.
+const TAG_VARIANTS_JUDGED: u8 = 4;
 /// Guards decoding against corrupt lengths: no field of an entry is larger than this.
 const MAX_FIELD: usize = 1 << 30;
 
@@ -52,6 +55,18 @@ pub struct StoredObject {
 #[derive(Debug, Clone, PartialEq)]
 pub struct VariantIndex {
     pub fields: Vec<HeaderName>,
+    /// request_time of the fetch that last wrote the index, which orders it against purges as
+    /// an object's does. `None` for an index stored before this was recorded: never judged.
+    pub written: Option<SystemTime>,
+    /// The tags of the response that last wrote the index, so a purge by tag that removed that
+    /// response removes the index with it.
+    pub tags: Vec<String>,
+}
+
+impl VariantIndex {
+    pub fn new(fields: Vec<HeaderName>, written: SystemTime, tags: Vec<String>) -> Self {
+        Self { fields, written: Some(written), tags }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -73,7 +88,10 @@ impl Entry {
                 };
                 256 + head + body
             }
-            Entry::Variants(v) => 64 + v.fields.iter().map(|f| f.as_str().len()).sum::<usize>(),
+            Entry::Variants(v) => {
+                let tags: usize = v.tags.iter().map(|t| t.len() + 4).sum();
+                64 + v.fields.iter().map(|f| f.as_str().len()).sum::<usize>() + tags
+            }
             Entry::Chunk(b) => 32 + b.len(),
         }
     }
@@ -89,11 +107,13 @@ impl foyer::Code for Entry {
                 encode_object(&mut e, o);
             }
             Entry::Variants(v) => {
-                e.u8(TAG_VARIANTS);
+                e.u8(TAG_VARIANTS_JUDGED);
                 e.u32(v.fields.len() as u32);
                 for f in &v.fields {
                     e.bytes(f.as_str().as_bytes());
                 }
+                e.time(v.written.unwrap_or(UNIX_EPOCH));
+                encode_tags(&mut e, &v.tags);
             }
             Entry::Chunk(b) => {
                 e.u8(TAG_CHUNK);
@@ -112,16 +132,14 @@ impl foyer::Code for Entry {
         match d.u8()? {
             TAG_OBJECT => Ok(Entry::Object(Arc::new(decode_object(&mut d)?))),
             TAG_VARIANTS => {
-                let n = d.u32()? as usize;
-                if n > 64 {
-                    return Err(invalid("too many Vary fields"));
-                }
-                let mut fields = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let raw = d.bytes()?;
-                    fields.push(HeaderName::from_bytes(&raw).map_err(|_| invalid("bad Vary field"))?);
-                }
-                Ok(Entry::Variants(Arc::new(VariantIndex { fields })))
+                let fields = decode_vary_fields(&mut d)?;
+                Ok(Entry::Variants(Arc::new(VariantIndex { fields, written: None, tags: Vec::new() })))
+            }
+            TAG_VARIANTS_JUDGED => {
+                let fields = decode_vary_fields(&mut d)?;
+                let written = d.time()?;
+                let tags = decode_tags(&mut d)?;
+                Ok(Entry::Variants(Arc::new(VariantIndex::new(fields, written, tags))))
             }
             TAG_CHUNK => Ok(Entry::Chunk(Bytes::from(d.bytes()?))),
             tag => Err(invalid(format!("unknown entry tag {tag}"))),
@@ -152,10 +170,7 @@ fn encode_object(e: &mut Enc, o: &StoredObject) {
         | (p.serve_with_authorization as u8) << 2
         | (p.immutable as u8) << 3;
     e.u8(flags);
-    e.u32(m.tags.len() as u32);
-    for t in &m.tags {
-        e.bytes(t.as_bytes());
-    }
+    encode_tags(e, &m.tags);
     e.u64(m.body_len);
     match &o.body {
         BodyLocation::Inline(b) => {
@@ -200,14 +215,7 @@ fn decode_object<R: Read>(d: &mut Dec<'_, R>) -> foyer::Result<StoredObject> {
         serve_with_authorization: flags & 4 != 0,
         immutable: flags & 8 != 0,
     };
-    let ntags = d.u32()? as usize;
-    if ntags > 10_000 {
-        return Err(invalid("too many tags"));
-    }
-    let mut tags = Vec::with_capacity(ntags);
-    for _ in 0..ntags {
-        tags.push(String::from_utf8(d.bytes()?).map_err(|_| invalid("bad tag"))?);
-    }
+    let tags = decode_tags(d)?;
     let body_len = d.u64()?;
     let body = match d.u8()? {
         0 => BodyLocation::Inline(Bytes::from(d.bytes()?)),
@@ -216,6 +224,38 @@ fn decode_object<R: Read>(d: &mut Dec<'_, R>) -> foyer::Result<StoredObject> {
     };
     let meta = ObjectMeta { status, headers, request_time, response_time, policy, tags, body_len };
     Ok(StoredObject { meta, body })
+}
+
+fn encode_tags(e: &mut Enc, tags: &[String]) {
+    e.u32(tags.len() as u32);
+    for t in tags {
+        e.bytes(t.as_bytes());
+    }
+}
+
+fn decode_tags<R: Read>(d: &mut Dec<'_, R>) -> foyer::Result<Vec<String>> {
+    let ntags = d.u32()? as usize;
+    if ntags > 10_000 {
+        return Err(invalid("too many tags"));
+    }
+    let mut tags = Vec::with_capacity(ntags);
+    for _ in 0..ntags {
+        tags.push(String::from_utf8(d.bytes()?).map_err(|_| invalid("bad tag"))?);
+    }
+    Ok(tags)
+}
+
+fn decode_vary_fields<R: Read>(d: &mut Dec<'_, R>) -> foyer::Result<Vec<HeaderName>> {
+    let n = d.u32()? as usize;
+    if n > 64 {
+        return Err(invalid("too many Vary fields"));
+    }
+    let mut fields = Vec::with_capacity(n);
+    for _ in 0..n {
+        let raw = d.bytes()?;
+        fields.push(HeaderName::from_bytes(&raw).map_err(|_| invalid("bad Vary field"))?);
+    }
+    Ok(fields)
 }
 
 fn invalid(msg: impl Into<String>) -> foyer::Error {
@@ -345,9 +385,15 @@ mod tests {
 
     #[test]
     fn variants_and_chunks_roundtrip() {
-        let v = Entry::Variants(Arc::new(VariantIndex { fields: vec![HeaderName::from_static("accept-language")] }));
-        let Entry::Variants(back) = roundtrip(&v) else { panic!() };
-        assert_eq!(back.fields[0].as_str(), "accept-language");
+        let written = UNIX_EPOCH + Duration::from_millis(1_700_000_000_789);
+        let index = VariantIndex::new(vec![HeaderName::from_static("accept-language")], written, vec!["t1".into()]);
+        let Entry::Variants(back) = roundtrip(&Entry::Variants(Arc::new(index.clone()))) else { panic!() };
+        assert_eq!(*back, index);
+        // An index stored before it carried a time and tags still reads, and is never judged.
+        let mut old = vec![FORMAT_VERSION, TAG_VARIANTS, 1, 0, 0, 0, 6, 0, 0, 0];
+        old.extend_from_slice(b"accept");
+        let Entry::Variants(back) = Entry::decode(&mut &old[..]).unwrap() else { panic!() };
+        assert_eq!((back.fields[0].as_str(), back.written), ("accept", None));
         let Entry::Chunk(c) = roundtrip(&Entry::Chunk(Bytes::from_static(b"abc"))) else { panic!() };
         assert_eq!(&c[..], b"abc");
     }

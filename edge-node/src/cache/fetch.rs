@@ -334,7 +334,7 @@ impl Ctx<'_> {
                 let meta = ObjectMeta { body_len: total, ..meta };
                 let obj = Arc::new(StoredObject { meta, body: location });
                 if let Some((fields, _)) = &vary {
-                    let index = VariantIndex { fields: fields.clone() };
+                    let index = VariantIndex::new(fields.clone(), request_time, obj.meta.tags.clone());
                     store.insert(self.key.primary.clone(), Entry::Variants(Arc::new(index)));
                 }
                 store.insert(storage_key, Entry::Object(obj));

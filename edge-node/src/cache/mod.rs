@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::HeaderMap;
 use outpost_config::CacheConfig;
 
-use entry::{Entry, StoredObject};
+use entry::{Entry, StoredObject, VariantIndex};
 use flight::Flights;
 use key::CacheKey;
 use purge::{PurgeLog, Verdict};
@@ -81,6 +81,11 @@ impl Cache {
         let mut entry = self.store.get(&storage_key).await;
         let mut vary_miss = false;
         if let Some(Entry::Variants(index)) = &entry {
+            if !self.index_live(key, index, now) {
+                // Left for the refetch to overwrite: removing it here could drop the index a
+                // concurrent fetch has just written.
+                return Found::Miss { flight_key: storage_key, vary_miss: false };
+            }
             storage_key = key.variant(&policy::vary_key(&index.fields, req));
             entry = self.store.get(&storage_key).await;
             vary_miss = true;
@@ -110,6 +115,17 @@ impl Cache {
         }
     }
 
+    /// Whether the URL is still known through its Vary index. RFC 9211 §2.2: `uri-miss` when
+    /// the cache holds nothing for the URL, `vary-miss` when it holds the URL but not this
+    /// request's variant. A purge that reached the response which last wrote the index (by URL,
+    /// prefix, tag or service) took the URL's variants with it, and so does the retention that
+    /// removes objects older than the purge log remembers: the URL is unknown again.
+    fn index_live(&self, key: &CacheKey, index: &VariantIndex, now: SystemTime) -> bool {
+        index_live(index.written, self.purges.retention(), now, |written| {
+            self.purges.verdict(&key.service, &key.url, &index.tags, written)
+        })
+    }
+
     /// RFC 9111 §4.4: after an unsafe request succeeds, the URLs it names are invalidated.
     /// Removing the primary key drops the object or the Vary index (and so every variant); the
     /// store's tombstone log keeps the removal across a restart.
@@ -117,6 +133,61 @@ impl Cache {
         for path in paths {
             let key = CacheKey::new(service, host, path);
             self.store.remove(&key.primary);
+        }
+    }
+}
+
+/// The pure core of [`Cache::index_live`]: an index written at `written` is live unless older
+/// than `retention` or hard-purged since. A soft purge keeps it: each variant is then judged
+/// stale by itself, and the URL is still known. An index without a time is never judged.
+fn index_live(
+    written: Option<SystemTime>,
+    retention: Duration,
+    now: SystemTime,
+    verdict: impl FnOnce(SystemTime) -> Verdict,
+) -> bool {
+    let Some(written) = written else { return true };
+    if now.duration_since(written).is_ok_and(|age| age > retention) {
+        return false;
+    }
+    !matches!(verdict(written), Verdict::Hard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_purged_index_makes_the_url_unknown() {
+        let t = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+        let day = Duration::from_secs(86_400);
+        let cases: &[(&str, Option<SystemTime>, SystemTime, Verdict, bool)] = &[
+            ("RFC 9211 §2.2 vary-miss: the URL is known, not this variant", Some(t(100)), t(200), Verdict::Live, true),
+            (
+                "RFC 9211 §2.2 uri-miss: a hard purge took every variant and the index",
+                Some(t(100)),
+                t(200),
+                Verdict::Hard,
+                false,
+            ),
+            (
+                "RFC 9111 §4.3 a soft purge keeps the URL known; variants revalidate",
+                Some(t(100)),
+                t(200),
+                Verdict::Soft { at_ms: 150_000 },
+                true,
+            ),
+            (
+                "older than the purge log's retention: judged as removed, as objects are",
+                Some(t(100)),
+                t(100) + day * 2,
+                Verdict::Live,
+                false,
+            ),
+            ("an index stored before it carried a time is never judged", None, t(200), Verdict::Hard, true),
+        ];
+        for (clause, written, now, verdict, want) in cases {
+            assert_eq!(index_live(*written, day, *now, |_| *verdict), *want, "{clause}");
         }
     }
 }

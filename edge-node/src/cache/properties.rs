@@ -97,7 +97,7 @@ proptest! {
     fn entries_round_trip(o in object(), fields in prop::collection::vec("[a-z-]{1,12}", 0..6), cut in any::<prop::sample::Index>()) {
         let names = fields.iter().filter_map(|f| HeaderName::from_bytes(f.as_bytes()).ok()).collect();
         let chunk = Bytes::from(fields.concat());
-        for entry in [Entry::Object(Arc::new(o.clone())), Entry::Variants(Arc::new(VariantIndex { fields: names })), Entry::Chunk(chunk)] {
+        for entry in [Entry::Object(Arc::new(o.clone())), Entry::Variants(Arc::new(VariantIndex::new(names, UNIX_EPOCH, Vec::new()))), Entry::Chunk(chunk)] {
             let bytes = encode(&entry);
             let back = decode(&bytes);
             prop_assert_eq!(&encode(&back), &bytes);

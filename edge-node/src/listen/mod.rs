@@ -8,6 +8,7 @@ mod body_limit;
 pub mod conns;
 pub mod h3;
 pub mod tls;
+pub mod tls_check;
 mod tracked;
 
 use std::convert::Infallible;

@@ -4,14 +4,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 
 use outpost_config::{CertificateConfig, HostPattern};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::tls_check::{load_key, read_chain};
 
 /// One certificate and the host patterns it serves.
 pub struct Site {
@@ -40,16 +39,11 @@ pub struct TlsError {
 
 impl CertResolver {
     pub fn load(certs: &[CertificateConfig]) -> Result<Self, TlsError> {
-        let provider = rustls::crypto::ring::default_provider();
         let mut sites = Vec::new();
         for (index, c) in certs.iter().enumerate() {
             let err = |message: String| TlsError { index, message };
             let chain = read_chain(&c.cert).map_err(|m| err(format!("cert {}: {m}", c.cert.display())))?;
-            let key = PrivateKeyDer::from_pem_file(&c.key).map_err(|e| err(format!("key {}: {e}", c.key.display())))?;
-            let signing = provider
-                .key_provider
-                .load_private_key(key)
-                .map_err(|e| err(format!("key {}: {e}", c.key.display())))?;
+            let signing = load_key(&c.key).map_err(|m| err(format!("key {}: {m}", c.key.display())))?;
             let key = CertifiedKey::new(chain, signing);
             key.keys_match().map_err(|e| err(format!("key {} does not match cert: {e}", c.key.display())))?;
             sites.push(Arc::new(Site { key: Arc::new(key), hosts: c.hosts.clone().into() }));
@@ -94,17 +88,6 @@ impl ResolvesServerCert for CertResolver {
         let sni = hello.server_name().map(str::to_ascii_lowercase);
         self.site(sni.as_deref()).map(|s| s.key.clone())
     }
-}
-
-fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let chain = CertificateDer::pem_file_iter(path)
-        .map_err(|e| e.to_string())?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    if chain.is_empty() {
-        return Err("no certificate in file".into());
-    }
-    Ok(chain)
 }
 
 /// The server config: TLS 1.2 and 1.3 (rustls supports nothing older), ALPN h2 then http/1.1.

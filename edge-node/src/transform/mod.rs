@@ -5,5 +5,6 @@ pub mod compress;
 pub mod image;
 mod phase;
 mod variant;
+mod vary;
 
 pub use phase::Transforms;

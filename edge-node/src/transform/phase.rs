@@ -11,7 +11,7 @@
 //! for every variant.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -22,15 +22,15 @@ use outpost_config::{CompressionConfig, Levels};
 use super::compress::budget::{CodecPermit, Codecs};
 use super::compress::{self, Coding, DecodeLimitExceeded, TransformError};
 use super::image::{ImageRequest, ResolvedOps, TranscodeError, Transcoder};
-use super::variant;
+use super::{variant, vary};
 use crate::body::{self, EdgeBody};
-use crate::cache::Cache;
 use crate::cache::entry::StoredObject;
 use crate::cache::fetch::{content_length, store_derived};
 use crate::cache::flight::{Join, Landing};
 use crate::cache::key::CacheKey;
 use crate::cache::object_response::{self, Source};
 use crate::cache::serve::{Served, serve as cache_serve};
+use crate::cache::{Cache, Found};
 use crate::ctx::RequestCtx;
 use crate::error::{EdgeError, ErrorKind};
 use crate::service::CompiledService;
@@ -92,13 +92,13 @@ impl Transforms<'_> {
         let Served { response, status } = cache_serve(self.cache, svc, self.host, base_req, self.fwd, ctx).await?;
         let cacheable = status.hit || status.stored;
         if response.status() != StatusCode::OK {
-            return Ok(Served { response: self.as_is(response, &client, image.is_some()), status });
+            return Ok(Served { response: self.as_is(response, &client, image.is_some()).await, status });
         }
         let (head, base_body) = response.into_parts();
         let refusal = refusal_key(&base_key.primary, &head.headers);
         let work = match &image {
             // RFC 9110 §7.7: the origin forbade transforming this response; it goes as it is.
-            Some(_) if no_transform(&head.headers) => None,
+            Some(_) if vary::no_transform(&head.headers) => None,
             Some(img) => Some(Work::Image {
                 ops: img.ops.resolve(client.headers.get(header::ACCEPT)),
                 vary_accept: img.ops.varies_on_accept(),
@@ -113,11 +113,11 @@ impl Transforms<'_> {
                 let again =
                     Request::from_parts(self.base_request_keeping_range(&client, image.as_ref()), body::empty());
                 let Served { response, status } = cache_serve(self.cache, svc, self.host, again, self.fwd, ctx).await?;
-                return Ok(Served { response: self.as_is(response, &client, false), status });
+                return Ok(Served { response: self.as_is(response, &client, false).await, status });
             }
             // The base response already answered the client's conditionals; only HEAD and Vary remain.
             let response = Response::from_parts(head, base_body);
-            return Ok(Served { response: self.as_is(response, &client, image.is_some()), status });
+            return Ok(Served { response: self.as_is(response, &client, image.is_some()).await, status });
         };
         let headers = variant_headers(&head.headers, &work);
         let version = variant::version(&head.headers).filter(|_| cacheable);
@@ -216,10 +216,18 @@ impl Transforms<'_> {
         let head_only = req.method() == Method::HEAD;
         let base_key = CacheKey::new(&self.svc.name, self.host, req.uri().path_and_query().map_or("/", |p| p.as_str()));
         req.headers_mut().insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        // Only a conditional request can be answered 304, whose Vary is read from the store.
+        let conditional =
+            [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE].iter().any(|h| req.headers().contains_key(h));
+        let for_304 = if conditional { req.headers().clone() } else { HeaderMap::new() };
         let Served { mut response, status } = cache_serve(self.cache, self.svc, self.host, req, self.fwd, ctx).await?;
         let cfg = &self.svc.compression;
-        if compressible(cfg, response.headers()) {
-            variant::add_vary(response.headers_mut(), "Accept-Encoding");
+        let varies = match self.vary_of_message(&response) {
+            Some(varies) => varies,
+            None => self.vary_of_stored(&base_key, &for_304).await,
+        };
+        if varies {
+            vary::add(response.headers_mut(), "Accept-Encoding");
         }
         let encoded = Coding::of_response(response.headers()).filter(|c| *c != Coding::Identity);
         let Some(from) = encoded.filter(|_| response.status() == StatusCode::OK) else {
@@ -272,14 +280,46 @@ impl Transforms<'_> {
     }
 
     /// A base response passed on untransformed (a non-200, or a range served from the store).
-    fn as_is(&self, mut response: Response<EdgeBody>, client: &Parts, image: bool) -> Response<EdgeBody> {
-        if !image && compressible(&self.svc.compression, response.headers()) {
-            variant::add_vary(response.headers_mut(), "Accept-Encoding");
+    async fn as_is(&self, mut response: Response<EdgeBody>, client: &Parts, image: bool) -> Response<EdgeBody> {
+        if !image {
+            let varies = match self.vary_of_message(&response) {
+                Some(varies) => varies,
+                None => {
+                    let base = self.base_request(client, None);
+                    let path = base.uri.path_and_query().map_or("/", |p| p.as_str());
+                    self.vary_of_stored(&CacheKey::new(&self.svc.name, self.host, path), &base.headers).await
+                }
+            };
+            if varies {
+                vary::add(response.headers_mut(), "Accept-Encoding");
+            }
         }
         if client.method == Method::HEAD {
             *response.body_mut() = body::empty();
         }
         response
+    }
+
+    /// Whether `response`, the cache's answer to a base request, lists `Accept-Encoding` in
+    /// `Vary`, read from the representation it carries. `None` for a 304, which carries neither
+    /// its type nor its length (RFC 9110 §15.4.5) yet must name the 200's `Vary`: see
+    /// [`Self::vary_of_stored`].
+    fn vary_of_message(&self, response: &Response<EdgeBody>) -> Option<bool> {
+        let headers = response.headers();
+        (response.status() != StatusCode::NOT_MODIFIED)
+            .then(|| vary::on_accept_encoding(&self.svc.compression, headers, vary::representation_length(headers)))
+    }
+
+    /// The same decision from the stored base a 304 validated (found by its key and the base
+    /// request's headers, for the origin's own `Vary`). Not found (purged since): `false`, and
+    /// the 304 keeps the `Vary` the cache gave it.
+    async fn vary_of_stored(&self, base_key: &CacheKey, headers: &HeaderMap) -> bool {
+        match self.cache.lookup(base_key, headers, SystemTime::now()).await {
+            Found::Object { object, .. } => {
+                vary::on_accept_encoding(&self.svc.compression, &object.meta.headers, Some(object.meta.body_len))
+            }
+            Found::Miss { .. } => false,
+        }
     }
 
     /// The original for a request whose transform failed (or a follower that could not read
@@ -296,7 +336,7 @@ impl Transforms<'_> {
         let Served { response, status } =
             cache_serve(self.cache, self.svc, self.host, Request::from_parts(parts, body::empty()), self.fwd, ctx)
                 .await?;
-        Ok(Served { response: self.as_is(response, client, image.is_some()), status })
+        Ok(Served { response: self.as_is(response, client, image.is_some()).await, status })
     }
 
     /// Transform for this request only: compression at `pass_level`, an image on the pool.
@@ -500,7 +540,7 @@ fn compressible(cfg: &CompressionConfig, headers: &HeaderMap) -> bool {
 /// compressible type, `no-transform`, below `min_size`, a coding the node cannot undo, or the
 /// base's coding is the one negotiated).
 fn plan_encoding(cfg: &CompressionConfig, prefer: &[Coding], client: &HeaderMap, base: &HeaderMap) -> Option<Work> {
-    if !compressible(cfg, base) || no_transform(base) {
+    if !compressible(cfg, base) || vary::no_transform(base) {
         return None;
     }
     let from = Coding::of_response(base)?;
@@ -521,16 +561,6 @@ fn plan_encoding(cfg: &CompressionConfig, prefer: &[Coding], client: &HeaderMap,
     }
 }
 
-/// RFC 9110 §7.7 / RFC 9111 §5.2.2.6: `Cache-Control: no-transform` forbids changing the content.
-fn no_transform(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
-}
-
 /// The variant's header section, from the base response's: its coding or type, its own ETag,
 /// no length (the stored variant's is set when served), and `Vary` for what chose it.
 fn variant_headers(base: &HeaderMap, work: &Work) -> HeaderMap {
@@ -543,13 +573,13 @@ fn variant_headers(base: &HeaderMap, work: &Work) -> HeaderMap {
             if let Some(v) = to.header_value() {
                 headers.insert(header::CONTENT_ENCODING, v);
             }
-            variant::add_vary(&mut headers, "Accept-Encoding");
+            vary::add(&mut headers, "Accept-Encoding");
             to.as_str().to_string()
         }
         Work::Image { ops, vary_accept } => {
             headers.remove(header::CONTENT_ENCODING);
             if *vary_accept {
-                variant::add_vary(&mut headers, "Accept");
+                vary::add(&mut headers, "Accept");
             }
             format!("{:08x}", fnv1a(ops.descriptor().as_bytes()))
         }

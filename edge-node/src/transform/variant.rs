@@ -64,19 +64,6 @@ pub fn etag(base: &HeaderValue, suffix: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("{weak}\"{inner}-{suffix}\"")).ok()
 }
 
-/// Adds `field` to the response's `Vary` unless it is already listed (or `Vary: *`).
-pub fn add_vary(headers: &mut HeaderMap, field: &str) {
-    let listed = headers
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|f| f.trim() == "*" || f.trim().eq_ignore_ascii_case(field));
-    if !listed && let Ok(v) = HeaderValue::from_str(field) {
-        headers.append(header::VARY, v);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,16 +99,5 @@ mod tests {
             let got = etag(&HeaderValue::from_static(base), "br");
             assert_eq!(got.as_ref().and_then(|v| v.to_str().ok()), want, "{base}");
         }
-    }
-
-    #[test]
-    fn vary_is_added_once() {
-        let mut h = HeaderMap::new();
-        add_vary(&mut h, "Accept-Encoding");
-        add_vary(&mut h, "accept-encoding");
-        assert_eq!(h.get_all(header::VARY).iter().count(), 1);
-        h.insert(header::VARY, HeaderValue::from_static("*"));
-        add_vary(&mut h, "Accept");
-        assert_eq!(h.get_all(header::VARY).iter().count(), 1);
     }
 }
