@@ -28,6 +28,8 @@ pub const CONNECTIONS_REFUSED: &str = "outpost_connections_refused_total";
 /// `evicted` (the longest idle, to make room under `max_connections`).
 pub const CONNECTIONS_CLOSED: &str = "outpost_connections_closed_total";
 pub const QUIC_RETRIES: &str = "outpost_quic_retries_total";
+/// Interim (1xx) responses written to clients, by `protocol` (`h1`, `h2`, `h3`).
+pub const INTERIM_SENT: &str = "outpost_interim_responses_sent_total";
 /// Requests refused with 400 for their host fields, by `reason` (`AuthorityError::label`).
 pub const HOST_REFUSED: &str = "outpost_host_refused_total";
 /// Transform variants looked up, by outcome (`hit`: stored; `miss`: made now).
