@@ -62,11 +62,21 @@ impl RawOrigin {
     /// request head arrived, before any response byte: what a crashing or restarting origin
     /// does ("connection closed before message completed" at the node).
     pub async fn dropping(drops: usize) -> anyhow::Result<Self> {
+        Self::spawn(drops, Arc::from(&b""[..])).await
+    }
+
+    /// Like [`RawOrigin::start`], but every response is preceded by `interim`, written as it is:
+    /// interim (1xx) heads such as `HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n`.
+    pub async fn with_interim(interim: &str) -> anyhow::Result<Self> {
+        Self::spawn(0, Arc::from(interim.as_bytes())).await
+    }
+
+    async fn spawn(drops: usize, interim: Arc<[u8]>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(Log::default()));
         let accepted = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(accept_loop(listener, log.clone(), accepted.clone(), drops));
+        let task = tokio::spawn(accept_loop(listener, log.clone(), accepted.clone(), drops, interim));
         Ok(Self { addr, log, accepted, task })
     }
 
@@ -96,7 +106,13 @@ impl Drop for RawOrigin {
     }
 }
 
-async fn accept_loop(listener: TcpListener, log: Arc<Mutex<Log>>, accepted: Arc<AtomicUsize>, drops: usize) {
+async fn accept_loop(
+    listener: TcpListener,
+    log: Arc<Mutex<Log>>,
+    accepted: Arc<AtomicUsize>,
+    drops: usize,
+    interim: Arc<[u8]>,
+) {
     let mut tasks = tokio::task::JoinSet::new();
     for conn in 0usize.. {
         let Ok((mut tcp, _)) = listener.accept().await else { continue };
@@ -109,11 +125,11 @@ async fn accept_loop(listener: TcpListener, log: Arc<Mutex<Log>>, accepted: Arc<
             });
             continue;
         }
-        tasks.spawn(serve(tcp, conn, log.clone()));
+        tasks.spawn(serve(tcp, conn, log.clone(), interim.clone()));
     }
 }
 
-async fn serve(mut tcp: TcpStream, conn: usize, log: Arc<Mutex<Log>>) {
+async fn serve(mut tcp: TcpStream, conn: usize, log: Arc<Mutex<Log>>, interim: Arc<[u8]>) {
     let mut buf: Vec<u8> = Vec::new();
     loop {
         let Some(end) = read_head(&mut tcp, &mut buf).await else { return };
@@ -134,6 +150,9 @@ async fn serve(mut tcp: TcpStream, conn: usize, log: Arc<Mutex<Log>>) {
         // Answer first, as nginx does for a static file or a GET it proxies without a body.
         let response =
             format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nCache-Control: max-age=60\r\n\r\n{body}", body.len());
+        if !interim.is_empty() && tcp.write_all(&interim).await.is_err() {
+            return;
+        }
         if tcp.write_all(response.as_bytes()).await.is_err() || chunked {
             return;
         }

@@ -14,6 +14,20 @@ pub fn takes_interim(version: Version) -> bool {
     matches!(version, Version::HTTP_11 | Version::HTTP_2 | Version::HTTP_3)
 }
 
+/// Whether the request asks for `100 Continue` before it sends its content (RFC 9110 §10.1.1:
+/// "100-continue", case-insensitive, the one expectation defined). The listener answers it
+/// itself and removes `Expect` before the pipeline, as nginx does: the next hop gets the content
+/// without waiting, and its own 100 could only be a duplicate (RFC 9110 §15.2.1: a proxy MUST
+/// NOT forward a 100 when it already sent one).
+pub fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::EXPECT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|member| member.trim().eq_ignore_ascii_case("100-continue"))
+}
+
 /// Connection-specific fields (RFC 9110 §7.6.1), which RFC 9113 §8.2.2 forbids in HTTP/2 (a
 /// message carrying one is malformed) and which describe the hop they arrived on, not this one.
 const CONNECTION_FIELDS: [HeaderName; 5] = [
@@ -109,6 +123,23 @@ mod tests {
         ];
         for (version, want, clause) in table {
             assert_eq!(takes_interim(version), want, "{clause}");
+        }
+    }
+
+    #[test]
+    fn which_requests_expect_100_continue() {
+        // (Expect values, asks for 100, clause)
+        let table: [(&[&str], bool, &str); 6] = [
+            (&["100-continue"], true, "RFC 9110 §10.1.1: the expectation"),
+            (&["100-Continue"], true, "RFC 9110 §10.1.1: case-insensitive"),
+            (&["foo, 100-continue"], true, "RFC 9110 §10.1.1: one member of a list"),
+            (&["foo", "100-continue"], true, "RFC 9110 §5.3: fields combine into one list"),
+            (&["200-ok"], false, "RFC 9110 §10.1.1: other expectations are not 100-continue"),
+            (&[], false, "no Expect field"),
+        ];
+        for (values, want, clause) in table {
+            let fields: Vec<(&str, &str)> = values.iter().map(|v| ("expect", *v)).collect();
+            assert_eq!(expects_continue(&headers(&fields)), want, "{values:?}: {clause}");
         }
     }
 

@@ -284,6 +284,9 @@ pub async fn serve_h1<I, H>(
         let alt_svc = alt_svc.clone();
         let interim = interim.clone();
         async move {
+            // RFC 9110 §10.1.1: hyper answers `Expect: 100-continue` when the pipeline first
+            // reads the body; the next hop never sees the expectation (nginx drops it too).
+            req.headers_mut().remove(http::header::EXPECT);
             // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client, so no sender for its requests.
             let mut resp = if takes_interim(req.version()) {
                 let (tx, rx) = crate::interim::channel();

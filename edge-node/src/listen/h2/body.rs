@@ -9,6 +9,7 @@ use bytes::Bytes;
 use h2::RecvStream;
 use http_body::{Frame, SizeHint};
 
+use super::stream::Continue;
 use crate::body::BoxError;
 
 pub struct H2Body {
@@ -18,11 +19,13 @@ pub struct H2Body {
     /// upstream request is framed by.
     remaining: Option<u64>,
     data_done: bool,
+    /// Asks for `100 Continue` on the first read (RFC 9110 §10.1.1), once.
+    continues: Option<Continue>,
 }
 
 impl H2Body {
-    pub fn new(recv: RecvStream, declared: Option<u64>) -> Self {
-        Self { recv, remaining: declared, data_done: false }
+    pub fn new(recv: RecvStream, declared: Option<u64>, continues: Option<Continue>) -> Self {
+        Self { recv, remaining: declared, data_done: false, continues }
     }
 }
 
@@ -32,6 +35,9 @@ impl http_body::Body for H2Body {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(c) = this.continues.take() {
+            c.ask();
+        }
         if !this.data_done {
             match this.recv.poll_data(cx) {
                 Poll::Pending => return Poll::Pending,

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body::Body as _;
 use http_body_util::BodyExt;
+use tokio::sync::Notify;
 
 use super::ConnCtx;
 use super::body::H2Body;
@@ -31,9 +32,14 @@ pub(super) async fn serve<H: Handler>(
     let (tx, rx) = interim::channel();
     parts.extensions.insert(tx);
     let declared = crate::body::declared_length(&parts.headers);
-    let req = Request::from_parts(parts, H2Body::new(recv, declared));
+    // RFC 9110 §10.1.1: the node answers `Expect: 100-continue` itself, when the pipeline first
+    // reads the body (so a request refused on its head gets its final status and no 100), and
+    // the next hop never sees the expectation.
+    let continues = (informational::expects_continue(&parts.headers) && !recv.is_end_stream()).then(Continue::default);
+    parts.headers.remove(header::EXPECT);
+    let req = Request::from_parts(parts, H2Body::new(recv, declared, continues.clone()));
     let handled = ctx.handler.handle(ctx.conn.clone(), req);
-    let Some(mut resp) = with_interim(handled, rx, &mut respond).await else { return };
+    let Some(mut resp) = with_interim(handled, rx, continues, &mut respond).await else { return };
     if let Some(v) = &ctx.alt_svc {
         resp.headers_mut().insert(header::ALT_SVC, v.clone());
     }
@@ -50,6 +56,7 @@ pub(super) async fn serve<H: Handler>(
 async fn with_interim(
     handled: impl Future<Output = Response<EdgeBody>>,
     mut rx: InterimReceiver,
+    mut continues: Option<Continue>,
     respond: &mut SendResponse<Bytes>,
 ) -> Option<Response<EdgeBody>> {
     tokio::pin!(handled);
@@ -60,6 +67,11 @@ async fn with_interim(
             reset = poll_fn(|cx| respond.poll_reset(cx)) => {
                 tracing::debug!(?reset, "HTTP/2 stream reset by the client before its response");
                 return None;
+            }
+            () = Continue::wanted(continues.as_ref()), if continues.is_some() => {
+                continues = None;
+                let head = interim::InterimHead { status: StatusCode::CONTINUE, headers: http::HeaderMap::new() };
+                send_interim(respond, &head);
             }
             head = rx.recv(), if open => match head {
                 Some(head) => open = send_interim(respond, &head),
@@ -73,6 +85,23 @@ async fn with_interim(
         open = send_interim(respond, &head);
     }
     Some(resp)
+}
+
+/// The body's first read asks for `100 Continue`; the stream's task sends it.
+#[derive(Clone, Default)]
+pub(super) struct Continue(Arc<Notify>);
+
+impl Continue {
+    pub(super) fn ask(&self) {
+        self.0.notify_one();
+    }
+
+    async fn wanted(this: Option<&Continue>) {
+        match this {
+            Some(c) => c.0.notified().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 fn send_interim(respond: &mut SendResponse<Bytes>, head: &interim::InterimHead) -> bool {
