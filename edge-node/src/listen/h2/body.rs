@@ -21,11 +21,20 @@ pub struct H2Body {
     data_done: bool,
     /// Asks for `100 Continue` on the first read (RFC 9110 §10.1.1), once.
     continues: Option<Continue>,
+    /// A CONNECT stream: no body is read from it.
+    tunnel: bool,
 }
 
 impl H2Body {
     pub fn new(recv: RecvStream, declared: Option<u64>, continues: Option<Continue>) -> Self {
-        Self { recv, remaining: declared, data_done: false, continues }
+        Self { recv, remaining: declared, data_done: false, continues, tunnel: false }
+    }
+
+    /// A CONNECT request's body as hyper's glue gave it: none. Its DATA would be tunnel bytes
+    /// (RFC 9113 §8.5), which a reverse proxy has no tunnel to carry; the request reaches the
+    /// pipeline as a head alone.
+    pub fn tunnel(recv: RecvStream) -> Self {
+        Self { recv, remaining: Some(0), data_done: true, continues: None, tunnel: true }
     }
 }
 
@@ -35,6 +44,9 @@ impl http_body::Body for H2Body {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if this.tunnel {
+            return Poll::Ready(None);
+        }
         if let Some(c) = this.continues.take() {
             c.ask();
         }
@@ -60,7 +72,7 @@ impl http_body::Body for H2Body {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.recv.is_end_stream()
+        self.tunnel || self.recv.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

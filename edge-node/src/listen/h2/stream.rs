@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::sync::Notify;
@@ -37,7 +37,17 @@ pub(super) async fn serve<H: Handler>(
     // the next hop never sees the expectation.
     let continues = (informational::expects_continue(&parts.headers) && !recv.is_end_stream()).then(Continue::default);
     parts.headers.remove(header::EXPECT);
-    let req = Request::from_parts(parts, H2Body::new(recv, declared, continues.clone()));
+    let body = if parts.method == Method::CONNECT {
+        // As hyper's glue: a CONNECT with content is reset; one without reaches the pipeline
+        // with no body (RFC 9113 §8.5).
+        if declared.is_some_and(|n| n > 0) {
+            return respond.send_reset(Reason::INTERNAL_ERROR);
+        }
+        H2Body::tunnel(recv)
+    } else {
+        H2Body::new(recv, declared, continues.clone())
+    };
+    let req = Request::from_parts(parts, body);
     let handled = ctx.handler.handle(ctx.conn.clone(), req);
     let Some(mut resp) = with_interim(handled, rx, continues, &mut respond).await else { return };
     if let Some(v) = &ctx.alt_svc {
@@ -213,4 +223,76 @@ async fn send_data(send: &mut SendStream<Bytes>, mut data: Bytes, eos: bool) -> 
         send.send_data(chunk, eos && data.is_empty())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(fields: &[(&str, &str)]) -> http::response::Parts {
+        let mut resp = Response::new(());
+        for (n, v) in fields {
+            resp.headers_mut()
+                .append(http::HeaderName::try_from(*n).expect("name"), HeaderValue::try_from(*v).expect("value"));
+        }
+        resp.into_parts().0
+    }
+
+    #[test]
+    fn the_final_head_is_made_fit_for_h2() {
+        // (case, fields, exact body length, empty body, field, want value)
+        type Case = (
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            Option<u64>,
+            bool,
+            &'static str,
+            Option<&'static str>,
+        );
+        let cases: [Case; 7] = [
+            ("RFC 9113 §8.2.2: Connection removed", &[("connection", "close")], None, true, "connection", None),
+            (
+                "RFC 9113 §8.2.2: Transfer-Encoding removed",
+                &[("transfer-encoding", "chunked")],
+                Some(3),
+                false,
+                "transfer-encoding",
+                None,
+            ),
+            ("RFC 9113 §8.2.2: Keep-Alive removed", &[("keep-alive", "timeout=5")], None, true, "keep-alive", None),
+            (
+                "RFC 9110 §8.6: Content-Length from the known body size",
+                &[],
+                Some(3),
+                false,
+                "content-length",
+                Some("3"),
+            ),
+            (
+                "RFC 9110 §8.6: a Content-Length already there is kept",
+                &[("content-length", "10")],
+                Some(0),
+                true,
+                "content-length",
+                Some("10"),
+            ),
+            ("an empty body (HEAD, 204) gets no invented length", &[], Some(0), true, "content-length", None),
+            (
+                "RFC 9110 §6.6.1: a Date already there is kept",
+                &[("date", "Mon, 07 Dec 2026 00:00:00 GMT")],
+                None,
+                true,
+                "date",
+                Some("Mon, 07 Dec 2026 00:00:00 GMT"),
+            ),
+        ];
+        for (case, fields, len, empty, field, want) in cases {
+            let mut h = head(fields);
+            strip_for_h2(&mut h, len, empty);
+            assert_eq!(h.headers.get(field).and_then(|v| v.to_str().ok()), want, "{case}");
+        }
+        let mut h = head(&[]);
+        strip_for_h2(&mut h, None, true);
+        assert!(h.headers.contains_key(header::DATE), "RFC 9110 §6.6.1: Date added when missing");
+    }
 }
