@@ -39,6 +39,8 @@ pub const EARLY_HINTS_SENT: &str = "outpost_early_hints_sent_total";
 /// (`max_interim_bytes`), `budget` (more than 4 for one request), `duplicate` (every link
 /// already hinted from cache), `closed` (the final response had begun).
 pub const INTERIM_DROPPED: &str = "outpost_interim_dropped_total";
+/// Interim (1xx) responses written to clients, by `protocol` (`h1`, `h2`, `h3`).
+pub const INTERIM_SENT: &str = "outpost_interim_responses_sent_total";
 /// Requests refused with 400 for their host fields, by `reason` (`AuthorityError::label`).
 pub const HOST_REFUSED: &str = "outpost_host_refused_total";
 /// Transform variants looked up, by outcome (`hit`: stored; `miss`: made now).

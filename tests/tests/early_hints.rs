@@ -307,7 +307,6 @@ fn assert_origin_hint(hints: &[http::Response<()>], resp: &outpost_tests::Resp) 
 }
 
 #[tokio::test]
-#[ignore = "needs the h1/h2 interim transport"]
 async fn h1_an_origins_103_reaches_an_http1_client_first() -> anyhow::Result<()> {
     let t = topology(&[]).await?;
     t.origin.route("/page", vec![hinted_page()]);
@@ -321,7 +320,6 @@ async fn h1_an_origins_103_reaches_an_http1_client_first() -> anyhow::Result<()>
 }
 
 #[tokio::test]
-#[ignore = "needs the h1/h2 interim transport"]
 async fn h2_an_origins_103_reaches_an_http2_client_first() -> anyhow::Result<()> {
     let t = topology(&[]).await?;
     t.origin.route("/page", vec![hinted_page()]);
@@ -337,7 +335,6 @@ async fn h2_an_origins_103_reaches_an_http2_client_first() -> anyhow::Result<()>
 /// The scenario with a real HTTP/2 client: the 103 made from cache arrives while the
 /// origin is held, so before the 200.
 #[tokio::test]
-#[ignore = "needs the h1/h2 interim transport"]
 async fn h2_early_hints_from_cache_come_before_the_200() -> anyhow::Result<()> {
     let t = topology(&["early_hints = true"]).await?;
     let hold = Hold::default();

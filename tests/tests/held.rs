@@ -237,3 +237,42 @@ async fn h2_continuation_flood_is_cut_off_with_flat_memory() -> anyhow::Result<(
     assert_eq!(after.status, 200);
     Ok(())
 }
+
+/// A client that never opens its stream window (SETTINGS_INITIAL_WINDOW_SIZE = 0, RFC 9113
+/// §6.9.2) while asking for a 64 MiB response: the node's h2 glue sends DATA only as the window
+/// allows and reads the origin only as it sends, so it holds its send buffer, not the object.
+#[tokio::test]
+async fn h2_zero_window_holds_a_bounded_buffer_not_the_object() -> anyhow::Result<()> {
+    let (origin, node) = shop().await?;
+    // Streamed in 1 MiB chunks, so the origin counts the body finished only once the node
+    // has read all 64 of them.
+    let mib = bytes::Bytes::from(vec![b'x'; 1024 * 1024]);
+    let chunks = (0..64).map(|_| outpost_tests::Chunk::Data(mib.clone())).collect();
+    origin.route("/big", Reply::ok("").chunks(chunks).cache_control("no-store"));
+    origin.route("/after", Reply::ok("after"));
+    let pid = node.pid().ok_or_else(|| anyhow::anyhow!("node has no pid"))?;
+    let before = rss_kib(pid).unwrap_or(0);
+    let tcp = TcpStream::connect(node.http_addr()).await?;
+    let (mut client, conn) =
+        h2::client::Builder::new().initial_window_size(0).handshake::<_, bytes::Bytes>(tcp).await?;
+    let conn = tokio::spawn(conn);
+    let (resp, _) = client.send_request(http::Request::get("http://shop.test/big").body(())?, true)?;
+    // HEADERS need no window: the response has begun.
+    let resp = tokio::time::timeout(Duration::from_secs(15), resp).await??;
+    assert_eq!(resp.status(), 200);
+    // The origin would finish within this bound if the node read it regardless of the client;
+    // a node that holds (the expected case) never finishes it, so this cannot fail spuriously.
+    let finished = outpost_tests::eventually(Duration::from_secs(3), || origin.finished("/big") > 0).await;
+    assert!(!finished, "the node read the whole 64 MiB object for a client with a closed window");
+    let after_kib = rss_kib(pid).unwrap_or(0);
+    assert!(
+        after_kib.saturating_sub(before) < 32 * 1024,
+        "node RSS grew from {before} KiB to {after_kib} KiB for one zero-window stream"
+    );
+    drop(resp);
+    drop(client);
+    conn.abort();
+    let after = outpost_tests::client::send(node.http_addr(), &Req::get("shop.test", "/after")).await?;
+    assert_eq!(after.status, 200);
+    Ok(())
+}

@@ -275,3 +275,56 @@ async fn head_over_http2_has_no_body() -> anyhow::Result<()> {
     assert!(head.cache_status().hit(), "{}", head.summary());
     Ok(())
 }
+
+/// The node's own h2 glue (it serves h2 with the `h2` crate so it can send 1xx): on SIGTERM an
+/// idle h2 connection gets GOAWAY and is closed at once, a stream in flight finishes whole
+/// (RFC 9113 §6.8: streams up to the last stream id are still processed), and the node exits
+/// without waiting out `drain_timeout`.
+#[tokio::test]
+async fn h2_shutdown_sends_goaway_and_finishes_the_stream_in_flight() -> anyhow::Result<()> {
+    use bytes::Bytes;
+    use outpost_tests::{Chunk, Gate};
+    use std::time::Duration;
+
+    let (origin, mut node) = outpost_tests::shop_with(|c| c.limits_line("drain_timeout = \"30s\"")).await?;
+    let gate = Gate::new();
+    let g = gate.clone();
+    origin.route_fn("/slow", move |_| {
+        Reply::ok("").chunks(vec![
+            Chunk::Data(Bytes::from_static(b"begun ")),
+            Chunk::Wait(g.clone()),
+            Chunk::Data(Bytes::from_static(b"finished")),
+        ])
+    });
+    origin.route("/a", Reply::ok("a"));
+    let limit = Duration::from_secs(15);
+    let connect = || async {
+        let tcp = tokio::net::TcpStream::connect(node.http_addr()).await?;
+        let (client, conn) = h2::client::handshake(tcp).await?;
+        anyhow::Ok((client, tokio::spawn(conn)))
+    };
+    let (mut idle, idle_conn) = connect().await?;
+    let (resp, _) = idle.send_request(http::Request::get("http://shop.test/a").body(())?, true)?;
+    assert_eq!(tokio::time::timeout(limit, resp).await??.status(), 200);
+    let (mut busy, _busy_conn) = connect().await?;
+    let (resp, _) = busy.send_request(http::Request::get("http://shop.test/slow").body(())?, true)?;
+    origin.wait_for_count("/slow", 1, Duration::from_secs(5)).await?;
+
+    node.terminate()?;
+    // GOAWAY, and the idle connection ends (the client's connection task returns).
+    let closed = tokio::time::timeout(limit, idle_conn).await;
+    assert!(closed.is_ok(), "the idle h2 connection was left open during the drain");
+    gate.open();
+    let resp = tokio::time::timeout(limit, resp).await??;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut got = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(limit, body.data()).await? {
+        let chunk = chunk?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got, b"begun finished", "the in-flight response was cut short");
+    assert!(node.wait_exit().await?.success());
+    Ok(())
+}

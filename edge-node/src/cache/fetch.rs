@@ -180,6 +180,7 @@ fn unconditional(request: &Outgoing) -> Outgoing {
         path_and_query: request.path_and_query.clone(),
         headers,
         body: crate::body::empty(),
+        interim: request.interim.clone(),
     }
 }
 

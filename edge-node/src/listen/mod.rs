@@ -6,7 +6,13 @@
 mod asterisk;
 mod body_limit;
 pub mod conns;
+mod detect;
+mod h1;
+pub mod h2;
 pub mod h3;
+mod informational;
+#[cfg(test)]
+mod interim_tests;
 pub mod tls;
 pub mod tls_check;
 mod tracked;
@@ -15,22 +21,26 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use outpost_config::LimitsConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use asterisk::{Asterisk, asterisk, server_options};
 pub use body_limit::{BodyTooLarge, LengthMismatch, LimitedBody};
+pub use informational::takes_interim;
 pub use tracked::TrackedBody;
 
 use self::conns::{Activity, Admission, Conns, Slot, Timeouts};
 
+use crate::body::{BoxError, EdgeBody};
 use crate::ctx::ConnInfo;
 use crate::pipeline::{self, NodeState};
+use http::{Request, Response};
 
 /// hyper's own parse buffer: a hard stop well above `max_header_bytes`, which the pipeline
 /// enforces itself so the client gets a 431 with a body naming the request.
@@ -38,30 +48,24 @@ fn parse_buffer(limits: &LimitsConfig) -> usize {
     (limits.max_header_bytes.as_usize() * 2).max(16 * 1024)
 }
 
-/// The three ways a connection is served: auto-detect (cleartext: HTTP/1.1 or h2c prior
-/// knowledge), and HTTP/1.1-only or h2-only as TLS ALPN decided.
+/// How connections are served: HTTP/1.1 by hyper, HTTP/2 by the `h2` glue of [`h2`] (which can
+/// send interim responses). Cleartext connections are told apart by the h2 preface
+/// ([`detect`]); TLS ones by ALPN.
 pub struct ConnBuilders {
-    auto: auto::Builder<TokioExecutor>,
-    h1: auto::Builder<TokioExecutor>,
-    h2: auto::Builder<TokioExecutor>,
+    h1: http1::Builder,
+    pub h2: h2::H2Settings,
 }
 
 impl ConnBuilders {
     pub fn new(limits: &LimitsConfig) -> Self {
-        let mut b = auto::Builder::new(TokioExecutor::new());
-        b.http1()
-            .timer(TokioTimer::new())
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(parse_buffer(limits))
             .max_headers(limits.max_headers)
             .keep_alive(true);
-        b.http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(limits.max_concurrent_streams)
-            .max_header_list_size(parse_buffer(limits) as u32)
-            .keep_alive_interval(Some(limits.keepalive_timeout / 2))
-            .keep_alive_timeout(limits.keepalive_timeout);
-        Self { auto: b.clone(), h1: b.clone().http1_only(), h2: b.http2_only() }
+        let h2 = h2::H2Settings::new(limits, u32::try_from(parse_buffer(limits)).unwrap_or(u32::MAX));
+        Self { h1, h2 }
     }
 }
 
@@ -108,8 +112,8 @@ pub async fn serve(
         let state = state.clone();
         let tls = tls.clone();
         let watcher = graceful.watcher();
-        let activity = slot.activity.clone();
-        watched(slot, peer, timeouts, true, connection(tcp, peer, local, tls, state, watcher, activity));
+        let serving = Serving { handler: state, watcher, activity: slot.activity.clone(), shutdown: shutdown.clone() };
+        watched(slot, peer, timeouts, true, connection(tcp, peer, local, tls, serving));
     }
 }
 
@@ -164,19 +168,58 @@ pub fn watched(
     });
 }
 
+/// What serves the requests a listener reads: the pipeline, or a test's stand-in.
+pub trait Handler: Clone + Send + Sync + 'static {
+    fn handle<B>(&self, conn: Arc<ConnInfo>, req: Request<B>) -> impl Future<Output = Response<EdgeBody>> + Send
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>;
+
+    /// A request the HTTP/1.1 parser refused before `handle` (400, 431): its log line.
+    fn unparsed(&self, conn: &Arc<ConnInfo>, status: u16, error: &str);
+}
+
+impl Handler for Arc<NodeState> {
+    fn handle<B>(&self, conn: Arc<ConnInfo>, req: Request<B>) -> impl Future<Output = Response<EdgeBody>> + Send
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        pipeline::handle(self.clone(), conn, req)
+    }
+
+    fn unparsed(&self, conn: &Arc<ConnInfo>, status: u16, error: &str) {
+        pipeline::log_unparsed(self, conn, status, error);
+    }
+}
+
+/// What serving one connection needs beyond its socket.
+pub struct Serving<H> {
+    pub handler: H,
+    /// Held until the connection ends, so a graceful shutdown waits for it.
+    pub watcher: Watcher,
+    pub activity: Arc<Activity>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
 async fn connection(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
     tls: Option<Arc<Tls>>,
-    state: Arc<NodeState>,
-    watcher: Watcher,
-    activity: Arc<Activity>,
+    serving: Serving<Arc<NodeState>>,
 ) {
+    let state = serving.handler.clone();
+    let builders = &state.builders;
     let Some(tls) = tls else {
         let conn = Arc::new(ConnInfo { peer, local, tls: false, sni: None, cert_hosts: None });
-        let auto = &state.builders.auto;
-        serve_http(auto, TokioIo::new(tcp), conn, None, state.clone(), watcher, activity).await;
+        // h2c with prior knowledge (RFC 9113 §3.3) or HTTP/1.1 (the `h2c` upgrade of RFC 7540
+        // §3.2 was removed by RFC 9113 and is not offered).
+        match detect::detect(tcp).await {
+            Ok((detect::Detected::H2, io)) => serve_h2(io, conn, None, &builders.h2, serving).await,
+            Ok((_, io)) => serve_h1(io, conn, None, &builders.h1, serving).await,
+            Err(e) => tracing::debug!(%peer, error = %e, "connection failed before its first request"),
+        }
         return;
     };
     let handshake = tokio::time::timeout(state.limits.header_read_timeout, tls.acceptor.accept(tcp)).await;
@@ -190,45 +233,81 @@ async fn connection(
     let sni: Option<Arc<str>> = session.server_name().map(|s| s.to_ascii_lowercase().into());
     let cert_hosts = tls.resolver.site(sni.as_deref()).map(|s| s.hosts.clone());
     let conn = Arc::new(ConnInfo { peer, local, tls: true, sni, cert_hosts });
-    let builder = if h2 { &state.builders.h2 } else { &state.builders.h1 };
     let alt_svc = tls.alt_svc.clone();
-    serve_http(builder, TokioIo::new(stream), conn, alt_svc, state.clone(), watcher, activity).await;
+    if h2 {
+        serve_h2(stream, conn, alt_svc, &builders.h2, serving).await;
+    } else {
+        serve_h1(stream, conn, alt_svc, &builders.h1, serving).await;
+    }
 }
 
-async fn serve_http<I>(
-    builder: &auto::Builder<TokioExecutor>,
+/// One HTTP/2 connection, through the `h2` glue of [`h2`].
+pub async fn serve_h2<I, H>(
     io: I,
     conn: Arc<ConnInfo>,
     alt_svc: Option<http::HeaderValue>,
-    state: Arc<NodeState>,
-    watcher: Watcher,
-    activity: Arc<Activity>,
+    settings: &h2::H2Settings,
+    serving: Serving<H>,
 ) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Handler,
 {
+    let Serving { handler, watcher, activity, shutdown } = serving;
     let peer = conn.peer;
-    let svc_state = state.clone();
+    let ctx = Arc::new(h2::ConnCtx { handler, conn, alt_svc, activity });
+    if let Err(e) = h2::serve(io, settings, ctx, shutdown).await {
+        tracing::debug!(%peer, error = %e, "HTTP/2 connection closed with an error");
+    }
+    drop(watcher);
+}
+
+/// One HTTP/1.x connection, through hyper, with interim responses written beside it ([`h1`]).
+pub async fn serve_h1<I, H>(
+    io: I,
+    conn: Arc<ConnInfo>,
+    alt_svc: Option<http::HeaderValue>,
+    builder: &http1::Builder,
+    serving: Serving<H>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Handler,
+{
+    let Serving { handler, watcher, activity, shutdown: _ } = serving;
+    let peer = conn.peer;
+    let (io, interim) = h1::split(io);
+    let svc_handler = handler.clone();
     let svc_conn = conn.clone();
-    let service = service_fn(move |req| {
+    let service = service_fn(move |mut req: Request<hyper::body::Incoming>| {
         // Busy from here until the response body is sent (or the request abandoned).
         let busy = activity.begin();
-        let state = svc_state.clone();
+        let handler = svc_handler.clone();
         let conn = svc_conn.clone();
         let alt_svc = alt_svc.clone();
+        let interim = interim.clone();
         async move {
-            let mut resp = pipeline::handle(state, conn, req).await;
+            // RFC 9110 §10.1.1: hyper answers `Expect: 100-continue` when the pipeline first
+            // reads the body; the next hop never sees the expectation (nginx drops it too).
+            req.headers_mut().remove(http::header::EXPECT);
+            // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client, so no sender for its requests.
+            let mut resp = if takes_interim(req.version()) {
+                let (tx, rx) = crate::interim::channel();
+                req.extensions_mut().insert(tx);
+                interim.around(handler.handle(conn, req), rx).await
+            } else {
+                handler.handle(conn, req).await
+            };
             if let Some(v) = alt_svc {
                 resp.headers_mut().insert(http::header::ALT_SVC, v);
             }
             Ok::<_, Infallible>(resp.map(|body| TrackedBody::new(body, busy)))
         }
     });
-    let served = watcher.watch(builder.serve_connection(io, service)).await;
+    let served = watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await;
     if let Err(e) = served {
         // hyper answered a request it could not parse itself (400, or 431 past its buffer):
         // log it like any other request.
-        if let Some(status) = parse_error_status(e.as_ref()) {
-            pipeline::log_unparsed(&state, &conn, status, &e.to_string());
+        if let Some(status) = parse_error_status(&e) {
+            handler.unparsed(&conn, status, &e.to_string());
         } else {
             tracing::debug!(%peer, error = %e, "connection closed with an error");
         }

@@ -64,6 +64,7 @@ struct Head {
     method: Method,
     path_and_query: String,
     headers: HeaderMap,
+    interim: Option<crate::hints::HintRelay>,
 }
 
 pub struct Upstream {
@@ -188,9 +189,9 @@ impl Upstream {
     /// Send `out` for the object `key`, trying upstreams in preference order until one answers
     /// below 500, retries run out, or none is usable. The last 5xx answer is returned as is.
     pub async fn send(&self, key: &[u8], out: Outgoing) -> Result<Response<Incoming>, EdgeError> {
-        let Outgoing { method, path_and_query, headers, body } = out;
+        let Outgoing { method, path_and_query, headers, body, interim } = out;
         // The head alone crosses awaits: a body is not `Sync`.
-        let out = Head { method, path_and_query, headers };
+        let out = Head { method, path_and_query, headers, interim };
         // Only a request whose body is already complete (empty) goes to another upstream; a
         // small body is kept to be sent again on a new connection when a stale one dies.
         let resendable = http_body::Body::is_end_stream(&body);
