@@ -99,10 +99,7 @@ impl RawOrigin {
     }
 
     /// Like [`RawOrigin::start`], but every response is preceded by `interim`, written as it is:
-    /// interim (1xx) heads such as `HTTP/1.1 103 Early Hints
-Link: </a.css>; rel=preload
-
-`.
+    /// interim (1xx) heads such as `HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n`.
     pub async fn with_interim(interim: &str) -> anyhow::Result<Self> {
         Self::scripted(Script::Interim(Arc::from(interim.as_bytes()))).await
     }

@@ -4,8 +4,8 @@
 //! while the origin is still working on a stale or evicted page (what Cloudflare does).
 //!
 //! The origin is [`InterimOrigin`], raw TCP: hyper's server cannot send 1xx. Over HTTP/3 the
-//! node's own transport writes the heads; the HTTP/1.1 and HTTP/2 scenarios need the h1/h2
-//! interim transport (branch feat/interim-transport) and are ignored until it is merged.
+//! node's own transport writes the heads; over HTTP/1.1 and HTTP/2 the h1/h2 interim transport
+//! (edge-node/src/listen/h1.rs, h2/) does.
 
 use std::time::Duration;
 

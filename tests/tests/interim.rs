@@ -4,9 +4,8 @@
 //! node itself, once, and only when the request is not refused on its head (RFC 9110 §10.1.1).
 //!
 //! The listener side (writing a queued 1xx on h1 and h2) is also tested in-process under real
-//! clients in `edge-node/src/listen/interim_tests.rs`. The two scenarios marked ignored need
-//! the upstream half of the issue (branch feat/interim-semantics: the upstream client feeds the
-//! request's `InterimSender` with the origin's 1xx); they run once both halves are merged.
+//! clients in `edge-node/src/listen/interim_tests.rs`; the origin's 1xx reach the request's
+//! `InterimSender` through the upstream relay (`edge-node/src/hints/`).
 
 use std::time::Duration;
 

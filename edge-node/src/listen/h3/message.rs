@@ -26,33 +26,9 @@ pub fn malformed(headers: &HeaderMap) -> Option<&'static str> {
     None
 }
 
-/// RFC 9110 §10.1.1: the request asks for `100 Continue` before it sends content
-/// (`Expect: 100-continue`, case-insensitive; other expectations are not this one).
-pub fn expects_continue(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(http::header::EXPECT)
-        .iter()
-        .any(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"100-continue"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn expect_100_continue() {
-        // RFC 9110 §10.1.1: "The only expectation defined by this specification is
-        // 100-continue (with no defined parameters)"; the value is case-insensitive.
-        let cases =
-            [(Some("100-continue"), true), (Some("100-Continue"), true), (Some("200-ok"), false), (None, false)];
-        for (value, want) in cases {
-            let mut h = HeaderMap::new();
-            if let Some(v) = value {
-                h.insert(http::header::EXPECT, http::HeaderValue::from_static(v));
-            }
-            assert_eq!(expects_continue(&h), want, "{value:?}");
-        }
-    }
 
     #[test]
     fn malformed_requests() {

@@ -358,7 +358,9 @@ async fn request(
     let declared = crate::body::declared_length(&parts.headers);
     let (hints, interim) = interim::channel();
     parts.extensions.insert(hints);
-    let expect = message::expects_continue(&parts.headers);
+    // Answered here, never forwarded (see `informational::expects_continue`).
+    let expect = super::informational::expects_continue(&parts.headers);
+    parts.headers.remove(http::header::EXPECT);
     let mut body = H3Body::new(recv, declared, malformed.clone());
     let continue_wanted = body.awaits_continue(expect).then(|| Arc::new(Notify::new()));
     if let Some(wanted) = &continue_wanted {
