@@ -102,14 +102,19 @@ pub struct ListenConfig {
     pub admin: SocketAddr,
     /// Allow `admin` on a non-loopback address. Default: false.
     pub admin_allow_public: bool,
-    /// The admin token: every admin request but `GET /healthz` must carry
-    /// `Authorization: Bearer TOKEN`, else **401**. Visible ASCII, 16 to 4096 characters. At
-    /// most one of `admin_token` and `admin_token_file`; with neither, the admin listener
-    /// answers only `/healthz` (401 to the rest). Default: none.
+    /// The admin token: every admin request (`GET /healthz` too, unless `admin_open_healthz`)
+    /// must carry `Authorization: Bearer TOKEN`, else **401**. Visible ASCII, 16 to 4096
+    /// characters. At most one of `admin_token` and `admin_token_file`; with neither, the admin
+    /// listener answers only `/healthz`, to anyone (401 to the rest). Default: none.
     pub admin_token: Option<String>,
     /// A file holding the admin token (whitespace around it ignored), read at start. Relative
     /// paths are resolved against the config file's directory. Default: none.
     pub admin_token_file: Option<PathBuf>,
+    /// Serve `GET /healthz` without the admin token, for liveness probes that cannot send
+    /// `Authorization: Bearer` (it says only that the process runs). With a token configured
+    /// and this false, `/healthz` needs the token like every admin route: the control plane's
+    /// probes send it (`health.node_admin_token_file`). Default: false.
+    pub admin_open_healthz: bool,
     /// Open admin connections; the oldest idle one is closed to make room, else the new one is
     /// closed at once. Admin connections also get `limits.header_read_timeout` and
     /// `limits.keepalive_timeout`. Default: 64; 1 to 10000.
@@ -184,6 +189,7 @@ impl Default for ListenConfig {
             admin_allow_public: false,
             admin_token: None,
             admin_token_file: None,
+            admin_open_healthz: false,
             admin_max_connections: 64,
             http3: false,
             alt_svc_max_age: DEFAULT_ALT_SVC_MAX_AGE,
