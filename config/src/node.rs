@@ -250,6 +250,13 @@ pub struct CacheConfig {
     /// Purge records kept (each purge is one record, checked on lookup); the oldest are dropped
     /// beyond this. Default: 100000; 1 to 10000000.
     pub max_purge_records: usize,
+    /// A response to be stored whose body is known to end within this size (`Content-Length`,
+    /// or a chunked body that ends within it) is read whole from the upstream before its head
+    /// goes to the client, so `Cache-Status: stored` is true when said and a body that breaks
+    /// off becomes a clean 502/504 (or a stale copy) instead of a truncated 200. Larger bodies
+    /// stream (`detail=storing`). Costs up to this much memory per fill in flight and delays
+    /// the first byte of small responses until their last. Default: 64KiB; 0 (off) to 16MiB.
+    pub buffer_before_answer: ByteSize,
 }
 
 impl Default for CacheConfig {
@@ -263,6 +270,7 @@ impl Default for CacheConfig {
             max_heuristic_ttl: Duration::from_secs(86_400),
             max_retention: Duration::from_secs(30 * 86_400),
             max_purge_records: 100_000,
+            buffer_before_answer: ByteSize::kib(64),
         }
     }
 }
