@@ -88,7 +88,8 @@ impl FetchJob {
                 // the client whose request fetched it, as Cloudflare does for cached responses.
                 let for_requester = policy::take_per_request(&mut headers);
                 let times = (request_time, response_time);
-                ctx.store_streaming(&mut lead, parts.status, headers, for_requester, body, times).await;
+                let read_ahead = self.cache.buffer_before_answer;
+                ctx.store_streaming(&mut lead, parts.status, headers, for_requester, body, times, read_ahead).await;
             }
             _ => {
                 let reason = if too_big { "too_big" } else { storable.err().map_or("", |r| r.as_str()) };
@@ -154,6 +155,8 @@ impl Ctx<'_> {
         Landing::Revalidated(Revalidated { object, stored, for_requester })
     }
 
+    /// `bound`: read a body known to end within it whole before landing (0: stream at once).
+    #[allow(clippy::too_many_arguments)]
     async fn store_streaming<B>(
         &self,
         lead: &mut Lead,
@@ -162,6 +165,7 @@ impl Ctx<'_> {
         for_requester: HeaderMap,
         mut body: B,
         times: (SystemTime, SystemTime),
+        bound: u64,
     ) where
         B: http_body::Body<Data = Bytes, Error = BoxError> + Unpin,
     {
@@ -172,7 +176,6 @@ impl Ctx<'_> {
         if rp.no_cache || rp.freshness_lifetime <= rp.corrected_initial_age {
             lead.close();
         }
-        let bound = self.cache.buffer_before_answer;
         let mut head = None;
         if read_ahead_applies(bound, content_length(&plan.meta.headers)) {
             match read_ahead(&mut body, bound).await {
@@ -462,7 +465,9 @@ pub async fn store_derived(
     let now = SystemTime::now();
     let no_client_headers = HeaderMap::new();
     let ctx = Ctx { cache, svc, key, client_headers: &no_client_headers };
-    ctx.store_streaming(&mut lead, StatusCode::OK, headers, HeaderMap::new(), body, (now, now)).await;
+    // A variant is made here from a stored base, not read from an upstream that can break off:
+    // it streams as it is made (time to first byte of a large encode), never read ahead.
+    ctx.store_streaming(&mut lead, StatusCode::OK, headers, HeaderMap::new(), body, (now, now), 0).await;
 }
 
 async fn pass_response(status: StatusCode, headers: HeaderMap, body: TimedBody<hyper::body::Incoming>) -> PassResponse {
