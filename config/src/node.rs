@@ -102,14 +102,19 @@ pub struct ListenConfig {
     pub admin: SocketAddr,
     /// Allow `admin` on a non-loopback address. Default: false.
     pub admin_allow_public: bool,
-    /// The admin token: every admin request but `GET /healthz` must carry
-    /// `Authorization: Bearer TOKEN`, else **401**. Visible ASCII, 16 to 4096 characters. At
-    /// most one of `admin_token` and `admin_token_file`; with neither, the admin listener
-    /// answers only `/healthz` (401 to the rest). Default: none.
+    /// The admin token: every admin request (`GET /healthz` too, unless `admin_open_healthz`)
+    /// must carry `Authorization: Bearer TOKEN`, else **401**. Visible ASCII, 16 to 4096
+    /// characters. At most one of `admin_token` and `admin_token_file`; with neither, the admin
+    /// listener answers only `/healthz`, to anyone (401 to the rest). Default: none.
     pub admin_token: Option<String>,
     /// A file holding the admin token (whitespace around it ignored), read at start. Relative
     /// paths are resolved against the config file's directory. Default: none.
     pub admin_token_file: Option<PathBuf>,
+    /// Serve `GET /healthz` without the admin token, for liveness probes that cannot send
+    /// `Authorization: Bearer` (it says only that the process runs). With a token configured
+    /// and this false, `/healthz` needs the token like every admin route: the control plane's
+    /// probes send it (`health.node_admin_token_file`). Default: false.
+    pub admin_open_healthz: bool,
     /// Open admin connections; the oldest idle one is closed to make room, else the new one is
     /// closed at once. Admin connections also get `limits.header_read_timeout` and
     /// `limits.keepalive_timeout`. Default: 64; 1 to 10000.
@@ -184,6 +189,7 @@ impl Default for ListenConfig {
             admin_allow_public: false,
             admin_token: None,
             admin_token_file: None,
+            admin_open_healthz: false,
             admin_max_connections: 64,
             http3: false,
             alt_svc_max_age: DEFAULT_ALT_SVC_MAX_AGE,
@@ -244,6 +250,13 @@ pub struct CacheConfig {
     /// Purge records kept (each purge is one record, checked on lookup); the oldest are dropped
     /// beyond this. Default: 100000; 1 to 10000000.
     pub max_purge_records: usize,
+    /// A response to be stored whose body is known to end within this size (`Content-Length`,
+    /// or a chunked body that ends within it) is read whole from the upstream before its head
+    /// goes to the client, so `Cache-Status: stored` is true when said and a body that breaks
+    /// off becomes a clean 502/504 (or a stale copy) instead of a truncated 200. Larger bodies
+    /// stream (`detail=storing`). Costs up to this much memory per fill in flight and delays
+    /// the first byte of small responses until their last. Default: 64KiB; 0 (off) to 16MiB.
+    pub buffer_before_answer: ByteSize,
 }
 
 impl Default for CacheConfig {
@@ -257,6 +270,7 @@ impl Default for CacheConfig {
             max_heuristic_ttl: Duration::from_secs(86_400),
             max_retention: Duration::from_secs(30 * 86_400),
             max_purge_records: 100_000,
+            buffer_before_answer: ByteSize::kib(64),
         }
     }
 }

@@ -290,6 +290,7 @@ fn check_cache(report: &mut Report<'_>, cache: &CacheConfig) {
         report.error("cache.max_retention", "must be at least 1s, e.g. \"30d\"");
     }
     report.count("cache.max_purge_records", cache.max_purge_records, 1, 10_000_000);
+    report.size("cache.buffer_before_answer", cache.buffer_before_answer, ByteSize(0), Some(ByteSize::mib(16)));
 }
 
 fn check_limits(report: &mut Report<'_>, limits: &LimitsConfig) {
@@ -530,6 +531,11 @@ mod tests {
                 "0 is out of range; use 1 to 10000000",
             ),
             (
+                format!("{NODE}{LISTEN}[cache]\nbuffer_before_answer = \"17MiB\"\n"),
+                "cache.buffer_before_answer",
+                "use at most 16MiB",
+            ),
+            (
                 format!("{NODE}{LISTEN}[limits]\nmax_header_bytes = \"4KiB\"\n"),
                 "limits.max_header_bytes",
                 "use at least 8KiB",
@@ -746,6 +752,8 @@ mod tests {
                 "{NODE}{LISTEN}[cache]\ndisk = \"16MiB\"\nmax_object_size = \"4MiB\"\nmemory = \"1MiB\"\nheuristic_fraction = 0.0\n"
             ),
             format!("{NODE}{LISTEN}[cache]\nheuristic_fraction = 1\nmax_purge_records = 10000000\n"),
+            format!("{NODE}{LISTEN}[cache]\nbuffer_before_answer = 0\n"),
+            format!("{NODE}{LISTEN}[cache]\nbuffer_before_answer = \"16MiB\"\n"),
             format!("{NODE}{LISTEN}[limits]\nmax_header_bytes = \"8KiB\"\nmax_headers = 8\ndrain_timeout = \"0s\"\n"),
             format!("{NODE}{LISTEN}[upstream]\npool_max_idle_per_host = 0\n"),
             format!("{NODE}{LISTEN}[limits]\nmax_concurrent_transcodes = 1024\nmax_queued_transcodes = 0\n"),

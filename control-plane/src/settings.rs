@@ -24,6 +24,7 @@
 //!
 //! [health]                          # PoP health checks (see `pops::settings`)
 //! interval = "1s"
+//! node_admin_token_file = "node-admin-token"   # the edges' listen.admin_token_file, chmod 600
 //!
 //! [dns]                             # authoritative DNS (see `dns::settings`)
 //! listen = "0.0.0.0:53"
@@ -268,11 +269,20 @@ pub fn parse(text: &str, file: &Path) -> Result<Settings, ConfigErrors> {
     let error = |path: &str, message: String| ConfigError { file: file.to_path_buf(), path: path.to_owned(), message };
     // Every syntax and type error, each with its field path, as the edge's check-config gives.
     let mut settings: Settings = outpost_config::from_toml(text, file).map_err(ConfigErrors)?;
+    let base = file.parent().unwrap_or(Path::new(""));
     if settings.data.is_relative() {
-        settings.data = file.parent().unwrap_or(Path::new("")).join(&settings.data);
+        settings.data = base.join(&settings.data);
     }
     let mut errors = Vec::new();
     check(&settings, &mut |path, message| errors.push(error(path, message)));
+    if let Some(path) = &settings.health.node_admin_token_file {
+        let path = base.join(path);
+        match crate::pops::settings::read_token(&path) {
+            Ok(token) => settings.health.node_admin_token = Some(token),
+            Err(problem) => errors.push(error("health.node_admin_token_file", problem)),
+        }
+        settings.health.node_admin_token_file = Some(path);
+    }
     if errors.is_empty() { Ok(settings) } else { Err(ConfigErrors(errors)) }
 }
 
@@ -433,6 +443,31 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(errors) => errors.0.into_iter().map(|e| (e.path, e.message)).collect(),
         }
+    }
+
+    #[test]
+    fn the_probe_token_file_resolves_beside_the_config_and_names_its_field() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("cp.toml");
+        let token = dir.path().join("probe-token");
+        std::fs::write(&token, "0123456789abcdef0123\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap_or_else(|e| panic!("{e}"));
+        let text = format!("data = \"cp.redb\"\n{OPERATOR}[health]\nnode_admin_token_file = \"probe-token\"\n");
+        let settings = parse(&text, &file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.health.node_admin_token_file.as_deref(), Some(token.as_path()));
+        assert!(settings.health.node_admin_token.is_some());
+        assert!(
+            parse(&format!("data = \"cp.redb\"\n{OPERATOR}"), &file).is_ok_and(|s| s.health.node_admin_token.is_none())
+        );
+        let missing = format!("data = \"cp.redb\"\n{OPERATOR}[health]\nnode_admin_token_file = \"nope\"\n");
+        let errors = parse(&missing, &file).err().map(|e| e.0).unwrap_or_default();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            (errors[0].file.as_path(), errors[0].path.as_str()),
+            (file.as_path(), "health.node_admin_token_file")
+        );
+        assert!(errors[0].message.contains("cannot read"), "{errors:?}");
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! `POST /purge`. Loopback by default (config refuses a public address unless told otherwise
 //! and given a token).
 //!
-//! Every route but `GET /healthz` needs `Authorization: Bearer TOKEN` (RFC 6750 §2.1) with the
-//! token of `listen.admin_token(_file)`, compared in constant time; without one configured,
-//! those routes answer 401. `/healthz` says only that the process runs (no state, no data),
-//! so liveness probes (the control plane's PoP checks, an orchestrator's) need no secret:
-//! handing every node's admin token to each prober would spread the very secret that guards
-//! purges. Connections are bounded (`listen.admin_max_connections`, longest-idle closed first)
+//! Every route needs `Authorization: Bearer TOKEN` (RFC 6750 §2.1) with the token of
+//! `listen.admin_token(_file)`, compared in constant time; `GET /healthz` too (issue 18: an
+//! open route on the admin listener tells anyone who reaches it which nodes run, and the
+//! control plane's probes carry the token, `health.node_admin_token_file`). Two exceptions keep
+//! liveness probes working: `listen.admin_open_healthz = true` serves `/healthz` to anyone (for
+//! probes that cannot send a header), and a node with no token configured serves `/healthz`
+//! only, to anyone, and 401 to the rest (a fresh install; the start-up warning says so).
+//! Connections are bounded (`listen.admin_max_connections`, longest-idle closed first)
 //! and timed out like client connections (`limits.header_read_timeout`,
 //! `limits.keepalive_timeout`).
 
@@ -41,7 +43,7 @@ const MAX_ADMIN_HEADER: usize = 16 * 1024;
 
 mod auth;
 pub use auth::{AdminToken, TokenError};
-use auth::{authorize, unauthorized};
+use auth::{authorize, is_open, unauthorized};
 
 pub struct Admin {
     pub state: Arc<NodeState>,
@@ -49,6 +51,8 @@ pub struct Admin {
     pub ready: AtomicBool,
     /// `listen.admin_token(_file)`; `None`: every route but `/healthz` answers 401.
     pub token: Option<AdminToken>,
+    /// `listen.admin_open_healthz`: `/healthz` needs no token.
+    pub open_healthz: bool,
     /// `listen.admin_max_connections`.
     pub max_connections: usize,
 }
@@ -85,13 +89,13 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch
 }
 
 async fn route(admin: &Admin, req: Request<Incoming>) -> Response<EdgeBody> {
-    if (req.method(), req.uri().path()) == (&Method::GET, "/healthz") {
-        return text(StatusCode::OK, "ok\n");
-    }
-    if let Err(refusal) = authorize(admin.token.as_ref(), req.headers()) {
+    if !is_open(req.method(), req.uri().path(), admin.token.is_some(), admin.open_healthz)
+        && let Err(refusal) = authorize(admin.token.as_ref(), req.headers())
+    {
         return unauthorized(refusal);
     }
     match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") if admin.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         (&Method::GET, "/metrics") => {

@@ -157,22 +157,31 @@ pub struct EdgeError {
     /// The error value that caused this one (hyper's, an I/O error), kept for `source()` so a
     /// log line or a test can walk the chain instead of parsing `context`.
     pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    /// The cache's account when the cache phase turned an upstream response into this error
+    /// (a body that broke off): the error page carries it as `Cache-Status` (RFC 9211).
+    pub cache: Option<Box<crate::cache::status::CacheStatus>>,
 }
 
 impl EdgeError {
     pub fn new(kind: ErrorKind, context: impl Into<String>) -> Self {
-        Self { kind, context: context.into(), public: None, cause: None }
+        Self { kind, context: context.into(), public: None, cause: None, cache: None }
     }
 
     /// An error whose message the client sees in the error page, e.g. `width: must be ...`.
     pub fn told(kind: ErrorKind, message: impl Into<String>) -> Self {
         let message = message.into();
-        Self { kind, context: message.clone(), public: Some(message), cause: None }
+        Self { kind, context: message.clone(), public: Some(message), cause: None, cache: None }
     }
 
     /// Keep `cause` as this error's source.
     pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.cause = Some(Arc::new(cause));
+        self
+    }
+
+    /// Attach the cache's account of the request (see [`EdgeError::cache`]).
+    pub fn with_cache_status(mut self, status: crate::cache::status::CacheStatus) -> Self {
+        self.cache = Some(Box::new(status));
         self
     }
 

@@ -159,13 +159,17 @@ impl RunningNode {
         })?;
         let token = admin::AdminToken::from_config(&cfg.listen)?;
         if token.is_none() {
-            tracing::warn!("no listen.admin_token_file: the admin listener serves only /healthz (401 elsewhere)");
+            tracing::warn!(
+                "no listen.admin_token_file: the admin listener serves only /healthz, to anyone \
+                 (401 elsewhere); set a token to reach /metrics, /purge and /upstreams"
+            );
         }
         let admin = Arc::new(Admin {
             state: state.clone(),
             metrics,
             ready: true.into(),
             token,
+            open_healthz: cfg.listen.admin_open_healthz,
             max_connections: cfg.listen.admin_max_connections,
         });
         let (admin_shutdown, admin_shutdown_rx) = watch::channel(false);

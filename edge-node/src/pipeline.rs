@@ -160,6 +160,9 @@ fn for_client(state: &NodeState, mut resp: Response<EdgeBody>) -> Response<EdgeB
 fn fail<'a>(state: &NodeState, ctx: &RequestCtx, mut outcome: Outcome<'a>, err: &'a EdgeError) -> Response<EdgeBody> {
     let resp = respond::error_response(ctx, err);
     outcome.error = Some(err);
+    // RFC 9211: an error the cache phase made from an upstream response still says what the
+    // cache saw (`fwd-status=200; detail=upstream-body-incomplete`).
+    outcome.cache = err.cache.as_deref();
     respond::finish(ctx, resp, outcome, &state.access_log)
 }
 

@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use http::Method;
 
 use crate::client::{self, Req, Resp};
-use crate::node::{Lines, READY_LIMIT, STOP_LIMIT, collect, lines, located};
+use crate::node::{ADMIN_TOKEN, Lines, READY_LIMIT, STOP_LIMIT, collect, lines, located};
 
 /// The operator's token in every [`ControlConfig`].
 pub const OPERATOR: &str = "operator-token";
@@ -41,7 +41,13 @@ pub struct ControlConfig {
     pub nodes: Vec<String>,
     /// `(node id, token)`: node tokens bound to one node (`node_id`), beside [`NODE_TOKEN`].
     pub bound_node_tokens: Vec<(String, String)>,
-    /// Raw TOML appended to the file (whole tables: `[dns]`, `[health]`).
+    /// Raw lines of the `[health]` table (PoP probes).
+    pub health: Vec<String>,
+    /// `health.node_admin_token_file`'s content, written beside the config (mode 600): the
+    /// nodes' admin token ([`ADMIN_TOKEN`] by default, as every [`crate::NodeConfig`] has);
+    /// `None` sets no file, so the probes carry no credential.
+    pub node_admin_token: Option<String>,
+    /// Raw TOML appended to the file (whole tables: `[dns]`).
     pub extra: String,
 }
 
@@ -55,6 +61,8 @@ impl Default for ControlConfig {
             tenant_upstream_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
             nodes: Vec::new(),
             bound_node_tokens: Vec::new(),
+            health: Vec::new(),
+            node_admin_token: Some(ADMIN_TOKEN.to_owned()),
             extra: String::new(),
         }
     }
@@ -77,6 +85,12 @@ impl ControlConfig {
     /// Adds a `[nodes]` line, e.g. `heartbeat_interval = "200ms"`.
     pub fn nodes(mut self, line: &str) -> Self {
         self.nodes.push(line.to_owned());
+        self
+    }
+
+    /// Adds a `[health]` line, e.g. `interval = "200ms"`.
+    pub fn health(mut self, line: &str) -> Self {
+        self.health.push(line.to_owned());
         self
     }
 
@@ -115,10 +129,30 @@ impl ControlConfig {
         if !self.nodes.is_empty() {
             text += &format!("\n[nodes]\n{}\n", self.nodes.join("\n"));
         }
+        let mut health = self.health.clone();
+        if self.node_admin_token.is_some() {
+            health.push(format!("node_admin_token_file = {}", quote(NODE_ADMIN_TOKEN_FILE)));
+        }
+        if !health.is_empty() {
+            text += &format!("\n[health]\n{}\n", health.join("\n"));
+        }
         text += &self.extra;
         text
     }
+
+    /// Writes the files the config names beside it in `dir`.
+    fn write_files(&self, dir: &Path) -> anyhow::Result<()> {
+        let Some(token) = &self.node_admin_token else { return Ok(()) };
+        let path = dir.join(NODE_ADMIN_TOKEN_FILE);
+        std::fs::write(&path, format!("{token}\n"))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(())
+    }
 }
+
+/// `health.node_admin_token_file`, relative to the config's directory.
+const NODE_ADMIN_TOKEN_FILE: &str = "node-admin-token";
 
 fn quote(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
@@ -145,6 +179,7 @@ impl ControlPlane {
     pub async fn start(config: ControlConfig) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("outpost-cp-").tempdir()?;
         let config_path = dir.path().join("control-plane.toml");
+        config.write_files(dir.path())?;
         std::fs::write(&config_path, config.render(&dir.path().join("control-plane.redb")))?;
         let ready_path = dir.path().join("ready.json");
         let mut plane = Self {

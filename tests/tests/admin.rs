@@ -63,6 +63,7 @@ async fn admin_routes_need_the_token() -> anyhow::Result<()> {
     let admin = node.admin_addr();
     let purge = r#"{"service":"shop","kind":"all"}"#;
     let routes = [
+        (Method::GET, "/healthz", ""),
         (Method::GET, "/metrics", ""),
         (Method::GET, "/upstreams", ""),
         (Method::GET, "/readyz", ""),
@@ -81,9 +82,29 @@ async fn admin_routes_need_the_token() -> anyhow::Result<()> {
         let resp = node.admin(method.clone(), path, body).await?;
         assert_eq!(resp.status, 200, "{method} {path} with the token: {}", resp.text());
     }
-    // Liveness carries nothing and stays open to probes.
-    let health = outpost_tests::client::send(admin, &Req::get("localhost", "/healthz")).await?;
-    assert_eq!(health.status, 200);
+    Ok(())
+}
+
+/// Issue 18: with a token configured, `/healthz` needs it too (the control plane's probes send
+/// it); `listen.admin_open_healthz = true` opens `/healthz` alone, for probes that cannot send a
+/// header.
+#[tokio::test]
+async fn healthz_needs_the_token_unless_opened() -> anyhow::Result<()> {
+    let (_origin, node) = shop().await?;
+    let bare = outpost_tests::client::send(node.admin_addr(), &Req::get("localhost", "/healthz")).await?;
+    assert_eq!(bare.status, 401, "{}", bare.text());
+    assert!(bare.header("www-authenticate").is_some_and(|c| c.starts_with("Bearer")));
+    assert_eq!(node.admin(Method::GET, "/healthz", "").await?.status, 200, "with the token");
+
+    let (_origin, open) = outpost_tests::shop_with(|mut c| {
+        c.listen_lines.push("admin_open_healthz = true".to_owned());
+        c
+    })
+    .await?;
+    let health = outpost_tests::client::send(open.admin_addr(), &Req::get("localhost", "/healthz")).await?;
+    assert_eq!((health.status.as_u16(), health.text().trim()), (200, "ok"), "the opt-in opens /healthz");
+    let metrics = outpost_tests::client::send(open.admin_addr(), &Req::get("localhost", "/metrics")).await?;
+    assert_eq!(metrics.status, 401, "and nothing else: {}", metrics.text());
     Ok(())
 }
 

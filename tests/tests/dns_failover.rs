@@ -18,13 +18,11 @@ use outpost_tests::fleet::{TENANT_TOKEN, follower};
 use outpost_tests::{EdgeNode, NodeConfig};
 use serde_json::Value;
 
-const TABLES: &str = r#"
-[health]
-interval = "200ms"
-timeout = "500ms"
-unhealthy_threshold = 2
-healthy_threshold = 2
+/// `[health]`.
+const HEALTH: [&str; 4] =
+    ["interval = \"200ms\"", "timeout = \"500ms\"", "unhealthy_threshold = 2", "healthy_threshold = 2"];
 
+const TABLES: &str = r#"
 [dns]
 listen = "127.0.0.1:0"
 zone = "cdn.example."
@@ -57,7 +55,11 @@ const POP_A: [&str; 2] = ["127.0.1.1", "127.0.1.2"];
 const POP_B: [&str; 1] = ["127.0.2.1"];
 
 fn control_config() -> ControlConfig {
-    ControlConfig::default().nodes("heartbeat_interval = \"200ms\"").tables(TABLES)
+    HEALTH
+        .iter()
+        .fold(ControlConfig::default(), |config, line| config.health(line))
+        .nodes("heartbeat_interval = \"200ms\"")
+        .tables(TABLES)
 }
 
 /// An edge of `pop` listening (client and admin) on `ip`, following `cp`.
@@ -324,6 +326,36 @@ async fn answers_carry_the_address_a_node_advertises() -> anyhow::Result<()> {
     wait_answer(&cp, IN_RB, &["127.0.2.9"], "the advertised address").await?;
     let list = pops(&cp).await?;
     assert_eq!(pop(&list, "b")["healthy"], true, "{list}");
+    Ok(())
+}
+
+/// Issue 18: the nodes' `/healthz` needs their admin token, so the probes carry it
+/// (`health.node_admin_token_file`). A control plane with the token sees the edge healthy; one
+/// without it reports why the edge is down (`GET /v1/pops`), not a silent failover.
+#[tokio::test]
+async fn probes_carry_the_nodes_admin_token() -> anyhow::Result<()> {
+    let with = ControlPlane::start(control_config()).await?;
+    let _edge = edge("edge-b1", "b", POP_B[0], &with).await?;
+    wait_pops(&with, "probed with the token", |list| pop(list, "b")["healthy"] == true).await?;
+
+    let mut config = control_config();
+    config.node_admin_token = None;
+    let without = ControlPlane::start(config).await?;
+    let _refused = edge("edge-b2", "b", POP_B[0], &without).await?;
+    let list = wait_pops(&without, "probed without the token", |list| {
+        pop(list, "b")["nodes"][0]["checked_at"].is_string() && pop(list, "b")["nodes"][0]["probe"] == "down"
+    })
+    .await?;
+    let node = &pop(&list, "b")["nodes"][0];
+    assert_eq!(pop(&list, "b")["healthy"], false, "{list}");
+    let error = node["error"].as_str().unwrap_or_default();
+    assert!(error.contains("status 401: set health.node_admin_token_file"), "{list}");
+    // The log says it too (read from the process's stderr as it arrives: bounded wait).
+    let start = Instant::now();
+    while !without.stderr_text().contains("set health.node_admin_token_file") {
+        anyhow::ensure!(start.elapsed() < MOVE_LIMIT, "no log line names the field:\n{}", without.stderr_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Ok(())
 }
 

@@ -74,6 +74,31 @@ async fn h3_miss_then_hit_from_the_same_cache() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Issue 18: a small body that breaks off is the same clean 502 over HTTP/1.1, HTTP/2 and
+/// HTTP/3 (with `Cache-Status` saying what happened), never a truncated 200.
+#[tokio::test]
+async fn a_small_body_that_breaks_off_is_a_clean_502_on_every_protocol() -> anyhow::Result<()> {
+    let t = topology(true).await?;
+    t.origin.route_prefix("/short/", |_| {
+        // Content-Length 20, then the origin ends the body (and the connection) after 10.
+        Reply::ok("")
+            .cache_control("max-age=60")
+            .header("content-length", "20")
+            .chunks(vec![Chunk::Data(Bytes::from_static(b"0123456789"))])
+    });
+    let h1 = t.node.send(Req::get("shop.test", "/short/h1").tls(&t.ca, "shop.test")?).await?;
+    let h2 = t.node.send(Req::get("shop.test", "/short/h2").h2().tls(&t.ca, "shop.test")?).await?;
+    let h3 = t.h3(Req::get("shop.test", "/short/h3")).await?;
+    for (proto, resp) in [("h1", &h1), ("h2", &h2), ("h3", &h3)] {
+        assert_eq!(resp.status, 502, "{proto}: {}", resp.summary());
+        let cs = resp.cache_status();
+        let seen = (cs.fwd_status(), cs.detail(), cs.stored());
+        assert_eq!(seen, (Some(200), Some("upstream-body-incomplete"), false), "{proto}: {}", cs.raw);
+        assert!(!resp.text().contains("0123456789"), "{proto}: no part of the broken body: {}", resp.text());
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn h3_post_body_reaches_the_origin_intact() -> anyhow::Result<()> {
     let t = topology(true).await?;

@@ -26,8 +26,9 @@ pub fn spawn(pops: Arc<Pops>) -> JoinHandle<()> {
 /// One round: probe, record, rebuild.
 pub async fn round(pops: &Pops) {
     let timeout = pops.settings.timeout;
+    let token = pops.settings.node_admin_token.as_ref();
     let probes =
-        pops.targets().into_iter().map(|(id, pop, admin)| async move { (id, pop, probe(admin, timeout).await) });
+        pops.targets().into_iter().map(|(id, pop, admin)| async move { (id, pop, probe(admin, timeout, token).await) });
     let results: Vec<_> =
         futures_util::stream::iter(probes).buffer_unordered(pops.settings.max_concurrent).collect().await;
     pops.record(results);

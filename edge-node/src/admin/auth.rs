@@ -1,11 +1,11 @@
-//! The admin token: `Authorization: Bearer TOKEN` (RFC 6750 §2.1) on every admin route but
-//! `/healthz`. Only the token's SHA-256 is kept, and a presented token is compared by its
+//! The admin token: `Authorization: Bearer TOKEN` (RFC 6750 §2.1) on every admin route
+//! (`/healthz` included unless `listen.admin_open_healthz`, or no token is configured). Only the token's SHA-256 is kept, and a presented token is compared by its
 //! SHA-256 in constant time, so neither its length nor its first differing byte shows in the
 //! time an answer takes.
 
 use std::path::Path;
 
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use outpost_config::ListenConfig;
 
 use crate::body::EdgeBody;
@@ -68,6 +68,13 @@ pub enum Refusal {
     Missing,
     /// A credential that is not the token.
     Invalid,
+}
+
+/// Whether `method path` is served without the token: only `GET /healthz`, and only when the
+/// operator opened it (`listen.admin_open_healthz`) or configured no token at all (then it is
+/// the one route served, so a fresh install's liveness probes still pass).
+pub fn is_open(method: &Method, path: &str, token_configured: bool, open_healthz: bool) -> bool {
+    method == Method::GET && path == "/healthz" && (open_healthz || !token_configured)
 }
 
 /// Whether `headers` carry the admin token.
@@ -145,6 +152,24 @@ mod tests {
         }
         let good = headers(&["Bearer 0123456789abcdef0123"]);
         assert_eq!(authorize(None, &good), Err(Refusal::NotConfigured), "no token configured: refuse all");
+    }
+
+    #[test]
+    fn only_healthz_may_be_open_and_only_when_asked_or_unconfigured() {
+        // (case, method, path, token configured, admin_open_healthz, served without the token)
+        let cases = [
+            ("issue 18: a token guards /healthz too", Method::GET, "/healthz", true, false, false),
+            ("admin_open_healthz opens it", Method::GET, "/healthz", true, true, true),
+            ("no token: /healthz is the one route served", Method::GET, "/healthz", false, false, true),
+            ("no token, opt-in: the same", Method::GET, "/healthz", false, true, true),
+            ("the opt-in opens nothing else", Method::GET, "/metrics", true, true, false),
+            ("nor another method (RFC 9110 §9.3.1: GET only)", Method::POST, "/healthz", true, true, false),
+            ("no prefix match", Method::GET, "/healthz/x", true, true, false),
+            ("no token: other routes stay closed", Method::GET, "/readyz", false, true, false),
+        ];
+        for (case, method, path, token, open, want) in cases {
+            assert_eq!(is_open(&method, path, token, open), want, "{case}");
+        }
     }
 
     #[test]

@@ -1,7 +1,14 @@
 //! The fetch behind a miss or a revalidation: one upstream request, its response classified
-//! (revalidated, storable, pass, failed), landed for every waiter, and — when storable — streamed
-//! into the store chunk by chunk while the waiters read it. The object entry is written last, so a
-//! half-fetched object is never visible; chunks of an abandoned fetch are removed.
+//! (revalidated, storable, pass, failed), landed for every waiter, and — when storable — stored.
+//!
+//! A storable body known to end within `cache.buffer_before_answer` (its `Content-Length`, or a
+//! chunked body that ends within it) is read whole before anything lands, then stored, then
+//! landed: `Cache-Status: stored` is true when the head goes out (RFC 9211 §2.5), and a body
+//! that breaks off lands as [`Landing::Broken`]: every waiter gets a clean 502/504 (or its stale
+//! copy), nothing is stored. nginx's `proxy_buffering` reads ahead the same way. A larger body
+//! lands at once and streams into the store chunk by chunk while the waiters read it
+//! (`detail=storing`); if it breaks off the readers see it cut off. The object entry is written
+//! last, so a half-fetched object is never visible; chunks of an abandoned fetch are removed.
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -12,13 +19,15 @@ use http_body_util::BodyExt;
 
 use super::Cache;
 use super::entry::{BodyLocation, Entry, ObjectMeta, StoredObject, VariantIndex};
-use super::flight::{Landing, Lead, PassBody, PassResponse, Revalidated, SharedResponse};
+use super::flight::{Broken, Landing, Lead, PassBody, PassResponse, Revalidated, SharedResponse, Storage};
 use super::key::{CacheKey, chunk_key};
 use super::policy;
 use super::shared_body::{FetchAborted, SharedBody};
+use super::status::Detail;
+use crate::body::BoxError;
 use crate::error::{EdgeError, ErrorKind};
 use crate::service::CompiledService;
-use crate::upstream::{Outgoing, TimedBody};
+use crate::upstream::{BetweenBytesTimeout, Outgoing, TimedBody, TotalTimeout};
 
 /// Responses up to this size that are not stored are read whole and shared with every waiter.
 const BUFFER_PASS_BODY: u64 = 64 * 1024;
@@ -155,7 +164,8 @@ impl Fetcher {
                 // With `store_set_cookie` the response is stored, its cookie is not: it goes to
                 // the client whose request fetched it, as Cloudflare does for cached responses.
                 let for_requester = policy::take_per_request(&mut headers);
-                self.ctx().store_streaming(&mut lead, status, headers, for_requester, body, times).await;
+                let read_ahead = self.cache.buffer_before_answer;
+                self.ctx().store_streaming(&mut lead, status, headers, for_requester, body, times, read_ahead).await;
             }
             _ => {
                 let reason = if too_big { "too_big" } else { storable.err().map_or("", |r| r.as_str()) };
@@ -229,6 +239,8 @@ impl Ctx<'_> {
         Landing::Revalidated(Revalidated { object, stored, for_requester })
     }
 
+    /// `bound`: read a body known to end within it whole before landing (0: stream at once).
+    #[allow(clippy::too_many_arguments)]
     async fn store_streaming<B>(
         &self,
         lead: &mut Lead,
@@ -236,11 +248,45 @@ impl Ctx<'_> {
         headers: HeaderMap,
         for_requester: HeaderMap,
         mut body: B,
-        (request_time, response_time): (SystemTime, SystemTime),
+        times: (SystemTime, SystemTime),
+        bound: u64,
     ) where
-        B: http_body::Body<Data = Bytes> + Unpin,
-        B::Error: std::fmt::Display,
+        B: http_body::Body<Data = Bytes, Error = BoxError> + Unpin,
     {
+        let mut plan = self.plan(status, headers, for_requester, times);
+        // Requests arriving while the body streams may join only a response they could have
+        // used from the store: one that arrived fresh and needs no revalidation.
+        let rp = plan.meta.policy;
+        if rp.no_cache || rp.freshness_lifetime <= rp.corrected_initial_age {
+            lead.close();
+        }
+        let mut head = None;
+        if read_ahead_applies(bound, content_length(&plan.meta.headers)) {
+            match read_ahead(&mut body, bound).await {
+                ReadAhead::Whole(whole) => return self.store_whole(lead, plan, whole).await,
+                ReadAhead::Partial(read) => head = Some(read.freeze()),
+                ReadAhead::Broken { read, error } => {
+                    let broken = self.broken(status, read, content_length(&plan.meta.headers), error);
+                    tracing::warn!(service = %self.svc.name, url = %self.key.url, error = %broken.error, "upstream body broke off before the answer; nothing stored");
+                    lead.land(Landing::Broken(broken));
+                    return;
+                }
+            }
+        }
+        let shared = SharedBody::new(STREAM_WINDOW);
+        lead.land(Landing::Shared(plan.landing(shared.clone(), Storage::Storing)));
+        self.stream_into_store(lead, plan, shared, head, body).await;
+        lead.close();
+    }
+
+    /// What the landing and the stored object share: the storage key, the metadata, the TTL.
+    fn plan(
+        &self,
+        status: StatusCode,
+        headers: HeaderMap,
+        for_requester: HeaderMap,
+        (request_time, response_time): (SystemTime, SystemTime),
+    ) -> Plan {
         let vary = match policy::vary_fields(&headers) {
             Ok(fields) if fields.is_empty() => None,
             Ok(fields) => {
@@ -255,6 +301,7 @@ impl Ctx<'_> {
             None => self.key.primary.clone(),
         };
         let rp = policy::response_policy(status, &headers, request_time, response_time, &self.svc.policy);
+        let ttl_secs = rp.freshness_lifetime.as_secs() as i64 - rp.corrected_initial_age.as_secs() as i64;
         let meta = ObjectMeta {
             status,
             tags: policy::tags(&headers),
@@ -264,24 +311,58 @@ impl Ctx<'_> {
             policy: rp,
             body_len: 0,
         };
-        let ttl_secs = rp.freshness_lifetime.as_secs() as i64 - rp.corrected_initial_age.as_secs() as i64;
-        // Requests arriving while the body streams may join only a response they could have
-        // used from the store: one that arrived fresh and needs no revalidation.
-        if rp.no_cache || rp.freshness_lifetime <= rp.corrected_initial_age {
-            lead.close();
-        }
-        let shared = SharedBody::new(STREAM_WINDOW);
-        lead.land(Landing::Shared(SharedResponse {
-            meta: Arc::new(meta.clone()),
-            body: shared.clone(),
-            vary: vary.clone(),
-            stored: true,
-            ttl_secs,
-            for_requester,
-        }));
+        Plan { vary, storage_key, meta, ttl_secs, for_requester }
+    }
 
+    /// A body read whole: stored before the head goes out, so `stored` is true when said.
+    async fn store_whole(&self, lead: &mut Lead, mut plan: Plan, whole: Bytes) {
+        let storage = if whole.len() as u64 > self.svc.max_object_size {
+            tracing::debug!(service = %self.svc.name, url = %self.key.url, "object over max_object_size; not stored");
+            Storage::NotStored
+        } else {
+            let store = &self.cache.store;
+            let object_id = rand_id();
+            let mut pending = BytesMut::from(&whole[..]);
+            let mut chunks = 0;
+            put_chunks(store, object_id, &mut chunks, &mut pending);
+            self.put_object(&plan, object_id, chunks, pending, whole.len() as u64);
+            Storage::Stored
+        };
+        let shared = SharedBody::new(STREAM_WINDOW);
+        if !whole.is_empty() {
+            // Retained whole (nothing read yet): never waits.
+            shared.push(whole).await;
+        }
+        shared.finish(Ok(()));
+        lead.land(Landing::Shared(plan.landing(shared, storage)));
+        lead.close();
+    }
+
+    /// The error every waiter gets for a body that broke off while read ahead.
+    fn broken(&self, status: StatusCode, read: u64, declared: Option<u64>, error: BoxError) -> Broken {
+        let (kind, detail) = body_failure(&error);
+        let of = declared.map_or(String::new(), |n| format!(" of {n}"));
+        let mut edge = EdgeError::new(
+            kind,
+            format!("service {}: {status} body broke off after {read}{of} bytes: {error}", self.svc.name),
+        );
+        edge.cause = Some(Arc::from(error));
+        Broken { status, error: edge, detail }
+    }
+
+    /// A body larger than the read-ahead: streams to the readers while its chunks go to the
+    /// store; the object entry is written once the body is complete.
+    async fn stream_into_store<B>(
+        &self,
+        lead: &mut Lead,
+        plan: Plan,
+        shared: Arc<SharedBody>,
+        mut head: Option<Bytes>,
+        mut body: B,
+    ) where
+        B: http_body::Body<Data = Bytes, Error = BoxError> + Unpin,
+    {
         let store = &self.cache.store;
-        let chunk_size = store.chunk_size();
         let object_id: u64 = rand_id();
         let mut pending = BytesMut::new();
         let mut chunks: u32 = 0;
@@ -291,12 +372,17 @@ impl Ctx<'_> {
         // object is in the store. A client that reads the last byte and asks again at once
         // then finds the object stored, instead of the flight of a fetch that has ended.
         let result = loop {
-            let frame = match body.frame().await {
-                None => break Ok(None),
-                Some(Err(e)) => break Err(FetchAborted(format!("body: {e}"))),
-                Some(Ok(f)) => f,
+            let data = match head.take() {
+                Some(data) => data,
+                None => match body.frame().await {
+                    None => break Ok(None),
+                    Some(Err(e)) => break Err(FetchAborted(format!("body: {e}"))),
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) => data,
+                        Err(_) => continue,
+                    },
+                },
             };
-            let Ok(data) = frame.into_data() else { continue };
             total += data.len() as u64;
             if storing && total > self.svc.max_object_size {
                 // Unknown length and over the bound: stream on, store nothing.
@@ -308,11 +394,7 @@ impl Ctx<'_> {
             }
             if storing {
                 pending.extend_from_slice(&data);
-                while pending.len() >= chunk_size {
-                    let chunk = pending.split_to(chunk_size).freeze();
-                    store.insert(chunk_key(object_id, chunks), Entry::Chunk(chunk));
-                    chunks += 1;
-                }
+                put_chunks(store, object_id, &mut chunks, &mut pending);
                 if body.is_end_stream() {
                     break Ok(Some(data));
                 }
@@ -323,23 +405,7 @@ impl Ctx<'_> {
         };
         match result {
             Ok(last) if storing => {
-                let location = if chunks == 0 {
-                    BodyLocation::Inline(pending.freeze())
-                } else {
-                    if !pending.is_empty() {
-                        store.insert(chunk_key(object_id, chunks), Entry::Chunk(pending.freeze()));
-                        chunks += 1;
-                    }
-                    BodyLocation::Chunked { object_id, chunk_size: chunk_size as u32, chunks }
-                };
-                let meta = ObjectMeta { body_len: total, ..meta };
-                let obj = Arc::new(StoredObject { meta, body: location });
-                if let Some((fields, _)) = &vary {
-                    let index = VariantIndex::new(fields.clone(), request_time, obj.meta.tags.clone());
-                    store.insert(self.key.primary.clone(), Entry::Variants(Arc::new(index)));
-                }
-                store.insert(storage_key, Entry::Object(obj));
-                metrics::counter!(crate::metrics::STORED_OBJECTS).increment(1);
+                self.put_object(&plan, object_id, chunks, pending, total);
                 // From here requests find the object in the store.
                 lead.close();
                 // The readers still take the last bytes; the object is stored whether they do
@@ -356,7 +422,115 @@ impl Ctx<'_> {
                 shared.finish(Err(e));
             }
         }
-        lead.close();
+    }
+
+    /// Writes the object entry (and the Vary index) once every chunk is in: from here the
+    /// object is visible, never half of it.
+    fn put_object(&self, plan: &Plan, object_id: u64, mut chunks: u32, pending: BytesMut, total: u64) {
+        let store = &self.cache.store;
+        let location = if chunks == 0 {
+            BodyLocation::Inline(pending.freeze())
+        } else {
+            if !pending.is_empty() {
+                store.insert(chunk_key(object_id, chunks), Entry::Chunk(pending.freeze()));
+                chunks += 1;
+            }
+            BodyLocation::Chunked { object_id, chunk_size: store.chunk_size() as u32, chunks }
+        };
+        let meta = ObjectMeta { body_len: total, ..plan.meta.clone() };
+        let obj = Arc::new(StoredObject { meta, body: location });
+        if let Some((fields, _)) = &plan.vary {
+            let index = VariantIndex::new(fields.clone(), plan.meta.request_time, plan.meta.tags.clone());
+            store.insert(self.key.primary.clone(), Entry::Variants(Arc::new(index)));
+        }
+        store.insert(plan.storage_key.clone(), Entry::Object(obj));
+        metrics::counter!(crate::metrics::STORED_OBJECTS).increment(1);
+    }
+}
+
+/// A response on its way to the store.
+struct Plan {
+    vary: Option<(Vec<HeaderName>, String)>,
+    storage_key: String,
+    meta: ObjectMeta,
+    ttl_secs: i64,
+    for_requester: HeaderMap,
+}
+
+impl Plan {
+    fn landing(&mut self, body: Arc<SharedBody>, storage: Storage) -> SharedResponse {
+        SharedResponse {
+            meta: Arc::new(self.meta.clone()),
+            body,
+            vary: self.vary.clone(),
+            storage,
+            ttl_secs: self.ttl_secs,
+            for_requester: std::mem::take(&mut self.for_requester),
+        }
+    }
+}
+
+/// Moves every whole chunk of `pending` into the store.
+fn put_chunks(store: &super::store::Store, object_id: u64, chunks: &mut u32, pending: &mut BytesMut) {
+    let chunk_size = store.chunk_size();
+    while pending.len() >= chunk_size {
+        let chunk = pending.split_to(chunk_size).freeze();
+        store.insert(chunk_key(object_id, *chunks), Entry::Chunk(chunk));
+        *chunks += 1;
+    }
+}
+
+/// What a body that broke off is to the client: a timeout of ours is a 504
+/// (`between_bytes_timeout`, `total_timeout`), anything else (a reset, a close short of
+/// `Content-Length`, malformed chunking: RFC 9112 §8) a 502. Told by the error's type, never
+/// its text.
+fn body_failure(error: &BoxError) -> (ErrorKind, Detail) {
+    if error.is::<BetweenBytesTimeout>() || error.is::<TotalTimeout>() {
+        (ErrorKind::UpstreamTimeout, Detail::BodyTimeout)
+    } else {
+        (ErrorKind::UpstreamProtocol, Detail::BodyIncomplete)
+    }
+}
+
+/// Whether a body to be stored is read whole before the answer: the read-ahead is on and the
+/// body is not declared larger than it (a chunked body is read up to the bound, and streams
+/// on if it goes past it).
+fn read_ahead_applies(bound: u64, declared: Option<u64>) -> bool {
+    bound > 0 && declared.is_none_or(|n| n <= bound)
+}
+
+/// How a read-ahead ended.
+enum ReadAhead {
+    /// The body ended: all of it.
+    Whole(Bytes),
+    /// Past the bound and not ended: what was read so far; the rest streams.
+    Partial(BytesMut),
+    /// The body broke off after `read` bytes.
+    Broken { read: u64, error: BoxError },
+}
+
+/// Reads `body` until it ends or more than `bound` bytes have come.
+async fn read_ahead<B>(body: &mut B, bound: u64) -> ReadAhead
+where
+    B: http_body::Body<Data = Bytes, Error = BoxError> + Unpin,
+{
+    let mut read = BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => return ReadAhead::Whole(read.freeze()),
+            Some(Err(error)) => return ReadAhead::Broken { read: read.len() as u64, error },
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    read.extend_from_slice(&data);
+                }
+                if body.is_end_stream() {
+                    return ReadAhead::Whole(read.freeze());
+                }
+                if read.len() as u64 > bound {
+                    return ReadAhead::Partial(read);
+                }
+            }
+        }
     }
 }
 
@@ -375,7 +549,9 @@ pub async fn store_derived(
     let now = SystemTime::now();
     let no_client_headers = HeaderMap::new();
     let ctx = Ctx { cache, svc, key, client_headers: &no_client_headers };
-    ctx.store_streaming(&mut lead, StatusCode::OK, headers, HeaderMap::new(), body, (now, now)).await;
+    // A variant is made here from a stored base, not read from an upstream that can break off:
+    // it streams as it is made (time to first byte of a large encode), never read ahead.
+    ctx.store_streaming(&mut lead, StatusCode::OK, headers, HeaderMap::new(), body, (now, now), 0).await;
 }
 
 async fn pass_response(status: StatusCode, headers: HeaderMap, body: TimedBody<hyper::body::Incoming>) -> PassResponse {
@@ -436,6 +612,75 @@ pub fn strip_for_fill(headers: &mut HeaderMap) {
     ];
     for name in FILL_STRIP {
         headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod read_ahead_tests {
+    use std::time::Duration;
+
+    use http_body::Frame;
+    use http_body_util::StreamBody;
+
+    use super::*;
+
+    #[test]
+    fn which_bodies_are_read_whole_before_the_answer() {
+        // (case, buffer_before_answer, Content-Length, read ahead)
+        let cases = [
+            ("RFC 9112 §6.3: a declared length within the bound", 64, Some(64), true),
+            ("a declared length past the bound streams at once (time to first byte)", 64, Some(65), false),
+            ("RFC 9112 §7.1: chunked, length unknown: read up to the bound", 64, None, true),
+            ("0 turns it off", 0, Some(1), false),
+            ("0 turns it off for chunked bodies too", 0, None, false),
+            ("an empty body", 64, Some(0), true),
+        ];
+        for (case, bound, declared, want) in cases {
+            assert_eq!(read_ahead_applies(bound, declared), want, "{case}");
+        }
+    }
+
+    fn body(frames: Vec<Result<&'static [u8], BoxError>>) -> crate::body::EdgeBody {
+        let frames = frames.into_iter().map(|f| f.map(|b| Frame::data(Bytes::from_static(b))));
+        StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
+    }
+
+    #[tokio::test]
+    async fn a_read_ahead_ends_whole_partial_or_broken() {
+        let mut whole = body(vec![Ok(b"0123"), Ok(b"4567")]);
+        assert!(matches!(read_ahead(&mut whole, 8).await, ReadAhead::Whole(b) if &b[..] == b"01234567"));
+        let mut past = body(vec![Ok(b"0123"), Ok(b"45678"), Ok(b"9")]);
+        assert!(matches!(read_ahead(&mut past, 8).await, ReadAhead::Partial(b) if &b[..] == b"012345678"));
+        // What is left streams on from where the read-ahead stopped.
+        assert_eq!(&past.frame().await.unwrap().unwrap().into_data().unwrap()[..], b"9");
+        let reset: BoxError = "connection reset".into();
+        let mut broken = body(vec![Ok(b"0123"), Err(reset)]);
+        assert!(matches!(read_ahead(&mut broken, 8).await, ReadAhead::Broken { read: 4, .. }));
+    }
+
+    #[test]
+    fn a_timeout_is_told_apart_from_a_reset() {
+        // (case, body error, status the client gets, Cache-Status detail)
+        let cases: [(&str, BoxError, u16, Detail); 3] = [
+            (
+                "RFC 9110 §15.6.5: no byte within between_bytes_timeout",
+                Box::new(BetweenBytesTimeout(Duration::from_secs(1))),
+                504,
+                Detail::BodyTimeout,
+            ),
+            ("past total_timeout", Box::new(TotalTimeout(Duration::from_secs(1))), 504, Detail::BodyTimeout),
+            (
+                "RFC 9110 §15.6.3: reset or closed short of Content-Length (RFC 9112 §8)",
+                "connection reset".into(),
+                502,
+                Detail::BodyIncomplete,
+            ),
+        ];
+        for (case, error, status, detail) in cases {
+            let (kind, got) = body_failure(&error);
+            assert_eq!((kind.status().as_u16(), got), (status, detail), "{case}");
+        }
     }
 }
 

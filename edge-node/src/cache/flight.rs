@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::entry::{ObjectMeta, StoredObject};
 use super::shared_body::SharedBody;
+use super::status::Detail;
 use crate::body::EdgeBody;
 use crate::error::EdgeError;
 
@@ -26,6 +27,29 @@ pub enum Landing {
     Pass(PassResponse),
     /// No usable response.
     Failed(EdgeError),
+    /// A storable response whose body broke off while it was read ahead (it was small enough
+    /// to read whole before answering): nothing is stored, and every waiter gets the same
+    /// error (or its stale copy), never a truncated body.
+    Broken(Broken),
+}
+
+pub struct Broken {
+    /// What the upstream answered (`fwd-status`).
+    pub status: StatusCode,
+    pub error: EdgeError,
+    pub detail: Detail,
+}
+
+/// Where a [`SharedResponse`] stands with the store when it lands (RFC 9211 §2.5: `stored`
+/// is said only when true).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Read whole and stored before the head went out.
+    Stored,
+    /// Streaming into the store; stored once the body completes.
+    Storing,
+    /// Not stored (over the object size bound).
+    NotStored,
 }
 
 pub struct Revalidated {
@@ -46,7 +70,7 @@ pub struct SharedResponse {
     /// The Vary secondary key the response was fetched for, if it varies: a follower whose
     /// request gives another key must fetch its own variant.
     pub vary: Option<(Vec<http::HeaderName>, String)>,
-    pub stored: bool,
+    pub storage: Storage,
     pub ttl_secs: i64,
     /// Fields for the client whose request fetched it only (`Set-Cookie` of a response the
     /// service stores anyway, `store_set_cookie`): `meta` holds none.

@@ -40,6 +40,8 @@ pub struct Cache {
     pub store: Store,
     pub purges: PurgeLog,
     pub flights: Arc<Flights>,
+    /// `cache.buffer_before_answer` in bytes (0: off), read at start.
+    pub buffer_before_answer: u64,
 }
 
 /// What a lookup found.
@@ -73,7 +75,8 @@ impl Cache {
     pub async fn open(cfg: &CacheConfig) -> Result<Arc<Self>, CacheOpenError> {
         let store = Store::open(cfg).await?;
         let purges = PurgeLog::open(&cfg.disk_path, cfg.max_purge_records, cfg.max_retention, SystemTime::now())?;
-        Ok(Arc::new(Self { store, purges, flights: Arc::new(Flights::default()) }))
+        let buffer_before_answer = cfg.buffer_before_answer.as_u64();
+        Ok(Arc::new(Self { store, purges, flights: Arc::new(Flights::default()), buffer_before_answer }))
     }
 
     pub async fn lookup(&self, key: &CacheKey, req: &HeaderMap, now: SystemTime) -> Found {

@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use super::entry::StoredObject;
 use super::fetch::content_length;
 use super::fetch::{FetchJob, strip_for_fill};
-use super::flight::{Join, Landing, PassBody};
+use super::flight::{Join, Landing, PassBody, Storage};
 use super::key::CacheKey;
 use super::object_response::{self, Source};
 use super::policy::{self, Directives, Usability};
@@ -267,9 +267,12 @@ impl Turn<'_> {
                 let status = CacheStatus {
                     fwd: Some(fwd),
                     fwd_status: Some(shared.meta.status.as_u16()),
-                    stored: shared.stored,
+                    // RFC 9211 §2.5: `stored` only when it is; a body still streaming in says
+                    // `detail=storing`.
+                    stored: shared.storage == Storage::Stored,
                     collapsed,
                     ttl: Some(shared.ttl_secs),
+                    detail: (shared.storage == Storage::Storing).then_some(Detail::Storing),
                     ..CacheStatus::default()
                 };
                 let source = Source::Streaming { body: reader.into_body(), len: content_length(&shared.meta.headers) };
@@ -343,6 +346,22 @@ impl Turn<'_> {
                 Some(served) => Ok(served),
                 None => Err(e.clone()),
             },
+            // The body broke off before the answer: the same error for every waiter (or the
+            // stale copy, RFC 5861 §4), saying what the origin answered and what happened.
+            Landing::Broken(broken) => {
+                let fwd_status = Some(broken.status.as_u16());
+                if let Some(served) = self.stale_on_error(stale.as_ref(), fwd_status).await {
+                    return Ok(served);
+                }
+                let status = CacheStatus {
+                    fwd: Some(fwd),
+                    fwd_status,
+                    collapsed,
+                    detail: Some(broken.detail),
+                    ..CacheStatus::default()
+                };
+                Err(broken.error.clone().with_cache_status(status))
+            }
         }
     }
 

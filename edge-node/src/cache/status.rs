@@ -27,10 +27,32 @@ impl Fwd {
     }
 }
 
+/// RFC 9211 §2.8 `detail`: what this node adds to the entry's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detail {
     StaleWhileRevalidate,
     StaleIfError,
+    /// The response is streaming into the store and is not stored yet (its body is larger
+    /// than `cache.buffer_before_answer`): `stored` is said only once it is true (§2.5).
+    Storing,
+    /// The upstream's body broke off (reset, closed early, malformed) before it was complete:
+    /// nothing was stored and the client got an error (or a stale copy) instead.
+    BodyIncomplete,
+    /// The upstream's body stopped for longer than `between_bytes_timeout` (or the whole
+    /// exchange passed `total_timeout`): nothing was stored.
+    BodyTimeout,
+}
+
+impl Detail {
+    fn as_str(self) -> &'static str {
+        match self {
+            Detail::StaleWhileRevalidate => "stale-while-revalidate",
+            Detail::StaleIfError => "stale-if-error",
+            Detail::Storing => "storing",
+            Detail::BodyIncomplete => "upstream-body-incomplete",
+            Detail::BodyTimeout => "upstream-body-timeout",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,20 +97,19 @@ impl CacheStatus {
         if let Some(ttl) = self.ttl {
             let _ = write!(s, "; ttl={ttl}");
         }
-        match self.detail {
-            Some(Detail::StaleWhileRevalidate) => s.push_str("; detail=stale-while-revalidate"),
-            Some(Detail::StaleIfError) => s.push_str("; detail=stale-if-error"),
-            None => {}
+        if let Some(detail) = self.detail {
+            let _ = write!(s, "; detail={}", detail.as_str());
         }
         s
     }
 
-    /// Bounded label: hit, stale, revalidated, miss, collapsed, pass, error-stale.
+    /// Bounded label: hit, stale, revalidated, miss, collapsed, pass, stale_if_error, error.
     pub fn outcome(&self) -> &'static str {
         match (self.hit, self.fwd, self.detail) {
             (true, _, Some(Detail::StaleWhileRevalidate)) => "stale",
             (true, _, _) => "hit",
             (_, _, Some(Detail::StaleIfError)) => "stale_if_error",
+            (_, _, Some(Detail::BodyIncomplete | Detail::BodyTimeout)) => "error",
             (_, Some(Fwd::Stale), _) if self.fwd_status == Some(304) => "revalidated",
             (_, Some(Fwd::Method | Fwd::Bypass), _) => "pass",
             _ if self.collapsed => "collapsed",
@@ -132,6 +153,41 @@ mod tests {
                 "collapsed",
             ),
             (CacheStatus::forward(Fwd::Method), "n; fwd=method", "pass"),
+            // RFC 9211 §2.5: `stored` only once it is true; a body still streaming in says so.
+            (
+                CacheStatus {
+                    fwd: Some(Fwd::UriMiss),
+                    fwd_status: Some(200),
+                    ttl: Some(60),
+                    detail: Some(Detail::Storing),
+                    ..Default::default()
+                },
+                "n; fwd=uri-miss; fwd-status=200; ttl=60; detail=storing",
+                "miss",
+            ),
+            // RFC 9211 §2.4 fwd-status: what the origin answered; §2.8 detail: why it is not
+            // what the client got.
+            (
+                CacheStatus {
+                    fwd: Some(Fwd::UriMiss),
+                    fwd_status: Some(200),
+                    detail: Some(Detail::BodyIncomplete),
+                    ..Default::default()
+                },
+                "n; fwd=uri-miss; fwd-status=200; detail=upstream-body-incomplete",
+                "error",
+            ),
+            (
+                CacheStatus {
+                    fwd: Some(Fwd::UriMiss),
+                    fwd_status: Some(200),
+                    collapsed: true,
+                    detail: Some(Detail::BodyTimeout),
+                    ..Default::default()
+                },
+                "n; fwd=uri-miss; fwd-status=200; collapsed; detail=upstream-body-timeout",
+                "error",
+            ),
             (
                 CacheStatus {
                     fwd: Some(Fwd::Stale),

@@ -90,7 +90,10 @@ impl Transforms<'_> {
         let base_key = CacheKey::new(&svc.name, self.host, &base_path);
         let base_req = Request::from_parts(base_parts, body::empty());
         let Served { response, status } = cache_serve(self.cache, svc, self.host, base_req, self.fwd, ctx).await?;
-        let cacheable = status.hit || status.stored;
+        // A base still streaming into the store (`detail=storing`) is stored as soon as it
+        // completes: its variants are made once, as for a stored one.
+        let storing = status.detail == Some(crate::cache::status::Detail::Storing);
+        let cacheable = status.hit || status.stored || storing;
         if response.status() != StatusCode::OK {
             return Ok(Served { response: self.as_is(response, &client, image.is_some()).await, status });
         }

@@ -25,4 +25,4 @@ pub use client::{Outgoing, Upstream};
 pub(crate) use client::{ca_roots, jitter, system_roots};
 pub use forward::{ForwardInfo, forward_headers};
 pub use guard::{ForbiddenUpstream, Guard};
-pub use timed_body::TimedBody;
+pub use timed_body::{BetweenBytesTimeout, TimedBody, TotalTimeout};
