@@ -157,15 +157,15 @@ async fn accept_loop(listener: TcpListener, log: Arc<Mutex<Log>>, accepted: Arc<
     for conn in 0usize.. {
         let Ok((mut tcp, _)) = listener.accept().await else { continue };
         accepted.fetch_add(1, Ordering::SeqCst);
-        match &script {
-            &Script::Drop(drops) if conn < drops => {
+        match script {
+            Script::Drop(drops) if conn < drops => {
                 tasks.spawn(async move {
                     let mut buf = Vec::new();
                     let _ = read_head(&mut tcp, &mut buf).await;
                     // Dropped: closed without a response byte.
                 });
             }
-            &Script::KillSecond(_, kill) => {
+            Script::KillSecond(_, kill) => {
                 tasks.spawn(serve(tcp, conn, log.clone(), Some((kill, budget.clone())), interim.clone()));
             }
             _ => {
