@@ -59,14 +59,12 @@ pub enum Kill {
 }
 
 /// What the origin does, connection by connection.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 enum Script {
     /// The first `n` connections are closed as soon as a request head arrived.
     Drop(usize),
     /// Connections answer one request, keep alive, and kill the next, `n` times in all.
     KillSecond(usize, Kill),
-    /// Every response is preceded by these bytes (interim 1xx heads).
-    Interim(Arc<[u8]>),
 }
 
 /// A running raw origin; dropping it stops it.
@@ -96,12 +94,6 @@ impl RawOrigin {
     /// connections are kept alive as usual.
     pub async fn closing_reused(kills: usize, kill: Kill) -> anyhow::Result<Self> {
         Self::scripted(Script::KillSecond(kills, kill)).await
-    }
-
-    /// Like [`RawOrigin::start`], but every response is preceded by `interim`, written as it is:
-    /// interim (1xx) heads such as `HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n`.
-    pub async fn with_interim(interim: &str) -> anyhow::Result<Self> {
-        Self::scripted(Script::Interim(Arc::from(interim.as_bytes()))).await
     }
 
     async fn scripted(script: Script) -> anyhow::Result<Self> {
@@ -148,12 +140,8 @@ async fn accept_loop(listener: TcpListener, log: Arc<Mutex<Log>>, accepted: Arc<
     let mut tasks = tokio::task::JoinSet::new();
     let budget = Arc::new(AtomicUsize::new(match script {
         Script::KillSecond(kills, _) => kills,
-        Script::Drop(_) | Script::Interim(_) => 0,
+        Script::Drop(_) => 0,
     }));
-    let interim: Arc<[u8]> = match &script {
-        Script::Interim(bytes) => bytes.clone(),
-        _ => Arc::from(&b""[..]),
-    };
     for conn in 0usize.. {
         let Ok((mut tcp, _)) = listener.accept().await else { continue };
         accepted.fetch_add(1, Ordering::SeqCst);
@@ -166,24 +154,18 @@ async fn accept_loop(listener: TcpListener, log: Arc<Mutex<Log>>, accepted: Arc<
                 });
             }
             Script::KillSecond(_, kill) => {
-                tasks.spawn(serve(tcp, conn, log.clone(), Some((kill, budget.clone())), interim.clone()));
+                tasks.spawn(serve(tcp, conn, log.clone(), Some((kill, budget.clone()))));
             }
             _ => {
-                tasks.spawn(serve(tcp, conn, log.clone(), None, interim.clone()));
+                tasks.spawn(serve(tcp, conn, log.clone(), None));
             }
         }
     }
 }
 
 /// Serves requests on `tcp`; with `kill = Some((how, budget))`, answers one and kills the
-/// second while the budget of kills lasts; `interim` (1xx heads) goes before every response.
-async fn serve(
-    mut tcp: TcpStream,
-    conn: usize,
-    log: Arc<Mutex<Log>>,
-    kill: Option<(Kill, Arc<AtomicUsize>)>,
-    interim: Arc<[u8]>,
-) {
+/// second while the budget of kills lasts.
+async fn serve(mut tcp: TcpStream, conn: usize, log: Arc<Mutex<Log>>, kill: Option<(Kill, Arc<AtomicUsize>)>) {
     let mut buf: Vec<u8> = Vec::new();
     for served in 0usize.. {
         if let Some((how, budget)) = kill.as_ref().filter(|_| served == 1 && buf.is_empty()) {
@@ -215,9 +197,6 @@ async fn serve(
         // Answer first, as nginx does for a static file or a GET it proxies without a body.
         let response =
             format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nCache-Control: max-age=60\r\n\r\n{body}", body.len());
-        if !interim.is_empty() && tcp.write_all(&interim).await.is_err() {
-            return;
-        }
         if tcp.write_all(response.as_bytes()).await.is_err() || chunked {
             return;
         }

@@ -11,18 +11,29 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use outpost_tests::{EdgeNode, NodeConfig, RawOrigin, Reply, ServiceSpec, shop, shop_with};
+use outpost_tests::interim_origin::{final_response, interim};
+use outpost_tests::{EdgeNode, InterimOrigin, NodeConfig, Reply, ServiceSpec, shop, shop_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Every wait is bounded; none is a timing assertion.
 const LIMIT: Duration = Duration::from_secs(15);
 
-const HINT: &str = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload; as=style\r\n\
-                    Link: </b.js>; rel=preload; as=script\r\nX-Hint-Only: 1\r\n\r\n";
+/// The origin's 103: two Link fields and one field that must stay out of the final response.
+const HINT: &[(&str, &str)] =
+    &[("Link", "</a.css>; rel=preload; as=style"), ("Link", "</b.js>; rel=preload; as=script"), ("X-Hint-Only", "1")];
 
-async fn hinting_node() -> anyhow::Result<(RawOrigin, EdgeNode)> {
-    let origin = RawOrigin::with_interim(HINT).await?;
+/// A node in front of an origin that sends [`HINT`] then `200 origin:PATH` for each of `paths`.
+async fn hinting_node(paths: &[&str]) -> anyhow::Result<(InterimOrigin, EdgeNode)> {
+    let origin = InterimOrigin::start().await?;
+    for path in paths {
+        let body = format!("origin:{path}");
+        let answer = vec![
+            interim(103, "Early Hints", HINT),
+            final_response(200, "OK", &[("cache-control", "max-age=60")], &body),
+        ];
+        origin.route(path, vec![answer]);
+    }
     let service = ServiceSpec::new("shop", &["shop.test"], origin.url());
     let node = EdgeNode::start(NodeConfig::with_service(service)).await?;
     Ok((origin, node))
@@ -54,7 +65,7 @@ async fn read_until(tcp: &mut TcpStream, wire: &mut Vec<u8>, needle: &[u8]) -> a
 
 #[tokio::test]
 async fn an_origins_103_reaches_an_h2_client_before_the_200_and_not_in_it() -> anyhow::Result<()> {
-    let (_origin, node) = hinting_node().await?;
+    let (_origin, node) = hinting_node(&["/page.html"]).await?;
     let mut client = h2_client(&node).await?;
     let req = Request::get("http://shop.test/page.html").body(())?;
     let (mut resp, _) = client.send_request(req, true)?;
@@ -74,7 +85,7 @@ async fn an_origins_103_reaches_an_h2_client_before_the_200_and_not_in_it() -> a
 
 #[tokio::test]
 async fn an_origins_103_reaches_an_http11_client_before_the_200_and_not_in_it() -> anyhow::Result<()> {
-    let (_origin, node) = hinting_node().await?;
+    let (_origin, node) = hinting_node(&["/page.html"]).await?;
     let mut tcp = TcpStream::connect(node.http_addr()).await?;
     tcp.write_all(b"GET /page.html HTTP/1.1\r\nHost: shop.test\r\n\r\n").await?;
     let mut wire = Vec::new();
@@ -90,7 +101,7 @@ async fn an_origins_103_reaches_an_http11_client_before_the_200_and_not_in_it() 
 
 #[tokio::test]
 async fn an_http10_client_never_gets_a_1xx() -> anyhow::Result<()> {
-    let (_origin, node) = hinting_node().await?;
+    let (_origin, node) = hinting_node(&["/old.html"]).await?;
     let mut tcp = TcpStream::connect(node.http_addr()).await?;
     tcp.write_all(b"GET /old.html HTTP/1.0\r\nHost: shop.test\r\n\r\n").await?;
     let mut wire = Vec::new();
