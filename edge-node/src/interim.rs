@@ -38,16 +38,37 @@ pub enum InterimRefused {
 /// The phases' end: cheap to clone, never blocks.
 #[derive(Debug, Clone)]
 pub struct InterimSender {
-    tx: mpsc::Sender<InterimHead>,
+    tx: mpsc::Sender<Box<InterimHead>>,
 }
 
 /// The connection's end: read until the final response head is written, then dropped.
-pub type InterimReceiver = mpsc::Receiver<InterimHead>;
+///
+/// Every request gets a channel, and tokio's channel allocates its first block of slots at
+/// once: the heads travel boxed, so that block holds pointers (a few hundred bytes) rather than
+/// header maps (kilobytes) on every request, hit or not. A hint is rare; its box is cheap.
+#[derive(Debug)]
+pub struct InterimReceiver(mpsc::Receiver<Box<InterimHead>>);
+
+impl InterimReceiver {
+    /// The next head; `None` once every sender is gone (or after `close`, when drained).
+    pub async fn recv(&mut self) -> Option<InterimHead> {
+        self.0.recv().await.map(|head| *head)
+    }
+
+    pub fn try_recv(&mut self) -> Result<InterimHead, mpsc::error::TryRecvError> {
+        self.0.try_recv().map(|head| *head)
+    }
+
+    /// No more heads are taken; those queued can still be read.
+    pub fn close(&mut self) {
+        self.0.close();
+    }
+}
 
 /// A sender for one request and the receiver its connection drains.
 pub fn channel() -> (InterimSender, InterimReceiver) {
     let (tx, rx) = mpsc::channel(MAX_INTERIM_PER_REQUEST);
-    (InterimSender { tx }, rx)
+    (InterimSender { tx }, InterimReceiver(rx))
 }
 
 impl InterimSender {
@@ -58,7 +79,7 @@ impl InterimSender {
         if !status.is_informational() || status == StatusCode::CONTINUE || status == StatusCode::SWITCHING_PROTOCOLS {
             return Err(InterimRefused::NotInterim(status));
         }
-        self.tx.try_send(head).map_err(|_| InterimRefused::Closed)
+        self.tx.try_send(Box::new(head)).map_err(|_| InterimRefused::Closed)
     }
 
     /// Whether the connection still takes interim responses for this request.

@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::raw_origin::{RawRequest, parse, read_head};
+use crate::raw_origin::{RawRequest, discard, parse, read_head};
 
 /// Bound on a [`Hold`]: a test that never releases one still ends.
 const HOLD_LIMIT: Duration = Duration::from_secs(20);
@@ -168,21 +168,5 @@ fn answer(state: &Mutex<State>, req: RawRequest) -> Vec<Step> {
     match s.scripts.get(&path) {
         Some(answers) => answers.get(nth).or(answers.last()).cloned().unwrap_or(not_found),
         None => not_found,
-    }
-}
-
-async fn discard(tcp: &mut TcpStream, buf: &mut Vec<u8>, mut length: usize) -> bool {
-    let mut chunk = [0u8; 4096];
-    loop {
-        let take = length.min(buf.len());
-        buf.drain(..take);
-        length -= take;
-        if length == 0 {
-            return true;
-        }
-        match tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            _ => return false,
-        }
     }
 }

@@ -267,7 +267,9 @@ pub(crate) async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<
     }
 }
 
-async fn discard(tcp: &mut TcpStream, buf: &mut Vec<u8>, mut length: usize) -> bool {
+/// Drops the `length` body bytes a request declared (some may already be in `buf`); false when
+/// the connection closed or went idle first.
+pub(crate) async fn discard(tcp: &mut TcpStream, buf: &mut Vec<u8>, mut length: usize) -> bool {
     let mut chunk = [0u8; 4096];
     loop {
         let take = length.min(buf.len());
