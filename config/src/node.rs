@@ -399,12 +399,22 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
     /// Idle connections kept per origin; 0 disables pooling. Default: 64; 0 to 10000.
     pub pool_max_idle_per_host: usize,
+    /// HTTP/2 connections per upstream (per shield and TLS name): a stream goes on an open
+    /// connection while it has a free slot under the upstream's SETTINGS_MAX_CONCURRENT_STREAMS,
+    /// and another connection is opened when none has; past this bound streams wait for a slot.
+    /// Default: 8; 1 to 1024.
+    #[serde(default = "default_h2_max_connections")]
+    pub h2_max_connections: usize,
     /// Request bodies up to this size are kept while they stream upstream, so that a request
     /// whose reused connection died before any response byte can be sent again on a new one.
     /// Larger bodies are never kept: such a request is not replayed. 0 keeps none (only
     /// requests without a body are replayed). Costs up to this much memory per request in
     /// flight with a body. Default: 64KiB (Pingora's retry buffer); 0 to 1MiB.
     pub replay_body_max: ByteSize,
+}
+
+fn default_h2_max_connections() -> usize {
+    8
 }
 
 fn default_total_timeout() -> Duration {
@@ -420,6 +430,7 @@ impl Default for UpstreamConfig {
             total_timeout: default_total_timeout(),
             pool_idle_timeout: Duration::from_secs(4),
             pool_max_idle_per_host: 64,
+            h2_max_connections: default_h2_max_connections(),
             replay_body_max: ByteSize::kib(64),
         }
     }
@@ -596,6 +607,7 @@ mod tests {
         assert_eq!(upstream.between_bytes_timeout, Duration::from_secs(10));
         assert_eq!(upstream.pool_idle_timeout, Duration::from_secs(4));
         assert_eq!(upstream.pool_max_idle_per_host, 64);
+        assert_eq!(upstream.h2_max_connections, 8);
         assert_eq!(upstream.replay_body_max, ByteSize::kib(64));
 
         assert_eq!(config.log.access, AccessLog::Stdout);

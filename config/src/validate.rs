@@ -320,6 +320,7 @@ fn check_upstream(report: &mut Report<'_>, upstream: &UpstreamConfig) {
     report.positive("upstream.total_timeout", upstream.total_timeout);
     report.positive("upstream.pool_idle_timeout", upstream.pool_idle_timeout);
     report.count("upstream.pool_max_idle_per_host", upstream.pool_max_idle_per_host, 0, 10_000);
+    report.count("upstream.h2_max_connections", upstream.h2_max_connections, 1, 1024);
     report.size("upstream.replay_body_max", upstream.replay_body_max, ByteSize(0), Some(ByteSize::mib(1)));
 }
 
@@ -648,6 +649,11 @@ mod tests {
                 format!("{NODE}{LISTEN}[upstream]\npool_max_idle_per_host = 10001\n"),
                 "upstream.pool_max_idle_per_host",
                 "use 0 to 10000",
+            ),
+            (
+                format!("{NODE}{LISTEN}[upstream]\nh2_max_connections = 0\n"),
+                "upstream.h2_max_connections",
+                "use 1 to 1024",
             ),
             (
                 format!("{NODE}{LISTEN}[upstream]\nreplay_body_max = \"2MiB\"\n"),

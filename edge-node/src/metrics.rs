@@ -21,6 +21,8 @@ pub const UPSTREAM_PANICS: &str = "outpost_upstream_panics_total";
 /// closed it while idle), by `replayed`: sent again on a new connection, or not (the request
 /// may have been applied). Never counted as upstream failures.
 pub const UPSTREAM_STALE_CONNECTIONS: &str = "outpost_upstream_stale_connections_total";
+/// Open HTTP/2 connections of the node's own h2 upstream client (origins and shields).
+pub const UPSTREAM_H2_CONNECTIONS: &str = "outpost_upstream_h2_connections";
 pub const STORED_OBJECTS: &str = "outpost_cache_stored_objects_total";
 pub const STORE_ERRORS: &str = "outpost_cache_store_errors_total";
 pub const CACHE_MEMORY_BYTES: &str = "outpost_cache_memory_bytes";

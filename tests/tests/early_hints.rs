@@ -27,9 +27,18 @@ struct Topology {
 /// An HTTP/3 node with one service `shop` for `shop.test` in front of an [`InterimOrigin`];
 /// `extra` lines go into the service's table.
 async fn topology(extra: &[&str]) -> anyhow::Result<Topology> {
+    topology_with(InterimOrigin::start().await?, extra).await
+}
+
+/// The same in front of an HTTP/2 (h2c) origin, reached with `origin_protocol = "http2"`
+/// through the node's h2 upstream client.
+async fn h2_origin_topology() -> anyhow::Result<Topology> {
+    topology_with(InterimOrigin::start_h2().await?, &["origin_protocol = \"http2\""]).await
+}
+
+async fn topology_with(origin: InterimOrigin, extra: &[&str]) -> anyhow::Result<Topology> {
     let ca = TestCa::new("early hints CA")?;
     let cert = ca.issue(&["shop.test"])?;
-    let origin = InterimOrigin::start().await?;
     let mut service = ServiceSpec::new("shop", &["shop.test"], origin.url());
     for line in extra {
         service = service.line(*line);
@@ -352,5 +361,80 @@ async fn h2_early_hints_from_cache_come_before_the_200() -> anyhow::Result<()> {
     let resp = exchange.finish().await?;
     assert_eq!(resp.status, 200, "{}", resp.summary());
     assert_eq!(resp.text(), PAGE);
+    Ok(())
+}
+
+/// RFC 9110 §15.2 over an HTTP/2 upstream: the origin's 103 travels as a HEADERS frame before
+/// the final one (RFC 9113 §8.1), and the node's h2 client passes it on like an HTTP/1.1
+/// origin's (hyper's h2 client dropped it). The 100 stays on its hop (§10.1.1).
+#[tokio::test]
+async fn h1_an_http2_origins_103_reaches_an_http1_client_first() -> anyhow::Result<()> {
+    let t = h2_origin_topology().await?;
+    let mut answer = vec![interim(100, "Continue", &[])];
+    answer.extend(hinted_page());
+    t.origin.route("/page", vec![answer]);
+    let (hints, resp) =
+        interim_client::h1_send_with_interim(t.node.http_addr(), &Req::get("shop.test", "/page")).await?;
+    assert_origin_hint(&hints, &resp);
+    assert_eq!(resp.text(), PAGE);
+    let (hints, hit) =
+        interim_client::h1_send_with_interim(t.node.http_addr(), &Req::get("shop.test", "/page")).await?;
+    assert!(hit.cache_status().hit() && hints.is_empty(), "{hints:?} {}", hit.summary());
+    assert_eq!(t.origin.count("/page"), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn h2_an_http2_origins_103_reaches_an_http2_client_first() -> anyhow::Result<()> {
+    let t = h2_origin_topology().await?;
+    t.origin.route("/page", vec![hinted_page()]);
+    let (hints, resp) =
+        interim_client::h2_send_with_interim(t.node.http_addr(), &Req::get("shop.test", "/page")).await?;
+    assert_origin_hint(&hints, &resp);
+    assert_eq!(resp.text(), PAGE);
+    assert_eq!(sample(&t.metrics().await?, "outpost_early_hints_sent_total{source=\"origin\"}"), 1.0);
+    Ok(())
+}
+
+/// Over HTTP/3, with the forwarding rules of an HTTP/1.1 origin's 1xx: hop-by-hop fields go
+/// (RFC 9110 §7.6.1; an HTTP/2 origin may not send Connection, but nothing else may pass).
+#[tokio::test]
+async fn h3_an_http2_origins_103_comes_first_and_stays_out_of_the_cache() -> anyhow::Result<()> {
+    let t = h2_origin_topology().await?;
+    t.origin.route("/page", vec![hinted_page()]);
+    let conn = t.h3_conn().await?;
+    let (hints, first) = conn.send_with_interim(&Req::get("shop.test", "/page")).await?;
+    assert_origin_hint(&hints, &first);
+    assert_eq!(values(hints[0].headers(), "x-hint"), ["only-in-103"]);
+    assert!(first.cache_status().stored(), "{}", first.summary());
+    let (hints, hit) = conn.send_with_interim(&Req::get("shop.test", "/page")).await?;
+    assert!(hit.cache_status().hit() && hints.is_empty(), "{hints:?} {}", hit.summary());
+    conn.close().await;
+    Ok(())
+}
+
+/// The 103 crosses two HTTP/2 upstream hops: origin (h2c) → shield → edge (the edge reaches its
+/// shield over HTTP/2) → an HTTP/2 client, still before the 200, and neither tier stores it.
+#[tokio::test]
+async fn h2_a_103_crosses_the_edge_shield_origin_chain() -> anyhow::Result<()> {
+    let origin = InterimOrigin::start_h2().await?;
+    origin.route("/page", vec![hinted_page()]);
+    let at_shield = ServiceSpec::new("shop", &["shop.test"], origin.url())
+        .line("origin_protocol = \"http2\"")
+        .without_health_checks();
+    let shield = EdgeNode::start_shield(NodeConfig::with_service(at_shield).name("shield-1")).await?;
+    let at_edge = ServiceSpec::new("shop", &["shop.test"], origin.url())
+        .shields(vec![(shield.url(), "fra".to_string())])
+        .without_health_checks();
+    let edge = EdgeNode::start(NodeConfig::with_service(at_edge).name("edge-1")).await?;
+    let (hints, resp) = interim_client::h2_send_with_interim(edge.http_addr(), &Req::get("shop.test", "/page")).await?;
+    assert_origin_hint(&hints, &resp);
+    assert_eq!(resp.text(), PAGE);
+    let via: Vec<String> =
+        origin.requests().iter().flat_map(|r| r.headers.clone()).filter(|(n, _)| n == "via").map(|(_, v)| v).collect();
+    assert!(via.iter().any(|v| v.contains("shield-1")), "fetched through the shield: {via:?}");
+    let (hints, hit) = interim_client::h2_send_with_interim(edge.http_addr(), &Req::get("shop.test", "/page")).await?;
+    assert!(hit.cache_status().hit() && hints.is_empty(), "{hints:?} {}", hit.summary());
+    assert_eq!(origin.count("/page"), 1);
     Ok(())
 }

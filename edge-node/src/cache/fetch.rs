@@ -52,7 +52,7 @@ pub struct FetchJob {
 /// times RFC 9111 §4.2.3 needs.
 struct Exchange {
     parts: http::response::Parts,
-    body: TimedBody<hyper::body::Incoming>,
+    body: TimedBody<crate::upstream::UpstreamBody>,
     times: (SystemTime, SystemTime),
 }
 
@@ -554,7 +554,11 @@ pub async fn store_derived(
     ctx.store_streaming(&mut lead, StatusCode::OK, headers, HeaderMap::new(), body, (now, now), 0).await;
 }
 
-async fn pass_response(status: StatusCode, headers: HeaderMap, body: TimedBody<hyper::body::Incoming>) -> PassResponse {
+async fn pass_response(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: TimedBody<crate::upstream::UpstreamBody>,
+) -> PassResponse {
     let server_error = status.is_server_error();
     let private = policy::response_directives(&headers).0.private;
     let small = content_length(&headers).is_some_and(|n| n <= BUFFER_PASS_BODY);

@@ -15,19 +15,20 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version, header};
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use outpost_config::{Balance, HostHeader, HostPattern, OriginProtocol, ServiceConfig, UpstreamConfig};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use super::body::UpstreamBody;
 use super::breaker::{Permit, RequestOutcome};
 use super::conn;
 use super::dial::FixedDial;
 use super::ejection;
 use super::framing::{Framing, frame};
 use super::guard::{Guard, GuardedConnector};
+use super::h2::{self as h2c, H2Failed, H2Pool, Stage};
 use super::peer::{Peer, PeerSnapshot, Role, spawn_probes};
 use super::replay::{self, Replay};
 use super::request_body::{BodyWatch, ClientFault, SentBody};
@@ -36,16 +37,20 @@ use super::select::Balancer;
 use super::stale::{self, FailedTry, Verdict};
 use crate::body::{self, EdgeBody};
 use crate::error::{EdgeError, ErrorKind, Side};
+use crate::hints::HintRelay;
 
 type ClientError = hyper_util::client::legacy::Error;
+/// How a send failed: in hyper's client (HTTP/1.1 upstreams) or in the node's h2 client.
+#[derive(Debug)]
+enum SendError {
+    Hyper(ClientError),
+    H2(H2Failed),
+}
 /// One send as the client and the first-byte timeout left it.
-type Sent = Result<Result<Response<Incoming>, ClientError>, tokio::time::error::Elapsed>;
+type Sent = Result<Result<Response<UpstreamBody>, SendError>, tokio::time::error::Elapsed>;
 /// How one try counts for the breaker, and what it came to.
-type Judged = (RequestOutcome, Result<Response<Incoming>, EdgeError>);
+type Judged = (RequestOutcome, Result<Response<UpstreamBody>, EdgeError>);
 pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<GuardedConnector>, EdgeBody>;
-/// A shield's own client: HTTP/2 (h2c with prior knowledge, or ALPN h2 over TLS), multiplexed
-/// on pooled connections that always go to that shield.
-type ShieldClient = Client<hyper_rustls::HttpsConnector<FixedDial>, EdgeBody>;
 
 /// One request to send upstream; `headers` carry the request's canonical Host (rewritten per
 /// upstream as the service's `host_header` says).
@@ -72,14 +77,13 @@ pub struct Upstream {
     /// The same client without a pool: every request on a new connection. A request whose
     /// pooled connection turned out stale is sent again through it.
     fresh_client: HttpsClient,
-    /// The origins speak only HTTP/2 (`origin_protocol = "http2"`).
-    origin_h2_only: bool,
     service: Arc<str>,
     shields: Vec<Arc<Peer>>,
-    /// One per shield, same order; and their pool-less twins.
-    shield_clients: Vec<ShieldClient>,
-    fresh_shield_clients: Vec<ShieldClient>,
+    /// One HTTP/2 pool per shield, same order (h2c with prior knowledge, or ALPN h2 over TLS).
+    shield_h2: Vec<H2Pool>,
     origins: Vec<Arc<Peer>>,
+    /// One HTTP/2 pool per origin, same order, when the origins speak only HTTP/2; else none.
+    origin_h2: Vec<H2Pool>,
     shield_balancer: Balancer,
     origin_balancer: Balancer,
     shield_ejection: Ejection,
@@ -123,8 +127,13 @@ impl Upstream {
         if origins.is_empty() {
             return Err(UpstreamBuildError("no origin".into()));
         }
-        let shield_clients = clients_for_shields(svc, defaults, guard, &shields, true)?;
-        let fresh_shield_clients = clients_for_shields(svc, defaults, guard, &shields, false)?;
+        let shield_h2 = shields.iter().map(|s| shield_pool(svc, defaults, guard, &s.url)).collect::<Result<_, _>>()?;
+        let origin_h2 = match svc.origin_protocol {
+            OriginProtocol::Http2 => {
+                origins.iter().map(|_| origin_pool(svc, defaults, guard)).collect::<Result<_, _>>()?
+            }
+            OriginProtocol::Auto | OriginProtocol::Http1 => Vec::new(),
+        };
         if svc.active_health_checks() {
             // Probes carry a Host the upstream serves: a shield routes by it.
             let exact = svc.hosts.iter().find_map(|h| match h {
@@ -161,12 +170,11 @@ impl Upstream {
         Ok(Self {
             client,
             fresh_client,
-            origin_h2_only: svc.origin_protocol == OriginProtocol::Http2,
             service,
             shields,
-            shield_clients,
-            fresh_shield_clients,
+            shield_h2,
             origins,
+            origin_h2,
             shield_balancer: Balancer::new(Balance::ConsistentHash),
             origin_balancer: Balancer::new(svc.balance),
             shield_ejection,
@@ -188,7 +196,7 @@ impl Upstream {
 
     /// Send `out` for the object `key`, trying upstreams in preference order until one answers
     /// below 500, retries run out, or none is usable. The last 5xx answer is returned as is.
-    pub async fn send(&self, key: &[u8], out: Outgoing) -> Result<Response<Incoming>, EdgeError> {
+    pub async fn send(&self, key: &[u8], out: Outgoing) -> Result<Response<UpstreamBody>, EdgeError> {
         let Outgoing { method, path_and_query, headers, body, interim } = out;
         // The head alone crosses awaits: a body is not `Sync`.
         let out = Head { method, path_and_query, headers, interim };
@@ -201,7 +209,7 @@ impl Upstream {
             b.record_request(Instant::now());
         }
         let mut tried: Vec<u64> = Vec::new();
-        let mut last: Option<Result<Response<Incoming>, EdgeError>> = None;
+        let mut last: Option<Result<Response<UpstreamBody>, EdgeError>> = None;
         for attempt in 0..=self.retry.max_retries {
             if attempt > 0 {
                 let outcome = AttemptOutcome::FailedBeforeResponse;
@@ -249,8 +257,8 @@ impl Upstream {
     async fn exchange(&self, peer: &Peer, out: &Head, body: EdgeBody, replay: &Replay) -> Result<Judged, EdgeError> {
         let watch = BodyWatch::default();
         let req = self.build(peer, out, body, &watch)?;
-        let sent = self.dispatch(peer, req, false).await;
-        let verdict = self.staleness(peer, &out.method, &sent, &watch, replay);
+        let sent = self.dispatch(peer, req, false, out.interim.as_ref()).await;
+        let verdict = self.staleness(&out.method, &sent, &watch, replay);
         let (outcome, result) = self.judge(peer, sent, &watch);
         let Some(verdict) = verdict else { return Ok((outcome, result)) };
         let replayed = verdict == Verdict::Replay;
@@ -264,45 +272,63 @@ impl Upstream {
         };
         let watch = BodyWatch::default();
         let req = self.build(peer, out, again, &watch)?;
-        let sent = self.dispatch(peer, req, true).await;
+        let sent = self.dispatch(peer, req, true, out.interim.as_ref()).await;
         Ok(self.judge(peer, sent, &watch))
     }
 
-    /// Sends `req` to `peer` on a pooled connection, or a new one when `fresh`.
-    async fn dispatch(&self, peer: &Peer, req: Request<EdgeBody>, fresh: bool) -> Sent {
+    /// Sends `req` to `peer` on a pooled connection, or a new one when `fresh`: through the
+    /// peer's HTTP/2 pool when it speaks HTTP/2 (its 1xx go to `interim` there), else through
+    /// hyper's client (which calls the request's informational callback itself).
+    async fn dispatch(&self, peer: &Peer, req: Request<EdgeBody>, fresh: bool, interim: Option<&HintRelay>) -> Sent {
         let _in_flight = peer.begin();
-        let sending = match (self.shields.iter().position(|s| s.id == peer.id), fresh) {
-            (Some(i), false) => self.shield_clients[i].request(req),
-            (Some(i), true) => self.fresh_shield_clients[i].request(req),
-            (None, false) => self.client.request(req),
-            (None, true) => self.fresh_client.request(req),
-        };
+        if let Some(pool) = self.h2_pool(peer) {
+            let sending = pool.send(req, interim, fresh);
+            return tokio::time::timeout(self.first_byte_timeout, sending).await.map(|r| r.map_err(SendError::H2));
+        }
+        let sending = if fresh { self.fresh_client.request(req) } else { self.client.request(req) };
         let sent = tokio::time::timeout(self.first_byte_timeout, sending).await;
         if let Ok(Ok(resp)) = &sent {
             conn::note_response(resp.extensions());
         }
-        sent
+        sent.map(|r| r.map(|resp| resp.map(UpstreamBody::Hyper)).map_err(SendError::Hyper))
+    }
+
+    /// The HTTP/2 pool of `peer`, when it is reached over HTTP/2.
+    fn h2_pool(&self, peer: &Peer) -> Option<&H2Pool> {
+        match peer.role {
+            Role::Shield => self.shields.iter().position(|s| s.id == peer.id).and_then(|i| self.shield_h2.get(i)),
+            Role::Origin => self.origins.iter().position(|o| o.id == peer.id).and_then(|i| self.origin_h2.get(i)),
+        }
     }
 
     /// The stale-connection verdict on a failed send; `None` when the failure is not a
     /// connection's death (or is the client's fault).
-    fn staleness(
-        &self,
-        peer: &Peer,
-        method: &Method,
-        sent: &Sent,
-        watch: &BodyWatch,
-        replay: &Replay,
-    ) -> Option<Verdict> {
+    fn staleness(&self, method: &Method, sent: &Sent, watch: &BodyWatch, replay: &Replay) -> Option<Verdict> {
         let Ok(Err(e)) = sent else { return None };
-        if watch.fault().is_some() || e.is_connect() {
+        if watch.fault().is_some() {
             return None;
         }
-        let death = stale::death_of(e)?;
-        let connected = e.connect_info();
-        let conn = conn::facts_of(connected)?;
-        let h2 = peer.role == Role::Shield || self.origin_h2_only || connected.is_some_and(|c| c.is_negotiated_h2());
-        let failed = FailedTry { death, conn, http1: !h2, body_held: replay.held() };
+        let failed = match e {
+            SendError::Hyper(e) if e.is_connect() => return None,
+            SendError::Hyper(e) => {
+                let death = stale::death_of(e)?;
+                let connected = e.connect_info();
+                let conn = conn::facts_of(connected)?;
+                let h2 = connected.is_some_and(|c| c.is_negotiated_h2());
+                FailedTry { death, conn, http1: !h2, body_held: replay.held() }
+            }
+            SendError::H2(e) => {
+                let death = match e.stage {
+                    Stage::Connect => return None,
+                    // The stream never opened: nothing of the request left (RFC 9110 §9.2.2).
+                    Stage::Open => stale::Death::Unsent,
+                    Stage::Response => stale::death_of(e)?,
+                };
+                // A stream's bytes are not countable on a multiplexed connection.
+                let conn = conn::ConnFacts { reused: e.reused, written: 0, read: 0 };
+                FailedTry { death, conn, http1: false, body_held: replay.held() }
+            }
+        };
         match stale::verdict(method, &failed) {
             Verdict::Failure => None,
             verdict => Some(verdict),
@@ -323,7 +349,7 @@ impl Upstream {
                 (RequestOutcome::of_status(resp.status(), count_5xx), Ok(resp))
             }
             Ok(Err(e)) => match watch.fault() {
-                Some(fault) => (RequestOutcome::ClientFault, Err(fault.error("failed while sent").caused_by(e))),
+                Some(fault) => (RequestOutcome::ClientFault, Err(e.cause_of(fault.error("failed while sent")))),
                 None => (RequestOutcome::Failure, Err(classify(e).within(at))),
             },
             Err(_) if watch.waiting_on_client() => {
@@ -390,8 +416,9 @@ impl Upstream {
         if let Some(h) = host {
             req.headers_mut().insert(header::HOST, h);
         }
-        // RFC 9110 §15.2: a proxy forwards 1xx it receives. hyper surfaces them from HTTP/1.1
-        // connections only (its HTTP/2 client drops them; see crate::hints).
+        // RFC 9110 §15.2: a proxy forwards 1xx it receives. hyper's client calls this for an
+        // HTTP/1.1 upstream; HTTP/2 upstreams go through the node's h2 client (`super::h2`),
+        // which passes their 1xx to the same relay.
         if let Some(relay) = out.interim.clone() {
             hyper::ext::on_informational(&mut req, move |res| relay.from_upstream(res.status(), res.headers()));
         }
@@ -511,24 +538,14 @@ fn http_connector(svc: &ServiceConfig, defaults: &UpstreamConfig, guard: &Guard)
     })
 }
 
-/// One client per shield, same order; pooled, or pool-less (every request on a new connection).
-fn clients_for_shields(
-    svc: &ServiceConfig,
-    defaults: &UpstreamConfig,
-    guard: &Guard,
-    shields: &[Arc<Peer>],
-    pooled: bool,
-) -> Result<Vec<ShieldClient>, UpstreamBuildError> {
-    shields.iter().map(|s| shield_client(svc, defaults, guard, &s.url, pooled)).collect()
-}
-
-fn shield_client(
+/// The HTTP/2 pool of one shield: its connections dial the shield whatever host the request
+/// names (the URI carries the client's host, for `:authority` and TLS SNI).
+fn shield_pool(
     svc: &ServiceConfig,
     defaults: &UpstreamConfig,
     guard: &Guard,
     shield: &outpost_config::OriginUrl,
-    pooled: bool,
-) -> Result<ShieldClient, UpstreamBuildError> {
+) -> Result<H2Pool, UpstreamBuildError> {
     let target: http::Uri = format!("http://{}", shield.authority())
         .parse()
         .map_err(|e| UpstreamBuildError(format!("shield {shield}: {e}")))?;
@@ -538,13 +555,26 @@ fn shield_client(
         .https_or_http()
         .enable_http2()
         .wrap_connector(dial);
-    Ok(Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(defaults.pool_idle_timeout)
-        .pool_max_idle_per_host(if pooled { usize::MAX } else { 0 })
-        .http2_only(true)
-        .build(connector))
+    Ok(H2Pool::new(pool_config(svc, defaults, h2c::Dialer::Shield(connector))))
+}
+
+/// The HTTP/2 pool of one origin of a service whose origins speak only HTTP/2.
+fn origin_pool(svc: &ServiceConfig, defaults: &UpstreamConfig, guard: &Guard) -> Result<H2Pool, UpstreamBuildError> {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(svc)?)
+        .https_or_http()
+        .enable_http2()
+        .wrap_connector(http_connector(svc, defaults, guard));
+    Ok(H2Pool::new(pool_config(svc, defaults, h2c::Dialer::Origin(connector))))
+}
+
+fn pool_config(svc: &ServiceConfig, defaults: &UpstreamConfig, dialer: h2c::Dialer) -> h2c::PoolConfig {
+    h2c::PoolConfig {
+        dialer,
+        max_connections: defaults.h2_max_connections,
+        connect_timeout: svc.connect_timeout.unwrap_or(defaults.connect_timeout),
+        idle_timeout: defaults.pool_idle_timeout,
+    }
 }
 
 fn build_client(
@@ -570,10 +600,36 @@ fn build_client(
         .build(connector))
 }
 
+impl SendError {
+    /// The try failed while making its connection.
+    fn is_connect(&self) -> bool {
+        match self {
+            SendError::Hyper(e) => e.is_connect(),
+            SendError::H2(e) => e.stage == Stage::Connect,
+        }
+    }
+
+    /// `error`, caused by this failure.
+    fn cause_of(self, error: EdgeError) -> EdgeError {
+        match self {
+            SendError::Hyper(e) => error.caused_by(e),
+            SendError::H2(e) => error.caused_by(e),
+        }
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        match self {
+            SendError::Hyper(e) => e,
+            SendError::H2(e) => e,
+        }
+    }
+}
+
 /// Map a client error to a kind by the error types in its cause chain (never by message text),
 /// with the innermost cause as the message and the error itself kept as the source.
-fn classify(e: ClientError) -> EdgeError {
-    let mut cause: &(dyn std::error::Error + 'static) = &e;
+fn classify(e: SendError) -> EdgeError {
+    let connect = e.is_connect();
+    let mut cause: &(dyn std::error::Error + 'static) = e.as_error();
     let (mut tls, mut timed_out, mut forbidden) = (false, false, false);
     loop {
         tls |= cause.is::<rustls::Error>();
@@ -599,13 +655,13 @@ fn classify(e: ClientError) -> EdgeError {
         ErrorKind::UpstreamTls
     } else if timed_out {
         ErrorKind::UpstreamTimeout
-    } else if e.is_connect() {
+    } else if connect {
         ErrorKind::UpstreamConnect
     } else {
         ErrorKind::UpstreamProtocol
     };
-    let what = if e.is_connect() { "connect" } else { "request" };
-    EdgeError::new(kind, format!("{what}: {msg}")).caused_by(e)
+    let what = if connect { "connect" } else { "request" };
+    e.cause_of(EdgeError::new(kind, format!("{what}: {msg}")))
 }
 
 pub(crate) fn system_roots() -> rustls::RootCertStore {

@@ -40,8 +40,11 @@ pub enum Death {
     Unsent,
     /// The peer closed (EOF) before a whole response head arrived.
     Closed,
-    /// The peer reset the connection (ECONNRESET, EPIPE, ECONNABORTED).
+    /// The peer reset the connection (ECONNRESET, EPIPE, ECONNABORTED), or the stream.
     Reset,
+    /// An HTTP/2 peer said the stream was not processed (REFUSED_STREAM, or a graceful GOAWAY
+    /// whose last stream id is below it).
+    Refused,
 }
 
 /// The death a request error reports, by error types and I/O error kinds (never message
@@ -60,6 +63,9 @@ pub fn death_of(err: &(dyn StdError + 'static)) -> Option<Death> {
                 return Some(Death::Closed);
             }
         }
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2_death(h2);
+        }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             return match io.kind() {
                 std::io::ErrorKind::ConnectionReset
@@ -72,6 +78,23 @@ pub fn death_of(err: &(dyn StdError + 'static)) -> Option<Death> {
         cause = e.source();
     }
     None
+}
+
+/// The death an h2 stream error reports.
+fn h2_death(e: &h2::Error) -> Option<Death> {
+    if let Some(io) = e.get_io() {
+        return death_of(io);
+    }
+    let reason = e.reason()?;
+    match (e.is_reset(), e.is_go_away(), e.is_remote()) {
+        // RFC 9113 §8.7: "the stream was closed prior to any processing".
+        (true, _, true) if reason == h2::Reason::REFUSED_STREAM => Some(Death::Refused),
+        (true, _, true) => Some(Death::Reset),
+        // §6.8: a graceful GOAWAY fails only the streams above its last stream id.
+        (_, true, true) if reason == h2::Reason::NO_ERROR => Some(Death::Refused),
+        (_, true, _) => Some(Death::Closed),
+        _ => None,
+    }
 }
 
 /// A try that died on its connection, as the replay decision sees it.
@@ -104,10 +127,14 @@ pub enum Verdict {
 pub fn verdict(method: &Method, failed: &FailedTry) -> Verdict {
     // Unwritten: the last exchange's bytes are all the counters hold.
     let answered = failed.http1 && failed.conn.read > 0 && failed.death != Death::Unsent;
-    if !failed.conn.reused || answered {
+    // The peer's own word that it did not process the stream holds on a new connection too.
+    let refused = failed.death == Death::Refused;
+    if (!failed.conn.reused && !refused) || answered {
         return Verdict::Failure;
     }
     let unprocessed = match failed.death {
+        // RFC 9113 §8.7, §6.8.
+        Death::Refused => true,
         // Nothing of it left: "never applied" (RFC 9110 §9.2.2).
         Death::Unsent => true,
         // RFC 9293 §3.6.1: the RST says the origin left request bytes unread.
@@ -125,7 +152,7 @@ fn idempotent(method: &Method) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Death::{Closed, Reset, Unsent};
+    use Death::{Closed, Refused, Reset, Unsent};
 
     fn conn(reused: bool, written: u64, read: u64) -> ConnFacts {
         ConnFacts { reused, written, read }
@@ -157,6 +184,11 @@ mod tests {
             ("HTTP/2: a RST proves nothing about one stream", "POST", Reset, stale, false, true, Stale),
             ("HTTP/2: unwritten is unwritten", "POST", Unsent, stale, false, true, Replay),
             ("extension methods are not known idempotent", "PURGE", Closed, stale, true, true, Stale),
+            ("RFC 9113 §8.7: REFUSED_STREAM, POST", "POST", Refused, stale, false, true, Replay),
+            ("§8.7: refused on a new connection too", "POST", Refused, fresh, false, true, Replay),
+            ("§6.8: above a GOAWAY's last stream id, PATCH", "PATCH", Refused, fresh, false, true, Replay),
+            ("refused, but the body is gone", "POST", Refused, stale, false, false, Stale),
+            ("§6.8: an error GOAWAY may have processed it: POST", "POST", Closed, stale, false, true, Stale),
         ];
         for (name, method, death, conn, http1, body_held, expected) in cases {
             let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
@@ -185,5 +217,17 @@ mod tests {
         struct Wrapped(#[source] Error);
         let nested = Wrapped(Error::from(ErrorKind::ConnectionReset));
         assert_eq!(death_of(&nested), Some(Reset), "found down the cause chain");
+    }
+
+    #[test]
+    fn h2_deaths_by_reason() {
+        // A library-made error (not from the peer) proves nothing about the peer.
+        let cases = [
+            ("RFC 9113 §8.7: a stream the peer did not process", h2::Error::from(h2::Reason::REFUSED_STREAM), None),
+            ("a reason alone, not from the peer", h2::Error::from(h2::Reason::CANCEL), None),
+        ];
+        for (name, err, expected) in cases {
+            assert_eq!(death_of(&err), expected, "{name}");
+        }
     }
 }

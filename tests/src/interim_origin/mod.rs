@@ -6,6 +6,11 @@
 //! can keep the final response back until it has seen what the node sent before it. Requests
 //! are recorded as [`RawRequest`]s; connections stay open (keep-alive), and the body a request
 //! declares is read and discarded before the next request on it.
+//!
+//! [`InterimOrigin::start_h2`] serves the same scripts over HTTP/2 (h2c with prior knowledge),
+//! as an origin behind `origin_protocol = "http2"` (see [`h2`]).
+
+mod h2;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -38,7 +43,7 @@ impl Hold {
         self.0.send_replace(true);
     }
 
-    async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         let mut rx = self.0.subscribe();
         let _ = tokio::time::timeout(HOLD_LIMIT, rx.wait_for(|open| *open)).await;
     }
@@ -87,11 +92,21 @@ pub struct InterimOrigin {
 }
 
 impl InterimOrigin {
+    /// An HTTP/1.1 origin.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_speaking(Speaks::Http1).await
+    }
+
+    /// An HTTP/2 origin (h2c with prior knowledge): its 1xx go out as HEADERS frames.
+    pub async fn start_h2() -> anyhow::Result<Self> {
+        Self::start_speaking(Speaks::H2c).await
+    }
+
+    async fn start_speaking(speaks: Speaks) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
-        let task = tokio::spawn(accept_loop(listener, state.clone()));
+        let task = tokio::spawn(accept_loop(listener, state.clone(), speaks));
         Ok(Self { addr, state, task })
     }
 
@@ -124,11 +139,20 @@ impl Drop for InterimOrigin {
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
+#[derive(Clone, Copy)]
+enum Speaks {
+    Http1,
+    H2c,
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>, speaks: Speaks) {
     let mut tasks = tokio::task::JoinSet::new();
     for conn in 0usize.. {
         let Ok((tcp, _)) = listener.accept().await else { continue };
-        tasks.spawn(serve(tcp, conn, state.clone()));
+        match speaks {
+            Speaks::Http1 => tasks.spawn(serve(tcp, conn, state.clone())),
+            Speaks::H2c => tasks.spawn(h2::serve(tcp, conn, state.clone())),
+        };
     }
 }
 
