@@ -10,7 +10,8 @@
 //! within a bound.
 
 use http::Method;
-use outpost_tests::{EdgeNode, Kill, NodeConfig, RawOrigin, Req, Resp, ServiceSpec};
+use outpost_tests::interim_origin::final_response;
+use outpost_tests::{EdgeNode, InterimOrigin, Kill, NodeConfig, RawOrigin, Req, Resp, ServiceSpec, Step};
 
 const HOST: &str = "shop.test";
 /// Requests sent, at most, waiting for the node to reuse a connection the origin kills.
@@ -132,5 +133,29 @@ async fn twenty_stale_connections_in_a_row_cost_no_request() -> anyhow::Result<(
     let resp = node.get(HOST, "/after").await?;
     assert_eq!(resp.status, 200, "{}", resp.summary());
     assert_eq!(breaker(&node).await?, "closed");
+    Ok(())
+}
+
+/// RFC 9113 §8.7: an HTTP/2 origin that resets a stream with REFUSED_STREAM did not process it,
+/// so even a POST is sent again, once, on a new connection, and the refusal does not count
+/// against the origin's breaker. (Before the node's own h2 client, the POST got a 502.)
+#[tokio::test]
+async fn a_post_an_http2_origin_refused_is_sent_again_on_a_new_connection() -> anyhow::Result<()> {
+    let origin = InterimOrigin::start_h2().await?;
+    origin.route("/order", vec![vec![Step::Refuse], vec![final_response(201, "Created", &[], "ok")]]);
+    let service = ServiceSpec::new("shop", &[HOST], origin.url())
+        .line("origin_protocol = \"http2\"")
+        .without_health_checks()
+        .passive(1, "30s");
+    let node = EdgeNode::start(NodeConfig::with_service(service)).await?;
+    let resp = node.send(post("/order")).await?;
+    assert_eq!(resp.status, 201, "{}", resp.summary());
+    assert_eq!(resp.text(), "ok");
+    let tries = origin.requests();
+    assert_eq!(tries.len(), 2, "refused once, then answered");
+    assert_ne!(tries[0].conn, tries[1].conn, "the second try went on a new connection");
+    assert_eq!(breaker(&node).await?, "closed", "a refusal is not the origin failing");
+    let again = node.send(post("/order")).await?;
+    assert_eq!(again.status, 201, "{}", again.summary());
     Ok(())
 }

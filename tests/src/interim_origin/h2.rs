@@ -46,6 +46,10 @@ async fn answer_stream(
     for step in steps {
         match step {
             Step::Wait(hold) => hold.wait().await,
+            Step::Refuse => {
+                respond.send_reset(h2::Reason::REFUSED_STREAM);
+                return;
+            }
             Step::Write(bytes) => {
                 if send(&mut respond, &bytes).is_none() {
                     return;

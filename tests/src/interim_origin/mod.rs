@@ -54,6 +54,9 @@ impl Hold {
 pub enum Step {
     Write(Bytes),
     Wait(Hold),
+    /// Refuse the request unprocessed: over HTTP/2 a RST_STREAM with REFUSED_STREAM (RFC 9113
+    /// §8.7); over HTTP/1.1 the connection is closed with nothing written.
+    Refuse,
 }
 
 /// An interim response head: `HTTP/1.1 <status> <reason>`, the fields, an empty line.
@@ -167,6 +170,7 @@ async fn serve(mut tcp: TcpStream, conn: usize, state: Arc<Mutex<State>>) {
         for step in steps {
             let written = match step {
                 Step::Write(bytes) => tcp.write_all(&bytes).await.is_ok(),
+                Step::Refuse => false,
                 Step::Wait(hold) => {
                     hold.wait().await;
                     true
