@@ -438,3 +438,36 @@ async fn h2_a_103_crosses_the_edge_shield_origin_chain() -> anyhow::Result<()> {
     assert_eq!(origin.count("/page"), 1);
     Ok(())
 }
+
+/// RFC 9113 §6.5.2, §9.1: streams share one connection to an HTTP/2 origin until its
+/// SETTINGS_MAX_CONCURRENT_STREAMS is reached; then the node opens another (up to
+/// `upstream.h2_max_connections`) rather than making the request wait for a slot.
+#[tokio::test]
+async fn a_second_connection_opens_when_the_origins_stream_limit_is_reached() -> anyhow::Result<()> {
+    let t = topology_with(InterimOrigin::start_h2_with_max_streams(1).await?, &["origin_protocol = \"http2\""]).await?;
+    let hold = Hold::default();
+    for path in ["/a", "/b"] {
+        t.origin.route(path, vec![vec![Step::Wait(hold.clone()), final_response(200, "OK", &[], path)]]);
+    }
+    // The second request goes once the first is at the origin: by then the origin's SETTINGS
+    // (sent before it read a stream) have reached the node.
+    let second = async {
+        t.origin.wait_for_requests(1).await;
+        let both = async {
+            let seen = t.origin.wait_for_requests(2).await;
+            hold.release();
+            seen
+        };
+        tokio::join!(t.node.get("shop.test", "/b"), both)
+    };
+    let (a, (b, seen)) = tokio::join!(t.node.get("shop.test", "/a"), second);
+    assert_eq!(seen.len(), 2, "both streams reached the origin while it held them");
+    assert_ne!(
+        seen[0].conn,
+        seen[1].conn,
+        "one stream per connection: {:?}",
+        seen.iter().map(|r| r.conn).collect::<Vec<_>>()
+    );
+    assert_eq!((a?.text(), b?.text()), ("/a".to_string(), "/b".to_string()));
+    Ok(())
+}

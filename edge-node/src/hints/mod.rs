@@ -8,10 +8,10 @@
 //! interim channel, and the stored object is the final response as the origin sent it.
 //!
 //! What reaches this module: an HTTP/1.1 upstream's 1xx (hyper's client surfaces them through
-//! `hyper::ext::on_informational`). hyper's HTTP/2 client does not: the h2 crate skips 1xx
-//! HEADERS in `poll_response` and hyper never calls its `poll_informational`, so 1xx from h2
-//! origins, and from shields (which edges reach over h2), are lost on that hop; early hints
-//! from cache still reach the client.
+//! `hyper::ext::on_informational`), and an HTTP/2 upstream's (shields, origins with
+//! `origin_protocol = "http2"`): those are reached through the node's own h2 client
+//! (`upstream::h2`), which reads them with h2's `poll_informational` (hyper's HTTP/2 client
+//! never does) and hands them to the same relay, under the same rules.
 
 pub mod link;
 pub mod relay;

@@ -13,8 +13,12 @@ use super::{State, Step, answer};
 use crate::raw_origin::RawRequest;
 
 /// Serves one h2c connection: every stream gets its path's scripted answer.
-pub(super) async fn serve(tcp: TcpStream, conn: usize, state: Arc<Mutex<State>>) {
-    let Ok(mut h2) = h2::server::handshake(tcp).await else { return };
+pub(super) async fn serve(tcp: TcpStream, conn: usize, state: Arc<Mutex<State>>, max_streams: Option<u32>) {
+    let mut builder = h2::server::Builder::new();
+    if let Some(max) = max_streams {
+        builder.max_concurrent_streams(max);
+    }
+    let Ok(mut h2) = builder.handshake::<_, Bytes>(tcp).await else { return };
     while let Some(Ok((req, respond))) = h2.accept().await {
         tokio::spawn(answer_stream(req, respond, conn, state.clone()));
     }

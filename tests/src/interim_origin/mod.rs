@@ -102,7 +102,13 @@ impl InterimOrigin {
 
     /// An HTTP/2 origin (h2c with prior knowledge): its 1xx go out as HEADERS frames.
     pub async fn start_h2() -> anyhow::Result<Self> {
-        Self::start_speaking(Speaks::H2c).await
+        Self::start_speaking(Speaks::H2c { max_streams: None }).await
+    }
+
+    /// An HTTP/2 origin that allows `max` concurrent streams per connection
+    /// (SETTINGS_MAX_CONCURRENT_STREAMS, RFC 9113 §6.5.2).
+    pub async fn start_h2_with_max_streams(max: u32) -> anyhow::Result<Self> {
+        Self::start_speaking(Speaks::H2c { max_streams: Some(max) }).await
     }
 
     async fn start_speaking(speaks: Speaks) -> anyhow::Result<Self> {
@@ -130,6 +136,18 @@ impl InterimOrigin {
         self.state.lock().map(|s| s.requests.clone()).unwrap_or_default()
     }
 
+    /// Waits (within 20 s) until `n` requests have arrived; every request so far.
+    pub async fn wait_for_requests(&self, n: usize) -> Vec<RawRequest> {
+        for _ in 0..2000 {
+            let seen = self.requests();
+            if seen.len() >= n {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.requests()
+    }
+
     /// Requests received for `path`.
     pub fn count(&self, path: &str) -> usize {
         self.requests().iter().filter(|r| r.target == path).count()
@@ -145,7 +163,7 @@ impl Drop for InterimOrigin {
 #[derive(Clone, Copy)]
 enum Speaks {
     Http1,
-    H2c,
+    H2c { max_streams: Option<u32> },
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>, speaks: Speaks) {
@@ -154,7 +172,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>, speaks: Sp
         let Ok((tcp, _)) = listener.accept().await else { continue };
         match speaks {
             Speaks::Http1 => tasks.spawn(serve(tcp, conn, state.clone())),
-            Speaks::H2c => tasks.spawn(h2::serve(tcp, conn, state.clone())),
+            Speaks::H2c { max_streams } => tasks.spawn(h2::serve(tcp, conn, state.clone(), max_streams)),
         };
     }
 }
