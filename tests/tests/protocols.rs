@@ -328,3 +328,33 @@ async fn h2_shutdown_sends_goaway_and_finishes_the_stream_in_flight() -> anyhow:
     assert!(node.wait_exit().await?.success());
     Ok(())
 }
+
+/// `origin_protocol = "http2"` over TLS goes through the node's h2 upstream client: ALPN h2,
+/// verified against `origin_ca`, a request body streamed with its length (RFC 9110 §8.6), and
+/// an origin whose certificate the service's CA did not sign is refused before any request.
+#[tokio::test]
+async fn an_https_http2_origin_is_verified_and_gets_the_body() -> anyhow::Result<()> {
+    let origin_ca = TestCa::new("origin CA")?;
+    let origin = Origin::start_tls(&origin_ca.issue(&["localhost"])?).await?;
+    origin.route("/h2", Reply::ok("over h2").cache_control("max-age=60"));
+    origin.route("/submit", Reply::ok("taken"));
+    let h2 = "origin_protocol = \"http2\"";
+    let trusted = ServiceSpec::new("shop", &["shop.test"], origin.url()).origin_ca(origin_ca.cert_pem()).line(h2);
+    let impostor_ca = TestCa::new("not the origin's CA")?;
+    let wrong = ServiceSpec::new("wrong", &["wrong.test"], origin.url()).origin_ca(impostor_ca.cert_pem()).line(h2);
+    let node = EdgeNode::start(NodeConfig::with_service(trusted).service(wrong)).await?;
+
+    let ok = node.get("shop.test", "/h2").await?;
+    assert_eq!((ok.status.as_u16(), ok.text()), (200, "over h2".to_string()), "{}", ok.summary());
+    assert_eq!(origin.last("/h2")?.version, Version::HTTP_2);
+    let posted = node.send(Req::post("shop.test", "/submit").body("a=1&b=2")).await?;
+    assert_eq!((posted.status.as_u16(), posted.text()), (200, "taken".to_string()), "{}", posted.summary());
+    let got = origin.last("/submit")?;
+    assert_eq!((got.version, &got.body[..]), (Version::HTTP_2, &b"a=1&b=2"[..]));
+    assert_eq!(got.headers.get("content-length").and_then(|v| v.to_str().ok()), Some("7"));
+
+    let refused = node.get("wrong.test", "/h2").await?;
+    check_error(&refused, 502)?;
+    assert_eq!(origin.count("/h2"), 1, "no request may pass an unverified handshake");
+    Ok(())
+}
