@@ -235,6 +235,14 @@ impl Origin {
         Self::spawn(Some(acceptor)).await
     }
 
+    /// An origin behind TLS presenting `leaf` that offers only http/1.1 by ALPN (RFC 7301), as
+    /// an HTTP/1.1-only server does.
+    pub async fn start_tls_http1(leaf: &Leaf) -> anyhow::Result<Self> {
+        let mut config = leaf.server_config()?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self::spawn(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
     async fn spawn(tls: Option<tokio_rustls::TlsAcceptor>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

@@ -471,3 +471,18 @@ async fn a_second_connection_opens_when_the_origins_stream_limit_is_reached() ->
     assert_eq!((a?.text(), b?.text()), ("/a".to_string(), "/b".to_string()));
     Ok(())
 }
+
+/// An `https` origin under the default `origin_protocol = "auto"` that picks h2 by ALPN is
+/// reached through the node's h2 client too, so its 103 reaches the client (RFC 9110 §15.2).
+#[tokio::test]
+async fn h2_an_alpn_h2_origins_103_reaches_an_http2_client_first() -> anyhow::Result<()> {
+    let origin_ca = TestCa::new("origin CA")?;
+    let origin = InterimOrigin::start_h2_tls(&origin_ca.issue(&["localhost"])?).await?;
+    origin.route("/page", vec![hinted_page()]);
+    let service = ServiceSpec::new("shop", &["shop.test"], origin.url()).origin_ca(origin_ca.cert_pem());
+    let node = EdgeNode::start(NodeConfig::with_service(service)).await?;
+    let (hints, resp) = interim_client::h2_send_with_interim(node.http_addr(), &Req::get("shop.test", "/page")).await?;
+    assert_origin_hint(&hints, &resp);
+    assert_eq!(resp.text(), PAGE);
+    Ok(())
+}

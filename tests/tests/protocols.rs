@@ -358,3 +358,21 @@ async fn an_https_http2_origin_is_verified_and_gets_the_body() -> anyhow::Result
     assert_eq!(origin.count("/h2"), 1, "no request may pass an unverified handshake");
     Ok(())
 }
+
+/// RFC 7301: an `https` origin under `origin_protocol = "auto"` that offers only http/1.1 by
+/// ALPN is reached over HTTP/1.1 (the node learns it from one handshake and remembers it).
+#[tokio::test]
+async fn an_https_origin_that_picks_http1_by_alpn_is_reached_over_http1() -> anyhow::Result<()> {
+    let origin_ca = TestCa::new("origin CA")?;
+    let origin = Origin::start_tls_http1(&origin_ca.issue(&["localhost"])?).await?;
+    origin.route("/one", Reply::ok("one").cache_control("max-age=60"));
+    origin.route("/two", Reply::ok("two").cache_control("max-age=60"));
+    let service = ServiceSpec::new("shop", &["shop.test"], origin.url()).origin_ca(origin_ca.cert_pem());
+    let node = EdgeNode::start(NodeConfig::with_service(service)).await?;
+    for path in ["/one", "/two"] {
+        let resp = node.get("shop.test", path).await?;
+        assert_eq!((resp.status.as_u16(), resp.text()), (200, path[1..].to_string()), "{}", resp.summary());
+        assert_eq!(origin.last(path)?.version, Version::HTTP_11, "{path}");
+    }
+    Ok(())
+}

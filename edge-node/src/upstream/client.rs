@@ -17,7 +17,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use outpost_config::{Balance, HostHeader, HostPattern, OriginProtocol, ServiceConfig, UpstreamConfig};
+use outpost_config::{Balance, HostHeader, HostPattern, OriginProtocol, Scheme, ServiceConfig, UpstreamConfig};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
@@ -28,7 +28,7 @@ use super::dial::FixedDial;
 use super::ejection;
 use super::framing::{Framing, frame};
 use super::guard::{Guard, GuardedConnector};
-use super::h2::{self as h2c, H2Failed, H2Pool, Stage};
+use super::h2::{self as h2c, H2Failed, H2Pool, Route, Stage};
 use super::peer::{Peer, PeerSnapshot, Role, spawn_probes};
 use super::replay::{self, Replay};
 use super::request_body::{BodyWatch, ClientFault, SentBody};
@@ -82,8 +82,9 @@ pub struct Upstream {
     /// One HTTP/2 pool per shield, same order (h2c with prior knowledge, or ALPN h2 over TLS).
     shield_h2: Vec<H2Pool>,
     origins: Vec<Arc<Peer>>,
-    /// One HTTP/2 pool per origin, same order, when the origins speak only HTTP/2; else none.
-    origin_h2: Vec<H2Pool>,
+    /// Per origin, same order: its HTTP/2 pool, when it speaks only HTTP/2, or is `https` under
+    /// `origin_protocol = "auto"` (the pool learns by ALPN whether it speaks h2).
+    origin_h2: Vec<Option<H2Pool>>,
     shield_balancer: Balancer,
     origin_balancer: Balancer,
     shield_ejection: Ejection,
@@ -128,12 +129,7 @@ impl Upstream {
             return Err(UpstreamBuildError("no origin".into()));
         }
         let shield_h2 = shields.iter().map(|s| shield_pool(svc, defaults, guard, &s.url)).collect::<Result<_, _>>()?;
-        let origin_h2 = match svc.origin_protocol {
-            OriginProtocol::Http2 => {
-                origins.iter().map(|_| origin_pool(svc, defaults, guard)).collect::<Result<_, _>>()?
-            }
-            OriginProtocol::Auto | OriginProtocol::Http1 => Vec::new(),
-        };
+        let origin_h2 = origins.iter().map(|o| origin_pool(svc, defaults, guard, &o.url)).collect::<Result<_, _>>()?;
         if svc.active_health_checks() {
             // Probes carry a Host the upstream serves: a shield routes by it.
             let exact = svc.hosts.iter().find_map(|h| match h {
@@ -282,8 +278,16 @@ impl Upstream {
     async fn dispatch(&self, peer: &Peer, req: Request<EdgeBody>, fresh: bool, interim: Option<&HintRelay>) -> Sent {
         let _in_flight = peer.begin();
         if let Some(pool) = self.h2_pool(peer) {
-            let sending = pool.send(req, interim, fresh);
-            return tokio::time::timeout(self.first_byte_timeout, sending).await.map(|r| r.map_err(SendError::H2));
+            match pool.route(req.uri()).await {
+                Route::H2 => {
+                    let sending = pool.send(req, interim, fresh);
+                    return tokio::time::timeout(self.first_byte_timeout, sending)
+                        .await
+                        .map(|r| r.map_err(SendError::H2));
+                }
+                Route::Failed(e) => return Ok(Err(SendError::H2(e))),
+                Route::Http1 => {}
+            }
         }
         let sending = if fresh { self.fresh_client.request(req) } else { self.client.request(req) };
         let sent = tokio::time::timeout(self.first_byte_timeout, sending).await;
@@ -297,7 +301,9 @@ impl Upstream {
     fn h2_pool(&self, peer: &Peer) -> Option<&H2Pool> {
         match peer.role {
             Role::Shield => self.shields.iter().position(|s| s.id == peer.id).and_then(|i| self.shield_h2.get(i)),
-            Role::Origin => self.origins.iter().position(|o| o.id == peer.id).and_then(|i| self.origin_h2.get(i)),
+            Role::Origin => {
+                self.origins.iter().position(|o| o.id == peer.id).and_then(|i| self.origin_h2.get(i)?.as_ref())
+            }
         }
     }
 
@@ -558,14 +564,26 @@ fn shield_pool(
     Ok(H2Pool::new(pool_config(svc, defaults, h2c::Dialer::Shield(connector))))
 }
 
-/// The HTTP/2 pool of one origin of a service whose origins speak only HTTP/2.
-fn origin_pool(svc: &ServiceConfig, defaults: &UpstreamConfig, guard: &Guard) -> Result<H2Pool, UpstreamBuildError> {
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls_config(svc)?)
-        .https_or_http()
-        .enable_http2()
-        .wrap_connector(http_connector(svc, defaults, guard));
-    Ok(H2Pool::new(pool_config(svc, defaults, h2c::Dialer::Origin(connector))))
+/// The HTTP/2 pool of one origin: every origin of `origin_protocol = "http2"` (h2 over TLS, or
+/// h2c); an `https` origin of `"auto"`, learning by ALPN (h2 or http/1.1, RFC 7301) whether
+/// it speaks h2, so that its 1xx are seen; none for the rest (hyper's HTTP/1.1 client).
+fn origin_pool(
+    svc: &ServiceConfig,
+    defaults: &UpstreamConfig,
+    guard: &Guard,
+    url: &outpost_config::OriginUrl,
+) -> Result<Option<H2Pool>, UpstreamBuildError> {
+    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config(svc)?).https_or_http();
+    let dialer = match (svc.origin_protocol, url.scheme) {
+        (OriginProtocol::Http2, _) => {
+            h2c::Dialer::Origin(builder.enable_http2().wrap_connector(http_connector(svc, defaults, guard)))
+        }
+        (OriginProtocol::Auto, Scheme::Https) => h2c::Dialer::OriginAlpn(
+            builder.enable_http1().enable_http2().wrap_connector(http_connector(svc, defaults, guard)),
+        ),
+        (OriginProtocol::Auto, Scheme::Http) | (OriginProtocol::Http1, _) => return Ok(None),
+    };
+    Ok(Some(H2Pool::new(pool_config(svc, defaults, dialer))))
 }
 
 fn pool_config(svc: &ServiceConfig, defaults: &UpstreamConfig, dialer: h2c::Dialer) -> h2c::PoolConfig {

@@ -1,5 +1,5 @@
-//! The interim origin over HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3), for services with
-//! `origin_protocol = "http2"`: the same scripts, each written step read back as the head (and
+//! The interim origin over HTTP/2, with prior knowledge (h2c, RFC 9113 §3.3) or over TLS with
+//! ALPN h2: the same scripts, each written step read back as the head (and
 //! body) it spells in HTTP/1.1 and sent as HEADERS (a 1xx through h2's `send_informational`)
 //! and DATA. Connection-specific fields are left out: HTTP/2 forbids them (§8.2.2).
 
@@ -7,18 +7,21 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{State, Step, answer};
 use crate::raw_origin::RawRequest;
 
 /// Serves one h2c connection: every stream gets its path's scripted answer.
-pub(super) async fn serve(tcp: TcpStream, conn: usize, state: Arc<Mutex<State>>, max_streams: Option<u32>) {
+pub(super) async fn serve<T>(io: T, conn: usize, state: Arc<Mutex<State>>, max_streams: Option<u32>)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
     let mut builder = h2::server::Builder::new();
     if let Some(max) = max_streams {
         builder.max_concurrent_streams(max);
     }
-    let Ok(mut h2) = builder.handshake::<_, Bytes>(tcp).await else { return };
+    let Ok(mut h2) = builder.handshake::<_, Bytes>(io).await else { return };
     while let Some(Ok((req, respond))) = h2.accept().await {
         tokio::spawn(answer_stream(req, respond, conn, state.clone()));
     }

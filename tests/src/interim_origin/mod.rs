@@ -89,6 +89,8 @@ struct State {
 
 /// A running interim-capable origin; dropping it stops it.
 pub struct InterimOrigin {
+    /// It speaks TLS: its URL is `https://localhost:P`.
+    tls: bool,
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     task: JoinHandle<()>,
@@ -105,6 +107,13 @@ impl InterimOrigin {
         Self::start_speaking(Speaks::H2c { max_streams: None }).await
     }
 
+    /// An HTTP/2 origin behind TLS presenting `leaf` (ALPN h2), as an `https` origin reached
+    /// with `origin_protocol = "auto"` finds it; its URL names `localhost`.
+    pub async fn start_h2_tls(leaf: &crate::tls::Leaf) -> anyhow::Result<Self> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(leaf.server_config()?));
+        Self::start_speaking(Speaks::H2Tls(acceptor)).await
+    }
+
     /// An HTTP/2 origin that allows `max` concurrent streams per connection
     /// (SETTINGS_MAX_CONCURRENT_STREAMS, RFC 9113 §6.5.2).
     pub async fn start_h2_with_max_streams(max: u32) -> anyhow::Result<Self> {
@@ -115,12 +124,13 @@ impl InterimOrigin {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
+        let tls = matches!(speaks, Speaks::H2Tls(_));
         let task = tokio::spawn(accept_loop(listener, state.clone(), speaks));
-        Ok(Self { addr, state, task })
+        Ok(Self { addr, state, task, tls })
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.tls { format!("https://localhost:{}", self.addr.port()) } else { format!("http://{}", self.addr) }
     }
 
     /// The answers to requests for `path` (the target without query), in order; the last one
@@ -160,19 +170,28 @@ impl Drop for InterimOrigin {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Speaks {
     Http1,
     H2c { max_streams: Option<u32> },
+    H2Tls(tokio_rustls::TlsAcceptor),
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>, speaks: Speaks) {
     let mut tasks = tokio::task::JoinSet::new();
     for conn in 0usize.. {
         let Ok((tcp, _)) = listener.accept().await else { continue };
-        match speaks {
+        match &speaks {
             Speaks::Http1 => tasks.spawn(serve(tcp, conn, state.clone())),
-            Speaks::H2c { max_streams } => tasks.spawn(h2::serve(tcp, conn, state.clone(), max_streams)),
+            Speaks::H2c { max_streams } => tasks.spawn(h2::serve(tcp, conn, state.clone(), *max_streams)),
+            Speaks::H2Tls(acceptor) => {
+                let (acceptor, state) = (acceptor.clone(), state.clone());
+                tasks.spawn(async move {
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        h2::serve(tls, conn, state, None).await;
+                    }
+                })
+            }
         };
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Uri;
 use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::Connection as _;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 use tower_service::Service;
@@ -37,15 +38,23 @@ const INITIAL_MAX_SEND_STREAMS: usize = 100;
 #[derive(Clone)]
 pub enum Dialer {
     Origin(HttpsConnector<GuardedConnector>),
+    /// An `https` origin of `origin_protocol = "auto"`: TLS offering h2 and http/1.1; a
+    /// connection on which the origin picked http/1.1 is refused with [`NotH2`].
+    OriginAlpn(HttpsConnector<GuardedConnector>),
     Shield(HttpsConnector<FixedDial>),
 }
+
+/// The origin picked http/1.1 by ALPN (RFC 7301): it is left to hyper's HTTP/1.1 client.
+#[derive(Debug, thiserror::Error)]
+#[error("the origin chose http/1.1 by ALPN")]
+pub struct NotH2;
 
 type Io = TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<crate::upstream::conn::Tracked>>>;
 
 impl Dialer {
     async fn connect(&self, uri: Uri) -> Result<Io, BoxError> {
         let stream = match self.clone() {
-            Dialer::Origin(mut c) => {
+            Dialer::Origin(mut c) | Dialer::OriginAlpn(mut c) => {
                 poll_fn(|cx| c.poll_ready(cx)).await?;
                 c.call(uri).await?
             }
@@ -180,6 +189,9 @@ pub async fn open(dialer: &Dialer, uri: Uri, timeout: Duration, idle: Duration) 
     let origin = format!("{}://{}", uri.scheme_str().unwrap_or("http"), uri.authority().map_or("", |a| a.as_str()));
     let handshake = async {
         let io = dialer.connect(uri).await?;
+        if matches!(dialer, Dialer::OriginAlpn(_)) && !io.inner().connected().is_negotiated_h2() {
+            return Err(NotH2.into());
+        }
         let (send, conn) = builder().handshake::<_, Bytes>(io).await?;
         Ok::<_, BoxError>((send, conn))
     };

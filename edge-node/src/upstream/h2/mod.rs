@@ -15,6 +15,7 @@ mod conn;
 pub mod pool;
 mod stream;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, TE, TRANSFER_ENCODING
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
 use http_body::Body as _;
 
-pub use conn::Dialer;
+pub use conn::{Dialer, NotH2};
 pub use stream::H2Body;
 
 use super::body::UpstreamBody;
@@ -76,11 +77,49 @@ pub struct H2Pool {
     /// One dial at a time: concurrent requests to a peer with no room wait for the one
     /// connection being made rather than each opening their own.
     dialing: tokio::sync::Mutex<()>,
+    /// An ALPN-learning pool found the peer picks http/1.1 ([`Dialer::OriginAlpn`]).
+    http1: AtomicBool,
+}
+
+/// How a request to a peer with a pool goes.
+pub enum Route {
+    /// Over HTTP/2, through the pool.
+    H2,
+    /// Over HTTP/1.1, through hyper's client: the origin picked http/1.1 by ALPN.
+    Http1,
+    /// Nowhere: the connection that was to tell failed.
+    Failed(H2Failed),
 }
 
 impl H2Pool {
     pub fn new(config: PoolConfig) -> Self {
-        Self { config, conns: Mutex::new(Vec::new()), dialing: tokio::sync::Mutex::new(()) }
+        Self {
+            config,
+            conns: Mutex::new(Vec::new()),
+            dialing: tokio::sync::Mutex::new(()),
+            http1: AtomicBool::new(false),
+        }
+    }
+
+    /// How a request to `uri` goes. A pool that learns by ALPN dials once to find out (the
+    /// connection stays in the pool when it speaks h2); an origin that picks http/1.1 is
+    /// remembered for the life of this config version, and costs that one handshake.
+    pub async fn route(&self, uri: &Uri) -> Route {
+        if !matches!(self.config.dialer, Dialer::OriginAlpn(_)) {
+            return Route::H2;
+        }
+        if self.http1.load(Ordering::Relaxed) {
+            return Route::Http1;
+        }
+        match self.checkout(uri, false).await {
+            Ok(_) => Route::H2,
+            Err(e) if e.source.is::<NotH2>() => {
+                tracing::debug!(origin = %origin_of(uri), "origin chose http/1.1 by ALPN");
+                self.http1.store(true, Ordering::Relaxed);
+                Route::Http1
+            }
+            Err(e) => Route::Failed(e),
+        }
     }
 
     /// Sends `req` (an absolute URI) on a pooled connection, or on a new one when `fresh`; the
