@@ -52,9 +52,11 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &Limits, shutd
         let router = router.clone();
         tokio::spawn(async move {
             let activity = slot.activity.clone();
-            let service = service_fn(move |req: http::Request<Incoming>| {
+            let service = service_fn(move |mut req: http::Request<Incoming>| {
                 // Busy from here until the response body is sent (or the request abandoned).
                 let busy = activity.begin();
+                // Who is calling: a node stream's holder is reported to a second claimant.
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                 let mut router = router.clone();
                 async move {
                     let resp = tower_service::Service::call(&mut router, req).await;
