@@ -933,7 +933,12 @@ async fn a_purge_waits_for_every_live_node_and_reports_each_and_each_pop() -> an
 
 #[tokio::test]
 async fn a_dropped_node_is_waited_for_only_during_its_grace() -> anyhow::Result<()> {
-    let config = ControlConfig::default().nodes("heartbeat_interval = \"100ms\"").nodes("grace = \"300ms\"");
+    // Purges wait for a node until it has been unseen for offline_after (here equal to the
+    // grace; issue 16 has the tests of a longer window).
+    let config = ControlConfig::default()
+        .nodes("heartbeat_interval = \"100ms\"")
+        .nodes("grace = \"300ms\"")
+        .nodes("offline_after = \"300ms\"");
     let cp = ControlPlane::start(config).await?;
     put_service(&cp, ACME, "shop", &shop_config()).await?;
     register(&cp, "edge-1", "fra").await?;
