@@ -87,8 +87,9 @@ pub struct NodeSettings {
     /// How often a node stream carries `{"heartbeat": {"head": H}}` when nothing else is sent.
     /// A node that hears nothing for 3 intervals reconnects; a stream that cannot take a
     /// message for 3 intervals (the node stopped reading) is closed. Each tick also re-reads
-    /// the log, so no event waits longer than this to reach a stream. Default: `"5s"`;
-    /// 100ms to 5m.
+    /// the log, so no event waits longer than this to reach a stream. Three intervals are also
+    /// the API connections' `TCP_USER_TIMEOUT`: a node whose host vanished frees its id then.
+    /// Default: `"5s"`; 100ms to 5m.
     #[serde(with = "outpost_config::units::duration")]
     pub heartbeat_interval: Duration,
     /// How long a node counts as live after its stream drops (it is reconnecting): purges wait
