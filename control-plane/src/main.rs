@@ -47,25 +47,7 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Backup { config, url, token, file } => {
-            let settings = match control_plane::settings::load(&config) {
-                Ok(settings) => settings,
-                Err(errors) => {
-                    eprintln!("{errors}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match backup::run(&settings, url, token, &file) {
-                Ok(summary) => {
-                    println!("{summary}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("control-plane backup: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Backup { config, url, token, file } => backup::command(&config, url, token, &file),
         Command::CheckConfig { file } => match control_plane::settings::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
@@ -112,12 +94,34 @@ mod backup {
     //! else through the running one's API (redb lets one process open the file).
 
     use std::path::Path;
+    use std::process::ExitCode;
     use std::time::Duration;
 
     use control_plane::settings::Settings;
     use control_plane::store::{EmbeddedStore, Store};
 
-    pub fn run(settings: &Settings, url: Option<String>, token: Option<String>, file: &Path) -> Result<String, String> {
+    /// `control-plane backup`: prints what it wrote, or why not.
+    pub fn command(config: &Path, url: Option<String>, token: Option<String>, file: &Path) -> ExitCode {
+        let settings = match control_plane::settings::load(config) {
+            Ok(settings) => settings,
+            Err(errors) => {
+                eprintln!("{errors}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match run(&settings, url, token, file) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("control-plane backup: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn run(settings: &Settings, url: Option<String>, token: Option<String>, file: &Path) -> Result<String, String> {
         let file = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
