@@ -198,7 +198,7 @@ async fn create_shop(cp: &ControlPlane) -> anyhow::Result<()> {
 /// clients must keep getting PoP a, before, during and after.
 #[tokio::test]
 async fn a_restarted_control_plane_does_not_steer_away_from_a_reconnecting_pop() -> anyhow::Result<()> {
-    let mut cp = ControlPlane::start(dns_config().nodes("startup_grace = \"6s\"")).await?;
+    let mut cp = ControlPlane::start(dns_config().nodes("startup_grace = \"10s\"")).await?;
     let gate = TcpGate::start(cp.addr()).await?;
     let _a = EdgeNode::start(edge_config("edge-a1", "a", "127.0.1.1", gate.addr())).await?;
     let _b = EdgeNode::start(edge_config("edge-b1", "b", "127.0.2.1", cp.addr())).await?;
