@@ -54,7 +54,7 @@ pub fn document() -> Value {
                 "post": waiting(with_params(
                     accepted(op("purge", "Purge URLs, prefixes, tags, or all of a service, hard or soft; \
                         202 at once with the purge id and its event's seq. With wait=true: 200 with the progress once \
-                        every live node has acked, or 202 with the progress so far at the timeout.",
+                        every expected node (live, or seen within nodes.offline_after) has acked, or 202 with the progress so far at the timeout.",
                         Some("PurgeBody"), "PurgeAccepted", &[400, 404, 413, 429], true)),
                     &[wait_param(), timeout_param()],
                 )),
@@ -218,7 +218,7 @@ fn wait_param() -> Value {
     query(
         "wait",
         "boolean",
-        "Answer when every live node has applied the purge: 200 with the progress, or 202 \
+        "Answer when every expected node (live, or seen within nodes.offline_after) has applied the purge: 200 with the progress, or 202 \
         with the progress so far at the timeout (any purge shape).",
     )
 }
@@ -230,7 +230,7 @@ fn timeout_param() -> Value {
 /// A purge operation that, with `wait=true`, may answer 200 with the progress.
 fn waiting(mut operation: Value) -> Value {
     if let Some(responses) = operation["responses"].as_object_mut() {
-        let ok = json!({"description": "wait=true: every live node acked",
+        let ok = json!({"description": "wait=true: every expected node acked",
             "content": {"application/json": {"schema": schema_ref("PurgeStatus")}}});
         responses.insert("200".to_owned(), ok);
         if let Some(accepted) = responses.get_mut("202") {

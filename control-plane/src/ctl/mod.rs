@@ -105,7 +105,7 @@ pub struct PurgeArgs {
     /// Mark stale instead of removing: served while revalidated, and on origin errors.
     #[arg(long)]
     pub soft: bool,
-    /// Return when every live node has applied it, with per-node and per-PoP times.
+    /// Return when every expected node (live, or seen within nodes.offline_after) has applied it, with per-node and per-PoP times.
     #[arg(long)]
     pub wait: bool,
     /// With --wait: the longest to wait (at most 60s).

@@ -81,7 +81,7 @@ pub struct PopProgress {
 /// The whole progress.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PurgeProgress {
-    /// Every live node, and every other node that acked the purge, by id.
+    /// Every expected node, and every other node that acked the purge, by id.
     pub nodes: BTreeMap<String, NodeProgress>,
     /// The nodes above, by PoP (nodes without a PoP are left out).
     pub pops: BTreeMap<String, PopProgress>,
