@@ -19,8 +19,16 @@ use crate::units::{ByteSize, duration};
 #[serde(deny_unknown_fields)]
 pub struct ControlConfig {
     /// The control plane's API: scheme, host and port, e.g. `"https://control.cdn.example"`.
-    /// `https` is verified against the system roots, or against `ca` when set. Required.
-    pub url: OriginUrl,
+    /// `https` is verified against the system roots, or against `ca` when set. Exactly one of
+    /// `url` and `urls` is required.
+    #[serde(default)]
+    pub url: Option<OriginUrl>,
+    /// Several control-plane replicas, tried in order: the agent starts with the first and moves
+    /// to the next when its connection fails (resuming from the last sequence number it
+    /// applied), going round the list; a full round that fails backs off (`backoff_min` to
+    /// `backoff_max`). 1 to 16 distinct URLs. Default: none (`url`).
+    #[serde(default)]
+    pub urls: Vec<OriginUrl>,
     /// The node token (the control plane's `[[tokens]] node = true`), sent as a bearer token.
     /// Exactly one of `token` and `token_file` is required.
     #[serde(default)]
@@ -57,7 +65,9 @@ pub struct ControlConfig {
     /// reconnect in step. Default: 100ms; more than 0.
     #[serde(default = "defaults::backoff_min", deserialize_with = "duration::deserialize")]
     pub backoff_min: Duration,
-    /// Longest wait between reconnection attempts. Default: 30s; at least `backoff_min`.
+    /// Longest wait between two rounds of reconnection attempts (one attempt per URL each).
+    /// Default: 2s, so a fleet is back within a couple of seconds of a control plane restart
+    /// (a refused connection costs the control plane nothing); at least `backoff_min`.
     #[serde(default = "defaults::backoff_max", deserialize_with = "duration::deserialize")]
     pub backoff_max: Duration,
     /// Largest line on the stream (a snapshot carries every service in one line); a longer one
@@ -103,7 +113,9 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
     pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(15);
     pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
-    pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+    pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
+    /// Most URLs in `urls`.
+    pub const MAX_URLS: usize = 16;
     pub const MAX_MESSAGE_SIZE: ByteSize = ByteSize::mib(64);
 
     pub(super) fn connect_timeout() -> Duration {
@@ -130,6 +142,14 @@ pub mod defaults {
 pub const STATE_FILE: &str = "control-state.json";
 
 impl ControlConfig {
+    /// The control planes to follow, in order: `urls`, or `url` alone.
+    pub fn urls(&self) -> Vec<OriginUrl> {
+        match &self.url {
+            Some(url) if self.urls.is_empty() => vec![url.clone()],
+            _ => self.urls.clone(),
+        }
+    }
+
     /// Where `control-state.json` lives: `state_dir`, else the cache directory.
     pub fn state_dir<'a>(&'a self, cache_dir: &'a Path) -> &'a Path {
         self.state_dir.as_deref().unwrap_or(cache_dir)
@@ -164,7 +184,7 @@ mod tests {
     fn absent_fields_take_their_documented_defaults() {
         let config = parse("url = \"http://127.0.0.1:7000\"\ntoken = \"t\"\n").unwrap();
         let control = config.control.unwrap();
-        assert_eq!(control.url.authority(), "127.0.0.1:7000");
+        assert_eq!(control.urls().iter().map(OriginUrl::authority).collect::<Vec<_>>(), ["127.0.0.1:7000"]);
         assert_eq!(control.token.as_deref(), Some("t"));
         assert_eq!(control.token_file, None);
         assert_eq!(control.ca, None);
@@ -172,7 +192,7 @@ mod tests {
         assert_eq!(control.request_timeout, Duration::from_secs(10));
         assert_eq!(control.heartbeat_timeout, Duration::from_secs(15));
         assert_eq!(control.backoff_min, Duration::from_millis(100));
-        assert_eq!(control.backoff_max, Duration::from_secs(30));
+        assert_eq!(control.backoff_max, Duration::from_secs(2));
         assert_eq!(control.max_message_size, ByteSize::mib(64));
         assert_eq!(control.state_file(&config.cache.disk_path), Path::new("/etc/outpost/cache/control-state.json"));
     }
@@ -182,6 +202,14 @@ mod tests {
         let config = parse("url = \"http://127.0.0.1:7000\"\ntoken = \"t\"\nstate_dir = \"state\"\n").unwrap();
         let control = config.control.unwrap();
         assert_eq!(control.state_file(&config.cache.disk_path), Path::new("/etc/outpost/state/control-state.json"));
+    }
+
+    #[test]
+    fn a_list_of_urls_is_read_in_order() {
+        let text = "urls = [\"http://127.0.0.1:7001\", \"https://cp-2.example\"]\ntoken = \"t\"\n";
+        let control = parse(text).unwrap().control.unwrap();
+        let authorities: Vec<String> = control.urls().iter().map(OriginUrl::authority).collect();
+        assert_eq!(authorities, ["127.0.0.1:7001", "cp-2.example:443"]);
     }
 
     #[test]
@@ -196,7 +224,23 @@ mod tests {
     fn each_problem_names_its_field() {
         let url = "url = \"http://127.0.0.1:7000\"\n";
         let cases = [
-            (String::from("token = \"t\"\n"), "control.url", "missing required field `url`"),
+            (String::from("token = \"t\"\n"), "control.url", "set control.url or control.urls"),
+            (format!("{url}urls = [\"http://127.0.0.1:7001\"]\ntoken = \"t\"\n"), "control.urls", "not both"),
+            (String::from("urls = []\ntoken = \"t\"\n"), "control.url", "set control.url or control.urls"),
+            (
+                String::from("urls = [\"http://a:1\", \"http://b:1\", \"http://a:1\"]\ntoken = \"t\"\n"),
+                "control.urls[2]",
+                "the same as control.urls[0]",
+            ),
+            (
+                format!(
+                    "urls = [{}]\ntoken = \"t\"\n",
+                    (0..17).map(|i| format!("\"http://h{i}:1\"")).collect::<Vec<_>>().join(", ")
+                ),
+                "control.urls",
+                "17 URLs; give at most 16",
+            ),
+            (String::from("urls = [\"ftp://x\"]\ntoken = \"t\"\n"), "control.urls", "unsupported scheme"),
             (url.to_string(), "control", "set control.token or control.token_file"),
             (format!("{url}token = \"t\"\ntoken_file = \"/x\"\n"), "control.token_file", "not both"),
             (format!("{url}token = \"\"\n"), "control.token", "empty"),
@@ -253,7 +297,7 @@ mod tests {
         let text = format!("url = \"https://cp.example\"\ntoken_file = \"{}\"\n", file.display());
         let control = parse(&text).unwrap().control.unwrap();
         assert_eq!(control.token_file.as_deref(), Some(file.as_path()));
-        assert_eq!(control.url.port, 443);
+        assert_eq!(control.urls()[0].port, 443);
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -1,4 +1,4 @@
-//! `control-plane`: run the API server, or check its config file.
+//! `control-plane`: run the API server, check its config file, or back up its store.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,10 +26,28 @@ enum Command {
     },
     /// Validate a config file and print every problem with its field path.
     CheckConfig { file: PathBuf },
+    /// Write a consistent copy of the store to FILE (a new file). While the control plane
+    /// runs, it makes the copy itself (POST /v1/backup, with an operator token); when it is
+    /// stopped, the data file is copied directly. Restore: stop the control plane, replace
+    /// the data file with the copy, start it.
+    Backup {
+        /// The control plane's config file (for `data` and `listen`).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The running control plane's API, when `listen` in the config is not how to reach it.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// An operator token, for a running control plane.
+        #[arg(long, env = "OUTPOST_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The copy to write; must not exist.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Backup { config, url, token, file } => backup::command(&config, url, token, &file),
         Command::CheckConfig { file } => match control_plane::settings::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
@@ -68,5 +86,79 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+mod backup {
+    //! `control-plane backup`: directly from the data file when no control plane holds it,
+    //! else through the running one's API (redb lets one process open the file).
+
+    use std::path::Path;
+    use std::process::ExitCode;
+    use std::time::Duration;
+
+    use control_plane::settings::Settings;
+    use control_plane::store::{EmbeddedStore, Store};
+
+    /// `control-plane backup`: prints what it wrote, or why not.
+    pub fn command(config: &Path, url: Option<String>, token: Option<String>, file: &Path) -> ExitCode {
+        let settings = match control_plane::settings::load(config) {
+            Ok(settings) => settings,
+            Err(errors) => {
+                eprintln!("{errors}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match run(&settings, url, token, file) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("control-plane backup: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn run(settings: &Settings, url: Option<String>, token: Option<String>, file: &Path) -> Result<String, String> {
+        let file = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("start the runtime: {e}"))?;
+        runtime.block_on(async {
+            match EmbeddedStore::open(&settings.data) {
+                Ok(store) => {
+                    let records = store.backup(file.clone()).await.map_err(|e| e.to_string())?;
+                    Ok(format!("{}: {records} records (from {}, not running)", file.display(), settings.data.display()))
+                }
+                // Held by the running control plane: it makes the copy.
+                Err(held) => through_api(settings, url, token, &file)
+                    .await
+                    .map_err(|e| format!("{e} (opening the data file directly: {held})")),
+            }
+        })
+    }
+
+    async fn through_api(
+        settings: &Settings,
+        url: Option<String>,
+        token: Option<String>,
+        file: &Path,
+    ) -> Result<String, String> {
+        let url = url.unwrap_or_else(|| {
+            let mut addr = settings.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}")
+        });
+        let token = token.ok_or("the control plane runs: give an operator token (--token or OUTPOST_TOKEN)")?;
+        let client =
+            control_plane::ctl::Client::new(&url, Some(token), Duration::from_secs(600)).map_err(|e| e.to_string())?;
+        let body = serde_json::json!({"path": file});
+        let answer = client.send(http::Method::POST, "/v1/backup", Some(&body)).await.map_err(|e| e.to_string())?;
+        Ok(format!("{}: {} records (from the control plane at {url})", file.display(), answer.body["records"]))
     }
 }

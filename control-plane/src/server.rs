@@ -67,7 +67,9 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>) -> Result<(), Ru
         nodes.shutdown();
         let _ = stop_dns.send(());
     };
-    crate::listen::serve(listener, api::router(app), &settings.limits, shutdown).await;
+    // The patience a stream has with a node that takes nothing: three heartbeats.
+    let dead_peer = settings.nodes.heartbeat_interval.saturating_mul(3);
+    crate::listen::serve(listener, api::router(app), &settings.limits, dead_peer, shutdown).await;
     checker.abort();
     if let Some(dns) = dns {
         let _ = dns.await;

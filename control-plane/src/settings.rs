@@ -87,8 +87,9 @@ pub struct NodeSettings {
     /// How often a node stream carries `{"heartbeat": {"head": H}}` when nothing else is sent.
     /// A node that hears nothing for 3 intervals reconnects; a stream that cannot take a
     /// message for 3 intervals (the node stopped reading) is closed. Each tick also re-reads
-    /// the log, so no event waits longer than this to reach a stream. Default: `"5s"`;
-    /// 100ms to 5m.
+    /// the log, so no event waits longer than this to reach a stream. Three intervals are also
+    /// the API connections' `TCP_USER_TIMEOUT`: a node whose host vanished frees its id then.
+    /// Default: `"5s"`; 100ms to 5m.
     #[serde(with = "outpost_config::units::duration")]
     pub heartbeat_interval: Duration,
     /// How long a node counts as live after its stream drops (it is reconnecting): purges wait
@@ -102,11 +103,31 @@ pub struct NodeSettings {
     /// (`ms` in purge progress); an older purge reports `acked` without `ms`. Default: 1024;
     /// 1 to 1000000.
     pub ack_history: usize,
+    /// How long after it was last seen (stream open, registration or ack; kept in the store,
+    /// so it holds across a restart of the control plane) a node still counts as one a purge
+    /// must reach: until then it is `pending` in purge progress, and a purge is not
+    /// `complete` without its ack. A node gone longer is listed under `offline` (it resyncs
+    /// before it serves again). Default: `"10m"`; at least `grace`, at most 30 days.
+    #[serde(with = "outpost_config::units::duration")]
+    pub offline_after: Duration,
+    /// After the control plane starts, how long a registered node whose stream has not come
+    /// back yet keeps its place in PoP health (its probe decides alone), so a restart does not
+    /// steer DNS away from PoPs whose edges are reconnecting. Default: three
+    /// `heartbeat_interval`s; at most 10m.
+    #[serde(with = "outpost_config::units::option_duration")]
+    pub startup_grace: Option<Duration>,
 }
 
 impl Default for NodeSettings {
     fn default() -> Self {
-        Self { heartbeat_interval: Duration::from_secs(5), grace: None, stream_buffer: 256, ack_history: 1024 }
+        Self {
+            heartbeat_interval: Duration::from_secs(5),
+            grace: None,
+            stream_buffer: 256,
+            ack_history: 1024,
+            offline_after: Duration::from_secs(600),
+            startup_grace: None,
+        }
     }
 }
 
@@ -114,6 +135,11 @@ impl NodeSettings {
     /// `grace`, or its default: two heartbeats.
     pub fn grace(&self) -> Duration {
         self.grace.unwrap_or(self.heartbeat_interval.saturating_mul(2))
+    }
+
+    /// `startup_grace`, or its default: three heartbeats.
+    pub fn startup_grace(&self) -> Duration {
+        self.startup_grace.unwrap_or(self.heartbeat_interval.saturating_mul(3))
     }
 }
 
@@ -348,6 +374,19 @@ fn check_nodes(nodes: &NodeSettings, report: &mut dyn FnMut(&str, String)) {
     if nodes.grace.is_some_and(|grace| grace > Duration::from_secs(3600)) {
         report("nodes.grace", format!("{:?} is out of range; use at most 1h", nodes.grace()));
     }
+    // Against the grace only when the grace itself is valid: one error per mistake.
+    let below_grace = nodes.grace() <= Duration::from_secs(3600) && nodes.offline_after < nodes.grace();
+    if below_grace || nodes.offline_after > Duration::from_secs(30 * 86_400) {
+        let message = format!(
+            "{:?} is out of range; use at least nodes.grace ({:?}) and at most 30 days",
+            nodes.offline_after,
+            nodes.grace()
+        );
+        report("nodes.offline_after", message);
+    }
+    if nodes.startup_grace.is_some_and(|grace| grace > Duration::from_secs(600)) {
+        report("nodes.startup_grace", format!("{:?} is out of range; use at most 10m", nodes.startup_grace()));
+    }
     for (path, value, max) in
         [("nodes.stream_buffer", nodes.stream_buffer, 65_536), ("nodes.ack_history", nodes.ack_history, 1_000_000)]
     {
@@ -482,6 +521,8 @@ mod tests {
         assert_eq!(settings.limits.max_events, 100_000);
         assert_eq!(settings.nodes.heartbeat_interval, Duration::from_secs(5));
         assert_eq!(settings.nodes.grace(), Duration::from_secs(10));
+        assert_eq!(settings.nodes.offline_after, Duration::from_secs(600));
+        assert_eq!(settings.nodes.startup_grace(), Duration::from_secs(15));
         assert!(settings.limits.tenant_upstream_networks().is_empty(), "tenants get no private upstream");
         let allowing = parse(
             &format!("data = \"cp.redb\"\n{OPERATOR}[limits]\ntenant_upstream_allow = [\"127.0.0.0/8\", \"::1\"]\n"),
@@ -547,6 +588,16 @@ mod tests {
                 "use 100ms to 5m",
             ),
             (format!("data = \"x\"\n{OPERATOR}[nodes]\ngrace = \"2h\"\n"), "nodes.grace", "at most 1h"),
+            (
+                format!("data = \"x\"\n{OPERATOR}[nodes]\noffline_after = \"5s\"\n"),
+                "nodes.offline_after",
+                "at least nodes.grace (10s)",
+            ),
+            (
+                format!("data = \"x\"\n{OPERATOR}[nodes]\nstartup_grace = \"1h\"\n"),
+                "nodes.startup_grace",
+                "at most 10m",
+            ),
             (format!("data = \"x\"\n{OPERATOR}[nodes]\nstream_buffer = 0\n"), "nodes.stream_buffer", "use 1 to 65536"),
             (format!("data = \"x\"\n{OPERATOR}[nodes]\nack_history = 0\n"), "nodes.ack_history", "use 1 to 1000000"),
             (format!("data = \"x\"\n{OPERATOR}[limits]\nmax_events = 0\n"), "limits.max_events", "use 1 to 100000000"),

@@ -60,8 +60,14 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// The fleet with [`control_config`]'s control plane.
     pub async fn start(spec: FleetSpec) -> anyhow::Result<Self> {
-        let cp = ControlPlane::start(ControlConfig::default().nodes("heartbeat_interval = \"200ms\"")).await?;
+        Self::start_with(spec, control_config()).await
+    }
+
+    /// The fleet with the control plane `config` describes.
+    pub async fn start_with(spec: FleetSpec, config: ControlConfig) -> anyhow::Result<Self> {
+        let cp = ControlPlane::start(config).await?;
         let origin = Origin::start().await?;
         let shield = match spec.shield {
             true => Some(EdgeNode::start_shield(follower("shield-1", "fra", "eu-central", cp.addr())).await?),
@@ -117,6 +123,12 @@ impl Fleet {
         std::fs::write(&path, pinned)?;
         self.cp.restart().await
     }
+}
+
+/// The fleet's control plane: heartbeats every 200 ms, and a node unseen for 2 s is offline
+/// (purges stop waiting for it), so scenarios with a node down take a moment, not 10 minutes.
+pub fn control_config() -> ControlConfig {
+    ControlConfig::default().nodes("heartbeat_interval = \"200ms\"").nodes("offline_after = \"2s\"")
 }
 
 /// A node config with no services that follows the control plane at `cp`: PoP and region in

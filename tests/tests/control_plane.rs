@@ -609,6 +609,21 @@ async fn stream(cp: &ControlPlane, id: &str, after: u64) -> anyhow::Result<NodeS
     Ok(stream)
 }
 
+/// Opens the node's stream once the control plane has found its previous one (just dropped)
+/// closed: 409 `node_id_in_use` until then (bounded wait).
+async fn stream_when_free(cp: &ControlPlane, id: &str, after: u64) -> anyhow::Result<NodeStream> {
+    let start = std::time::Instant::now();
+    loop {
+        let stream = NodeStream::open(cp.addr(), id, after, NODE_TOKEN).await?;
+        if stream.status == 200 {
+            return Ok(stream);
+        }
+        anyhow::ensure!(stream.status == 409, "stream {id}: {}", stream.status);
+        anyhow::ensure!(start.elapsed() < std::time::Duration::from_secs(15), "{id} is still held");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Reads `stream` up to the next purge event, acks it as `node`, returns its seq.
 async fn apply_next_purge(cp: &ControlPlane, stream: &mut NodeStream, node: &str) -> anyhow::Result<u64> {
     loop {
@@ -803,17 +818,25 @@ async fn a_node_resumes_after_its_last_seq_and_one_stream_per_node_is_kept() -> 
     );
     assert_eq!(node.next().await?["event"]["seq"], 3);
 
-    // A second stream for the node replaces the first, which ends. Up to date: heartbeats only.
-    let mut again = stream(&cp, "edge-1", 3).await?;
-    assert!(node.ended().await?, "the replaced stream goes on");
-    assert_eq!(again.next().await?, json!({"heartbeat": {"head": 3}}));
+    // One stream per node: a second one while the first is open is refused (issue 16: it must
+    // not take over a live node's id), and the first goes on.
+    let second = NodeStream::open(cp.addr(), "edge-1", 3, NODE_TOKEN).await?;
+    assert_eq!(second.status, 409);
+    drop(second);
+    cp.call(Method::POST, "/v1/services/shop/purge", ACME, r#"{"tags": ["c"]}"#).await?;
+    assert_eq!(node.next_change().await?["event"]["seq"], 4, "the holder still streams");
+    // Once it is gone, the node streams again. Up to date: heartbeats only.
+    drop(node);
+    let mut again = stream_when_free(&cp, "edge-1", 4).await?;
+    assert_eq!(again.next().await?, json!({"heartbeat": {"head": 4}}));
     cp.call(Method::POST, "/v1/services/shop/purge", ACME, r#"{"all": true}"#).await?;
-    assert_eq!(again.next_change().await?["event"]["seq"], 4);
+    assert_eq!(again.next_change().await?["event"]["seq"], 5);
 
     // Beyond the head (the control plane lost its data, say): a snapshot, and a resync.
-    let mut ahead = stream(&cp, "edge-1", 99).await?;
+    drop(again);
+    let mut ahead = stream_when_free(&cp, "edge-1", 99).await?;
     let snapshot = ahead.next().await?;
-    assert_eq!((snapshot["snapshot"]["seq"].as_u64(), snapshot["snapshot"]["resync"].as_bool()), (Some(4), Some(true)));
+    assert_eq!((snapshot["snapshot"]["seq"].as_u64(), snapshot["snapshot"]["resync"].as_bool()), (Some(5), Some(true)));
     Ok(())
 }
 
@@ -838,7 +861,8 @@ async fn compaction_turns_a_resume_from_before_the_horizon_into_a_snapshot_with_
     assert_eq!(snapshot["services"][0]["version"], 1);
 
     // From 3, event 4 is the next one: it is still held.
-    let mut close = stream(&cp, "edge-1", 3).await?;
+    drop(behind);
+    let mut close = stream_when_free(&cp, "edge-1", 3).await?;
     assert_eq!(close.next().await?["event"]["seq"], 4);
     Ok(())
 }
@@ -933,7 +957,12 @@ async fn a_purge_waits_for_every_live_node_and_reports_each_and_each_pop() -> an
 
 #[tokio::test]
 async fn a_dropped_node_is_waited_for_only_during_its_grace() -> anyhow::Result<()> {
-    let config = ControlConfig::default().nodes("heartbeat_interval = \"100ms\"").nodes("grace = \"300ms\"");
+    // Purges wait for a node until it has been unseen for offline_after (here equal to the
+    // grace; issue 16 has the tests of a longer window).
+    let config = ControlConfig::default()
+        .nodes("heartbeat_interval = \"100ms\"")
+        .nodes("grace = \"300ms\"")
+        .nodes("offline_after = \"300ms\"");
     let cp = ControlPlane::start(config).await?;
     put_service(&cp, ACME, "shop", &shop_config()).await?;
     register(&cp, "edge-1", "fra").await?;

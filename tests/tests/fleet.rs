@@ -227,10 +227,12 @@ async fn a_node_down_during_a_purge_catches_up_when_it_comes_back() -> anyhow::R
     let iad = fleet.edges.len() - 1;
     fleet.edges[iad].stop().await?;
 
-    // The purge completes without the node that is down (past its grace, it is not live).
+    // The purge completes without the node that is down once it has been gone longer than
+    // nodes.offline_after (2 s in the fleet): it is listed as offline, not waited for.
     let progress = fleet.purge(json!({"urls": ["shop.test/a"]})).await?;
     let id = progress["id"].as_str().unwrap_or_default().to_owned();
     assert!(progress["pending"] == json!([]), "{progress}");
+    assert_eq!(progress["offline"], json!(["edge-iad-1"]), "{progress}");
     let snapshots = fleet.edges[iad].stderr_text().matches("snapshot from the control plane").count();
 
     fleet.edges[iad].restart().await?;

@@ -4,10 +4,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::Report;
-use crate::control_client::ControlConfig;
+use crate::control_client::{ControlConfig, defaults};
 use crate::units::{ByteSize, format_duration};
 
 pub(super) fn check(report: &mut Report<'_>, control: &ControlConfig) {
+    check_urls(report, control);
     match (&control.token, &control.token_file) {
         (None, None) => report.error(
             "control",
@@ -61,6 +62,29 @@ pub(super) fn check(report: &mut Report<'_>, control: &ControlConfig) {
                     "{addr} cannot be reached; give the address and port others connect to, e.g. \"203.0.113.7:443\""
                 ),
             );
+        }
+    }
+}
+
+/// One of `url` and `urls`; `urls` distinct and at most [`defaults::MAX_URLS`].
+fn check_urls(report: &mut Report<'_>, control: &ControlConfig) {
+    match (&control.url, control.urls.is_empty()) {
+        (None, true) => report.error(
+            "control.url",
+            "set control.url or control.urls (the control plane's API, e.g. \"https://control.cdn.example\")",
+        ),
+        (Some(_), false) => report.error("control.urls", "set control.url or control.urls, not both"),
+        _ => {}
+    }
+    if control.urls.len() > defaults::MAX_URLS {
+        report.error(
+            "control.urls",
+            format!("{} URLs; give at most {} control-plane replicas", control.urls.len(), defaults::MAX_URLS),
+        );
+    }
+    for (i, url) in control.urls.iter().enumerate() {
+        if let Some(first) = control.urls[..i].iter().position(|other| other == url) {
+            report.error(format!("control.urls[{i}]"), format!("\"{url}\" is the same as control.urls[{first}]"));
         }
     }
 }

@@ -11,7 +11,7 @@
 //!   `hosts` (everything under `host/`), or `purge_everything`. Cloudflare has no soft purge.
 //!
 //! Each also takes our `?wait=true[&timeout=10s]`: the answer is then our purge progress (200
-//! when every live node acked, 202 at the timeout), as from `POST /v1/services/{id}/purge`.
+//! when every expected node acked, 202 at the timeout), as from `POST /v1/services/{id}/purge`.
 
 use std::time::Duration;
 

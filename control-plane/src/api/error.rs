@@ -68,6 +68,10 @@ error_kinds! {
     HostTaken => "host_taken",
     /// The service changed between read and write; retry.
     Conflict => "conflict",
+    /// Another connection holds the node id's stream (one node, one identity).
+    NodeIdInUse => "node_id_in_use",
+    /// The node's stream is open: deregistering it needs `?force=true`.
+    NodeLive => "node_live",
     /// A function rollback with no version active before the current one.
     NoPreviousVersion => "no_previous_version",
     /// The body is larger than `limits.max_body_size`.
@@ -93,9 +97,12 @@ impl ErrorKind {
             ErrorKind::Forbidden | ErrorKind::ServiceLimit => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorKind::IdTaken | ErrorKind::HostTaken | ErrorKind::Conflict | ErrorKind::NoPreviousVersion => {
-                StatusCode::CONFLICT
-            }
+            ErrorKind::IdTaken
+            | ErrorKind::HostTaken
+            | ErrorKind::Conflict
+            | ErrorKind::NoPreviousVersion
+            | ErrorKind::NodeIdInUse
+            | ErrorKind::NodeLive => StatusCode::CONFLICT,
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -235,6 +242,8 @@ mod tests {
             (ErrorKind::IdTaken, 409, "id_taken"),
             (ErrorKind::HostTaken, 409, "host_taken"),
             (ErrorKind::Conflict, 409, "conflict"),
+            (ErrorKind::NodeIdInUse, 409, "node_id_in_use"),
+            (ErrorKind::NodeLive, 409, "node_live"),
             (ErrorKind::NoPreviousVersion, 409, "no_previous_version"),
             (ErrorKind::BodyTooLarge, 413, "body_too_large"),
             (ErrorKind::RateLimited, 429, "rate_limited"),

@@ -65,6 +65,19 @@ fn authenticate(parts: &Parts, app: &AppState) -> Result<Principal, ApiError> {
     app.tokens.authenticate(&parts.headers).map_err(|e| ApiError::new(ErrorKind::Unauthorized, e.to_string()))
 }
 
+/// The address of the connection a request came on (`None` outside the accept loop, e.g. in
+/// tests that call the router directly).
+pub struct Peer(pub Option<std::net::SocketAddr>);
+
+impl<S: Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let info = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(Peer(info.map(|info| info.0)))
+    }
+}
+
 /// The whole body, at most `limits.max_body_size` (the router's `DefaultBodyLimit`).
 pub struct Body(pub Bytes);
 

@@ -26,6 +26,8 @@ pub struct Counters {
     /// Answers by status class: 1xx to 5xx.
     answers: [AtomicU64; 5],
     purges: AtomicU64,
+    /// Stream or registration claims refused because another connection held the node id.
+    node_id_conflicts: AtomicU64,
 }
 
 impl Counters {
@@ -38,6 +40,10 @@ impl Counters {
 
     pub fn purge_accepted(&self) {
         self.purges.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn node_id_conflict(&self) {
+        self.node_id_conflicts.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -56,6 +62,12 @@ pub async fn get(State(app): State<AppState>, Auth(principal): Auth) -> Result<R
     }
     text.family("outpost_cp_purges_total", "counter", "Purges accepted (every API shape).");
     text.sample("outpost_cp_purges_total", &[], load(&app.counters.purges));
+    text.family(
+        "outpost_cp_node_id_conflicts_total",
+        "counter",
+        "Registrations and streams refused because another connection held the node id.",
+    );
+    text.sample("outpost_cp_node_id_conflicts_total", &[], load(&app.counters.node_id_conflicts));
     text.family("outpost_cp_head_seq", "gauge", "The event log's last sequence number.");
     text.sample("outpost_cp_head_seq", &[], head.0);
 
@@ -65,6 +77,8 @@ pub async fn get(State(app): State<AppState>, Auth(principal): Auth) -> Result<R
     text.sample("outpost_cp_nodes", &[("state", "registered")], nodes.len() as u64);
     text.sample("outpost_cp_nodes", &[("state", "live")], count(|n| n.live));
     text.sample("outpost_cp_nodes", &[("state", "connected")], count(|n| n.connected));
+    text.sample("outpost_cp_nodes", &[("state", "offline")], count(|n| !n.expected));
+    text.sample("outpost_cp_nodes", &[("state", "drained")], count(|n| n.drained_at.is_some()));
     text.family("outpost_cp_node_acked_seq", "gauge", "The last sequence number each node acknowledged.");
     for node in &nodes {
         let pop = node.node.registration.pop.as_deref().unwrap_or("");

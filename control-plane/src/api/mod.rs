@@ -5,6 +5,7 @@
 //! read), find the service the caller may see (404 otherwise), parse and check the body, then
 //! one store write that also appends the event.
 
+mod backup;
 mod compat;
 mod component;
 mod error;
@@ -12,6 +13,7 @@ mod events;
 mod extract;
 mod functions;
 mod metrics;
+mod node_admin;
 mod nodes;
 mod openapi;
 mod pops;
@@ -158,6 +160,10 @@ pub fn routes() -> Vec<Route> {
         route(Put, "/v1/nodes/{id}", nodes::register),
         route(Get, "/v1/nodes/{id}/stream", nodes::stream),
         route(Post, "/v1/nodes/{id}/ack", nodes::ack),
+        route(Delete, "/v1/nodes/{id}", node_admin::delete),
+        route(Post, "/v1/nodes/{id}/drain", node_admin::drain),
+        route(Post, "/v1/nodes/{id}/restore", node_admin::restore),
+        route(Post, "/v1/backup", backup::post),
         route(Get, "/v1/pops", pops::list),
         route(Post, "/v1/pops/{pop}/drain", pops::drain),
         route(Post, "/v1/pops/{pop}/restore", pops::restore),

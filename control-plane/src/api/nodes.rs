@@ -1,8 +1,14 @@
 //! The node protocol's routes (docs/contracts.md, "Node protocol"): `PUT /v1/nodes/{id}`
 //! (register), `GET /v1/nodes/{id}/stream?after=N` (NDJSON: snapshot or events, then new
 //! events and heartbeats), `POST /v1/nodes/{id}/ack` — all for node tokens only — and
-//! `GET /v1/nodes` for the operator.
+//! `GET /v1/nodes` for the operator (deregistration and drains are in `node_admin`).
+//!
+//! One node, one identity: while a stream holds a node id, registering or streaming as that id
+//! from another connection gets **409** `node_id_in_use` naming the holder's address (logged,
+//! counted in `outpost_cp_node_id_conflicts_total`); the registration and DNS answers keep the
+//! holder's. A node restarted on its id gets it back once its old stream has ended.
 
+use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use axum::Json;
@@ -14,27 +20,47 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::{ApiError, ErrorKind};
-use super::extract::{ApiPath, ApiQuery, Auth, Body, NodeAuth, parse_json};
+use super::extract::{ApiPath, ApiQuery, Auth, Body, NodeAuth, Peer, parse_json};
 use crate::auth::Principal;
-use crate::nodes::{AckOutcome, NodeView, stream};
+use crate::nodes::{AckOutcome, NodeView, Refusal, stream};
 
-fn node_id(id: &str) -> Result<NodeId, ApiError> {
+pub(super) fn node_id(id: &str) -> Result<NodeId, ApiError> {
     NodeId::parse(id).map_err(|message| ApiError::field(ErrorKind::InvalidRequest, "id", message))
 }
 
-fn unknown(id: &NodeId) -> ApiError {
+pub(super) fn unknown(id: &NodeId) -> ApiError {
     ApiError::new(ErrorKind::NotFound, format!("node \"{id}\" is not registered; PUT /v1/nodes/{id} first"))
 }
 
-/// `PUT /v1/nodes/{id}`: register, or update the registration. Idempotent.
+/// 409 `node_id_in_use`, logged and counted: `peer` claimed `id`, which `holder`'s stream holds.
+fn in_use(app: &AppState, id: &NodeId, peer: Option<SocketAddr>, holder: Option<SocketAddr>) -> ApiError {
+    app.counters.node_id_conflict();
+    let holder = holder.map_or_else(|| "an open stream".to_owned(), |h| h.to_string());
+    let claimant = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+    tracing::warn!(node = %id, %holder, %claimant, "node id claimed while another connection holds its stream; refused");
+    ApiError::new(
+        ErrorKind::NodeIdInUse,
+        format!(
+            "node id \"{id}\" is held by a live stream from {holder}; a node restarted on this id gets it back once \
+             that stream ends (retry shortly), two nodes need two ids"
+        ),
+    )
+}
+
+/// `PUT /v1/nodes/{id}`: register, or update the registration. Idempotent. Refused (409)
+/// while another connection holds the node's stream.
 pub async fn register(
     State(app): State<AppState>,
     auth: NodeAuth,
+    Peer(peer): Peer,
     ApiPath(id): ApiPath<String>,
     Body(body): Body,
 ) -> Result<Json<Registered>, ApiError> {
     let id = node_id(&id)?;
     auth.check(&id)?;
+    if let Some(holder) = app.nodes.holder(&id) {
+        return Err(in_use(&app, &id, peer, holder));
+    }
     let registration = parse_json::<NodeRegistration>(&body, ErrorKind::InvalidRequest)?;
     registration.check().map_err(|message| {
         let (path, message) = message.split_once(": ").unwrap_or(("", &message));
@@ -57,23 +83,27 @@ pub struct StreamQuery {
     after: Option<u64>,
 }
 
-/// `GET /v1/nodes/{id}/stream?after=N`: NDJSON, never ending by itself.
+/// `GET /v1/nodes/{id}/stream?after=N`: NDJSON, never ending by itself. Refused (409) while
+/// another connection holds the node's stream.
 pub async fn stream(
     State(app): State<AppState>,
     auth: NodeAuth,
+    Peer(peer): Peer,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> Result<Response, ApiError> {
     let id = node_id(&id)?;
     auth.check(&id)?;
-    if !app.nodes.is_registered(&id) {
-        return Err(unknown(&id));
-    }
-    let Some(connection) = app.nodes.connect(&id) else {
-        return Err(ApiError::new(ErrorKind::Unavailable, "the control plane is shutting down; reconnect later"));
+    let connection = match app.nodes.connect(&id, peer) {
+        Ok(connection) => connection,
+        Err(Refusal::Unknown) => return Err(unknown(&id)),
+        Err(Refusal::InUse { holder }) => return Err(in_use(&app, &id, peer, holder)),
+        Err(Refusal::Closing) => {
+            return Err(ApiError::new(ErrorKind::Unavailable, "the control plane is shutting down; reconnect later"));
+        }
     };
     let after = Seq(query.after.unwrap_or(0));
-    tracing::info!(node = %id, %after, "stream opened");
+    tracing::info!(node = %id, %after, peer = ?peer, "stream opened");
     let body = stream::open(app.store.clone(), app.nodes.clone(), id, connection, after);
     let headers = [(header::CONTENT_TYPE, "application/x-ndjson"), (header::CACHE_CONTROL, "no-store")];
     Ok((StatusCode::OK, headers, body).into_response())

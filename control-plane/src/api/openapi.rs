@@ -54,7 +54,7 @@ pub fn document() -> Value {
                 "post": waiting(with_params(
                     accepted(op("purge", "Purge URLs, prefixes, tags, or all of a service, hard or soft; \
                         202 at once with the purge id and its event's seq. With wait=true: 200 with the progress once \
-                        every live node has acked, or 202 with the progress so far at the timeout.",
+                        every expected node (live, or seen within nodes.offline_after) has acked, or 202 with the progress so far at the timeout.",
                         Some("PurgeBody"), "PurgeAccepted", &[400, 404, 413, 429], true)),
                     &[wait_param(), timeout_param()],
                 )),
@@ -218,7 +218,7 @@ fn wait_param() -> Value {
     query(
         "wait",
         "boolean",
-        "Answer when every live node has applied the purge: 200 with the progress, or 202 \
+        "Answer when every expected node (live, or seen within nodes.offline_after) has applied the purge: 200 with the progress, or 202 \
         with the progress so far at the timeout (any purge shape).",
     )
 }
@@ -230,7 +230,7 @@ fn timeout_param() -> Value {
 /// A purge operation that, with `wait=true`, may answer 200 with the progress.
 fn waiting(mut operation: Value) -> Value {
     if let Some(responses) = operation["responses"].as_object_mut() {
-        let ok = json!({"description": "wait=true: every live node acked",
+        let ok = json!({"description": "wait=true: every expected node acked",
             "content": {"application/json": {"schema": schema_ref("PurgeStatus")}}});
         responses.insert("200".to_owned(), ok);
         if let Some(accepted) = responses.get_mut("202") {
@@ -252,16 +252,37 @@ fn node_paths() -> Value {
         },
         "/v1/nodes/{id}": {
             "parameters": [node.clone()],
-            "put": op("registerNode", "Register a node or update its registration (node token only). Idempotent.",
-                Some("NodeRegistration"), "Registered", &[400, 403, 413], true),
+            "put": op("registerNode", "Register a node or update its registration (node token only). Idempotent. \
+                409 node_id_in_use while another connection holds the node's stream (the message names its address).",
+                Some("NodeRegistration"), "Registered", &[400, 403, 409, 413], true),
+            "delete": no_content(with_params(op("deleteNode", "Deregister a node (operator only): its registration \
+                and acks are forgotten; it leaves DNS and purge progress. 409 node_live while its stream is open, \
+                unless force=true (which ends the stream).", None, "Any", &[400, 403, 404, 409], true),
+                &[query("force", "boolean", "Deregister even with the stream open. Default false.")])),
+        },
+        "/v1/nodes/{id}/drain": {
+            "parameters": [node.clone()],
+            "post": op("drainNode", "Drain one node (operator only): DNS leaves its address out; it keeps \
+                following the log. Persisted. 200 with the node.", None, "NodeView", &[400, 403, 404], true),
+        },
+        "/v1/backup": {
+            "post": op("backup", "Write a consistent copy of the store, taken while it serves, to a new file on the \
+                control plane's host (operator only; never over an existing file). Restore: stop the control plane, \
+                put the copy in place of the data file, start it.", Some("Backup"), "BackupDone", &[400, 403, 413], true),
+        },
+        "/v1/nodes/{id}/restore": {
+            "parameters": [node.clone()],
+            "post": op("restoreNode", "Undo a node drain (operator only). 200 with the node.", None, "NodeView",
+                &[400, 403, 404], true),
         },
         "/v1/nodes/{id}/stream": {
             "parameters": [node.clone()],
             "get": with_params(op("nodeStream", "The node's stream (node token only): application/x-ndjson, one \
                 StreamMessage per line, never ending by itself. A snapshot first when after is 0, compacted away, or \
                 beyond the head (resync when after > 0); else the events after it; then each new event in order, \
-                and a heartbeat every nodes.heartbeat_interval. One stream per node: a new one replaces the old.",
-                None, "StreamMessage", &[400, 403, 404, 503], true),
+                and a heartbeat every nodes.heartbeat_interval. One stream per node: while one is open, another \
+                gets 409 node_id_in_use.",
+                None, "StreamMessage", &[400, 403, 404, 409, 503], true),
                 &[query("after", "integer", "The last seq the node applied and persisted. Default 0 (nothing).")]),
         },
         "/v1/nodes/{id}/ack": {
@@ -309,16 +330,26 @@ fn node_schemas() -> Value {
         "Registered": {"type": "object", "properties": {"node": schema_ref("NodeRecord"), "head": {"type": "integer"},
             "log": {"type": "string", "description": "The event log's identity (16 hex digits): a node that followed \
                 another log starts over from a snapshot."}}},
-        "NodeList": {"type": "object", "properties": {"head": {"type": "integer"}, "nodes": {"type": "array", "items": {
-            "allOf": [schema_ref("NodeRecord"), {"type": "object", "properties": {
-                "live": {"type": "boolean", "description": "Stream connected, or dropped less than nodes.grace ago."},
-                "connected": {"type": "boolean"},
-                "acked": {"type": "integer"},
-                "acked_at": {"type": ["string", "null"], "format": "date-time"},
-                "functions": {"type": "object", "additionalProperties": {"type": "string"},
-                    "description": "Service id → \"<version>:<sha256 first 12>\" of the function it runs, from its last ack."},
-            }}],
-        }}}},
+        "NodeList": {"type": "object", "properties": {"head": {"type": "integer"}, "nodes": {"type": "array", "items":
+            schema_ref("NodeView")}}},
+        "Backup": {"type": "object", "additionalProperties": false, "required": ["path"], "properties": {
+            "path": {"type": "string", "description": "Absolute path on the control plane's host."}}},
+        "BackupDone": {"type": "object", "properties": {"path": {"type": "string"}, "records": {"type": "integer"}}},
+        "NodeView": {"allOf": [schema_ref("NodeRecord"), {"type": "object", "properties": {
+            "live": {"type": "boolean", "description": "Stream connected, or dropped less than nodes.grace ago."},
+            "connected": {"type": "boolean"},
+            "acked": {"type": "integer"},
+            "acked_at": {"type": ["string", "null"], "format": "date-time"},
+            "last_seen": {"type": "string", "format": "date-time",
+                "description": "Last registration, ack or open stream (kept across control-plane restarts)."},
+            "expected": {"type": "boolean", "description": "Seen within nodes.offline_after: purges wait for it."},
+            "reconnecting": {"type": "boolean",
+                "description": "No stream yet since the control plane started, within nodes.startup_grace."},
+            "peer": {"type": ["string", "null"], "description": "IP:port of the connection holding its stream."},
+            "drained_at": {"type": ["string", "null"], "format": "date-time"},
+            "functions": {"type": "object", "additionalProperties": {"type": "string"},
+                "description": "Service id → \"<version>:<sha256 first 12>\" of the function it runs, from its last ack."},
+        }}]},
         "StreamMessage": {"oneOf": [
             {"type": "object", "required": ["snapshot"], "properties": {"snapshot": {"type": "object", "properties": {
                 "seq": {"type": "integer"},
@@ -491,15 +522,19 @@ fn components() -> Value {
                     "soft": {"type": "boolean"},
                     "targets": {"type": "array", "items": {"type": "object"}},
                     "status": {"type": "string", "enum": ["pending", "complete"]},
-                    "nodes": {"type": "object", "description": "Every live node, and any other that acked, by id.",
+                    "nodes": {"type": "object", "description": "Every expected node (live, or seen within \
+                        nodes.offline_after), and any other that acked, by id.",
                         "additionalProperties": {"type": "object", "properties": {
                             "pop": {"type": ["string", "null"]}, "live": {"type": "boolean"}, "acked": {"type": "boolean"},
                             "ms": {"type": ["integer", "null"], "description": "From the purge's creation to the node's ack."}}}},
                     "pops": {"type": "object", "description": "By PoP: nodes, acked, max_ms.",
                         "additionalProperties": {"type": "object", "properties": {
                             "nodes": {"type": "integer"}, "acked": {"type": "integer"}, "max_ms": {"type": ["integer", "null"]}}}},
-                    "pending": {"type": "array", "items": {"type": "string"}, "description": "Live nodes that have not acked."},
-                    "complete": {"type": "boolean", "description": "Every live node has acked."},
+                    "pending": {"type": "array", "items": {"type": "string"}, "description": "Expected nodes (live, or \
+                        seen within nodes.offline_after, across control-plane restarts) that have not acked."},
+                    "offline": {"type": "array", "items": {"type": "string"}, "description": "Registered nodes gone \
+                        longer than nodes.offline_after that have not acked: not waited for; they resync before serving."},
+                    "complete": {"type": "boolean", "description": "Every expected node has acked."},
                 },
             },
             "Event": {
@@ -576,6 +611,9 @@ fn pop_schemas() -> Value {
                         "healthy": {"type": "boolean"},
                         "probe": {"type": "string", "enum": ["unknown", "up", "down"]},
                         "live": {"type": "boolean"},
+                        "drained": {"type": "boolean", "description": "Drained by an operator: never in DNS answers."},
+                        "reconnecting": {"type": "boolean", "description": "No stream yet since the control plane \
+                            started, within nodes.startup_grace: counted by its probe alone."},
                         "error": {"type": ["string", "null"]},
                         "checked_at": {"type": ["string", "null"], "format": "date-time"},
                     },

@@ -3,7 +3,8 @@
 //!
 //! A purge is recorded and appended to the event log at once; nodes apply it as they follow
 //! the log and acknowledge its `seq`, which fills `nodes`, `pops`, `pending` and `complete`.
-//! `?wait=true[&timeout=10s]` answers when every live node has acked (200) or at the timeout
+//! `?wait=true[&timeout=10s]` answers when every expected node (live, or seen within
+//! `nodes.offline_after`, across restarts) has acked (200) or at the timeout
 //! (202, with the progress so far).
 
 use std::time::{Duration, Instant, SystemTime};
@@ -138,7 +139,7 @@ pub async fn post(
     }
 }
 
-/// Waits up to `timeout` for every live node to ack `purge`: 200 when they have, else 202,
+/// Waits up to `timeout` for every expected node to ack `purge`: 200 when they have, else 202,
 /// each with the progress.
 pub async fn waited(app: &AppState, purge: PurgeRecord, timeout: Duration) -> (StatusCode, Json<PurgeStatus>) {
     let progress = wait_for(app, &purge, timeout).await;
@@ -284,7 +285,7 @@ fn random_id() -> Result<String, ApiError> {
 pub struct PurgeStatus {
     #[serde(flatten)]
     record: PurgeRecord,
-    /// `"complete"` once every live node has acked, else `"pending"`.
+    /// `"complete"` once every expected node has acked, else `"pending"`.
     status: &'static str,
     #[serde(flatten)]
     progress: PurgeProgress,

@@ -105,7 +105,7 @@ pub struct PurgeArgs {
     /// Mark stale instead of removing: served while revalidated, and on origin errors.
     #[arg(long)]
     pub soft: bool,
-    /// Return when every live node has applied it, with per-node and per-PoP times.
+    /// Return when every expected node (live, or seen within nodes.offline_after) has applied it, with per-node and per-PoP times.
     #[arg(long)]
     pub wait: bool,
     /// With --wait: the longest to wait (at most 60s).
@@ -136,6 +136,18 @@ pub enum FunctionsCmd {
 pub enum NodesCmd {
     /// Every registered node: PoP, role, whether its stream is live, what it acknowledged.
     List,
+    /// Deregister a node: it leaves DNS answers and purge progress. Refused while its stream
+    /// is open, unless --force.
+    Remove {
+        id: String,
+        /// Deregister even with the stream open (it ends the stream).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop giving a node's address in DNS answers (it keeps following the control plane).
+    Drain { id: String },
+    /// Give a drained node's address in DNS answers again.
+    Restore { id: String },
 }
 
 #[derive(Subcommand)]
@@ -211,10 +223,7 @@ pub async fn run(cli: Cli) -> Result<String, CtlError> {
             Ok(render(&answer.body, purge_summary))
         }
         Command::Functions(command) => functions(&client, command, json).await,
-        Command::Nodes(NodesCmd::List) => {
-            let answer = client.get("/v1/nodes").await?;
-            Ok(render(&answer.body, nodes_table))
-        }
+        Command::Nodes(command) => nodes(&client, command, json).await,
         Command::Pops(PopsCmd::List) => {
             let answer = client.get("/v1/pops").await?;
             Ok(render(&answer.body, pops_table))
@@ -228,6 +237,29 @@ pub async fn run(cli: Cli) -> Result<String, CtlError> {
             Ok(render(&answer.body, |b| format!("{}: restored\n", pop_name(b))))
         }
     }
+}
+
+/// The `nodes` commands.
+async fn nodes(client: &Client, command: NodesCmd, json: bool) -> Result<String, CtlError> {
+    let pretty = |body: &Value| format!("{}\n", serde_json::to_string_pretty(body).unwrap_or_default());
+    let (answer, what) = match command {
+        NodesCmd::List => {
+            let answer = client.get("/v1/nodes").await?;
+            return Ok(if json { pretty(&answer.body) } else { nodes_table(&answer.body) });
+        }
+        NodesCmd::Remove { id, force } => {
+            let path = format!("/v1/nodes/{}{}", encode(&id), if force { "?force=true" } else { "" });
+            client.send(Method::DELETE, &path, None).await?;
+            return Ok(if json { pretty(&json!({"id": id, "removed": true})) } else { format!("{id}: removed\n") });
+        }
+        NodesCmd::Drain { id } => {
+            (client.send(Method::POST, &format!("/v1/nodes/{}/drain", encode(&id)), None).await?, "drained")
+        }
+        NodesCmd::Restore { id } => {
+            (client.send(Method::POST, &format!("/v1/nodes/{}/restore", encode(&id)), None).await?, "restored")
+        }
+    };
+    Ok(if json { pretty(&answer.body) } else { format!("{}: {what}\n", cell(&answer.body["id"])) })
 }
 
 /// The `functions` commands.
@@ -388,6 +420,9 @@ fn purge_summary(p: &Value) -> String {
     }
     if let Some(pending) = p["pending"].as_array().filter(|n| !n.is_empty()) {
         out.push_str(&format!("pending: {}\n", cell(&Value::Array(pending.clone()))));
+    }
+    if let Some(offline) = p["offline"].as_array().filter(|n| !n.is_empty()) {
+        out.push_str(&format!("offline (not waited for): {}\n", cell(&Value::Array(offline.clone()))));
     }
     out
 }

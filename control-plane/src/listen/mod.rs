@@ -24,8 +24,15 @@ use self::tracked::TrackedBody;
 use crate::settings::Limits;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for the connections
-/// open to finish their requests.
-pub async fn serve(listener: TcpListener, router: Router, limits: &Limits, shutdown: impl Future<Output = ()>) {
+/// open to finish their requests. `dead_peer`: how long data may stay unacknowledged before the
+/// kernel ends a connection (TCP_USER_TIMEOUT, RFC 5482).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &Limits,
+    dead_peer: std::time::Duration,
+    shutdown: impl Future<Output = ()>,
+) {
     let conns = Conns::new(limits.max_connections);
     let timeouts = Timeouts { first_request: limits.header_read_timeout, keepalive: limits.keepalive_timeout };
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -47,14 +54,24 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &Limits, shutd
             () = &mut shutdown => break,
         };
         let Some(slot) = admit(&conns, peer) else { continue };
+        // A node's stream is one long response with a heartbeat every interval. A node whose host
+        // vanished without a FIN (power loss, partition) leaves those writes unacknowledged: the
+        // kernel then ends the connection, the stream ends, and the node id it held is free for
+        // the node's next connection (one node, one identity) within this bound, not after the
+        // default retransmission timeout of about 15 minutes.
+        if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_user_timeout(Some(dead_peer)) {
+            tracing::debug!(%peer, error = %e, "TCP_USER_TIMEOUT not set");
+        }
         let connection = builder.clone();
         let watcher = graceful.watcher();
         let router = router.clone();
         tokio::spawn(async move {
             let activity = slot.activity.clone();
-            let service = service_fn(move |req: http::Request<Incoming>| {
+            let service = service_fn(move |mut req: http::Request<Incoming>| {
                 // Busy from here until the response body is sent (or the request abandoned).
                 let busy = activity.begin();
+                // Who is calling: a node stream's holder is reported to a second claimant.
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                 let mut router = router.clone();
                 async move {
                     let resp = tower_service::Service::call(&mut router, req).await;

@@ -10,6 +10,12 @@
 //!   and a node that stops reading is disconnected (see `stream`).
 //! - `changes` is bumped on every ack and every connect or drop: purges waiting for
 //!   completion (`wait=true`) recompute their progress then.
+//! - One node, one stream: a node id held by an open stream is refused to a second claimant
+//!   ([`Claim::InUse`], 409 `node_id_in_use`), never taken over; a restarted node gets its id
+//!   back once its old stream has ended (its connection closed, or a heartbeat write failed).
+//! - Each node's last-seen time (registration, ack, or an open stream, recorded every
+//!   [`SEEN_INTERVAL`] at most) is kept in the store: after a restart, a node seen within
+//!   `nodes.offline_after` is still one a purge must reach.
 //!
 //! Flow of a purge: `create_purge` appends event n → [`Nodes::appended`] → every stream sends
 //! `{"event": ...n}` → each node applies, persists, `POST .../ack {"seq": n}` →
@@ -21,19 +27,24 @@ mod progress;
 pub mod stream;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use outpost_config::{NodeId, PurgeRecord, Seq, Timestamp};
 use serde::Serialize;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 pub use acks::AckWriter;
-pub use presence::Presence;
+pub use presence::{Presence, is_expected, is_reconnecting};
 pub use progress::{AckHistory, NodeProgress, PopProgress, PurgeProgress};
 
 use crate::settings::NodeSettings;
 use crate::store::{NodeAck, Store, StoreError, StoredNode};
+
+/// Longest time between two records of the connected nodes' last-seen time (shorter when
+/// `nodes.offline_after` is: a tenth of it, at least a second).
+pub const SEEN_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The registry and the hub.
 pub struct Nodes {
@@ -42,6 +53,9 @@ pub struct Nodes {
     changes: watch::Sender<u64>,
     settings: NodeSettings,
     acks: AckWriter,
+    store: Arc<dyn Store>,
+    /// When this control plane loaded the registry (`nodes.startup_grace` runs from it).
+    started: Instant,
 }
 
 #[derive(Default)]
@@ -58,13 +72,31 @@ struct Entry {
     history: AckHistory,
     /// What the node's last ack said it runs (memory only: nodes repeat their ack on reconnect).
     functions: BTreeMap<String, String>,
+    /// Registered before this control plane started (loaded from the store): the only nodes
+    /// `nodes.startup_grace` applies to.
+    known_at_start: bool,
 }
 
 /// A stream's claim on its node, from [`Nodes::connect`].
 pub struct Connection {
     pub generation: u64,
-    /// Resolves (with an error) when a newer stream replaces this one or the server stops.
+    /// Resolves (with an error) when the node is deregistered or the server stops.
     pub stop: oneshot::Receiver<()>,
+    /// Asks the stream for a heartbeat now (a second claimant came: find out whether the
+    /// holder's connection still takes writes).
+    pub poke: Arc<Notify>,
+}
+
+/// Why [`Nodes::connect`] gave no stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Unknown,
+    /// The control plane is stopping.
+    Closing,
+    /// Another connection holds the node's stream (`holder`: its address).
+    InUse {
+        holder: Option<SocketAddr>,
+    },
 }
 
 /// What an ack did.
@@ -87,6 +119,17 @@ pub struct NodeView {
     pub connected: bool,
     pub acked: Seq,
     pub acked_at: Option<Timestamp>,
+    /// The last time the node was known live (stream, registration or ack).
+    pub last_seen: Timestamp,
+    /// Seen within `nodes.offline_after`: a purge waits for its ack.
+    pub expected: bool,
+    /// No stream yet since this control plane started, within `nodes.startup_grace`: PoP
+    /// health counts it by its probe alone.
+    pub reconnecting: bool,
+    /// The address of the connection that holds its stream.
+    pub peer: Option<SocketAddr>,
+    /// Drained by an operator: DNS leaves its address out.
+    pub drained_at: Option<Timestamp>,
     /// The edge functions the node runs, as its last ack reported: service id →
     /// `"<version>:<sha256 first 12>"`.
     pub functions: BTreeMap<String, String>,
@@ -110,18 +153,28 @@ impl Nodes {
                 let history = AckHistory::after(stored.acked);
                 (
                     stored.node.id.clone(),
-                    Entry { stored, presence: Presence::Never, history, functions: BTreeMap::new() },
+                    Entry {
+                        stored,
+                        presence: Presence::Never,
+                        history,
+                        functions: BTreeMap::new(),
+                        known_at_start: true,
+                    },
                 )
             })
             .collect();
         let registry = Registry { nodes, next_generation: 1, closing: false };
-        Ok(Arc::new(Self {
+        let nodes = Arc::new(Self {
             registry: Mutex::new(registry),
             head: watch::Sender::new(head),
             changes: watch::Sender::new(0),
             settings,
-            acks: AckWriter::start(store),
-        }))
+            acks: AckWriter::start(store.clone()),
+            store,
+            started: Instant::now(),
+        });
+        tokio::spawn(record_seen(Arc::downgrade(&nodes)));
+        Ok(nodes)
     }
 
     pub fn settings(&self) -> &NodeSettings {
@@ -157,11 +210,19 @@ impl Nodes {
     pub fn registered(&self, stored: StoredNode) {
         let mut registry = lock(&self.registry);
         match registry.nodes.get_mut(&stored.node.id) {
-            Some(entry) => entry.stored.node = stored.node,
+            Some(entry) => {
+                entry.stored.node = stored.node;
+                entry.stored.drained_at = stored.drained_at;
+            }
             None => {
                 let history = AckHistory::after(stored.acked);
-                let entry =
-                    Entry { stored: stored.clone(), presence: Presence::Never, history, functions: BTreeMap::new() };
+                let entry = Entry {
+                    stored: stored.clone(),
+                    presence: Presence::Never,
+                    history,
+                    functions: BTreeMap::new(),
+                    known_at_start: false,
+                };
                 registry.nodes.insert(stored.node.id, entry);
             }
         }
@@ -171,24 +232,64 @@ impl Nodes {
         lock(&self.registry).nodes.contains_key(id)
     }
 
-    /// Claims the node's one stream, ending the one it had. `None` for an unknown node or
-    /// while shutting down.
-    pub fn connect(&self, id: &NodeId) -> Option<Connection> {
+    /// Which connection holds the node's stream, if one does: `Some(holder)` refuses a
+    /// registration from anyone else (it would replace the holder's addresses), and pokes the
+    /// holder so a dead one is found out.
+    pub fn holder(&self, id: &NodeId) -> Option<Option<SocketAddr>> {
+        let registry = lock(&self.registry);
+        match registry.nodes.get(id).map(|entry| &entry.presence) {
+            Some(Presence::Connected { peer, poke, .. }) => {
+                poke.notify_one();
+                Some(*peer)
+            }
+            _ => None,
+        }
+    }
+
+    /// Claims the node's one stream for the connection from `peer`. Refused while another
+    /// stream holds it: one node, one identity (a stolen or misconfigured id must not take
+    /// over a live node's registration and DNS answers).
+    pub fn connect(&self, id: &NodeId, peer: Option<SocketAddr>) -> Result<Connection, Refusal> {
         let connection = {
             let mut registry = lock(&self.registry);
             if registry.closing {
-                return None;
+                return Err(Refusal::Closing);
             }
             let generation = registry.next_generation;
-            registry.next_generation += 1;
-            let entry = registry.nodes.get_mut(id)?;
+            let entry = registry.nodes.get_mut(id).ok_or(Refusal::Unknown)?;
+            if let Presence::Connected { peer: holder, poke, .. } = &entry.presence {
+                poke.notify_one();
+                return Err(Refusal::InUse { holder: *holder });
+            }
             let (stop, stopped) = oneshot::channel();
-            // Replacing the presence drops the old stream's `stop`, which ends it.
-            entry.presence = Presence::Connected { generation, stop };
-            Connection { generation, stop: stopped }
+            let poke = Arc::new(Notify::new());
+            entry.presence = Presence::Connected { generation, stop, peer, poke: poke.clone() };
+            entry.stored.seen_at = Some(wall_now());
+            registry.next_generation += 1;
+            Connection { generation, stop: stopped, poke }
         };
         self.changed();
-        Some(connection)
+        Ok(connection)
+    }
+
+    /// Forgets a node (after the store deleted it), ending its stream if one is open.
+    pub fn remove(&self, id: &NodeId) {
+        let removed = lock(&self.registry).nodes.remove(id).is_some();
+        if removed {
+            self.changed();
+        }
+    }
+
+    /// Whether the node's stream is open.
+    pub fn is_connected(&self, id: &NodeId) -> bool {
+        lock(&self.registry).nodes.get(id).is_some_and(|e| matches!(e.presence, Presence::Connected { .. }))
+    }
+
+    /// Mirrors a node drain the store has written.
+    pub fn drained(&self, id: &NodeId, at: Option<Timestamp>) {
+        if let Some(entry) = lock(&self.registry).nodes.get_mut(id) {
+            entry.stored.drained_at = at;
+        }
     }
 
     /// The stream of `generation` ended; the node stays live for `nodes.grace`.
@@ -198,6 +299,7 @@ impl Nodes {
             match registry.nodes.get_mut(id) {
                 Some(entry) if entry.presence.is_stream(generation) => {
                     entry.presence = Presence::Dropped { since: Instant::now() };
+                    entry.stored.seen_at = Some(wall_now());
                     true
                 }
                 _ => false,
@@ -240,34 +342,73 @@ impl Nodes {
 
     /// Every node, by id, as of `now`.
     pub fn list(&self, now: Instant) -> Vec<NodeView> {
-        let grace = self.settings.grace();
         let registry = lock(&self.registry);
+        let wall = wall_now();
         registry
             .nodes
             .values()
-            .map(|entry| NodeView {
-                node: entry.stored.node.clone(),
-                live: entry.presence.is_live(now, grace),
-                connected: matches!(entry.presence, Presence::Connected { .. }),
-                acked: entry.stored.acked,
-                acked_at: entry.stored.acked_at,
-                functions: entry.functions.clone(),
+            .map(|entry| {
+                let (live, expected, reconnecting) = self.standing(entry, now, wall);
+                let peer = match &entry.presence {
+                    Presence::Connected { peer, .. } => *peer,
+                    _ => None,
+                };
+                NodeView {
+                    node: entry.stored.node.clone(),
+                    live,
+                    connected: matches!(entry.presence, Presence::Connected { .. }),
+                    acked: entry.stored.acked,
+                    acked_at: entry.stored.acked_at,
+                    last_seen: entry.stored.last_seen(),
+                    expected,
+                    reconnecting,
+                    peer,
+                    drained_at: entry.stored.drained_at,
+                    functions: entry.functions.clone(),
+                }
             })
             .collect()
     }
 
+    /// `(live, expected, reconnecting)` of one node as of `now` (and `wall`, the same instant
+    /// on the wall clock).
+    fn standing(&self, entry: &Entry, now: Instant, wall: Timestamp) -> (bool, bool, bool) {
+        let live = entry.presence.is_live(now, self.settings.grace());
+        let expected = is_expected(live, entry.stored.last_seen(), wall, self.settings.offline_after);
+        let since_start = now.saturating_duration_since(self.started);
+        let reconnecting = entry.known_at_start
+            && is_reconnecting(&entry.presence, expected, since_start, self.settings.startup_grace());
+        (live, expected, reconnecting)
+    }
+
     /// The purge's progress on the nodes, as of `now`.
     pub fn progress(&self, purge: &PurgeRecord, now: Instant) -> PurgeProgress {
-        let grace = self.settings.grace();
         let registry = lock(&self.registry);
-        let nodes = registry.nodes.values().map(|entry| progress::NodeAcks {
-            id: entry.stored.node.id.as_str(),
-            pop: entry.stored.node.registration.pop.as_deref(),
-            live: entry.presence.is_live(now, grace),
-            acked: entry.stored.acked,
-            history: &entry.history,
+        let wall = wall_now();
+        let nodes = registry.nodes.values().map(|entry| {
+            let (live, expected, _) = self.standing(entry, now, wall);
+            progress::NodeAcks {
+                id: entry.stored.node.id.as_str(),
+                pop: entry.stored.node.registration.pop.as_deref(),
+                live,
+                expected,
+                acked: entry.stored.acked,
+                history: &entry.history,
+            }
         });
         progress::progress(purge.seq, purge.created_at, nodes)
+    }
+
+    /// The connected nodes, their last-seen time set to `at` in memory.
+    fn touch_connected(&self, at: Timestamp) -> Vec<NodeId> {
+        let mut registry = lock(&self.registry);
+        let connected = registry.nodes.values_mut().filter(|e| matches!(e.presence, Presence::Connected { .. }));
+        connected
+            .map(|entry| {
+                entry.stored.seen_at = Some(at);
+                entry.stored.node.id.clone()
+            })
+            .collect()
     }
 
     /// Ends every stream and refuses new ones: the server is stopping, and open streams
@@ -280,6 +421,36 @@ impl Nodes {
             if let Presence::Connected { .. } = entry.presence {
                 entry.presence = Presence::Dropped { since: now };
             }
+        }
+    }
+}
+
+fn wall_now() -> Timestamp {
+    Timestamp::from_system(SystemTime::now())
+}
+
+/// Records the connected nodes' last-seen time in the store every [`SEEN_INTERVAL`] (or a
+/// tenth of `nodes.offline_after`), until the registry is dropped. A failed write is logged
+/// and retried at the next tick: it only makes a restart wait less long for a node.
+async fn record_seen(nodes: std::sync::Weak<Nodes>) {
+    let every = match nodes.upgrade() {
+        Some(nodes) => (nodes.settings.offline_after / 10).clamp(Duration::from_secs(1), SEEN_INTERVAL),
+        None => return,
+    };
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(nodes) = nodes.upgrade() else { return };
+        let at = wall_now();
+        let ids = nodes.touch_connected(at);
+        if ids.is_empty() {
+            continue;
+        }
+        let store = nodes.store.clone();
+        drop(nodes);
+        if let Err(error) = store.mark_seen(ids, at).await {
+            tracing::warn!(%error, "recording the connected nodes' last-seen time");
         }
     }
 }

@@ -1,9 +1,13 @@
 //! Whether a node is live: connected now, or dropped less than `nodes.grace` ago (it is
-//! reconnecting). A pure function of the presence and `now`.
+//! reconnecting). Whether a purge must wait for it: live, or seen within
+//! `nodes.offline_after` (the last-seen time is in the store, so this holds across a restart
+//! of the control plane). Pure functions of the presence, the times and `now`.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use outpost_config::Timestamp;
+use tokio::sync::{Notify, oneshot};
 
 /// A node's stream, as the registry sees it.
 #[derive(Debug, Default)]
@@ -11,8 +15,16 @@ pub enum Presence {
     /// No stream since the control plane started.
     #[default]
     Never,
-    /// A stream is open. Dropping `stop` ends it (a newer stream replaced it, or shutdown).
-    Connected { generation: u64, stop: oneshot::Sender<()> },
+    /// A stream is open. Dropping `stop` ends it (shutdown, deregistration).
+    Connected {
+        generation: u64,
+        stop: oneshot::Sender<()>,
+        /// The connection that holds it (logged and reported to a second claimant).
+        peer: Option<SocketAddr>,
+        /// Wakes the stream to send a heartbeat now: a write to a connection whose peer is
+        /// gone fails, so a claimant's retry finds the id free once the holder is dead.
+        poke: std::sync::Arc<Notify>,
+    },
     /// The stream ended at `since`.
     Dropped { since: Instant },
 }
@@ -33,18 +45,37 @@ impl Presence {
     }
 }
 
+/// Whether a node seen last at `last_seen` (wall clock) still counts as one the fleet has:
+/// a purge is not complete without it. `live` nodes always count.
+pub fn is_expected(live: bool, last_seen: Timestamp, now: Timestamp, offline_after: Duration) -> bool {
+    let window = u64::try_from(offline_after.as_millis()).unwrap_or(u64::MAX);
+    live || now.0.saturating_sub(last_seen.0) < window
+}
+
+/// Whether a node with no stream yet counts for PoP health in the control plane's first
+/// `startup_grace`: it was expected (seen lately), its stream has not come back since the
+/// start, and the grace is not over: a restart must not steer DNS away from PoPs whose edges
+/// are reconnecting.
+pub fn is_reconnecting(presence: &Presence, expected: bool, since_start: Duration, startup_grace: Duration) -> bool {
+    matches!(presence, Presence::Never) && expected && since_start < startup_grace
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn connected(generation: u64) -> Presence {
+        let (stop, _rx) = oneshot::channel();
+        Presence::Connected { generation, stop, peer: None, poke: Default::default() }
+    }
 
     #[test]
     fn live_while_connected_and_for_the_grace_after() {
         let t0 = Instant::now();
         let grace = Duration::from_secs(10);
-        let (stop, _rx) = oneshot::channel();
         let cases = [
             (Presence::Never, t0, false),
-            (Presence::Connected { generation: 1, stop }, t0 + Duration::from_secs(3600), true),
+            (connected(1), t0 + Duration::from_secs(3600), true),
             (Presence::Dropped { since: t0 }, t0, true),
             (Presence::Dropped { since: t0 }, t0 + Duration::from_millis(9_999), true),
             (Presence::Dropped { since: t0 }, t0 + grace, false),
@@ -58,10 +89,40 @@ mod tests {
 
     #[test]
     fn only_the_current_generation_is_the_stream() {
-        let (stop, _rx) = oneshot::channel();
-        let presence = Presence::Connected { generation: 2, stop };
+        let presence = connected(2);
         assert!(presence.is_stream(2));
         assert!(!presence.is_stream(1));
         assert!(!Presence::Dropped { since: Instant::now() }.is_stream(2));
+    }
+
+    #[test]
+    fn a_node_seen_within_the_window_is_expected() {
+        let window = Duration::from_secs(600);
+        let now = Timestamp(1_000_000);
+        // (live, last seen, expected)
+        let cases = [
+            (true, Timestamp(0), true),
+            (false, Timestamp(1_000_000), true),
+            (false, Timestamp(1_000_000 - 599_999), true),
+            (false, Timestamp(1_000_000 - 600_000), false),
+            (false, Timestamp(0), false),
+            // Seen "after" now (another clock): no time passed.
+            (false, Timestamp(2_000_000), true),
+        ];
+        for (live, seen, expected) in cases {
+            assert_eq!(is_expected(live, seen, now, window), expected, "{live} {seen:?}");
+        }
+    }
+
+    #[test]
+    fn only_an_expected_node_not_back_yet_is_reconnecting_during_the_startup_grace() {
+        let grace = Duration::from_secs(15);
+        let early = Duration::from_secs(3);
+        assert!(is_reconnecting(&Presence::Never, true, early, grace));
+        assert!(!is_reconnecting(&Presence::Never, true, grace, grace), "the grace is over");
+        assert!(!is_reconnecting(&Presence::Never, false, early, grace), "gone longer than offline_after");
+        // Back and dropped again: its own grace decides, not the start's.
+        assert!(!is_reconnecting(&Presence::Dropped { since: Instant::now() }, true, early, grace));
+        assert!(!is_reconnecting(&connected(1), true, early, grace));
     }
 }

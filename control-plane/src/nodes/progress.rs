@@ -1,7 +1,9 @@
 //! A purge's progress on the nodes, a pure function of the purge and what each node acked:
 //! `nodes` (per node: acked, and the ms from the purge's creation to the ack that covered
-//! it), `pops` (per PoP: nodes, acked, slowest), `pending` (live nodes not yet acked) and
-//! `complete` (no live node pending).
+//! it), `pops` (per PoP: nodes, acked, slowest), `pending` (expected nodes not yet acked:
+//! live, or seen within `nodes.offline_after`, restarts of the control plane included),
+//! `offline` (registered nodes gone longer, not acked: they resync before serving again) and
+//! `complete` (no expected node pending).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -14,6 +16,8 @@ pub struct NodeAcks<'a> {
     pub id: &'a str,
     pub pop: Option<&'a str>,
     pub live: bool,
+    /// Live, or seen within `nodes.offline_after`: the purge waits for it.
+    pub expected: bool,
     pub acked: Seq,
     /// Recent acks, ascending: each `(seq, when)`.
     pub history: &'a AckHistory,
@@ -77,13 +81,16 @@ pub struct PopProgress {
 /// The whole progress.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PurgeProgress {
-    /// Every live node, and every other node that acked the purge, by id.
+    /// Every expected node, and every other node that acked the purge, by id.
     pub nodes: BTreeMap<String, NodeProgress>,
     /// The nodes above, by PoP (nodes without a PoP are left out).
     pub pops: BTreeMap<String, PopProgress>,
-    /// Live nodes that have not acked, by id.
+    /// Expected nodes (live, or seen within `nodes.offline_after`) that have not acked, by id.
     pub pending: Vec<String>,
-    /// Every live node has acked (true when none is live: nothing is left to wait for).
+    /// Registered nodes gone longer than `nodes.offline_after` that have not acked, by id:
+    /// not waited for (they resync before they serve again).
+    pub offline: Vec<String>,
+    /// Every expected node has acked (true when none is expected).
     pub complete: bool,
 }
 
@@ -92,7 +99,8 @@ pub fn progress<'a>(seq: Seq, created_at: Timestamp, nodes: impl IntoIterator<It
     let mut out = PurgeProgress::default();
     for node in nodes {
         let acked = node.acked >= seq;
-        if !node.live && !acked {
+        if !node.expected && !acked {
+            out.offline.push(node.id.to_owned());
             continue;
         }
         let ms = if acked {
@@ -100,7 +108,7 @@ pub fn progress<'a>(seq: Seq, created_at: Timestamp, nodes: impl IntoIterator<It
         } else {
             None
         };
-        if node.live && !acked {
+        if !acked {
             out.pending.push(node.id.to_owned());
         }
         if let Some(pop) = node.pop {
@@ -115,6 +123,7 @@ pub fn progress<'a>(seq: Seq, created_at: Timestamp, nodes: impl IntoIterator<It
         out.nodes.insert(node.id.to_owned(), NodeProgress { pop, live: node.live, acked, ms });
     }
     out.pending.sort();
+    out.offline.sort();
     out.complete = out.pending.is_empty();
     out
 }
@@ -162,13 +171,14 @@ mod tests {
             history(0, &[(7, 1020)]),
             history(9, &[]),
         );
+        let node = |id, pop, live, acked, history| NodeAcks { id, pop, live, expected: live, acked, history };
         let nodes = [
-            NodeAcks { id: "edge-2", pop: Some("fra"), live: true, acked: Seq(8), history: &slow },
-            NodeAcks { id: "edge-1", pop: Some("fra"), live: true, acked: Seq(7), history: &fast },
-            NodeAcks { id: "edge-3", pop: Some("ams"), live: true, acked: Seq(6), history: &behind },
-            NodeAcks { id: "edge-4", pop: Some("ams"), live: false, acked: Seq(7), history: &gone },
-            NodeAcks { id: "edge-5", pop: Some("ams"), live: false, acked: Seq(6), history: &behind },
-            NodeAcks { id: "shield", pop: None, live: true, acked: Seq(9), history: &old },
+            node("edge-2", Some("fra"), true, Seq(8), &slow),
+            node("edge-1", Some("fra"), true, Seq(7), &fast),
+            node("edge-3", Some("ams"), true, Seq(6), &behind),
+            node("edge-4", Some("ams"), false, Seq(7), &gone),
+            node("edge-5", Some("ams"), false, Seq(6), &behind),
+            node("shield", None, true, Seq(9), &old),
         ];
         let p = progress(Seq(7), Timestamp(1000), nodes);
         assert_eq!(p.nodes.keys().collect::<Vec<_>>(), ["edge-1", "edge-2", "edge-3", "edge-4", "shield"]);
@@ -180,16 +190,37 @@ mod tests {
         assert_eq!(p.pops["fra"], PopProgress { nodes: 2, acked: 2, max_ms: Some(30) });
         assert_eq!(p.pops["ams"], PopProgress { nodes: 2, acked: 1, max_ms: Some(20) });
         assert_eq!(p.pending, ["edge-3"]);
+        assert_eq!(p.offline, ["edge-5"]);
         assert!(!p.complete);
     }
 
+    fn names(list: &[String]) -> Vec<&str> {
+        list.iter().map(String::as_str).collect()
+    }
+
     #[test]
-    fn complete_when_no_live_node_is_pending() {
+    fn complete_when_no_expected_node_is_pending() {
         let h = history(0, &[(3, 5)]);
-        let acked = NodeAcks { id: "a", pop: None, live: true, acked: Seq(3), history: &h };
-        let dead = NodeAcks { id: "b", pop: None, live: false, acked: Seq(1), history: &h };
-        assert!(progress(Seq(3), Timestamp(0), [acked, dead]).complete);
-        assert!(progress(Seq(3), Timestamp(0), []).complete);
-        assert!(!progress(Seq(4), Timestamp(0), [acked]).complete);
+        let acked = NodeAcks { id: "a", pop: None, live: true, expected: true, acked: Seq(3), history: &h };
+        let gone = NodeAcks { id: "b", pop: None, live: false, expected: false, acked: Seq(1), history: &h };
+        // Not connected (the control plane restarted, or its stream dropped past the grace) but
+        // seen within `offline_after`: the purge is not complete without it.
+        let away = NodeAcks { id: "c", pop: None, live: false, expected: true, acked: Seq(1), history: &h };
+        // (nodes, purge seq, complete, pending, offline)
+        type Case<'a> = (&'a [NodeAcks<'a>], u64, bool, &'a [&'a str], &'a [&'a str]);
+        let cases: [Case<'_>; 5] = [
+            (&[acked, gone], 3, true, &[], &["b"]),
+            (&[], 3, true, &[], &[]),
+            (&[acked], 4, false, &["a"], &[]),
+            (&[acked, away], 3, false, &["c"], &[]),
+            (&[acked, away, gone], 1, true, &[], &[]),
+        ];
+        for (nodes, seq, complete, pending, offline) in cases {
+            let p = progress(Seq(seq), Timestamp(0), nodes.iter().copied());
+            let got = (p.complete, names(&p.pending), names(&p.offline));
+            assert_eq!(got, (complete, pending.to_vec(), offline.to_vec()), "{seq}");
+        }
+        let p = progress(Seq(3), Timestamp(0), [away]);
+        assert_eq!(p.nodes["c"], NodeProgress { pop: None, live: false, acked: false, ms: None });
     }
 }

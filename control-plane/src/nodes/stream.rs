@@ -8,8 +8,12 @@
 //! (a tick re-reads too, so an event whose writer never woke the hub still goes out within a
 //! heartbeat), and on a tick `{"heartbeat": {"head": cursor}}`.
 //!
-//! End: the node goes away (the body is dropped), a newer stream for the node replaces this
-//! one, the server stops, the node does not take a message for 3 heartbeats (a full buffer:
+//! A second claimant for the node's id pokes the stream: it sends a heartbeat at once, so a
+//! holder whose connection is gone (a node restarted on the same id) fails its write and
+//! frees the id for the claimant's next try.
+//!
+//! End: the node goes away (the body is dropped, or a write fails), the node is deregistered,
+//! the server stops, the node does not take a message for 3 heartbeats (a full buffer:
 //! it stopped reading), or the events it needs next were compacted away while it lagged (it
 //! reconnects and gets a snapshot). A stream never ends on its own otherwise.
 
@@ -31,9 +35,12 @@ const PAGE: usize = 256;
 #[derive(Debug)]
 enum End {
     NodeGone,
-    Replaced,
+    /// Deregistered, or the server stops.
+    Stopped,
     TooSlow,
-    Compacted { needed: Seq },
+    Compacted {
+        needed: Seq,
+    },
     Store(StoreError),
 }
 
@@ -45,7 +52,7 @@ pub fn open(store: Arc<dyn Store>, nodes: Arc<Nodes>, id: NodeId, connection: Co
         let end = follow(&*store, &nodes, &tx, connection, after).await;
         nodes.disconnect(&id, generation);
         match end {
-            End::NodeGone | End::Replaced => tracing::debug!(node = %id, ?end, "stream closed"),
+            End::NodeGone | End::Stopped => tracing::debug!(node = %id, ?end, "stream closed"),
             End::TooSlow => {
                 tracing::warn!(node = %id, "stream closed: the node took no message for 3 heartbeats")
             }
@@ -68,7 +75,7 @@ async fn follow(store: &dyn Store, nodes: &Nodes, tx: &mpsc::Sender<Bytes>, conn
     let out = Out { tx, patience: heartbeat.saturating_mul(3) };
     // Subscribe before the first read: a write after it wakes us, one before it is read.
     let mut head = nodes.head();
-    let Connection { mut stop, .. } = connection;
+    let Connection { mut stop, poke, .. } = connection;
     let mut cursor = match start(store, &out, after).await {
         Ok(cursor) => cursor,
         Err(end) => return end,
@@ -78,15 +85,16 @@ async fn follow(store: &dyn Store, nodes: &Nodes, tx: &mpsc::Sender<Bytes>, conn
     loop {
         let beat = tokio::select! {
             biased;
-            _ = &mut stop => return End::Replaced,
+            _ = &mut stop => return End::Stopped,
             _ = tx.closed() => return End::NodeGone,
             changed = head.changed() => {
                 if changed.is_err() {
-                    return End::Replaced;
+                    return End::Stopped;
                 }
                 false
             }
             _ = ticks.tick() => true,
+            () = poke.notified() => true,
         };
         cursor = match send_after(store, &out, cursor).await {
             Ok(cursor) => cursor,

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use outpost_config::{NodeId, NodeRecord, PurgeId, PurgeRecord, PurgeTarget, Seq, ServiceId, TenantId, Timestamp};
 
-use super::{AckOutcome, Nodes};
+use super::{AckOutcome, Nodes, Refusal};
 use crate::settings::NodeSettings;
 use crate::store::{EmbeddedStore, Store};
 
@@ -38,31 +38,80 @@ fn purge(seq: u64) -> PurgeRecord {
     }
 }
 
+fn connect(nodes: &Nodes, name: &str, peer: &str) -> super::Connection {
+    let peer = peer.parse().ok();
+    nodes.connect(&id(name), peer).unwrap_or_else(|e| panic!("connect {name}: {e:?}"))
+}
+
 #[tokio::test]
-async fn a_new_stream_ends_the_old_and_only_the_current_one_drops_the_node() {
+async fn a_held_id_is_refused_to_a_second_stream_until_the_first_ends() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (_store, nodes) = nodes(&dir, &["edge-1"]).await;
-    assert!(nodes.connect(&id("ghost")).is_none());
-    let mut first = nodes.connect(&id("edge-1")).unwrap_or_else(|| panic!("registered"));
+    assert_eq!(nodes.connect(&id("ghost"), None).err(), Some(Refusal::Unknown));
+    let mut first = connect(&nodes, "edge-1", "127.0.0.1:4001");
+    let holder = "127.0.0.1:4001".parse().ok();
+    // A second claimant is refused with the holder's address, and the holder is poked (asked
+    // for a heartbeat now, so a dead connection is found out).
+    let poked = first.poke.clone();
+    let claim = nodes.connect(&id("edge-1"), "127.0.0.1:4002".parse().ok());
+    assert_eq!(claim.err(), Some(Refusal::InUse { holder }));
+    assert_eq!(nodes.holder(&id("edge-1")), Some(holder));
+    tokio::time::timeout(Duration::from_secs(5), poked.notified()).await.unwrap_or_else(|_| panic!("not poked"));
     assert!(first.stop.try_recv().is_err_and(|e| e == tokio::sync::oneshot::error::TryRecvError::Empty));
-    let second = nodes.connect(&id("edge-1")).unwrap_or_else(|| panic!("registered"));
-    // The first stream's stop fired (its sender was dropped).
-    assert!(first.stop.await.is_err());
-    // The first stream's end does not drop the node: the second holds it.
-    nodes.disconnect(&id("edge-1"), first.generation);
+    assert_eq!(nodes.list(Instant::now())[0].peer, holder);
+    // A stale generation's end changes nothing; the holder's end frees the id.
+    nodes.disconnect(&id("edge-1"), first.generation + 1);
     assert!(nodes.list(Instant::now())[0].connected);
-    nodes.disconnect(&id("edge-1"), second.generation);
+    nodes.disconnect(&id("edge-1"), first.generation);
     let view = &nodes.list(Instant::now())[0];
     assert!(!view.connected && view.live, "dropped, within its grace");
     assert!(!nodes.list(Instant::now() + Duration::from_secs(11))[0].live);
+    assert_eq!(nodes.holder(&id("edge-1")), None);
+    let second = connect(&nodes, "edge-1", "127.0.0.1:4002");
+    assert!(second.generation > first.generation);
+}
+
+#[tokio::test]
+async fn after_a_restart_a_node_seen_lately_is_waited_for_and_one_gone_long_is_offline() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store: Arc<dyn Store> =
+        Arc::new(EmbeddedStore::open(&dir.path().join("cp.redb")).unwrap_or_else(|e| panic!("{e}")));
+    let now = Timestamp::from_system(std::time::SystemTime::now());
+    // edge-1 registered just now; edge-2 an hour ago, seen (streaming) a minute ago; edge-3
+    // registered and last seen an hour ago.
+    for (name, registered) in [("edge-1", now.0), ("edge-2", now.0 - 3_600_000), ("edge-3", now.0 - 3_600_000)] {
+        let registration = serde_json::from_value(
+            serde_json::json!({"pop": "fra", "role": "edge", "addresses": {"admin": "127.0.0.1:9"}}),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let record = NodeRecord { id: id(name), registration, registered_at: Timestamp(registered) };
+        store.put_node(record).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    store.mark_seen(vec![id("edge-2")], Timestamp(now.0 - 60_000)).await.unwrap_or_else(|e| panic!("{e}"));
+    let nodes = Nodes::load(store.clone(), NodeSettings::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    // No stream yet (the control plane just started): not complete.
+    let progress = nodes.progress(&purge(1), Instant::now());
+    assert_eq!((progress.complete, progress.pending.clone()), (false, vec!["edge-1".to_owned(), "edge-2".to_owned()]));
+    assert_eq!(progress.offline, ["edge-3"]);
+    // During the startup grace, those seen lately count for PoP health; not edge-3.
+    let list = nodes.list(Instant::now());
+    let reconnecting: Vec<bool> = list.iter().map(|n| n.reconnecting).collect();
+    assert_eq!(reconnecting, [true, true, false]);
+    assert!(!nodes.list(Instant::now() + Duration::from_secs(16))[0].reconnecting, "the grace is over");
+    // They ack: complete.
+    for name in ["edge-1", "edge-2"] {
+        let _stream = connect(&nodes, name, "127.0.0.1:4001");
+        assert_eq!(nodes.ack(&id(name), Seq(1), now).await, Ok(AckOutcome::Advanced));
+    }
+    assert!(nodes.progress(&purge(1), Instant::now()).complete);
 }
 
 #[tokio::test]
 async fn acks_only_go_up_and_feed_progress() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (store, nodes) = nodes(&dir, &["edge-1", "edge-2"]).await;
-    let _one = nodes.connect(&id("edge-1"));
-    let _two = nodes.connect(&id("edge-2"));
+    let _one = connect(&nodes, "edge-1", "127.0.0.1:4001");
+    let _two = connect(&nodes, "edge-2", "127.0.0.1:4002");
     let mut changes = nodes.changes();
     changes.borrow_and_update();
     let at = Timestamp(1012);
@@ -82,10 +131,10 @@ async fn acks_only_go_up_and_feed_progress() {
 async fn shutdown_ends_every_stream_and_refuses_new_ones() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (_store, nodes) = nodes(&dir, &["edge-1"]).await;
-    let connection = nodes.connect(&id("edge-1")).unwrap_or_else(|| panic!("registered"));
+    let connection = connect(&nodes, "edge-1", "127.0.0.1:4001");
     nodes.shutdown();
     assert!(connection.stop.await.is_err());
-    assert!(nodes.connect(&id("edge-1")).is_none());
+    assert_eq!(nodes.connect(&id("edge-1"), None).err(), Some(Refusal::Closing));
 }
 
 #[tokio::test]

@@ -7,7 +7,12 @@
 //! - An edge node is **healthy** when its probe state is up AND its stream to the control plane
 //!   is live (the node registry's liveness): a node that answers but no longer follows the
 //!   control plane may serve stale configs and miss purges. A PoP is healthy when at least one
-//!   of its edge nodes with a client address is.
+//!   of its edge nodes with a client address is, not drained by an operator.
+//! - Right after the control plane starts, every stream is missing: for `nodes.startup_grace`
+//!   a node seen lately whose stream has not come back yet counts by its probe alone
+//!   (`reconnecting`), so a restart never steers DNS away from a PoP whose edges answer.
+//! - A drained node (`POST /v1/nodes/{id}/drain`) is left out of the table: DNS never gives
+//!   its address, and it does not make its PoP healthy.
 //! - Drains are in the store (a restart keeps them) and mirrored here; drain and restore
 //!   rebuild the table at once.
 //! - After each round and each drain the table is rebuilt and published through a `watch`;
@@ -109,8 +114,12 @@ pub struct PopNode {
     pub address: Option<IpAddr>,
     /// Where it is probed.
     pub admin: SocketAddr,
-    /// Probe up and stream live.
+    /// Probe up and stream live (or reconnecting after a restart), not drained.
     pub healthy: bool,
+    /// Drained by an operator: never in DNS answers.
+    pub drained: bool,
+    /// No stream yet since the control plane started, within `nodes.startup_grace`.
+    pub reconnecting: bool,
     /// `"unknown"`, `"up"` or `"down"`.
     pub probe: &'static str,
     /// Its stream is connected (or dropped less than `nodes.grace` ago).
@@ -250,6 +259,7 @@ impl Pops {
                     let targets = entry
                         .nodes
                         .iter()
+                        .filter(|node| !node.drained)
                         .filter_map(|node| node.address.map(|ip| Target { ip, healthy: node.healthy }))
                         .collect();
                     let entry = PopEntry { healthy: entry.healthy, drained: entry.drained_at.is_some(), targets };
@@ -337,11 +347,14 @@ fn assemble(
         if entry.region.is_none() {
             entry.region.clone_from(&registration.region);
         }
+        let drained = view.drained_at.is_some();
         entry.nodes.push(PopNode {
             id: view.node.id.clone(),
             address,
             admin: addresses.admin,
-            healthy: node_health.probe.is_up() && view.live,
+            healthy: node_health.probe.is_up() && (view.live || view.reconnecting) && !drained,
+            drained,
+            reconnecting: view.reconnecting,
             probe: node_health.probe.name(),
             live: view.live,
             error: node_health.error,

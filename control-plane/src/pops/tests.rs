@@ -79,7 +79,7 @@ impl World {
         let stored = self.store.put_node(record).await.unwrap_or_else(|e| panic!("{e}"));
         self.nodes.registered(stored);
         if stream {
-            self.streams.push(self.nodes.connect(&id).unwrap_or_else(|| panic!("connect {id}")));
+            self.streams.push(self.nodes.connect(&id, None).unwrap_or_else(|e| panic!("connect {id}: {e:?}")));
         }
     }
 

@@ -24,6 +24,8 @@
 //! The log keeps at most `max_events` ([`EmbeddedStore::with_max_events`]): the transaction
 //! that appends an event drops the oldest beyond it.
 //!
+//! [`Store::backup`] copies every table in one read transaction into a new file (`backup`).
+//!
 //! redb's calls block (a commit waits for fsync), so each operation runs on tokio's blocking
 //! pool.
 
@@ -31,7 +33,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use outpost_config::{
-    Change, Event, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId, Timestamp,
+    Change, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId, Timestamp,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::Serialize;
@@ -340,8 +342,10 @@ impl Store for EmbeddedStore {
                 Some(v) => Some(decode::<StoredNode>(&key, v.value())?),
                 None => None,
             };
-            let (acked, acked_at) = current.map_or((Seq(0), None), |c| (c.acked, c.acked_at));
-            let stored = StoredNode { node, acked, acked_at };
+            let stored = match current {
+                Some(c) => StoredNode { node, ..c },
+                None => StoredNode { node, acked: Seq(0), acked_at: None, seen_at: None, drained_at: None },
+            };
             nodes.insert(key.as_str(), encode(&stored)?.as_slice()).map_err(|e| backend("write node", e))?;
             Ok(stored)
         })
@@ -376,6 +380,39 @@ impl Store for EmbeddedStore {
             }
             Ok(())
         })
+    }
+
+    fn mark_seen(&self, ids: Vec<NodeId>, at: Timestamp) -> StoreFuture<'_, ()> {
+        self.write(move |txn| {
+            let mut nodes = txn.open_table(NODES).map_err(|e| backend("open nodes", e))?;
+            for id in ids {
+                update_node(&mut nodes, &id, |stored| {
+                    stored.seen_at = stored.seen_at.max(Some(at));
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_node(&self, id: &NodeId) -> StoreFuture<'_, bool> {
+        let id = id.clone();
+        self.write(move |txn| {
+            let mut nodes = txn.open_table(NODES).map_err(|e| backend("open nodes", e))?;
+            let removed = nodes.remove(id.as_str()).map_err(|e| backend("remove node", e))?;
+            Ok(removed.is_some())
+        })
+    }
+
+    fn set_node_drain(&self, id: &NodeId, at: Option<Timestamp>) -> StoreFuture<'_, bool> {
+        let id = id.clone();
+        self.write(move |txn| {
+            let mut nodes = txn.open_table(NODES).map_err(|e| backend("open nodes", e))?;
+            update_node(&mut nodes, &id, |stored| stored.drained_at = at)
+        })
+    }
+
+    fn backup(&self, to: std::path::PathBuf) -> StoreFuture<'_, u64> {
+        self.blocking(move |db| backup::copy(db, &to))
     }
 
     fn drained_pops(&self) -> StoreFuture<'_, Vec<(String, Timestamp)>> {
@@ -517,6 +554,23 @@ fn index_key(tenant: &TenantId, id: &ServiceId) -> String {
     format!("{tenant}/{id}")
 }
 
+/// Rewrites one node's record with `change`; `false` (nothing written) when it is unknown.
+fn update_node(
+    nodes: &mut redb::Table<'_, &str, &[u8]>,
+    id: &NodeId,
+    change: impl FnOnce(&mut StoredNode),
+) -> Result<bool, StoreError> {
+    let key = id.as_str();
+    let found = match nodes.get(key).map_err(|e| backend("read node", e))? {
+        Some(v) => Some(decode::<StoredNode>(key, v.value())?),
+        None => None,
+    };
+    let Some(mut stored) = found else { return Ok(false) };
+    change(&mut stored);
+    nodes.insert(key, encode(&stored)?.as_slice()).map_err(|e| backend("write node", e))?;
+    Ok(true)
+}
+
 fn encode(value: &impl Serialize) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| backend("encode", e))
 }
@@ -529,6 +583,7 @@ fn backend(what: impl std::fmt::Display, error: impl std::fmt::Display) -> Store
     StoreError::Backend(format!("{what}: {error}"))
 }
 
+mod backup;
 mod functions;
 
 #[cfg(test)]

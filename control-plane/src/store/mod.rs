@@ -21,6 +21,8 @@
 //!   nothing is lost but the ability to resume.
 //! - **Nodes**: registrations and each node's highest acknowledged `seq`, which never goes
 //!   back (`GREATEST(acked, $1)`), so a restarted control plane still knows who applied what.
+//! - **Node liveness and drains**: each node's last-seen time (`GREATEST(seen_at, $1)`) and
+//!   drain time, kept across re-registrations; a node can be deleted.
 //! - **Drained PoPs**: the PoPs an operator drained and when, so a restart keeps steering
 //!   clients away from them.
 
@@ -94,9 +96,27 @@ pub trait Store: Send + Sync {
     /// Every registered node, ordered by id.
     fn nodes(&self) -> StoreFuture<'_, Vec<StoredNode>>;
 
+    /// Records that these nodes held a stream at `at` (`seen_at` moves up, never back); an
+    /// unknown node is skipped. Written every few minutes for the connected nodes, so a
+    /// restarted control plane knows which nodes were live lately (purge completeness waits
+    /// for them).
+    fn mark_seen(&self, nodes: Vec<NodeId>, at: Timestamp) -> StoreFuture<'_, ()>;
+
+    /// Removes a node's registration and acks; `false` when it was not registered.
+    fn delete_node(&self, id: &NodeId) -> StoreFuture<'_, bool>;
+
+    /// Drains one node as of `at` (DNS stops answering with its address), or restores it
+    /// (`None`); `false` when it is not registered. Kept across re-registrations.
+    fn set_node_drain(&self, id: &NodeId, at: Option<Timestamp>) -> StoreFuture<'_, bool>;
+
     /// Records acknowledgements, all in one transaction (the ack handlers' group commit). An
     /// ack lower than the node's last is ignored; one for an unknown node is skipped.
     fn record_acks(&self, acks: Vec<NodeAck>) -> StoreFuture<'_, ()>;
+
+    /// Writes a consistent copy of the whole store, taken at one instant while it serves, to a
+    /// new file at `to` (never overwriting one); returns how many records it holds. A store
+    /// with its own tooling (PostgreSQL: `pg_dump`) may refuse with [`StoreError::Backend`].
+    fn backup(&self, to: std::path::PathBuf) -> StoreFuture<'_, u64>;
 
     /// Every drained PoP with the time it was drained, ordered by name.
     fn drained_pops(&self) -> StoreFuture<'_, Vec<(String, Timestamp)>>;
@@ -155,6 +175,22 @@ pub struct StoredNode {
     /// `Seq(0)` before its first ack.
     pub acked: Seq,
     pub acked_at: Option<Timestamp>,
+    /// The last time the node was known to hold a stream ([`Store::mark_seen`]); absent in
+    /// records written before it existed.
+    #[serde(default)]
+    pub seen_at: Option<Timestamp>,
+    /// Drained by an operator ([`Store::set_node_drain`]).
+    #[serde(default)]
+    pub drained_at: Option<Timestamp>,
+}
+
+impl StoredNode {
+    /// The last time the node is known to have been live: its last registration, ack or
+    /// recorded stream, whichever is latest.
+    pub fn last_seen(&self) -> Timestamp {
+        let seen = [self.acked_at, self.seen_at].into_iter().flatten();
+        seen.fold(self.node.registered_at, Timestamp::max)
+    }
 }
 
 /// One acknowledgement to record.

@@ -1,8 +1,10 @@
 //! The node's three calls to the control plane (`PUT /v1/nodes/{id}`, `GET
 //! /v1/nodes/{id}/stream?after=N`, `POST /v1/nodes/{id}/ack`), with the node token, over
-//! HTTP/1.1 or HTTP/2 (ALPN), TLS verified against the system roots or `control.ca`.
+//! HTTP/1.1 or HTTP/2 (ALPN), TLS verified against the system roots or `control.ca`. Every
+//! call goes to the URL in use ([`ControlClient::use_url`]: one of `control.urls`).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,8 +27,10 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 pub struct ControlClient {
     http: Client<Connector, Full<Bytes>>,
-    /// `http://host:port`, without a trailing slash.
-    base: String,
+    /// `http://host:port` of each control plane, without a trailing slash.
+    bases: Vec<String>,
+    /// The index in `bases` in use.
+    current: AtomicUsize,
     node: NodeId,
     token: TokenSource,
     /// The bearer header, read at registration (a token file is read again on each).
@@ -75,6 +79,9 @@ impl ControlClient {
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .build(connector);
+        if cfg.urls().is_empty() {
+            return Err("no control-plane URL (control.url or control.urls)".to_owned());
+        }
         let token = match (&cfg.token, &cfg.token_file) {
             (Some(token), _) => TokenSource::Inline(token.clone()),
             (None, Some(file)) => TokenSource::File(file.clone()),
@@ -82,13 +89,29 @@ impl ControlClient {
         };
         Ok(Self {
             http,
-            base: format!("{}://{}", cfg.url.scheme, cfg.url.authority()),
+            bases: cfg.urls().iter().map(|url| format!("{}://{}", url.scheme, url.authority())).collect(),
+            current: AtomicUsize::new(0),
             node,
             token,
             bearer: Mutex::new(None),
             request_timeout: cfg.request_timeout,
             max_function: usize::try_from(cfg.max_message_size.as_u64()).unwrap_or(usize::MAX),
         })
+    }
+
+    /// How many control planes the node may follow.
+    pub fn url_count(&self) -> usize {
+        self.bases.len()
+    }
+
+    /// Sends every later call to the control plane at `index` (modulo the list).
+    pub fn use_url(&self, index: usize) {
+        self.current.store(index % self.bases.len().max(1), Ordering::Relaxed);
+    }
+
+    /// The URL in use (for logs).
+    pub fn url(&self) -> &str {
+        self.bases.get(self.current.load(Ordering::Relaxed)).map_or("", String::as_str)
     }
 
     /// `PUT /v1/nodes/{id}`: (re)registers the node; returns the control plane's head.
@@ -154,7 +177,7 @@ impl ControlClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Response<Incoming>, AgentError> {
-        let uri = format!("{}{path}", self.base);
+        let uri = format!("{}{path}", self.url());
         let mut req = Request::builder().method(method).uri(&uri);
         if let Some(bearer) = self.bearer.lock().ok().and_then(|b| b.clone()) {
             req = req.header(header::AUTHORIZATION, bearer);

@@ -5,9 +5,11 @@
 //! `Connecting` (register with `PUT /v1/nodes/{id}`, open `GET /v1/nodes/{id}/stream?after=N`,
 //! N the last number applied and saved) → `Syncing` (a snapshot, or the events missed, up to
 //! the head the registration reported) → `Following` (each new event as it comes; heartbeats)
-//! → on any failure `Backoff` (full-jitter exponential, `control.backoff_min` doubling up to
-//! `control.backoff_max`) → `Connecting`. Silence longer than `control.heartbeat_timeout` is a
-//! failure.
+//! → on any failure `Backoff` → `Connecting`, to the next of `control.urls` (see `failover`:
+//! the next replica after a short jittered pause; a round of failures backs off, full-jitter
+//! exponential from `control.backoff_min` up to `control.backoff_max`). Silence longer than
+//! `control.heartbeat_timeout` is a failure. Whichever replica it reaches, the node resumes
+//! from the last sequence number it applied and saved.
 //!
 //! # One run of lines
 //! Every complete line that has arrived is applied in order to the [`Follower`] (pure, in
@@ -25,6 +27,7 @@
 mod apply;
 mod client;
 mod error;
+mod failover;
 mod functions;
 mod services;
 mod state_file;
@@ -55,6 +58,7 @@ pub mod fuzzing {
 }
 
 use self::client::ControlClient;
+use self::failover::Failover;
 use self::functions::FunctionFiles;
 use self::services::ServiceApplier;
 use self::stream::LineReader;
@@ -168,17 +172,19 @@ impl Agent {
         // Dropped with this future (the node stops the agent by aborting it): stops the acks too.
         let mut tasks = JoinSet::new();
         tasks.spawn(acknowledge(self.client.clone(), acks_rx, self.cfg.clone()));
-        let mut failures: u32 = 0;
+        let mut failover = Failover::new(self.client.url_count());
         loop {
-            let Err(error) = self.session(&registration, &acks, &mut failures).await;
+            let Err(error) = self.session(&registration, &acks, &mut failover).await;
             metrics::gauge!(CONTROL_CONNECTED).set(0.0);
             metrics::counter!(CONTROL_RECONNECTS).increment(1);
-            failures = failures.saturating_add(1);
-            let wait = backoff(failures, self.cfg.backoff_min, self.cfg.backoff_max, crate::upstream::jitter());
+            let failed = self.client.url().to_owned();
+            let wait = failover.failed(self.cfg.backoff_min, self.cfg.backoff_max, crate::upstream::jitter());
+            self.client.use_url(failover.current());
+            let next = self.client.url();
             if error.is_auth() {
-                tracing::error!(url = %self.cfg.url, %error, ?wait, phase = ?Phase::Backoff, "control plane refused the node; check its token");
+                tracing::error!(url = %failed, %next, %error, ?wait, phase = ?Phase::Backoff, "control plane refused the node; check its token");
             } else {
-                tracing::warn!(url = %self.cfg.url, %error, ?wait, phase = ?Phase::Backoff, "disconnected from the control plane");
+                tracing::warn!(url = %failed, %next, %error, ?wait, phase = ?Phase::Backoff, "disconnected from the control plane");
             }
             tokio::time::sleep(wait).await;
         }
@@ -189,22 +195,22 @@ impl Agent {
         &mut self,
         registration: &NodeRegistration,
         acks: &watch::Sender<Ack>,
-        failures: &mut u32,
+        failover: &mut Failover,
     ) -> Result<Infallible, AgentError> {
-        tracing::debug!(url = %self.cfg.url, phase = ?Phase::Connecting, "connecting to the control plane");
+        tracing::debug!(url = %self.client.url(), phase = ?Phase::Connecting, "connecting to the control plane");
         let registered = self.client.register(registration).await?;
         let head = registered.head;
         if let Some(log) = &registered.log
             && self.follower.follow_log(log)
         {
-            tracing::warn!(url = %self.cfg.url, %log, "the control plane's log is not the one this node followed (its \
+            tracing::warn!(url = %self.client.url(), %log, "the control plane's log is not the one this node followed (its \
                 store was made anew): starting over from a snapshot, which soft-purges every service");
         }
         let after = self.follower.seq();
         let body = self.client.stream(after).await?;
         metrics::gauge!(CONTROL_CONNECTED).set(1.0);
         let mut phase = if after >= head { Phase::Following } else { Phase::Syncing };
-        tracing::info!(url = %self.cfg.url, after = %after, head = %head, ?phase, "connected to the control plane");
+        tracing::info!(url = %self.client.url(), after = %after, head = %head, ?phase, "connected to the control plane");
         // Function files that could not be had (at start, from the saved state, with the control
         // plane away): try again now that it answers, not only at the next change.
         if self.services.has_unavailable() {
@@ -219,7 +225,7 @@ impl Agent {
         let mut reader = LineReader::new(body, max_line, self.cfg.heartbeat_timeout);
         loop {
             let run = reader.next_run().await?;
-            *failures = 0;
+            failover.streamed();
             self.apply_run(run).await?;
             if self.follower.seq() > acks.borrow().seq {
                 acks.send_replace(self.ack());

@@ -278,3 +278,74 @@ async fn node_acks_only_go_up_and_survive_a_reregistration_and_a_reopen() {
         nodes.iter().map(|n| (n.node.id.as_str(), n.acked, n.acked_at)).collect();
     assert_eq!(summary, [("edge-1", Seq(5), Some(Timestamp(AT.0 + 5))), ("edge-2", Seq(2), Some(Timestamp(AT.0 + 2)))]);
 }
+
+fn node_id(name: &str) -> outpost_config::NodeId {
+    outpost_config::NodeId::parse(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn seen_times_and_node_drains_survive_a_reregistration_and_a_reopen() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let store = open(&dir);
+        ok(store.put_node(node("edge-1", "fra"))).await;
+        ok(store.put_node(node("edge-2", "fra"))).await;
+        // Seen times only move up; an unknown node is skipped.
+        ok(store.mark_seen(vec![node_id("edge-1"), node_id("ghost")], Timestamp(AT.0 + 50))).await;
+        ok(store.mark_seen(vec![node_id("edge-1")], Timestamp(AT.0 + 10))).await;
+        assert!(ok(store.set_node_drain(&node_id("edge-2"), Some(Timestamp(AT.0 + 7)))).await);
+        assert!(!ok(store.set_node_drain(&node_id("ghost"), Some(AT))).await);
+        // A re-registration keeps both.
+        let again = ok(store.put_node(node("edge-2", "ams"))).await;
+        assert_eq!(again.drained_at, Some(Timestamp(AT.0 + 7)));
+    }
+    let store = open(&dir);
+    let nodes = ok(store.nodes()).await;
+    let summary: Vec<(&str, Option<Timestamp>, Option<Timestamp>)> =
+        nodes.iter().map(|n| (n.node.id.as_str(), n.seen_at, n.drained_at)).collect();
+    assert_eq!(summary, [("edge-1", Some(Timestamp(AT.0 + 50)), None), ("edge-2", None, Some(Timestamp(AT.0 + 7)))]);
+    assert_eq!(nodes[0].last_seen(), Timestamp(AT.0 + 50).max(nodes[0].node.registered_at));
+    assert!(ok(store.set_node_drain(&node_id("edge-2"), None)).await);
+    assert_eq!(ok(store.nodes()).await[1].drained_at, None);
+}
+
+#[tokio::test]
+async fn a_deleted_node_is_gone_with_its_acks() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = open(&dir);
+    ok(store.put_node(node("edge-1", "fra"))).await;
+    ok(store.record_acks(vec![node_ack("edge-1", 5)])).await;
+    assert!(ok(store.delete_node(&node_id("edge-1"))).await);
+    assert!(!ok(store.delete_node(&node_id("edge-1"))).await);
+    assert!(ok(store.nodes()).await.is_empty());
+    // Registering again starts from nothing acked.
+    let again = ok(store.put_node(node("edge-1", "fra"))).await;
+    assert_eq!((again.acked, again.acked_at), (Seq(0), None));
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_open_reopens_with_everything() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = open(&dir);
+    ok(store.put_service(put("shop", "acme", &["shop.example"], Expect::Absent), AT)).await;
+    ok(store.create_purge(purge("shop"), AT)).await;
+    ok(store.put_node(node("edge-1", "fra"))).await;
+    ok(store.record_acks(vec![node_ack("edge-1", 2)])).await;
+    ok(store.set_drain("fra", Some(AT))).await;
+    let copy = dir.path().join("backup.redb");
+    let records = ok(store.backup(copy.clone())).await;
+    assert!(records >= 7, "{records}");
+    // Never over an existing file (the live store's included).
+    assert!(store.backup(copy.clone()).await.is_err());
+    assert!(store.backup(dir.path().join("cp.redb")).await.is_err());
+    // Writes after the backup are not in it.
+    ok(store.create_purge(purge("shop"), AT)).await;
+    drop(store);
+    let restored = EmbeddedStore::open(&copy).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok(restored.last_seq()).await, Seq(2));
+    assert!(ok(restored.service(&id("shop"))).await.is_some());
+    assert_eq!(ok(restored.nodes()).await[0].acked, Seq(2));
+    assert_eq!(ok(restored.drained_pops()).await.len(), 1);
+    let original = open(&dir);
+    assert_eq!(restored.log_id(), original.log_id(), "the same log: nodes resume, not resync");
+}
