@@ -19,6 +19,7 @@ pub mod serve;
 pub mod shared_body;
 pub mod status;
 pub mod store;
+pub mod variants;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -32,7 +33,7 @@ use outpost_config::CacheConfig;
 
 use entry::{Entry, StoredObject, VariantIndex};
 use flight::Flights;
-use key::CacheKey;
+use key::{CacheKey, StorageKey};
 use purge::{PurgeLog, Verdict};
 use store::Store;
 
@@ -48,7 +49,7 @@ pub struct Cache {
 pub enum Found {
     Object {
         /// The key it is stored under (primary, or the Vary variant's).
-        storage_key: String,
+        storage_key: StorageKey,
         object: Arc<StoredObject>,
         /// Soft-purged: `object`'s policy makes it stale from the purge on (revalidated before
         /// use unless a stale-while-revalidate or stale-if-error window, counted from the purge,
@@ -57,7 +58,7 @@ pub enum Found {
     },
     Miss {
         /// The flight / storage key a fetch for this request uses.
-        flight_key: String,
+        flight_key: StorageKey,
         /// true when the URL is known but not this request's Vary variant.
         vary_miss: bool,
     },

@@ -140,7 +140,7 @@ impl Upstream {
                 let mut health = svc.health.clone();
                 let probe_host = match (peer.role, &svc.host_header) {
                     (Role::Shield, _) => {
-                        health.path = crate::pipeline::SHIELD_HEALTH_PATH.to_string();
+                        health.path = crate::http::SHIELD_HEALTH_PATH.to_string();
                         host.clone()
                     }
                     (Role::Origin, HostHeader::Origin) => peer.url.authority(),
