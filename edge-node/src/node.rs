@@ -43,13 +43,7 @@ pub enum StartError {
     AdminToken(#[from] admin::TokenError),
 }
 
-/// The addresses the node actually listens on (port 0 in config → the port the OS chose).
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct BoundAddrs {
-    pub http: Option<SocketAddr>,
-    pub https: Option<SocketAddr>,
-    pub admin: SocketAddr,
-}
+pub use crate::listen::BoundAddrs;
 
 pub struct RunningNode {
     pub addrs: BoundAddrs,

@@ -16,7 +16,8 @@ use crate::ctx::{ConnInfo, Phase, Protocol, RequestCtx};
 use crate::delivery::Delivery;
 use crate::error::{EdgeError, ErrorKind};
 use crate::http::SHIELD_HEALTH_PATH;
-use crate::listen::{Asterisk, ConnBuilders, LimitedBody};
+use crate::http::body_limit::LimitedBody;
+use crate::listen::{Asterisk, ConnBuilders};
 use crate::respond::{self, AccessLog, Outcome};
 
 /// What every request on this node shares: built once per config version.

@@ -17,7 +17,8 @@ pub mod policy;
 pub mod purge;
 pub mod serve;
 pub mod shared_body;
-pub mod status;
+/// RFC 9211 `Cache-Status`: the field lives with the shared HTTP plumbing (errors carry it too).
+pub use crate::http::cache_status as status;
 pub mod store;
 pub mod variants;
 

@@ -9,7 +9,7 @@
 //! CA, apply to every upstream.
 
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version, header};
@@ -19,8 +19,6 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use outpost_config::{Balance, HostHeader, HostPattern, OriginProtocol, ServiceConfig, UpstreamConfig};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 
 use super::breaker::{Permit, RequestOutcome};
 use super::conn;
@@ -36,6 +34,8 @@ use super::select::Balancer;
 use super::stale::{self, FailedTry, Verdict};
 use crate::body::{self, EdgeBody};
 use crate::error::{EdgeError, ErrorKind, Side};
+use crate::http::backoff::jitter;
+use crate::http::tls::{ca_roots, system_roots};
 
 type ClientError = hyper_util::client::legacy::Error;
 /// One send as the client and the first-byte timeout left it.
@@ -483,17 +483,9 @@ fn pick(
     None
 }
 
-/// A number in 0..1 for backoff jitter; not cryptographic.
-pub(crate) fn jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
 fn tls_config(svc: &ServiceConfig) -> Result<rustls::ClientConfig, UpstreamBuildError> {
     let roots = match &svc.origin_ca {
-        Some(path) => ca_roots("origin_ca", path)?,
+        Some(path) => ca_roots("origin_ca", path).map_err(|e| UpstreamBuildError(e.to_string()))?,
         None => system_roots(),
     };
     Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -606,35 +598,4 @@ fn classify(e: ClientError) -> EdgeError {
     };
     let what = if e.is_connect() { "connect" } else { "request" };
     EdgeError::new(kind, format!("{what}: {msg}")).caused_by(e)
-}
-
-pub(crate) fn system_roots() -> rustls::RootCertStore {
-    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
-    ROOTS
-        .get_or_init(|| {
-            let mut store = rustls::RootCertStore::empty();
-            let found = rustls_native_certs::load_native_certs();
-            for e in &found.errors {
-                tracing::warn!(error = %e, "loading system root certificates");
-            }
-            let (added, ignored) = store.add_parsable_certificates(found.certs);
-            tracing::debug!(added, ignored, "system root certificates");
-            store
-        })
-        .clone()
-}
-
-/// The certificates of the PEM file `path` (named `field` in errors) as trust roots.
-pub(crate) fn ca_roots(field: &str, path: &std::path::Path) -> Result<rustls::RootCertStore, UpstreamBuildError> {
-    let err = |m: String| UpstreamBuildError(format!("{field} {}: {m}", path.display()));
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(e.to_string()))?;
-    let mut store = rustls::RootCertStore::empty();
-    let (added, _) = store.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(err("no usable certificate".into()));
-    }
-    Ok(store)
 }

@@ -22,7 +22,6 @@ pub mod stale;
 mod timed_body;
 
 pub use client::{Outgoing, Upstream};
-pub(crate) use client::{ca_roots, jitter, system_roots};
 pub use forward::{ForwardInfo, forward_headers};
 pub use guard::{ForbiddenUpstream, Guard};
 pub use timed_body::{BetweenBytesTimeout, TimedBody, TotalTimeout};
