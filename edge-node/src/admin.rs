@@ -100,8 +100,8 @@ async fn route(admin: &Admin, req: Request<Incoming>) -> Response<EdgeBody> {
         (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         (&Method::GET, "/metrics") => {
             let cache = admin.state.delivery.cache();
-            metrics::gauge!(crate::metrics::CACHE_MEMORY_BYTES).set(cache.store.memory_usage() as f64);
-            metrics::gauge!(crate::metrics::PURGE_RECORDS).set(cache.purges.len() as f64);
+            metrics::gauge!(crate::metrics::CACHE_MEMORY_BYTES).set(cache.memory_usage() as f64);
+            metrics::gauge!(crate::metrics::PURGE_RECORDS).set(cache.purge_records() as f64);
             let mut resp = text(StatusCode::OK, "");
             *resp.body_mut() = body::full(admin.metrics.render());
             resp.headers_mut()

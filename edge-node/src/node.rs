@@ -212,7 +212,7 @@ impl RunningNode {
             }
         };
         tokio::join!(tcp, quic);
-        self.admin.state.delivery.cache().store.close().await;
+        self.admin.state.delivery.cache().close().await;
         let _ = self.admin_shutdown.send(true);
         let _ = self.admin_task.await;
         tracing::info!("edge node stopped");

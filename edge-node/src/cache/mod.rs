@@ -7,19 +7,21 @@
 //! per key that every waiting client shares, storing the response while it streams.
 //!
 //! The pure rules (freshness, storability, conditionals, ranges, Vary) live in [`policy`].
+//! Transforms store and find their variants through one door, [`variants`]; request
+//! collapsing ([`flight`]) stays inside.
 
 pub mod entry;
-pub mod fetch;
-pub mod flight;
+mod fetch;
+mod flight;
 pub mod key;
-pub mod object_response;
+mod object_response;
 pub mod policy;
 pub mod purge;
 pub mod serve;
-pub mod shared_body;
+mod shared_body;
 /// RFC 9211 `Cache-Status`: the field lives with the shared HTTP plumbing (errors carry it too).
 pub use crate::http::cache_status as status;
-pub mod store;
+mod store;
 pub mod variants;
 
 #[cfg(test)]
@@ -38,12 +40,15 @@ use key::{CacheKey, StorageKey};
 use purge::{PurgeLog, Verdict};
 use store::Store;
 
+/// The cache: a closed box. Its fields are its own; other modules go through its doors:
+/// [`serve::serve`] (lookups and fills, with request collapsing inside), [`variants`] (the
+/// transforms' variants), [`purge::record`], and the few accessors below.
 pub struct Cache {
-    pub store: Store,
-    pub purges: PurgeLog,
-    pub flights: Arc<Flights>,
+    store: Store,
+    purges: PurgeLog,
+    flights: Arc<Flights>,
     /// `cache.buffer_before_answer` in bytes (0: off), read at start.
-    pub buffer_before_answer: u64,
+    buffer_before_answer: u64,
 }
 
 /// What a lookup found.
@@ -129,6 +134,22 @@ impl Cache {
         index_live(index.written, self.purges.retention(), now, |written| {
             self.purges.verdict(&key.service, &key.url, &index.tags, written)
         })
+    }
+
+    /// Bytes held by the memory tier (for the admin listener's metrics).
+    pub fn memory_usage(&self) -> usize {
+        self.store.memory_usage()
+    }
+
+    /// Purge records held (for the admin listener's metrics).
+    pub fn purge_records(&self) -> usize {
+        self.purges.len()
+    }
+
+    /// Flush and stop the store: on graceful shutdown, so what is in memory is on disk for the
+    /// restart.
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 
     /// RFC 9111 §4.4: after an unsafe request succeeds, the URLs it names are invalidated.

@@ -20,6 +20,8 @@ pub mod retry;
 pub mod select;
 pub mod stale;
 mod timed_body;
+#[cfg(test)]
+mod timed_body_tests;
 
 pub use client::{Outgoing, Upstream};
 pub use forward::{ForwardInfo, forward_headers};
