@@ -437,14 +437,23 @@ async fn make_variant(job: Job, maker: VariantMaker, work: Work, mut headers: He
     maker.store(&job.svc, headers, body).await;
 }
 
+/// Why an image's source was not read whole.
+#[derive(Debug, thiserror::Error)]
+enum SourceError {
+    #[error("unreadable: {0}")]
+    Unreadable(crate::body::BoxError),
+    #[error("over max_source_bytes ({0} bytes)")]
+    TooLarge(u64),
+}
+
 /// The whole body, or an error once it passes `limit` bytes.
-async fn collect_limited(mut body: EdgeBody, limit: u64) -> Result<Bytes, String> {
+async fn collect_limited(mut body: EdgeBody, limit: u64) -> Result<Bytes, SourceError> {
     let mut out = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("unreadable: {e}"))?;
+        let frame = frame.map_err(SourceError::Unreadable)?;
         if let Ok(data) = frame.into_data() {
             if (out.len() + data.len()) as u64 > limit {
-                return Err(format!("over max_source_bytes ({limit} bytes)"));
+                return Err(SourceError::TooLarge(limit));
             }
             out.extend_from_slice(&data);
         }
