@@ -99,9 +99,9 @@ async fn route(admin: &Admin, req: Request<Incoming>) -> Response<EdgeBody> {
         (&Method::GET, "/readyz") if admin.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         (&Method::GET, "/metrics") => {
-            let cache = &admin.state.cache;
-            metrics::gauge!(crate::metrics::CACHE_MEMORY_BYTES).set(cache.store.memory_usage() as f64);
-            metrics::gauge!(crate::metrics::PURGE_RECORDS).set(cache.purges.len() as f64);
+            let cache = admin.state.delivery.cache();
+            metrics::gauge!(crate::metrics::CACHE_MEMORY_BYTES).set(cache.memory_usage() as f64);
+            metrics::gauge!(crate::metrics::PURGE_RECORDS).set(cache.purge_records() as f64);
             let mut resp = text(StatusCode::OK, "");
             *resp.body_mut() = body::full(admin.metrics.render());
             resp.headers_mut()
@@ -128,7 +128,7 @@ async fn purge(admin: &Admin, req: Request<Incoming>) -> Response<EdgeBody> {
         Ok(st) => st,
         Err(resp) => return resp,
     };
-    match purge::record(&admin.state.cache, &service, target, request.soft, PurgeSource::Admin).await {
+    match purge::record(admin.state.delivery.cache(), &service, target, request.soft, PurgeSource::Admin).await {
         Ok(id) => json_response(StatusCode::OK, &json!({ "id": id, "service": service, "purged": request })),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "purge_log", &e.to_string()),
     }

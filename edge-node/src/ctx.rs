@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-/// The pipeline's phases, named the same in `Server-Timing`, metrics and docs.
+/// The pipeline's timed phases, named as `pipeline.rs`, `Server-Timing`, metrics and docs name
+/// them (accept · route · function · transform · cache · upstream · store · respond; the others
+/// are not timed on their own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Route,

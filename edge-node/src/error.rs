@@ -159,7 +159,7 @@ pub struct EdgeError {
     pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
     /// The cache's account when the cache phase turned an upstream response into this error
     /// (a body that broke off): the error page carries it as `Cache-Status` (RFC 9211).
-    pub cache: Option<Box<crate::cache::status::CacheStatus>>,
+    pub cache: Option<Box<crate::http::cache_status::CacheStatus>>,
 }
 
 impl EdgeError {
@@ -180,7 +180,7 @@ impl EdgeError {
     }
 
     /// Attach the cache's account of the request (see [`EdgeError::cache`]).
-    pub fn with_cache_status(mut self, status: crate::cache::status::CacheStatus) -> Self {
+    pub fn with_cache_status(mut self, status: crate::http::cache_status::CacheStatus) -> Self {
         self.cache = Some(Box::new(status));
         self
     }

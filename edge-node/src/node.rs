@@ -43,13 +43,7 @@ pub enum StartError {
     AdminToken(#[from] admin::TokenError),
 }
 
-/// The addresses the node actually listens on (port 0 in config → the port the OS chose).
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct BoundAddrs {
-    pub http: Option<SocketAddr>,
-    pub https: Option<SocketAddr>,
-    pub admin: SocketAddr,
-}
+pub use crate::listen::BoundAddrs;
 
 pub struct RunningNode {
     pub addrs: BoundAddrs,
@@ -82,11 +76,14 @@ impl RunningNode {
             via: http::HeaderValue::from_str(&format!("1.1 {}", cfg.node.name))
                 .unwrap_or(http::HeaderValue::from_static("1.1 outpost")),
             routes: RouteTable::new(Router::new(&services)),
-            cache,
-            transcoder: Arc::new(crate::transform::image::Transcoder::from_limits(&cfg.limits)),
-            encodes: Arc::new(crate::transform::compress::budget::Codecs::new(
-                cfg.limits.max_concurrent_encodes,
-                cfg.limits.max_codec_memory.as_u64(),
+            delivery: Arc::new(crate::delivery::Delivery::new(
+                cfg.node.name.as_str().into(),
+                cache,
+                Arc::new(crate::transform::image::Transcoder::from_limits(&cfg.limits)),
+                Arc::new(crate::transform::compress::budget::Codecs::new(
+                    cfg.limits.max_concurrent_encodes,
+                    cfg.limits.max_codec_memory.as_u64(),
+                )),
             )),
             limits: cfg.limits.clone(),
             builders: ConnBuilders::new(&cfg.limits),
@@ -97,7 +94,7 @@ impl RunningNode {
         // The control plane's services as last saved, in force before the listeners serve.
         let agent = match &cfg.control {
             Some(control) => Some(
-                Agent::prepare(&cfg, control, reloader.clone(), state.cache.clone())
+                Agent::prepare(&cfg, control, reloader.clone(), state.delivery.cache().clone())
                     .await
                     .map_err(StartError::Control)?,
             ),
@@ -215,7 +212,7 @@ impl RunningNode {
             }
         };
         tokio::join!(tcp, quic);
-        self.admin.state.cache.store.close().await;
+        self.admin.state.delivery.cache().close().await;
         let _ = self.admin_shutdown.send(true);
         let _ = self.admin_task.await;
         tracing::info!("edge node stopped");

@@ -1,5 +1,7 @@
-//! The request path, in order: accept · route · function (when the service has one) · cache (which runs upstream and store on a miss)
-//! · respond. This is the one place the order is written down; each phase lives in its module.
+//! The request path, in order: accept · route · function (when the service has one) ·
+//! transform · cache · upstream · store · respond. This is the one place the order is written
+//! down; each phase lives in its module, and transform · cache · upstream · store are entered
+//! through [`Delivery`], the one door edge functions' fetches use too.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,22 +9,18 @@ use std::time::Instant;
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
 use outpost_config::LimitsConfig;
+use tracing::Instrument;
 
 use crate::body::EdgeBody;
-use crate::cache::Cache;
 use crate::ctx::{ConnInfo, Phase, Protocol, RequestCtx};
+use crate::delivery::Delivery;
 use crate::error::{EdgeError, ErrorKind};
-use crate::listen::{Asterisk, ConnBuilders, LimitedBody};
+use crate::http::SHIELD_HEALTH_PATH;
+use crate::http::body_limit::LimitedBody;
+use crate::listen::{Asterisk, ConnBuilders};
 use crate::respond::{self, AccessLog, Outcome};
-use crate::transform::Transforms;
-use crate::transform::image::Transcoder;
-use crate::upstream::ForwardInfo;
 
 /// What every request on this node shares: built once per config version.
-/// Edges probe their shields here; a shield answers it itself, without its origin, so a slow
-/// origin does not make the shield tier look dead.
-pub const SHIELD_HEALTH_PATH: &str = "/.outpost/health";
-
 pub struct NodeState {
     pub name: Arc<str>,
     pub role: outpost_config::NodeRole,
@@ -30,12 +28,8 @@ pub struct NodeState {
     pub via: http::HeaderValue,
     /// The services in force; swapped whole by [`crate::reload::Reloader`].
     pub routes: crate::route::RouteTable,
-    pub cache: Arc<Cache>,
-    /// The node's image transcoding slots, shared by every service.
-    pub transcoder: Arc<Transcoder>,
-    /// Compression and decompression slots and memory (`limits.max_concurrent_encodes`,
-    /// `limits.max_codec_memory`), node-wide, and the bases known to decode past their bound.
-    pub encodes: Arc<crate::transform::compress::budget::Codecs>,
+    /// The way into transform · cache · upstream · store, shared with edge functions' fetches.
+    pub delivery: Arc<Delivery>,
     pub limits: LimitsConfig,
     pub builders: ConnBuilders,
     pub access_log: AccessLog,
@@ -43,108 +37,143 @@ pub struct NodeState {
     pub functions: Arc<crate::function::FunctionHost>,
 }
 
-/// One request through every phase. `B` is the request body of whichever listener took it
-/// (hyper's for HTTP/1.1 and HTTP/2).
+/// What the access log says of the request, read before the request is taken apart.
+struct Head {
+    method: http::Method,
+    path: String,
+    host: Result<String, EdgeError>,
+}
+
+/// One request through every phase, in order: accept · route · function · transform · cache ·
+/// upstream · store · respond. `B` is the request body of whichever listener took it (hyper's
+/// for HTTP/1.1 and HTTP/2).
 pub async fn handle<B>(state: Arc<NodeState>, conn: Arc<ConnInfo>, req: Request<B>) -> Response<EdgeBody>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<crate::body::BoxError>,
 {
-    let protocol = match req.version() {
-        Version::HTTP_2 => Protocol::Http2,
-        Version::HTTP_3 => Protocol::Http3,
-        _ => Protocol::Http1,
+    let ctx = RequestCtx::new((*conn).clone(), protocol(&req));
+    // Every log line of the request carries its id and service: its own, and those of the work
+    // spawned for it (fetch jobs, variant jobs), which enter this span with `in_current_span`.
+    let span = tracing::info_span!("request", id = %ctx.id.0, service = tracing::field::Empty);
+    phases(state, ctx, req).instrument(span).await
+}
+
+async fn phases<B>(state: Arc<NodeState>, mut ctx: RequestCtx, req: Request<B>) -> Response<EdgeBody>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<crate::body::BoxError>,
+{
+    let head = Head {
+        method: req.method().clone(),
+        path: req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string(),
+        host: crate::route::request_host(&req),
     };
-    let mut ctx = RequestCtx::new((*conn).clone(), protocol);
-    let method = req.method().clone();
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let host = crate::route::request_host(&req);
-    let raw_host = host.as_ref().map_or("", |h| h.as_str());
     let mut outcome = Outcome {
         node: &state.name,
         via: &state.via,
-        method: &method,
-        host: raw_host,
-        path: &path,
+        method: &head.method,
+        host: head.host.as_ref().map_or("", |h| h.as_str()),
+        path: &head.path,
         service: None,
         cache: None,
         error: None,
     };
-
-    if state.role == outpost_config::NodeRole::Shield && path == SHIELD_HEALTH_PATH {
-        let resp = respond::plain(http::StatusCode::OK, &ctx.id.0);
-        return respond::finish(&ctx, resp, outcome, &state.access_log);
-    }
-    // accept: `OPTIONS *` is about this server, answered here (RFC 9110 §9.3.7); then request
-    // limits the HTTP layer does not enforce itself.
-    match crate::listen::asterisk(req.method(), req.uri()) {
-        Asterisk::No => {}
-        Asterisk::ServerOptions => {
-            let resp = crate::listen::server_options();
-            return respond::finish(&ctx, resp, outcome, &state.access_log);
-        }
-        Asterisk::Invalid => {
-            let e = EdgeError::new(ErrorKind::BadRequest, format!("{method} with the asterisk-form target"));
-            return fail(&state, &ctx, outcome, &e);
-        }
-    }
-    let mut req = match accept(req, &state.limits) {
-        Ok(r) => r,
-        Err(e) => return fail(&state, &ctx, outcome, &e),
+    // accept
+    let mut req = match accept(&state, &head, req, &ctx) {
+        Accepted::Pass(req) => req,
+        Accepted::Answered(resp) => return respond::finish(&ctx, resp, outcome, &state.access_log),
+        Accepted::Refused(e) => return fail(&state, &ctx, outcome, &e),
     };
-    // From here on the request names one host: the one it is routed, keyed and forwarded by.
-    if let Ok(h) = &host
-        && let Ok(value) = http::HeaderValue::from_str(h)
-    {
-        req.headers_mut().insert(http::header::HOST, value);
-    }
     // route
-    let started = Instant::now();
-    let route = match &host {
-        Ok(h) => state.routes.current().resolve(h, &ctx.conn),
-        Err(e) => Err(e.clone()),
-    };
-    ctx.record(Phase::Route, started.elapsed());
-    let route = match route {
-        Ok(r) => r,
+    let route = match route(&state, &head, &mut ctx) {
+        Ok(route) => route,
         Err(e) => return fail(&state, &ctx, outcome, &e),
     };
     outcome.service = Some(&route.service.name);
+    tracing::Span::current().record("service", &*route.service.name);
     // The phases' way to the client's connection for 1xx (RFC 9110 §15.2), when it has one.
     crate::hints::attach(&mut req, &route.service.hints);
-    // function: the service's edge function answers; its fetches re-enter at the cache phase.
+    // function: the service's edge function answers; its fetches re-enter at the transform phase.
     if let Some(function) = &route.service.function {
         let started = Instant::now();
-        let result = function.serve(&state, &route.service, &route.host, req, &ctx).await;
+        let result = function.serve(&state.delivery, &route.service, &route.host, req, &ctx).await;
         ctx.record(Phase::Function, started.elapsed());
         return match result {
             Ok(resp) => respond::finish(&ctx, for_client(&state, resp), outcome, &state.access_log),
             Err(e) => fail(&state, &ctx, outcome, &e),
         };
     }
-    // cache → (upstream → store) → respond
-    let fwd = ForwardInfo {
-        client_ip: conn.peer.ip(),
-        host: &route.host,
-        tls: conn.tls,
-        node: &state.name,
-        trusted: route.service.trusts(conn.peer.ip()),
-    };
-    let transforms = Transforms {
-        cache: &state.cache,
-        transcoder: &state.transcoder,
-        encodes: &state.encodes,
-        svc: &route.service,
-        host: &route.host,
-        fwd: &fwd,
-    };
-    match transforms.serve(req, &mut ctx).await {
+    // transform · cache · upstream · store
+    let served = state.delivery.serve(&route.service, &route.host, req, &mut ctx).await;
+    // respond
+    match served {
         Ok(served) => {
             outcome.cache = Some(&served.status);
             respond::finish(&ctx, for_client(&state, served.response), outcome, &state.access_log)
         }
         Err(e) => fail(&state, &ctx, outcome, &e),
     }
+}
+
+fn protocol<B>(req: &Request<B>) -> Protocol {
+    match req.version() {
+        Version::HTTP_2 => Protocol::Http2,
+        Version::HTTP_3 => Protocol::Http3,
+        _ => Protocol::Http1,
+    }
+}
+
+/// What the accept phase made of a request.
+enum Accepted {
+    /// On to routing.
+    Pass(Request<EdgeBody>),
+    /// Answered by the node itself (a shield's health probe, `OPTIONS *`).
+    Answered(Response<EdgeBody>),
+    Refused(EdgeError),
+}
+
+/// The accept phase: what the node answers itself, then the request limits the HTTP layer does
+/// not enforce. The request passed on names one host: the one it is routed, keyed and
+/// forwarded by.
+fn accept<B>(state: &NodeState, head: &Head, req: Request<B>, ctx: &RequestCtx) -> Accepted
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<crate::body::BoxError>,
+{
+    if state.role == outpost_config::NodeRole::Shield && head.path == SHIELD_HEALTH_PATH {
+        return Accepted::Answered(respond::plain(http::StatusCode::OK, &ctx.id.0));
+    }
+    // `OPTIONS *` is about this server, answered here (RFC 9110 §9.3.7).
+    match crate::listen::asterisk(req.method(), req.uri()) {
+        Asterisk::No => {}
+        Asterisk::ServerOptions => return Accepted::Answered(crate::listen::server_options()),
+        Asterisk::Invalid => {
+            let msg = format!("{} with the asterisk-form target", head.method);
+            return Accepted::Refused(EdgeError::new(ErrorKind::BadRequest, msg));
+        }
+    }
+    let mut req = match limit(req, &state.limits) {
+        Ok(req) => req,
+        Err(e) => return Accepted::Refused(e),
+    };
+    if let Ok(h) = &head.host
+        && let Ok(value) = http::HeaderValue::from_str(h)
+    {
+        req.headers_mut().insert(http::header::HOST, value);
+    }
+    Accepted::Pass(req)
+}
+
+/// The route phase: Host → service, timed.
+fn route(state: &NodeState, head: &Head, ctx: &mut RequestCtx) -> Result<crate::route::Route, EdgeError> {
+    let started = Instant::now();
+    let route = match &head.host {
+        Ok(h) => state.routes.current().resolve(h, &ctx.conn),
+        Err(e) => Err(e.clone()),
+    };
+    ctx.record(Phase::Route, started.elapsed());
+    route
 }
 
 /// Fields meant for the CDN (CDN-Cache-Control, Surrogate-Control, Surrogate-Key, Cache-Tag)
@@ -168,7 +197,7 @@ fn fail<'a>(state: &NodeState, ctx: &RequestCtx, mut outcome: Outcome<'a>, err: 
 
 /// Header section size (431) and declared body size (413); the body is wrapped so a streamed one
 /// cannot grow past the limit either.
-fn accept<B>(req: Request<B>, limits: &LimitsConfig) -> Result<Request<EdgeBody>, EdgeError>
+fn limit<B>(req: Request<B>, limits: &LimitsConfig) -> Result<Request<EdgeBody>, EdgeError>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<crate::body::BoxError>,
@@ -186,11 +215,7 @@ where
         ));
     }
     let max_body = limits.max_request_body.as_u64();
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = crate::http::content_length(req.headers());
     if declared.is_some_and(|n| n > max_body) {
         return Err(EdgeError::new(ErrorKind::BodyTooLarge, format!("Content-Length above {max_body}")));
     }

@@ -236,6 +236,8 @@ pub struct NodeConfig {
     pub listen_lines: Vec<String>,
     pub limits_lines: Vec<String>,
     /// Raw TOML appended to the file.
+    /// `[log] level` (the node's tracing filter); `None`: the node's default.
+    pub log_level: Option<String>,
     pub extra: String,
     /// `listen.admin_token`: [`ADMIN_TOKEN`] unless a test sets another; `None` writes none.
     pub admin_token: Option<String>,
@@ -269,6 +271,7 @@ impl Default for NodeConfig {
             node_lines: Vec::new(),
             listen_lines: Vec::new(),
             limits_lines: Vec::new(),
+            log_level: None,
             extra: String::new(),
             admin_token: Some(ADMIN_TOKEN.to_owned()),
             tenant_upstream_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
@@ -396,6 +399,9 @@ impl NodeConfig {
         line(String::new());
         line("[log]".into());
         line(format!("access = {}", q("stdout")));
+        if let Some(level) = &self.log_level {
+            line(format!("level = {}", q(level)));
+        }
         for (i, s) in self.services.iter().enumerate() {
             line(String::new());
             line("[[services]]".into());

@@ -57,8 +57,8 @@ pub struct Registered {
 impl ControlClient {
     pub fn new(cfg: &ControlConfig, node: NodeId) -> Result<Self, String> {
         let roots = match &cfg.ca {
-            Some(path) => crate::upstream::ca_roots("control.ca", path).map_err(|e| e.to_string())?,
-            None => crate::upstream::system_roots(),
+            Some(path) => crate::http::tls::ca_roots("control.ca", path).map_err(|e| e.to_string())?,
+            None => crate::http::tls::system_roots(),
         };
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()

@@ -64,10 +64,10 @@ use self::services::ServiceApplier;
 use self::stream::LineReader;
 use crate::cache::Cache;
 use crate::cache::purge::{self, PurgeSource, Target};
+use crate::http::backoff::{backoff, jitter};
+use crate::listen::BoundAddrs;
 use crate::metrics::{CONTROL_ACKED_SEQ, CONTROL_APPLIED_SEQ, CONTROL_CONNECTED, CONTROL_RECONNECTS};
-use crate::node::BoundAddrs;
 use crate::reload::Reloader;
-use crate::upstream::retry::backoff;
 
 /// Where the agent is in its lifecycle (logged on each change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +178,7 @@ impl Agent {
             metrics::gauge!(CONTROL_CONNECTED).set(0.0);
             metrics::counter!(CONTROL_RECONNECTS).increment(1);
             let failed = self.client.url().to_owned();
-            let wait = failover.failed(self.cfg.backoff_min, self.cfg.backoff_max, crate::upstream::jitter());
+            let wait = failover.failed(self.cfg.backoff_min, self.cfg.backoff_max, jitter());
             self.client.use_url(failover.current());
             let next = self.client.url();
             if error.is_auth() {
@@ -366,7 +366,7 @@ async fn acknowledge(client: Arc<ControlClient>, mut saved: watch::Receiver<Ack>
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    let wait = backoff(failures, cfg.backoff_min, cfg.backoff_max, crate::upstream::jitter());
+                    let wait = backoff(failures, cfg.backoff_min, cfg.backoff_max, jitter());
                     tracing::warn!(seq = %seq, %error, ?wait, "acknowledgement failed; retrying");
                     tokio::time::sleep(wait).await;
                 }

@@ -20,12 +20,13 @@ use http_body_util::BodyExt;
 use super::Cache;
 use super::entry::{BodyLocation, Entry, ObjectMeta, StoredObject, VariantIndex};
 use super::flight::{Broken, Landing, Lead, PassBody, PassResponse, Revalidated, SharedResponse, Storage};
-use super::key::{CacheKey, chunk_key};
+use super::key::{CacheKey, StorageKey, chunk_key};
 use super::policy;
 use super::shared_body::{FetchAborted, SharedBody};
 use super::status::Detail;
 use crate::body::BoxError;
 use crate::error::{EdgeError, ErrorKind};
+use crate::http::content_length;
 use crate::service::CompiledService;
 use crate::upstream::{BetweenBytesTimeout, Outgoing, TimedBody, TotalTimeout};
 
@@ -43,9 +44,10 @@ pub struct FetchJob {
     /// The upstream request, conditional when revalidating.
     pub request: Outgoing,
     /// The stored object being revalidated, and its storage key.
-    pub stale: Option<(String, Arc<StoredObject>)>,
-    /// The key waiters collapse on (and a pass mark is recorded under).
-    pub flight_key: String,
+    pub stale: Option<(StorageKey, Arc<StoredObject>)>,
+    /// The key waiters collapse on (and a pass mark is recorded under); `None` for a fetch
+    /// that answers its own request alone.
+    pub flight_key: Option<StorageKey>,
 }
 
 /// One upstream exchange: the response head (hop-by-hop fields stripped), its body, and the
@@ -72,8 +74,8 @@ struct Fetcher {
     svc: Arc<CompiledService>,
     key: CacheKey,
     client_headers: HeaderMap,
-    stale: Option<(String, Arc<StoredObject>)>,
-    flight_key: String,
+    stale: Option<(StorageKey, Arc<StoredObject>)>,
+    flight_key: Option<StorageKey>,
 }
 
 impl Fetcher {
@@ -160,7 +162,9 @@ impl Fetcher {
         let too_big = content_length(&headers).is_some_and(|n| n > self.svc.max_object_size);
         match storable {
             Ok(()) if !too_big => {
-                self.cache.flights.clear_pass(&self.flight_key);
+                if let Some(key) = &self.flight_key {
+                    self.cache.flights.clear_pass(key);
+                }
                 // With `store_set_cookie` the response is stored, its cookie is not: it goes to
                 // the client whose request fetched it, as Cloudflare does for cached responses.
                 let for_requester = policy::take_per_request(&mut headers);
@@ -170,8 +174,10 @@ impl Fetcher {
             _ => {
                 let reason = if too_big { "too_big" } else { storable.err().map_or("", |r| r.as_str()) };
                 tracing::debug!(service = %self.svc.name, url = %self.key.url, reason, "not storing");
-                if !status.is_server_error() {
-                    self.cache.flights.mark_pass(&self.flight_key, std::time::Instant::now());
+                if !status.is_server_error()
+                    && let Some(key) = &self.flight_key
+                {
+                    self.cache.flights.mark_pass(key, std::time::Instant::now());
                 }
                 lead.close();
                 lead.land(Landing::Pass(pass_response(status, headers, body).await));
@@ -207,7 +213,7 @@ impl Ctx<'_> {
     /// `Set-Cookie` goes to the requesting client only (§3.2, see [`policy::refresh`]).
     fn revalidated(
         &self,
-        stale_key: &str,
+        stale_key: &StorageKey,
         stale: &Arc<StoredObject>,
         not_modified: &HeaderMap,
         request_time: SystemTime,
@@ -226,7 +232,7 @@ impl Ctx<'_> {
         let for_requester = policy::per_request_fields(not_modified);
         let stored = match refresh {
             policy::Refresh::Update => {
-                self.cache.store.insert(stale_key.to_string(), Entry::Object(object.clone()));
+                self.cache.store.insert(stale_key.clone(), Entry::Object(object.clone()));
                 true
             }
             policy::Refresh::Remove(reason) => {
@@ -451,7 +457,7 @@ impl Ctx<'_> {
 /// A response on its way to the store.
 struct Plan {
     vary: Option<(Vec<HeaderName>, String)>,
-    storage_key: String,
+    storage_key: StorageKey,
     meta: ObjectMeta,
     ttl_secs: i64,
     for_requester: HeaderMap,
@@ -580,10 +586,6 @@ fn remove_chunks(store: &super::store::Store, object_id: u64, chunks: u32) {
     for i in 0..chunks {
         store.remove(&chunk_key(object_id, i));
     }
-}
-
-pub fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
 /// An object id that is unique across restarts: chunks of an old version are never read as a new one's.

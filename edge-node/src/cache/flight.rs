@@ -12,6 +12,7 @@ use http::{HeaderMap, StatusCode};
 use tokio::sync::watch;
 
 use super::entry::{ObjectMeta, StoredObject};
+use super::key::StorageKey;
 use super::shared_body::SharedBody;
 use super::status::Detail;
 use crate::body::EdgeBody;
@@ -107,8 +108,8 @@ const MAX_PASS_MARKS: usize = 100_000;
 
 #[derive(Default)]
 pub struct Flights {
-    map: Mutex<HashMap<String, Slot>>,
-    pass_marks: Mutex<HashMap<String, Instant>>,
+    map: Mutex<HashMap<StorageKey, Slot>>,
+    pass_marks: Mutex<HashMap<StorageKey, Instant>>,
 }
 
 pub enum Join {
@@ -120,7 +121,7 @@ pub enum Join {
 pub struct Lead {
     tx: watch::Sender<Option<Arc<Landing>>>,
     rx: Slot,
-    key: Option<String>,
+    key: Option<StorageKey>,
     flights: Arc<Flights>,
 }
 
@@ -129,14 +130,14 @@ pub struct Follower {
 }
 
 impl Flights {
-    pub fn join(self: &Arc<Self>, key: &str) -> Join {
+    pub fn join(self: &Arc<Self>, key: &StorageKey) -> Join {
         let Ok(mut map) = self.map.lock() else { return Join::Lead(self.solo()) };
         if let Some(rx) = map.get(key) {
             return Join::Follow(Follower { rx: rx.clone() });
         }
         let (tx, rx) = watch::channel(None);
-        map.insert(key.to_string(), rx.clone());
-        Join::Lead(Lead { tx, rx, key: Some(key.to_string()), flights: self.clone() })
+        map.insert(key.clone(), rx.clone());
+        Join::Lead(Lead { tx, rx, key: Some(key.clone()), flights: self.clone() })
     }
 
     /// A flight nobody else can join (requests that must not share, e.g. with Authorization).
@@ -146,7 +147,7 @@ impl Flights {
     }
 
     /// Remember that `key` answered with something not storable, until `now + PASS_MARK_TTL`.
-    pub fn mark_pass(&self, key: &str, now: Instant) {
+    pub fn mark_pass(&self, key: &StorageKey, now: Instant) {
         let Ok(mut marks) = self.pass_marks.lock() else { return };
         if marks.len() >= MAX_PASS_MARKS {
             marks.retain(|_, until| *until > now);
@@ -154,22 +155,27 @@ impl Flights {
                 return;
             }
         }
-        marks.insert(key.to_string(), now + PASS_MARK_TTL);
+        marks.insert(key.clone(), now + PASS_MARK_TTL);
     }
 
     /// Forget a pass mark (the key turned storable).
-    pub fn clear_pass(&self, key: &str) {
+    pub fn clear_pass(&self, key: &StorageKey) {
         if let Ok(mut marks) = self.pass_marks.lock() {
             marks.remove(key);
         }
     }
 
-    pub fn is_pass(&self, key: &str, now: Instant) -> bool {
+    pub fn is_pass(&self, key: &StorageKey, now: Instant) -> bool {
         self.pass_marks.lock().ok().and_then(|m| m.get(key).copied()).is_some_and(|until| until > now)
     }
 }
 
 impl Lead {
+    /// A flight nobody else can join ([`Flights::solo`]).
+    pub fn is_solo(&self) -> bool {
+        self.key.is_none()
+    }
+
     pub fn land(&self, landing: Landing) {
         self.tx.send_replace(Some(Arc::new(landing)));
     }
@@ -210,39 +216,43 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
 
+    fn k(key: &str) -> StorageKey {
+        StorageKey::new(key.to_string())
+    }
+
     #[tokio::test]
     async fn followers_get_the_leaders_landing() {
         let flights = Arc::new(Flights::default());
-        let Join::Lead(lead) = flights.join("k") else { panic!("first must lead") };
-        let Join::Follow(f1) = flights.join("k") else { panic!("second must follow") };
-        let Join::Lead(_other) = flights.join("other") else { panic!() };
+        let Join::Lead(lead) = flights.join(&k("k")) else { panic!("first must lead") };
+        let Join::Follow(f1) = flights.join(&k("k")) else { panic!("second must follow") };
+        let Join::Lead(_other) = flights.join(&k("other")) else { panic!() };
         let waiting = tokio::spawn(f1.wait());
         lead.land(Landing::Failed(EdgeError::new(ErrorKind::UpstreamConnect, "x")));
         let got = waiting.await.unwrap().unwrap();
         assert!(matches!(&*got, Landing::Failed(_)));
         // Still open until the leader is dropped (late joiners may read the stream).
-        assert!(matches!(flights.join("k"), Join::Follow(_)));
+        assert!(matches!(flights.join(&k("k")), Join::Follow(_)));
         drop(lead);
-        assert!(matches!(flights.join("k"), Join::Lead(_)));
+        assert!(matches!(flights.join(&k("k")), Join::Lead(_)));
     }
 
     #[test]
     fn pass_marks_expire() {
         let flights = Flights::default();
         let t0 = Instant::now();
-        flights.mark_pass("k", t0);
-        assert!(flights.is_pass("k", t0 + Duration::from_secs(1)));
-        assert!(!flights.is_pass("k", t0 + PASS_MARK_TTL + Duration::from_secs(1)));
-        assert!(!flights.is_pass("other", t0));
-        flights.clear_pass("k");
-        assert!(!flights.is_pass("k", t0));
+        flights.mark_pass(&k("k"), t0);
+        assert!(flights.is_pass(&k("k"), t0 + Duration::from_secs(1)));
+        assert!(!flights.is_pass(&k("k"), t0 + PASS_MARK_TTL + Duration::from_secs(1)));
+        assert!(!flights.is_pass(&k("other"), t0));
+        flights.clear_pass(&k("k"));
+        assert!(!flights.is_pass(&k("k"), t0));
     }
 
     #[tokio::test]
     async fn a_vanished_leader_releases_followers() {
         let flights = Arc::new(Flights::default());
-        let lead = flights.join("k");
-        let Join::Follow(f) = flights.join("k") else { panic!() };
+        let lead = flights.join(&k("k"));
+        let Join::Follow(f) = flights.join(&k("k")) else { panic!() };
         drop(lead);
         assert!(f.wait().await.is_none());
     }

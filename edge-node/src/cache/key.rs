@@ -10,7 +10,42 @@ pub struct CacheKey {
     pub service: Arc<str>,
     /// `host/path?query`, the form purges by URL and prefix match against.
     pub url: String,
-    pub primary: String,
+    pub primary: StorageKey,
+}
+
+/// The key one store entry (an object, a Vary index, a variant, a body chunk) lives under, and
+/// the key of the one flight that fills it. Built only here and in [`super::variants`], so a
+/// flight or an entry cannot be keyed by an arbitrary string (a request that fetches alone has
+/// no key at all, not an empty one).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StorageKey(String);
+
+impl StorageKey {
+    pub(super) fn new(key: String) -> Self {
+        Self(key)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(super) fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::ops::Deref for StorageKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StorageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 const SERVICE_SEP: char = '\u{1f}';
@@ -19,17 +54,17 @@ const VARIANT_SEP: char = '\u{1e}';
 impl CacheKey {
     pub fn new(service: &Arc<str>, host: &str, path_and_query: &str) -> Self {
         let url = format!("{host}{path_and_query}");
-        let primary = format!("{service}{SERVICE_SEP}{url}");
+        let primary = StorageKey(format!("{service}{SERVICE_SEP}{url}"));
         Self { service: service.clone(), url, primary }
     }
 
-    pub fn variant(&self, vary_key: &str) -> String {
-        format!("{}{VARIANT_SEP}{vary_key}", self.primary)
+    pub fn variant(&self, vary_key: &str) -> StorageKey {
+        StorageKey(format!("{}{VARIANT_SEP}{vary_key}", self.primary))
     }
 }
 
-pub fn chunk_key(object_id: u64, index: u32) -> String {
-    format!("\u{1d}chunk{SERVICE_SEP}{object_id:016x}{SERVICE_SEP}{index}")
+pub fn chunk_key(object_id: u64, index: u32) -> StorageKey {
+    StorageKey(format!("\u{1d}chunk{SERVICE_SEP}{object_id:016x}{SERVICE_SEP}{index}"))
 }
 
 #[cfg(test)]

@@ -7,18 +7,22 @@
 //! per key that every waiting client shares, storing the response while it streams.
 //!
 //! The pure rules (freshness, storability, conditionals, ranges, Vary) live in [`policy`].
+//! Transforms store and find their variants through one door, [`variants`]; request
+//! collapsing ([`flight`]) stays inside.
 
 pub mod entry;
-pub mod fetch;
-pub mod flight;
+mod fetch;
+mod flight;
 pub mod key;
-pub mod object_response;
+mod object_response;
 pub mod policy;
 pub mod purge;
 pub mod serve;
-pub mod shared_body;
-pub mod status;
-pub mod store;
+mod shared_body;
+/// RFC 9211 `Cache-Status`: the field lives with the shared HTTP plumbing (errors carry it too).
+pub use crate::http::cache_status as status;
+mod store;
+pub mod variants;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -32,23 +36,26 @@ use outpost_config::CacheConfig;
 
 use entry::{Entry, StoredObject, VariantIndex};
 use flight::Flights;
-use key::CacheKey;
+use key::{CacheKey, StorageKey};
 use purge::{PurgeLog, Verdict};
 use store::Store;
 
+/// The cache: a closed box. Its fields are its own; other modules go through its doors:
+/// [`serve::serve`] (lookups and fills, with request collapsing inside), [`variants`] (the
+/// transforms' variants), [`purge::record`], and the few accessors below.
 pub struct Cache {
-    pub store: Store,
-    pub purges: PurgeLog,
-    pub flights: Arc<Flights>,
+    store: Store,
+    purges: PurgeLog,
+    flights: Arc<Flights>,
     /// `cache.buffer_before_answer` in bytes (0: off), read at start.
-    pub buffer_before_answer: u64,
+    buffer_before_answer: u64,
 }
 
 /// What a lookup found.
 pub enum Found {
     Object {
         /// The key it is stored under (primary, or the Vary variant's).
-        storage_key: String,
+        storage_key: StorageKey,
         object: Arc<StoredObject>,
         /// Soft-purged: `object`'s policy makes it stale from the purge on (revalidated before
         /// use unless a stale-while-revalidate or stale-if-error window, counted from the purge,
@@ -57,7 +64,7 @@ pub enum Found {
     },
     Miss {
         /// The flight / storage key a fetch for this request uses.
-        flight_key: String,
+        flight_key: StorageKey,
         /// true when the URL is known but not this request's Vary variant.
         vary_miss: bool,
     },
@@ -127,6 +134,22 @@ impl Cache {
         index_live(index.written, self.purges.retention(), now, |written| {
             self.purges.verdict(&key.service, &key.url, &index.tags, written)
         })
+    }
+
+    /// Bytes held by the memory tier (for the admin listener's metrics).
+    pub fn memory_usage(&self) -> usize {
+        self.store.memory_usage()
+    }
+
+    /// Purge records held (for the admin listener's metrics).
+    pub fn purge_records(&self) -> usize {
+        self.purges.len()
+    }
+
+    /// Flush and stop the store: on graceful shutdown, so what is in memory is on disk for the
+    /// restart.
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 
     /// RFC 9111 §4.4: after an unsafe request succeeds, the URLs it names are invalidated.

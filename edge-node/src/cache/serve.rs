@@ -7,12 +7,12 @@ use std::time::{Instant, SystemTime};
 use http::request::Parts;
 use http::{Method, Request, Response, header};
 use http_body_util::BodyExt;
+use tracing::Instrument;
 
 use super::entry::StoredObject;
-use super::fetch::content_length;
 use super::fetch::{FetchJob, strip_for_fill};
 use super::flight::{Join, Landing, PassBody, Storage};
-use super::key::CacheKey;
+use super::key::{CacheKey, StorageKey};
 use super::object_response::{self, Source};
 use super::policy::{self, Directives, Usability};
 use super::status::{CacheStatus, Detail, Fwd};
@@ -21,6 +21,7 @@ use crate::body::{self, EdgeBody};
 use crate::ctx::{Phase, RequestCtx};
 use crate::error::{EdgeError, ErrorKind};
 use crate::hints::HintRelay;
+use crate::http::content_length;
 use crate::service::CompiledService;
 use crate::upstream::{ForwardInfo, Outgoing, TimedBody, forward_headers};
 
@@ -69,7 +70,7 @@ pub async fn serve(
     match found {
         Found::Object { storage_key, object, .. } => {
             if authorized && !object.meta.policy.serve_with_authorization {
-                return turn.fetch(storage_key, None, Fwd::Bypass, true, ctx).await;
+                return turn.fetch(Some(storage_key), None, Fwd::Bypass, true, ctx).await;
             }
             let age = policy::current_age(&object.meta.policy, object.meta.response_time, now);
             let usability = policy::usability(&object.meta.policy, age, &turn.directives, honor);
@@ -81,7 +82,7 @@ pub async fn serve(
                     }
                     // The head is known, its body is gone (evicted): hint while refetching.
                     turn.hint_from_cache(&object);
-                    turn.fetch(storage_key, None, Fwd::UriMiss, authorized, ctx).await
+                    turn.fetch(Some(storage_key), None, Fwd::UriMiss, authorized, ctx).await
                 }
                 // RFC 5861 §3: serve stale now, revalidate once in the background.
                 Usability::Stale { while_revalidate: true, .. } => {
@@ -104,7 +105,7 @@ pub async fn serve(
                         honor && (turn.directives.no_cache || turn.directives.max_age.is_some_and(|a| a.is_zero()));
                     let fwd = if client_forced { Fwd::Request } else { Fwd::Stale };
                     turn.hint_from_cache(&object);
-                    turn.fetch(storage_key.clone(), Some((storage_key, object)), fwd, authorized, ctx).await
+                    turn.fetch(Some(storage_key.clone()), Some((storage_key, object)), fwd, authorized, ctx).await
                 }
             }
         }
@@ -114,7 +115,7 @@ pub async fn serve(
                 return Err(EdgeError::new(ErrorKind::NotCached, "only-if-cached: nothing stored"));
             }
             let fwd = if vary_miss { Fwd::VaryMiss } else { Fwd::UriMiss };
-            turn.fetch(flight_key, None, fwd, authorized, ctx).await
+            turn.fetch(Some(flight_key), None, fwd, authorized, ctx).await
         }
     }
 }
@@ -179,12 +180,12 @@ impl Turn<'_> {
 
     fn job(
         &self,
-        flight_key: &str,
-        stale: Option<(String, Arc<StoredObject>)>,
+        flight_key: Option<&StorageKey>,
+        stale: Option<(StorageKey, Arc<StoredObject>)>,
         for_client: bool,
     ) -> Result<FetchJob, EdgeError> {
         Ok(FetchJob {
-            flight_key: flight_key.to_string(),
+            flight_key: flight_key.cloned(),
             cache: self.cache.clone(),
             svc: self.svc.clone(),
             key: self.key.clone(),
@@ -194,12 +195,12 @@ impl Turn<'_> {
         })
     }
 
-    fn revalidate_in_background(&self, storage_key: String, object: Arc<StoredObject>) {
+    fn revalidate_in_background(&self, storage_key: StorageKey, object: Arc<StoredObject>) {
         // Joining the flight makes the revalidation happen once however many requests see it stale.
         if let Join::Lead(lead) = self.cache.flights.join(&storage_key) {
-            match self.job(&storage_key, Some((storage_key.clone(), object)), false) {
+            match self.job(Some(&storage_key), Some((storage_key.clone(), object)), false) {
                 Ok(job) => {
-                    tokio::spawn(job.run(lead));
+                    tokio::spawn(job.run(lead).in_current_span());
                 }
                 Err(e) => tracing::warn!(error = %e, "background revalidation not started"),
             }
@@ -207,17 +208,22 @@ impl Turn<'_> {
     }
 
     /// Fetch (or revalidate) through the flight for `flight_key`, and answer from what lands.
+    /// No key: this request fetches alone (another variant, or a body it could not share).
     async fn fetch(
         &self,
-        flight_key: String,
-        stale: Option<(String, Arc<StoredObject>)>,
+        flight_key: Option<StorageKey>,
+        stale: Option<(StorageKey, Arc<StoredObject>)>,
         fwd: Fwd,
         solo: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Served, EdgeError> {
         // A key that recently answered with something not storable is not collapsed on.
-        let solo = solo || self.cache.flights.is_pass(&flight_key, Instant::now());
-        let join = if solo { Join::Lead(self.cache.flights.solo()) } else { self.cache.flights.join(&flight_key) };
+        let now = Instant::now();
+        let join = match &flight_key {
+            Some(key) if !solo && !self.cache.flights.is_pass(key, now) => self.cache.flights.join(key),
+            _ => Join::Lead(self.cache.flights.solo()),
+        };
+        let solo = matches!(&join, Join::Lead(lead) if lead.is_solo());
         let (follower, collapsed) = match join {
             Join::Lead(lead) => {
                 // The fetch we missed may have stored the object and closed its flight between
@@ -229,7 +235,7 @@ impl Turn<'_> {
                     return Ok(served);
                 }
                 let follower = lead.follower();
-                tokio::spawn(self.job(&flight_key, stale.clone(), true)?.run(lead));
+                tokio::spawn(self.job(flight_key.as_ref(), stale.clone(), true)?.run(lead).in_current_span());
                 (follower, false)
             }
             Join::Follow(f) => (f, true),
@@ -262,7 +268,7 @@ impl Turn<'_> {
                 let reader = if vary_mismatch { None } else { shared.body.reader() };
                 let Some(reader) = reader else {
                     // Another variant, or joined too late to read from the start: fetch alone.
-                    return Box::pin(self.fetch(String::new(), None, Fwd::VaryMiss, true, ctx)).await;
+                    return Box::pin(self.fetch(None, None, Fwd::VaryMiss, true, ctx)).await;
                 };
                 let status = CacheStatus {
                     fwd: Some(fwd),
@@ -289,7 +295,7 @@ impl Turn<'_> {
                 if collapsed && !revalidated.stored {
                     // The update answers the leader's request only (it is private now, or
                     // varies otherwise): this waiter fetches its own.
-                    return Box::pin(self.fetch(self.key.primary.clone(), None, fwd, true, ctx)).await;
+                    return Box::pin(self.fetch(Some(self.key.primary.clone()), None, fwd, true, ctx)).await;
                 }
                 let object = &revalidated.object;
                 let age = policy::current_age(&object.meta.policy, object.meta.response_time, SystemTime::now());
@@ -315,7 +321,7 @@ impl Turn<'_> {
             Landing::Pass(pass) => {
                 if collapsed && !pass.shareable {
                     // Not storable, so possibly personal: this waiter fetches its own.
-                    return Box::pin(self.fetch(self.key.primary.clone(), None, fwd, true, ctx)).await;
+                    return Box::pin(self.fetch(Some(self.key.primary.clone()), None, fwd, true, ctx)).await;
                 }
                 if pass.server_error
                     && let Some(served) = self.stale_on_error(stale.as_ref(), Some(pass.status.as_u16())).await
@@ -327,7 +333,7 @@ impl Turn<'_> {
                     PassBody::Once(slot) => match slot.lock().ok().and_then(|mut s| s.take()) {
                         Some(b) => b,
                         // Taken by the first waiter: this one fetches its own copy.
-                        None => return Box::pin(self.fetch(String::new(), None, fwd, true, ctx)).await,
+                        None => return Box::pin(self.fetch(None, None, fwd, true, ctx)).await,
                     },
                 };
                 let headers = pass.headers.clone();

@@ -11,6 +11,7 @@ use foyer::{
 use outpost_config::CacheConfig;
 
 use super::entry::Entry;
+use super::key::StorageKey;
 
 const MIB: usize = 1 << 20;
 
@@ -67,7 +68,8 @@ impl Store {
         self.chunk_size
     }
 
-    pub async fn get(&self, key: &str) -> Option<Entry> {
+    pub async fn get(&self, key: &StorageKey) -> Option<Entry> {
+        let key = key.as_str();
         match self.cache.get(key).await {
             Ok(found) => found.map(|e| e.value().clone()),
             Err(e) => {
@@ -79,12 +81,12 @@ impl Store {
         }
     }
 
-    pub fn insert(&self, key: String, entry: Entry) {
-        self.cache.insert(key, entry);
+    pub fn insert(&self, key: StorageKey, entry: Entry) {
+        self.cache.insert(key.into_string(), entry);
     }
 
-    pub fn remove(&self, key: &str) {
-        self.cache.remove(key);
+    pub fn remove(&self, key: &StorageKey) {
+        self.cache.remove(key.as_str());
     }
 
     /// Bytes held by the memory tier (by the weighter).

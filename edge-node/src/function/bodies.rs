@@ -17,7 +17,7 @@ use wasmtime_wasi_http::{Error as WasiError, WasiBody};
 
 use super::invoke::Ending;
 use crate::body::{BoxError, EdgeBody};
-use crate::listen::{BodyTooLarge, LimitedBody};
+use crate::http::body_limit::{BodyTooLarge, LimitedBody};
 
 /// The client's request body as the guest reads it: past `limit` bytes the read fails with
 /// `HTTP-request-body-size` and `over` is set, so the host answers 413 whatever the guest does.

@@ -38,7 +38,19 @@ pub struct FunctionHost {
     /// `Outpost-Node` and `Outpost-PoP` as every function request carries them.
     pub(super) node: HeaderValue,
     pub(super) pop: HeaderValue,
-    runtime: OnceLock<Result<Runtime, String>>,
+    runtime: OnceLock<Result<Runtime, EngineError>>,
+}
+
+/// Why the function engine could not run a component. The text is wasmtime's error chain
+/// (`{:#}`), kept whole: it is what an operator needs, and the config error quotes it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(super) enum EngineError {
+    /// The engine did not start (its pooling allocator, its code cache directory).
+    #[error("{0}")]
+    Start(String),
+    /// The component did not compile or load.
+    #[error("{0}")]
+    Compile(String),
 }
 
 /// What exists once the first function is compiled.
@@ -61,9 +73,9 @@ impl FunctionHost {
         }
     }
 
-    pub(super) fn runtime(&self) -> Result<&Runtime, String> {
+    pub(super) fn runtime(&self) -> Result<&Runtime, EngineError> {
         self.runtime
-            .get_or_init(|| Runtime::start(&self.config).map_err(|e| format!("{e:#}")))
+            .get_or_init(|| Runtime::start(&self.config).map_err(|e| EngineError::Start(format!("{e:#}"))))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -73,11 +85,12 @@ impl FunctionHost {
     /// component and of the engine's compilation settings (`precompile_compatibility_hash`),
     /// writes it to a temporary file renamed into place, and compiles again when an entry does
     /// not decompress or load: a foreign or corrupt file is never run.
-    pub(super) fn compile(&self, wasm: &[u8]) -> Result<(Component, CodeSource), String> {
+    pub(super) fn compile(&self, wasm: &[u8]) -> Result<(Component, CodeSource), EngineError> {
         let runtime = self.runtime()?;
         let _one_at_a_time = runtime.compiling.lock().unwrap_or_else(|e| e.into_inner());
         let hits = runtime.cache.cache_hits();
-        let component = Component::from_binary(&runtime.engine, wasm).map_err(|e| format!("{e:#}"))?;
+        let component =
+            Component::from_binary(&runtime.engine, wasm).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
         let source = if runtime.cache.cache_hits() > hits { CodeSource::Cache } else { CodeSource::Compiled };
         Ok((component, source))
     }

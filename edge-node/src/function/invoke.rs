@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderName, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
@@ -26,8 +27,8 @@ use super::outgoing::{FetchCtx, Outgoing};
 use super::state::HostState;
 use crate::body::EdgeBody;
 use crate::ctx::RequestCtx;
+use crate::delivery::Delivery;
 use crate::error::{EdgeError, ErrorKind};
-use crate::pipeline::NodeState;
 use crate::service::CompiledService;
 
 /// Request headers the host adds; a client's own are removed first, so a function can trust them.
@@ -137,7 +138,7 @@ impl Function {
     /// Runs the function on `req` (already routed to `svc` for `host`).
     pub async fn serve(
         self: &Arc<Self>,
-        state: &Arc<NodeState>,
+        delivery: &Arc<Delivery>,
         svc: &Arc<CompiledService>,
         host: &str,
         req: Request<EdgeBody>,
@@ -145,14 +146,14 @@ impl Function {
     ) -> Result<Response<EdgeBody>, EdgeError> {
         let limits = self.limits;
         let names = Names { service: svc.name.clone(), version: self.version.clone(), request_id: ctx.id.0.clone() };
-        let declared = crate::cache::fetch::content_length(req.headers());
+        let declared = crate::http::content_length(req.headers());
         if declared.is_some_and(|n| n > limits.max_request_body) {
             return Err(too_large(limits.max_request_body));
         }
         let over = Arc::new(AtomicBool::new(false));
         let req = self.host_headers(req, ctx).map(|b| request_body(b, limits.max_request_body, over.clone()));
         let fetch = FetchCtx {
-            state: state.clone(),
+            delivery: delivery.clone(),
             origin: svc.clone(),
             backends: self.backends.clone(),
             client_host: host.into(),
@@ -238,7 +239,7 @@ impl Function {
             },
         };
         if !done {
-            tokio::spawn(guest);
+            tokio::spawn(guest.in_current_span());
         }
         let response = match first {
             First::Set(Some(Ok(response))) => response,
@@ -256,7 +257,7 @@ impl Function {
         if over.load(Ordering::Relaxed) {
             return Err(names.error(too_large(limits.max_request_body), "request body above max_request_body"));
         }
-        let declared = crate::cache::fetch::content_length(response.headers());
+        let declared = crate::http::content_length(response.headers());
         if declared.is_some_and(|n| n > limits.max_response_body) {
             let e =
                 EdgeError::told(ErrorKind::FunctionBadResponse, "the edge function's response is above its size limit");

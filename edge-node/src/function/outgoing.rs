@@ -15,11 +15,9 @@ use wasmtime_wasi_http::{Error as WasiError, RequestOptions, WasiBody, WasiHttpH
 use super::bodies::backend_body;
 use crate::body::BoxError;
 use crate::ctx::{ConnInfo, Protocol, RequestCtx, RequestId};
+use crate::delivery::Delivery;
 use crate::error::{EdgeError, ErrorKind};
-use crate::pipeline::NodeState;
 use crate::service::CompiledService;
-use crate::transform::Transforms;
-use crate::upstream::ForwardInfo;
 
 /// Where an allowed request goes: a service (the function's own, or a backend's) and the host
 /// its cache key and `Host` header carry.
@@ -32,7 +30,8 @@ pub(super) struct Backend {
 
 /// What every outgoing request of one incoming request shares.
 pub(super) struct FetchCtx {
-    pub(super) state: Arc<NodeState>,
+    /// The one way into transform · cache · upstream · store a client's request takes too.
+    pub(super) delivery: Arc<Delivery>,
     pub(super) origin: Arc<CompiledService>,
     /// Named backends, lower-case names.
     pub(super) backends: Arc<[(Box<str>, Backend)]>,
@@ -111,24 +110,14 @@ async fn fetch(ctx: &FetchCtx, backend: &Backend, request: Request<WasiBody>) ->
     let body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
     let mut rctx = RequestCtx::new(ctx.conn.clone(), ctx.protocol);
     rctx.id = ctx.request_id.clone();
-    let peer = ctx.conn.peer.ip();
-    let trusted = backend.service.trusts(peer);
-    let fwd = ForwardInfo { client_ip: peer, host: &host, tls: ctx.conn.tls, node: &ctx.state.name, trusted };
-    let transforms = Transforms {
-        cache: &ctx.state.cache,
-        transcoder: &ctx.state.transcoder,
-        encodes: &ctx.state.encodes,
-        svc: &backend.service,
-        host: &host,
-        fwd: &fwd,
-    };
-    let served = transforms.serve(Request::from_parts(parts, body), &mut rctx).await.map_err(|e| to_wasi(&e))?;
+    let served = ctx.delivery.serve(&backend.service, &host, Request::from_parts(parts, body), &mut rctx).await;
+    let served = served.map_err(|e| to_wasi(&e))?;
     let (mut head, body) = served.response.into_parts();
     // RFC 9211: what this node's cache did, as a client of the same request would see it.
-    if let Ok(value) = HeaderValue::from_str(&served.status.header_value(&ctx.state.name)) {
+    if let Ok(value) = HeaderValue::from_str(&served.status.header_value(ctx.delivery.node())) {
         head.headers.append(CACHE_STATUS.clone(), value);
     }
-    let declared = crate::cache::fetch::content_length(&head.headers);
+    let declared = crate::http::content_length(&head.headers);
     if declared.is_some_and(|n| n > ctx.max_response) {
         return Err(WasiError::HttpResponseBodySize(Some(ctx.max_response)));
     }

@@ -10,7 +10,7 @@ use http::header::{CONTENT_LENGTH, LINK};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::link;
-use crate::cache::policy::strip_hop_by_hop;
+use crate::http::hop::strip_hop_by_hop;
 use crate::interim::{InterimHead, InterimSender, MAX_INTERIM_PER_REQUEST};
 
 /// Why an interim response was not passed on.

@@ -4,7 +4,6 @@
 //! Every request is handed to [`crate::pipeline::handle`].
 
 mod asterisk;
-mod body_limit;
 pub mod conns;
 mod detect;
 mod h1;
@@ -30,8 +29,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use crate::http::body_limit::{BodyTooLarge, LengthMismatch, LimitedBody};
 pub use asterisk::{Asterisk, asterisk, server_options};
-pub use body_limit::{BodyTooLarge, LengthMismatch, LimitedBody};
 pub use informational::takes_interim;
 pub use tracked::TrackedBody;
 
@@ -46,6 +45,14 @@ use http::{Request, Response};
 /// enforces itself so the client gets a 431 with a body naming the request.
 fn parse_buffer(limits: &LimitsConfig) -> usize {
     (limits.max_header_bytes.as_usize() * 2).max(16 * 1024)
+}
+
+/// The addresses the node actually listens on (port 0 in config → the port the OS chose).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct BoundAddrs {
+    pub http: Option<std::net::SocketAddr>,
+    pub https: Option<std::net::SocketAddr>,
+    pub admin: std::net::SocketAddr,
 }
 
 /// How connections are served: HTTP/1.1 by hyper, HTTP/2 by the `h2` glue of [`h2`] (which can

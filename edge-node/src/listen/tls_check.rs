@@ -88,26 +88,35 @@ fn inspect_one(index: usize, c: &CertificateConfig, now: SystemTime, out: &mut V
     }
 }
 
+/// Why a certificate file or a key file could not be used; the caller adds the file's path.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    #[error("{0}")]
+    Unreadable(rustls_pki_types::pem::Error),
+    #[error("no certificate in file")]
+    NoCertificate,
+    #[error("not a private key ({0}); give a PEM PKCS#8, PKCS#1 (RSA) or SEC1 (EC) key")]
+    NotAKey(rustls_pki_types::pem::Error),
+    #[error("not a key this node can sign with: {0}")]
+    Unsigning(rustls::Error),
+}
+
 /// The certificate chain in `path`, leaf first.
-pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemError> {
     let chain = CertificateDer::pem_file_iter(path)
-        .map_err(|e| e.to_string())?
+        .map_err(PemError::Unreadable)?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+        .map_err(PemError::Unreadable)?;
     if chain.is_empty() {
-        return Err("no certificate in file".into());
+        return Err(PemError::NoCertificate);
     }
     Ok(chain)
 }
 
 /// The private key in `path`, loaded for signing as start-up does.
-pub fn load_key(path: &Path) -> Result<Arc<dyn SigningKey>, String> {
-    let der = PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| format!("not a private key ({e}); give a PEM PKCS#8, PKCS#1 (RSA) or SEC1 (EC) key"))?;
-    rustls::crypto::ring::default_provider()
-        .key_provider
-        .load_private_key(der)
-        .map_err(|e| format!("not a key this node can sign with: {e}"))
+pub fn load_key(path: &Path) -> Result<Arc<dyn SigningKey>, PemError> {
+    let der = PrivateKeyDer::from_pem_file(path).map_err(PemError::NotAKey)?;
+    rustls::crypto::ring::default_provider().key_provider.load_private_key(der).map_err(PemError::Unsigning)
 }
 
 /// RFC 5280 §4.1.2.5: outside notBefore..=notAfter a certificate is not valid. webpki checks a

@@ -86,8 +86,7 @@ pub fn finish(ctx: &RequestCtx, mut resp: Response<EdgeBody>, out: Outcome<'_>, 
         (None, Some(_)) => "error",
         (None, None) => "none",
     };
-    let bytes =
-        resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let bytes = crate::http::content_length(resp.headers());
     let elapsed = ctx.started.elapsed();
     let protocol = ctx.protocol.as_str();
     let sent = bytes.filter(|_| *out.method != Method::HEAD);

@@ -18,21 +18,20 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use outpost_config::{CompressionConfig, Levels};
+use tracing::Instrument;
 
 use super::compress::budget::{CodecPermit, Codecs};
 use super::compress::{self, Coding, DecodeLimitExceeded, TransformError};
 use super::image::{ImageRequest, ResolvedOps, TranscodeError, Transcoder};
 use super::{variant, vary};
 use crate::body::{self, EdgeBody};
-use crate::cache::entry::StoredObject;
-use crate::cache::fetch::{content_length, store_derived};
-use crate::cache::flight::{Join, Landing};
 use crate::cache::key::CacheKey;
-use crate::cache::object_response::{self, Source};
 use crate::cache::serve::{Served, serve as cache_serve};
+use crate::cache::variants::{self, Made, VariantBody, VariantFill, VariantMaker};
 use crate::cache::{Cache, Found};
 use crate::ctx::RequestCtx;
 use crate::error::{EdgeError, ErrorKind};
+use crate::http::content_length;
 use crate::service::CompiledService;
 use crate::upstream::ForwardInfo;
 
@@ -71,7 +70,7 @@ impl Transforms<'_> {
         let svc = self.svc;
         let method = req.method().clone();
         if method != Method::GET && method != Method::HEAD {
-            return cache_serve(self.cache, svc, self.host, req, self.fwd, ctx).await;
+            return self.cache_phase(req, ctx).await;
         }
         let image = match svc.images.enabled {
             true => ImageRequest::parse(req.uri(), &svc.images)
@@ -79,7 +78,7 @@ impl Transforms<'_> {
             false => None,
         };
         if image.is_none() && !svc.compression.enabled {
-            return cache_serve(self.cache, svc, self.host, req, self.fwd, ctx).await;
+            return self.cache_phase(req, ctx).await;
         }
         if image.is_none() && compress::choose(req.headers(), &svc.compression_prefer) == Coding::Identity {
             return self.serve_identity(req, ctx).await;
@@ -89,7 +88,7 @@ impl Transforms<'_> {
         let base_path = base_parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         let base_key = CacheKey::new(&svc.name, self.host, &base_path);
         let base_req = Request::from_parts(base_parts, body::empty());
-        let Served { response, status } = cache_serve(self.cache, svc, self.host, base_req, self.fwd, ctx).await?;
+        let Served { response, status } = self.cache_phase(base_req, ctx).await?;
         // A base still streaming into the store (`detail=storing`) is stored as soon as it
         // completes: its variants are made once, as for a stored one.
         let storing = status.detail == Some(crate::cache::status::Detail::Storing);
@@ -115,7 +114,7 @@ impl Transforms<'_> {
                 drop(base_body);
                 let again =
                     Request::from_parts(self.base_request_keeping_range(&client, image.as_ref()), body::empty());
-                let Served { response, status } = cache_serve(self.cache, svc, self.host, again, self.fwd, ctx).await?;
+                let Served { response, status } = self.cache_phase(again, ctx).await?;
                 return Ok(Served { response: self.as_is(response, &client, false).await, status });
             }
             // The base response already answered the client's conditionals; only HEAD and Vary remain.
@@ -123,14 +122,14 @@ impl Transforms<'_> {
             return Ok(Served { response: self.as_is(response, &client, image.is_some()).await, status });
         };
         let headers = variant_headers(&head.headers, &work);
-        let version = variant::version(&head.headers).filter(|_| cacheable);
+        let version = variants::version(&head.headers).filter(|_| cacheable);
         let Some(version) = version else {
             // Not stored (the base is not, or cannot be told apart from its next version):
             // transformed for this request only, at the cheaper level.
             return self.inline(work, headers, base_body, &client, status, image.as_ref(), ctx).await;
         };
-        let vkey = variant::key(&base_key, &work.descriptor(), &version);
-        if let Some(stored) = variant::lookup(self.cache, &vkey).await {
+        let vkey = variants::key(&base_key, &work.descriptor(), &version);
+        if let Some(stored) = self.cache.variant(&vkey).await {
             drop(base_body);
             metrics::counter!(crate::metrics::TRANSFORM_VARIANTS, "outcome" => "hit").increment(1);
             let response = respond_stored(self.cache, headers, stored, &client).await?;
@@ -139,38 +138,35 @@ impl Transforms<'_> {
         metrics::counter!(crate::metrics::TRANSFORM_VARIANTS, "outcome" => "miss").increment(1);
         let mut base_body = Some(base_body);
         let mut work = Some(work);
-        let follower = match self.cache.flights.join(&vkey.primary) {
-            Join::Lead(lead) => {
-                let follower = lead.follower();
+        let wait = match self.cache.fill_variant(vkey) {
+            VariantFill::Make(maker, wait) => {
                 let body = base_body.take().unwrap_or_else(body::empty);
                 if let Some(work) = work.take() {
-                    tokio::spawn(make_variant(self.job(), vkey, lead, work, headers.clone(), body));
+                    let job = make_variant(self.job(), maker, work, headers.clone(), body);
+                    tokio::spawn(job.in_current_span());
                 }
-                follower
+                wait
             }
-            Join::Follow(f) => {
+            VariantFill::Wait(wait) => {
                 // A follower reads the leader's output: its own codec slot goes back now.
                 if let Some(Work::Encode { slot, .. }) = work.as_mut() {
                     slot.take();
                 }
-                f
+                wait
             }
         };
-        let landing = follower.wait().await;
-        match landing.as_deref() {
-            Some(Landing::Shared(shared)) => {
-                if let Some(reader) = shared.body.reader() {
-                    drop(base_body);
-                    // The job knows what the base did not: an image's type and length.
-                    let mut headers = headers;
-                    if let Some(ct) = shared.meta.headers.get(header::CONTENT_TYPE) {
-                        headers.insert(header::CONTENT_TYPE, ct.clone());
-                    }
-                    let len = content_length(&shared.meta.headers);
-                    let source = Source::Streaming { body: reader.into_body(), len };
-                    let response = respond(headers, source, &client).await?;
-                    return Ok(Served { response, status });
+        match wait.wait().await {
+            Made::Streaming { content_type, body } => {
+                drop(base_body);
+                // The job knows what the base did not: an image's type and length.
+                let mut headers = headers;
+                if let Some(ct) = content_type {
+                    headers.insert(header::CONTENT_TYPE, ct);
                 }
+                let response = respond(self.cache, headers, body, &client).await?;
+                Ok(Served { response, status })
+            }
+            Made::TooLate => {
                 // Joined too late to read from the start: make this one alone.
                 let work = work.and_then(|w| match w {
                     Work::Encode { from, to, .. } => {
@@ -183,10 +179,8 @@ impl Transforms<'_> {
                     _ => self.original(&client, image.as_ref(), ctx).await,
                 }
             }
-            Some(Landing::Failed(e)) if e.kind == ErrorKind::UnsupportedMedia && self.svc.images.strict => {
-                Err(e.clone())
-            }
-            _ => self.original(&client, image.as_ref(), ctx).await,
+            Made::Failed(e) if e.kind == ErrorKind::UnsupportedMedia && self.svc.images.strict => Err(e),
+            Made::Failed(_) | Made::Gone => self.original(&client, image.as_ref(), ctx).await,
         }
     }
 
@@ -223,7 +217,7 @@ impl Transforms<'_> {
         let conditional =
             [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE].iter().any(|h| req.headers().contains_key(h));
         let for_304 = if conditional { req.headers().clone() } else { HeaderMap::new() };
-        let Served { mut response, status } = cache_serve(self.cache, self.svc, self.host, req, self.fwd, ctx).await?;
+        let Served { mut response, status } = self.cache_phase(req, ctx).await?;
         let cfg = &self.svc.compression;
         let varies = match self.vary_of_message(&response) {
             Some(varies) => varies,
@@ -255,8 +249,14 @@ impl Transforms<'_> {
         Ok(Served { response: Response::from_parts(parts, body), status })
     }
 
+    /// The cache phase (and, on a miss, upstream and store) for a request this phase made: the
+    /// client's own, its base, or the original after a failed transform.
+    async fn cache_phase(&self, req: Request<EdgeBody>, ctx: &mut RequestCtx) -> Result<Served, EdgeError> {
+        cache_serve(self.cache, self.svc, self.host, req, self.fwd, ctx).await
+    }
+
     fn job(&self) -> Job {
-        Job { cache: self.cache.clone(), svc: self.svc.clone(), transcoder: self.transcoder.clone() }
+        Job { svc: self.svc.clone(), transcoder: self.transcoder.clone() }
     }
 
     /// The request the cache phase serves the base object for.
@@ -336,9 +336,7 @@ impl Transforms<'_> {
     ) -> Result<Served, EdgeError> {
         let mut parts = self.base_request_keeping_range(client, image);
         parts.method = client.method.clone();
-        let Served { response, status } =
-            cache_serve(self.cache, self.svc, self.host, Request::from_parts(parts, body::empty()), self.fwd, ctx)
-                .await?;
+        let Served { response, status } = self.cache_phase(Request::from_parts(parts, body::empty()), ctx).await?;
         Ok(Served { response: self.as_is(response, client, image.is_some()).await, status })
     }
 
@@ -359,7 +357,7 @@ impl Transforms<'_> {
                 let cfg = &self.svc.compression;
                 let body = transcode_body(base, from, to, level(&cfg.pass_level, to), cfg.max_decoded_size.as_u64());
                 let body = SlotBody { inner: body, grant: slot }.boxed_unsync();
-                let response = respond(headers, Source::Streaming { body, len: None }, client).await?;
+                let response = respond(self.cache, headers, VariantBody::Streaming { body, len: None }, client).await?;
                 Ok(Served { response, status })
             }
             Work::Image { ops, .. } => match self.job().transcode(base, ops).await {
@@ -367,7 +365,8 @@ impl Transforms<'_> {
                     let mut headers = headers;
                     headers.extend(headers_with_type);
                     let len = Some(bytes.len() as u64);
-                    let response = respond(headers, Source::Streaming { body: body::full(bytes), len }, client).await?;
+                    let body = VariantBody::Streaming { body: body::full(bytes), len };
+                    let response = respond(self.cache, headers, body, client).await?;
                     Ok(Served { response, status })
                 }
                 Err(e) if e.kind == ErrorKind::UnsupportedMedia && self.svc.images.strict => Err(e),
@@ -379,7 +378,6 @@ impl Transforms<'_> {
 
 /// What a background variant job needs, owned.
 struct Job {
-    cache: Arc<Cache>,
     svc: Arc<CompiledService>,
     transcoder: Arc<Transcoder>,
 }
@@ -418,22 +416,9 @@ impl Job {
     }
 }
 
-/// Make a variant and store it while it streams to the flight's waiters. A failure lands as
+/// Make a variant and store it while it streams to the fill's waiters. A failure lands as
 /// `Failed`, and each waiter falls back to the original: nothing half-made is stored.
-async fn make_variant(
-    job: Job,
-    vkey: CacheKey,
-    mut lead: crate::cache::flight::Lead,
-    work: Work,
-    headers: HeaderMap,
-    base: EdgeBody,
-) {
-    let mut stored_headers = headers;
-    stored_headers.remove(header::VARY);
-    stored_headers.remove(header::AGE);
-    // The base as served to the leading client may carry its Set-Cookie (a 304's, or one the
-    // service stores without): never the variant's, which every client is served.
-    crate::cache::policy::take_per_request(&mut stored_headers);
+async fn make_variant(job: Job, maker: VariantMaker, work: Work, mut headers: HeaderMap, base: EdgeBody) {
     let body = match work {
         Work::Encode { from, to, slot } => {
             let cfg = &job.svc.compression;
@@ -442,28 +427,33 @@ async fn make_variant(
         }
         Work::Image { ops, .. } => match job.transcode(base, ops).await {
             Ok((extra, bytes)) => {
-                stored_headers.extend(extra);
-                stored_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                headers.extend(extra);
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
                 body::full(bytes)
             }
-            Err(e) => {
-                lead.close();
-                lead.land(Landing::Failed(e));
-                return;
-            }
+            Err(e) => return maker.fail(e),
         },
     };
-    store_derived(&job.cache, &job.svc, &vkey, lead, stored_headers, body).await;
+    maker.store(&job.svc, headers, body).await;
+}
+
+/// Why an image's source was not read whole.
+#[derive(Debug, thiserror::Error)]
+enum SourceError {
+    #[error("unreadable: {0}")]
+    Unreadable(crate::body::BoxError),
+    #[error("over max_source_bytes ({0} bytes)")]
+    TooLarge(u64),
 }
 
 /// The whole body, or an error once it passes `limit` bytes.
-async fn collect_limited(mut body: EdgeBody, limit: u64) -> Result<Bytes, String> {
+async fn collect_limited(mut body: EdgeBody, limit: u64) -> Result<Bytes, SourceError> {
     let mut out = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("unreadable: {e}"))?;
+        let frame = frame.map_err(SourceError::Unreadable)?;
         if let Ok(data) = frame.into_data() {
             if (out.len() + data.len()) as u64 > limit {
-                return Err(format!("over max_source_bytes ({limit} bytes)"));
+                return Err(SourceError::TooLarge(limit));
             }
             out.extend_from_slice(&data);
         }
@@ -599,25 +589,30 @@ fn fnv1a(bytes: &[u8]) -> u32 {
 }
 
 /// The client's response from a representation: its conditionals, range and HEAD applied.
-async fn respond(headers: HeaderMap, source: Source, client: &Parts) -> Result<Response<EdgeBody>, EdgeError> {
-    object_response::respond_as(StatusCode::OK, &headers, source, &client.method, &client.headers, None)
+async fn respond(
+    cache: &Cache,
+    headers: HeaderMap,
+    body: VariantBody,
+    client: &Parts,
+) -> Result<Response<EdgeBody>, EdgeError> {
+    cache
+        .respond_variant(&headers, body, &client.method, &client.headers)
         .await
         .ok_or_else(|| EdgeError::new(ErrorKind::Internal, "transformed response unreadable"))
 }
 
 /// A stored variant, under the headers of the base as served now (its Age, its freshness).
 async fn respond_stored(
-    cache: &Arc<Cache>,
+    cache: &Cache,
     mut headers: HeaderMap,
-    stored: Arc<StoredObject>,
+    stored: Arc<crate::cache::entry::StoredObject>,
     client: &Parts,
 ) -> Result<Response<EdgeBody>, EdgeError> {
     // An image variant's type is its own, not the base's.
     if let Some(ct) = stored.meta.headers.get(header::CONTENT_TYPE) {
         headers.insert(header::CONTENT_TYPE, ct.clone());
     }
-    let source = Source::Stored { store: cache.store.clone(), object: stored };
-    respond(headers, source, client).await
+    respond(cache, headers, VariantBody::Stored(stored), client).await
 }
 
 /// The level for `to` from a service's levels (identity needs none).

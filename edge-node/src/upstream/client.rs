@@ -9,7 +9,7 @@
 //! CA, apply to every upstream.
 
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version, header};
@@ -18,8 +18,6 @@ use http_body_util::BodyExt as _;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use outpost_config::{Balance, HostHeader, HostPattern, OriginProtocol, Scheme, ServiceConfig, UpstreamConfig};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 
 use super::body::UpstreamBody;
 use super::breaker::{Permit, RequestOutcome};
@@ -38,6 +36,8 @@ use super::stale::{self, FailedTry, Verdict};
 use crate::body::{self, EdgeBody};
 use crate::error::{EdgeError, ErrorKind, Side};
 use crate::hints::HintRelay;
+use crate::http::backoff::jitter;
+use crate::http::tls::{ca_roots, system_roots};
 
 type ClientError = hyper_util::client::legacy::Error;
 /// How a send failed: in hyper's client (HTTP/1.1 upstreams) or in the node's h2 client.
@@ -145,7 +145,7 @@ impl Upstream {
                 let mut health = svc.health.clone();
                 let probe_host = match (peer.role, &svc.host_header) {
                     (Role::Shield, _) => {
-                        health.path = crate::pipeline::SHIELD_HEALTH_PATH.to_string();
+                        health.path = crate::http::SHIELD_HEALTH_PATH.to_string();
                         host.clone()
                     }
                     (Role::Origin, HostHeader::Origin) => peer.url.authority(),
@@ -516,17 +516,9 @@ fn pick(
     None
 }
 
-/// A number in 0..1 for backoff jitter; not cryptographic.
-pub(crate) fn jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
 fn tls_config(svc: &ServiceConfig) -> Result<rustls::ClientConfig, UpstreamBuildError> {
     let roots = match &svc.origin_ca {
-        Some(path) => ca_roots("origin_ca", path)?,
+        Some(path) => ca_roots("origin_ca", path).map_err(|e| UpstreamBuildError(e.to_string()))?,
         None => system_roots(),
     };
     Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -680,35 +672,4 @@ fn classify(e: SendError) -> EdgeError {
     };
     let what = if connect { "connect" } else { "request" };
     e.cause_of(EdgeError::new(kind, format!("{what}: {msg}")))
-}
-
-pub(crate) fn system_roots() -> rustls::RootCertStore {
-    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
-    ROOTS
-        .get_or_init(|| {
-            let mut store = rustls::RootCertStore::empty();
-            let found = rustls_native_certs::load_native_certs();
-            for e in &found.errors {
-                tracing::warn!(error = %e, "loading system root certificates");
-            }
-            let (added, ignored) = store.add_parsable_certificates(found.certs);
-            tracing::debug!(added, ignored, "system root certificates");
-            store
-        })
-        .clone()
-}
-
-/// The certificates of the PEM file `path` (named `field` in errors) as trust roots.
-pub(crate) fn ca_roots(field: &str, path: &std::path::Path) -> Result<rustls::RootCertStore, UpstreamBuildError> {
-    let err = |m: String| UpstreamBuildError(format!("{field} {}: {m}", path.display()));
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(e.to_string()))?;
-    let mut store = rustls::RootCertStore::empty();
-    let (added, _) = store.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(err("no usable certificate".into()));
-    }
-    Ok(store)
 }

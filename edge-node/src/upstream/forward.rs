@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::cache::policy::strip_hop_by_hop;
+use crate::http::hop::strip_hop_by_hop;
 
 /// What the upstream request says about the client it is made for.
 pub struct ForwardInfo<'a> {

@@ -11,7 +11,7 @@ use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Method};
 use http_body::SizeHint;
 
-use crate::body::declared_length;
+use crate::http::declared_length;
 
 /// How the body of an upstream request is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,10 +22,11 @@ pub mod retry;
 pub mod select;
 pub mod stale;
 mod timed_body;
+#[cfg(test)]
+mod timed_body_tests;
 
 pub use body::UpstreamBody;
 pub use client::{Outgoing, Upstream};
-pub(crate) use client::{ca_roots, jitter, system_roots};
 pub use forward::{ForwardInfo, forward_headers};
 pub use guard::{ForbiddenUpstream, Guard};
 pub use timed_body::{BetweenBytesTimeout, TimedBody, TotalTimeout};

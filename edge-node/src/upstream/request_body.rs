@@ -18,7 +18,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::body::BoxError;
 use crate::error::{EdgeError, ErrorKind};
-use crate::listen::{BodyTooLarge, LengthMismatch};
+use crate::http::body_limit::{BodyTooLarge, LengthMismatch};
 
 /// Why a request body failed on the client's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

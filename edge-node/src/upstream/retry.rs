@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use http::Method;
 use outpost_config::RetryConfig;
 
+/// Shared with the agent's reconnects: lives with the HTTP plumbing.
+pub use crate::http::backoff::backoff;
+
 /// How one try at an upstream ended, as far as retrying is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -31,21 +34,6 @@ pub fn is_retryable(method: &Method, outcome: AttemptOutcome) -> bool {
     let idempotent =
         matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE);
     idempotent && outcome == AttemptOutcome::FailedBeforeResponse
-}
-
-/// Full-jitter exponential backoff before retry number `retry` (1 for the first retry):
-/// `jitter * min(max, base * 2^(retry - 1))`, with `jitter` drawn by the caller from 0..=1
-/// (values outside are clamped, NaN counts as 0). Retry 0 (the first try) waits nothing.
-/// ("Exponential Backoff And Jitter", AWS Architecture Blog, 2015.)
-pub fn backoff(retry: u32, base: Duration, max: Duration, jitter: f64) -> Duration {
-    if retry == 0 {
-        return Duration::ZERO;
-    }
-    let factor = 1u32.checked_shl(retry - 1).unwrap_or(u32::MAX);
-    let cap = base.checked_mul(factor).unwrap_or(max).min(max);
-    let jitter = if jitter.is_nan() { 0.0 } else { jitter.clamp(0.0, 1.0) };
-    // Not `mul_f64`: rounding can push a cap near Duration::MAX over it, and that panics.
-    Duration::try_from_secs_f64(cap.as_secs_f64() * jitter).map_or(cap, |d| d.min(cap))
 }
 
 /// Slices per budget window: deposits and withdrawals older than the window drop out one
@@ -152,31 +140,6 @@ mod tests {
         for (name, outcome, expected) in cases {
             assert_eq!(is_retryable(&method(name), outcome), expected, "{name} {outcome:?}");
         }
-    }
-
-    #[test]
-    fn backoff_is_full_jitter_exponential() {
-        let ms = Duration::from_millis;
-        let (base, max) = (ms(25), ms(1000));
-        let cases = [
-            (0, 1.0, ms(0)),     // the first try does not wait
-            (1, 1.0, ms(25)),    // base
-            (2, 1.0, ms(50)),    // base * 2
-            (3, 1.0, ms(100)),   // base * 4
-            (3, 0.5, ms(50)),    // jitter scales
-            (3, 0.0, ms(0)),     // jitter 0 waits nothing
-            (6, 1.0, ms(800)),   // base * 32
-            (7, 1.0, ms(1000)),  // capped at max
-            (40, 1.0, ms(1000)), // the shift overflows: still max
-            (2, 7.0, ms(50)),    // jitter above 1 is clamped
-            (2, -1.0, ms(0)),    // below 0 is clamped
-            (2, f64::NAN, ms(0)),
-            (u32::MAX, 1.0, ms(1000)),
-        ];
-        for (retry, jitter, expected) in cases {
-            assert_eq!(backoff(retry, base, max, jitter), expected, "retry {retry}, jitter {jitter}");
-        }
-        assert_eq!(backoff(3, Duration::MAX, Duration::MAX, 1.0), Duration::MAX, "no overflow");
     }
 
     fn budget(ratio: f64, min_per_sec: u32) -> (RetryBudget, Instant) {

@@ -16,7 +16,7 @@ use http::header::{CACHE_CONTROL, PRAGMA};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::sf::{self, Bare, Member};
-use super::syntax::{DELTA_SECONDS_CAP, delta_seconds, split_list, text, unquote};
+use crate::http::syntax::{DELTA_SECONDS_CAP, delta_seconds, split_list, text, unquote};
 
 /// `CDN-Cache-Control` (RFC 9213 §3).
 pub const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");

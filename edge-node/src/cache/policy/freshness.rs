@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::directives::{Directives, Source, response_directives};
 use super::storable::{ServicePolicy, heuristic_enabled};
-use super::syntax::{delta_seconds, split_list, text};
+use crate::http::syntax::{delta_seconds, split_list, text};
 
 /// What the cache needs to know about a stored response, computed when it is stored
 /// (and again after a 304 merged new headers).

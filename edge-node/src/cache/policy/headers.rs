@@ -3,21 +3,18 @@
 
 use std::fmt::Write as _;
 
-use http::header::{
-    CONNECTION, CONTENT_LENGTH, CONTENT_LOCATION, HOST, LOCATION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
-    TRANSFER_ENCODING, UPGRADE, VARY,
-};
+use http::header::{CONTENT_LOCATION, LOCATION, VARY};
 use http::{HeaderMap, HeaderName};
 
 use super::directives::{CDN_CACHE_CONTROL, SURROGATE_CONTROL};
-use super::syntax::{split_list, text};
+pub use crate::http::hop::strip_hop_by_hop;
+pub(super) use crate::http::hop::{connection_named, is_hop_by_hop};
+use crate::http::syntax::{split_list, text};
 
 /// `Surrogate-Key` (space-separated tags).
 pub const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
 /// `Cache-Tag` (comma-separated tags).
 pub const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Longest tag kept. A longer tag is dropped, not truncated (truncation could merge two tags
 /// and purge too much). Default: 256 bytes.
@@ -54,61 +51,6 @@ pub fn tags(resp: &HeaderMap) -> Vec<String> {
 /// may remove it): CDN-Cache-Control, Surrogate-Control, Surrogate-Key, Cache-Tag.
 pub fn strip_cdn_headers(h: &mut HeaderMap) {
     for name in [CDN_CACHE_CONTROL, SURROGATE_CONTROL, SURROGATE_KEY, CACHE_TAG] {
-        h.remove(name);
-    }
-}
-
-/// RFC 9110 §7.6.1 hop-by-hop fields, plus Proxy-Authenticate/-Authorization (meant for the
-/// proxy, RFC 9110 §11.7) and Proxy-Connection (non-standard, RFC 9110 §7.6.1 note).
-pub(super) fn is_hop_by_hop(name: &HeaderName) -> bool {
-    [
-        CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-        PROXY_AUTHENTICATE,
-        PROXY_AUTHORIZATION,
-    ]
-    .contains(name)
-}
-
-/// Fields named by Connection (RFC 9110 §7.6.1), except Host and Content-Length: those are
-/// meant for all recipients (a sender must not list them) and removing them would change
-/// routing or framing.
-pub(super) fn connection_named(h: &HeaderMap) -> Vec<HeaderName> {
-    h.get_all(CONNECTION)
-        .iter()
-        .flat_map(|v| {
-            split_list(&text(v))
-                .into_iter()
-                .filter_map(|s| HeaderName::from_bytes(s.as_bytes()).ok())
-                .collect::<Vec<_>>()
-        })
-        .filter(|n| *n != HOST && *n != CONTENT_LENGTH)
-        .collect()
-}
-
-/// Removes hop-by-hop fields (RFC 9110 §7.6.1): Connection and every field it names,
-/// Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate,
-/// Proxy-Authorization. Used in both directions.
-pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    for name in connection_named(h) {
-        h.remove(name);
-    }
-    for name in [
-        CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-        PROXY_AUTHENTICATE,
-        PROXY_AUTHORIZATION,
-    ] {
         h.remove(name);
     }
 }
@@ -391,28 +333,6 @@ mod tests {
             ["cache-control"],
             "RFC 9213 §2.1 CDN-only fields"
         );
-
-        let mut h = map(&[
-            ("connection", "close, X-Foo"),
-            ("connection", "x-bar, host, content-length"),
-            ("x-foo", "1"),
-            ("x-bar", "1"),
-            ("keep-alive", "timeout=5"),
-            ("proxy-connection", "keep-alive"),
-            ("te", "trailers"),
-            ("trailer", "x"),
-            ("transfer-encoding", "chunked"),
-            ("upgrade", "h2c"),
-            ("proxy-authenticate", "Basic"),
-            ("proxy-authorization", "Basic x"),
-            ("host", "a"),
-            ("content-length", "3"),
-            ("etag", "\"a\""),
-        ]);
-        strip_hop_by_hop(&mut h);
-        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(names, ["content-length", "etag", "host"], "RFC 9110 §7.6.1 hop-by-hop and Connection-named fields");
     }
 
     #[test]

@@ -29,7 +29,6 @@ pub mod range;
 pub mod refresh;
 mod sf;
 pub mod storable;
-mod syntax;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -31,7 +31,7 @@ pub(super) async fn serve<H: Handler>(
     let (mut parts, recv) = req.into_parts();
     let (tx, rx) = interim::channel();
     parts.extensions.insert(tx);
-    let declared = crate::body::declared_length(&parts.headers);
+    let declared = crate::http::declared_length(&parts.headers);
     // RFC 9110 §10.1.1: the node answers `Expect: 100-continue` itself, when the pipeline first
     // reads the body (so a request refused on its head gets its final status and no 100), and
     // the next hop never sees the expectation.

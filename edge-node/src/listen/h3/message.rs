@@ -20,7 +20,7 @@ pub fn malformed(headers: &HeaderMap) -> Option<&'static str> {
         return Some("TE other than \"trailers\"");
     }
     // RFC 9110 §8.6: Content-Length = 1*DIGIT; differing values are an unrecoverable error.
-    if headers.contains_key(CONTENT_LENGTH) && crate::body::declared_length(headers).is_none() {
+    if headers.contains_key(CONTENT_LENGTH) && crate::http::declared_length(headers).is_none() {
         return Some("invalid Content-Length");
     }
     None

@@ -355,7 +355,7 @@ async fn request(
         return pipeline::log_rejected(&state, &conn, Protocol::Http3, 400, why);
     }
     let malformed = Arc::new(AtomicBool::new(false));
-    let declared = crate::body::declared_length(&parts.headers);
+    let declared = crate::http::declared_length(&parts.headers);
     let (hints, interim) = interim::channel();
     parts.extensions.insert(hints);
     // Answered here, never forwarded (see `informational::expects_continue`).

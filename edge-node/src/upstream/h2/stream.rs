@@ -99,7 +99,7 @@ impl H2Body {
     pub(super) fn new(recv: h2::RecvStream, headers: &HeaderMap, slot: StreamSlot) -> Self {
         // As hyper does: a stream already ended has nothing more, whatever its head announced
         // (a response to HEAD, RFC 9110 §9.3.2).
-        let remaining = if recv.is_end_stream() { Some(0) } else { crate::body::declared_length(headers) };
+        let remaining = if recv.is_end_stream() { Some(0) } else { crate::http::length::declared_length(headers) };
         Self { recv, remaining, data_done: false, slot: Some(slot) }
     }
 

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 /// RFC 9111 §1.2.2: a delta-seconds value too large to represent is treated as 2^31 seconds.
-pub(super) const DELTA_SECONDS_CAP: u64 = 1 << 31;
+pub(crate) const DELTA_SECONDS_CAP: u64 = 1 << 31;
 
 /// Splits a list field value on commas that are outside quoted strings (RFC 9110 §5.6.1),
 /// trims optional whitespace and drops empty elements (which recipients must accept).
-pub(super) fn split_list(s: &str) -> Vec<&str> {
+pub(crate) fn split_list(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut in_quotes = false;
@@ -42,7 +42,7 @@ fn push_trimmed<'a>(out: &mut Vec<&'a str>, item: &'a str) {
 
 /// Removes the quotes and backslash escapes of a quoted-string (RFC 9110 §5.6.4);
 /// a token is returned as is.
-pub(super) fn unquote(s: &str) -> String {
+pub(crate) fn unquote(s: &str) -> String {
     let Some(inner) = s.strip_prefix('"') else {
         return s.to_string();
     };
@@ -62,7 +62,7 @@ pub(super) fn unquote(s: &str) -> String {
 
 /// delta-seconds = 1*DIGIT (RFC 9111 §1.2.2), saturating at 2^31. `None` when invalid
 /// ("", "-1", "1.5", "abc").
-pub(super) fn delta_seconds(s: &str) -> Option<Duration> {
+pub(crate) fn delta_seconds(s: &str) -> Option<Duration> {
     let s = s.trim_matches([' ', '\t']);
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -74,7 +74,7 @@ pub(super) fn delta_seconds(s: &str) -> Option<Duration> {
 }
 
 /// Field value as text. Non-UTF-8 bytes (obs-text) become U+FFFD, which never matches a token.
-pub(super) fn text(v: &http::HeaderValue) -> std::borrow::Cow<'_, str> {
+pub(crate) fn text(v: &http::HeaderValue) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(v.as_bytes())
 }
 
