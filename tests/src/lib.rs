@@ -33,6 +33,7 @@ pub mod interim_client;
 pub mod interim_origin;
 pub mod node;
 pub mod origin;
+pub mod pg;
 pub mod raw_origin;
 pub mod tls;
 pub mod wasm;

@@ -26,6 +26,9 @@
 
 mod embedded;
 mod function_set;
+pub mod postgres;
+#[cfg(test)]
+mod suite;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -38,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedStore;
 pub use function_set::{Added, FunctionSet, FunctionVersion};
+pub use postgres::PostgresStore;
 
 /// What every store method returns: a boxed future, so the API can hold any store as
 /// `Arc<dyn Store>` and the choice of store is made at start-up, not at compile time.
