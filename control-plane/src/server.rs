@@ -1,4 +1,5 @@
-//! Running the control plane: open the store, bind the API (and the DNS server when `[dns]`
+//! Running the control plane: open the store (the redb file, or PostgreSQL with its head
+//! follower, which wakes this replica's streams when another appends), bind the API (and the DNS server when `[dns]`
 //! is set), start the PoP health checker, serve until SIGTERM or SIGINT.
 
 use std::net::SocketAddr;

@@ -5,6 +5,8 @@
 //! ```toml
 //! listen = "127.0.0.1:7400"
 //! data = "control-plane.redb"       # relative to this file's directory
+//! # or, for replicas on one database (see `store::postgres::settings`):
+//! # store = { postgres = "postgres://outpost@db/outpost", password_file = "pg-password" }
 //!
 //! [[tokens]]                        # an operator: every tenant's services, the event log
 //! name = "ops"

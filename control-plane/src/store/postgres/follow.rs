@@ -20,6 +20,9 @@ use super::log::CHANNEL;
 use super::{PostgresSettings, PostgresStore};
 use crate::store::Store;
 
+/// The `LISTEN` connection's `application_name`.
+pub const LISTENER_NAME: &str = "outpost-control-plane-listen";
+
 /// What the follower calls with a head it saw; it may repeat or lag a head already seen.
 pub type OnHead = Arc<dyn Fn(Seq) + Send + Sync>;
 
@@ -75,7 +78,10 @@ async fn listen(settings: &PostgresSettings, on_head: OnHead) {
 
 /// One `LISTEN` connection's life; returns why it ended.
 async fn listen_once(settings: &PostgresSettings, on_head: OnHead) -> String {
-    let (client, mut connection) = match settings.client_config().connect(tokio_postgres::NoTls).await {
+    let mut config = settings.client_config();
+    // Named apart from the pool's connections in pg_stat_activity.
+    config.application_name(LISTENER_NAME);
+    let (client, mut connection) = match config.connect(tokio_postgres::NoTls).await {
         Ok(pair) => pair,
         Err(e) => return format!("connect: {e}"),
     };

@@ -84,7 +84,7 @@ pub(super) async fn events(client: &impl GenericClient, from: Seq, limit: usize)
     let rows = query(
         client,
         "SELECT record::text, seq FROM events WHERE seq >= $1 ORDER BY seq LIMIT $2",
-        &[&int(from.0.min(i64::MAX as u64))?, &limit],
+        &[&i64::try_from(from.0).unwrap_or(i64::MAX), &limit],
     )
     .await?;
     rows.iter().map(|row| decode_column(row, &format!("event {}", uint(row, 1).unwrap_or(0)))).collect()

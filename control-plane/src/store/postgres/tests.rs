@@ -97,3 +97,43 @@ async fn an_append_through_one_replica_wakes_the_other() {
     task.abort();
     assert!(reached, "the follower saw head {:?}", *heads.borrow());
 }
+
+/// The follower's `LISTEN` connection is killed by the database (as a failover or an idle
+/// timeout would): the appends made meanwhile still arrive, by the catch-up read and by the
+/// head read after the reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_listen_connection_loses_no_append() {
+    let fixture = PgFixture::new();
+    let writer = PostgresStore::connect(&fixture.settings).await.unwrap_or_else(|e| panic!("{e}"));
+    let follower = PostgresStore::connect(&fixture.settings).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut settings = fixture.settings.clone();
+    settings.catch_up_interval = Duration::from_millis(50);
+    let (tx, mut heads) = tokio::sync::watch::channel(Seq(0));
+    let on_head = move |seq: Seq| {
+        tx.send_if_modified(|h| {
+            let moved = seq > *h;
+            *h = seq.max(*h);
+            moved
+        });
+    };
+    let task = follow_head(follower, settings, Arc::new(on_head));
+    ok(writer.put_service(put("shop", "acme", &["shop.example"], Expect::Absent), AT)).await;
+    let seen = tokio::time::timeout(Duration::from_secs(20), heads.wait_for(|h| *h >= Seq(1))).await.is_ok();
+    assert!(seen, "the first append arrives");
+    let client = writer.client().await.unwrap_or_else(|e| panic!("{e}"));
+    let killed = client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1 AND datname = current_database()",
+            &[&super::follow::LISTENER_NAME],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(killed.len(), 1, "one LISTEN connection");
+    for n in 0..3 {
+        ok(writer.create_purge(purge("shop", n), AT)).await;
+    }
+    let reached = tokio::time::timeout(Duration::from_secs(20), heads.wait_for(|h| *h >= Seq(4))).await.is_ok();
+    task.abort();
+    assert!(reached, "the follower saw head {:?}", *heads.borrow());
+}
