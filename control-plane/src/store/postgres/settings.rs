@@ -31,6 +31,12 @@ pub struct StoreSettings {
     /// 10ms to 1m.
     #[serde(with = "outpost_config::units::duration")]
     pub catch_up_interval: Duration,
+    /// The database aborts a statement running longer, and a transaction idle longer
+    /// (`statement_timeout`, `idle_in_transaction_session_timeout`): a replica that hangs or
+    /// loses the network inside a write holds the log's lock at most this long, instead of
+    /// until the server's TCP keepalive notices (hours). Default: `"30s"`; 1s to 10m.
+    #[serde(with = "outpost_config::units::duration")]
+    pub statement_timeout: Duration,
 }
 
 impl Default for StoreSettings {
@@ -42,6 +48,7 @@ impl Default for StoreSettings {
             connect_timeout: Duration::from_secs(5),
             start_timeout: Duration::from_secs(60),
             catch_up_interval: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -141,6 +148,13 @@ impl StoreSettings {
             config.connect_timeout(self.connect_timeout);
         }
         config.keepalives(true).keepalives_idle(Duration::from_secs(30));
+        let ms = self.statement_timeout.as_millis();
+        let timeouts = format!("-c statement_timeout={ms} -c idle_in_transaction_session_timeout={ms}");
+        let options = match config.get_options() {
+            Some(own) => format!("{own} {timeouts}"),
+            None => timeouts,
+        };
+        config.options(options);
         if config.get_application_name().is_none() {
             config.application_name("outpost-control-plane");
         }
@@ -163,6 +177,7 @@ impl StoreSettings {
             ("store.connect_timeout", self.connect_timeout, ms(100), secs(300), "100ms to 5m"),
             ("store.start_timeout", self.start_timeout, secs(1), secs(3600), "1s to 1h"),
             ("store.catch_up_interval", self.catch_up_interval, ms(10), secs(60), "10ms to 1m"),
+            ("store.statement_timeout", self.statement_timeout, secs(1), secs(600), "1s to 10m"),
         ];
         for (path, value, low, high, valid) in durations {
             if value < low || value > high {
@@ -232,6 +247,11 @@ mod tests {
                 "10ms to 1m",
             ),
             (
+                StoreSettings { statement_timeout: Duration::from_millis(10), ..with_url("postgres://u@h/d") },
+                "store.statement_timeout",
+                "1s to 10m",
+            ),
+            (
                 StoreSettings { password_file: Some("pw".into()), ..StoreSettings::default() },
                 "store.password_file",
                 "only with store.postgres",
@@ -264,6 +284,12 @@ mod tests {
             settings.compile(dir.path()).unwrap_or_else(|e| panic!("{e:?}")).unwrap_or_else(|| panic!("set"));
         assert_eq!(compiled.client_config().get_password(), Some(&b"s3cret"[..]));
         assert_eq!(compiled.redacted(), "cp@db:6432/cdn");
+        let options = compiled.client_config().get_options().map(str::to_owned);
+        assert_eq!(
+            options.as_deref(),
+            Some("-c statement_timeout=30000 -c idle_in_transaction_session_timeout=30000"),
+            "a stuck replica holds the log's lock 30s at most"
+        );
         assert!(!format!("{compiled:?}").contains("s3cret"));
         let both = StoreSettings { password_file: Some("pg-password".into()), ..with_url("postgres://cp:x@db/cdn") };
         let found = problems(both, dir.path());

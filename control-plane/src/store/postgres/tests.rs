@@ -120,20 +120,43 @@ async fn a_dropped_listen_connection_loses_no_append() {
     ok(writer.put_service(put("shop", "acme", &["shop.example"], Expect::Absent), AT)).await;
     let seen = tokio::time::timeout(Duration::from_secs(20), heads.wait_for(|h| *h >= Seq(1))).await.is_ok();
     assert!(seen, "the first append arrives");
+    // The head may have come by a catch-up read before LISTEN was up: wait for the connection.
     let client = writer.client().await.unwrap_or_else(|e| panic!("{e}"));
-    let killed = client
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE application_name = $1 AND datname = current_database()",
-            &[&super::follow::LISTENER_NAME],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(killed.len(), 1, "one LISTEN connection");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let killed = client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE application_name = $1 AND datname = current_database()",
+                &[&super::follow::LISTENER_NAME],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if !killed.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no LISTEN connection to kill");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     for n in 0..3 {
         ok(writer.create_purge(purge("shop", n), AT)).await;
     }
     let reached = tokio::time::timeout(Duration::from_secs(20), heads.wait_for(|h| *h >= Seq(4))).await.is_ok();
     task.abort();
     assert!(reached, "the follower saw head {:?}", *heads.borrow());
+}
+
+/// A database that never answers: start-up retries for `start_timeout`, then fails with an
+/// error that names the target and the setting, never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_fails_the_start_after_start_timeout() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = closed.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"));
+    drop(closed);
+    let mut settings =
+        PostgresSettings::from_url(&format!("postgres://cp@127.0.0.1:{port}/cdn")).unwrap_or_else(|e| panic!("{e}"));
+    settings.start_timeout = Duration::from_secs(1);
+    let failed = PostgresStore::connect_with_retry(&settings).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(failed.contains(&format!("cp@127.0.0.1:{port}/cdn")), "{failed}");
+    assert!(failed.contains("store.start_timeout"), "{failed}");
 }
