@@ -11,6 +11,7 @@
 //! (`#[path]`), so one harness starts PostgreSQL for both.
 
 use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -31,15 +32,14 @@ impl PgCluster {
         let as_postgres = is_root();
         let root = tempfile::Builder::new().prefix("outpost-pg-").tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let mut cluster = Self { root, bin, port: 0, as_postgres };
+        // Before anything can be left behind: a test killed during the start leaves nothing.
+        cluster.watchdog();
         cluster.init()?;
         let mut last = String::new();
         for _ in 0..5 {
             cluster.port = free_port()?;
             match cluster.pg_ctl_start() {
-                Ok(()) => {
-                    cluster.watchdog();
-                    return Ok(cluster);
-                }
+                Ok(()) => return Ok(cluster),
                 Err(e) => last = e,
             }
         }
@@ -128,7 +128,10 @@ impl PgCluster {
             pid = std::process::id(),
             root = self.root.path().display()
         );
+        // In a process group of its own: `timeout` (and a terminal's Ctrl-C) signal the test's
+        // whole group, and the watchdog must outlive the test to do its job.
         let _ = Command::new("sh")
+            .process_group(0)
             .args(["-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
