@@ -6,7 +6,8 @@
 //!   (SHA-256 hashes, each for the operator or one tenant), `[limits]`.
 //! - `auth`: token → [`Principal`] (operator, or a tenant).
 //! - `store`: the [`Store`] trait (services, purges, the event log; one atomic write per
-//!   change, event included) and [`EmbeddedStore`], its one-file redb implementation.
+//!   change, event included), [`EmbeddedStore`] (one redb file, the default) and
+//!   [`store::PostgresStore`] (any number of replicas on one database, woken by `LISTEN/NOTIFY`).
 //! - `api`: the routes ([`api::routes`] is the table), handlers, the error type and its JSON,
 //!   the OpenAPI document, and the Fastly / Cloudflare purge shapes.
 //! - `nodes`: the node registry (registrations, liveness, acks), the hub that wakes every

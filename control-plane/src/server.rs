@@ -1,4 +1,5 @@
-//! Running the control plane: open the store, bind the API (and the DNS server when `[dns]`
+//! Running the control plane: open the store (the redb file, or PostgreSQL with its head
+//! follower, which wakes this replica's streams when another appends), bind the API (and the DNS server when `[dns]`
 //! is set), start the PoP health checker, serve until SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
@@ -8,7 +9,8 @@ use std::sync::Arc;
 use crate::api::{self, App};
 use crate::dns::{DnsError, DnsServer, Sources};
 use crate::settings::Settings;
-use crate::store::{EmbeddedStore, StoreError};
+use crate::store::postgres::{PostgresStore, follow_head};
+use crate::store::{EmbeddedStore, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -26,8 +28,13 @@ pub enum RunError {
 /// flight. Once listening, writes `{"api": "ADDR"}` (plus `"dns": "ADDR"` with `[dns]`) to
 /// `ready_file`, whole and renamed into place so a reader never sees half of it.
 pub async fn run(settings: Settings, ready_file: Option<&Path>) -> Result<(), RunError> {
-    let store = EmbeddedStore::open(&settings.data)?.with_max_events(settings.limits.max_events);
-    let app = App::open(Arc::new(store), &settings).await?;
+    let (store, postgres) = open_store(&settings).await?;
+    let app = App::open(store, &settings).await?;
+    // Other replicas append too: wake this one's streams (and DNS) when they do.
+    let follower = postgres.map(|(store, pg)| {
+        let nodes = app.nodes.clone();
+        follow_head(store, pg, Arc::new(move |seq| nodes.appended(seq)))
+    });
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| RunError::Bind { addr: settings.listen, source })?;
@@ -49,7 +56,7 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>) -> Result<(), Ru
         write_ready_file(path, addr, dns_addr)
             .map_err(|source| RunError::ReadyFile { path: path.to_path_buf(), source })?;
     }
-    tracing::info!(%addr, data = %settings.data.display(), "control plane listening");
+    tracing::info!(%addr, store = %store_name(&settings), "control plane listening");
     let checker = crate::pops::spawn_checker(app.pops.clone());
     let (stop_dns, dns_stopped) = tokio::sync::oneshot::channel::<()>();
     let dns = dns.map(|dns| {
@@ -71,11 +78,37 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>) -> Result<(), Ru
     let dead_peer = settings.nodes.heartbeat_interval.saturating_mul(3);
     crate::listen::serve(listener, api::router(app), &settings.limits, dead_peer, shutdown).await;
     checker.abort();
+    if let Some(follower) = follower {
+        follower.abort();
+    }
     if let Some(dns) = dns {
         let _ = dns.await;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The store `settings` choose: PostgreSQL (with what its follower needs) when `store.postgres`
+/// is set, else the embedded file.
+async fn open_store(
+    settings: &Settings,
+) -> Result<(Arc<dyn Store>, Option<(PostgresStore, crate::store::postgres::PostgresSettings)>), RunError> {
+    let max_events = settings.limits.max_events;
+    match &settings.postgres {
+        Some(pg) => {
+            tracing::info!(target = %pg.redacted(), "postgres: connecting");
+            let store = PostgresStore::connect_with_retry(pg).await?.with_max_events(max_events);
+            Ok((Arc::new(store.clone()), Some((store, pg.clone()))))
+        }
+        None => Ok((Arc::new(EmbeddedStore::open(&settings.data)?.with_max_events(max_events)), None)),
+    }
+}
+
+fn store_name(settings: &Settings) -> String {
+    match &settings.postgres {
+        Some(pg) => format!("postgres {}", pg.redacted()),
+        None => format!("redb {}", settings.data.display()),
+    }
 }
 
 fn write_ready_file(path: &Path, addr: SocketAddr, dns: Option<SocketAddr>) -> std::io::Result<()> {

@@ -5,6 +5,8 @@
 //! ```toml
 //! listen = "127.0.0.1:7400"
 //! data = "control-plane.redb"       # relative to this file's directory
+//! # or, for replicas on one database (see `store::postgres::settings`):
+//! # store = { postgres = "postgres://outpost@db/outpost", password_file = "pg-password" }
 //!
 //! [[tokens]]                        # an operator: every tenant's services, the event log
 //! name = "ops"
@@ -59,9 +61,17 @@ pub struct Settings {
     /// (see `--ready-file`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// The store's file, created if missing; relative paths are resolved against the config
-    /// file's directory. Required.
+    /// The embedded store's file, created if missing; relative paths are resolved against the
+    /// config file's directory. Required unless `store.postgres` is set.
+    #[serde(default)]
     pub data: PathBuf,
+    /// `store`: PostgreSQL instead of the embedded file (`store = { postgres = "postgres://..." }`),
+    /// for several replicas on one database. Default: none (the embedded store in `data`).
+    #[serde(default)]
+    pub store: crate::store::postgres::settings::StoreSettings,
+    /// `store.postgres` checked, with its password read: set by [`parse`].
+    #[serde(skip)]
+    pub postgres: Option<crate::store::postgres::PostgresSettings>,
     /// `[[tokens]]`: who may call the API. At least one.
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
@@ -296,11 +306,15 @@ pub fn parse(text: &str, file: &Path) -> Result<Settings, ConfigErrors> {
     // Every syntax and type error, each with its field path, as the edge's check-config gives.
     let mut settings: Settings = outpost_config::from_toml(text, file).map_err(ConfigErrors)?;
     let base = file.parent().unwrap_or(Path::new(""));
-    if settings.data.is_relative() {
+    if settings.data.is_relative() && !settings.data.as_os_str().is_empty() {
         settings.data = base.join(&settings.data);
     }
     let mut errors = Vec::new();
     check(&settings, &mut |path, message| errors.push(error(path, message)));
+    match settings.store.compile(base) {
+        Ok(postgres) => settings.postgres = postgres,
+        Err(problems) => errors.extend(problems.into_iter().map(|(path, message)| error(&path, message))),
+    }
     if let Some(path) = &settings.health.node_admin_token_file {
         let path = base.join(path);
         match crate::pops::settings::read_token(&path) {
@@ -313,8 +327,16 @@ pub fn parse(text: &str, file: &Path) -> Result<Settings, ConfigErrors> {
 }
 
 fn check(settings: &Settings, report: &mut dyn FnMut(&str, String)) {
-    if settings.data.as_os_str().is_empty() {
-        report("data", "empty; give the store's file, e.g. \"/var/lib/outpost/control-plane.redb\"".to_owned());
+    match (settings.data.as_os_str().is_empty(), &settings.store.postgres) {
+        (true, None) => report(
+            "data",
+            "missing; give the store's file, e.g. \"/var/lib/outpost/control-plane.redb\", or set store.postgres"
+                .to_owned(),
+        ),
+        (false, Some(_)) => {
+            report("data", "set with store.postgres; keep one store: remove data, or store.postgres".to_owned())
+        }
+        _ => {}
     }
     if settings.tokens.is_empty() {
         report(
@@ -550,10 +572,36 @@ mod tests {
     }
 
     #[test]
+    fn postgres_replaces_the_data_file() {
+        let text = format!("store = {{ postgres = \"postgres://cp@db.internal:5433/cdn\" }}\n{OPERATOR}");
+        let settings = parse(&text, Path::new("/etc/outpost/cp.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let postgres = settings.postgres.unwrap_or_else(|| panic!("store.postgres"));
+        assert_eq!(postgres.redacted(), "cp@db.internal:5433/cdn");
+        assert_eq!((postgres.pool_size, postgres.catch_up_interval), (16, Duration::from_secs(1)));
+        assert_eq!(settings.data, PathBuf::new(), "no file for the embedded store");
+    }
+
+    #[test]
     fn each_problem_names_its_field() {
         let tenant = |name: &str, hash: &str| format!("[[tokens]]\ntenant = \"{name}\"\nsha256 = \"{hash}\"\n");
         let cases = [
-            (OPERATOR.to_owned(), "data", "missing required field `data`"),
+            (OPERATOR.to_owned(), "data", "missing; give the store's file"),
+            (format!("store = {{ postgres = \"postgres://db/cdn\" }}\n{OPERATOR}"), "store.postgres", "no user"),
+            (
+                format!("data = \"x\"\nstore = {{ postgres = \"postgres://cp@db/cdn\" }}\n{OPERATOR}"),
+                "data",
+                "keep one store",
+            ),
+            (
+                format!("store = {{ postgres = \"postgres://cp@db/cdn\", pool_size = 0 }}\n{OPERATOR}"),
+                "store.pool_size",
+                "1 to 1024",
+            ),
+            (
+                format!("store = {{ postgres = \"postgres://cp@db/cdn\", start_timeout = \"2h\" }}\n{OPERATOR}"),
+                "store.start_timeout",
+                "1s to 1h",
+            ),
             (format!("data = \"x\"\n{OPERATOR}listen = 1\n"), "tokens[0].listen", "line"),
             ("data = \"x\"\n".to_owned(), "tokens", "no token"),
             (format!("data = \"x\"\n{}", tenant("ACME", HASH)), "tokens[0].tenant", "not a valid tenant name"),

@@ -49,6 +49,9 @@ pub struct ControlConfig {
     pub node_admin_token: Option<String>,
     /// Raw TOML appended to the file (whole tables: `[dns]`).
     pub extra: String,
+    /// `store = { postgres = URL, ... }` instead of the data file: the connection string, then
+    /// raw `key = value` items of the inline table (`catch_up_interval = "1m"`).
+    pub postgres: Option<(String, Vec<String>)>,
 }
 
 impl Default for ControlConfig {
@@ -64,6 +67,7 @@ impl Default for ControlConfig {
             health: Vec::new(),
             node_admin_token: Some(ADMIN_TOKEN.to_owned()),
             extra: String::new(),
+            postgres: None,
         }
     }
 }
@@ -100,6 +104,13 @@ impl ControlConfig {
         self
     }
 
+    /// Keeps the state in PostgreSQL at `url` (several control planes may share it), with
+    /// `items` added to the `store` table, e.g. `catch_up_interval = "1m"`.
+    pub fn postgres(mut self, url: &str, items: &[&str]) -> Self {
+        self.postgres = Some((url.to_owned(), items.iter().map(|i| (*i).to_owned()).collect()));
+        self
+    }
+
     /// Appends whole tables of raw TOML, e.g. `"[dns]\nzone = \"cdn.example.\"\n"`.
     pub fn tables(mut self, toml: &str) -> Self {
         self.extra.push('\n');
@@ -108,7 +119,14 @@ impl ControlConfig {
     }
 
     fn render(&self, data: &Path) -> String {
-        let mut text = format!("listen = \"127.0.0.1:0\"\ndata = {}\n", quote(&data.display().to_string()));
+        let mut text = "listen = \"127.0.0.1:0\"\n".to_owned();
+        match &self.postgres {
+            Some((url, items)) => {
+                let items: String = items.iter().map(|i| format!(", {i}")).collect();
+                text += &format!("store = {{ postgres = {}{items} }}\n", quote(url));
+            }
+            None => text += &format!("data = {}\n", quote(&data.display().to_string())),
+        }
         text += &format!("\n[[tokens]]\nname = \"ops\"\noperator = true\nsha256 = \"{}\"\n", sha256_hex(OPERATOR));
         for (tenant, token) in &self.tenants {
             text += &format!("\n[[tokens]]\ntenant = {}\nsha256 = \"{}\"\n", quote(tenant), sha256_hex(token));
@@ -295,6 +313,14 @@ impl ControlPlane {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+
+    /// SIGKILL: the process dies at once, mid-transaction or mid-stream, with no shutdown.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        let mut child = self.child.take().context("the control plane is not running")?;
+        child.kill().context("SIGKILL")?;
+        child.wait().context("reaping the killed control plane")?;
+        Ok(())
     }
 
     /// Stops the process and starts it again on the same config and data file. The port

@@ -1,7 +1,7 @@
 //! End-to-end tests for Outpost: real `edge-node` and `origin-shield` processes in front of real
 //! origins on loopback, and the real `control-plane`.
 //!
-//! The harness has eleven parts, each in its own module:
+//! The harness has twelve parts, each in its own module:
 //! - [`origin`]: a scripted hyper origin that records what it receives;
 //! - [`raw_origin`]: a raw-TCP origin that frames requests as nginx does (answers before the body);
 //! - [`interim_origin`]: a raw-TCP origin that sends 1xx (103 Early Hints) before its answer;
@@ -13,6 +13,8 @@
 //! - [`control`]: the control plane under test, its tokens, config and data file;
 //! - [`fleet`]: a control plane with edges in two PoPs and a shield following it;
 //! - [`wasm`]: edge-function guests built for `wasm32-wasip2` (a nested cargo, once per process).
+//! - [`pg`]: a throwaway PostgreSQL cluster (`initdb` + `pg_ctl` on loopback) for the control
+//!   plane's PostgreSQL store and its replicas.
 //!
 //! A scenario in `tests/*.rs` starts an origin, scripts it, starts a node whose service points at
 //! it, sends requests and asserts on both ends: the response and `Cache-Status` the client got,
@@ -33,6 +35,7 @@ pub mod interim_client;
 pub mod interim_origin;
 pub mod node;
 pub mod origin;
+pub mod pg;
 pub mod proxy;
 pub mod raw_origin;
 pub mod tls;

@@ -56,7 +56,7 @@ const LAST_SEQ: &str = "last_seq";
 const LOG_ID: &str = "log_id";
 
 /// A new log's identity: 64 random bits from the system's generator.
-fn random_log_id() -> Result<u64, StoreError> {
+pub(super) fn random_log_id() -> Result<u64, StoreError> {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 8];
     ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| backend("log id", "no randomness from the system"))?;

@@ -4,8 +4,9 @@
 //! appends its [`Event`] with the next sequence number, so the log and the state it describes
 //! can never disagree, and a node replaying the log from any point reaches the same state.
 //!
-//! [`EmbeddedStore`] keeps everything in one redb file (nothing to install). For an HA control
-//! plane the same trait can be backed by PostgreSQL; what such an implementation must provide:
+//! [`EmbeddedStore`] keeps everything in one redb file (nothing to install). [`PostgresStore`]
+//! keeps it in PostgreSQL, for any number of control-plane replicas on one database. What a
+//! store shared by several processes must provide (the PostgreSQL one does, see `postgres`):
 //! - **One transaction per write**, with the event appended in it. `seq` is the next number
 //!   after the highest ever given (a one-row counter table updated in the transaction; not a
 //!   sequence object, whose numbers can skip on rollback: nodes rely on there being no gaps).
@@ -28,6 +29,9 @@
 
 mod embedded;
 mod function_set;
+pub mod postgres;
+#[cfg(test)]
+mod suite;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +44,7 @@ use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedStore;
 pub use function_set::{Added, FunctionSet, FunctionVersion};
+pub use postgres::PostgresStore;
 
 /// What every store method returns: a boxed future, so the API can hold any store as
 /// `Arc<dyn Store>` and the choice of store is made at start-up, not at compile time.

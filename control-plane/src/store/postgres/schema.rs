@@ -1,0 +1,111 @@
+//! The PostgreSQL store's schema, as numbered migrations applied at start.
+//!
+//! Each migration runs once, in its own transaction, under a transaction-scoped advisory lock
+//! (`pg_advisory_xact_lock`), and records itself in `schema_migrations` in that transaction:
+//! replicas that start together queue on the lock, and each finds the migrations the first one
+//! applied already recorded. A migration is never edited once released; a change is a new one.
+
+use deadpool_postgres::Client;
+
+use super::pg_error;
+use crate::store::StoreError;
+
+/// The advisory lock key every replica takes to migrate ("outpost\0" as a big-endian i64).
+const MIGRATION_LOCK: i64 = 0x6f75_7470_6f73_7400;
+
+/// `(version, name, SQL)`, in order; versions are 1, 2, ... without gaps.
+pub(super) const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "initial", INITIAL), (2, "node liveness and drains", NODE_LIVENESS)];
+
+/// When each node last held a stream (purge completeness after a restart waits for nodes seen
+/// lately) and per-node drains; both are kept when a node registers again.
+const NODE_LIVENESS: &str = r#"
+ALTER TABLE nodes ADD COLUMN seen_at bigint, ADD COLUMN drained_at bigint;
+"#;
+
+/// The whole state the embedded store keeps, one table per redb table. Records are JSON (the
+/// API's form) in `jsonb`, so operators can read them with SQL; keys and counters are columns.
+const INITIAL: &str = r#"
+-- One row: the log's identity and the highest sequence number given. Every write that appends
+-- an event updates it in its transaction, so writers queue on its row lock and numbers are
+-- given and committed in order, without gaps (a sequence object skips numbers on rollback).
+CREATE TABLE outpost_log (
+    id smallint PRIMARY KEY CHECK (id = 1),
+    log_id bigint NOT NULL,
+    last_seq bigint NOT NULL CHECK (last_seq >= 0)
+);
+CREATE TABLE events (seq bigint PRIMARY KEY, record jsonb NOT NULL);
+-- Byte order ("C"), as the embedded store's keys sort: lists page by id the same way.
+CREATE TABLE services (
+    id text COLLATE "C" PRIMARY KEY,
+    tenant text COLLATE "C" NOT NULL,
+    version bigint NOT NULL,
+    record jsonb NOT NULL
+);
+CREATE INDEX services_by_tenant ON services (tenant, id);
+-- A host pattern belongs to one service.
+CREATE TABLE hosts (
+    host text PRIMARY KEY,
+    service text NOT NULL REFERENCES services (id) ON DELETE CASCADE
+);
+CREATE INDEX hosts_by_service ON hosts (service);
+CREATE TABLE purges (id text PRIMARY KEY, seq bigint NOT NULL, record jsonb NOT NULL);
+CREATE TABLE nodes (
+    id text COLLATE "C" PRIMARY KEY,
+    record jsonb NOT NULL,
+    acked bigint NOT NULL DEFAULT 0,
+    acked_at bigint
+);
+CREATE TABLE drains (pop text COLLATE "C" PRIMARY KEY, drained_at bigint NOT NULL);
+CREATE TABLE function_sets (service text PRIMARY KEY, record jsonb NOT NULL);
+-- Content-addressed: the bytes once per SHA-256, with how many versions refer to them.
+CREATE TABLE function_blobs (
+    sha256 text PRIMARY KEY,
+    bytes bytea NOT NULL,
+    refs bigint NOT NULL CHECK (refs >= 0)
+);
+"#;
+
+/// Applies the migrations this database lacks; returns how many it applied.
+pub(super) async fn migrate(client: &mut Client) -> Result<usize, StoreError> {
+    let mut applied = 0;
+    for (version, name, sql) in MIGRATIONS {
+        let txn = client.transaction().await.map_err(pg_error("begin migration"))?;
+        txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(pg_error("lock"))?;
+        // Under the lock: two replicas creating the table at once would race on the catalog.
+        txn.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version integer PRIMARY KEY,
+                name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await
+        .map_err(pg_error("create schema_migrations"))?;
+        let done = txn
+            .query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version])
+            .await
+            .map_err(pg_error("read schema_migrations"))?;
+        if done.is_none() {
+            txn.batch_execute(sql).await.map_err(pg_error(&format!("migration {version} ({name})")))?;
+            txn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[version, name])
+                .await
+                .map_err(pg_error("record migration"))?;
+            applied += 1;
+        }
+        txn.commit().await.map_err(pg_error("commit migration"))?;
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[test]
+    fn versions_count_from_one_without_gaps() {
+        for (i, (version, _, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(usize::try_from(*version).ok(), Some(i + 1));
+        }
+    }
+}
