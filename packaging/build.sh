@@ -8,12 +8,12 @@
 #   packaging/build.sh --no-build        # package the binaries already in target/PROFILE
 #
 # Packages: outpost-edge-node (edge-node + origin-shield), outpost-control-plane, outpostctl,
-# and for each a -dbgsym package with the split debug info. Each binary is built as the test
-# harness builds it (`cargo build -p PKG --bin BIN`, plus --release), so after the tests (dev)
-# nothing is compiled again. Its debug info is split off (objcopy, as Debian's dh_strip does):
-# the packaged binary keeps its symbol table (function names in a backtrace) and a
-# .gnu_debuglink; the -dbgsym package installs /usr/lib/debug/.build-id/XX/YYYY.debug, where
-# gdb and Rust's own backtraces find file:line.
+# and for each a -dbgsym package with the split debug info. Each binary is built with
+# `cargo build -p PKG --bin BIN` (plus --release); CI packages the ones its tests built
+# (--profile dev --no-build). Each binary's debug info is split off (objcopy, as Debian's
+# dh_strip does): the packaged binary keeps its symbol table (function names in a backtrace)
+# and a .gnu_debuglink; the -dbgsym package installs /usr/lib/debug/.build-id/XX/YYYY.debug,
+# where gdb and Rust's own backtraces find file:line.
 #
 # Needs: cargo, dpkg-deb, objcopy, objdump (binutils), gzip.
 set -euo pipefail
