@@ -7,17 +7,54 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "control-plane", version, about = "Outpost control plane: the API for service configs and purges")]
+#[command(
+    name = "control-plane",
+    version,
+    about = "Outpost control plane: the API for service configs and purges",
+    long_about = "Outpost control plane: the API tenants and operators call (services, purges, \
+        edge functions), its store (one redb file), the numbered event log the edge nodes \
+        follow and acknowledge, PoP health checks and, with [dns], the authoritative DNS server \
+        that steers clients to healthy PoPs. Logs go to stderr (RUST_LOG sets the level). The \
+        config file is described in README.md's \"Control plane\" section.",
+    after_long_help = AFTER_LONG_HELP,
+    after_help = "Run with --help for examples, signals, exit status and files."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// `--help`'s closing sections, as a man page has them.
+const AFTER_LONG_HELP: &str = "Examples:
+  control-plane run --config /etc/outpost/control-plane.toml
+  control-plane run --config cp.toml --ready-file /run/outpost/cp-ready.json
+  control-plane check-config /etc/outpost/control-plane.toml
+  printf '%s' \"$TOKEN\" | sha256sum      # a [[tokens]] entry's sha256
+
+Signals:
+  SIGTERM, SIGINT  Stop accepting, end the node streams, finish the requests in flight, exit.
+  SIGHUP           Logged and ignored: the file is read at start only; restart to apply it.
+
+Exit status:
+  0  stopped by a signal; check-config: the file is valid
+  1  the config was refused, the store could not be opened, a listener could not be bound;
+     check-config: at least one problem (one line each on stderr, with its field path)
+  2  bad arguments
+
+Files:
+  /etc/outpost/control-plane.toml                     the config the packaged unit runs with
+  /var/lib/outpost-control-plane/control-plane.redb  the store (data): back it up
+
+Environment:
+  RUST_LOG       log filter (default info,hickory_server=warn)
+  NOTIFY_SOCKET  set by systemd (Type=notify): READY=1 once listening, STOPPING=1 on stop
+  WATCHDOG_USEC  set by systemd (WatchdogSec=): WATCHDOG=1 every half of it";
+
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the API until SIGTERM or SIGINT.
+    /// Serve the API (and DNS, with [dns]) until SIGTERM or SIGINT.
     Run {
-        /// Config file (TOML).
+        /// Config file (TOML). Relative paths inside it are resolved against its directory.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
         /// Once listening, write the bound address here as JSON: {"api": "127.0.0.1:PORT"}.
@@ -25,11 +62,18 @@ enum Command {
         ready_file: Option<PathBuf>,
     },
     /// Validate a config file and print every problem with its field path.
-    CheckConfig { file: PathBuf },
+    ///
+    /// One line per problem on stderr (`FILE: PATH: message`, type errors with their line and
+    /// column), then `FILE: ok` on stdout when there is none. Exit 0: ok; 1: problems; 2: bad
+    /// arguments.
+    CheckConfig {
+        /// The config file (TOML).
+        file: PathBuf,
+    },
     /// Write a consistent copy of the store to FILE (a new file). While the control plane
     /// runs, it makes the copy itself (POST /v1/backup, with an operator token); when it is
     /// stopped, the data file is copied directly. Restore: stop the control plane, replace
-    /// the data file with the copy, start it.
+    /// the data file with the copy, start it. The PostgreSQL store is backed up with pg_dump.
     Backup {
         /// The control plane's config file (for `data` and `listen`).
         #[arg(long, value_name = "FILE")]
@@ -78,7 +122,8 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(control_plane::server::run(settings, ready_file.as_deref())) {
+            let notifier = std::sync::Arc::new(outpost_sd_notify::Notifier::from_env());
+            match runtime.block_on(control_plane::server::run(settings, ready_file.as_deref(), notifier)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("control-plane: {e}");
@@ -122,6 +167,11 @@ mod backup {
     }
 
     fn run(settings: &Settings, url: Option<String>, token: Option<String>, file: &Path) -> Result<String, String> {
+        if settings.postgres.is_some() {
+            return Err(
+                "the store is PostgreSQL: back it up with pg_dump (a consistent copy while it serves)".to_owned()
+            );
+        }
         let file = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use outpost_sd_notify::Notifier;
+
 use crate::api::{self, App};
 use crate::dns::{DnsError, DnsServer, Sources};
 use crate::settings::Settings;
@@ -27,7 +29,9 @@ pub enum RunError {
 /// Serves the API from `settings` until SIGTERM or SIGINT, then finishes the requests in
 /// flight. Once listening, writes `{"api": "ADDR"}` (plus `"dns": "ADDR"` with `[dns]`) to
 /// `ready_file`, whole and renamed into place so a reader never sees half of it.
-pub async fn run(settings: Settings, ready_file: Option<&Path>) -> Result<(), RunError> {
+/// systemd hears `READY=1` once the listeners are bound and `STOPPING=1` when a stop signal
+/// arrives; `notifier` also pings the unit's watchdog while the API serves.
+pub async fn run(settings: Settings, ready_file: Option<&Path>, notifier: Arc<Notifier>) -> Result<(), RunError> {
     let (store, postgres) = open_store(&settings).await?;
     let app = App::open(store, &settings).await?;
     // Other replicas append too: wake this one's streams (and DNS) when they do.
@@ -52,11 +56,14 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>) -> Result<(), Ru
         None => None,
     };
     let dns_addr = dns.as_ref().map(DnsServer::addr);
+    let signals = StopSignals::new();
     if let Some(path) = ready_file {
         write_ready_file(path, addr, dns_addr)
             .map_err(|source| RunError::ReadyFile { path: path.to_path_buf(), source })?;
     }
     tracing::info!(%addr, store = %store_name(&settings), "control plane listening");
+    tell(notifier.ready("serving"), "READY=1");
+    let watchdog = notifier.spawn_watchdog();
     let checker = crate::pops::spawn_checker(app.pops.clone());
     let (stop_dns, dns_stopped) = tokio::sync::oneshot::channel::<()>();
     let dns = dns.map(|dns| {
@@ -68,8 +75,10 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>) -> Result<(), Ru
         }))
     });
     let nodes = app.nodes.clone();
+    let stopping = notifier.clone();
     let shutdown = async move {
-        shutdown_signal().await;
+        signals.wait().await;
+        tell(stopping.stopping(None), "STOPPING=1");
         // Node streams never end by themselves; end them so the shutdown can finish.
         nodes.shutdown();
         let _ = stop_dns.send(());
@@ -80,6 +89,9 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>) -> Result<(), Ru
     checker.abort();
     if let Some(follower) = follower {
         follower.abort();
+    }
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
     }
     if let Some(dns) = dns {
         let _ = dns.await;
@@ -121,15 +133,45 @@ fn write_ready_file(path: &Path, addr: SocketAddr, dns: Option<SocketAddr>) -> s
     std::fs::rename(&tmp, path)
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot listen for signals; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// Logs a notification the service manager did not take (the API serves regardless).
+fn tell(result: std::io::Result<()>, what: &str) {
+    if let Err(error) = result {
+        tracing::warn!(%error, "sd_notify: {what} not sent");
     }
-    tracing::info!("signal received; finishing requests in flight");
+}
+
+/// SIGTERM and SIGINT stop the control plane. SIGHUP is taken too, so that one sent by habit
+/// (`systemctl kill -s HUP`, a log rotation script) does not end the process, its default
+/// action: nothing here is reloaded, which the log says.
+struct StopSignals(Option<[tokio::signal::unix::Signal; 3]>);
+
+impl StopSignals {
+    /// Registered before READY=1, so no signal arrives while the default actions hold.
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let kinds = [SignalKind::terminate(), SignalKind::interrupt(), SignalKind::hangup()];
+        match kinds.map(signal) {
+            [Ok(term), Ok(int), Ok(hup)] => Self(Some([term, int, hup])),
+            _ => {
+                tracing::error!("cannot listen for signals; stop with SIGKILL");
+                Self(None)
+            }
+        }
+    }
+
+    async fn wait(self) {
+        let Some([mut term, mut int, mut hup]) = self.0 else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => tracing::warn!(
+                    "SIGHUP: the control plane reloads nothing; restart it to apply a changed config file"
+                ),
+            }
+        }
+        tracing::info!("signal received; finishing requests in flight");
+    }
 }

@@ -4,21 +4,89 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use outpost_config::{ConfigErrors, NodeRole};
+use outpost_sd_notify::Notifier;
 use tracing_subscriber::EnvFilter;
 
 use crate::listen::tls_check::{self, Severity};
 use crate::{RunningNode, StartError};
 
+/// `--help`'s description of a node binary (`edge-node`, `origin-shield`), as a man page's
+/// DESCRIPTION.
+pub fn long_about(program: &str) -> String {
+    let role = if program == "origin-shield" {
+        "Outpost origin shield: the cache tier between edge nodes and origins. It runs the edge \
+         node's pipeline in the shield role (`node.role` is \"shield\" whatever the file says): \
+         misses from many edges collapse into one origin fetch."
+    } else {
+        "Outpost edge node: a caching reverse proxy for a CDN's points of presence. It accepts \
+         HTTP/1.1, HTTP/2 and HTTP/3 (TLS by SNI), routes by Host to the configured services, \
+         serves from a memory and disk cache under RFC 9111, and fetches misses from the \
+         service's shields or origin."
+    };
+    format!(
+        "{role}\n\nWith --config it runs until SIGTERM or SIGINT. Logs go to stderr (level: \
+         log.level, or RUST_LOG); the access log (one JSON object per request) to stdout, a \
+         file, or nowhere (log.access). Every config field is in README.md's configuration \
+         reference and in /usr/share/doc/outpost-edge-node/examples/edge.toml."
+    )
+}
+
+/// `--help`'s closing sections for a node binary: examples, signals, exit status, files and
+/// environment, as a man page has them.
+pub fn after_long_help(program: &str) -> String {
+    let (file, demo) = match program {
+        "origin-shield" => ("shield.toml", ""),
+        _ => ("edge.toml", "\n  edge-node demo    # a local origin and node: a miss, then a hit"),
+    };
+    let config = format!("/etc/outpost/{file}");
+    format!(
+        "Examples:
+  {program} --config /etc/outpost/{file}
+  {program} --config {file} --ready-file /run/outpost/ready.json
+  {program} check-config /etc/outpost/{file}{demo}
+
+Signals:
+  SIGTERM, SIGINT  Stop accepting, let requests in flight finish (at most limits.drain_timeout),
+                   flush the cache index to disk, exit.
+  SIGHUP           Re-read --config and swap the services it lists, whole; requests in flight
+                   finish on the old ones. A file that does not load or compile is logged and
+                   the services in force stay. Changes to [listen], [tls], [cache] and [limits]
+                   are logged as needing a restart.
+
+Exit status:
+  0  stopped by a signal after draining; check-config: no error (warnings allowed)
+  1  the config was refused, a listener or the cache could not be opened, or a runtime error;
+     check-config: at least one error (one line each on stderr, with its field path)
+  2  bad arguments
+
+Files:
+  {config:<26}the config the packaged unit ({program}.service) runs with
+  /var/cache/outpost*       the disk tier (cache.disk_path; the unit's CacheDirectory=)
+  /var/log/outpost          the access log when log.access names a file there (logrotate
+                            reloads the unit after rotating: SIGHUP reopens it)
+
+Environment:
+  RUST_LOG            log filter, overrides log.level (e.g. info,edge_node::upstream=debug)
+  NOTIFY_SOCKET       set by systemd (Type=notify): READY=1 once the listeners serve, RELOADING=1
+                      and READY=1 around SIGHUP, STOPPING=1 when the drain begins
+  WATCHDOG_USEC       set by systemd (WatchdogSec=): WATCHDOG=1 every half of it"
+    )
+}
+
 /// The arguments that run a node, the same for both binaries.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Node config file (TOML).
+    /// Node config file (TOML). Required to run; relative paths inside it are resolved against
+    /// its directory.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Once every listener is bound, write their addresses here as JSON (for tests and scripts).
+    /// Once every listener is bound, write their addresses here as JSON, e.g.
+    /// {"http":"127.0.0.1:8080","https":null,"admin":"127.0.0.1:9090"} (for tests and scripts;
+    /// under systemd, READY=1 says the same).
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
 }
@@ -80,11 +148,18 @@ pub fn run_async<E: std::fmt::Display>(program: &str, fut: impl Future<Output = 
 
 /// Run a node from `config` (in `role`, if given, whatever the file says) until SIGTERM or
 /// SIGINT, then drain. Once listening, the bound addresses go to `ready_file` as JSON, written
-/// whole and renamed so a reader never sees half a file.
+/// whole and renamed so a reader never sees half a file, and systemd hears `READY=1`
+/// ([`outpost_sd_notify`]; `STOPPING=1` when the drain begins, `RELOADING=1` around SIGHUP).
 pub async fn run_node(config: &Path, ready_file: Option<&Path>, role: Option<NodeRole>) -> Result<(), RunError> {
     let cfg = outpost_config::load_as(config, role)?;
     init_tracing(&cfg.log.level);
+    let notifier = Arc::new(Notifier::from_env());
+    let drain_timeout = cfg.limits.drain_timeout;
     let node = RunningNode::start(cfg).await?;
+    // The handlers are in place before anyone learns the node is ready (the ready file, then
+    // READY=1: systemd sends `systemctl reload`'s SIGHUP only to a ready unit): SIGHUP's
+    // default action would end the process.
+    let signals = Signals::new().map_err(RunError::Signal)?;
     if let Some(ready) = ready_file {
         let err = |source| RunError::ReadyFile { path: ready.to_path_buf(), source };
         let tmp = ready.with_extension("tmp");
@@ -92,33 +167,79 @@ pub async fn run_node(config: &Path, ready_file: Option<&Path>, role: Option<Nod
         std::fs::write(&tmp, json).map_err(err)?;
         std::fs::rename(&tmp, ready).map_err(err)?;
     }
-    wait_for_stop(&node, config, role).await.map_err(RunError::Signal)?;
+    tell(notifier.ready("serving"), "READY=1");
+    let watchdog = notifier.spawn_watchdog();
+    wait_for_stop(signals, &node, config, role, &notifier).await;
     tracing::info!("signal received; draining");
+    // A drain may outlast the unit's TimeoutStopSec: ask for what limits.drain_timeout allows.
+    tell(notifier.stopping(Some(drain_timeout + STOP_MARGIN)), "STOPPING=1");
     node.shutdown().await;
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     Ok(())
+}
+
+/// Beyond `limits.drain_timeout`, the time a stop takes to flush the cache and end the admin
+/// listener.
+const STOP_MARGIN: Duration = Duration::from_secs(15);
+
+/// Logs a notification the service manager did not take (the node serves regardless).
+fn tell(result: std::io::Result<()>, what: &str) {
+    if let Err(error) = result {
+        tracing::warn!(%error, "sd_notify: {what} not sent");
+    }
+}
+
+/// The signals a running node answers: SIGTERM and SIGINT stop it, SIGHUP reloads.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
 }
 
 /// Until SIGTERM or SIGINT; each SIGHUP re-reads `config` and reloads its services. A file
 /// that does not load or compile is logged and the services in force stay.
-async fn wait_for_stop(node: &RunningNode, config: &Path, role: Option<NodeRole>) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+async fn wait_for_stop(
+    mut signals: Signals,
+    node: &RunningNode,
+    config: &Path,
+    role: Option<NodeRole>,
+    notifier: &Notifier,
+) {
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => {
+            _ = signals.term.recv() => return,
+            _ = signals.int.recv() => return,
+            _ = signals.hup.recv() => {
+                tell(notifier.reloading(), "RELOADING=1");
                 tracing::info!(file = %config.display(), "SIGHUP: reloading services");
                 let loaded = outpost_config::load_as(config, role);
                 let result = match loaded {
                     Ok(cfg) => node.reloader.reload_file(cfg).await.map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 };
+                // READY=1 ends the reload either way: the node serves, with the old services
+                // when the new file was refused (the journal holds why).
+                let status = match &result {
+                    Ok(_) => "serving".to_string(),
+                    Err(error) => format!("serving; last reload failed: {error}"),
+                };
                 if let Err(error) = result {
                     tracing::error!(%error, "reload failed; the services in force stay");
                 }
+                tell(notifier.ready(&status), "READY=1");
             }
         }
     }

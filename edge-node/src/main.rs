@@ -16,7 +16,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "edge-node",
     version,
-    about = "Outpost edge node: a caching reverse proxy for a CDN's points of presence"
+    about = "Outpost edge node: a caching reverse proxy for a CDN's points of presence",
+    long_about = cli::long_about("edge-node"),
+    after_long_help = cli::after_long_help("edge-node"),
+    after_help = "Run with --help for examples, signals, exit status and files."
 )]
 struct Cli {
     #[command(flatten)]
@@ -28,18 +31,31 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Validate a config file and print every problem with its field path.
-    CheckConfig { file: PathBuf },
+    ///
+    /// One line per problem on stderr (`FILE: PATH: message`, or `FILE: PATH: warning:
+    /// message`), then `FILE: ok` on stdout when there is no error. Beyond the file itself it
+    /// loads `[[tls.certificates]]` as start-up would. Exit 0: no error (warnings allowed);
+    /// 1: at least one error; 2: bad arguments.
+    CheckConfig {
+        /// The config file (TOML).
+        file: PathBuf,
+    },
     /// A sample origin and an edge node on loopback, with a self-signed certificate.
-    Demo,
+    ///
+    /// Fetches one object twice over HTTP/1.1 and another twice over HTTP/2 with TLS, each
+    /// showing a miss then a hit, prints curl lines to try and runs until Ctrl-C or SIGTERM.
+    /// Writes its certificate, admin token and cache under $TMPDIR/outpost-demo-PID, removed
+    /// when it stops.
+    Demo(edge_node::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
     let args = Cli::parse();
     match args.command {
         Some(Command::CheckConfig { file }) => cli::check_config(&file, None),
-        Some(Command::Demo) => cli::run_async("edge-node", async {
+        Some(Command::Demo(demo)) => cli::run_async("edge-node", async {
             cli::init_tracing("warn");
-            edge_node::demo::run().await.map_err(|e| format!("{e:#}"))
+            edge_node::demo::run(demo).await.map_err(|e| format!("{e:#}"))
         }),
         None => {
             let Some(path) = args.run.config else {

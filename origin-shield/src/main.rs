@@ -22,7 +22,10 @@ use outpost_config::NodeRole;
 #[command(
     name = "origin-shield",
     version,
-    about = "Outpost origin shield: the cache tier between edge nodes and origins"
+    about = "Outpost origin shield: the cache tier between edge nodes and origins",
+    long_about = cli::long_about("origin-shield"),
+    after_long_help = cli::after_long_help("origin-shield"),
+    after_help = "Run with --help for examples, signals, exit status and files."
 )]
 struct Cli {
     /// `--config` takes the edge-node format; `node.role` is forced to "shield".
@@ -35,7 +38,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Validate a config file and print every problem with its field path.
-    CheckConfig { file: PathBuf },
+    ///
+    /// One line per problem on stderr, then `FILE: ok` on stdout when there is no error.
+    /// Exit 0: no error (warnings allowed); 1: at least one error; 2: bad arguments.
+    CheckConfig {
+        /// The config file (TOML, the edge-node format).
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {

@@ -190,11 +190,18 @@ pub struct ControlPlane {
     child: Option<Child>,
     addr: SocketAddr,
     stderr: Lines,
+    /// Variables set for the process beyond the test's own environment.
+    env: Vec<(String, String)>,
 }
 
 impl ControlPlane {
     /// Writes `config` into a fresh tempdir (data file beside it) and starts the binary.
     pub async fn start(config: ControlConfig) -> anyhow::Result<Self> {
+        Self::start_with_env(config, &[]).await
+    }
+
+    /// Like [`ControlPlane::start`], with `env` set for the process (`NOTIFY_SOCKET`, ...).
+    pub async fn start_with_env(config: ControlConfig, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("outpost-cp-").tempdir()?;
         let config_path = dir.path().join("control-plane.toml");
         config.write_files(dir.path())?;
@@ -207,6 +214,7 @@ impl ControlPlane {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stderr: Lines::default(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         plane.spawn().await?;
         Ok(plane)
@@ -220,6 +228,7 @@ impl ControlPlane {
             .arg(&self.config_path)
             .arg("--ready-file")
             .arg(&self.ready_path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -269,6 +278,11 @@ impl ControlPlane {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn dir(&self) -> &Path {

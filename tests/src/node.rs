@@ -539,6 +539,8 @@ pub struct EdgeNode {
     addrs: Addrs,
     stdout: Lines,
     stderr: Lines,
+    /// Variables set for the process beyond the test's own environment.
+    env: Vec<(String, String)>,
 }
 
 impl EdgeNode {
@@ -554,6 +556,11 @@ impl EdgeNode {
     }
 
     pub async fn start_binary(binary: Binary, config: NodeConfig) -> anyhow::Result<Self> {
+        Self::start_with_env(binary, config, &[]).await
+    }
+
+    /// Like [`EdgeNode::start_binary`], with `env` set for the process (`NOTIFY_SOCKET`, ...).
+    pub async fn start_with_env(binary: Binary, config: NodeConfig, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("outpost-e2e-").tempdir()?;
         let config_path = config.write(dir.path())?;
         let ready_path = dir.path().join("ready.json");
@@ -567,6 +574,7 @@ impl EdgeNode {
             addrs: Addrs { http: None, https: None, admin: SocketAddr::from(([127, 0, 0, 1], 0)) },
             stdout: Lines::default(),
             stderr: Lines::default(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         node.spawn().await?;
         Ok(node)
@@ -580,6 +588,7 @@ impl EdgeNode {
             .arg(&self.config_path)
             .arg("--ready-file")
             .arg(&self.ready_path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

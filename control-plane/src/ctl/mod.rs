@@ -21,7 +21,15 @@ use table::{Table, cell};
 #[command(
     name = "outpostctl",
     version,
-    about = "Outpost control plane client: services, purges, functions, nodes, PoPs"
+    about = "Outpost control plane client: services, purges, functions, nodes, PoPs",
+    long_about = "Outpost control plane client: services, purges, functions, nodes, PoPs.\n\n\
+        Each command is one or a few calls to the control plane's API. The output is a short \
+        summary or table, or the API's JSON as it came with --json (for scripts). The URL and \
+        token come from --api-url and --token or from OUTPOST_URL and OUTPOST_TOKEN, so a token \
+        need not appear in the shell's history or in ps. An operator token reaches every \
+        tenant's services and the nodes and PoPs; a tenant token its own services only.",
+    after_long_help = AFTER_LONG_HELP,
+    after_help = "Run with --help for examples, exit status and environment."
 )]
 pub struct Cli {
     /// The control plane's API URL.
@@ -39,6 +47,26 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `--help`'s closing sections, as a man page has them.
+const AFTER_LONG_HELP: &str = "Examples:
+  export OUTPOST_URL=https://control.cdn.example OUTPOST_TOKEN=$(cat ~/.outpost-token)
+  outpostctl services put shop shop.toml            # create or replace from a [[services]] table
+  outpostctl services list
+  outpostctl purge shop --url https://shop.example/a.css --wait
+  outpostctl purge shop --tag product-42 --soft
+  outpostctl functions deploy shop auth.wasm --activate
+  outpostctl pops drain fra                         # DNS steers clients to the next PoP
+  outpostctl --json services get shop              # the API's JSON, for scripts
+
+Exit status:
+  0  the API answered with success
+  1  the API answered with an error (its code and message on stderr), or it could not be reached
+  2  bad arguments, or a request that could not be made (a file not read, an invalid URL)
+
+Environment:
+  OUTPOST_URL    the API URL (--api-url); default http://127.0.0.1:7400
+  OUTPOST_TOKEN  the bearer token (--token)";
 
 #[derive(Subcommand)]
 pub enum Command {
