@@ -943,7 +943,19 @@ pub(crate) fn located_bin(
 fn build(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("tests/ has no parent directory")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // `cargo test` gives this process the test crate's own variables (CARGO_MANIFEST_DIR,
+    // CARGO_PKG_*...). Passed on, they differ from what a top-level `cargo build` sees, and build
+    // scripts that watch them (ring's) run again: the next top-level build then recompiles ring
+    // and everything above it.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let own = ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_", "CARGO_TARGET_TMPDIR"];
+        if own.iter().any(|prefix| name.starts_with(prefix)) {
+            command.env_remove(name.as_ref());
+        }
+    }
+    let output = command
         .current_dir(root)
         .args(["build", "-p", package, "--bin", bin, "--message-format=json-render-diagnostics"])
         .stderr(Stdio::inherit())
