@@ -98,8 +98,9 @@ pub async fn run_node(config: &Path, ready_file: Option<&Path>, role: Option<Nod
     Ok(())
 }
 
-/// Until SIGTERM or SIGINT; each SIGHUP re-reads `config` and reloads its services. A file
-/// that does not load or compile is logged and the services in force stay.
+/// Until SIGTERM or SIGINT; each SIGHUP reopens the access log file, re-reads `config` and
+/// reloads its services. A file that does not load or compile is logged and the services in
+/// force stay.
 async fn wait_for_stop(node: &RunningNode, config: &Path, role: Option<NodeRole>) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
@@ -110,6 +111,7 @@ async fn wait_for_stop(node: &RunningNode, config: &Path, role: Option<NodeRole>
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => {
+                node.reloader.reopen_logs().await;
                 tracing::info!(file = %config.display(), "SIGHUP: reloading services");
                 let loaded = outpost_config::load_as(config, role);
                 let result = match loaded {
