@@ -1,7 +1,7 @@
 //! End-to-end tests for Outpost: real `edge-node` and `origin-shield` processes in front of real
 //! origins on loopback, and the real `control-plane`.
 //!
-//! The harness has eleven parts, each in its own module:
+//! The harness has twelve parts, each in its own module:
 //! - [`origin`]: a scripted hyper origin that records what it receives;
 //! - [`raw_origin`]: a raw-TCP origin that frames requests as nginx does (answers before the body);
 //! - [`interim_origin`]: a raw-TCP origin that sends 1xx (103 Early Hints) before its answer;
@@ -12,7 +12,8 @@
 //! - [`tls`]: a throwaway CA and the certificates it signs;
 //! - [`control`]: the control plane under test, its tokens, config and data file;
 //! - [`fleet`]: a control plane with edges in two PoPs and a shield following it;
-//! - [`wasm`]: edge-function guests built for `wasm32-wasip2` (a nested cargo, once per process).
+//! - [`wasm`]: edge-function guests built for `wasm32-wasip2` (a nested cargo, once per process);
+//! - [`tmpfs`]: a small tmpfs mounted for a scenario (a full disk), unmounted on drop.
 //!
 //! A scenario in `tests/*.rs` starts an origin, scripts it, starts a node whose service points at
 //! it, sends requests and asserts on both ends: the response and `Cache-Status` the client got,
@@ -35,6 +36,7 @@ pub mod node;
 pub mod origin;
 pub mod raw_origin;
 pub mod tls;
+pub mod tmpfs;
 pub mod wasm;
 
 use std::time::{Duration, SystemTime};

@@ -242,6 +242,10 @@ pub struct NodeConfig {
     /// `limits.tenant_upstream_allow`: loopback by default, since the test origins and shields
     /// that the control plane's services name all listen there.
     pub tenant_upstream_allow: Vec<String>,
+    /// `log.access`: `"stdout"` unless a test sets a file (or `"off"`).
+    pub access: String,
+    /// Raw TOML lines added to `[log]` (e.g. `access_flush = "50ms"`).
+    pub log_lines: Vec<String>,
 }
 
 /// The admin token every [`NodeConfig`] has unless a test sets another; [`EdgeNode::admin`]
@@ -272,6 +276,8 @@ impl Default for NodeConfig {
             extra: String::new(),
             admin_token: Some(ADMIN_TOKEN.to_owned()),
             tenant_upstream_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            access: "stdout".into(),
+            log_lines: Vec::new(),
         }
     }
 }
@@ -290,6 +296,18 @@ impl NodeConfig {
     /// `node.name`: this node's entry in `Cache-Status` and its `Via`.
     pub fn name(mut self, name: &str) -> Self {
         self.name = name.to_string();
+        self
+    }
+
+    /// `log.access`: a file path (or `"stdout"`, `"off"`).
+    pub fn access_log(mut self, target: impl Into<String>) -> Self {
+        self.access = target.into();
+        self
+    }
+
+    /// A raw TOML line added to `[log]`.
+    pub fn log_line(mut self, line: &str) -> Self {
+        self.log_lines.push(line.to_string());
         self
     }
 
@@ -395,7 +413,10 @@ impl NodeConfig {
         }
         line(String::new());
         line("[log]".into());
-        line(format!("access = {}", q("stdout")));
+        line(format!("access = {}", q(&self.access)));
+        for l in &self.log_lines {
+            line(l.clone());
+        }
         for (i, s) in self.services.iter().enumerate() {
             line(String::new());
             line("[[services]]".into());
@@ -745,6 +766,12 @@ impl EdgeNode {
     /// Sends SIGTERM and returns at once: the node starts draining.
     pub fn terminate(&self) -> anyhow::Result<()> {
         self.signal("TERM")
+    }
+
+    /// Sends SIGHUP and returns at once (the node reopens its access log and reloads its
+    /// config file as it stands).
+    pub fn hangup(&self) -> anyhow::Result<()> {
+        self.signal("HUP")
     }
 
     fn signal(&self, name: &str) -> anyhow::Result<()> {
