@@ -2,8 +2,10 @@
 # The cache-HIT path of the edge node against nginx with proxy_cache, measured in the same run.
 #
 # Both servers sit in front of one static origin on loopback, are warmed until each object is a
-# hit, then wrk drives each (HTTP/1.1 keep-alive) at a 1 KiB and a 100 KiB object. The server
-# under test runs on CPU 0, wrk on CPU 1. The table goes to stdout; progress goes to stderr.
+# hit, then wrk drives each (HTTP/1.1 keep-alive) at a 1 KiB and a 100 KiB object. Each server
+# runs twice: with its access log off, and on (nginx's default `access_log`, combined, to a
+# file; the edge node's default JSON log to a file). The server under test runs on CPU 0, wrk on
+# CPU 1. The table goes to stdout; progress goes to stderr.
 # Nothing is written outside a temp dir, which is removed on exit with every process started here.
 #
 # Environment:
@@ -27,7 +29,9 @@ LOAD_CPU=1
 HOST=bench.test
 # name:bytes
 OBJECTS=(1KiB:1024 100KiB:102400)
-SERVERS=(nginx edge-node)
+# Servers: the *-log instances write their access log to a file in the temp dir.
+SERVERS=(nginx edge-node nginx-log edge-node-log)
+declare -A PORT ADMIN
 
 BENCH_NAME=hit-path
 # shellcheck source=bench/lib.sh
@@ -125,13 +129,13 @@ temp_paths() { # dir
     echo "$out"
 }
 
-start_nginx() { # name template port cpu
-    local name=$1 dir="$WORK/$1" conf="$WORK/$1/nginx.conf" user=""
+start_nginx() { # name template port cpu [access_log directive]
+    local name=$1 dir="$WORK/$1" conf="$WORK/$1/nginx.conf" user="" access=${5:-"access_log off;"}
     mkdir -p "$dir"
     # As root, nginx's workers would switch to an unprivileged user that cannot enter the temp dir.
     [[ $(id -u) == 0 ]] && user="user root root;"
     sed -e "s|@DIR@|$WORK|g" -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$3|g" -e "s|@ORIGIN_PORT@|${ORIGIN_PORT:-0}|g" \
-        -e "s|@USER@|$user|" -e "s|@TEMP_PATHS@|$(temp_paths "$dir")|" "$2" >"$conf"
+        -e "s|@USER@|$user|" -e "s|@TEMP_PATHS@|$(temp_paths "$dir")|" -e "s|@ACCESS_LOG@|$access|" "$2" >"$conf"
     "$NGINX" -q -t -p "$dir/" -e "$WORK/logs/$name-error.log" -c "$conf" -g 'daemon off;' 2>>"$WORK/logs/$name.stderr" ||
         die "$name: nginx rejected $conf: $(cat "$WORK/logs/$name.stderr")"
     taskset -c "$4" "$NGINX" -p "$dir/" -e "$WORK/logs/$name-error.log" -c "$conf" -g 'daemon off;' \
@@ -140,8 +144,8 @@ start_nginx() { # name template port cpu
     wait_port "$3" "$!" "$name"
 }
 
-start_edge() {
-    local dir="$WORK/edge"
+start_edge() { # name access
+    local name=$1 dir="$WORK/$1" pid http admin
     mkdir -p "$dir/cache"
     cat >"$dir/edge.toml" <<EOF
 [node]
@@ -159,7 +163,7 @@ disk = "1GiB"
 max_object_size = "64MiB"
 
 [log]
-access = "off"
+access = "$2"
 level = "warn"
 
 [[services]]
@@ -169,18 +173,20 @@ origin = "http://127.0.0.1:$ORIGIN_PORT"
 EOF
     taskset -c "$SERVER_CPU" "$EDGE" --config "$dir/edge.toml" --ready-file "$dir/ready.json" \
         </dev/null >/dev/null 2>>"$WORK/logs/edge-node.stderr" &
-    EDGE_PID=$!
-    PIDS+=("$EDGE_PID")
+    pid=$!
+    PIDS+=("$pid")
+    [[ $name == edge-node ]] && EDGE_PID=$pid
     for _ in $(seq 600); do
         [[ -s "$dir/ready.json" ]] && break
-        kill -0 "$EDGE_PID" 2>/dev/null || die "edge-node exited during start-up"
+        kill -0 "$pid" 2>/dev/null || die "$name exited during start-up"
         sleep 0.1
     done
-    [[ -s "$dir/ready.json" ]] || die "edge-node wrote no ready file within 60s"
-    EDGE_HTTP=$(sed -n 's/.*"http":"\([^"]*\)".*/\1/p' "$dir/ready.json")
-    EDGE_ADMIN=$(sed -n 's/.*"admin":"\([^"]*\)".*/\1/p' "$dir/ready.json")
-    [[ -n "$EDGE_HTTP" && -n "$EDGE_ADMIN" ]] || die "ready file unreadable: $(cat "$dir/ready.json")"
-    EDGE_PORT=${EDGE_HTTP##*:}
+    [[ -s "$dir/ready.json" ]] || die "$name wrote no ready file within 60s"
+    http=$(sed -n 's/.*"http":"\([^"]*\)".*/\1/p' "$dir/ready.json")
+    admin=$(sed -n 's/.*"admin":"\([^"]*\)".*/\1/p' "$dir/ready.json")
+    [[ -n "$http" && -n "$admin" ]] || die "ready file unreadable: $(cat "$dir/ready.json")"
+    PORT[$name]=${http##*:}
+    ADMIN[$name]=$admin
 }
 
 # The edge node's threads by name, and the CPUs they may run on. tokio sizes its worker pool
@@ -193,14 +199,14 @@ edge_threads() {
     echo "$names; allowed CPUs: $cpus"
 }
 
-port_of() { [[ $1 == nginx ]] && echo "$NGINX_PORT" || echo "$EDGE_PORT"; }
+port_of() { echo "${PORT[$1]}"; }
 
 # One GET; prints "status bytes cache-verdict" where the verdict is hit or other.
 probe() { # server path
     local headers="$WORK/probe.headers" out verdict=other
     out=$(curl -sS -o /dev/null -D "$headers" -w '%{http_code} %{size_download}' \
         -H "Host: $HOST" "http://127.0.0.1:$(port_of "$1")$2") || die "$1: GET $2 failed"
-    if [[ $1 == nginx ]]; then
+    if [[ $1 == nginx* ]]; then
         grep -qi '^x-cache-status: *HIT' "$headers" && verdict=hit
     else
         # Contract (docs/contracts.md): a fresh hit is `bench-edge; hit; ttl=N`.
@@ -225,9 +231,15 @@ warm() { # server
 }
 
 # Requests the edge node answered other than as a hit, from its own metrics.
-edge_non_hits() {
-    curl -sS -H "Authorization: Bearer bench-admin-token-0123456789" "http://$EDGE_ADMIN/metrics" |
+edge_non_hits() { # server
+    curl -sS -H "Authorization: Bearer bench-admin-token-0123456789" "http://${ADMIN[$1]}/metrics" |
         awk '/^outpost_requests_total\{/ && !/cache="hit"/ { s += $NF } END { printf "%d\n", s }'
+}
+
+# Lines the edge node dropped from its access log (a full queue or a failed write).
+edge_log_dropped() { # server
+    curl -sS -H "Authorization: Bearer bench-admin-token-0123456789" "http://${ADMIN[$1]}/metrics" |
+        awk '/^outpost_access_log_dropped_total/ { s += $NF } END { printf "%d\n", s }'
 }
 
 # wrk's latency figures in milliseconds.
@@ -245,7 +257,7 @@ declare -A RPS P50 P99 NOTE
 # shellcheck disable=SC2034 # P50 and P99 are read through the nameref in figure().
 measure() { # server object round
     local out="$WORK/wrk-$1-$2-$3.txt" before after rps p50 p99 non2xx sockerr got
-    [[ $1 == edge-node ]] && before=$(edge_non_hits)
+    [[ $1 == edge-node* ]] && before=$(edge_non_hits "$1")
     run_wrk "$1" "$2" "$DURATION" "$out"
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
     p50=$(awk '$1 == "50%" { print $2 }' "$out")
@@ -261,8 +273,8 @@ measure() { # server object round
     # Still a hit afterwards; for the edge node, no request in the run was anything but a hit.
     got=$(probe "$1" "/$2.bin")
     [[ "$got" == *" hit" ]] || NOTE[$1,$2]+=" round $3: not a hit after the run ($got);"
-    if [[ $1 == edge-node ]]; then
-        after=$(edge_non_hits)
+    if [[ $1 == edge-node* ]]; then
+        after=$(edge_non_hits "$1")
         ((after - before == 0)) || NOTE[$1,$2]+=" round $3: $((after - before)) non-hit responses;"
     fi
     log "$(printf 'round %d  %-9s %-7s %10s req/s  p50 %s  p99 %s' "$3" "$1" "$2" "$rps" "$p50" "$p99")"
@@ -276,14 +288,26 @@ figure() { # array-name server object
 }
 
 
+# One table row: object, label, req/s, p50, p99.
+row() { printf '%-8s %-22s %12s %10s %10s\n' "$@"; }
+
+# Ratio rows of server a over server b, per column.
+ratio_row() { # object label a b
+    row "$1" "$2" "$(ratio "$(figure RPS "$3" "$1")" "$(figure RPS "$4" "$1")")" \
+        "$(ratio "$(figure P50 "$3" "$1")" "$(figure P50 "$4" "$1")")" \
+        "$(ratio "$(figure P99 "$3" "$1")" "$(figure P99 "$4" "$1")")"
+}
+
 report() {
-    local obj name rps_n rps_e p50_n p50_e p99_n p99_e threads s r line
+    local obj name threads s r line lines
     threads=$(edge_threads)
     echo "Outpost edge-node cache HIT path vs nginx proxy_cache ($(date -u '+%Y-%m-%d %H:%M UTC'))"
     echo "  machine:   $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo); load average $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
     echo "  edge-node: $EDGE_REV ($EDGE)"
-    echo "  nginx:     $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), worker_processes 1, access_log off, proxy_cache (bodies in files,"
+    echo "  nginx:     $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), worker_processes 1, proxy_cache (bodies in files,"
     echo "             sent from the page cache with sendfile; keys in shared memory)"
+    echo "  logs:      nginx: access_log off; nginx-log: access_log FILE (combined, its default, unbuffered)"
+    echo "             edge-node: log.access = \"off\"; edge-node-log: log.access = FILE (JSON, default buffer and flush)"
     echo "  load:      wrk -t1 -c$CONNECTIONS -d$DURATION --latency, HTTP/1.1 keep-alive, Host: $HOST, one URL per case;"
     echo "             ${WARMUP} wrk warm-up per case, then $ROUNDS round(s), order alternating; figures are the median"
     echo "  pinning:   each server on CPU $SERVER_CPU (taskset -c $SERVER_CPU), wrk on CPU $LOAD_CPU (taskset -c $LOAD_CPU);"
@@ -291,20 +315,25 @@ report() {
     echo "             worker pool from the affinity mask: it sees $(taskset -c "$SERVER_CPU" nproc) CPU, so starts that many workers."
     echo "             Its threads now: $threads"
     echo
-    printf '%-8s %-11s %12s %10s %10s\n' object server "req/s" "p50 ms" "p99 ms"
+    row object server "req/s" "p50 ms" "p99 ms"
     for obj in "${OBJECTS[@]}"; do
         name=${obj%%:*}
-        rps_n=$(figure RPS nginx "$name") rps_e=$(figure RPS edge-node "$name")
-        p50_n=$(figure P50 nginx "$name") p50_e=$(figure P50 edge-node "$name")
-        p99_n=$(figure P99 nginx "$name") p99_e=$(figure P99 edge-node "$name")
-        printf '%-8s %-11s %12.0f %10.3f %10.3f\n' "$name" nginx "$rps_n" "$p50_n" "$p99_n"
-        printf '%-8s %-11s %12.0f %10.3f %10.3f\n' "$name" edge-node "$rps_e" "$p50_e" "$p99_e"
-        printf '%-8s %-11s %12s %10s %10s\n' "$name" "edge/nginx" "$(ratio "$rps_e" "$rps_n")" \
-            "$(ratio "$p50_e" "$p50_n")" "$(ratio "$p99_e" "$p99_n")"
+        for s in "${SERVERS[@]}"; do
+            printf '%-8s %-22s %12.0f %10.3f %10.3f\n' "$name" "$s" "$(figure RPS "$s" "$name")" \
+                "$(figure P50 "$s" "$name")" "$(figure P99 "$s" "$name")"
+        done
+        ratio_row "$name" "edge/nginx, logs off" edge-node nginx
+        ratio_row "$name" "edge/nginx, logs on" edge-node-log nginx-log
+        ratio_row "$name" "edge log on/off" edge-node-log edge-node
+        ratio_row "$name" "nginx log on/off" nginx-log nginx
     done
     echo
-    echo "ratio = edge-node / nginx: req/s above 1.00x means the edge node served more;"
-    echo "p50/p99 below 1.00x means the edge node answered sooner. Compare within this run only."
+    echo "edge/nginx: req/s above 1.00x means the edge node served more; p50/p99 below 1.00x means it"
+    echo "answered sooner. log on/off: the share of the log-off figure a server keeps with its log on."
+    echo "Compare within this run only."
+    lines=$(wc -l <"$WORK/logs/edge-access.log" 2>/dev/null || echo 0)
+    echo "edge-node-log: $lines lines in its access log, $(edge_log_dropped edge-node-log) dropped (outpost_access_log_dropped_total);"
+    echo "nginx-log: $(wc -l <"$WORK/logs/nginx-access.log" 2>/dev/null || echo 0) lines in its access log"
     if ((ROUNDS > 1)); then
         echo
         echo "req/s per round:"
@@ -313,7 +342,7 @@ report() {
             for s in "${SERVERS[@]}"; do
                 line=""
                 for ((r = 1; r <= ROUNDS; r++)); do line+=$(printf ' %10.0f' "${RPS[$s,$name,$r]}"); done
-                printf '  %-8s %-11s%s\n' "$name" "$s" "$line"
+                printf '  %-8s %-14s%s\n' "$name" "$s" "$line"
             done
         done
     fi
@@ -348,13 +377,17 @@ main() {
     # The origin only serves the warm-up's misses; it shares wrk's CPU, away from the servers.
     ORIGIN_PORT=$(free_port)
     start_nginx nginx-origin "$BENCH_DIR/nginx-origin.conf.in" "$ORIGIN_PORT" "$LOAD_CPU"
-    NGINX_PORT=$(free_port)
-    start_nginx nginx "$BENCH_DIR/nginx-cache.conf.in" "$NGINX_PORT" "$SERVER_CPU"
-    start_edge
-    log "origin 127.0.0.1:$ORIGIN_PORT, nginx 127.0.0.1:$NGINX_PORT, edge-node $EDGE_HTTP (admin $EDGE_ADMIN)"
+    PORT[nginx]=$(free_port)
+    start_nginx nginx "$BENCH_DIR/nginx-cache.conf.in" "${PORT[nginx]}" "$SERVER_CPU"
+    PORT[nginx-log]=$(free_port)
+    # nginx's default: `access_log <file>;` is the combined format, one write() per request.
+    start_nginx nginx-log "$BENCH_DIR/nginx-cache.conf.in" "${PORT[nginx-log]}" "$SERVER_CPU" \
+        "access_log $WORK/logs/nginx-access.log;"
+    start_edge edge-node off
+    start_edge edge-node-log "$WORK/logs/edge-access.log"
+    log "origin 127.0.0.1:$ORIGIN_PORT; $(for s in "${SERVERS[@]}"; do printf '%s 127.0.0.1:%s  ' "$s" "${PORT[$s]}"; done)"
 
-    warm nginx
-    warm edge-node
+    for s in "${SERVERS[@]}"; do warm "$s"; done
 
     local s name r order
     LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -367,7 +400,7 @@ main() {
         done
     fi
     for ((r = 1; r <= ROUNDS; r++)); do
-        if ((r % 2)); then order=(nginx edge-node); else order=(edge-node nginx); fi
+        if ((r % 2)); then order=("${SERVERS[@]}"); else order=(edge-node-log nginx-log edge-node nginx); fi
         for obj in "${OBJECTS[@]}"; do
             name=${obj%%:*}
             for s in "${order[@]}"; do

@@ -398,6 +398,10 @@ typo = 1
                 ],
             ),
             ("[node]\nname = \"a\"\n[log]\naccess = \"\"\n", &[("log.access", "empty access log")]),
+            (
+                "[node]\nname = \"a\"\n[log]\naccess_format = \"xml\"\n",
+                &[("log.access_format", "unknown variant `xml`, expected `json` or `combined`")],
+            ),
         ];
         for (text, expected) in cases {
             assert_errors(text, expected);

@@ -107,8 +107,8 @@ pub use host::HostPattern;
 pub use images::{ImagesConfig, MAX_OUTPUT_SIDE, MAX_SOURCE_PIXELS_LIMIT};
 pub use net::{Cidr, MAX_TRUSTED_NETWORKS};
 pub use node::{
-    AccessLog, CacheConfig, CertificateConfig, DEFAULT_ADMIN, LimitsConfig, ListenConfig, LogConfig, NodeConfig,
-    NodeRole, NodeSection, QuicRetry, TlsConfig, UpstreamConfig, admin_token_problem,
+    AccessFormat, AccessLog, CacheConfig, CertificateConfig, DEFAULT_ADMIN, LimitsConfig, ListenConfig, LogConfig,
+    NodeConfig, NodeRole, NodeSection, QuicRetry, TlsConfig, UpstreamConfig, admin_token_problem,
 };
 pub use origin::{OriginUrl, Scheme};
 pub use purge::{PurgeRequest, PurgeTarget};

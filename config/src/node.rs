@@ -443,6 +443,21 @@ pub struct LogConfig {
     /// Where the access log (one line per request) goes: `"stdout"`, `"off"`, or a file path
     /// (relative to the config file's directory). Default: `"stdout"`.
     pub access: AccessLog,
+    /// How each access-log line is written: `"json"` (one object per line) or `"combined"`
+    /// (nginx's combined format plus a few fields). Default: `"json"`.
+    pub access_format: AccessFormat,
+    /// Per-worker buffer: lines collect here and go to the writer thread when it is full (or
+    /// `access_flush` has passed), like nginx's `access_log ... buffer=`. Default: 64KiB;
+    /// 1KiB to 16MiB.
+    pub access_buffer: ByteSize,
+    /// The longest a line waits in a buffer before it is written, like nginx's `flush=`.
+    /// Default: 1s; 1ms to 1m.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub access_flush: Duration,
+    /// Filled buffers waiting for the writer thread (a slow disk or pipe). When full, further
+    /// lines are dropped and counted (`outpost_access_log_dropped_total`); requests never wait.
+    /// Default: 16MiB; at least `access_buffer`, at most 1GiB.
+    pub access_queue: ByteSize,
     /// `tracing` filter directive, e.g. `"info"` or `"info,edge_node::cache=debug"`;
     /// overridden by `RUST_LOG`. Default: `"info"`.
     pub level: String,
@@ -450,8 +465,26 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { access: AccessLog::Stdout, level: "info".to_owned() }
+        Self {
+            access: AccessLog::Stdout,
+            access_format: AccessFormat::Json,
+            access_buffer: ByteSize::kib(64),
+            access_flush: Duration::from_secs(1),
+            access_queue: ByteSize::mib(16),
+            level: "info".to_owned(),
+        }
     }
+}
+
+/// `log.access_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessFormat {
+    /// One JSON object per line.
+    #[default]
+    Json,
+    /// nginx's `combined` line, then `host`, `cache`, `rt` and `id` as `key=value`.
+    Combined,
 }
 
 /// Destination of the access log.
@@ -703,5 +736,21 @@ mod tests {
             let text = format!("{MINIMAL}[log]\naccess = \"{value}\"\n");
             assert_eq!(parse(&text, "/etc/edge.toml").log.access, expected, "{value}");
         }
+    }
+
+    #[test]
+    fn access_log_buffering_fields() {
+        let log = parse(MINIMAL, "/etc/edge.toml").log;
+        assert_eq!(log.access_format, AccessFormat::Json);
+        assert_eq!((log.access_buffer, log.access_queue), (ByteSize::kib(64), ByteSize::mib(16)));
+        assert_eq!(log.access_flush, Duration::from_secs(1));
+        let text = format!(
+            "{MINIMAL}[log]\naccess_format = \"combined\"\naccess_buffer = \"8KiB\"\n\
+             access_flush = \"250ms\"\naccess_queue = \"1MiB\"\n"
+        );
+        let log = parse(&text, "/etc/edge.toml").log;
+        assert_eq!(log.access_format, AccessFormat::Combined);
+        assert_eq!((log.access_buffer, log.access_queue), (ByteSize::kib(8), ByteSize::mib(1)));
+        assert_eq!(log.access_flush, Duration::from_millis(250));
     }
 }

@@ -328,6 +328,15 @@ fn check_log(report: &mut Report<'_>, log: &LogConfig) {
     if let Err(why) = check_filter(&log.level) {
         report.error("log.level", why);
     }
+    report.size("log.access_buffer", log.access_buffer, ByteSize::kib(1), Some(ByteSize::mib(16)));
+    // The queue holds whole buffers: one smaller than a buffer could never take one.
+    report.size("log.access_queue", log.access_queue, log.access_buffer.max(ByteSize::kib(1)), Some(ByteSize::gib(1)));
+    if log.access_flush < Duration::from_millis(1) || log.access_flush > Duration::from_secs(60) {
+        report.error(
+            "log.access_flush",
+            format!("{:?} is out of range; write a duration from \"1ms\" to \"1m\"", log.access_flush),
+        );
+    }
 }
 
 /// A light check of a `tracing` `EnvFilter` directive list: not empty, and every `=level`
@@ -661,6 +670,28 @@ mod tests {
                 "above the maximum; use at most 1MiB",
             ),
             (format!("{NODE}{LISTEN}[log]\nlevel = \"\"\n"), "log.level", "empty; use a level"),
+            (
+                format!("{NODE}{LISTEN}[log]\naccess_buffer = \"512B\"\n"),
+                "log.access_buffer",
+                "below the minimum; use at least 1KiB",
+            ),
+            (
+                format!("{NODE}{LISTEN}[log]\naccess_buffer = \"32MiB\"\naccess_queue = \"64MiB\"\n"),
+                "log.access_buffer",
+                "above the maximum; use at most 16MiB",
+            ),
+            (
+                format!("{NODE}{LISTEN}[log]\naccess_buffer = \"1MiB\"\naccess_queue = \"512KiB\"\n"),
+                "log.access_queue",
+                "below the minimum; use at least 1MiB",
+            ),
+            (
+                format!("{NODE}{LISTEN}[log]\naccess_queue = \"2GiB\"\n"),
+                "log.access_queue",
+                "above the maximum; use at most 1GiB",
+            ),
+            (format!("{NODE}{LISTEN}[log]\naccess_flush = \"0s\"\n"), "log.access_flush", "from \"1ms\" to \"1m\""),
+            (format!("{NODE}{LISTEN}[log]\naccess_flush = \"2m\"\n"), "log.access_flush", "from \"1ms\" to \"1m\""),
             (
                 format!("{NODE}{LISTEN}[log]\nlevel = \"info,edge_node=loud\"\n"),
                 "log.level",

@@ -209,7 +209,8 @@ impl Signals {
     }
 }
 
-/// Until SIGTERM or SIGINT; each SIGHUP re-reads `config` and reloads its services. A file
+/// Until SIGTERM or SIGINT; each SIGHUP reopens the access log file, re-reads `config` and
+/// reloads its services. A file
 /// that does not load or compile is logged and the services in force stay.
 async fn wait_for_stop(
     mut signals: Signals,
@@ -224,6 +225,7 @@ async fn wait_for_stop(
             _ = signals.int.recv() => return,
             _ = signals.hup.recv() => {
                 tell(notifier.reloading(), "RELOADING=1");
+                node.reloader.reopen_logs().await;
                 tracing::info!(file = %config.display(), "SIGHUP: reloading services");
                 let loaded = outpost_config::load_as(config, role);
                 let result = match loaded {

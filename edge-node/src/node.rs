@@ -87,7 +87,7 @@ impl RunningNode {
             )),
             limits: cfg.limits.clone(),
             builders: ConnBuilders::new(&cfg.limits),
-            access_log: AccessLog::start(&cfg.log.access).map_err(StartError::AccessLog)?,
+            access_log: AccessLog::start(&cfg.log).map_err(StartError::AccessLog)?,
             functions,
         });
         let reloader = Arc::new(Reloader::new(state.clone(), cfg.clone()));
@@ -213,6 +213,11 @@ impl RunningNode {
         };
         tokio::join!(tcp, quic);
         self.admin.state.delivery.cache().close().await;
+        // Every buffered access-log line is written before the process exits, within the same
+        // bound as the drain: a stuck disk must not hold the exit up forever.
+        if !self.admin.state.access_log.flush(self.drain_timeout.max(std::time::Duration::from_secs(1))).await {
+            tracing::warn!("access log: not every line was written before exit (the disk did not keep up)");
+        }
         let _ = self.admin_shutdown.send(true);
         let _ = self.admin_task.await;
         tracing::info!("edge node stopped");

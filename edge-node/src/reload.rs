@@ -69,6 +69,19 @@ impl Reloader {
         Ok(count)
     }
 
+    /// SIGHUP's other half: every buffered access-log line goes to the file in use, then the
+    /// file is opened again by its path. logrotate's default (rename, then HUP) thus loses no
+    /// line: the old file holds everything logged before the signal, the new one the rest.
+    /// Done before the config is read, so a broken file still rotates the log.
+    pub async fn reopen_logs(&self) {
+        // A stuck disk must not hold up the reload: the writer answers within this or is left.
+        const BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+        match self.state.access_log.reopen(BOUND).await {
+            Ok(()) => tracing::info!("access log reopened"),
+            Err(error) => tracing::warn!(%error, "access log: reopen failed"),
+        }
+    }
+
     /// The control plane's services as last set.
     pub async fn remote(&self) -> Vec<ServiceConfig> {
         self.sources.lock().await.remote.clone()

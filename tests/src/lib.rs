@@ -12,9 +12,10 @@
 //! - [`tls`]: a throwaway CA and the certificates it signs;
 //! - [`control`]: the control plane under test, its tokens, config and data file;
 //! - [`fleet`]: a control plane with edges in two PoPs and a shield following it;
-//! - [`wasm`]: edge-function guests built for `wasm32-wasip2` (a nested cargo, once per process).
+//! - [`wasm`]: edge-function guests built for `wasm32-wasip2` (a nested cargo, once per process);
 //! - [`pg`]: a throwaway PostgreSQL cluster (`initdb` + `pg_ctl` on loopback) for the control
-//!   plane's PostgreSQL store and its replicas.
+//!   plane's PostgreSQL store and its replicas;
+//! - [`tmpfs`]: a small tmpfs mounted for a scenario (a full disk), unmounted on drop.
 //!
 //! A scenario in `tests/*.rs` starts an origin, scripts it, starts a node whose service points at
 //! it, sends requests and asserts on both ends: the response and `Cache-Status` the client got,
@@ -39,6 +40,7 @@ pub mod pg;
 pub mod proxy;
 pub mod raw_origin;
 pub mod tls;
+pub mod tmpfs;
 pub mod wasm;
 
 use std::time::{Duration, SystemTime};

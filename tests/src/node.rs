@@ -244,6 +244,10 @@ pub struct NodeConfig {
     /// `limits.tenant_upstream_allow`: loopback by default, since the test origins and shields
     /// that the control plane's services name all listen there.
     pub tenant_upstream_allow: Vec<String>,
+    /// `log.access`: `"stdout"` unless a test sets a file (or `"off"`).
+    pub access: String,
+    /// Raw TOML lines added to `[log]` (e.g. `access_flush = "50ms"`).
+    pub log_lines: Vec<String>,
 }
 
 /// The admin token every [`NodeConfig`] has unless a test sets another; [`EdgeNode::admin`]
@@ -275,6 +279,8 @@ impl Default for NodeConfig {
             extra: String::new(),
             admin_token: Some(ADMIN_TOKEN.to_owned()),
             tenant_upstream_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            access: "stdout".into(),
+            log_lines: Vec::new(),
         }
     }
 }
@@ -293,6 +299,18 @@ impl NodeConfig {
     /// `node.name`: this node's entry in `Cache-Status` and its `Via`.
     pub fn name(mut self, name: &str) -> Self {
         self.name = name.to_string();
+        self
+    }
+
+    /// `log.access`: a file path (or `"stdout"`, `"off"`).
+    pub fn access_log(mut self, target: impl Into<String>) -> Self {
+        self.access = target.into();
+        self
+    }
+
+    /// A raw TOML line added to `[log]`.
+    pub fn log_line(mut self, line: &str) -> Self {
+        self.log_lines.push(line.to_string());
         self
     }
 
@@ -398,9 +416,12 @@ impl NodeConfig {
         }
         line(String::new());
         line("[log]".into());
-        line(format!("access = {}", q("stdout")));
+        line(format!("access = {}", q(&self.access)));
         if let Some(level) = &self.log_level {
             line(format!("level = {}", q(level)));
+        }
+        for l in &self.log_lines {
+            line(l.clone());
         }
         for (i, s) in self.services.iter().enumerate() {
             line(String::new());
@@ -762,6 +783,12 @@ impl EdgeNode {
         self.signal("TERM")
     }
 
+    /// Sends SIGHUP and returns at once (the node reopens its access log and reloads its
+    /// config file as it stands).
+    pub fn hangup(&self) -> anyhow::Result<()> {
+        self.signal("HUP")
+    }
+
     fn signal(&self, name: &str) -> anyhow::Result<()> {
         let child = self.child.as_ref().context("the node is not running")?;
         let status = Command::new("kill")
@@ -950,7 +977,8 @@ fn build(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
     // and everything above it.
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
-        let own = ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_", "CARGO_TARGET_TMPDIR"];
+        let own =
+            ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_", "CARGO_TARGET_TMPDIR"];
         if own.iter().any(|prefix| name.starts_with(prefix)) {
             command.env_remove(name.as_ref());
         }

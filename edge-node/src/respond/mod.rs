@@ -65,15 +65,16 @@ pub fn finish(ctx: &RequestCtx, mut resp: Response<EdgeBody>, out: Outcome<'_>, 
     if let Ok(v) = HeaderValue::from_str(&ctx.id.0) {
         headers.insert(X_REQUEST_ID.clone(), v);
     }
-    if let Some(cs) = out.cache {
+    // This node's Cache-Status entry, kept for the access log.
+    let ours = out.cache.map(|cs| cs.header_value(out.node));
+    if let Some(ours) = &ours {
         // RFC 9211 §2: entries of the caches further upstream (a shield's) come first, this
         // node's last.
-        let ours = cs.header_value(out.node);
         let value = match headers.get(&CACHE_STATUS).and_then(|v| v.to_str().ok()) {
-            Some(upstream) if !upstream.is_empty() => format!("{upstream}, {ours}"),
-            _ => ours,
+            Some(upstream) if !upstream.is_empty() => HeaderValue::from_str(&format!("{upstream}, {ours}")),
+            _ => HeaderValue::from_str(ours),
         };
-        if let Ok(v) = HeaderValue::from_str(&value) {
+        if let Ok(v) = value {
             headers.insert(CACHE_STATUS.clone(), v);
         }
     }
@@ -94,7 +95,7 @@ pub fn finish(ctx: &RequestCtx, mut resp: Response<EdgeBody>, out: Outcome<'_>, 
     if !log.is_on() {
         return resp;
     }
-    log.write(AccessRecord {
+    log.write(&AccessRecord {
         ts: std::time::SystemTime::now(),
         request_id: &ctx.id.0,
         client: ctx.conn.peer,
@@ -106,10 +107,10 @@ pub fn finish(ctx: &RequestCtx, mut resp: Response<EdgeBody>, out: Outcome<'_>, 
         service: out.service,
         status,
         cache: outcome,
-        cache_status: out.cache.map(|c| c.header_value(out.node)),
+        cache_status: ours.as_deref(),
         bytes,
         duration: elapsed,
-        error: out.error.map(|e| e.to_string()),
+        error: out.error.map(|e| e as &dyn std::fmt::Display),
     });
     resp
 }
