@@ -44,12 +44,20 @@ async fn answer_stream(
     let target = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
     let raw = RawRequest { conn, method: parts.method.to_string(), target, headers };
     let steps = answer(&state, raw);
-    // The request body is read and dropped, as the HTTP/1.1 origin discards it.
-    tokio::spawn(async move {
+    // The request body is read and dropped, as the HTTP/1.1 origin discards it. A script that
+    // refuses the stream reads the whole body first: the node replays a refused request only
+    // when it holds all of its body, and on a loaded machine a refusal sent on the HEADERS
+    // alone can overtake the node's sending of the body (a gap the node's note records).
+    let drain = async move {
         while let Some(Ok(data)) = body.data().await {
             let _ = body.flow_control().release_capacity(data.len());
         }
-    });
+    };
+    if matches!(steps.first(), Some(Step::Refuse)) {
+        drain.await;
+    } else {
+        tokio::spawn(drain);
+    }
     for step in steps {
         match step {
             Step::Wait(hold) => hold.wait().await,
