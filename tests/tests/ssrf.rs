@@ -70,11 +70,11 @@ async fn a_tenant_upstream_that_resolves_into_the_nodes_network_is_refused_at_co
     wait_logged(&strict, "127.0.0.1 is in 127.0.0.0/8, loopback").await?;
     wait_logged(&strict, "::ffff:127.0.0.1 carries 127.0.0.1, which is in 127.0.0.0/8").await?;
     wait_logged(&strict, "upstream_forbidden").await?;
+    // Access-log lines reach stdout from the writer thread within `log.access_flush`.
+    let forbidden = |l: &serde_json::Value| l["status"] == 502 && l.to_string().contains("upstream_forbidden");
+    outpost_tests::eventually(std::time::Duration::from_secs(5), || strict.access_log().iter().any(forbidden)).await;
     let logged = strict.access_log();
-    assert!(
-        logged.iter().any(|l| l["status"] == 502 && l.to_string().contains("upstream_forbidden")),
-        "no access-log line with upstream_forbidden: {logged:?}"
-    );
+    assert!(logged.iter().any(forbidden), "no access-log line with upstream_forbidden: {logged:?}");
 
     // The operator's own loopback origin still works on the strict node.
     let own = strict.get("own.test", "/own").await?;

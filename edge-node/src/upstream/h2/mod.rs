@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, TE, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONNECTION, CONTENT_LENGTH, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
 use http_body::Body as _;
 
@@ -206,17 +206,10 @@ fn origin_of(uri: &Uri) -> String {
 /// Transfer-Encoding, Upgrade; TE only as "trailers"), and a Content-Length when the body's
 /// length is known (RFC 9110 §8.6), except 0 for a method without defined body semantics.
 fn prepare(method: &Method, headers: &mut HeaderMap, empty: bool, exact: Option<u64>) {
-    if let Some(listed) = headers.remove(CONNECTION) {
-        let names: Vec<HeaderName> = listed
-            .to_str()
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for name in names {
-            headers.remove(name);
-        }
+    for name in crate::http::hop::connection_named(headers) {
+        headers.remove(name);
     }
+    headers.remove(CONNECTION);
     for name in ["keep-alive", "proxy-connection"] {
         headers.remove(name);
     }
