@@ -105,7 +105,9 @@ async fn a_change_through_one_replica_reaches_nodes_streaming_from_another() -> 
     let first = purge(&b, "t1").await?;
     wait_metric(&on_a, "outpost_control_applied_seq", |v| v >= first as f64).await?;
     let second = purge(&a, "t2").await?;
-    wait_metric(&on_b, "outpost_control_applied_seq", |v| v >= second as f64).await?;
+    for node in [&on_a, &on_b] {
+        wait_metric(node, "outpost_control_applied_seq", |v| v >= second as f64).await?;
+    }
     for node in [&on_a, &on_b] {
         anyhow::ensure!(purges_applied(node).await? == 2, "{}: purges applied", node.name());
     }
