@@ -15,19 +15,21 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// RFC 9110 §7.6.1 hop-by-hop fields, plus Proxy-Authenticate/-Authorization (meant for the
 /// proxy, RFC 9110 §11.7) and Proxy-Connection (non-standard, RFC 9110 §7.6.1 note).
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    [
-        CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-        PROXY_AUTHENTICATE,
-        PROXY_AUTHORIZATION,
-    ]
-    .contains(name)
+    HOP_BY_HOP.contains(name)
 }
+
+/// The fields [`is_hop_by_hop`] names, one list for the test and the strip.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+];
 
 /// Fields named by Connection (RFC 9110 §7.6.1), except Host and Content-Length: those are
 /// meant for all recipients (a sender must not list them) and removing them would change
@@ -52,17 +54,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     for name in connection_named(h) {
         h.remove(name);
     }
-    for name in [
-        CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-        PROXY_AUTHENTICATE,
-        PROXY_AUTHORIZATION,
-    ] {
+    for name in HOP_BY_HOP {
         h.remove(name);
     }
 }
