@@ -113,7 +113,7 @@ pub use node::{
 pub use origin::{OriginUrl, Scheme};
 pub use purge::{PurgeRequest, PurgeTarget};
 pub use service::{HostHeader, OriginProtocol, ServiceConfig};
-pub use timestamp::Timestamp;
+pub use timestamp::{Timestamp, civil_from_days};
 pub use units::{ByteSize, MAX_DURATION, format_duration, parse_duration};
 pub use upstreams::{
     Balance, HealthConfig, MAX_ORIGINS, MAX_SHIELDS, OriginConfig, PassiveConfig, RetryConfig, ShieldConfig,

@@ -106,8 +106,9 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
     (era * 146_097 + day_of_era).saturating_sub(719_468)
 }
 
-/// The inverse of [`days_from_civil`] (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+/// The inverse of [`days_from_civil`] (H. Hinnant's `civil_from_days`): (year, month 1-12, day
+/// 1-31) of a day count since 1970-01-01. Also formats the edges' access-log time.
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let day_of_era = z - era * 146_097;

@@ -243,25 +243,10 @@ impl fmt::Write for TextEscaped<'_> {
 /// `07/Dec/2026:19:24:37 +0000` for `secs` since the epoch (nginx's `$time_local`, in UTC).
 fn clf_time(out: &mut Vec<u8>, secs: u64) {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let (y, m, d) = civil_from_days(secs / 86_400);
+    let (y, m, d) = outpost_config::civil_from_days(secs / 86_400);
     let rem = secs % 86_400;
     let month = MONTHS.get(m.saturating_sub(1) as usize).copied().unwrap_or("Jan");
     let _ = write!(out, "{d:02}/{month}/{y}:{:02}:{:02}:{:02} +0000", rem / 3600, rem / 60 % 60, rem % 60);
-}
-
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01, in the proleptic Gregorian
-/// calendar (Howard Hinnant's `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
