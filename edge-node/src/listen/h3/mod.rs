@@ -96,9 +96,24 @@ pub fn server_config(
     Ok(sc)
 }
 
-/// Bind the QUIC endpoint on `addr` (the bound HTTPS address: same IP, same port number, UDP).
-pub fn bind(addr: SocketAddr, config: quinn::ServerConfig) -> Result<quinn::Endpoint, H3Error> {
-    quinn::Endpoint::server(config, addr).map_err(|source| H3Error::Bind { addr, source })
+/// The QUIC endpoint on `socket` (bound to the HTTPS address: same IP, same port number, UDP),
+/// issuing connection IDs tagged `tag` and routing datagrams across a binary upgrade
+/// ([`crate::handoff::quic`]).
+pub fn endpoint(
+    socket: std::net::UdpSocket,
+    config: quinn::ServerConfig,
+    tag: crate::handoff::quic::Tag,
+) -> Result<(quinn::Endpoint, Arc<crate::handoff::quic::HandoffUdp>), H3Error> {
+    use crate::handoff::quic::{HandoffUdp, TaggedCids};
+    let addr = socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let err = |source| H3Error::Bind { addr, source };
+    let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+    let udp = Arc::new(HandoffUdp::new(runtime.wrap_udp_socket(socket).map_err(err)?));
+    let mut endpoint_config = quinn::EndpointConfig::default();
+    endpoint_config.cid_generator(move || -> Box<dyn quinn::ConnectionIdGenerator> { Box::new(TaggedCids::new(tag)) });
+    let endpoint = quinn::Endpoint::new_with_abstract_socket(endpoint_config, Some(config), udp.clone(), runtime)
+        .map_err(err)?;
+    Ok((endpoint, udp))
 }
 
 /// Accept QUIC connections until `shutdown` turns true; then refuse new ones. Connections in
@@ -277,8 +292,9 @@ async fn connection(
         };
         let Some(accepted) = accepted else {
             closing = true;
-            // GOAWAY: streams already accepted finish; no new ones are taken.
-            if let Err(e) = h3c.shutdown(0).await {
+            // GOAWAY: streams already accepted finish, and so do those the client may have
+            // sent meanwhile (at most the stream limit); no new ones are taken.
+            if let Err(e) = h3c.shutdown(state.limits.max_concurrent_streams as usize).await {
                 tracing::debug!(%peer, error = %e, "HTTP/3 GOAWAY failed");
             }
             if requests.is_empty() {
