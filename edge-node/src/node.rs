@@ -152,8 +152,11 @@ impl RunningNode {
                     let tag = crate::handoff::quic::new_tag(predecessor.as_ref().map(|(t, _)| *t));
                     let (endpoint, udp) = listen::h3::endpoint(binder.udp(bound)?, quic_config, tag)?;
                     if let Some((their_tag, to)) = predecessor {
-                        udp.forward_to_predecessor(their_tag, to)
-                            .map_err(|source| StartError::Bind { field: "https (UDP)", addr: bound, source })?;
+                        udp.forward_to_predecessor(their_tag, to).map_err(|source| StartError::Bind {
+                            field: "https (UDP)",
+                            addr: bound,
+                            source,
+                        })?;
                     }
                     quic_udp = Some((udp, tag));
                     alt_svc = Some(listen::alt_svc(bound.port(), cfg.listen.alt_svc_max_age));
@@ -297,4 +300,3 @@ impl RunningNode {
         tracing::info!("edge node stopped");
     }
 }
-

@@ -143,7 +143,8 @@ fn restart_only_changes(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str>
     field(o.listen.admin != n.listen.admin, "listen.admin");
     field(o.listen.http3 != n.listen.http3, "listen.http3");
     let mut listen = o.listen.clone();
-    (listen.http, listen.https, listen.admin, listen.http3) = (n.listen.http, n.listen.https, n.listen.admin, n.listen.http3);
+    (listen.http, listen.https, listen.admin, listen.http3) =
+        (n.listen.http, n.listen.https, n.listen.admin, n.listen.http3);
     field(listen != n.listen, "listen (other fields)");
     field(o.cache.memory != n.cache.memory, "cache.memory");
     field(o.cache.disk != n.cache.disk, "cache.disk");
@@ -192,10 +193,22 @@ mod tests {
         let base = node("");
         let rows: &[(&str, &str, &[&str])] = &[
             ("nothing changed", "", &[]),
-            ("the cache's size and path", "[cache]\nmemory = \"1MiB\"\ndisk_path = \"/tmp/elsewhere\"\n", &["cache.memory", "cache.disk_path"]),
-            ("object size and heuristics are compiled into services", "[cache]\nmax_object_size = \"1MiB\"\nheuristic_fraction = 0.2\n", &[]),
+            (
+                "the cache's size and path",
+                "[cache]\nmemory = \"1MiB\"\ndisk_path = \"/tmp/elsewhere\"\n",
+                &["cache.memory", "cache.disk_path"],
+            ),
+            (
+                "object size and heuristics are compiled into services",
+                "[cache]\nmax_object_size = \"1MiB\"\nheuristic_fraction = 0.2\n",
+                &[],
+            ),
             ("upstream defaults are compiled into services", "[upstream]\nconnect_timeout = \"3s\"\n", &[]),
-            ("tenant upstream networks are compiled into services", "[limits]\ntenant_upstream_allow = [\"10.0.0.0/8\"]\n", &[]),
+            (
+                "tenant upstream networks are compiled into services",
+                "[limits]\ntenant_upstream_allow = [\"10.0.0.0/8\"]\n",
+                &[],
+            ),
             ("other limits are read at start", "[limits]\ndrain_timeout = \"3s\"\n", &["limits"]),
             ("log level", "[log]\nlevel = \"debug\"\n", &["log"]),
         ];

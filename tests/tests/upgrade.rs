@@ -190,7 +190,8 @@ async fn tcp_client(
             continue;
         }
         let (scheme, version) = if h2 { ("https", http::Version::HTTP_2) } else { ("http", http::Version::HTTP_11) };
-        let mut builder = http::Request::get(if h2 { format!("{scheme}://{HOST}/hot") } else { "/hot".into() }).version(version);
+        let mut builder =
+            http::Request::get(if h2 { format!("{scheme}://{HOST}/hot") } else { "/hot".into() }).version(version);
         if !h2 {
             builder = builder.header("host", HOST);
         }
@@ -233,7 +234,13 @@ fn h3_refused_unprocessed(e: &anyhow::Error) -> bool {
     text.contains("H3_REQUEST_REJECTED") || text.contains("going away") || text.contains("GOAWAY")
 }
 
-async fn h3_client(addr: SocketAddr, client: H3Client, tally: Shared, exited: watch::Receiver<bool>, stop: watch::Receiver<bool>) {
+async fn h3_client(
+    addr: SocketAddr,
+    client: H3Client,
+    tally: Shared,
+    exited: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+) {
     let mut conn = None;
     while !*stop.borrow() {
         let c = match &mut conn {

@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
+use super::Held;
 use super::message::{Listener, SocketSpec};
 use super::successor::{self, Takeover};
-use super::Held;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{field} {addr}: {source}")]

@@ -69,8 +69,9 @@ impl Channel {
         if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
             return Err(ChannelError::Protocol("descriptors do not fit the control buffer".into()));
         }
-        let sent = rustix::net::sendmsg(self.stream.as_fd(), &[IoSlice::new(&frame)], &mut control, SendFlags::NOSIGNAL)
-            .map_err(std::io::Error::from)?;
+        let sent =
+            rustix::net::sendmsg(self.stream.as_fd(), &[IoSlice::new(&frame)], &mut control, SendFlags::NOSIGNAL)
+                .map_err(std::io::Error::from)?;
         // The descriptors went with the first byte; the rest of the frame is plain data.
         self.stream.write_all(&frame[sent..])?;
         Ok(())
@@ -133,7 +134,8 @@ mod tests {
     #[test]
     fn messages_and_descriptors_cross_a_socket_pair() {
         let (a, b) = UnixStream::pair().expect("pair");
-        let (mut a, mut b) = (Channel::new(a, Duration::from_secs(5)).expect("a"), Channel::new(b, Duration::from_secs(5)).expect("b"));
+        let (mut a, mut b) =
+            (Channel::new(a, Duration::from_secs(5)).expect("a"), Channel::new(b, Duration::from_secs(5)).expect("b"));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let offer = Message::Offer { sockets: vec![SocketSpec { listener: Listener::Http, addr }], quic_tag: None };

@@ -31,9 +31,10 @@ pub fn plan(wanted: &[(Listener, SocketAddr)], offered: &[SocketSpec]) -> Plan {
     let sources = wanted
         .iter()
         .map(|&(listener, addr)| {
-            let found = offered.iter().enumerate().position(|(i, spec)| {
-                !taken[i] && spec.listener == listener && same_address(addr, spec.addr)
-            });
+            let found = offered
+                .iter()
+                .enumerate()
+                .position(|(i, spec)| !taken[i] && spec.listener == listener && same_address(addr, spec.addr));
             match found {
                 Some(i) => {
                     taken[i] = true;
@@ -87,7 +88,12 @@ mod tests {
             (
                 "the same config reuses every socket",
                 vec![(Http, "0.0.0.0:80"), (Https, "0.0.0.0:443"), (Quic, "0.0.0.0:443"), (Admin, "127.0.0.1:9090")],
-                vec![(Http, Source::Reuse(0)), (Https, Source::Reuse(1)), (Quic, Source::Reuse(2)), (Admin, Source::Reuse(3))],
+                vec![
+                    (Http, Source::Reuse(0)),
+                    (Https, Source::Reuse(1)),
+                    (Quic, Source::Reuse(2)),
+                    (Admin, Source::Reuse(3)),
+                ],
                 vec![],
             ),
             (
@@ -99,7 +105,12 @@ mod tests {
             (
                 "a changed port is bound afresh and the old socket closed",
                 vec![(Http, "0.0.0.0:8080"), (Https, "0.0.0.0:443"), (Quic, "0.0.0.0:443"), (Admin, "127.0.0.1:9090")],
-                vec![(Http, Source::Bind(a("0.0.0.0:8080"))), (Https, Source::Reuse(1)), (Quic, Source::Reuse(2)), (Admin, Source::Reuse(3))],
+                vec![
+                    (Http, Source::Bind(a("0.0.0.0:8080"))),
+                    (Https, Source::Reuse(1)),
+                    (Quic, Source::Reuse(2)),
+                    (Admin, Source::Reuse(3)),
+                ],
                 vec![0],
             ),
             (

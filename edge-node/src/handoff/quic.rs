@@ -170,7 +170,13 @@ fn get_ip(buf: &[u8], at: usize) -> Option<(Option<IpAddr>, usize)> {
 /// shorter: GRO) into those `keep` accepts, compacted to the front in order, and the others,
 /// given to `away`. Returns the kept length. Kept datagrams stay `stride` apart, since only
 /// the batch's last one can be short.
-pub fn split_batch(buf: &mut [u8], len: usize, stride: usize, keep: impl Fn(&[u8]) -> bool, mut away: impl FnMut(&[u8])) -> usize {
+pub fn split_batch(
+    buf: &mut [u8],
+    len: usize,
+    stride: usize,
+    keep: impl Fn(&[u8]) -> bool,
+    mut away: impl FnMut(&[u8]),
+) -> usize {
     let stride = stride.max(1);
     let mut kept = 0;
     let mut at = 0;
@@ -244,7 +250,13 @@ impl HandoffUdp {
 
     /// One datagram from the inbox into `buf`/`meta`, or `None` when it is empty (the waker is
     /// then registered with it).
-    fn poll_inbox(&self, inbox: &tokio::net::UnixDatagram, cx: &mut Context, buf: &mut [u8], meta: &mut RecvMeta) -> Poll<io::Result<()>> {
+    fn poll_inbox(
+        &self,
+        inbox: &tokio::net::UnixDatagram,
+        cx: &mut Context,
+        buf: &mut [u8],
+        meta: &mut RecvMeta,
+    ) -> Poll<io::Result<()>> {
         loop {
             let mut read = tokio::io::ReadBuf::new(buf);
             std::task::ready!(inbox.poll_recv(cx, &mut read))?;
@@ -296,7 +308,12 @@ impl AsyncUdpSocket for HandoffUdp {
         self.udp.try_send(transmit)
     }
 
-    fn poll_recv(&self, cx: &mut Context, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> Poll<io::Result<usize>> {
+    fn poll_recv(
+        &self,
+        cx: &mut Context,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
         let (inbox, read_udp) = {
             let routes = self.routes();
             (routes.inbox.clone(), routes.read_udp)
@@ -373,7 +390,11 @@ mod tests {
             ("short header with another process's tag", short(&tagged(other)), false),
             ("RFC 9000 §17.2: long header (Handshake) to our ID", long(&tagged(TAG)), true),
             ("a client's first Initial: an ID it chose, 8 bytes", long(&[0xa1, 0xb2, 0xc3, 0xd4, 5, 6, 7, 8]), false),
-            ("a client's first Initial: 20 bytes starting with the tag", long(&[0xa1, 0xb2, 0xc3, 0xd4].repeat(5)), false),
+            (
+                "a client's first Initial: 20 bytes starting with the tag",
+                long(&[0xa1, 0xb2, 0xc3, 0xd4].repeat(5)),
+                false,
+            ),
             ("too short to hold an ID", vec![0x40, 0xa1, 0xb2], false),
             ("a long header cut before its ID", vec![0xc0, 0, 0, 0, 1, 12, 0xa1], false),
             ("empty", vec![], false),
@@ -398,7 +419,11 @@ mod tests {
     fn the_forward_header_round_trips() {
         let rows: &[(SocketAddr, Option<IpAddr>, Option<EcnCodepoint>)] = &[
             ("192.0.2.1:4433".parse().expect("addr"), None, None),
-            ("[2001:db8::1]:443".parse().expect("addr"), Some("2001:db8::2".parse().expect("ip")), Some(EcnCodepoint::Ce)),
+            (
+                "[2001:db8::1]:443".parse().expect("addr"),
+                Some("2001:db8::2".parse().expect("ip")),
+                Some(EcnCodepoint::Ce),
+            ),
             ("10.0.0.1:1".parse().expect("addr"), Some("10.0.0.2".parse().expect("ip")), Some(EcnCodepoint::Ect0)),
         ];
         for &(from, dst_ip, ecn) in rows {

@@ -46,8 +46,8 @@ impl Takeover {
     }
 
     fn begin_blocking(path: &Path, timeout: Duration) -> Result<Self, TakeoverError> {
-        let stream = UnixStream::connect(path)
-            .map_err(|source| TakeoverError::Connect { path: path.to_path_buf(), source })?;
+        let stream =
+            UnixStream::connect(path).map_err(|source| TakeoverError::Connect { path: path.to_path_buf(), source })?;
         let mut channel = Channel::new(stream, timeout).map_err(ChannelError::Io)?;
         channel.send(&Message::Hello { version: message::VERSION, pid: std::process::id() })?;
         let (msg, mut received) = channel.recv_with_fds()?;

@@ -138,7 +138,8 @@ async fn handoff(
         match channel.recv()? {
             Message::Hello { version, .. } if version == message::VERSION => {}
             Message::Hello { version, .. } => {
-                let _ = channel.send(&Message::Abort { reason: format!("handoff version {version} is not {}", message::VERSION) });
+                let _ = channel
+                    .send(&Message::Abort { reason: format!("handoff version {version} is not {}", message::VERSION) });
                 return Err(UpgradeError::Version(version));
             }
             Message::Abort { reason } => return Err(UpgradeError::Aborted(reason)),
@@ -177,7 +178,9 @@ async fn undo(handover: &Handover<'_>) {
     }
     match handover.cache.reattach_disk().await {
         Ok(()) => {}
-        Err(e) => tracing::error!(error = %e, "upgrade failed and the disk cache could not be opened again; serving from memory"),
+        Err(e) => {
+            tracing::error!(error = %e, "upgrade failed and the disk cache could not be opened again; serving from memory")
+        }
     }
 }
 

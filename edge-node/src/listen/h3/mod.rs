@@ -111,8 +111,8 @@ pub fn endpoint(
     let udp = Arc::new(HandoffUdp::new(runtime.wrap_udp_socket(socket).map_err(err)?));
     let mut endpoint_config = quinn::EndpointConfig::default();
     endpoint_config.cid_generator(move || -> Box<dyn quinn::ConnectionIdGenerator> { Box::new(TaggedCids::new(tag)) });
-    let endpoint = quinn::Endpoint::new_with_abstract_socket(endpoint_config, Some(config), udp.clone(), runtime)
-        .map_err(err)?;
+    let endpoint =
+        quinn::Endpoint::new_with_abstract_socket(endpoint_config, Some(config), udp.clone(), runtime).map_err(err)?;
     Ok((endpoint, udp))
 }
 
