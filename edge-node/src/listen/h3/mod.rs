@@ -35,6 +35,11 @@ type SendStream = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
 /// RFC 9114 §8.1: the application error code of a clean close.
 const H3_NO_ERROR: quinn::VarInt = quinn::VarInt::from_u32(0x100);
 
+/// After an HTTP/3 GOAWAY, how long a connection still takes the requests the client sent
+/// before it read the GOAWAY (at least three round trips): closing at once would drop them
+/// with the connection, although their stream ids are below the GOAWAY's.
+const GOAWAY_LINGER: Duration = Duration::from_millis(250);
+
 /// TLS sessions remembered for resumption (and so for 0-RTT): about 1 KiB each.
 const SESSION_CACHE_ENTRIES: usize = 16 * 1024;
 
@@ -274,6 +279,9 @@ async fn connection(
     };
     let mut requests = JoinSet::new();
     let mut closing = false;
+    // After GOAWAY: requests the client sent before it read the GOAWAY are still on their way;
+    // the connection takes them until this moment, then closes once none is running.
+    let mut linger_until = tokio::time::Instant::now();
     loop {
         let accepted = tokio::select! {
             a = h3c.accept() => Some(a),
@@ -281,24 +289,18 @@ async fn connection(
                 drop(r);
                 None
             }
-            // Reap finished requests; once GOAWAY is out and none is left, the connection is done
-            // (h3 itself would wait for the client to close an idle connection).
-            Some(_) = requests.join_next(), if !requests.is_empty() => {
-                if closing && requests.is_empty() {
-                    break;
-                }
-                continue;
-            }
+            // Reap finished requests; once GOAWAY is out, the linger over and none left, the
+            // connection is done (h3 itself would wait for the client to close an idle one).
+            Some(_) = requests.join_next(), if !requests.is_empty() => continue,
+            () = tokio::time::sleep_until(linger_until), if closing && requests.is_empty() => break,
         };
         let Some(accepted) = accepted else {
             closing = true;
+            linger_until = tokio::time::Instant::now() + GOAWAY_LINGER.max(quic.rtt() * 3);
             // GOAWAY: streams already accepted finish, and so do those the client may have
             // sent meanwhile (at most the stream limit); no new ones are taken.
             if let Err(e) = h3c.shutdown(state.limits.max_concurrent_streams as usize).await {
                 tracing::debug!(%peer, error = %e, "HTTP/3 GOAWAY failed");
-            }
-            if requests.is_empty() {
-                break;
             }
             continue;
         };
