@@ -308,6 +308,13 @@ pub struct LimitsConfig {
     /// Default: 10s; 0 closes at once.
     #[serde(deserialize_with = "duration::deserialize")]
     pub drain_timeout: Duration,
+    /// A binary upgrade (SIGUSR2): how long the running process waits for the new one to take
+    /// the listening sockets and report ready (its config loaded, its cache opened). Past it,
+    /// or when the new process exits first, the upgrade is abandoned, the new process is sent
+    /// SIGKILL and the running one keeps serving. Opening a large disk cache counts against it.
+    /// Default: 2m; more than 0.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub upgrade_timeout: Duration,
     /// Image transcodes (`[services.images]`) running at once on the node, across services.
     /// Each holds its decoded source in memory (up to 4 bytes per pixel, so up to 200MB with
     /// the default `max_source_pixels`) and keeps a core busy; AVIF encoding also spreads over
@@ -361,6 +368,7 @@ impl Default for LimitsConfig {
             keepalive_timeout: Duration::from_secs(60),
             max_concurrent_streams: 100,
             drain_timeout: Duration::from_secs(10),
+            upgrade_timeout: Duration::from_secs(120),
             max_concurrent_transcodes: 2,
             max_queued_transcodes: 32,
             max_concurrent_encodes: 32,

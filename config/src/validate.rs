@@ -300,6 +300,7 @@ fn check_limits(report: &mut Report<'_>, limits: &LimitsConfig) {
     report.count("limits.max_connections", limits.max_connections, 1, 1_000_000);
     report.positive("limits.header_read_timeout", limits.header_read_timeout);
     report.positive("limits.keepalive_timeout", limits.keepalive_timeout);
+    report.positive("limits.upgrade_timeout", limits.upgrade_timeout);
     let streams = usize::try_from(limits.max_concurrent_streams).unwrap_or(usize::MAX);
     report.count("limits.max_concurrent_streams", streams, 1, 10_000);
     report.count("limits.max_concurrent_transcodes", limits.max_concurrent_transcodes, 1, 1024);

@@ -23,7 +23,7 @@
 //! Phases 4 to 7 are entered through one door, [`delivery::Delivery::serve`]. Below the phases:
 //! [`http`] (shared HTTP plumbing), [`body`], [`ctx`] (the request's context and timings),
 //! [`error`], [`hints`] and [`interim`] (1xx), [`metrics`]. Around them: [`node`] (start and
-//! stop), [`reload`], [`agent`] (follows the control plane), [`admin`], [`cli`], [`demo`].
+//! stop), [`handoff`] (zero-downtime binary upgrade), [`reload`], [`agent`] (follows the control plane), [`admin`], [`cli`], [`demo`].
 //!
 //! It does not own configuration (`outpost-config`), nor the control plane.
 
@@ -37,6 +37,7 @@ pub mod delivery;
 pub mod demo;
 pub mod error;
 pub mod function;
+pub mod handoff;
 pub mod hints;
 pub mod http;
 pub mod interim;

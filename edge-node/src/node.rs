@@ -7,13 +7,16 @@ use std::sync::atomic::Ordering;
 
 use hyper_util::server::graceful::GracefulShutdown;
 use outpost_config::NodeConfig;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{self, Admin};
 use crate::agent::Agent;
 use crate::cache::{Cache, CacheOpenError};
+use crate::handoff::binder::{BindError, Binder};
+use crate::handoff::quic::{HandoffUdp, Tag};
+use crate::handoff::successor::Takeover;
+use crate::handoff::{Held, Listener};
 use crate::listen::{self, ConnBuilders, Tls, tls};
 use crate::pipeline::NodeState;
 use crate::reload::Reloader;
@@ -33,6 +36,8 @@ pub enum StartError {
     TlsConfig(#[from] rustls::Error),
     #[error("listen.{field} {addr}: {source}")]
     Bind { field: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Listen(#[from] BindError),
     #[error("HTTP/3: {0}")]
     H3(#[from] listen::h3::H3Error),
     #[error("log.access: {0}")]
@@ -61,10 +66,22 @@ pub struct RunningNode {
     /// The QUIC endpoint, drained beside the TCP connections on shutdown.
     quic: Option<quinn::Endpoint>,
     drain_timeout: std::time::Duration,
+    /// Duplicates of the listening sockets, for a binary upgrade ([`crate::handoff`]).
+    held: Vec<Held>,
+    /// The QUIC socket's datagram routing and this process's connection-ID tag.
+    quic_udp: Option<(Arc<HandoffUdp>, Tag)>,
+    upgrade_timeout: std::time::Duration,
 }
 
 impl RunningNode {
     pub async fn start(cfg: NodeConfig) -> Result<Self, StartError> {
+        Self::start_with(cfg, None).await
+    }
+
+    /// Like [`RunningNode::start`], on the sockets of the process `takeover` takes over from
+    /// (a binary upgrade; the caller has waited for that process's disk cache release).
+    pub async fn start_with(cfg: NodeConfig, takeover: Option<&mut Takeover>) -> Result<Self, StartError> {
+        let mut binder = Binder::new(takeover);
         let metrics = crate::metrics::install();
         let cache = Cache::open(&cfg.cache).await?;
         let functions = Arc::new(crate::function::FunctionHost::new(&cfg.functions, &cfg.node));
@@ -106,7 +123,7 @@ impl RunningNode {
 
         let http = match cfg.listen.http {
             Some(addr) => {
-                let l = bind("http", addr).await?;
+                let l = binder.tcp(Listener::Http, addr).await?;
                 let bound = l.local_addr().map_err(|source| StartError::Bind { field: "http", addr, source })?;
                 tasks.spawn(listen::serve(l, None, state.clone(), shutdown_rx.clone(), graceful.clone()));
                 Some(bound)
@@ -114,6 +131,7 @@ impl RunningNode {
             None => None,
         };
         let mut quic = None;
+        let mut quic_udp = None;
         let https = match cfg.listen.https {
             Some(addr) => {
                 let resolver = Arc::new(tls::CertResolver::load(&cfg.tls.certificates)?);
@@ -123,14 +141,24 @@ impl RunningNode {
                     tracing::warn!(field = %p.path, "TLS certificate: {}", p.message);
                 }
                 let server = tls::server_config(resolver.clone())?;
-                let l = bind("https", addr).await?;
+                let l = binder.tcp(Listener::Https, addr).await?;
                 let bound = l.local_addr().map_err(|source| StartError::Bind { field: "https", addr, source })?;
                 let mut alt_svc = None;
                 if cfg.listen.http3 {
                     // Same IP and port number as the TCP listener, on UDP.
                     let options = listen::h3::QuicOptions::from_config(&cfg.listen);
                     let quic_config = listen::h3::server_config(resolver.clone(), &cfg.limits, options)?;
-                    let endpoint = listen::h3::bind(bound, quic_config)?;
+                    let predecessor = binder.predecessor_quic();
+                    let tag = crate::handoff::quic::new_tag(predecessor.as_ref().map(|(t, _)| *t));
+                    let (endpoint, udp) = listen::h3::endpoint(binder.udp(bound)?, quic_config, tag)?;
+                    if let Some((their_tag, to)) = predecessor {
+                        udp.forward_to_predecessor(their_tag, to).map_err(|source| StartError::Bind {
+                            field: "https (UDP)",
+                            addr: bound,
+                            source,
+                        })?;
+                    }
+                    quic_udp = Some((udp, tag));
                     alt_svc = Some(listen::alt_svc(bound.port(), cfg.listen.alt_svc_max_age));
                     tasks.spawn(listen::h3::serve(
                         endpoint.clone(),
@@ -148,7 +176,7 @@ impl RunningNode {
             }
             None => None,
         };
-        let admin_listener = bind("admin", cfg.listen.admin).await?;
+        let admin_listener = binder.tcp(Listener::Admin, cfg.listen.admin).await?;
         let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
             field: "admin",
             addr: cfg.listen.admin,
@@ -186,29 +214,78 @@ impl RunningNode {
             tasks,
             quic,
             drain_timeout,
+            held: binder.held,
+            quic_udp,
+            upgrade_timeout: cfg.limits.upgrade_timeout,
         })
+    }
+
+    /// A binary upgrade (SIGUSR2): starts `exe args` and hands this node's sockets and disk
+    /// cache to it ([`crate::handoff::upgrade`]). On success the caller stops this node with
+    /// [`RunningNode::shutdown_handed_over`]; on failure this node serves on as before.
+    pub async fn upgrade(
+        &self,
+        exe: &std::path::Path,
+        args: &[std::ffi::OsString],
+    ) -> Result<crate::handoff::upgrade::HandedOver, crate::handoff::upgrade::UpgradeError> {
+        let handover = crate::handoff::upgrade::Handover {
+            held: &self.held,
+            quic: self.quic_udp.clone(),
+            cache: self.admin.state.delivery.cache().clone(),
+            timeout: self.upgrade_timeout,
+        };
+        crate::handoff::upgrade::run(exe, args, handover).await
+    }
+
+    /// Stop after a handoff: QUIC datagrams are the successor's to read (ours come through
+    /// it); HTTP/1.1 connections get `Connection: close` on their next response for a while
+    /// before idle ones are closed, so a client never sends a request into a closing
+    /// connection; the rest as [`RunningNode::shutdown`], within `limits.drain_timeout`.
+    pub async fn shutdown_handed_over(self) {
+        if let Some((udp, _)) = &self.quic_udp {
+            udp.stop_reading_udp();
+        }
+        // The admin listener is the successor's too: its /readyz must not meet this process's
+        // 503 while it drains.
+        let _ = self.admin_shutdown.send(true);
+        let linger = crate::handoff::linger(self.drain_timeout);
+        self.shutdown_after(linger).await;
     }
 
     /// Stop accepting, let requests in flight finish (at most `limits.drain_timeout`), flush
     /// the cache to disk.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        self.shutdown_after(std::time::Duration::ZERO).await;
+    }
+
+    /// The drain, after `linger` with connections still open (within `limits.drain_timeout`).
+    async fn shutdown_after(mut self, linger: std::time::Duration) {
         if let Some(agent) = self.agent.take() {
             agent.abort();
         }
         self.admin.ready.store(false, Ordering::Release);
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
+        // The accept loops have closed their listeners; closing the duplicates too makes a
+        // stopped node refuse new connections at once rather than queue them unanswered
+        // (after a handoff the successor holds its own copies).
+        self.held.clear();
+        let lingered = std::time::Instant::now();
+        while self.graceful.count() > 0 && lingered.elapsed() < linger {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let drain = self.drain_timeout.saturating_sub(lingered.elapsed());
         // The accept loops have ended, so this is the last handle.
         let tcp = async {
             if let Ok(graceful) = Arc::try_unwrap(self.graceful)
-                && tokio::time::timeout(self.drain_timeout, graceful.shutdown()).await.is_err()
+                && tokio::time::timeout(drain, graceful.shutdown()).await.is_err()
             {
                 tracing::warn!(timeout = ?self.drain_timeout, "drain timed out; closing remaining connections");
             }
         };
         let quic = async {
             if let Some(endpoint) = self.quic {
-                listen::h3::drain(endpoint, self.drain_timeout).await;
+                listen::h3::drain(endpoint, drain).await;
             }
         };
         tokio::join!(tcp, quic);
@@ -222,8 +299,4 @@ impl RunningNode {
         let _ = self.admin_task.await;
         tracing::info!("edge node stopped");
     }
-}
-
-async fn bind(field: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { field, addr, source })
 }

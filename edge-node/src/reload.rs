@@ -2,9 +2,12 @@
 //! SIGHUP) and the control plane (set by the agent). Either change recompiles the whole set and
 //! swaps the routing table in one step; requests in flight finish on the table they started with.
 //!
-//! Only `[[services]]` take effect on reload. Listeners, TLS, cache sizes and limits are bound at
-//! start; a reloaded file that changes them is applied for its services and the rest is logged as
-//! needing a restart.
+//! On reload `[[services]]` take effect, with what compiling them reads from the other sections
+//! ([`applied_on_reload`]: `[upstream]`, the cache's object-size and heuristic bounds, the
+//! trusted and tenant-upstream networks). Listeners, TLS, cache sizes and the other limits are
+//! bound at start; a reloaded file that changes them is applied for the rest, and each such
+//! field is logged as needing a restart ([`restart_only_changes`]). A binary upgrade (SIGUSR2,
+//! [`crate::handoff`]) is that restart without dropping a connection.
 
 use std::sync::Arc;
 
@@ -49,10 +52,10 @@ impl Reloader {
     /// A re-read config file (SIGHUP). On error the table in force stays.
     pub async fn reload_file(&self, file: NodeConfig) -> Result<usize, ReloadError> {
         let mut sources = self.sources.lock().await;
-        for section in restart_only_changes(&sources.file, &file) {
+        for field in restart_only_changes(&sources.file, &file) {
             tracing::warn!(
-                section,
-                "this section's change takes effect only after a restart; the rest of the file is applied now"
+                field,
+                "this change takes effect only after a restart (or a binary upgrade, SIGUSR2); the rest of the file is applied now"
             );
         }
         let count = self.apply(&file, &sources.remote).await?;
@@ -109,33 +112,52 @@ fn merge(file: &[ServiceConfig], remote: &[ServiceConfig]) -> Vec<ServiceConfig>
     file.iter().filter(|f| !remote.iter().any(|r| r.name == f.name)).chain(remote).cloned().collect()
 }
 
-/// The sections outside `[[services]]` that differ: reload does not rebind or resize them.
+/// `old` with the fields a reload applies (compiled into the services) taken from `new`, so
+/// that what still differs is what needs a restart.
+fn applied_on_reload(old: &NodeConfig, new: &NodeConfig) -> NodeConfig {
+    let mut merged = old.clone();
+    merged.upstream = new.upstream.clone();
+    merged.cache.max_object_size = new.cache.max_object_size;
+    merged.cache.heuristic_fraction = new.cache.heuristic_fraction;
+    merged.cache.max_heuristic_ttl = new.cache.max_heuristic_ttl;
+    merged.listen.trusted_networks = new.listen.trusted_networks.clone();
+    merged.limits.tenant_upstream_allow = new.limits.tenant_upstream_allow.clone();
+    merged.services = new.services.clone();
+    merged
+}
+
+/// What differs outside `[[services]]` and what a reload applies: the listeners, sizes and
+/// paths bound at start. Named by field where operators change them most (addresses, cache
+/// sizes), by section elsewhere.
 fn restart_only_changes(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
+    let old = applied_on_reload(old, new);
+    let (o, n) = (&old, new);
     let mut changed = Vec::new();
-    if old.node != new.node {
-        changed.push("node");
-    }
-    if old.listen != new.listen {
-        changed.push("listen");
-    }
-    if old.tls != new.tls {
-        changed.push("tls");
-    }
-    if old.cache != new.cache {
-        changed.push("cache");
-    }
-    if old.limits != new.limits {
-        changed.push("limits");
-    }
-    if old.upstream != new.upstream {
-        changed.push("upstream");
-    }
-    if old.log != new.log {
-        changed.push("log");
-    }
-    if old.functions != new.functions {
-        changed.push("functions");
-    }
+    let mut field = |differs: bool, name: &'static str| {
+        if differs {
+            changed.push(name);
+        }
+    };
+    field(o.listen.http != n.listen.http, "listen.http");
+    field(o.listen.https != n.listen.https, "listen.https");
+    field(o.listen.admin != n.listen.admin, "listen.admin");
+    field(o.listen.http3 != n.listen.http3, "listen.http3");
+    let mut listen = o.listen.clone();
+    (listen.http, listen.https, listen.admin, listen.http3) =
+        (n.listen.http, n.listen.https, n.listen.admin, n.listen.http3);
+    field(listen != n.listen, "listen (other fields)");
+    field(o.cache.memory != n.cache.memory, "cache.memory");
+    field(o.cache.disk != n.cache.disk, "cache.disk");
+    field(o.cache.disk_path != n.cache.disk_path, "cache.disk_path");
+    let mut cache = o.cache.clone();
+    (cache.memory, cache.disk, cache.disk_path) = (n.cache.memory, n.cache.disk, n.cache.disk_path.clone());
+    field(cache != n.cache, "cache (other fields)");
+    field(o.node != n.node, "node");
+    field(o.tls != n.tls, "tls");
+    field(o.limits != n.limits, "limits");
+    field(o.log != n.log, "log");
+    field(o.functions != n.functions, "functions");
+    field(o.control != n.control, "control");
     changed
 }
 
@@ -159,6 +181,46 @@ mod tests {
         let merged = merge(&file, &remote);
         let names: Vec<_> = merged.iter().map(|s| (s.name.as_str(), s.hosts[0].to_string())).collect();
         assert_eq!(names, [("blog", "b.example".into()), ("shop", "c.example".into()), ("api", "d.example".into())]);
+    }
+
+    fn node(extra: &str) -> NodeConfig {
+        let text = format!("[node]\nname = \"n\"\n[listen]\nhttp = \"127.0.0.1:80\"\n{extra}");
+        outpost_config::parse(&text, std::path::Path::new("t.toml")).expect("config")
+    }
+
+    #[test]
+    fn what_needs_a_restart_is_named_and_what_reload_applies_is_not() {
+        let base = node("");
+        let rows: &[(&str, &str, &[&str])] = &[
+            ("nothing changed", "", &[]),
+            (
+                "the cache's size and path",
+                "[cache]\nmemory = \"1MiB\"\ndisk_path = \"/tmp/elsewhere\"\n",
+                &["cache.memory", "cache.disk_path"],
+            ),
+            (
+                "object size and heuristics are compiled into services",
+                "[cache]\nmax_object_size = \"1MiB\"\nheuristic_fraction = 0.2\n",
+                &[],
+            ),
+            ("upstream defaults are compiled into services", "[upstream]\nconnect_timeout = \"3s\"\n", &[]),
+            (
+                "tenant upstream networks are compiled into services",
+                "[limits]\ntenant_upstream_allow = [\"10.0.0.0/8\"]\n",
+                &[],
+            ),
+            ("other limits are read at start", "[limits]\ndrain_timeout = \"3s\"\n", &["limits"]),
+            ("log level", "[log]\nlevel = \"debug\"\n", &["log"]),
+        ];
+        for (name, extra, expected) in rows {
+            let new = node(extra);
+            assert_eq!(restart_only_changes(&base, &new), *expected, "{name}");
+        }
+        let moved = {
+            let text = "[node]\nname = \"n\"\n[listen]\nhttp = \"127.0.0.1:81\"\nhttp3 = false\n";
+            outpost_config::parse(text, std::path::Path::new("t.toml")).expect("config")
+        };
+        assert_eq!(restart_only_changes(&base, &moved), ["listen.http"]);
     }
 
     #[test]

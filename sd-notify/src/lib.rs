@@ -110,6 +110,9 @@ pub enum State<'a> {
     /// Extends the start or stop timeout in progress to this much from now (a drain longer
     /// than `TimeoutStopSec=`).
     ExtendTimeout(Duration),
+    /// The service's main process is now this one (a binary upgrade handed over to it; the
+    /// unit needs `NotifyAccess=all` for systemd to take it from a process not yet main).
+    MainPid(u32),
 }
 
 /// The datagram for `states`: one `KEY=VALUE` per line. A line break inside a status text would
@@ -124,6 +127,7 @@ pub fn encode(states: &[State<'_>]) -> String {
             State::Watchdog => "WATCHDOG=1".to_string(),
             State::Status(text) => format!("STATUS={}", text.replace(['\n', '\r'], " ")),
             State::ExtendTimeout(d) => format!("EXTEND_TIMEOUT_USEC={}", d.as_micros()),
+            State::MainPid(pid) => format!("MAINPID={pid}"),
         })
         .collect();
     lines.join("\n")
@@ -197,6 +201,12 @@ impl Notifier {
     /// `READY=1` with a status line.
     pub fn ready(&self, status: &str) -> io::Result<()> {
         self.notify(&[State::Ready, State::Status(status)])
+    }
+
+    /// `MAINPID=` this process, then `READY=1` with a status line: the new process of a
+    /// binary upgrade, which systemd follows from then on.
+    pub fn ready_as_main(&self, status: &str) -> io::Result<()> {
+        self.notify(&[State::MainPid(std::process::id()), State::Ready, State::Status(status)])
     }
 
     /// `RELOADING=1` stamped with the current CLOCK_MONOTONIC time.

@@ -67,6 +67,7 @@ fn datagram_texts() {
         (vec![State::Stopping], "STOPPING=1"),
         (vec![State::Watchdog], "WATCHDOG=1"),
         (vec![State::ExtendTimeout(Duration::from_secs(3))], "EXTEND_TIMEOUT_USEC=3000000"),
+        (vec![State::MainPid(4242), State::Ready], "MAINPID=4242\nREADY=1"),
         // A line break in a status would start a new assignment (READY=1 from a log message).
         (vec![State::Status("bad\nREADY=1")], "STATUS=bad READY=1"),
     ];

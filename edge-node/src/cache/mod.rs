@@ -21,7 +21,7 @@ pub mod serve;
 mod shared_body;
 /// RFC 9211 `Cache-Status`: the field lives with the shared HTTP plumbing (errors carry it too).
 pub use crate::http::cache_status as status;
-mod store;
+pub mod store;
 pub mod variants;
 
 #[cfg(test)]
@@ -144,6 +144,17 @@ impl Cache {
     /// Purge records held (for the admin listener's metrics).
     pub fn purge_records(&self) -> usize {
         self.purges.len()
+    }
+
+    /// Hands the disk tier to a successor process (binary upgrade): flushed, then written by
+    /// this process no more ([`store`]'s module doc).
+    pub async fn release_disk(&self) {
+        self.store.release().await;
+    }
+
+    /// Takes the disk tier back after a failed upgrade.
+    pub async fn reattach_disk(&self) -> Result<(), store::StoreError> {
+        self.store.reattach().await
     }
 
     /// Flush and stop the store: on graceful shutdown, so what is in memory is on disk for the

@@ -279,7 +279,7 @@ pub async fn serve_h1<I, H>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handler,
 {
-    let Serving { handler, watcher, activity, shutdown: _ } = serving;
+    let Serving { handler, watcher, activity, shutdown } = serving;
     let peer = conn.peer;
     let (io, interim) = h1::split(io);
     let svc_handler = handler.clone();
@@ -291,6 +291,7 @@ pub async fn serve_h1<I, H>(
         let conn = svc_conn.clone();
         let alt_svc = alt_svc.clone();
         let interim = interim.clone();
+        let draining = shutdown.clone();
         async move {
             // RFC 9110 §10.1.1: hyper answers `Expect: 100-continue` when the pipeline first
             // reads the body; the next hop never sees the expectation (nginx drops it too).
@@ -305,6 +306,12 @@ pub async fn serve_h1<I, H>(
             };
             if let Some(v) = alt_svc {
                 resp.headers_mut().insert(http::header::ALT_SVC, v);
+            }
+            // Draining: this is the connection's last response (RFC 9112 §9.6), so the client
+            // opens a new connection, to whichever process accepts now, instead of sending
+            // its next request into a connection about to close.
+            if *draining.borrow() {
+                resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
             }
             Ok::<_, Infallible>(resp.map(|body| TrackedBody::new(body, busy)))
         }

@@ -35,6 +35,11 @@ type SendStream = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
 /// RFC 9114 §8.1: the application error code of a clean close.
 const H3_NO_ERROR: quinn::VarInt = quinn::VarInt::from_u32(0x100);
 
+/// After an HTTP/3 GOAWAY, how long a connection still takes the requests the client sent
+/// before it read the GOAWAY (at least three round trips): closing at once would drop them
+/// with the connection, although their stream ids are below the GOAWAY's.
+const GOAWAY_LINGER: Duration = Duration::from_millis(250);
+
 /// TLS sessions remembered for resumption (and so for 0-RTT): about 1 KiB each.
 const SESSION_CACHE_ENTRIES: usize = 16 * 1024;
 
@@ -96,9 +101,24 @@ pub fn server_config(
     Ok(sc)
 }
 
-/// Bind the QUIC endpoint on `addr` (the bound HTTPS address: same IP, same port number, UDP).
-pub fn bind(addr: SocketAddr, config: quinn::ServerConfig) -> Result<quinn::Endpoint, H3Error> {
-    quinn::Endpoint::server(config, addr).map_err(|source| H3Error::Bind { addr, source })
+/// The QUIC endpoint on `socket` (bound to the HTTPS address: same IP, same port number, UDP),
+/// issuing connection IDs tagged `tag` and routing datagrams across a binary upgrade
+/// ([`crate::handoff::quic`]).
+pub fn endpoint(
+    socket: std::net::UdpSocket,
+    config: quinn::ServerConfig,
+    tag: crate::handoff::quic::Tag,
+) -> Result<(quinn::Endpoint, Arc<crate::handoff::quic::HandoffUdp>), H3Error> {
+    use crate::handoff::quic::{HandoffUdp, TaggedCids};
+    let addr = socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let err = |source| H3Error::Bind { addr, source };
+    let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+    let udp = Arc::new(HandoffUdp::new(runtime.wrap_udp_socket(socket).map_err(err)?));
+    let mut endpoint_config = quinn::EndpointConfig::default();
+    endpoint_config.cid_generator(move || -> Box<dyn quinn::ConnectionIdGenerator> { Box::new(TaggedCids::new(tag)) });
+    let endpoint =
+        quinn::Endpoint::new_with_abstract_socket(endpoint_config, Some(config), udp.clone(), runtime).map_err(err)?;
+    Ok((endpoint, udp))
 }
 
 /// Accept QUIC connections until `shutdown` turns true; then refuse new ones. Connections in
@@ -259,6 +279,9 @@ async fn connection(
     };
     let mut requests = JoinSet::new();
     let mut closing = false;
+    // After GOAWAY: requests the client sent before it read the GOAWAY are still on their way;
+    // the connection takes them until this moment, then closes once none is running.
+    let mut linger_until = tokio::time::Instant::now();
     loop {
         let accepted = tokio::select! {
             a = h3c.accept() => Some(a),
@@ -266,23 +289,18 @@ async fn connection(
                 drop(r);
                 None
             }
-            // Reap finished requests; once GOAWAY is out and none is left, the connection is done
-            // (h3 itself would wait for the client to close an idle connection).
-            Some(_) = requests.join_next(), if !requests.is_empty() => {
-                if closing && requests.is_empty() {
-                    break;
-                }
-                continue;
-            }
+            // Reap finished requests; once GOAWAY is out, the linger over and none left, the
+            // connection is done (h3 itself would wait for the client to close an idle one).
+            Some(_) = requests.join_next(), if !requests.is_empty() => continue,
+            () = tokio::time::sleep_until(linger_until), if closing && requests.is_empty() => break,
         };
         let Some(accepted) = accepted else {
             closing = true;
-            // GOAWAY: streams already accepted finish; no new ones are taken.
-            if let Err(e) = h3c.shutdown(0).await {
+            linger_until = tokio::time::Instant::now() + GOAWAY_LINGER.max(quic.rtt() * 3);
+            // GOAWAY: streams already accepted finish, and so do those the client may have
+            // sent meanwhile (at most the stream limit); no new ones are taken.
+            if let Err(e) = h3c.shutdown(state.limits.max_concurrent_streams as usize).await {
                 tracing::debug!(%peer, error = %e, "HTTP/3 GOAWAY failed");
-            }
-            if requests.is_empty() {
-                break;
             }
             continue;
         };
