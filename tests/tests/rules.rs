@@ -57,7 +57,7 @@ async fn utm_parameters_make_one_object_when_ignored_and_two_when_kept() -> anyh
     assert!(again.cache_status().hit(), "after restart: {}", again.summary());
 
     // A purge of the URL as a client sent it reaches the object stored under the normalised key.
-    node.purge(json!({"url": "http://shop.test/p?utm_source=x&id=7"})).await?;
+    node.purge(json!({"kind": "url", "url": "http://shop.test/p?utm_source=x&id=7"})).await?;
     let purged = node.get("shop.test", "/p?id=7").await?;
     assert!(!purged.cache_status().hit(), "purged: {}", purged.summary());
     assert_eq!(origin.count("/p"), 2);
@@ -66,10 +66,9 @@ async fn utm_parameters_make_one_object_when_ignored_and_two_when_kept() -> anyh
 
 #[tokio::test]
 async fn sorted_queries_and_header_values_shape_the_key() -> anyhow::Result<()> {
-    let (origin, node) = shop_with_lines(&[
-        r#"cache_key = { query = "sort", headers = ["accept-language"], cookies = ["currency"] }"#,
-    ])
-    .await?;
+    let (origin, node) =
+        shop_with_lines(&[r#"cache_key = { query = "sort", headers = ["accept-language"], cookies = ["currency"] }"#])
+            .await?;
     origin.route("/s", Reply::ok("s").cache_control("max-age=600"));
     let get = |q: &str, lang: &str, cookie: &str| {
         Req::get("shop.test", &format!("/s?{q}")).header("accept-language", lang).header("cookie", cookie.to_owned())
@@ -123,10 +122,9 @@ async fn static_paths_get_a_day_while_html_keeps_the_origins_ttl() -> anyhow::Re
 
 #[tokio::test]
 async fn a_bypass_rule_sends_every_request_upstream() -> anyhow::Result<()> {
-    let (origin, node) = shop_with_lines(&[
-        r#"rules = [{ match = { cookies = [{ name = "session" }] }, cache = { bypass = true } }]"#,
-    ])
-    .await?;
+    let (origin, node) =
+        shop_with_lines(&[r#"rules = [{ match = { cookies = [{ name = "session" }] }, cache = { bypass = true } }]"#])
+            .await?;
     origin.route("/a", Reply::ok("a").cache_control("max-age=600"));
     for _ in 0..2 {
         let r = node.send(Req::get("shop.test", "/a").header("cookie", "session=1")).await?;
@@ -197,8 +195,9 @@ async fn error_pages_stand_in_for_the_nodes_own_errors_and_the_origins_5xx() -> 
     let down = refused_addr().await?;
     let origin = Origin::start().await?;
     let page = r#"error_pages = [{ status = "502", body = "<h1>we are down</h1>" }, { status = "5xx", body = "<h1>origin trouble</h1>", upstream = true }]"#;
-    let config = NodeConfig::with_service(ServiceSpec::new("shop", &["shop.test"], format!("http://{down}")).line(page))
-        .service(ServiceSpec::new("up", &["up.test"], origin.url()).line(page));
+    let config =
+        NodeConfig::with_service(ServiceSpec::new("shop", &["shop.test"], format!("http://{down}")).line(page))
+            .service(ServiceSpec::new("up", &["up.test"], origin.url()).line(page));
     let node = EdgeNode::start(config).await?;
     let bad = node.get("shop.test", "/x").await?;
     assert_eq!(bad.status, 502, "{}", bad.summary());
@@ -234,8 +233,16 @@ async fn the_api_refuses_invalid_rules_with_field_paths() -> anyhow::Result<()> 
     let cp = ControlPlane::start(ControlConfig::default()).await?;
     let cases = [
         (json!({"rules": [{"redirect": {"to": "{scheme}://{host}{path}"}}]}), "rules[0].redirect.to", "loop"),
-        (json!({"rules": [{"request_headers": {"set": {"Host": "evil.test"}}}]}), "rules[0].request_headers.set.Host", "cannot change"),
-        (json!({"rules": [{"match": {"paths": ["/a"]}, "cache": {"edge_ttl": "0s"}}]}), "rules[0].cache.edge_ttl", "more than 0"),
+        (
+            json!({"rules": [{"request_headers": {"set": {"Host": "evil.test"}}}]}),
+            "rules[0].request_headers.set.Host",
+            "cannot change",
+        ),
+        (
+            json!({"rules": [{"match": {"paths": ["/a"]}, "cache": {"edge_ttl": "0s"}}]}),
+            "rules[0].cache.edge_ttl",
+            "more than 0",
+        ),
         (json!({"cache_key": {"query": "ignore", "query_include": ["id"]}}), "cache_key.query", "would do nothing"),
         (json!({"error_pages": [{"status": "600", "body": "x"}]}), "error_pages[0].status", "write \"4xx\""),
         (json!({"rules": [{"match": {"country": ["DE"]}}]}), "rules[0].match.country", "unknown field"),
@@ -271,7 +278,7 @@ async fn a_tenants_rules_through_the_api_reach_the_node_and_stay_with_its_servic
     assert!(second.cache_status().hit(), "{}", second.summary());
     assert_eq!(fleet.origin.count("/p"), 1);
     // A purge through the control plane, by the URL as a client sent it.
-    fleet.purge(json!({"url": "shop.test/p?utm_source=zzz"})).await?;
+    fleet.purge(json!({"urls": ["shop.test/p?utm_source=zzz"]})).await?;
     let purged = edge.get("shop.test", "/p").await?;
     assert!(!purged.cache_status().hit(), "{}", purged.summary());
     Ok(())

@@ -13,11 +13,15 @@ pub const MAX_GLOB_LEN: usize = 256;
 pub struct Glob(String);
 
 impl Glob {
-    /// `pattern` as a glob: 1 to 256 bytes, no control characters.
+    /// `pattern` as a glob: up to 256 bytes, no control characters. The empty glob matches
+    /// the empty string only (a bare `?flag` parameter's value).
     pub fn new(pattern: impl Into<String>) -> Result<Self, String> {
         let pattern = pattern.into();
-        if pattern.is_empty() || pattern.len() > MAX_GLOB_LEN {
-            return Err(format!("{} bytes; write 1 to {MAX_GLOB_LEN}, e.g. \"/static/*\" or \"utm_*\"", pattern.len()));
+        if pattern.len() > MAX_GLOB_LEN {
+            return Err(format!(
+                "{} bytes; write at most {MAX_GLOB_LEN}, e.g. \"/static/*\" or \"utm_*\"",
+                pattern.len()
+            ));
         }
         if let Some(c) = pattern.chars().find(|c| c.is_control()) {
             return Err(format!("{pattern:?}: control character {c:?}; globs match text, use * and ?"));
@@ -135,7 +139,7 @@ mod tests {
 
     #[test]
     fn bad_globs_are_refused() {
-        assert!(Glob::new("").is_err());
+        assert!(Glob::new("").is_ok_and(|g| g.matches("") && !g.matches("a")));
         assert!(Glob::new("x".repeat(MAX_GLOB_LEN + 1)).is_err());
         assert!(Glob::new("a\nb").is_err());
     }

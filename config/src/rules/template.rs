@@ -119,11 +119,11 @@ mod tests {
         let cases: &[(&str, Result<Vec<Piece>, &str>)] = &[
             ("plain", Ok(vec![lit("plain")])),
             ("", Ok(vec![])),
+            ("https://{host}{path}", Ok(vec![lit("https://"), Piece::Host, Piece::Path])),
             (
-                "https://{host}{path}",
-                Ok(vec![lit("https://"), Piece::Host, Piece::Path]),
+                "v={query.v}&ip={client_ip}",
+                Ok(vec![lit("v="), Piece::QueryParam("v".into()), lit("&ip="), Piece::ClientIp]),
             ),
-            ("v={query.v}&ip={client_ip}", Ok(vec![lit("v="), Piece::QueryParam("v".into()), lit("&ip="), Piece::ClientIp])),
             ("{scheme}{query}", Ok(vec![Piece::Scheme, Piece::Query])),
             ("a\r\nSet-Cookie: x=1", Err("control character")),
             ("{nope}", Err("unknown variable {nope}")),

@@ -94,7 +94,10 @@ fn check_rule(report: &mut Report<'_>, at: &str, rule: &RuleConfig) {
             );
         }
         if cache.bypass && (cache.edge_ttl.is_some() || cache.key.is_some()) {
-            report.error(format!("{c}bypass"), "a bypassed request is neither looked up nor stored; remove edge_ttl and key, or bypass");
+            report.error(
+                format!("{c}bypass"),
+                "a bypassed request is neither looked up nor stored; remove edge_ttl and key, or bypass",
+            );
         }
         if let Some(key) = &cache.key {
             check_key(report, &format!("{c}key."), key);
@@ -135,7 +138,10 @@ fn check_match(report: &mut Report<'_>, at: &str, m: &MatchConfig) {
     for (i, method) in m.methods.iter().enumerate() {
         let token = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase() || b == b'-');
         if !token {
-            report.error(format!("{at}methods[{i}]"), format!("{method:?} is not a method; write it upper-case, e.g. \"GET\""));
+            report.error(
+                format!("{at}methods[{i}]"),
+                format!("{method:?} is not a method; write it upper-case, e.g. \"GET\""),
+            );
         }
     }
     for (i, path) in m.paths.iter().enumerate() {
@@ -182,12 +188,17 @@ fn check_redirect(report: &mut Report<'_>, at: &str, redirect: &RedirectConfig, 
     if !absolute && !to.starts_with('/') {
         report.error(
             format!("{at}to"),
-            format!("{to:?}: write an absolute URL (\"https://www.shop.example{{path}}\") or a path (\"/new{{path}}\")"),
+            format!(
+                "{to:?}: write an absolute URL (\"https://www.shop.example{{path}}\") or a path (\"/new{{path}}\")"
+            ),
         );
         return;
     }
     if let Some(why) = redirect_loop(redirect, when) {
-        report.error(format!("{at}to"), format!("{to:?} redirects to a URL this rule matches again ({why}); the client would loop"));
+        report.error(
+            format!("{at}to"),
+            format!("{to:?} redirects to a URL this rule matches again ({why}); the client would loop"),
+        );
     }
 }
 
@@ -243,7 +254,10 @@ fn check_page(report: &mut Report<'_>, at: &str, page: &ErrorPageConfig, before:
                 report.error(format!("{at}status"), format!("\"{}\" has a page already; keep one", page.status));
             }
             if page.upstream && low < 500 {
-                report.error(format!("{at}upstream"), "only upstream 5xx responses can be replaced; use it with \"5xx\" or a 5xx status");
+                report.error(
+                    format!("{at}upstream"),
+                    "only upstream 5xx responses can be replaced; use it with \"5xx\" or a 5xx status",
+                );
             }
         }
     }
@@ -293,37 +307,89 @@ mod tests {
     fn each_rule_problem_names_its_field() {
         let rule = |r: serde_json::Value| json!({"rules": [r]});
         let cases = [
-            (json!({"cache_key": {"query": "ignore", "query_exclude": ["utm_*"]}}), "cache_key.query", "would do nothing"),
+            (
+                json!({"cache_key": {"query": "ignore", "query_exclude": ["utm_*"]}}),
+                "cache_key.query",
+                "would do nothing",
+            ),
             (json!({"cache_key": {"headers": ["a b"]}}), "cache_key.headers[0]", "not a field name"),
             (json!({"cache_key": {"headers": ["x-a", "X-A"]}}), "cache_key.headers[1]", "listed twice"),
             (json!({"cache_key": {"cookies": vec!["c"; 9]}}), "cache_key.cookies", "use 0 to 8"),
             (rule(json!({"name": "has space"})), "rules[0].name", "no spaces"),
             (rule(json!({"match": {"methods": ["get"]}})), "rules[0].match.methods[0]", "upper-case"),
             (rule(json!({"match": {"paths": ["static/*"]}})), "rules[0].match.paths[0]", "start it with /"),
-            (rule(json!({"match": {"headers": [{"name": "x y"}]}})), "rules[0].match.headers[0].name", "not a field name"),
-            (rule(json!({"match": {"query": [{"name": "a=b"}]}})), "rules[0].match.query[0].name", "not a query parameter"),
+            (
+                rule(json!({"match": {"headers": [{"name": "x y"}]}})),
+                "rules[0].match.headers[0].name",
+                "not a field name",
+            ),
+            (
+                rule(json!({"match": {"query": [{"name": "a=b"}]}})),
+                "rules[0].match.query[0].name",
+                "not a query parameter",
+            ),
             (rule(json!({"cache": {"edge_ttl": "0s"}})), "rules[0].cache.edge_ttl", "more than 0"),
             (rule(json!({"cache": {"stale_if_error": "1m"}})), "rules[0].cache.edge_ttl", "missing"),
             (rule(json!({"cache": {"bypass": true, "edge_ttl": "1m"}})), "rules[0].cache.bypass", "neither looked up"),
-            (rule(json!({"cache": {"key": {"query": "ignore", "query_include": ["a"]}}})), "rules[0].cache.key.query", "would do nothing"),
-            (rule(json!({"request_headers": {"set": {"Host": "x"}}})), "rules[0].request_headers.set.Host", "cannot change"),
-            (rule(json!({"response_headers": {"remove": ["bad name"]}})), "rules[0].response_headers.remove.bad name", "not a field name"),
-            (rule(json!({"response_headers": {"append": {"transfer-encoding": "chunked"}}})), "rules[0].response_headers.append.transfer-encoding", "cannot change"),
-            (rule(json!({"redirect": {"to": "https://x{path}", "status": 200}})), "rules[0].redirect.status", "use 301"),
+            (
+                rule(json!({"cache": {"key": {"query": "ignore", "query_include": ["a"]}}})),
+                "rules[0].cache.key.query",
+                "would do nothing",
+            ),
+            (
+                rule(json!({"request_headers": {"set": {"Host": "x"}}})),
+                "rules[0].request_headers.set.Host",
+                "cannot change",
+            ),
+            (
+                rule(json!({"response_headers": {"remove": ["bad name"]}})),
+                "rules[0].response_headers.remove.bad name",
+                "not a field name",
+            ),
+            (
+                rule(json!({"response_headers": {"append": {"transfer-encoding": "chunked"}}})),
+                "rules[0].response_headers.append.transfer-encoding",
+                "cannot change",
+            ),
+            (
+                rule(json!({"redirect": {"to": "https://x{path}", "status": 200}})),
+                "rules[0].redirect.status",
+                "use 301",
+            ),
             (rule(json!({"redirect": {"to": "x{path}"}})), "rules[0].redirect.to", "absolute URL"),
             (rule(json!({"redirect": {"to": "{scheme}://{host}{path}"}})), "rules[0].redirect.to", "loop"),
-            (rule(json!({"match": {"paths": ["/old/*"]}, "redirect": {"to": "/old/new"}})), "rules[0].redirect.to", "loop"),
+            (
+                rule(json!({"match": {"paths": ["/old/*"]}, "redirect": {"to": "/old/new"}})),
+                "rules[0].redirect.to",
+                "loop",
+            ),
             (rule(json!({"redirect": {"to": "https://{host}{path}"}})), "rules[0].redirect.to", "loop"),
-            (rule(json!({"match": {"paths": ["/b"]}, "redirect": {"to": "/a"}, "deny": {}})), "rules[0].deny", "not both"),
+            (
+                rule(json!({"match": {"paths": ["/b"]}, "redirect": {"to": "/a"}, "deny": {}})),
+                "rules[0].deny",
+                "not both",
+            ),
             (rule(json!({"deny": {"status": 500}})), "rules[0].deny.status", "use 403"),
             (rule(json!({"deny": {"body": "x".repeat(65 * 1024)}})), "rules[0].deny.body", "at most 64KiB"),
             (json!({"rules": vec![json!({}); 257]}), "rules", "use 0 to 256"),
             (json!({"https_redirect_status": 303}), "https_redirect_status", "use 301, 302, 307 or 308"),
             (json!({"hsts": {"max_age": "0s"}}), "hsts.max_age", "more than 0"),
             (json!({"error_pages": [{"status": "6xx", "body": "x"}]}), "error_pages[0].status", "write \"4xx\""),
-            (json!({"error_pages": [{"status": "404", "body": "x", "upstream": true}]}), "error_pages[0].upstream", "5xx"),
-            (json!({"error_pages": [{"status": "5xx", "body": "a"}, {"status": "5xx", "body": "b"}]}), "error_pages[1].status", "has a page already"),
-            (json!({"error_pages": [{"status": "5xx", "body": "a", "content_type": "text/html\r\nx: y"}]}), "error_pages[0].content_type", "control character"),
+            (
+                json!({"error_pages": [{"status": "404", "body": "x", "upstream": true}]}),
+                "error_pages[0].upstream",
+                "5xx",
+            ),
+            (
+                json!({"error_pages": [{"status": "5xx", "body": "a"}, {"status": "5xx", "body": "b"}]}),
+                "error_pages[1].status",
+                "has a page already",
+            ),
+            (
+                json!({"error_pages": [{"status": "5xx", "body": "a", "content_type": "text/html\r\nx: y"}]}),
+                "error_pages[0].content_type",
+                "control character",
+            ),
         ];
         for (extra, path, fragment) in cases {
             let found = problems(extra.clone());

@@ -48,7 +48,12 @@ impl EdgeTtl {
 /// the response must not be stored or reused as it is.
 fn has_lifetime(headers: &HeaderMap) -> bool {
     let (d, _) = policy::response_directives(headers);
-    d.max_age.is_some() || d.s_maxage.is_some() || d.no_store || d.no_cache || d.private || headers.contains_key(header::EXPIRES)
+    d.max_age.is_some()
+        || d.s_maxage.is_some()
+        || d.no_store
+        || d.no_cache
+        || d.private
+        || headers.contains_key(header::EXPIRES)
 }
 
 #[cfg(test)]
@@ -63,15 +68,27 @@ mod tests {
             ("§5.2.2.1 origin max-age respected", false, 200, &[("cache-control", "max-age=60")], None),
             ("§5.3 Expires respected", false, 200, &[("expires", "Thu, 01 Jan 2099 00:00:00 GMT")], None),
             ("§5.2.2.5 no-store respected", false, 200, &[("cache-control", "no-store")], None),
-            ("Cache-Control: public alone names no lifetime", false, 200, &[("cache-control", "public")], Some("max-age=86400")),
+            (
+                "Cache-Control: public alone names no lifetime",
+                false,
+                200,
+                &[("cache-control", "public")],
+                Some("max-age=86400"),
+            ),
             ("override beats max-age", true, 200, &[("cache-control", "max-age=60")], Some("max-age=86400")),
-            ("RFC 9213 override replaces the origin's CDN-Cache-Control", true, 200, &[("cdn-cache-control", "max-age=5")], Some("max-age=86400")),
+            (
+                "RFC 9213 override replaces the origin's CDN-Cache-Control",
+                true,
+                200,
+                &[("cdn-cache-control", "max-age=5")],
+                Some("max-age=86400"),
+            ),
             ("a 5xx is never given a lifetime", true, 503, &[], None),
             ("a 404 is cacheable by default", false, 404, &[], Some("max-age=86400")),
         ];
         for (clause, over, status, fields, want) in cases {
             let mut h = HeaderMap::new();
-            for (n, v) in *fields {
+            for &(n, v) in fields.iter() {
                 h.insert(http::HeaderName::from_static(n), HeaderValue::from_static(v));
             }
             let before = h.get(&CDN_CACHE_CONTROL).cloned();

@@ -291,8 +291,11 @@ impl Transforms<'_> {
                 None => {
                     let base = self.base_request(client, None);
                     let path = base.uri.path_and_query().map_or("/", |p| p.as_str());
-                    self.vary_of_stored(&CacheKey::new(&self.svc.name, self.host, path).with_extra(&base.extensions), &base.headers)
-                        .await
+                    self.vary_of_stored(
+                        &CacheKey::new(&self.svc.name, self.host, path).with_extra(&base.extensions),
+                        &base.headers,
+                    )
+                    .await
                 }
             };
             if varies {

@@ -168,10 +168,20 @@ mod tests {
             ("sort by name", json!({"query": "sort"}), "b=1&a=2", "a=2&b=1"),
             ("sort by name then value", json!({"query": "sort"}), "a=2&a=1&a", "a&a=1&a=2"),
             ("sort: a name before its longer sibling", json!({"query": "sort"}), "ab=1&a=2", "a=2&ab=1"),
-            ("exclude globs", json!({"query_exclude": ["utm_*", "fbclid"]}), "utm_source=a&id=7&fbclid=x&utm_medium=b", "id=7"),
+            (
+                "exclude globs",
+                json!({"query_exclude": ["utm_*", "fbclid"]}),
+                "utm_source=a&id=7&fbclid=x&utm_medium=b",
+                "id=7",
+            ),
             ("exclude everything", json!({"query_exclude": ["utm_*"]}), "utm_source=a", ""),
             ("include only", json!({"query_include": ["id", "page"]}), "x=1&page=2&id=3", "page=2&id=3"),
-            ("include and sort", json!({"query": "sort", "query_include": ["id", "page"]}), "x=1&page=2&id=3", "id=3&page=2"),
+            (
+                "include and sort",
+                json!({"query": "sort", "query_include": ["id", "page"]}),
+                "x=1&page=2&id=3",
+                "id=3&page=2",
+            ),
             ("empty pairs dropped when filtering", json!({"query_exclude": ["z"]}), "a=1&&b=2", "a=1&b=2"),
         ];
         for (what, json, query, want) in cases {

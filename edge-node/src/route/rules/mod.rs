@@ -13,7 +13,6 @@ pub mod matcher;
 pub mod render;
 pub mod response;
 
-
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use outpost_config::{HeaderOps, OriginCacheControl, RuleConfig, ServiceConfig, Template};
@@ -78,7 +77,9 @@ impl Rules {
             rules.push(Rule::compile(i, r).map_err(|e| format!("rules[{i}].{e}"))?);
         }
         let https_redirect = match svc.https_redirect {
-            true => Some(StatusCode::from_u16(svc.https_redirect_status).map_err(|e| format!("https_redirect_status: {e}"))?),
+            true => Some(
+                StatusCode::from_u16(svc.https_redirect_status).map_err(|e| format!("https_redirect_status: {e}"))?,
+            ),
             false => None,
         };
         let hsts = svc.hsts.as_ref().map(|h| {
@@ -111,8 +112,7 @@ impl Rules {
             return Flow::Respond(answer::redirect(status, &target));
         }
         let (path, query) = (uri.path(), uri.query());
-        let facts =
-            Facts { method: req.method(), host, path, query, headers: req.headers(), client_ip, tls };
+        let facts = Facts { method: req.method(), host, path, query, headers: req.headers(), client_ip, tls };
         let index = self.rules.iter().position(|r| r.when.matches(&facts));
         let rule = index.map(|i| &self.rules[i]);
         let vars = Vars { host, path, query, client_ip, tls };
@@ -158,7 +158,8 @@ impl Rules {
         };
         let headers = http::HeaderMap::new();
         let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
-        let facts = Facts { method: &http::Method::GET, host, path, query, headers: &headers, client_ip: ip, tls: true };
+        let facts =
+            Facts { method: &http::Method::GET, host, path, query, headers: &headers, client_ip: ip, tls: true };
         let rule = self.rules.iter().find(|r| r.when.matches(&facts));
         let spec = rule.and_then(|r| r.key.as_ref()).unwrap_or(&self.key);
         match query.map(|q| spec.query(q)) {
@@ -224,7 +225,9 @@ impl Rule {
 
 impl HeaderActions {
     fn compile(ops: &HeaderOps) -> Result<Self, String> {
-        let name = |n: &str| HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes()).map_err(|_| format!("{n}: not a field name"));
+        let name = |n: &str| {
+            HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes()).map_err(|_| format!("{n}: not a field name"))
+        };
         let pairs = |m: &std::collections::BTreeMap<String, Template>| -> Result<Vec<_>, String> {
             m.iter().map(|(n, t)| Ok((name(n)?, t.clone()))).collect()
         };

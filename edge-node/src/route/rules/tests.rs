@@ -29,9 +29,10 @@ const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
 
 fn answer(r: &Rules, req: &mut Request<EdgeBody>, tls: bool) -> Option<(u16, Option<String>)> {
     match r.apply("shop.test", req, CLIENT, tls) {
-        Flow::Respond(resp) => {
-            Some((resp.status().as_u16(), resp.headers().get("location").and_then(|v| v.to_str().ok()).map(String::from)))
-        }
+        Flow::Respond(resp) => Some((
+            resp.status().as_u16(),
+            resp.headers().get("location").and_then(|v| v.to_str().ok()).map(String::from),
+        )),
         Flow::Continue(_) => None,
     }
 }
@@ -50,12 +51,24 @@ fn answers_redirects_and_denials() {
     let https = rules(json!({"https_redirect": true}));
     let https_308 = rules(json!({"https_redirect": true, "https_redirect_status": 308}));
     let cases: &[(&str, &Rules, &str, bool, Option<(u16, Option<&str>)>)] = &[
-        ("rule redirect keeps path and query", &set, "/old/a?q=1", false, Some((308, Some("https://new.test/old/a?q=1")))),
+        (
+            "rule redirect keeps path and query",
+            &set,
+            "/old/a?q=1",
+            false,
+            Some((308, Some("https://new.test/old/a?q=1"))),
+        ),
         ("query dropped", &set, "/drop/a?q=1", false, Some((301, Some("/kept?x=1")))),
         ("query kept after the target's own", &set, "/keep/a?q=1", false, Some((301, Some("/kept?x=1&q=1")))),
         ("deny for the network", &set, "/admin/x", false, Some((451, None))),
         ("no rule answers", &set, "/other", false, None),
-        ("HTTP to HTTPS keeps path and query", &https, "/a/b?c=d", false, Some((301, Some("https://shop.test/a/b?c=d")))),
+        (
+            "HTTP to HTTPS keeps path and query",
+            &https,
+            "/a/b?c=d",
+            false,
+            Some((301, Some("https://shop.test/a/b?c=d"))),
+        ),
         ("not over TLS", &https, "/a/b?c=d", true, None),
         ("its status", &https_308, "/", false, Some((308, Some("https://shop.test/")))),
     ];
@@ -103,7 +116,10 @@ fn first_match_wins_and_shapes_the_request() {
     let Flow::Continue(applied) = r.apply("shop.test", &mut req, CLIENT, false) else { panic!("answered") };
     let o = req.extensions().get::<Overrides>().cloned().unwrap_or_default();
     assert_eq!(o.key_extra.as_deref(), Some("\u{1c}h.accept-language=de"));
-    assert_eq!(applied.key_debug.as_ref().and_then(|v| v.to_str().ok()), Some("shop.test/i18n/x; h.accept-language=de"));
+    assert_eq!(
+        applied.key_debug.as_ref().and_then(|v| v.to_str().ok()),
+        Some("shop.test/i18n/x; h.accept-language=de")
+    );
 
     // Bypass by query parameter.
     let mut req = request("GET", "/x?preview=1", &[]);
@@ -137,7 +153,10 @@ fn finishes_responses() {
     assert_eq!(h.get_all("vary").iter().count(), 2, "append keeps the origin's line");
     assert!(!h.contains_key("server"));
     assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("max-age=3600"));
-    assert_eq!(h.get("strict-transport-security").and_then(|v| v.to_str().ok()), Some("max-age=31536000; includeSubDomains"));
+    assert_eq!(
+        h.get("strict-transport-security").and_then(|v| v.to_str().ok()),
+        Some("max-age=31536000; includeSubDomains")
+    );
     assert_eq!(h.get("outpost-rule").and_then(|v| v.to_str().ok()), Some("static"));
     let plain = r.finish(&Applied::default(), &vars("/", false), Response::new(crate::body::empty()));
     assert!(!plain.headers().contains_key("strict-transport-security"), "RFC 6797 §7.2: never over plain HTTP");
