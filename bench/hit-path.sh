@@ -14,6 +14,9 @@
 #   BENCH_CONNECTIONS  wrk connections. Default: 32
 #   BENCH_ROUNDS       rounds; the table shows the median, the order alternates. Default: 3
 #   BENCH_WARMUP       wrk warm-up per case before the first round (0 skips it). Default: 2s
+#   BENCH_RULES        N > 0 adds a fifth server, edge-node-rules: the edge node whose service has
+#                      N rules of which only the last matches (it sets a response field), to
+#                      measure what evaluating rules costs a hit. Default: 0 (off)
 #
 # See bench/README.md for how to read the ratios.
 set -euo pipefail
@@ -31,6 +34,9 @@ HOST=bench.test
 OBJECTS=(1KiB:1024 100KiB:102400)
 # Servers: the *-log instances write their access log to a file in the temp dir.
 SERVERS=(nginx edge-node nginx-log edge-node-log)
+RULES=${BENCH_RULES:-0}
+[[ "$RULES" =~ ^[0-9]+$ ]] || { echo "BENCH_RULES=$RULES: a whole number" >&2; exit 2; }
+if ((RULES > 0)); then SERVERS+=(edge-node-rules); fi
 declare -A PORT ADMIN
 
 BENCH_NAME=hit-path
@@ -144,7 +150,17 @@ start_nginx() { # name template port cpu [access_log directive]
     wait_port "$3" "$!" "$name"
 }
 
-start_edge() { # name access
+# N rules for the service: N-1 that never match (a path and a field each, so every one is
+# looked at) and a last one, matching every path, that sets a response field.
+rules_line() { # n
+    local i out="rules = ["
+    for ((i = 1; i < $1; i++)); do
+        out+="{ match = { paths = [\"/never-$i/*\"], headers = [{ name = \"x-never\", value = \"v$i\" }] }, response_headers = { set = { \"x-rule\" = \"r$i\" } } }, "
+    done
+    echo "$out{ name = \"last\", match = { paths = [\"/*\"] }, response_headers = { set = { \"x-rule\" = \"last\" } } }]"
+}
+
+start_edge() { # name access [rules]
     local name=$1 dir="$WORK/$1" pid http admin
     mkdir -p "$dir/cache"
     cat >"$dir/edge.toml" <<EOF
@@ -171,6 +187,7 @@ name = "bench"
 hosts = ["$HOST"]
 origin = "http://127.0.0.1:$ORIGIN_PORT"
 EOF
+    if [[ -n "${3:-}" ]]; then rules_line "$3" >>"$dir/edge.toml"; fi
     taskset -c "$SERVER_CPU" "$EDGE" --config "$dir/edge.toml" --ready-file "$dir/ready.json" \
         </dev/null >/dev/null 2>>"$WORK/logs/edge-node.stderr" &
     pid=$!
@@ -326,6 +343,7 @@ report() {
         ratio_row "$name" "edge/nginx, logs on" edge-node-log nginx-log
         ratio_row "$name" "edge log on/off" edge-node-log edge-node
         ratio_row "$name" "nginx log on/off" nginx-log nginx
+        if ((RULES > 0)); then ratio_row "$name" "edge $RULES rules/none" edge-node-rules edge-node; fi
     done
     echo
     echo "edge/nginx: req/s above 1.00x means the edge node served more; p50/p99 below 1.00x means it"
@@ -385,6 +403,7 @@ main() {
         "access_log $WORK/logs/nginx-access.log;"
     start_edge edge-node off
     start_edge edge-node-log "$WORK/logs/edge-access.log"
+    if ((RULES > 0)); then start_edge edge-node-rules off "$RULES"; fi
     log "origin 127.0.0.1:$ORIGIN_PORT; $(for s in "${SERVERS[@]}"; do printf '%s 127.0.0.1:%s  ' "$s" "${PORT[$s]}"; done)"
 
     for s in "${SERVERS[@]}"; do warm "$s"; done
@@ -401,6 +420,7 @@ main() {
     fi
     for ((r = 1; r <= ROUNDS; r++)); do
         if ((r % 2)); then order=("${SERVERS[@]}"); else order=(edge-node-log nginx-log edge-node nginx); fi
+        if ((RULES > 0 && r % 2 == 0)); then order=(edge-node-rules "${order[@]}"); fi
         for obj in "${OBJECTS[@]}"; do
             name=${obj%%:*}
             for s in "${order[@]}"; do

@@ -22,6 +22,8 @@
 //! - `net`: [`net::Cidr`] (also `trusted_networks` entries) and [`net::tenant`], the networks a
 //!   tenant's upstream may not be in
 //!   (judged by the control plane on what a tenant writes, and by nodes on what names resolve to).
+//! - `rules`: per-service rules without code: [`CacheKeyConfig`], [`RuleConfig`] (first match
+//!   wins), [`HstsConfig`], [`ErrorPageConfig`]; [`Glob`] and [`Template`], parsed when read.
 //! - `purge`: [`PurgeRequest`], the JSON body of `POST /purge`, shared with the control plane.
 //! - [`validate_service`]: one service checked on its own, as the control plane receives it.
 //! - `control`: what the control plane stores and nodes follow: [`ServiceRecord`],
@@ -85,6 +87,7 @@ mod origin;
 mod properties;
 mod purge;
 pub mod roles;
+pub mod rules;
 mod service;
 mod timestamp;
 pub mod units;
@@ -112,6 +115,10 @@ pub use node::{
 };
 pub use origin::{OriginUrl, Scheme};
 pub use purge::{PurgeRequest, PurgeTarget};
+pub use rules::{
+    CacheKeyConfig, CacheRuleConfig, DenyConfig, ErrorPageConfig, FieldMatch, Glob, HeaderOps, HstsConfig, MatchConfig,
+    OriginCacheControl, QueryKeep, QueryMode, RedirectConfig, RuleConfig, SchemeMatch, Template,
+};
 pub use service::{HostHeader, OriginProtocol, ServiceConfig};
 pub use timestamp::{Timestamp, civil_from_days};
 pub use units::{ByteSize, MAX_DURATION, format_duration, parse_duration};

@@ -11,6 +11,7 @@ use crate::host::HostPattern;
 use crate::images::ImagesConfig;
 use crate::net::Cidr;
 use crate::origin::{OriginUrl, parse_authority};
+use crate::rules::{CacheKeyConfig, ErrorPageConfig, HstsConfig, RuleConfig};
 use crate::units::{ByteSize, option_duration};
 use crate::upstreams::{Balance, HealthConfig, OriginConfig, PassiveConfig, RetryConfig, ShieldConfig};
 
@@ -137,6 +138,36 @@ pub struct ServiceConfig {
     /// before the cache; its backend fetches come back through the cache. Default: none.
     #[serde(default)]
     pub function: Option<FunctionConfig>,
+    /// `[services.cache_key]`: the query string kept, ignored, sorted or filtered, and the
+    /// headers and cookies added to the key. Default: the query kept as sent, nothing added.
+    #[serde(default)]
+    pub cache_key: CacheKeyConfig,
+    /// `[[services.rules]]`: conditions and actions, first match wins (see [`crate::rules`]).
+    /// Default: none; at most 256.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Answer requests that arrive over plain HTTP with a redirect to the same URL over
+    /// HTTPS (path and query kept), before any rule. Default: false.
+    #[serde(default)]
+    pub https_redirect: bool,
+    /// The status of that redirect: 301, 302, 307 or 308. Default: 301.
+    #[serde(default = "default_https_redirect_status")]
+    pub https_redirect_status: u16,
+    /// `[services.hsts]`: `Strict-Transport-Security` on responses over TLS. Default: none.
+    #[serde(default)]
+    pub hsts: Option<HstsConfig>,
+    /// Add `Outpost-Cache-Key` (the normalised key: host, path, query, added fields) and
+    /// `Outpost-Rule` (the rule that matched) to responses, for the operator. Default: false.
+    #[serde(default)]
+    pub debug_headers: bool,
+    /// `[[services.error_pages]]`: pages served for the node's own errors (and, when asked,
+    /// the upstream's 5xx), by status or class. Default: none; at most 16.
+    #[serde(default)]
+    pub error_pages: Vec<ErrorPageConfig>,
+}
+
+fn default_https_redirect_status() -> u16 {
+    301
 }
 
 fn yes() -> bool {

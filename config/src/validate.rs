@@ -7,6 +7,7 @@
 mod compression;
 mod control;
 mod function;
+mod rules;
 mod service;
 mod upstreams;
 

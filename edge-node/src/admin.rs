@@ -176,6 +176,7 @@ fn resolve(admin: &Admin, req: &PurgeRequest) -> Result<(String, Target), Respon
             return Err(error(StatusCode::BAD_REQUEST, "service_required", msg));
         }
     };
+    let target = router.purge_target(&service, target);
     Ok((service, target))
 }
 

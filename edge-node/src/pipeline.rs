@@ -19,6 +19,8 @@ use crate::http::SHIELD_HEALTH_PATH;
 use crate::http::body_limit::LimitedBody;
 use crate::listen::{Asterisk, ConnBuilders};
 use crate::respond::{self, AccessLog, Outcome};
+use crate::route::rules::Flow;
+use crate::route::rules::render::Vars;
 
 /// What every request on this node shares: built once per config version.
 pub struct NodeState {
@@ -92,6 +94,17 @@ where
     };
     outcome.service = Some(&route.service.name);
     tracing::Span::current().record("service", &*route.service.name);
+    // route: the service's rules answer (redirect, deny) or shape the request and its key.
+    let started = Instant::now();
+    let flow = route.service.rules.apply(&route.host, &mut req, ctx.conn.peer.ip(), ctx.conn.tls);
+    ctx.record(Phase::Route, started.elapsed());
+    let applied = match flow {
+        Flow::Continue(applied) => applied,
+        Flow::Respond(resp) => return respond::finish(&ctx, resp, outcome, &state.access_log),
+    };
+    let (path, query) = head.path.split_once('?').map_or((head.path.as_str(), None), |(p, q)| (p, Some(q)));
+    let vars = Vars { host: &route.host, path, query, client_ip: ctx.conn.peer.ip(), tls: ctx.conn.tls };
+    let rules = &route.service.rules;
     // The phases' way to the client's connection for 1xx (RFC 9110 §15.2), when it has one.
     crate::hints::attach(&mut req, &route.service.hints);
     // function: the service's edge function answers; its fetches re-enter at the transform phase.
@@ -100,8 +113,11 @@ where
         let result = function.serve(&state.delivery, &route.service, &route.host, req, &ctx).await;
         ctx.record(Phase::Function, started.elapsed());
         return match result {
-            Ok(resp) => respond::finish(&ctx, for_client(&state, resp), outcome, &state.access_log),
-            Err(e) => fail(&state, &ctx, outcome, &e),
+            Ok(resp) => {
+                let resp = rules.finish(&applied, &vars, for_client(&state, resp));
+                respond::finish(&ctx, resp, outcome, &state.access_log)
+            }
+            Err(e) => fail_routed(&state, &ctx, outcome, &e, |resp| rules.error(&applied, &vars, resp)),
         };
     }
     // transform · cache · upstream · store
@@ -110,9 +126,10 @@ where
     match served {
         Ok(served) => {
             outcome.cache = Some(&served.status);
-            respond::finish(&ctx, for_client(&state, served.response), outcome, &state.access_log)
+            let resp = rules.finish(&applied, &vars, for_client(&state, served.response));
+            respond::finish(&ctx, resp, outcome, &state.access_log)
         }
-        Err(e) => fail(&state, &ctx, outcome, &e),
+        Err(e) => fail_routed(&state, &ctx, outcome, &e, |resp| rules.error(&applied, &vars, resp)),
     }
 }
 
@@ -186,8 +203,20 @@ fn for_client(state: &NodeState, mut resp: Response<EdgeBody>) -> Response<EdgeB
     resp
 }
 
-fn fail<'a>(state: &NodeState, ctx: &RequestCtx, mut outcome: Outcome<'a>, err: &'a EdgeError) -> Response<EdgeBody> {
-    let resp = respond::error_response(ctx, err);
+fn fail<'a>(state: &NodeState, ctx: &RequestCtx, outcome: Outcome<'a>, err: &'a EdgeError) -> Response<EdgeBody> {
+    fail_routed(state, ctx, outcome, err, |resp| resp)
+}
+
+/// [`fail`] for a request routed to a service, whose rules finish the error response (its
+/// error page, its fields).
+fn fail_routed<'a>(
+    state: &NodeState,
+    ctx: &RequestCtx,
+    mut outcome: Outcome<'a>,
+    err: &'a EdgeError,
+    finish: impl FnOnce(Response<EdgeBody>) -> Response<EdgeBody>,
+) -> Response<EdgeBody> {
+    let resp = finish(respond::error_response(ctx, err));
     outcome.error = Some(err);
     // RFC 9211: an error the cache phase made from an upstream response still says what the
     // cache saw (`fwd-status=200; detail=upstream-body-incomplete`).

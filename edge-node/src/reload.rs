@@ -49,6 +49,11 @@ impl Reloader {
         Self { state, sources: Mutex::new(Sources { file, remote: Vec::new() }) }
     }
 
+    /// The routing table in force.
+    pub fn router(&self) -> Arc<crate::route::Router> {
+        self.state.routes.current()
+    }
+
     /// A re-read config file (SIGHUP). On error the table in force stays.
     pub async fn reload_file(&self, file: NodeConfig) -> Result<usize, ReloadError> {
         let mut sources = self.sources.lock().await;

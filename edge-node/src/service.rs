@@ -31,6 +31,8 @@ pub struct CompiledService {
     pub trusted_networks: Arc<[outpost_config::Cidr]>,
     /// Interim responses: early hints from cache, and the bound on forwarded 1xx.
     pub hints: crate::hints::HintsPolicy,
+    /// Cache key, rules, HTTP→HTTPS, HSTS and error pages, for the route and respond phases.
+    pub rules: crate::route::rules::Rules,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,11 @@ impl CompiledService {
             index,
             name: svc.name.clone(),
             message: e.to_string(),
+        })?;
+        let rules = crate::route::rules::Rules::compile(svc).map_err(|message| CompileError {
+            index,
+            name: svc.name.clone(),
+            message,
         })?;
         let function = match &svc.function {
             // Functions run on the edge that takes the client's request; what reaches a shield
@@ -84,6 +91,7 @@ impl CompiledService {
             function,
             trusted_networks: node.listen.trusted_networks.iter().chain(&svc.trusted_networks).copied().collect(),
             hints: crate::hints::HintsPolicy::from_config(svc),
+            rules,
         })
     }
 

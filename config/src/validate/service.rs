@@ -1,7 +1,7 @@
 //! Checks of one service that need nothing but the service (and, for a node's config, the
 //! node's cache bounds): its name, hosts, upstreams, compression, images and durations.
 
-use super::{Report, Scope, compression, function, upstreams};
+use super::{Report, Scope, compression, function, rules, upstreams};
 use crate::service::{ServiceConfig, is_service_name};
 use crate::units::ByteSize;
 
@@ -23,6 +23,7 @@ pub(super) fn check(report: &mut Report<'_>, at: &str, service: &ServiceConfig) 
     if let Some(f) = &service.function {
         function::check(report, &format!("{at}function."), f);
     }
+    rules::check(report, at, service);
 }
 
 fn check_name(report: &mut Report<'_>, at: &str, name: &str) {

@@ -294,6 +294,8 @@ impl Agent {
                     continue;
                 }
             };
+            // A URL as the service's cache key shapes it (its query filtered or sorted).
+            let target = self.reloader.router().purge_target(p.service.as_str(), target);
             purge::record(&self.cache, p.service.as_str(), target, p.soft, PurgeSource::Control).await?;
         }
         if effects.services_changed {

@@ -48,6 +48,8 @@ pub struct FetchJob {
     /// The key waiters collapse on (and a pass mark is recorded under); `None` for a fetch
     /// that answers its own request alone.
     pub flight_key: Option<StorageKey>,
+    /// A rule's `cache.edge_ttl`, applied to the response head before it is judged.
+    pub edge_ttl: Option<super::overrides::EdgeTtl>,
 }
 
 /// One upstream exchange: the response head (hop-by-hop fields stripped), its body, and the
@@ -60,10 +62,10 @@ struct Exchange {
 
 impl FetchJob {
     pub async fn run(self, lead: Lead) {
-        let FetchJob { cache, svc, key, client_headers, request, stale, flight_key } = self;
+        let FetchJob { cache, svc, key, client_headers, request, stale, flight_key, edge_ttl } = self;
         // Kept before the request goes: a 304 that selects nothing is asked again without it.
         let retry = stale.as_ref().map(|_| unconditional(&request));
-        let fetcher = Fetcher { cache, svc, key, client_headers, stale, flight_key };
+        let fetcher = Fetcher { cache, svc, key, client_headers, stale, flight_key, edge_ttl };
         fetcher.run(lead, request, retry).await;
     }
 }
@@ -76,6 +78,7 @@ struct Fetcher {
     client_headers: HeaderMap,
     stale: Option<(StorageKey, Arc<StoredObject>)>,
     flight_key: Option<StorageKey>,
+    edge_ttl: Option<super::overrides::EdgeTtl>,
 }
 
 impl Fetcher {
@@ -106,6 +109,9 @@ impl Fetcher {
         let response_time = SystemTime::now();
         let (mut parts, incoming) = resp.into_parts();
         policy::strip_hop_by_hop(&mut parts.headers);
+        if let Some(ttl) = &self.edge_ttl {
+            ttl.apply(parts.status, &mut parts.headers);
+        }
         let up = &self.svc.upstream;
         let body = TimedBody::new(incoming, up.between_bytes_timeout, up.total_timeout, started.into());
         Some(Exchange { parts, body, times: (request_time, response_time) })

@@ -58,6 +58,18 @@ impl CacheKey {
         Self { service: service.clone(), url, primary }
     }
 
+    /// This key with the header and cookie values the route phase's rules added to it
+    /// ([`super::overrides::Overrides::key_extra`]), after the URL: purges by URL and prefix,
+    /// which match `url`, reach every such object.
+    pub fn with_extra(mut self, extensions: &http::Extensions) -> Self {
+        if let Some(extra) = extensions.get::<super::overrides::Overrides>().and_then(|o| o.key_extra.as_deref()) {
+            let mut primary = self.primary.0;
+            primary.push_str(extra);
+            self.primary = StorageKey(primary);
+        }
+        self
+    }
+
     pub fn variant(&self, vary_key: &str) -> StorageKey {
         StorageKey(format!("{}{VARIANT_SEP}{vary_key}", self.primary))
     }

@@ -15,6 +15,7 @@ mod fetch;
 mod flight;
 pub mod key;
 mod object_response;
+pub mod overrides;
 pub mod policy;
 pub mod purge;
 pub mod serve;

@@ -14,6 +14,7 @@ use super::fetch::{FetchJob, strip_for_fill};
 use super::flight::{Join, Landing, PassBody, Storage};
 use super::key::{CacheKey, StorageKey};
 use super::object_response::{self, Source};
+use super::overrides::{EdgeTtl, Overrides};
 use super::policy::{self, Directives, Usability};
 use super::status::{CacheStatus, Detail, Fwd};
 use super::{Cache, Found};
@@ -38,6 +39,8 @@ struct Turn<'a> {
     parts: Parts,
     directives: Directives,
     fwd: &'a ForwardInfo<'a>,
+    /// A rule's `cache.edge_ttl`, for the fetch to apply to the upstream's response.
+    edge_ttl: Option<EdgeTtl>,
 }
 
 pub async fn serve(
@@ -53,6 +56,14 @@ pub async fn serve(
     if parts.method != Method::GET && parts.method != Method::HEAD {
         return pass(cache, svc, host, &path, parts, body, fwd, ctx).await;
     }
+    let overrides = parts.extensions.get::<Overrides>();
+    // A rule's `cache.bypass`: neither looked up nor stored (RFC 9211 `fwd=bypass`).
+    if overrides.is_some_and(|o| o.bypass) {
+        drop(body);
+        return pass(cache, svc, host, &path, parts, body::empty(), fwd, ctx).await;
+    }
+    let edge_ttl = overrides.and_then(|o| o.edge_ttl.clone());
+    let key = CacheKey::new(&svc.name, host, &path).with_extra(&parts.extensions);
     // RFC 9110 §9.3.1/§9.3.2: content in a GET or HEAD has no defined semantics and cannot
     // change the response, which is shared through the cache: it is not forwarded, and the
     // upstream client drops its framing fields with it (see upstream::framing). The listener
@@ -60,7 +71,7 @@ pub async fn serve(
     drop(body);
     let honor = svc.policy.honor_client_cache_control;
     let directives = policy::obeyed_request_directives(&parts.headers, honor);
-    let turn = Turn { cache, svc, key: CacheKey::new(&svc.name, host, &path), parts, directives, fwd };
+    let turn = Turn { cache, svc, key, parts, directives, fwd, edge_ttl };
     let now = SystemTime::now();
     let started = Instant::now();
     let found = cache.lookup(&turn.key, &turn.parts.headers, now).await;
@@ -192,6 +203,7 @@ impl Turn<'_> {
             client_headers: self.parts.headers.clone(),
             request: self.fill_request(stale.as_ref().map(|(_, o)| o.as_ref()), for_client),
             stale,
+            edge_ttl: self.edge_ttl.clone(),
         })
     }
 
@@ -423,13 +435,19 @@ async fn pass(
         e.within(format!("service {}", svc.name))
     })?;
     let (mut resp_parts, incoming) = resp.into_parts();
-    let unsafe_method = !matches!(parts.method, Method::OPTIONS | Method::TRACE);
+    // RFC 9111 §4.4: unsafe methods invalidate; a bypassed GET or HEAD (safe) does not.
+    let unsafe_method = !parts.method.is_safe();
     if unsafe_method && (resp_parts.status.is_success() || resp_parts.status.is_redirection()) {
         let targets = policy::invalidation_targets(host, path, &resp_parts.headers);
         cache.invalidate(&svc.name, host, &targets);
     }
     policy::strip_hop_by_hop(&mut resp_parts.headers);
-    let status = CacheStatus { fwd_status: Some(resp_parts.status.as_u16()), ..CacheStatus::forward(Fwd::Method) };
+    let why = if unsafe_method || parts.method == Method::OPTIONS || parts.method == Method::TRACE {
+        Fwd::Method
+    } else {
+        Fwd::Bypass
+    };
+    let status = CacheStatus { fwd_status: Some(resp_parts.status.as_u16()), ..CacheStatus::forward(why) };
     let up = &svc.upstream;
     let body = TimedBody::new(incoming, up.between_bytes_timeout, up.total_timeout, started.into()).boxed_unsync();
     Ok(Served { response: Response::from_parts(resp_parts, body), status })

@@ -12,6 +12,7 @@ use crate::error::{EdgeError, ErrorKind};
 use crate::service::CompiledService;
 
 pub mod authority;
+pub mod rules;
 
 /// The routing table in force: replaced whole on reload. A request takes the current table once
 /// (an `Arc` clone under a read lock held for no await), so a reload never changes the service a
@@ -79,6 +80,17 @@ impl Router {
             .iter()
             .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
             .map(|(_, svc)| svc)
+    }
+
+    /// A purge's target as the cache keys it: a URL's query shaped by its service's cache key
+    /// (filtered, sorted, ignored), so a purge of the URL a client sent reaches the object it
+    /// was stored as. Other targets, and services not running here, as they are.
+    pub fn purge_target(&self, service: &str, target: crate::cache::purge::Target) -> crate::cache::purge::Target {
+        use crate::cache::purge::Target;
+        match (target, self.services.iter().find(|s| &*s.name == service)) {
+            (Target::Url(url), Some(svc)) => Target::Url(svc.rules.purge_url(&url)),
+            (target, _) => target,
+        }
     }
 
     /// Resolve a request. On TLS, a Host the connection's certificate does not cover is 421

@@ -86,7 +86,7 @@ impl Transforms<'_> {
         let (client, _) = req.into_parts();
         let base_parts = self.base_request(&client, image.as_ref());
         let base_path = base_parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-        let base_key = CacheKey::new(&svc.name, self.host, &base_path);
+        let base_key = CacheKey::new(&svc.name, self.host, &base_path).with_extra(&client.extensions);
         let base_req = Request::from_parts(base_parts, body::empty());
         let Served { response, status } = self.cache_phase(base_req, ctx).await?;
         // A base still streaming into the store (`detail=storing`) is stored as soon as it
@@ -211,7 +211,8 @@ impl Transforms<'_> {
     /// decoded for it, per request (rare: the base is fetched with `Accept-Encoding: identity`).
     async fn serve_identity(&self, mut req: Request<EdgeBody>, ctx: &mut RequestCtx) -> Result<Served, EdgeError> {
         let head_only = req.method() == Method::HEAD;
-        let base_key = CacheKey::new(&self.svc.name, self.host, req.uri().path_and_query().map_or("/", |p| p.as_str()));
+        let base_key = CacheKey::new(&self.svc.name, self.host, req.uri().path_and_query().map_or("/", |p| p.as_str()))
+            .with_extra(req.extensions());
         req.headers_mut().insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         // Only a conditional request can be answered 304, whose Vary is read from the store.
         let conditional =
@@ -290,7 +291,11 @@ impl Transforms<'_> {
                 None => {
                     let base = self.base_request(client, None);
                     let path = base.uri.path_and_query().map_or("/", |p| p.as_str());
-                    self.vary_of_stored(&CacheKey::new(&self.svc.name, self.host, path), &base.headers).await
+                    self.vary_of_stored(
+                        &CacheKey::new(&self.svc.name, self.host, path).with_extra(&base.extensions),
+                        &base.headers,
+                    )
+                    .await
                 }
             };
             if varies {
