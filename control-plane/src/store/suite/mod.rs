@@ -88,6 +88,7 @@ pub(crate) fn put(name: &str, owner: &str, hosts: &[&str], expect: Expect) -> Se
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         expect,
         function: None,
+        decreed: Vec::new(),
     }
 }
 
