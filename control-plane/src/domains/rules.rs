@@ -355,8 +355,8 @@ mod tests {
         let now = Timestamp(100 * minute);
         let cases = [
             (checked(DomainStatus::Pending, None, None), true),
-            (checked(DomainStatus::Pending, None, Some(99 * minute)), false),
-            (checked(DomainStatus::Pending, None, Some(99 * minute - 1)), true),
+            (checked(DomainStatus::Pending, None, Some(99 * minute + 1)), false),
+            (checked(DomainStatus::Pending, None, Some(99 * minute)), true),
             (checked(DomainStatus::Lapsed, dns, Some(98 * minute)), true),
             (checked(DomainStatus::Verified, dns, Some(98 * minute)), false),
             (checked(DomainStatus::Failing, dns, Some(40 * minute)), true),
