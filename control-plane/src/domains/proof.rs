@@ -83,19 +83,17 @@ impl Prover {
                 return Ok(Some(format!("GET {url}: not fetched: {forbidden}")));
             }
         }
-        let mut last = String::new();
+        let mut failures = Vec::new();
         for addr in addrs {
             let target = SocketAddr::new(addr, self.http_port);
             match tokio::time::timeout(self.timeout, fetch(target, &domain.host, &domain.token)).await {
                 Ok(Ok(body)) if body.trim_ascii() == domain.token.as_bytes() => return Ok(None),
-                Ok(Ok(body)) => {
-                    last = format!("GET {url} ({addr}): the answer ({} bytes) is not the token", body.len())
-                }
-                Ok(Err(why)) => last = format!("GET {url} ({addr}): {why}"),
-                Err(_) => last = format!("GET {url} ({addr}): no answer within {:?}", self.timeout),
+                Ok(Ok(body)) => failures.push(format!("{addr}: the answer ({} bytes) is not the token", body.len())),
+                Ok(Err(why)) => failures.push(format!("{addr}: {why}")),
+                Err(_) => failures.push(format!("{addr}: no answer within {:?}", self.timeout)),
             }
         }
-        Ok(Some(last))
+        Ok(Some(format!("GET {url}: {}", failures.join("; "))))
     }
 }
 

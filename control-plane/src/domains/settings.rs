@@ -32,7 +32,7 @@ pub struct DomainSettings {
     pub resolver: Option<SocketAddr>,
     /// How often a served domain's proof is looked up again; the proof must stay in place
     /// (DNS TXT record, or the HTTP token answered through the service's origin). Default:
-    /// `"1h"`; 10s to 30 days.
+    /// `"1h"`; 1s to 30 days.
     #[serde(with = "outpost_config::units::duration")]
     pub recheck_interval: Duration,
     /// How often a pending or lapsed domain is looked up without being asked (a tenant that
@@ -121,9 +121,9 @@ impl DomainSettings {
             (
                 "domains.recheck_interval",
                 self.recheck_interval,
-                Duration::from_secs(10),
+                Duration::from_secs(1),
                 Duration::from_secs(30 * 86_400),
-                "10s to 30 days",
+                "1s to 30 days",
             ),
             (
                 "domains.pending_interval",
@@ -188,13 +188,13 @@ mod tests {
         let bad = DomainSettings {
             lapse_after: 1,
             http_port: 0,
-            recheck_interval: Duration::from_secs(1),
+            recheck_interval: Duration::from_millis(500),
             owned: BTreeMap::from([("ACME".to_owned(), vec!["ok.example".to_owned(), "a b".to_owned()])]),
             ..DomainSettings::default()
         };
         bad.check(&mut |path, message| problems.push(format!("{path}: {message}")));
         let expected = [
-            "domains.recheck_interval: 1s is out of range",
+            "domains.recheck_interval: 500ms is out of range",
             "domains.lapse_after: 1 is out of range",
             "domains.http_port: 0 is not a port",
             "domains.owned.ACME: \"ACME\" is not a valid tenant name",
