@@ -81,7 +81,7 @@ async fn a_backup_taken_while_open_reopens_with_everything() {
 /// operator's word) once, on the first open, so the upgrade serves what was served.
 #[tokio::test]
 async fn a_file_from_before_domains_keeps_its_hosts_served() {
-    use redb::ReadableDatabase as _;
+    use redb::ReadableTable as _;
 
     use crate::domains::{DomainMethod, DomainStatus};
     use crate::store::DomainQuery;
