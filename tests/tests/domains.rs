@@ -332,6 +332,17 @@ async fn the_operator_decrees_by_config_and_by_api() -> anyhow::Result<()> {
     let error = expect_error(&resp, 409, "domain_claimed")?;
     assert!(error["message"].as_str().unwrap_or_default().contains("acme.test"), "{error}");
 
+    // outpostctl: the table shows what to publish; a check without the record exits 1 saying why.
+    let list = fleet.cp.ctl(Some(TENANT_TOKEN), &["domains", "list", "shop"]).await?;
+    assert_eq!(list.code, Some(0), "{}", list.stderr);
+    let line = list.stdout.lines().find(|l| l.starts_with("shop.other.test")).unwrap_or_default();
+    assert!(line.contains("pending") && line.contains("_outpost-challenge.shop.other.test"), "{}", list.stdout);
+    let verify = fleet.cp.ctl(Some(TENANT_TOKEN), &["domains", "verify", "shop", "shop.other.test"]).await?;
+    assert_eq!(verify.code, Some(1), "{}", verify.stdout);
+    assert!(verify.stderr.contains("not_verified") && verify.stderr.contains("no TXT record"), "{}", verify.stderr);
+    let decreed = fleet.cp.ctl(Some(TENANT_TOKEN), &["domains", "decree", "shop", "shop.other.test"]).await?;
+    assert_eq!(decreed.code, Some(1), "a tenant may not decree: {}", decreed.stdout);
+
     // Decree by API: operator only.
     let decree = "/v1/services/shop/domains/shop.other.test/decree";
     expect_error(&call(&fleet.cp, Method::POST, decree, TENANT_TOKEN, &Value::Null).await?, 403, "forbidden")?;
