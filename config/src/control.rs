@@ -123,6 +123,26 @@ pub struct ServiceRecord {
     /// writes a new version of the record, so a node applies config and function together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function: Option<FunctionRef>,
+    /// The host patterns of `config.hosts` whose domain control is proven (verified by DNS,
+    /// HTTP or the operator, as `HostPattern`'s `Display` writes them): a node serves only
+    /// these, and a host left out gets what an unknown host gets. The control plane writes a
+    /// new version of the record (a `service_put` event) whenever this set changes, so nodes
+    /// learn of a verification or a lapse through the log and snapshots like any other change.
+    ///
+    /// Absent (`None`) in records written before domain verification existed: a node then
+    /// serves every host of the config, as it did (old snapshots and saved node state keep
+    /// their meaning). Nodes that predate the field ignore it and serve every host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_hosts: Option<Vec<String>>,
+}
+
+impl ServiceRecord {
+    /// Whether a node serves the host pattern `pattern` (written as `HostPattern`'s `Display`
+    /// writes it) of this record's config: listed in `verified_hosts`, or any pattern when the
+    /// record has no such list.
+    pub fn serves(&self, pattern: &str) -> bool {
+        self.verified_hosts.as_ref().is_none_or(|verified| verified.iter().any(|v| v == pattern))
+    }
 }
 
 /// An uploaded function version a service runs: nodes fetch its bytes by `sha256` from
@@ -430,6 +450,7 @@ mod tests {
                     updated_at: Timestamp(0),
                     config: serde_json::json!({"name": "shop", "hosts": ["shop.example"], "origin": "http://o"}),
                     function: None,
+                    verified_hosts: Some(vec!["shop.example".to_owned()]),
                 },
             },
         };
@@ -437,8 +458,26 @@ mod tests {
         assert_eq!(json["type"], "service_put");
         assert_eq!(json["service"]["version"], 7);
         assert_eq!(json["service"]["config"]["hosts"][0], "shop.example");
-        let back: Event = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(json["service"]["verified_hosts"][0], "shop.example");
+        let back: Event = serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back.change.service().as_str(), "shop");
+        let Change::ServicePut { service } = back.change else { panic!("not a put") };
+        assert!(service.serves("shop.example"));
+        assert!(!service.serves("www.shop.example"), "a host not verified is not served");
+    }
+
+    #[test]
+    fn a_record_from_before_verification_serves_every_host() {
+        // What an old control plane wrote, and what old snapshots and node state files hold.
+        let old = r#"{"id":"shop","tenant":"acme","version":3,"updated_at":"1970-01-01T00:00:00.000Z",
+            "config":{"name":"shop","hosts":["shop.example","*.shop.example"],"origin":"http://o"}}"#;
+        let record: ServiceRecord = serde_json::from_str(old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(record.verified_hosts, None);
+        assert!(record.serves("shop.example") && record.serves("*.shop.example"));
+        let written = serde_json::to_value(&record).unwrap_or_else(|e| panic!("{e}"));
+        assert!(written.get("verified_hosts").is_none(), "absent stays absent: {written}");
+        let none_verified = ServiceRecord { verified_hosts: Some(Vec::new()), ..record };
+        assert!(!none_verified.serves("shop.example"));
     }
 
     #[test]

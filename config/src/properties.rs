@@ -86,8 +86,9 @@ fn message() -> impl Strategy<Value = StreamMessage> {
         tenant: TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}")),
         version: Seq(v),
         updated_at: Timestamp(at),
-        config: serde_json::json!({ "name": n, "hosts": [host] }),
+        config: serde_json::json!({ "name": n, "hosts": [host.clone()] }),
         function: None,
+        verified_hosts: (v % 2 == 0).then(|| vec![host]),
     });
     let target = prop_oneof![
         "[ -~]{0,24}".prop_map(|url| PurgeTarget::Url { url }),

@@ -16,6 +16,8 @@
 //!   and the table of PoPs DNS answers from.
 //! - `dns`: the authoritative DNS server for the CDN's zone: `<service>.<zone>` → the edges of
 //!   the nearest healthy, undrained PoP for the client (EDNS Client Subnet, else the resolver).
+//! - `domains`: domain control before traffic: each host's proof (DNS TXT, HTTP token or the
+//!   operator's word), checked on demand and periodically; nodes serve verified hosts only.
 //! - `ratelimit`: per-tenant purge token buckets.
 //! - `server`: open the store, bind, serve until a signal; `listen`: the accept loop (connection
 //!   cap, first-request and keep-alive timeouts, longest-idle connection closed first when full).
@@ -34,6 +36,7 @@ pub mod api;
 pub mod auth;
 pub mod ctl;
 pub mod dns;
+pub mod domains;
 mod listen;
 pub mod nodes;
 pub mod pops;

@@ -65,6 +65,7 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>, notifier: Arc<No
     tell(notifier.ready("serving"), "READY=1");
     let watchdog = notifier.spawn_watchdog();
     let checker = crate::pops::spawn_checker(app.pops.clone());
+    let rechecker = crate::domains::recheck::spawn(app.store.clone(), app.domains.clone(), app.nodes.clone());
     let (stop_dns, dns_stopped) = tokio::sync::oneshot::channel::<()>();
     let dns = dns.map(|dns| {
         let zone = settings.dns.as_ref().map_or("", |d| d.zone.as_str());
@@ -87,6 +88,7 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>, notifier: Arc<No
     let dead_peer = settings.nodes.heartbeat_interval.saturating_mul(3);
     crate::listen::serve(listener, api::router(app), &settings.limits, dead_peer, shutdown).await;
     checker.abort();
+    rechecker.abort();
     if let Some(follower) = follower {
         follower.abort();
     }

@@ -32,6 +32,11 @@
 //! listen = "0.0.0.0:53"
 //! zone = "cdn.example."
 //!
+//! [domains]                       # proofs of domain control (see `domains::settings`)
+//! resolver = "10.0.0.2:53"          # default: the first nameserver of /etc/resolv.conf
+//! recheck_interval = "1h"
+//! owned = { acme = ["acme.example"] }   # verified by the operator's word
+//!
 //! [limits]
 //! max_body_size = "1MiB"
 //! max_events = 100000
@@ -85,6 +90,9 @@ pub struct Settings {
     /// served; PoP health and drains still work).
     #[serde(default)]
     pub dns: Option<crate::dns::DnsSettings>,
+    /// `[domains]`: proofs of domain control (see `domains::settings`).
+    #[serde(default)]
+    pub domains: crate::domains::DomainSettings,
     /// `[limits]`.
     #[serde(default)]
     pub limits: Limits,
@@ -381,6 +389,7 @@ fn check(settings: &Settings, report: &mut dyn FnMut(&str, String)) {
     check_limits(&settings.limits, report);
     check_nodes(&settings.nodes, report);
     settings.health.check(report);
+    settings.domains.check(report);
     if let Some(Err(problems)) = settings.dns.as_ref().map(crate::dns::DnsSettings::compile) {
         for (path, message) in problems {
             report(&path, message);

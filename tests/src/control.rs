@@ -52,6 +52,13 @@ pub struct ControlConfig {
     /// `store = { postgres = URL, ... }` instead of the data file: the connection string, then
     /// raw `key = value` items of the inline table (`catch_up_interval = "1m"`).
     pub postgres: Option<(String, Vec<String>)>,
+    /// `domains.owned` for every tenant of `tenants`: by default `example` and `test`, so the
+    /// scenarios that create services as tenants (`shop.example`, `shop.test`) are served
+    /// without a DNS proof, by the operator's word as a real deployment may declare it.
+    /// Scenarios about proofs set it empty ([`ControlConfig::owned`]).
+    pub owned: Vec<String>,
+    /// Raw lines of the `[domains]` table (besides `owned`).
+    pub domains: Vec<String>,
 }
 
 impl Default for ControlConfig {
@@ -68,6 +75,8 @@ impl Default for ControlConfig {
             node_admin_token: Some(ADMIN_TOKEN.to_owned()),
             extra: String::new(),
             postgres: None,
+            owned: vec!["example".into(), "test".into()],
+            domains: Vec::new(),
         }
     }
 }
@@ -89,6 +98,19 @@ impl ControlConfig {
     /// Adds a `[nodes]` line, e.g. `heartbeat_interval = "200ms"`.
     pub fn nodes(mut self, line: &str) -> Self {
         self.nodes.push(line.to_owned());
+        self
+    }
+
+    /// Sets the domains every tenant owns by the operator's word (`domains.owned`); empty: each
+    /// host needs its proof.
+    pub fn owned(mut self, domains: &[&str]) -> Self {
+        self.owned = domains.iter().map(|d| (*d).to_owned()).collect();
+        self
+    }
+
+    /// Adds a `[domains]` line, e.g. `resolver = "127.0.0.1:8053"`.
+    pub fn domains(mut self, line: &str) -> Self {
+        self.domains.push(line.to_owned());
         self
     }
 
@@ -153,6 +175,16 @@ impl ControlConfig {
         }
         if !health.is_empty() {
             text += &format!("\n[health]\n{}\n", health.join("\n"));
+        }
+        let mut domains = self.domains.clone();
+        if !self.owned.is_empty() {
+            let list: Vec<String> = self.owned.iter().map(|d| quote(d)).collect();
+            let owners: Vec<String> =
+                self.tenants.iter().map(|(tenant, _)| format!("{} = [{}]", quote(tenant), list.join(", "))).collect();
+            domains.push(format!("owned = {{ {} }}", owners.join(", ")));
+        }
+        if !domains.is_empty() {
+            text += &format!("\n[domains]\n{}\n", domains.join("\n"));
         }
         text += &self.extra;
         text

@@ -15,7 +15,9 @@
 //! - [`wasm`]: edge-function guests built for `wasm32-wasip2` (a nested cargo, once per process);
 //! - [`pg`]: a throwaway PostgreSQL cluster (`initdb` + `pg_ctl` on loopback) for the control
 //!   plane's PostgreSQL store and its replicas;
-//! - [`tmpfs`]: a small tmpfs mounted for a scenario (a full disk), unmounted on drop.
+//! - [`tmpfs`]: a small tmpfs mounted for a scenario (a full disk), unmounted on drop;
+//! - [`challtestsrv`]: a DNS server whose TXT and A records a scenario sets
+//!   (`pebble-challtestsrv`), for proofs of domain control and ACME's DNS needs.
 //!
 //! A scenario in `tests/*.rs` starts an origin, scripts it, starts a node whose service points at
 //! it, sends requests and asserts on both ends: the response and `Cache-Status` the client got,
@@ -28,6 +30,7 @@
 //! listener binds port 0; every wait is bounded (start-up 30 s, one exchange 15 s, shutdown 15 s).
 //! When a scenario fails, the node's stderr and stdout are printed under the assertion.
 
+pub mod challtestsrv;
 pub mod client;
 pub mod control;
 pub mod fleet;

@@ -68,6 +68,12 @@ error_kinds! {
     HostTaken => "host_taken",
     /// The service changed between read and write; retry.
     Conflict => "conflict",
+    /// A host is another tenant's verified domain, or under one, or a wildcard covering one.
+    DomainClaimed => "domain_claimed",
+    /// A domain check found no proof (the message says what was looked up and found).
+    NotVerified => "not_verified",
+    /// A domain check had no answer from `domains.resolver`: nothing changed.
+    ResolverUnavailable => "resolver_unavailable",
     /// Another connection holds the node id's stream (one node, one identity).
     NodeIdInUse => "node_id_in_use",
     /// The node's stream is open: deregistering it needs `?force=true`.
@@ -100,13 +106,15 @@ impl ErrorKind {
             ErrorKind::IdTaken
             | ErrorKind::HostTaken
             | ErrorKind::Conflict
+            | ErrorKind::DomainClaimed
             | ErrorKind::NoPreviousVersion
             | ErrorKind::NodeIdInUse
             | ErrorKind::NodeLive => StatusCode::CONFLICT,
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::NotVerified => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Unavailable | ErrorKind::ResolverUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -184,6 +192,10 @@ impl From<StoreError> for ApiError {
                 ErrorKind::HostTaken,
                 format!("host \"{host}\" belongs to another service; a host pattern may belong to one service only"),
             ),
+            StoreError::DomainGone { host } => ApiError::new(
+                ErrorKind::Conflict,
+                format!("domain \"{host}\" changed while this request ran (its host was removed or added anew); retry"),
+            ),
             StoreError::Backend(_) | StoreError::Corrupt { .. } => ApiError::internal("store", error),
         }
     }
@@ -242,6 +254,9 @@ mod tests {
             (ErrorKind::IdTaken, 409, "id_taken"),
             (ErrorKind::HostTaken, 409, "host_taken"),
             (ErrorKind::Conflict, 409, "conflict"),
+            (ErrorKind::DomainClaimed, 409, "domain_claimed"),
+            (ErrorKind::NotVerified, 422, "not_verified"),
+            (ErrorKind::ResolverUnavailable, 503, "resolver_unavailable"),
             (ErrorKind::NodeIdInUse, 409, "node_id_in_use"),
             (ErrorKind::NodeLive, 409, "node_live"),
             (ErrorKind::NoPreviousVersion, 409, "no_previous_version"),

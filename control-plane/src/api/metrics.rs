@@ -4,8 +4,9 @@
 //! Counters live here ([`Counters`]: API answers by status class, purges accepted); gauges are
 //! read from the state at scrape time: the log's head, each node's acknowledged number (what an
 //! alert on a node falling behind wants: `outpost_cp_head_seq - outpost_cp_node_acked_seq`),
-//! PoP health and drains, DNS answers. Every label is bounded: status classes and DNS outcomes
-//! are fixed sets, nodes and PoPs are the registered ones.
+//! PoP health and drains, DNS answers, domains by status (checks by outcome are counted in
+//! `domains::Domains`). Every label is bounded: status classes, DNS outcomes, domain statuses
+//! and check outcomes are fixed sets, nodes and PoPs are the registered ones.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,6 +104,20 @@ pub async fn get(State(app): State<AppState>, Auth(principal): Auth) -> Result<R
     text.family("outpost_cp_dns_answers_total", "counter", "Service answers by PoP.");
     for (pop, count) in &dns.pops {
         text.sample("outpost_cp_dns_answers_total", &[("pop", pop)], *count);
+    }
+    let domains = app.store.domains(crate::store::DomainQuery::all(crate::domains::MAX_SCAN)).await?;
+    text.family("outpost_cp_domains", "gauge", "Domains (host patterns of services) by status.");
+    for status in crate::domains::DomainStatus::ALL {
+        let n = domains.iter().filter(|d| d.status == status).count() as u64;
+        text.sample("outpost_cp_domains", &[("status", status.as_str())], n);
+    }
+    text.family(
+        "outpost_cp_domain_checks_total",
+        "counter",
+        "Domain checks by outcome (collided: proven, but another tenant's claim covers it).",
+    );
+    for (outcome, n) in crate::domains::CHECK_OUTCOMES.iter().zip(app.domains.check_counts()) {
+        text.sample("outpost_cp_domain_checks_total", &[("outcome", outcome)], n);
     }
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-store")], text.0).into_response())

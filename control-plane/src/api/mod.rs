@@ -8,6 +8,7 @@
 mod backup;
 mod compat;
 mod component;
+mod domains;
 mod error;
 mod events;
 mod extract;
@@ -60,6 +61,8 @@ pub struct App {
     pub dns_stats: Arc<crate::dns::Stats>,
     /// What `GET /metrics` counts.
     pub counters: metrics::Counters,
+    /// Domain checks (`[domains]`), shared with the periodic check `server` starts.
+    pub domains: Arc<crate::domains::Domains>,
 }
 
 pub type AppState = Arc<App>;
@@ -77,6 +80,7 @@ impl App {
         let tokens = Tokens::new(&settings.tokens);
         let tenant_upstream_allow = limits.tenant_upstream_networks();
         let counters = metrics::Counters::default();
+        let domains = Arc::new(crate::domains::Domains::new(settings.domains.clone(), tenant_upstream_allow.clone()));
         Ok(Arc::new(App {
             store,
             tokens,
@@ -87,6 +91,7 @@ impl App {
             pops,
             dns_stats,
             counters,
+            domains,
         }))
     }
 }
@@ -144,6 +149,11 @@ pub fn routes() -> Vec<Route> {
         route(Get, "/v1/services/{id}", services::get),
         route(Delete, "/v1/services/{id}", services::delete),
         route(Post, "/v1/services/{id}/purge", purges::post),
+        route(Get, "/v1/services/{id}/domains", domains::list),
+        route(Post, "/v1/services/{id}/domains/{host}/check", domains::check),
+        route(Post, "/v1/services/{id}/domains/{host}/decree", domains::decree),
+        route(Post, "/v1/services/{id}/domains/{host}/revoke", domains::revoke),
+        route(Get, "/v1/domains", domains::list_all),
         // The upload reads its body with its own limit (`limits.max_function_size`).
         Route {
             verb: Post,

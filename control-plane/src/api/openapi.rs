@@ -120,7 +120,78 @@ pub fn document() -> Value {
     if let (Some(paths), Value::Object(functions)) = (document["paths"].as_object_mut(), function_paths()) {
         paths.extend(functions);
     }
+    if let (Some(paths), Value::Object(domains)) = (document["paths"].as_object_mut(), domain_paths()) {
+        paths.extend(domains);
+    }
     document
+}
+
+/// The domain routes (proof of domain control).
+fn domain_paths() -> Value {
+    let service = path_param("id", "Service id.");
+    let host = path_param("host", "A host pattern of the service, as its config writes it (`*.shop.example` too).");
+    json!({
+        "/v1/services/{id}/domains": {
+            "parameters": [service.clone()],
+            "get": op("listServiceDomains", "The service's domains (one per host pattern): status (pending, verified, \
+                failing, lapsed), method, token, times, last error, and what to publish to prove each. Only verified \
+                and failing hosts are served.", None, "DomainList", &[404], true),
+        },
+        "/v1/services/{id}/domains/{host}/check": {
+            "parameters": [service.clone(), host.clone()],
+            "post": op("checkDomain", "Look for the proof now: TXT _outpost-challenge.<host> holding the token, else \
+                (exact hosts) http://<host>/.well-known/outpost-challenge/<token> answering it. 200 when proven (the \
+                host reaches the nodes as the service's next version); 422 not_verified saying what was found; 409 \
+                domain_claimed when another tenant's verified domain covers the host; 503 resolver_unavailable when \
+                the resolver does not answer (nothing changes).", None, "CheckAnswer", &[404, 409, 422, 503], true),
+        },
+        "/v1/services/{id}/domains/{host}/decree": {
+            "parameters": [service.clone(), host.clone()],
+            "post": op("decreeDomain", "Operator: verified by the operator's word (method operator, never re-checked).",
+                None, "Domain", &[403, 404, 409], true),
+        },
+        "/v1/services/{id}/domains/{host}/revoke": {
+            "parameters": [service, host],
+            "post": op("revokeDomain", "Operator: back to pending; not served until proven again.",
+                None, "Domain", &[403, 404, 409], true),
+        },
+        "/v1/domains": {
+            "get": with_params(
+                op("listDomains", "Every domain (operator; a tenant sees its own), in host order.", None, "DomainList", &[400, 403], true),
+                &[query("tenant", "string", "Only this tenant's."),
+                  query("status", "string", "Only this status: pending, verified, failing, lapsed."),
+                  query("after", "string", "The host to start after."),
+                  query("limit", "integer", "Page size. Default 100; at most limits.max_page.")],
+            ),
+        },
+    })
+}
+
+/// The schemas of the domain routes.
+fn domain_schemas() -> Value {
+    let time = json!({"type": ["string", "null"], "format": "date-time"});
+    json!({
+        "Domain": {
+            "type": "object",
+            "properties": {
+                "host": {"type": "string"},
+                "service": {"type": "string"},
+                "tenant": {"type": "string"},
+                "status": {"enum": ["pending", "verified", "failing", "lapsed"]},
+                "method": {"enum": ["dns", "http", "operator", null]},
+                "token": {"type": "string", "description": "32 hex digits: what the proof must hold."},
+                "created_at": time, "verified_at": time, "checked_at": time,
+                "failures": {"type": "integer", "description": "Checks in a row that found the proof gone."},
+                "last_error": {"type": ["string", "null"]},
+                "challenge": {"type": "object", "properties": {
+                    "dns_name": {"type": "string"}, "dns_value": {"type": "string"}, "http_url": {"type": ["string", "null"]}}},
+            },
+        },
+        "DomainList": {"type": "object", "properties": {
+            "domains": {"type": "array", "items": schema_ref("Domain")},
+            "next": {"type": "string", "description": "after= for the next page; absent on the last."}}},
+        "CheckAnswer": {"type": "object", "properties": {"domain": schema_ref("Domain"), "outcome": {"const": "proven"}}},
+    })
 }
 
 /// The edge-function routes.
@@ -489,6 +560,8 @@ fn components() -> Value {
                     "updated_at": time,
                     "config": schema_ref("ServiceConfig"),
                     "function": schema_ref("FunctionRef"),
+                    "verified_hosts": {"type": "array", "items": {"type": "string"},
+                        "description": "The hosts of config.hosts nodes serve: those whose domain control is proven."},
                 },
             },
             "ServicePage": {
@@ -585,6 +658,9 @@ fn components() -> Value {
     }
     if let (Some(schemas), Value::Object(functions)) = (components["schemas"].as_object_mut(), function_schemas()) {
         schemas.extend(functions);
+    }
+    if let (Some(schemas), Value::Object(domains)) = (components["schemas"].as_object_mut(), domain_schemas()) {
+        schemas.extend(domains);
     }
     components
 }

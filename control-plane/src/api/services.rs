@@ -17,7 +17,7 @@ use super::error::{ApiError, ErrorKind};
 use super::extract::{ApiPath, ApiQuery, Auth, Body};
 use super::{AppState, service_body};
 use crate::auth::Principal;
-use crate::store::{Expect, ServicePut, ServiceQuery};
+use crate::store::{DomainQuery, Expect, ServicePut, ServiceQuery};
 
 /// `?tenant=` on `PUT`: the operator names the owner of a new service.
 #[derive(Debug, Default, Deserialize)]
@@ -66,10 +66,11 @@ pub async fn put(
             Expect::Absent
         }
     };
-    let hosts = checked.config.hosts.iter().map(ToString::to_string).collect();
+    let hosts: Vec<String> = checked.config.hosts.iter().map(ToString::to_string).collect();
+    let decreed = claim_new_hosts(&app, &id, &tenant, &hosts, current.is_some()).await?;
     // A config change keeps the active function: only activate and rollback change it.
     let function = current.as_ref().and_then(|c| c.function.clone());
-    let put = ServicePut { id: id.clone(), tenant, config: checked.json, hosts, expect, function };
+    let put = ServicePut { id: id.clone(), tenant, config: checked.json, hosts, expect, function, decreed };
     let event = app.store.put_service(put, Timestamp::from_system(std::time::SystemTime::now())).await?;
     app.nodes.appended(event.seq);
     let outpost_config::Change::ServicePut { service } = event.change else {
@@ -79,6 +80,35 @@ pub async fn put(
     let status = if expect == Expect::Absent { StatusCode::CREATED } else { StatusCode::OK };
     let location = format!("/v1/services/{id}");
     Ok((status, [(header::LOCATION, location)], Json(service)).into_response())
+}
+
+/// Checks the hosts new to the service against every other tenant's claims (409
+/// `domain_claimed` naming the domain, at the host's field path); returns those the config
+/// says the tenant owns (`domains.owned`), verified at once. Hosts the service already has
+/// keep their domains as they are.
+async fn claim_new_hosts(
+    app: &AppState,
+    id: &ServiceId,
+    tenant: &TenantId,
+    hosts: &[String],
+    exists: bool,
+) -> Result<Vec<String>, ApiError> {
+    let known = if exists { app.store.domains(DomainQuery::service(id.clone())).await? } else { Vec::new() };
+    let new: Vec<(usize, &String)> =
+        hosts.iter().enumerate().filter(|(_, h)| !known.iter().any(|d| d.host == **h && d.tenant == *tenant)).collect();
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let claims = app.domains.claims(app.store.as_ref()).await?;
+    for (i, host) in &new {
+        if let Some(collision) = app.domains.collision(tenant, host, &claims) {
+            tracing::info!(service = %id, %tenant, host = %host, domain = %collision.domain, "host refused: domain claimed");
+            let mut error = ApiError::field(ErrorKind::DomainClaimed, format!("hosts[{i}]"), collision.to_string());
+            error.message = format!("hosts[{i}]: {collision}; prove control of it, or ask the operator");
+            return Err(error);
+        }
+    }
+    Ok(new.into_iter().filter(|(_, h)| app.domains.owned_by(tenant, h)).map(|(_, h)| h.clone()).collect())
 }
 
 /// Who owns the service after a `PUT`: a tenant's token acts for its tenant; the operator

@@ -4,6 +4,7 @@
 //! `OUTPOST_TOKEN`, so a token need not appear in shell history.
 
 pub mod client;
+pub mod domains;
 pub mod table;
 
 use std::path::PathBuf;
@@ -21,8 +22,8 @@ use table::{Table, cell};
 #[command(
     name = "outpostctl",
     version,
-    about = "Outpost control plane client: services, purges, functions, nodes, PoPs",
-    long_about = "Outpost control plane client: services, purges, functions, nodes, PoPs.\n\n\
+    about = "Outpost control plane client: services, purges, functions, domains, nodes, PoPs",
+    long_about = "Outpost control plane client: services, purges, functions, domains, nodes, PoPs.\n\n\
         Each command is one or a few calls to the control plane's API. The output is a short \
         summary or table, or the API's JSON as it came with --json (for scripts). The URL and \
         token come from --api-url and --token or from OUTPOST_URL and OUTPOST_TOKEN, so a token \
@@ -56,6 +57,8 @@ const AFTER_LONG_HELP: &str = "Examples:
   outpostctl purge shop --url https://shop.example/a.css --wait
   outpostctl purge shop --tag product-42 --soft
   outpostctl functions deploy shop auth.wasm --activate
+  outpostctl domains list shop                      # each host's status and the TXT record to publish
+  outpostctl domains verify shop www.shop.example   # look for the proof now
   outpostctl pops drain fra                         # DNS steers clients to the next PoP
   outpostctl --json services get shop              # the API's JSON, for scripts
 
@@ -83,6 +86,9 @@ pub enum Command {
     /// A service's edge functions: deploy, list, activate, roll back.
     #[command(subcommand)]
     Functions(FunctionsCmd),
+    /// Proof of domain control for services' hosts: list, verify now, decree, revoke.
+    #[command(subcommand)]
+    Domains(domains::DomainsCmd),
     /// The nodes following the control plane (operator).
     #[command(subcommand)]
     Nodes(NodesCmd),
@@ -251,6 +257,7 @@ pub async fn run(cli: Cli) -> Result<String, CtlError> {
             Ok(render(&answer.body, purge_summary))
         }
         Command::Functions(command) => functions(&client, command, json).await,
+        Command::Domains(command) => domains::run(&client, command, json).await,
         Command::Nodes(command) => nodes(&client, command, json).await,
         Command::Pops(PopsCmd::List) => {
             let answer = client.get("/v1/pops").await?;

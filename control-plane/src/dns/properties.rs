@@ -47,6 +47,7 @@ async fn handler(dir: &std::path::Path) -> Handler {
         hosts: vec!["shop.example".into()],
         expect: Expect::Absent,
         function: None,
+        decreed: Vec::new(),
     };
     store.put_service(put, Timestamp(0)).await.unwrap_or_else(|e| panic!("{e}"));
     let nodes = Nodes::load(store.clone(), NodeSettings::default()).await.unwrap_or_else(|e| panic!("{e}"));

@@ -20,6 +20,7 @@
 //! - `drains`: PoP name → when it was drained (milliseconds since the Unix epoch)
 //! - `function_sets`, `function_blobs`, `function_refs`: uploaded functions (see
 //!   [`functions`])
+//! - `domains`, `service_domains`: each host's proof of control (see [`domains`])
 //!
 //! The log keeps at most `max_events` ([`EmbeddedStore::with_max_events`]): the transaction
 //! that appends an event drops the oldest beyond it.
@@ -40,9 +41,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Added, Expect, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery, Snapshot,
-    Store, StoreError, StoreFuture, StoredNode,
+    Added, DomainQuery, Expect, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery,
+    Snapshot, Store, StoreError, StoreFuture, StoredNode, held_hosts,
 };
+use crate::domains::DomainRecord;
 
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 const TENANT_SERVICES: TableDefinition<&str, ()> = TableDefinition::new("tenant_services");
@@ -100,6 +102,7 @@ impl EmbeddedStore {
         txn.open_table(NODES).map_err(|e| backend("create table", e))?;
         txn.open_table(DRAINS).map_err(|e| backend("create table", e))?;
         functions::create_tables(&txn)?;
+        domains::create_tables(&txn, Timestamp::from_system(std::time::SystemTime::now()))?;
         txn.commit().map_err(|e| backend("commit", e))?;
         Ok(Self { db: Arc::new(db), max_events: DEFAULT_MAX_EVENTS as u64, log_id })
     }
@@ -212,6 +215,23 @@ impl Store for EmbeddedStore {
             for host in &put.hosts {
                 hosts.insert(host.as_str(), put.id.as_str()).map_err(|e| backend("claim host", e))?;
             }
+            let existing = domains::of_service(txn, &put.id)?;
+            let plan = crate::domains::rules::plan(
+                &put.id,
+                &put.tenant,
+                &put.hosts,
+                &put.decreed,
+                &existing,
+                at,
+                crate::domains::record::new_token,
+            )
+            .map_err(|e| backend("token", e))?;
+            for host in &plan.removed {
+                domains::remove(txn, &put.id, host)?;
+            }
+            for domain in &plan.domains {
+                domains::write(txn, domain)?;
+            }
             let seq = next_seq(txn)?;
             let record = ServiceRecord {
                 id: put.id,
@@ -220,6 +240,7 @@ impl Store for EmbeddedStore {
                 updated_at: at,
                 config: put.config,
                 function: put.function,
+                verified_hosts: Some(plan.verified_hosts),
             };
             services
                 .insert(record.id.as_str(), encode(&record)?.as_slice())
@@ -246,8 +267,10 @@ impl Store for EmbeddedStore {
             release_hosts(&mut hosts, &current)?;
             let mut index = txn.open_table(TENANT_SERVICES).map_err(|e| backend("open index", e))?;
             index.remove(index_key(&current.tenant, &id).as_str()).map_err(|e| backend("write index", e))?;
-            // A later service under this id, maybe another tenant's, starts with no functions.
+            // A later service under this id, maybe another tenant's, starts with no functions
+            // and no domains.
             functions::forget(txn, &id)?;
+            domains::forget(txn, &id)?;
             let seq = next_seq(txn)?;
             append(txn, Event { seq, at, change: Change::ServiceDeleted { id, tenant: current.tenant } }, max)
         })
@@ -473,6 +496,26 @@ impl Store for EmbeddedStore {
         let (id, max) = (id.clone(), self.max_events);
         self.write(move |txn| functions::set(txn, id, expect, change, at, max))
     }
+
+    fn domains(&self, query: DomainQuery) -> StoreFuture<'_, Vec<DomainRecord>> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            domains::list(&txn, &query)
+        })
+    }
+
+    fn domain(&self, host: &str) -> StoreFuture<'_, Option<DomainRecord>> {
+        let host = host.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            domains::get(&txn, &host)
+        })
+    }
+
+    fn put_domain(&self, record: DomainRecord, at: Timestamp) -> StoreFuture<'_, Option<Event>> {
+        let max = self.max_events;
+        self.write(move |txn| domains::put(txn, record, at, max))
+    }
 }
 
 /// Up to `limit` service ids from a table keyed by `{prefix}{id}` (the services table with an
@@ -543,13 +586,6 @@ fn release_hosts(hosts: &mut redb::Table<'_, &str, &str>, service: &ServiceRecor
     Ok(())
 }
 
-/// The host patterns a stored service claimed, read back from its config.
-fn held_hosts(service: &ServiceRecord) -> Vec<String> {
-    let hosts = service.config.get("hosts").and_then(|h| h.as_array());
-    let patterns = hosts.into_iter().flatten().filter_map(|h| h.as_str());
-    patterns.filter_map(|h| h.parse::<outpost_config::HostPattern>().ok()).map(|p| p.to_string()).collect()
-}
-
 fn index_key(tenant: &TenantId, id: &ServiceId) -> String {
     format!("{tenant}/{id}")
 }
@@ -584,6 +620,7 @@ fn backend(what: impl std::fmt::Display, error: impl std::fmt::Display) -> Store
 }
 
 mod backup;
+mod domains;
 mod functions;
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ use outpost_config::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::domains::DomainRecord;
 pub use embedded::EmbeddedStore;
 pub use function_set::{Added, FunctionSet, FunctionVersion};
 pub use postgres::PostgresStore;
@@ -152,6 +153,70 @@ pub trait Store: Send + Sync {
         change: FunctionChange,
         at: Timestamp,
     ) -> StoreFuture<'_, Event>;
+
+    /// Domains ordered by host: one service's, one tenant's, or every one; at most
+    /// `query.limit`, starting after `query.after`. [`Store::put_service`] creates and removes
+    /// them with the service's hosts.
+    fn domains(&self, query: DomainQuery) -> StoreFuture<'_, Vec<DomainRecord>>;
+
+    /// One domain by host pattern.
+    fn domain(&self, host: &str) -> StoreFuture<'_, Option<DomainRecord>>;
+
+    /// Writes a domain's new standing (after a check, a decree or a revocation), if a domain of
+    /// that host still belongs to `record.service` with the same token (else
+    /// [`StoreError::DomainGone`]). When the hosts the service serves change with it, also
+    /// writes the service's next version with its new `verified_hosts` and appends that
+    /// `service_put` event, which is returned.
+    fn put_domain(&self, record: DomainRecord, at: Timestamp) -> StoreFuture<'_, Option<Event>>;
+}
+
+/// Which domains [`Store::domains`] lists.
+#[derive(Debug, Clone)]
+pub struct DomainQuery {
+    /// Only this service's.
+    pub service: Option<ServiceId>,
+    /// Only this tenant's.
+    pub tenant: Option<TenantId>,
+    /// Start after this host.
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+impl DomainQuery {
+    /// Every domain of `service` (a service has at most as many as its config has hosts).
+    pub fn service(service: ServiceId) -> Self {
+        Self { service: Some(service), tenant: None, after: None, limit: usize::MAX }
+    }
+
+    /// Every domain, at most `limit`.
+    pub fn all(limit: usize) -> Self {
+        Self { service: None, tenant: None, after: None, limit }
+    }
+
+    /// Whether `record` is one this query lists (before `after` and `limit`).
+    pub fn selects(&self, record: &DomainRecord) -> bool {
+        self.service.as_ref().is_none_or(|s| *s == record.service)
+            && self.tenant.as_ref().is_none_or(|t| *t == record.tenant)
+            && self.after.as_ref().is_none_or(|a| record.host.as_str() > a.as_str())
+    }
+}
+
+/// The service record as a domain write leaves it: its served hosts recomputed from
+/// `domains` (all of the service's, after the write) in the order of its config's hosts;
+/// `None` when they did not change.
+pub(crate) fn reserve(service: &ServiceRecord, domains: &[DomainRecord]) -> Option<Vec<String>> {
+    let hosts = held_hosts(service);
+    let served: Vec<String> =
+        hosts.iter().filter(|h| domains.iter().any(|d| d.host == **h && d.status.served())).cloned().collect();
+    let before: Vec<String> = hosts.iter().filter(|h| service.serves(h)).cloned().collect();
+    (served != before || service.verified_hosts.is_none()).then_some(served)
+}
+
+/// The host patterns a stored service claimed, read back from its config.
+pub(crate) fn held_hosts(service: &ServiceRecord) -> Vec<String> {
+    let hosts = service.config.get("hosts").and_then(|h| h.as_array());
+    let patterns = hosts.into_iter().flatten().filter_map(|h| h.as_str());
+    patterns.filter_map(|h| h.parse::<outpost_config::HostPattern>().ok()).map(|p| p.to_string()).collect()
 }
 
 /// An upload to store; the store adds the version number and time.
@@ -245,6 +310,9 @@ pub struct ServicePut {
     pub expect: Expect,
     /// The function the new version runs (a tenant's `PUT` keeps the active one).
     pub function: Option<FunctionRef>,
+    /// Hosts of `hosts` verified by the operator's word (`domains.owned`) if they are new to
+    /// the service; every other new host gets a pending domain.
+    pub decreed: Vec<String>,
 }
 
 /// A purge to record; the store adds its sequence number and time.
@@ -266,6 +334,10 @@ pub enum StoreError {
     /// A host of the new config belongs to another service.
     #[error("host {host} belongs to service {owner}")]
     HostTaken { host: String, owner: ServiceId },
+    /// The domain is no longer the service's (its host was removed, or added anew with
+    /// another token): the write is dropped.
+    #[error("domain {host} is no longer as it was read (removed from its service, or added anew)")]
+    DomainGone { host: String },
     /// The store could not be read or written.
     #[error("store: {0}")]
     Backend(String),

@@ -220,6 +220,7 @@ mod tests {
             updated_at: Timestamp(0),
             config: serde_json::json!({"name": name, "hosts": [format!("{name}.test")], "origin": "http://o"}),
             function: None,
+            verified_hosts: None,
         }
     }
 

@@ -148,6 +148,9 @@ impl ServiceApplier {
                 continue;
             }
             match parse(record, self.role) {
+                // No host of it is verified (domain control not proven yet, or lapsed): there
+                // is nothing to serve, and no earlier version stands in for it.
+                Ok(config) if config.hosts.is_empty() => {}
                 Ok(config) => candidates.push(Candidate { newest: Some((record, config)), earlier }),
                 Err(reason) => {
                     rejected.push(Rejected { id: record.id.clone(), version: record.version, reason });
@@ -182,7 +185,7 @@ impl ServiceApplier {
     /// node can still parse.
     fn earlier(&self, record: &ServiceRecord) -> Option<(ServiceRecord, ServiceConfig)> {
         let earlier = self.in_force.get(&record.id).filter(|e| e.version != record.version)?;
-        parse(earlier, self.role).ok().map(|config| (earlier.clone(), config))
+        parse(earlier, self.role).ok().filter(|c| !c.hosts.is_empty()).map(|config| (earlier.clone(), config))
     }
 }
 
@@ -230,7 +233,8 @@ async fn apply_one_by_one(
 }
 
 /// A record's config as a node in `role` runs it: parsed, named after the record, validated
-/// alone; on a shield, without `shields`.
+/// alone; on a shield, without `shields`; with only the hosts whose domain control the control
+/// plane verified ([`ServiceRecord::serves`]), which may leave none.
 pub fn parse(record: &ServiceRecord, role: NodeRole) -> Result<ServiceConfig, String> {
     // From the text rather than the `Value`: serde_json then reports where a problem is.
     let config: ServiceConfig = serde_json::from_str(&record.config.to_string()).map_err(|e| format!("config: {e}"))?;
@@ -242,6 +246,7 @@ pub fn parse(record: &ServiceRecord, role: NodeRole) -> Result<ServiceConfig, St
         config.shields.clear();
     }
     outpost_config::validate_service(&config).map_err(|e| format!("config: {}", e.to_string().replace('\n', "; ")))?;
+    config.hosts.retain(|host| record.serves(&host.to_string()));
     Ok(config)
 }
 
@@ -260,6 +265,7 @@ mod tests {
             updated_at: Timestamp(0),
             config,
             function: None,
+            verified_hosts: None,
         }
     }
 
@@ -295,5 +301,20 @@ mod tests {
             let error = parse(&record("shop", config.clone()), NodeRole::Edge).err().unwrap_or_default();
             assert!(error.contains(expected), "{config}: {error}");
         }
+    }
+
+    #[test]
+    fn only_verified_hosts_are_served() {
+        let config = serde_json::json!({"name": "shop", "hosts": ["shop.test", "*.shop.test", "new.test"],
+            "origin": "http://127.0.0.1:1"});
+        let mut partly = record("shop", config.clone());
+        partly.verified_hosts = Some(vec!["*.shop.test".to_owned(), "shop.test".to_owned()]);
+        let hosts: Vec<String> = parse(&partly, NodeRole::Edge).unwrap().hosts.iter().map(|h| h.to_string()).collect();
+        assert_eq!(hosts, ["shop.test", "*.shop.test"]);
+        let mut none = record("shop", config.clone());
+        none.verified_hosts = Some(Vec::new());
+        assert!(parse(&none, NodeRole::Edge).unwrap().hosts.is_empty(), "parsed, with nothing to serve");
+        // Written before verification existed: every host, as before.
+        assert_eq!(parse(&record("shop", config), NodeRole::Edge).unwrap().hosts.len(), 3);
     }
 }

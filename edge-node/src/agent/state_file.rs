@@ -131,6 +131,7 @@ mod tests {
             updated_at: Timestamp(0),
             config: serde_json::json!({"name": id, "hosts": [format!("{id}.test")], "origin": "http://127.0.0.1:1"}),
             function: None,
+            verified_hosts: None,
         }
     }
 

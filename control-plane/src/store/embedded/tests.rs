@@ -76,3 +76,54 @@ async fn a_backup_taken_while_open_reopens_with_everything() {
     let original = fixture.open(MAX).await;
     assert_eq!(restored.log_id(), original.log_id(), "the same log: nodes resume, not resync");
 }
+
+/// A file from before domains existed: its services' hosts are kept as verified (by the
+/// operator's word) once, on the first open, so the upgrade serves what was served.
+#[tokio::test]
+async fn a_file_from_before_domains_keeps_its_hosts_served() {
+    use redb::ReadableTable as _;
+
+    use crate::domains::{DomainMethod, DomainStatus};
+    use crate::store::DomainQuery;
+
+    let fixture = RedbFixture::new();
+    let store = EmbeddedStore::open(&fixture.path()).unwrap_or_else(|e| panic!("{e}"));
+    ok(store.put_service(put("shop", "acme", &["shop.example", "*.shop.example"], Expect::Absent), AT)).await;
+    // Make it as an older version left it: no domain tables' content, no marker, records
+    // without verified_hosts.
+    {
+        let txn = store.db.begin_write().unwrap_or_else(|e| panic!("{e}"));
+        txn.delete_table(super::domains::DOMAINS).unwrap_or_else(|e| panic!("{e}"));
+        txn.delete_table(super::domains::SERVICE_DOMAINS).unwrap_or_else(|e| panic!("{e}"));
+        {
+            let mut meta = txn.open_table(super::META).unwrap_or_else(|e| panic!("{e}"));
+            meta.remove("domains").unwrap_or_else(|e| panic!("{e}"));
+            let mut services = txn.open_table(super::SERVICES).unwrap_or_else(|e| panic!("{e}"));
+            let old = services.get("shop").unwrap_or_else(|e| panic!("{e}")).map(|v| v.value().to_vec());
+            let mut record: serde_json::Value =
+                serde_json::from_slice(&old.unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+            record.as_object_mut().map(|r| r.remove("verified_hosts"));
+            let bytes = serde_json::to_vec(&record).unwrap_or_else(|e| panic!("{e}"));
+            services.insert("shop", bytes.as_slice()).unwrap_or_else(|e| panic!("{e}"));
+        }
+        txn.commit().unwrap_or_else(|e| panic!("{e}"));
+    }
+    drop(store);
+    let store = fixture.open(MAX).await;
+    let domains = ok(store.domains(DomainQuery::service(id("shop")))).await;
+    let view: Vec<(&str, DomainStatus, Option<DomainMethod>)> =
+        domains.iter().map(|d| (d.host.as_str(), d.status, d.method)).collect();
+    assert_eq!(
+        view,
+        [
+            ("*.shop.example", DomainStatus::Verified, Some(DomainMethod::Operator)),
+            ("shop.example", DomainStatus::Verified, Some(DomainMethod::Operator))
+        ]
+    );
+    let record = ok(store.service(&id("shop"))).await.unwrap_or_else(|| panic!("kept"));
+    assert_eq!(record.verified_hosts, None, "an old record means every host, which is what is verified");
+    // Once only: a later open does not bring back what a revocation took.
+    drop(store);
+    let store = fixture.open(MAX).await;
+    assert_eq!(ok(store.domains(DomainQuery::service(id("shop")))).await.len(), 2);
+}

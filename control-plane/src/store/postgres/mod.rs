@@ -16,6 +16,7 @@
 //! Tables and migrations: [`schema`]. Connections come from a deadpool pool; statements are
 //! prepared once per connection (`prepare_cached`).
 
+mod domains;
 mod follow;
 mod functions;
 mod log;
@@ -41,9 +42,10 @@ pub use settings::PostgresSettings;
 
 use super::embedded::DEFAULT_MAX_EVENTS;
 use super::{
-    Added, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery, Snapshot, Store,
-    StoreError, StoreFuture, StoredNode,
+    Added, DomainQuery, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery,
+    Snapshot, Store, StoreError, StoreFuture, StoredNode,
 };
+use crate::domains::DomainRecord;
 
 /// The store on a PostgreSQL database.
 #[derive(Clone)]
@@ -274,6 +276,25 @@ impl Store for PostgresStore {
             let mut client = self.client().await?;
             let txn = client.transaction().await.map_err(pg_error("begin"))?;
             let event = functions::set(&txn, id, expect, change, at, self.max_events).await?;
+            txn.commit().await.map_err(pg_error("commit"))?;
+            Ok(event)
+        })
+    }
+
+    fn domains(&self, query: DomainQuery) -> StoreFuture<'_, Vec<DomainRecord>> {
+        Box::pin(async move { domains::list(&self.client().await?, &query).await })
+    }
+
+    fn domain(&self, host: &str) -> StoreFuture<'_, Option<DomainRecord>> {
+        let host = host.to_owned();
+        Box::pin(async move { domains::one(&self.client().await?, &host).await })
+    }
+
+    fn put_domain(&self, record: DomainRecord, at: Timestamp) -> StoreFuture<'_, Option<Event>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let txn = client.transaction().await.map_err(pg_error("begin"))?;
+            let event = domains::put(&txn, record, at, self.max_events).await?;
             txn.commit().await.map_err(pg_error("commit"))?;
             Ok(event)
         })

@@ -15,7 +15,31 @@ const MIGRATION_LOCK: i64 = 0x6f75_7470_6f73_7400;
 
 /// `(version, name, SQL)`, in order; versions are 1, 2, ... without gaps.
 pub(super) const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "initial", INITIAL), (2, "node liveness and drains", NODE_LIVENESS)];
+    &[(1, "initial", INITIAL), (2, "node liveness and drains", NODE_LIVENESS), (3, "domains", DOMAINS)];
+
+/// Each host pattern's proof of domain control (`crate::domains::DomainRecord` as JSON), one
+/// row per host, removed with its service. The hosts services already hold are kept as
+/// verified by the operator's word, so the upgrade serves what was served (their service
+/// records have no `verified_hosts`, which nodes read as every host).
+const DOMAINS: &str = r#"
+CREATE TABLE domains (
+    host text COLLATE "C" PRIMARY KEY,
+    service text NOT NULL REFERENCES services (id) ON DELETE CASCADE,
+    tenant text COLLATE "C" NOT NULL,
+    status text NOT NULL,
+    record jsonb NOT NULL
+);
+CREATE INDEX domains_by_service ON domains (service, host);
+CREATE INDEX domains_by_tenant ON domains (tenant, host);
+INSERT INTO domains (host, service, tenant, status, record)
+SELECT h.host, h.service, s.tenant, 'verified', jsonb_build_object(
+    'host', h.host, 'service', h.service, 'tenant', s.tenant, 'status', 'verified',
+    'method', 'operator', 'token', md5(random()::text || h.host),
+    'created_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    'verified_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    'checked_at', NULL, 'failures', 0, 'last_error', NULL)
+FROM hosts h JOIN services s ON s.id = h.service;
+"#;
 
 /// When each node last held a stream (purge completeness after a restart waits for nodes seen
 /// lately) and per-node drains; both are kept when a node registers again.

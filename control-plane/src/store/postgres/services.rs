@@ -74,6 +74,17 @@ pub(super) async fn put(txn: &Transaction<'_>, put: ServicePut, at: Timestamp, m
         let owner = ServiceId::parse(&owner).map_err(|reason| StoreError::Corrupt { key: host.clone(), reason })?;
         return Err(StoreError::HostTaken { host, owner });
     }
+    let existing = super::domains::of_service(txn, &put.id).await?;
+    let plan = crate::domains::rules::plan(
+        &put.id,
+        &put.tenant,
+        &put.hosts,
+        &put.decreed,
+        &existing,
+        at,
+        crate::domains::record::new_token,
+    )
+    .map_err(|e| StoreError::Backend(format!("token: {e}")))?;
     let record = ServiceRecord {
         id: put.id,
         tenant: put.tenant,
@@ -81,6 +92,7 @@ pub(super) async fn put(txn: &Transaction<'_>, put: ServicePut, at: Timestamp, m
         updated_at: at,
         config: put.config,
         function: put.function,
+        verified_hosts: Some(plan.verified_hosts),
     };
     write(txn, &record).await?;
     execute(txn, "DELETE FROM hosts WHERE service = $1", &[&record.id.as_str()]).await?;
@@ -90,6 +102,10 @@ pub(super) async fn put(txn: &Transaction<'_>, put: ServicePut, at: Timestamp, m
         &[&put.hosts, &record.id.as_str()],
     )
     .await?;
+    super::domains::remove(txn, &record.id, &plan.removed).await?;
+    for domain in &plan.domains {
+        super::domains::write(txn, domain).await?;
+    }
     append(txn, Event { seq, at, change: Change::ServicePut { service: record } }, max).await
 }
 
@@ -118,7 +134,7 @@ pub(super) async fn delete(
     let Some(current) = current else {
         return Err(StoreError::Conflict { id, expected: Expect::Version(expect), found: None });
     };
-    // Its hosts go with it (ON DELETE CASCADE).
+    // Its hosts and domains go with it (ON DELETE CASCADE).
     execute(txn, "DELETE FROM services WHERE id = $1", &[&id.as_str()]).await?;
     // A later service under this id, maybe another tenant's, starts with no functions.
     super::functions::forget(txn, &id).await?;

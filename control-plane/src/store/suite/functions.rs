@@ -12,6 +12,7 @@ async fn service(store: &dyn Store, name: &str) -> Seq {
         hosts: vec![format!("{name}.example")],
         expect: Expect::Absent,
         function: None,
+        decreed: Vec::new(),
     };
     ok(store.put_service(put, AT)).await.seq
 }

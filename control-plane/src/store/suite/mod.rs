@@ -4,6 +4,7 @@
 //! tested here, once, so both stores are held to the same words.
 
 mod concurrent;
+mod domains;
 mod functions;
 mod log;
 mod services;
@@ -16,6 +17,7 @@ use outpost_config::{PurgeId, PurgeTarget, ServiceId, TenantId, Timestamp};
 use serde_json::json;
 
 pub(crate) use concurrent::*;
+pub(crate) use domains::*;
 pub(crate) use functions::*;
 pub(crate) use log::*;
 pub(crate) use services::*;
@@ -67,6 +69,7 @@ macro_rules! with_every_test {
             versions_activate_roll_back_and_release_their_bytes,
             concurrent_writers_get_unique_gap_free_numbers,
             of_racing_conditional_writes_exactly_one_wins,
+            domains_follow_their_hosts_and_verification_writes_a_version,
         );
     };
 }
@@ -88,6 +91,7 @@ pub(crate) fn put(name: &str, owner: &str, hosts: &[&str], expect: Expect) -> Se
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         expect,
         function: None,
+        decreed: Vec::new(),
     }
 }
 
