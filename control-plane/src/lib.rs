@@ -16,7 +16,9 @@
 //!   and the table of PoPs DNS answers from.
 //! - `dns`: the authoritative DNS server for the CDN's zone: `<service>.<zone>` → the edges of
 //!   the nearest healthy, undrained PoP for the client (EDNS Client Subnet, else the resolver).
-//! - `ratelimit`: per-tenant purge token buckets.
+//! - `ratelimit`: per-tenant purge token buckets (kept in the store: fleet-wide).
+//! - `sync`: this replica in step with the others: the presence sync (holds, acks, drains
+//!   from the store) and the replica lease.
 //! - `server`: open the store, bind, serve until a signal; `listen`: the accept loop (connection
 //!   cap, first-request and keep-alive timeouts, longest-idle connection closed first when full).
 //!
@@ -41,6 +43,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod settings;
 pub mod store;
+pub mod sync;
 
 pub use auth::Principal;
 pub use settings::Settings;

@@ -54,7 +54,7 @@ async fn a_held_id_is_refused_to_a_second_stream_until_the_first_ends() {
     // for a heartbeat now, so a dead connection is found out).
     let poked = first.poke.clone();
     let claim = nodes.connect(&id("edge-1"), "127.0.0.1:4002".parse().ok());
-    assert_eq!(claim.err(), Some(Refusal::InUse { holder }));
+    assert_eq!(claim.err(), Some(Refusal::InUse { holder, replica: None }));
     assert_eq!(nodes.holder(&id("edge-1")), Some(holder));
     tokio::time::timeout(Duration::from_secs(5), poked.notified()).await.unwrap_or_else(|_| panic!("not poked"));
     assert!(first.stop.try_recv().is_err_and(|e| e == tokio::sync::oneshot::error::TryRecvError::Empty));
