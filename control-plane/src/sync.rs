@@ -57,16 +57,10 @@ async fn sync_loop(nodes: &Nodes, pops: &Pops, wake: &Notify) {
             _ = ticks.tick() => {}
             () = wake.notified() => {}
         }
-        match sync_once(nodes, pops).await {
-            Ok(()) => {}
-            Err(error) => {
-                if nodes.sync_failed() {
-                    tracing::warn!(
-                        %error,
-                        "presence sync: the store does not answer; serving the last known state (DNS included)"
-                    );
-                }
-            }
+        if let Err(error) = sync_once(nodes, pops).await
+            && nodes.sync_failed()
+        {
+            tracing::warn!(%error, "presence sync: the store does not answer; serving the last known state (DNS included)");
         }
     }
 }

@@ -68,6 +68,7 @@ fn replica_config(url: &str) -> ControlConfig {
         .nodes("heartbeat_interval = \"200ms\"")
         .nodes("grace = \"2s\"")
         .nodes("replica_lease = \"1s\"")
+        .nodes("sync_interval = \"250ms\"")
         .nodes("offline_after = \"30s\"")
         .postgres(url, &[])
         .tables(DNS)
