@@ -672,8 +672,16 @@ mod tests {
                 "nodes.startup_grace",
                 "at most 10m",
             ),
-            (format!("data = \"x\"\n{OPERATOR}[nodes]\nreplica_lease = \"500ms\"\n"), "nodes.replica_lease", "use 1s to 5m"),
-            (format!("data = \"x\"\n{OPERATOR}[nodes]\nsync_interval = \"2m\"\n"), "nodes.sync_interval", "use 100ms to 1m"),
+            (
+                format!("data = \"x\"\n{OPERATOR}[nodes]\nreplica_lease = \"500ms\"\n"),
+                "nodes.replica_lease",
+                "use 1s to 5m",
+            ),
+            (
+                format!("data = \"x\"\n{OPERATOR}[nodes]\nsync_interval = \"2m\"\n"),
+                "nodes.sync_interval",
+                "use 100ms to 1m",
+            ),
             (format!("data = \"x\"\n{OPERATOR}[nodes]\nstream_buffer = 0\n"), "nodes.stream_buffer", "use 1 to 65536"),
             (format!("data = \"x\"\n{OPERATOR}[nodes]\nack_history = 0\n"), "nodes.ack_history", "use 1 to 1000000"),
             (format!("data = \"x\"\n{OPERATOR}[limits]\nmax_events = 0\n"), "limits.max_events", "use 1 to 100000000"),

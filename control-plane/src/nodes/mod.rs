@@ -314,8 +314,12 @@ impl Nodes {
     pub async fn claim(&self, id: &NodeId, peer: Option<SocketAddr>) -> Result<Connection, Refusal> {
         let connection = self.connect(id, peer)?;
         let now = wall_now();
-        let hold =
-            Hold { replica: self.replica.clone(), generation: connection.generation, peer: peer.map(|p| p.to_string()), since: now };
+        let hold = Hold {
+            replica: self.replica.clone(),
+            generation: connection.generation,
+            peer: peer.map(|p| p.to_string()),
+            since: now,
+        };
         let refusal = match self.store.claim_node(id, hold, now).await {
             Ok(Claim::Claimed) => return Ok(connection),
             Ok(Claim::Held { hold, until }) => {

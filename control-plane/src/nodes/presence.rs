@@ -33,7 +33,12 @@ pub enum Presence {
 /// `now`: while the holder's lease runs, and for `grace` after (its replica died or lost the
 /// database: the node is reconnecting elsewhere), as a stream dropped here would be. A node
 /// released (by any replica) less than `grace` ago is live too: `seen_at` is the release.
-pub fn is_live_elsewhere(held_until: Option<Timestamp>, seen_at: Option<Timestamp>, now: Timestamp, grace: Duration) -> bool {
+pub fn is_live_elsewhere(
+    held_until: Option<Timestamp>,
+    seen_at: Option<Timestamp>,
+    now: Timestamp,
+    grace: Duration,
+) -> bool {
     let grace = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
     let within = |at: Timestamp| now.0 < at.0.saturating_add(grace);
     held_until.is_some_and(within) || seen_at.is_some_and(within)

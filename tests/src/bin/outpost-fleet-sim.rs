@@ -113,7 +113,8 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.nodes {
         let mut urls = addrs.clone();
         urls.rotate_left(i % addrs.len());
-        let node = SimNode { id: format!("sim-{i:05}"), pop: format!("pop{:02}", i % args.pops), urls, fleet: fleet.clone() };
+        let node =
+            SimNode { id: format!("sim-{i:05}"), pop: format!("pop{:02}", i % args.pops), urls, fleet: fleet.clone() };
         tokio::spawn(node.run());
     }
     wait_streaming(&fleet, args.nodes).await?;
@@ -134,10 +135,17 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.purges {
         let body = json!({"tags": [format!("t{i}")]}).to_string();
         let started = Instant::now();
-        let resp = replicas[0].call(Method::POST, "/v1/services/shop/purge?wait=true&timeout=30s", Some(OPERATOR), &body).await?;
+        let resp = replicas[0]
+            .call(Method::POST, "/v1/services/shop/purge?wait=true&timeout=10s", Some(OPERATOR), &body)
+            .await?;
         ms.push(started.elapsed().as_secs_f64() * 1000.0);
         if resp.status == 200 {
             complete += 1;
+        } else if complete == 0 || i % 50 == 0 {
+            let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
+            let pending = body["pending"].as_array().map_or(0, Vec::len);
+            report(json!({"purge": i, "status": resp.status.as_u16(), "pending": pending,
+                "first_pending": body["pending"][0], "acks": fleet.acks.load(Ordering::Relaxed)}));
         }
     }
     let secs = phase.elapsed().as_secs_f64();
@@ -166,8 +174,14 @@ async fn main() -> anyhow::Result<()> {
     }
     // Every node of the killed replica opened a stream again and every node streams.
     let limit = Instant::now() + PHASE_LIMIT;
-    while fleet.opened.load(Ordering::SeqCst) < opened + moving as u64 || fleet.streaming.load(Ordering::SeqCst) < args.nodes {
-        ensure!(Instant::now() < limit, "nodes did not come back: {} streaming", fleet.streaming.load(Ordering::SeqCst));
+    while fleet.opened.load(Ordering::SeqCst) < opened + moving as u64
+        || fleet.streaming.load(Ordering::SeqCst) < args.nodes
+    {
+        ensure!(
+            Instant::now() < limit,
+            "nodes did not come back: {} streaming",
+            fleet.streaming.load(Ordering::SeqCst)
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     report(json!({"store": store, "moved_nodes": moving, "all_resumed_s": killed.elapsed().as_secs_f64(),
@@ -237,10 +251,10 @@ impl SimNode {
         let mut turn = 0usize;
         loop {
             let addr = self.urls[turn % self.urls.len()];
-            if let Err(error) = self.session(addr, &mut applied).await {
-                if error.to_string().contains("409") {
-                    self.fleet.refusals.fetch_add(1, Ordering::Relaxed);
-                }
+            if let Err(error) = self.session(addr, &mut applied).await
+                && error.to_string().contains("409")
+            {
+                self.fleet.refusals.fetch_add(1, Ordering::Relaxed);
             }
             turn += 1;
             let jitter = (self.id.len() as u64 * 7919 + turn as u64 * 104_729) % 100;

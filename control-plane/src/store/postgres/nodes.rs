@@ -25,9 +25,12 @@ pub(super) async fn put(client: &impl GenericClient, node: NodeRecord) -> Result
 }
 
 pub(super) async fn all(client: &impl GenericClient) -> Result<Vec<StoredNode>, StoreError> {
-    let rows =
-        query(client, "SELECT record::text, acked, acked_at, seen_at, drained_at, hold::text, id FROM nodes ORDER BY id", &[])
-            .await?;
+    let rows = query(
+        client,
+        "SELECT record::text, acked, acked_at, seen_at, drained_at, hold::text, id FROM nodes ORDER BY id",
+        &[],
+    )
+    .await?;
     let mut nodes = Vec::with_capacity(rows.len());
     for row in rows {
         let id: String = row.try_get(6).map_err(pg_error("read node"))?;

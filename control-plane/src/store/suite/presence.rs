@@ -15,7 +15,12 @@ fn at(ms: u64) -> Timestamp {
 }
 
 fn hold(replica: &str, generation: u64, ms: u64) -> Hold {
-    Hold { replica: replica.to_owned(), generation, peer: Some(format!("127.0.0.1:{}", 4000 + generation)), since: at(ms) }
+    Hold {
+        replica: replica.to_owned(),
+        generation,
+        peer: Some(format!("127.0.0.1:{}", 4000 + generation)),
+        since: at(ms),
+    }
 }
 
 fn edge(name: &str) -> NodeId {
@@ -85,10 +90,8 @@ pub(crate) async fn presence_lists_every_node_with_its_acks_and_drains(fixture: 
     ok(store.renew_replica("a", at(0), at(3000))).await;
     ok(store.claim_node(&edge("edge-2"), hold("a", 1, 0), at(0))).await;
     let presence = ok(store.presence()).await;
-    let summary: Vec<_> = presence
-        .iter()
-        .map(|p| (p.id.as_str(), p.registered_at, p.acked.0, p.drained_at, p.held_until))
-        .collect();
+    let summary: Vec<_> =
+        presence.iter().map(|p| (p.id.as_str(), p.registered_at, p.acked.0, p.drained_at, p.held_until)).collect();
     assert_eq!(summary, [("edge-1", AT, 0, Some(at(5)), None), ("edge-2", AT, 4, None, Some(at(3000)))]);
     // Another handle (another replica) reads the same.
     if let Some(other) = fixture.open_another() {
@@ -110,7 +113,10 @@ pub(crate) async fn a_tenants_purge_bucket_is_shared_by_every_handle(fixture: &d
     assert_eq!(ok(other.take_purge(&acme, spec, at(0))).await, Ok(()));
     assert_eq!(ok(store.take_purge(&acme, spec, at(10))).await, Ok(()));
     let refused = ok(other.take_purge(&acme, spec, at(10))).await;
-    assert!(refused.is_err_and(|wait| wait.abs_diff(Duration::from_millis(90)) < Duration::from_millis(2)), "{refused:?}");
+    assert!(
+        refused.is_err_and(|wait| wait.abs_diff(Duration::from_millis(90)) < Duration::from_millis(2)),
+        "{refused:?}"
+    );
     // Another tenant has its own bucket; one interval later acme has one token again.
     assert_eq!(ok(other.take_purge(&tenant("globex"), spec, at(10))).await, Ok(()));
     assert_eq!(ok(other.take_purge(&acme, spec, at(110))).await, Ok(()));
