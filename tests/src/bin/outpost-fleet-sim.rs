@@ -136,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
         let body = json!({"tags": [format!("t{i}")]}).to_string();
         let started = Instant::now();
         let resp = replicas[0]
-            .call(Method::POST, "/v1/services/shop/purge?wait=true&timeout=10s", Some(OPERATOR), &body)
+            .call(Method::POST, "/v1/services/shop/purge?wait=true&timeout=5s", Some(OPERATOR), &body)
             .await?;
         ms.push(started.elapsed().as_secs_f64() * 1000.0);
         if resp.status == 200 {
@@ -146,6 +146,14 @@ async fn main() -> anyhow::Result<()> {
             let pending = body["pending"].as_array().map_or(0, Vec::len);
             report(json!({"purge": i, "status": resp.status.as_u16(), "pending": pending,
                 "first_pending": body["pending"][0], "acks": fleet.acks.load(Ordering::Relaxed)}));
+            // Why: the first replica's warnings so far.
+            let stderr = replicas[0].stderr_text();
+            let warnings: Vec<&str> = stderr
+                .lines()
+                .filter(|l| (l.contains("WARN") || l.contains("ERROR")) && !l.contains("edge node"))
+                .take(4)
+                .collect();
+            report(json!({"replica_0_warnings": warnings}));
         }
     }
     let secs = phase.elapsed().as_secs_f64();
