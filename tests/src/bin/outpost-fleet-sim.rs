@@ -150,10 +150,22 @@ async fn main() -> anyhow::Result<()> {
             let stderr = replicas[0].stderr_text();
             let warnings: Vec<&str> = stderr
                 .lines()
-                .filter(|l| (l.contains("WARN") || l.contains("ERROR")) && !l.contains("edge node"))
+                .filter(|l| {
+                    (l.contains("WARN") || l.contains("ERROR") || l.contains("panick") || l.contains("presence"))
+                        && !l.contains("edge node")
+                })
                 .take(4)
                 .collect();
             report(json!({"replica_0_warnings": warnings}));
+            // How each replica sees the first pending node.
+            for (r, replica) in replicas.iter().enumerate() {
+                let list = replica.call(Method::GET, "/v1/nodes", Some(OPERATOR), "").await?;
+                let list: serde_json::Value = serde_json::from_slice(&list.body).unwrap_or_default();
+                let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
+                let node = nodes.iter().find(|n| n["id"] == body["pending"][0]).cloned().unwrap_or_default();
+                report(json!({"replica": r, "listed": nodes.len(), "node": node["id"], "acked": node["acked"],
+                    "connected": node["connected"], "holder": node["replica"], "live": node["live"]}));
+            }
         }
     }
     let secs = phase.elapsed().as_secs_f64();
