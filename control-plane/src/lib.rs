@@ -18,7 +18,9 @@
 //!   the nearest healthy, undrained PoP for the client (EDNS Client Subnet, else the resolver).
 //! - `domains`: domain control before traffic: each host's proof (DNS TXT, HTTP token or the
 //!   operator's word), checked on demand and periodically; nodes serve verified hosts only.
-//! - `ratelimit`: per-tenant purge token buckets.
+//! - `ratelimit`: per-tenant purge token buckets (kept in the store: fleet-wide).
+//! - `sync`: this replica in step with the others: the presence sync (holds, acks, drains
+//!   from the store) and the replica lease.
 //! - `server`: open the store, bind, serve until a signal; `listen`: the accept loop (connection
 //!   cap, first-request and keep-alive timeouts, longest-idle connection closed first when full).
 //!
@@ -44,6 +46,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod settings;
 pub mod store;
+pub mod sync;
 
 pub use auth::Principal;
 pub use settings::Settings;

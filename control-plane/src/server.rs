@@ -34,11 +34,16 @@ pub enum RunError {
 pub async fn run(settings: Settings, ready_file: Option<&Path>, notifier: Arc<Notifier>) -> Result<(), RunError> {
     let (store, postgres) = open_store(&settings).await?;
     let app = App::open(store, &settings).await?;
-    // Other replicas append too: wake this one's streams (and DNS) when they do.
+    // Other replicas append and change presence too: wake this one's streams (and DNS) when
+    // they append, and its presence sync when they announce a change.
+    let wake_sync = Arc::new(tokio::sync::Notify::new());
     let follower = postgres.map(|(store, pg)| {
         let nodes = app.nodes.clone();
-        follow_head(store, pg, Arc::new(move |seq| nodes.appended(seq)))
+        let wake = wake_sync.clone();
+        follow_head(store, pg, Arc::new(move |seq| nodes.appended(seq)), Arc::new(move || wake.notify_one()))
     });
+    crate::sync::first(&app.nodes, &app.pops).await;
+    let syncer = crate::sync::spawn(app.nodes.clone(), app.pops.clone(), wake_sync);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| RunError::Bind { addr: settings.listen, source })?;
@@ -76,6 +81,7 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>, notifier: Arc<No
         }))
     });
     let nodes = app.nodes.clone();
+    let nodes_at_stop = app.nodes.clone();
     let stopping = notifier.clone();
     let shutdown = async move {
         signals.wait().await;
@@ -89,6 +95,8 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>, notifier: Arc<No
     crate::listen::serve(listener, api::router(app), &settings.limits, dead_peer, shutdown).await;
     checker.abort();
     rechecker.abort();
+    syncer.abort();
+    crate::sync::end_lease(&nodes_at_stop, std::time::Duration::from_secs(2)).await;
     if let Some(follower) = follower {
         follower.abort();
     }

@@ -134,6 +134,20 @@ pub struct NodeSettings {
     /// `heartbeat_interval`s; at most 10m.
     #[serde(with = "outpost_config::units::option_duration")]
     pub startup_grace: Option<Duration>,
+    /// How long this replica's claims on node streams stand in the store without renewal; it
+    /// renews them every third of it. A replica that dies (or loses the database) frees its
+    /// nodes for the other replicas at most this long after its last renewal; until then a
+    /// node moving to another replica gets 409 `node_id_in_use` and retries. Replicas' clocks
+    /// must agree to well within it. Default: `"3s"`; 1s to 5m.
+    #[serde(with = "outpost_config::units::duration")]
+    pub replica_lease: Duration,
+    /// How often this replica reads every node's presence (holds, acks, seen and drain times)
+    /// and the PoP drains from the store, besides when another replica announces a change
+    /// (PostgreSQL `NOTIFY`): the longest a lost announcement delays `GET /v1/nodes`, purge
+    /// progress and DNS drains on this replica. One read of the nodes table per interval.
+    /// Default: `"1s"`; 100ms to 1m.
+    #[serde(with = "outpost_config::units::duration")]
+    pub sync_interval: Duration,
 }
 
 impl Default for NodeSettings {
@@ -145,6 +159,8 @@ impl Default for NodeSettings {
             ack_history: 1024,
             offline_after: Duration::from_secs(600),
             startup_grace: None,
+            replica_lease: Duration::from_secs(3),
+            sync_interval: Duration::from_secs(1),
         }
     }
 }
@@ -418,6 +434,14 @@ fn check_nodes(nodes: &NodeSettings, report: &mut dyn FnMut(&str, String)) {
     if nodes.startup_grace.is_some_and(|grace| grace > Duration::from_secs(600)) {
         report("nodes.startup_grace", format!("{:?} is out of range; use at most 10m", nodes.startup_grace()));
     }
+    let lease = nodes.replica_lease;
+    if lease < Duration::from_secs(1) || lease > Duration::from_secs(300) {
+        report("nodes.replica_lease", format!("{lease:?} is out of range; use 1s to 5m"));
+    }
+    let sync = nodes.sync_interval;
+    if sync < Duration::from_millis(100) || sync > Duration::from_secs(60) {
+        report("nodes.sync_interval", format!("{sync:?} is out of range; use 100ms to 1m"));
+    }
     for (path, value, max) in
         [("nodes.stream_buffer", nodes.stream_buffer, 65_536), ("nodes.ack_history", nodes.ack_history, 1_000_000)]
     {
@@ -554,6 +578,8 @@ mod tests {
         assert_eq!(settings.nodes.grace(), Duration::from_secs(10));
         assert_eq!(settings.nodes.offline_after, Duration::from_secs(600));
         assert_eq!(settings.nodes.startup_grace(), Duration::from_secs(15));
+        assert_eq!(settings.nodes.replica_lease, Duration::from_secs(3));
+        assert_eq!(settings.nodes.sync_interval, Duration::from_secs(1));
         assert!(settings.limits.tenant_upstream_networks().is_empty(), "tenants get no private upstream");
         let allowing = parse(
             &format!("data = \"cp.redb\"\n{OPERATOR}[limits]\ntenant_upstream_allow = [\"127.0.0.0/8\", \"::1\"]\n"),
@@ -654,6 +680,16 @@ mod tests {
                 format!("data = \"x\"\n{OPERATOR}[nodes]\nstartup_grace = \"1h\"\n"),
                 "nodes.startup_grace",
                 "at most 10m",
+            ),
+            (
+                format!("data = \"x\"\n{OPERATOR}[nodes]\nreplica_lease = \"500ms\"\n"),
+                "nodes.replica_lease",
+                "use 1s to 5m",
+            ),
+            (
+                format!("data = \"x\"\n{OPERATOR}[nodes]\nsync_interval = \"2m\"\n"),
+                "nodes.sync_interval",
+                "use 100ms to 1m",
             ),
             (format!("data = \"x\"\n{OPERATOR}[nodes]\nstream_buffer = 0\n"), "nodes.stream_buffer", "use 1 to 65536"),
             (format!("data = \"x\"\n{OPERATOR}[nodes]\nack_history = 0\n"), "nodes.ack_history", "use 1 to 1000000"),

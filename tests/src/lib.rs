@@ -33,6 +33,7 @@
 pub mod challtestsrv;
 pub mod client;
 pub mod control;
+pub mod dig;
 pub mod fleet;
 pub mod h3client;
 pub mod interim_client;

@@ -71,6 +71,20 @@ impl PgCluster {
         }
     }
 
+    /// Stops the server (`pg_ctl -m fast stop`: open connections are cut), keeping its data:
+    /// the database is away until [`PgCluster::resume`].
+    pub fn pause(&self) -> Result<(), String> {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let mut command = self.server_command(&pg_ctl);
+        command.arg("-D").arg(self.data()).args(["-m", "fast", "-w", "stop"]);
+        run(&mut command)
+    }
+
+    /// Starts the server again on the same port and data after [`PgCluster::pause`].
+    pub fn resume(&self) -> Result<(), String> {
+        self.pg_ctl_start()
+    }
+
     fn data(&self) -> PathBuf {
         self.root.path().join("data")
     }

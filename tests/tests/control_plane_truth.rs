@@ -223,9 +223,11 @@ async fn a_restarted_control_plane_does_not_steer_away_from_a_reconnecting_pop()
         assert_eq!(answer(&cp, IN_RA).await?, ["127.0.1.1"], "ra keeps PoP a while its edge reconnects\n{pops}");
         assert_eq!(answer(&cp, IN_RB).await?, ["127.0.2.1"]);
     }
+    // (`live` may still be true: a stream that ended less than `nodes.grace` ago counts as live,
+    // on every replica, since its end is in the store.)
     let a = &pops["pops"][0]["nodes"][0];
-    let state = (a["live"].as_bool(), a["reconnecting"].as_bool(), a["healthy"].as_bool());
-    assert_eq!(state, (Some(false), Some(true), Some(true)), "{pops}");
+    let state = (a["reconnecting"].as_bool(), a["healthy"].as_bool());
+    assert_eq!(state, (Some(true), Some(true)), "{pops}");
     // a's path comes back: its stream too, and the answers stay, past the startup grace.
     gate.open();
     let start = Instant::now();

@@ -41,7 +41,7 @@ use crate::auth::Tokens;
 use crate::dns::cidr::Cidr;
 use crate::nodes::Nodes;
 use crate::pops::Pops;
-use crate::ratelimit::PurgeLimiter;
+use crate::ratelimit::BucketSpec;
 use crate::settings::{Limits, Settings};
 use crate::store::{Store, StoreError};
 
@@ -52,7 +52,8 @@ pub struct App {
     pub limits: Limits,
     /// `limits.tenant_upstream_allow`, parsed once.
     pub tenant_upstream_allow: Vec<Cidr>,
-    pub purge_limiter: PurgeLimiter,
+    /// Each tenant's purge bucket (`limits.purge_burst`, `purge_rate`), kept in the store.
+    pub purge_bucket: BucketSpec,
     /// The nodes following the log: registry, streams' hub, acks.
     pub nodes: Arc<Nodes>,
     /// PoP health and drains (the checker is started by `server`).
@@ -72,7 +73,7 @@ impl App {
     /// the ack writer).
     pub async fn open(store: Arc<dyn Store>, settings: &Settings) -> Result<AppState, StoreError> {
         let limits = settings.limits.clone();
-        let purge_limiter = PurgeLimiter::new(limits.purge_burst, limits.purge_interval());
+        let purge_bucket = BucketSpec { burst: limits.purge_burst, interval: limits.purge_interval() };
         let nodes = Nodes::load(store.clone(), settings.nodes.clone()).await?;
         let named_pops = settings.dns.as_ref().map(crate::dns::DnsSettings::named_pops).unwrap_or_default();
         let pops = Pops::load(store.clone(), nodes.clone(), settings.health.clone(), named_pops).await?;
@@ -86,7 +87,7 @@ impl App {
             tokens,
             limits,
             tenant_upstream_allow,
-            purge_limiter,
+            purge_bucket,
             nodes,
             pops,
             dns_stats,

@@ -32,10 +32,20 @@ pub(super) fn unknown(id: &NodeId) -> ApiError {
     ApiError::new(ErrorKind::NotFound, format!("node \"{id}\" is not registered; PUT /v1/nodes/{id} first"))
 }
 
-/// 409 `node_id_in_use`, logged and counted: `peer` claimed `id`, which `holder`'s stream holds.
-fn in_use(app: &AppState, id: &NodeId, peer: Option<SocketAddr>, holder: Option<SocketAddr>) -> ApiError {
+/// 409 `node_id_in_use`, logged and counted: `peer` claimed `id`, which `holder`'s stream holds
+/// (on `replica`, when another replica holds it).
+fn in_use(
+    app: &AppState,
+    id: &NodeId,
+    peer: Option<SocketAddr>,
+    holder: Option<SocketAddr>,
+    replica: Option<&str>,
+) -> ApiError {
     app.counters.node_id_conflict();
-    let holder = holder.map_or_else(|| "an open stream".to_owned(), |h| h.to_string());
+    let mut holder = holder.map_or_else(|| "an open stream".to_owned(), |h| h.to_string());
+    if let Some(replica) = replica {
+        holder = format!("{holder} (control-plane replica {replica})");
+    }
     let claimant = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
     tracing::warn!(node = %id, %holder, %claimant, "node id claimed while another connection holds its stream; refused");
     ApiError::new(
@@ -59,7 +69,7 @@ pub async fn register(
     let id = node_id(&id)?;
     auth.check(&id)?;
     if let Some(holder) = app.nodes.holder(&id) {
-        return Err(in_use(&app, &id, peer, holder));
+        return Err(in_use(&app, &id, peer, holder, None));
     }
     let registration = parse_json::<NodeRegistration>(&body, ErrorKind::InvalidRequest)?;
     registration.check().map_err(|message| {
@@ -94,12 +104,16 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     let id = node_id(&id)?;
     auth.check(&id)?;
-    let connection = match app.nodes.connect(&id, peer) {
+    let connection = match app.nodes.claim(&id, peer).await {
         Ok(connection) => connection,
         Err(Refusal::Unknown) => return Err(unknown(&id)),
-        Err(Refusal::InUse { holder }) => return Err(in_use(&app, &id, peer, holder)),
+        Err(Refusal::InUse { holder, replica }) => return Err(in_use(&app, &id, peer, holder, replica.as_deref())),
         Err(Refusal::Closing) => {
             return Err(ApiError::new(ErrorKind::Unavailable, "the control plane is shutting down; reconnect later"));
+        }
+        Err(Refusal::Store(error)) => {
+            tracing::warn!(node = %id, %error, "stream refused: the store did not take the claim");
+            return Err(ApiError::new(ErrorKind::Unavailable, "the store does not answer; try another control plane"));
         }
     };
     let after = Seq(query.after.unwrap_or(0));
@@ -148,6 +162,8 @@ pub async fn ack(
 pub struct NodeList {
     nodes: Vec<NodeView>,
     head: Seq,
+    /// The replica that answered (its id in `nodes[].replica`).
+    replica: String,
 }
 
 /// `GET /v1/nodes`: every registered node with its liveness and acks (operator only).
@@ -156,5 +172,5 @@ pub async fn list(State(app): State<AppState>, Auth(principal): Auth) -> Result<
         return Err(ApiError::new(ErrorKind::Forbidden, "the node list is for operator tokens"));
     }
     let head = app.store.last_seq().await?;
-    Ok(Json(NodeList { nodes: app.nodes.list(Instant::now()), head }))
+    Ok(Json(NodeList { nodes: app.nodes.list(Instant::now()), head, replica: app.nodes.replica().to_owned() }))
 }

@@ -177,8 +177,11 @@ pub async fn create(
     let hosts = service_hosts(service);
     check_targets(&spec, &hosts, app.limits.max_purge_targets)?;
     // The operator is not limited: in an incident it must be able to purge at once.
+    // The bucket is in the store, shared by every replica: the rate is the tenant's across the
+    // fleet, not per replica.
     if let Principal::Tenant(_) = principal {
-        app.purge_limiter.take(&service.tenant, Instant::now()).map_err(ApiError::rate_limited)?;
+        let now = Timestamp::from_system(SystemTime::now());
+        app.store.take_purge(&service.tenant, app.purge_bucket, now).await?.map_err(ApiError::rate_limited)?;
     }
     let id = PurgeId(random_id()?);
     let purge = NewPurge {

@@ -10,9 +10,17 @@
 //!   and a node that stops reading is disconnected (see `stream`).
 //! - `changes` is bumped on every ack and every connect or drop: purges waiting for
 //!   completion (`wait=true`) recompute their progress then.
-//! - One node, one stream: a node id held by an open stream is refused to a second claimant
-//!   ([`Claim::InUse`], 409 `node_id_in_use`), never taken over; a restarted node gets its id
-//!   back once its old stream has ended (its connection closed, or a heartbeat write failed).
+//! - One node, one stream, across replicas: a stream first claims the node here, then in the
+//!   store ([`Store::claim_node`], a hold under this replica's lease, see
+//!   `crate::store::presence`). A node id held by an open stream, on this replica or another
+//!   whose lease runs, is refused to a second claimant ([`Refusal::InUse`], 409
+//!   `node_id_in_use`), never taken over; a restarted node gets its id back once its old
+//!   stream has ended (its connection closed, or a heartbeat write failed), or once the
+//!   holding replica's lease ran out (it died).
+//! - Other replicas' holds, acks, seen and drain times reach this registry through
+//!   [`Nodes::merge`] (the presence sync, `crate::sync`), so the node list, purge progress
+//!   and the 409 agree on every replica. While the store does not answer, liveness is judged
+//!   as of the last sync that succeeded: the last known state, which DNS keeps serving.
 //! - Each node's last-seen time (registration, ack, or an open stream, recorded every
 //!   [`SEEN_INTERVAL`] at most) is kept in the store: after a restart, a node seen within
 //!   `nodes.offline_after` is still one a purge must reach.
@@ -36,11 +44,12 @@ use serde::Serialize;
 use tokio::sync::{Notify, oneshot, watch};
 
 pub use acks::AckWriter;
-pub use presence::{Presence, is_expected, is_reconnecting};
+pub use presence::{Presence, is_expected, is_live_elsewhere, is_reconnecting};
 pub use progress::{AckHistory, NodeProgress, PopProgress, PurgeProgress};
 
 use crate::settings::NodeSettings;
-use crate::store::{NodeAck, Store, StoreError, StoredNode};
+use crate::store::presence::holds;
+use crate::store::{Claim, Hold, NodeAck, NodePresence, Store, StoreError, StoredNode};
 
 /// Longest time between two records of the connected nodes' last-seen time (shorter when
 /// `nodes.offline_after` is: a tenth of it, at least a second).
@@ -56,6 +65,8 @@ pub struct Nodes {
     store: Arc<dyn Store>,
     /// When this control plane loaded the registry (`nodes.startup_grace` runs from it).
     started: Instant,
+    /// This replica's id in the store's holds: random, new at every start.
+    replica: String,
 }
 
 #[derive(Default)]
@@ -64,6 +75,17 @@ struct Registry {
     next_generation: u64,
     /// Shutting down: no new streams.
     closing: bool,
+    /// The last presence sync that succeeded, and whether the ones since failed (the store is
+    /// away: liveness is judged as of that sync).
+    synced: Option<(Instant, Timestamp)>,
+    away: bool,
+}
+
+/// Another replica's hold on a node's stream, as of the last presence sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Remote {
+    hold: Hold,
+    until: Option<Timestamp>,
 }
 
 struct Entry {
@@ -75,6 +97,11 @@ struct Entry {
     /// Registered before this control plane started (loaded from the store): the only nodes
     /// `nodes.startup_grace` applies to.
     known_at_start: bool,
+    /// Another replica holds its stream (or did until its lease ran out).
+    remote: Option<Remote>,
+    /// When this replica's current stream claimed the node (wall clock): a hold another
+    /// replica took before it is an older one, not a takeover.
+    claimed_at: Timestamp,
 }
 
 /// A stream's claim on its node, from [`Nodes::connect`].
@@ -85,6 +112,9 @@ pub struct Connection {
     /// Asks the stream for a heartbeat now (a second claimant came: find out whether the
     /// holder's connection still takes writes).
     pub poke: Arc<Notify>,
+    /// When the node's previous stream here dropped, if it did (restored when the store
+    /// refuses the claim).
+    dropped_before: Option<Instant>,
 }
 
 /// Why [`Nodes::connect`] gave no stream.
@@ -93,10 +123,25 @@ pub enum Refusal {
     Unknown,
     /// The control plane is stopping.
     Closing,
-    /// Another connection holds the node's stream (`holder`: its address).
+    /// Another connection holds the node's stream (`holder`: its address; `replica`: the
+    /// replica holding it, when it is another one).
     InUse {
         holder: Option<SocketAddr>,
+        replica: Option<String>,
     },
+    /// The store did not answer the claim.
+    Store(String),
+}
+
+/// What [`Nodes::merge`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Merged {
+    /// Something a waiting purge, the node list or PoP health reads changed.
+    pub changed: bool,
+    /// A node is new or re-registered elsewhere: read the registrations again.
+    pub reload: bool,
+    /// Holds of this replica's streams that have ended here (a release that failed): clear them.
+    pub release: Vec<(NodeId, u64)>,
 }
 
 /// What an ack did.
@@ -128,6 +173,8 @@ pub struct NodeView {
     pub reconnecting: bool,
     /// The address of the connection that holds its stream.
     pub peer: Option<SocketAddr>,
+    /// The replica holding its stream (this one's id, or another's).
+    pub replica: Option<String>,
     /// Drained by an operator: DNS leaves its address out.
     pub drained_at: Option<Timestamp>,
     /// The edge functions the node runs, as its last ack reported: service id →
@@ -159,11 +206,13 @@ impl Nodes {
                         history,
                         functions: BTreeMap::new(),
                         known_at_start: true,
+                        remote: None,
+                        claimed_at: Timestamp(0),
                     },
                 )
             })
             .collect();
-        let registry = Registry { nodes, next_generation: 1, closing: false };
+        let registry = Registry { nodes, next_generation: 1, ..Registry::default() };
         let nodes = Arc::new(Self {
             registry: Mutex::new(registry),
             head: watch::Sender::new(head),
@@ -172,6 +221,7 @@ impl Nodes {
             acks: AckWriter::start(store.clone()),
             store,
             started: Instant::now(),
+            replica: new_replica_id(),
         });
         tokio::spawn(record_seen(Arc::downgrade(&nodes)));
         Ok(nodes)
@@ -179,6 +229,15 @@ impl Nodes {
 
     pub fn settings(&self) -> &NodeSettings {
         &self.settings
+    }
+
+    /// This replica's id (in the store's holds and `GET /v1/nodes`).
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// The log grew to `seq`: wake the streams.
@@ -222,6 +281,8 @@ impl Nodes {
                     history,
                     functions: BTreeMap::new(),
                     known_at_start: false,
+                    remote: None,
+                    claimed_at: Timestamp(0),
                 };
                 registry.nodes.insert(stored.node.id, entry);
             }
@@ -237,12 +298,62 @@ impl Nodes {
     /// holder so a dead one is found out.
     pub fn holder(&self, id: &NodeId) -> Option<Option<SocketAddr>> {
         let registry = lock(&self.registry);
-        match registry.nodes.get(id).map(|entry| &entry.presence) {
-            Some(Presence::Connected { peer, poke, .. }) => {
+        let (_, wall) = self.as_of(&registry, Instant::now());
+        let entry = registry.nodes.get(id)?;
+        match &entry.presence {
+            Presence::Connected { peer, poke, .. } => {
                 poke.notify_one();
                 Some(*peer)
             }
-            _ => None,
+            _ => entry.remote.as_ref().filter(|r| holds(r.until, wall)).map(|r| peer_of(&r.hold)),
+        }
+    }
+
+    /// Claims the node's stream for the connection from `peer`: here first ([`Nodes::connect`]),
+    /// then in the store, where another replica's standing hold refuses it.
+    pub async fn claim(&self, id: &NodeId, peer: Option<SocketAddr>) -> Result<Connection, Refusal> {
+        let connection = self.connect(id, peer)?;
+        let now = wall_now();
+        let hold = Hold {
+            replica: self.replica.clone(),
+            generation: connection.generation,
+            peer: peer.map(|p| p.to_string()),
+            since: now,
+        };
+        let refusal = match self.store.claim_node(id, hold, now).await {
+            Ok(Claim::Claimed) => return Ok(connection),
+            Ok(Claim::Held { hold, until }) => {
+                let holder = peer_of(&hold);
+                let replica = Some(hold.replica.clone());
+                if let Some(entry) = lock(&self.registry).nodes.get_mut(id) {
+                    entry.remote = Some(Remote { hold, until: Some(until) });
+                }
+                Refusal::InUse { holder, replica }
+            }
+            Ok(Claim::Unknown) => Refusal::Unknown,
+            Err(error) => Refusal::Store(error.to_string()),
+        };
+        self.undo(id, &connection);
+        Err(refusal)
+    }
+
+    /// Takes back a local claim the store refused: the node is as before it.
+    fn undo(&self, id: &NodeId, connection: &Connection) {
+        let undone = {
+            let mut registry = lock(&self.registry);
+            match registry.nodes.get_mut(id) {
+                Some(entry) if entry.presence.is_stream(connection.generation) => {
+                    entry.presence = match connection.dropped_before {
+                        Some(since) => Presence::Dropped { since },
+                        None => Presence::Never,
+                    };
+                    true
+                }
+                _ => false,
+            }
+        };
+        if undone {
+            self.changed();
         }
     }
 
@@ -257,16 +368,21 @@ impl Nodes {
             }
             let generation = registry.next_generation;
             let entry = registry.nodes.get_mut(id).ok_or(Refusal::Unknown)?;
-            if let Presence::Connected { peer: holder, poke, .. } = &entry.presence {
-                poke.notify_one();
-                return Err(Refusal::InUse { holder: *holder });
-            }
+            let dropped_before = match &entry.presence {
+                Presence::Connected { peer: holder, poke, .. } => {
+                    poke.notify_one();
+                    return Err(Refusal::InUse { holder: *holder, replica: None });
+                }
+                Presence::Dropped { since } => Some(*since),
+                Presence::Never => None,
+            };
             let (stop, stopped) = oneshot::channel();
             let poke = Arc::new(Notify::new());
             entry.presence = Presence::Connected { generation, stop, peer, poke: poke.clone() };
-            entry.stored.seen_at = Some(wall_now());
+            entry.claimed_at = wall_now();
+            entry.stored.seen_at = Some(entry.claimed_at);
             registry.next_generation += 1;
-            Connection { generation, stop: stopped, poke }
+            Connection { generation, stop: stopped, poke, dropped_before }
         };
         self.changed();
         Ok(connection)
@@ -280,9 +396,11 @@ impl Nodes {
         }
     }
 
-    /// Whether the node's stream is open.
+    /// Whether the node's stream is open, here or on another replica whose lease runs.
     pub fn is_connected(&self, id: &NodeId) -> bool {
-        lock(&self.registry).nodes.get(id).is_some_and(|e| matches!(e.presence, Presence::Connected { .. }))
+        let registry = lock(&self.registry);
+        let (_, wall) = self.as_of(&registry, Instant::now());
+        registry.nodes.get(id).is_some_and(|e| is_connected(e, wall))
     }
 
     /// Mirrors a node drain the store has written.
@@ -292,7 +410,8 @@ impl Nodes {
         }
     }
 
-    /// The stream of `generation` ended; the node stays live for `nodes.grace`.
+    /// The stream of `generation` ended; the node stays live for `nodes.grace`. Its hold in
+    /// the store is cleared in the background (a failure is retried by the next sync).
     pub fn disconnect(&self, id: &NodeId, generation: u64) {
         let dropped = {
             let mut registry = lock(&self.registry);
@@ -308,6 +427,17 @@ impl Nodes {
         if dropped {
             self.changed();
         }
+        self.release(id.clone(), generation);
+    }
+
+    /// Clears this replica's hold of `generation` on the node in the store, in the background.
+    pub fn release(&self, id: NodeId, generation: u64) {
+        let (store, replica) = (self.store.clone(), self.replica.clone());
+        tokio::spawn(async move {
+            if let Err(error) = store.release_node(&id, &replica, generation, wall_now()).await {
+                tracing::debug!(node = %id, %error, "release of the stream's hold failed; the next sync retries");
+            }
+        });
     }
 
     /// Records an ack in memory (progress sees it at once), then in the store; returns once
@@ -340,29 +470,32 @@ impl Nodes {
         }
     }
 
-    /// Every node, by id, as of `now`.
+    /// Every node, by id, as of `now` (as of the last sync while the store is away).
     pub fn list(&self, now: Instant) -> Vec<NodeView> {
         let registry = lock(&self.registry);
-        let wall = wall_now();
+        let (now, wall) = self.as_of(&registry, now);
         registry
             .nodes
             .values()
             .map(|entry| {
                 let (live, expected, reconnecting) = self.standing(entry, now, wall);
-                let peer = match &entry.presence {
-                    Presence::Connected { peer, .. } => *peer,
-                    _ => None,
+                let remote = entry.remote.as_ref().filter(|r| holds(r.until, wall));
+                let (peer, replica) = match (&entry.presence, remote) {
+                    (Presence::Connected { peer, .. }, _) => (*peer, Some(self.replica.clone())),
+                    (_, Some(remote)) => (peer_of(&remote.hold), Some(remote.hold.replica.clone())),
+                    _ => (None, None),
                 };
                 NodeView {
                     node: entry.stored.node.clone(),
                     live,
-                    connected: matches!(entry.presence, Presence::Connected { .. }),
+                    connected: is_connected(entry, wall),
                     acked: entry.stored.acked,
                     acked_at: entry.stored.acked_at,
                     last_seen: entry.stored.last_seen(),
                     expected,
                     reconnecting,
                     peer,
+                    replica,
                     drained_at: entry.stored.drained_at,
                     functions: entry.functions.clone(),
                 }
@@ -373,7 +506,9 @@ impl Nodes {
     /// `(live, expected, reconnecting)` of one node as of `now` (and `wall`, the same instant
     /// on the wall clock).
     fn standing(&self, entry: &Entry, now: Instant, wall: Timestamp) -> (bool, bool, bool) {
-        let live = entry.presence.is_live(now, self.settings.grace());
+        let until = entry.remote.as_ref().and_then(|r| r.until);
+        let live = entry.presence.is_live(now, self.settings.grace())
+            || is_live_elsewhere(until, entry.stored.seen_at, wall, self.settings.grace());
         let expected = is_expected(live, entry.stored.last_seen(), wall, self.settings.offline_after);
         let since_start = now.saturating_duration_since(self.started);
         let reconnecting = entry.known_at_start
@@ -384,7 +519,7 @@ impl Nodes {
     /// The purge's progress on the nodes, as of `now`.
     pub fn progress(&self, purge: &PurgeRecord, now: Instant) -> PurgeProgress {
         let registry = lock(&self.registry);
-        let wall = wall_now();
+        let (now, wall) = self.as_of(&registry, now);
         let nodes = registry.nodes.values().map(|entry| {
             let (live, expected, _) = self.standing(entry, now, wall);
             progress::NodeAcks {
@@ -397,6 +532,71 @@ impl Nodes {
             }
         });
         progress::progress(purge.seq, purge.created_at, nodes)
+    }
+
+    /// The instant liveness is judged at: `now`, or while the store is away, the last sync
+    /// that succeeded (the last known state). `wall` is the same instant on the wall clock.
+    fn as_of(&self, registry: &Registry, now: Instant) -> (Instant, Timestamp) {
+        match registry.synced {
+            Some(at) if registry.away => at,
+            _ => (now, wall_at(now)),
+        }
+    }
+
+    /// Whether the last presence sync failed (liveness is frozen at the one before).
+    pub fn is_away(&self) -> bool {
+        lock(&self.registry).away
+    }
+
+    /// A presence sync failed: keep judging liveness as of the last one that succeeded.
+    pub fn sync_failed(&self) -> bool {
+        let mut registry = lock(&self.registry);
+        let first = !registry.away;
+        registry.away = true;
+        first
+    }
+
+    /// Merges every node's presence read from the store at `read_at` (wall clock): other
+    /// replicas' holds, acks, seen and drain times. Ends a stream of this replica whose hold
+    /// another replica took over (this replica's lease ran out meanwhile).
+    pub fn merge(&self, presence: Vec<NodePresence>, read_at: Timestamp) -> Merged {
+        let mut out = Merged::default();
+        let mut registry = lock(&self.registry);
+        registry.synced = Some((Instant::now(), read_at));
+        let recovered = std::mem::take(&mut registry.away);
+        out.changed |= recovered;
+        let mut seen = std::collections::HashSet::with_capacity(presence.len());
+        for p in presence {
+            seen.insert(p.id.clone());
+            let Some(entry) = registry.nodes.get_mut(&p.id) else {
+                out.reload = true;
+                continue;
+            };
+            out.reload |= entry.stored.node.registered_at != p.registered_at;
+            out.changed |= merge_one(entry, p, &self.replica, read_at, self.settings.ack_history, &mut out.release);
+        }
+        // Deleted through another replica. A node registered here after the read began is not
+        // in it: only entries registered well before the read count as deleted.
+        let margin = u64::try_from(self.settings.replica_lease.as_millis()).unwrap_or(u64::MAX);
+        let before = registry.nodes.len();
+        registry.nodes.retain(|id, entry| {
+            seen.contains(id) || entry.stored.node.registered_at.0.saturating_add(margin) > read_at.0
+        });
+        out.changed |= registry.nodes.len() != before;
+        drop(registry);
+        if out.changed {
+            self.changed();
+        }
+        out
+    }
+
+    /// Registrations read again after [`Nodes::merge`] asked for it: new nodes are added,
+    /// changed registrations replace the old.
+    pub fn reload(&self, stored: Vec<StoredNode>) {
+        for node in stored {
+            self.registered(node);
+        }
+        self.changed();
     }
 
     /// The connected nodes, their last-seen time set to `at` in memory.
@@ -427,6 +627,81 @@ impl Nodes {
 
 fn wall_now() -> Timestamp {
     Timestamp::from_system(SystemTime::now())
+}
+
+/// `now` on the wall clock (a later instant, as tests pass, is as far past the wall clock).
+fn wall_at(now: Instant) -> Timestamp {
+    let ahead = now.saturating_duration_since(Instant::now());
+    let ahead = u64::try_from(ahead.as_millis()).unwrap_or(u64::MAX);
+    Timestamp(wall_now().0.saturating_add(ahead))
+}
+
+/// A replica id: `cp-` and 64 random bits in hex (a new one at every start, so a restarted
+/// replica never mistakes its predecessor's holds for its own).
+fn new_replica_id() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 8];
+    // Without randomness, the time still tells replicas apart (they start at different ms).
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        bytes = wall_now().0.to_le_bytes();
+    }
+    format!("cp-{}", crate::auth::hex(&bytes))
+}
+
+fn peer_of(hold: &Hold) -> Option<SocketAddr> {
+    hold.peer.as_deref().and_then(|p| p.parse().ok())
+}
+
+/// Connected here, or held by another replica whose lease runs at `wall`.
+fn is_connected(entry: &Entry, wall: Timestamp) -> bool {
+    matches!(entry.presence, Presence::Connected { .. }) || entry.remote.as_ref().is_some_and(|r| holds(r.until, wall))
+}
+
+/// Merges one node's presence into its entry; whether anything that matters changed.
+fn merge_one(
+    entry: &mut Entry,
+    p: NodePresence,
+    me: &str,
+    read_at: Timestamp,
+    ack_history: usize,
+    release: &mut Vec<(NodeId, u64)>,
+) -> bool {
+    let mut changed = false;
+    if p.acked > entry.stored.acked {
+        entry.stored.acked = p.acked;
+        entry.stored.acked_at = p.acked_at;
+        entry.history.push(p.acked, p.acked_at.unwrap_or(read_at), ack_history);
+        changed = true;
+    }
+    entry.stored.seen_at = entry.stored.seen_at.max(p.seen_at);
+    if entry.stored.drained_at != p.drained_at {
+        entry.stored.drained_at = p.drained_at;
+        changed = true;
+    }
+    let remote = match p.hold {
+        Some(hold) if hold.replica != me => {
+            let ours = matches!(entry.presence, Presence::Connected { .. });
+            if ours && holds(p.held_until, read_at) && hold.since > entry.claimed_at {
+                // Our lease ran out (the store was away) and another replica took the node:
+                // one stream per node, so ours ends (dropping `stop`).
+                tracing::warn!(node = %p.id, replica = %hold.replica, "another replica took over this node's stream; ending ours");
+                entry.presence = Presence::Dropped { since: Instant::now() };
+            }
+            Some(Remote { hold, until: p.held_until })
+        }
+        Some(hold) => {
+            if !entry.presence.is_stream(hold.generation) {
+                release.push((p.id.clone(), hold.generation));
+            }
+            None
+        }
+        None => None,
+    };
+    if entry.remote != remote {
+        entry.remote = remote;
+        changed = true;
+    }
+    changed
 }
 
 /// Records the connected nodes' last-seen time in the store every [`SEEN_INTERVAL`] (or a

@@ -29,6 +29,21 @@ pub enum Presence {
     Dropped { since: Instant },
 }
 
+/// Whether another replica's hold on a node (as of the last presence sync) makes it live at
+/// `now`: while the holder's lease runs, and for `grace` after (its replica died or lost the
+/// database: the node is reconnecting elsewhere), as a stream dropped here would be. A node
+/// released (by any replica) less than `grace` ago is live too: `seen_at` is the release.
+pub fn is_live_elsewhere(
+    held_until: Option<Timestamp>,
+    seen_at: Option<Timestamp>,
+    now: Timestamp,
+    grace: Duration,
+) -> bool {
+    let grace = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+    let within = |at: Timestamp| now.0 < at.0.saturating_add(grace);
+    held_until.is_some_and(within) || seen_at.is_some_and(within)
+}
+
 impl Presence {
     /// Live while connected, and for `grace` after a drop.
     pub fn is_live(&self, now: Instant, grace: Duration) -> bool {
@@ -84,6 +99,25 @@ mod tests {
         ];
         for (presence, now, live) in cases {
             assert_eq!(presence.is_live(now, grace), live, "{presence:?}");
+        }
+    }
+
+    #[test]
+    fn a_node_held_elsewhere_is_live_while_the_lease_runs_and_for_the_grace_after() {
+        let grace = Duration::from_secs(10);
+        // (held until, seen at, now, live)
+        let cases = [
+            (None, None, 1_000, false),
+            (Some(5_000), None, 1_000, true),
+            (Some(5_000), None, 14_999, true),
+            (Some(5_000), None, 15_000, false),
+            // Released at 2s: live until 12s, as a stream dropped here.
+            (None, Some(2_000), 11_999, true),
+            (None, Some(2_000), 12_000, false),
+        ];
+        for (until, seen, now, live) in cases {
+            let got = is_live_elsewhere(until.map(Timestamp), seen.map(Timestamp), Timestamp(now), grace);
+            assert_eq!(got, live, "{until:?} {seen:?} at {now}");
         }
     }
 

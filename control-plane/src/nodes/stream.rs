@@ -12,6 +12,9 @@
 //! holder whose connection is gone (a node restarted on the same id) fails its write and
 //! frees the id for the claimant's next try.
 //!
+//! While the store does not answer, the stream stays open with heartbeats and resumes sending
+//! events from its cursor once it does.
+//!
 //! End: the node goes away (the body is dropped, or a write fails), the node is deregistered,
 //! the server stops, the node does not take a message for 3 heartbeats (a full buffer:
 //! it stopped reading), or the events it needs next were compacted away while it lagged (it
@@ -82,6 +85,7 @@ async fn follow(store: &dyn Store, nodes: &Nodes, tx: &mpsc::Sender<Bytes>, conn
     };
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
     loop {
         let beat = tokio::select! {
             biased;
@@ -97,7 +101,18 @@ async fn follow(store: &dyn Store, nodes: &Nodes, tx: &mpsc::Sender<Bytes>, conn
             () = poke.notified() => true,
         };
         cursor = match send_after(store, &out, cursor).await {
-            Ok(cursor) => cursor,
+            Ok(cursor) => {
+                failing = false;
+                cursor
+            }
+            // The store is away: keep the stream (and the node's place in DNS) and try again
+            // at the next wake or heartbeat; events resume from the cursor once it answers.
+            Err(End::Store(error)) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(%error, cursor = %cursor, "stream: cannot read the log; heartbeats go on, retrying");
+                }
+                cursor
+            }
             Err(end) => return end,
         };
         if beat && let Err(end) = out.send(&StreamMessage::Heartbeat { head: cursor }).await {

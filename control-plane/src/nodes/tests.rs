@@ -54,7 +54,7 @@ async fn a_held_id_is_refused_to_a_second_stream_until_the_first_ends() {
     // for a heartbeat now, so a dead connection is found out).
     let poked = first.poke.clone();
     let claim = nodes.connect(&id("edge-1"), "127.0.0.1:4002".parse().ok());
-    assert_eq!(claim.err(), Some(Refusal::InUse { holder }));
+    assert_eq!(claim.err(), Some(Refusal::InUse { holder, replica: None }));
     assert_eq!(nodes.holder(&id("edge-1")), Some(holder));
     tokio::time::timeout(Duration::from_secs(5), poked.notified()).await.unwrap_or_else(|_| panic!("not poked"));
     assert!(first.stop.try_recv().is_err_and(|e| e == tokio::sync::oneshot::error::TryRecvError::Empty));
@@ -147,4 +147,49 @@ async fn the_hub_only_moves_forward() {
     assert_eq!(*head.borrow_and_update(), Seq(2));
     nodes.appended(Seq(1));
     assert!(!head.has_changed().unwrap_or(true));
+}
+
+/// Two registries on one store stand for two replicas: what one holds and acks, the other
+/// learns from the store's presence (`merge`), and refuses a second stream for.
+#[tokio::test]
+async fn another_replicas_hold_and_acks_reach_this_one_through_the_store() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (store, a) = nodes(&dir, &["edge-1", "edge-2"]).await;
+    let b = Nodes::load(store.clone(), NodeSettings::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(a.replica(), b.replica());
+    let now = Timestamp::from_system(std::time::SystemTime::now());
+    let lease = Timestamp(now.0 + 3_000);
+    store.renew_replica(a.replica(), now, lease).await.unwrap_or_else(|e| panic!("{e}"));
+    let _stream = a.claim(&id("edge-1"), "127.0.0.1:4001".parse().ok()).await.unwrap_or_else(|e| panic!("{e:?}"));
+    let merged = b.merge(store.presence().await.unwrap_or_else(|e| panic!("{e}")), now);
+    assert!(merged.changed && !merged.reload);
+    let view = &b.list(Instant::now())[0];
+    assert!(view.connected && view.live);
+    assert_eq!(view.replica.as_deref(), Some(a.replica()));
+    assert_eq!(view.peer, "127.0.0.1:4001".parse().ok());
+    // B refuses a second stream for it, naming A; its registration too.
+    let refused = b.claim(&id("edge-1"), "127.0.0.1:4002".parse().ok()).await.err();
+    let holder = "127.0.0.1:4001".parse().ok();
+    assert_eq!(refused, Some(Refusal::InUse { holder, replica: Some(a.replica().to_owned()) }));
+    assert_eq!(b.holder(&id("edge-1")), Some(holder));
+    assert!(!b.is_connected(&id("edge-2")));
+    // edge-1 acks through A: B's progress of the purge counts it once merged.
+    assert_eq!(a.ack(&id("edge-1"), Seq(1), Timestamp(1012)).await, Ok(AckOutcome::Advanced));
+    // (edge-2 registered long ago and never streamed: offline, not waited for.)
+    assert_eq!(b.progress(&purge(1), Instant::now()).pending, ["edge-1"]);
+    b.merge(store.presence().await.unwrap_or_else(|e| panic!("{e}")), now);
+    let progress = b.progress(&purge(1), Instant::now());
+    assert!(progress.complete && progress.pending.is_empty(), "{progress:?}");
+    assert_eq!(progress.nodes["edge-1"].ms, Some(12));
+    // The store goes away at B: liveness is judged as of the last sync, past the lease.
+    assert!(b.sync_failed());
+    assert!(!b.sync_failed(), "logged once");
+    assert!(b.list(Instant::now() + Duration::from_secs(60))[0].connected);
+    // Back, and A's lease is over (A died): the hold lapses after the grace; B may claim.
+    let later = Timestamp(lease.0 + 1);
+    b.merge(store.presence().await.unwrap_or_else(|e| panic!("{e}")), later);
+    assert!(!b.is_away());
+    assert!(!b.list(Instant::now() + Duration::from_secs(15))[0].live, "the lease and the grace are over");
+    store.renew_replica(a.replica(), now, now).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(b.claim(&id("edge-1"), None).await.is_ok(), "A's lease ended: B takes the node");
 }

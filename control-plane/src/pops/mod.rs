@@ -14,7 +14,9 @@
 //! - A drained node (`POST /v1/nodes/{id}/drain`) is left out of the table: DNS never gives
 //!   its address, and it does not make its PoP healthy.
 //! - Drains are in the store (a restart keeps them) and mirrored here; drain and restore
-//!   rebuild the table at once.
+//!   rebuild the table at once, on this replica, and on the others at their next presence
+//!   sync (`crate::sync`: at once on PostgreSQL's notification, else within
+//!   `nodes.sync_interval`).
 //! - After each round and each drain the table is rebuilt and published through a `watch`;
 //!   PoP transitions are logged and stamp the PoP's `since`.
 //!
@@ -276,6 +278,24 @@ impl Pops {
             }
             changed
         });
+    }
+
+    /// Takes the drains as the store has them (a drain or restore through another replica);
+    /// whether they changed. The caller rebuilds.
+    pub fn set_drains(&self, drains: Vec<(String, Timestamp)>) -> bool {
+        let drains: BTreeMap<String, Timestamp> = drains.into_iter().collect();
+        let mut state = lock(&self.state);
+        if state.drains == drains {
+            return false;
+        }
+        for pop in drains.keys().filter(|pop| !state.drains.contains_key(*pop)) {
+            tracing::info!(%pop, "PoP drained (through another replica): DNS answers move to the next nearest PoP");
+        }
+        for pop in state.drains.keys().filter(|pop| !drains.contains_key(*pop)) {
+            tracing::info!(%pop, "PoP restored (through another replica)");
+        }
+        state.drains = drains;
+        true
     }
 
     /// Drains `pop` (`drain`: DNS stops answering with it while another PoP can take its

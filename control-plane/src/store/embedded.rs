@@ -32,6 +32,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use outpost_config::{
     Change, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId, Timestamp,
@@ -45,6 +46,8 @@ use super::{
     Snapshot, Store, StoreError, StoreFuture, StoredNode, held_hosts,
 };
 use crate::domains::DomainRecord;
+use crate::ratelimit::{BucketSpec, PurgeBuckets};
+use crate::store::presence::{Claim, Hold, NodePresence};
 
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 const TENANT_SERVICES: TableDefinition<&str, ()> = TableDefinition::new("tenant_services");
@@ -74,6 +77,10 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     max_events: u64,
     log_id: u64,
+    /// Replica leases (this process's own): see `presence`.
+    leases: presence::Leases,
+    /// Tenants' purge buckets: one process, so memory is the whole fleet's.
+    buckets: Arc<PurgeBuckets>,
 }
 
 impl EmbeddedStore {
@@ -104,7 +111,13 @@ impl EmbeddedStore {
         functions::create_tables(&txn)?;
         domains::create_tables(&txn, Timestamp::from_system(std::time::SystemTime::now()))?;
         txn.commit().map_err(|e| backend("commit", e))?;
-        Ok(Self { db: Arc::new(db), max_events: DEFAULT_MAX_EVENTS as u64, log_id })
+        Ok(Self {
+            db: Arc::new(db),
+            max_events: DEFAULT_MAX_EVENTS as u64,
+            log_id,
+            leases: presence::Leases::default(),
+            buckets: Arc::default(),
+        })
     }
 
     /// Keeps at most `max` events (at least 1): each append drops the oldest beyond it.
@@ -367,7 +380,7 @@ impl Store for EmbeddedStore {
             };
             let stored = match current {
                 Some(c) => StoredNode { node, ..c },
-                None => StoredNode { node, acked: Seq(0), acked_at: None, seen_at: None, drained_at: None },
+                None => StoredNode { node, acked: Seq(0), acked_at: None, seen_at: None, drained_at: None, hold: None },
             };
             nodes.insert(key.as_str(), encode(&stored)?.as_slice()).map_err(|e| backend("write node", e))?;
             Ok(stored)
@@ -516,6 +529,31 @@ impl Store for EmbeddedStore {
         let max = self.max_events;
         self.write(move |txn| domains::put(txn, record, at, max))
     }
+
+    fn renew_replica(&self, replica: &str, now: Timestamp, until: Timestamp) -> StoreFuture<'_, ()> {
+        presence::renew(&self.leases, replica, now, until);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn claim_node(&self, id: &NodeId, hold: Hold, now: Timestamp) -> StoreFuture<'_, Claim> {
+        let (id, leases) = (id.clone(), self.leases.clone());
+        self.write(move |txn| presence::claim(txn, &leases, &id, hold, now))
+    }
+
+    fn release_node(&self, id: &NodeId, replica: &str, generation: u64, at: Timestamp) -> StoreFuture<'_, bool> {
+        let (id, replica) = (id.clone(), replica.to_owned());
+        self.write(move |txn| presence::release(txn, &id, &replica, generation, at))
+    }
+
+    fn presence(&self) -> StoreFuture<'_, Vec<NodePresence>> {
+        let leases = self.leases.clone();
+        self.blocking(move |db| presence::read(db, &leases))
+    }
+
+    fn take_purge(&self, tenant: &TenantId, spec: BucketSpec, now: Timestamp) -> StoreFuture<'_, Result<(), Duration>> {
+        let taken = self.buckets.take(tenant, spec, now);
+        Box::pin(async move { Ok(taken) })
+    }
 }
 
 /// Up to `limit` service ids from a table keyed by `{prefix}{id}` (the services table with an
@@ -622,6 +660,7 @@ fn backend(what: impl std::fmt::Display, error: impl std::fmt::Display) -> Store
 mod backup;
 mod domains;
 mod functions;
+mod presence;
 
 #[cfg(test)]
 mod tests;

@@ -26,10 +26,16 @@
 //!   drain time, kept across re-registrations; a node can be deleted.
 //! - **Drained PoPs**: the PoPs an operator drained and when, so a restart keeps steering
 //!   clients away from them.
+//! - **Presence, shared by replicas** (`presence`): which replica holds each node's stream, with
+//!   a per-replica lease that lapses when the replica dies; [`Store::presence`] is what every
+//!   replica merges, so the node list, purge progress and the 409 holder check agree.
+//! - **Purge buckets**: one token bucket per tenant ([`Store::take_purge`]), so a tenant's
+//!   purge rate is bounded across every replica.
 
 mod embedded;
 mod function_set;
 pub mod postgres;
+pub mod presence;
 #[cfg(test)]
 mod suite;
 
@@ -46,6 +52,9 @@ use crate::domains::DomainRecord;
 pub use embedded::EmbeddedStore;
 pub use function_set::{Added, FunctionSet, FunctionVersion};
 pub use postgres::PostgresStore;
+pub use presence::{Claim, Hold, NodePresence};
+
+use crate::ratelimit::BucketSpec;
 
 /// What every store method returns: a boxed future, so the API can hold any store as
 /// `Arc<dyn Store>` and the choice of store is made at start-up, not at compile time.
@@ -168,6 +177,32 @@ pub trait Store: Send + Sync {
     /// writes the service's next version with its new `verified_hosts` and appends that
     /// `service_put` event, which is returned.
     fn put_domain(&self, record: DomainRecord, at: Timestamp) -> StoreFuture<'_, Option<Event>>;
+
+    // Presence shared by replicas, and fleet-wide purge buckets (see `presence`).
+
+    /// Extends `replica`'s lease to `until` (written at `now`); `until <= now` ends it (a
+    /// replica stopping lets its nodes move at once). Leases expired for an hour are removed.
+    fn renew_replica(&self, replica: &str, now: Timestamp, until: Timestamp) -> StoreFuture<'_, ()>;
+
+    /// Gives the node's stream to `hold.replica` unless another replica's hold stands at `now`
+    /// ([`presence::may_take`]); a granted claim also moves `seen_at` up to `now`.
+    fn claim_node(&self, id: &NodeId, hold: Hold, now: Timestamp) -> StoreFuture<'_, Claim>;
+
+    /// Clears the node's hold if it is still `replica`'s of `generation` (a newer stream's hold
+    /// is kept), moving `seen_at` up to `at`; `false` when nothing was cleared.
+    fn release_node(&self, id: &NodeId, replica: &str, generation: u64, at: Timestamp) -> StoreFuture<'_, bool>;
+
+    /// Every registered node's presence (holds with their replica's lease, acks, seen and
+    /// drain times), ordered by id: cheap enough to read every second.
+    fn presence(&self) -> StoreFuture<'_, Vec<NodePresence>>;
+
+    /// Takes one purge from `tenant`'s bucket at `now`: `Ok(Err(wait))` when it is empty.
+    fn take_purge(
+        &self,
+        tenant: &TenantId,
+        spec: BucketSpec,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Result<(), std::time::Duration>>;
 }
 
 /// Which domains [`Store::domains`] lists.
@@ -252,6 +287,10 @@ pub struct StoredNode {
     /// Drained by an operator ([`Store::set_node_drain`]).
     #[serde(default)]
     pub drained_at: Option<Timestamp>,
+    /// The replica holding its stream ([`Store::claim_node`]); the embedded store keeps it in
+    /// this record, PostgreSQL in its own column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
 }
 
 impl StoredNode {

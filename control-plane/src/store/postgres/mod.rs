@@ -21,6 +21,7 @@ mod follow;
 mod functions;
 mod log;
 mod nodes;
+pub mod presence;
 mod schema;
 mod services;
 pub mod settings;
@@ -42,10 +43,11 @@ pub use settings::PostgresSettings;
 
 use super::embedded::DEFAULT_MAX_EVENTS;
 use super::{
-    Added, DomainQuery, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery,
-    Snapshot, Store, StoreError, StoreFuture, StoredNode,
+    Added, Claim, DomainQuery, FunctionChange, FunctionSet, Hold, NewFunction, NewPurge, NodeAck, NodePresence,
+    ServicePut, ServiceQuery, Snapshot, Store, StoreError, StoreFuture, StoredNode,
 };
 use crate::domains::DomainRecord;
+use crate::ratelimit::BucketSpec;
 
 /// The store on a PostgreSQL database.
 #[derive(Clone)]
@@ -297,6 +299,42 @@ impl Store for PostgresStore {
             let event = domains::put(&txn, record, at, self.max_events).await?;
             txn.commit().await.map_err(pg_error("commit"))?;
             Ok(event)
+        })
+    }
+
+    fn renew_replica(&self, replica: &str, now: Timestamp, until: Timestamp) -> StoreFuture<'_, ()> {
+        let replica = replica.to_owned();
+        Box::pin(async move { presence::renew(&self.client().await?, &replica, now, until).await })
+    }
+
+    fn claim_node(&self, id: &NodeId, hold: Hold, now: Timestamp) -> StoreFuture<'_, Claim> {
+        let id = id.clone();
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let txn = client.transaction().await.map_err(pg_error("begin"))?;
+            let claim = presence::claim(&txn, &id, hold, now).await?;
+            txn.commit().await.map_err(pg_error("commit"))?;
+            Ok(claim)
+        })
+    }
+
+    fn release_node(&self, id: &NodeId, replica: &str, generation: u64, at: Timestamp) -> StoreFuture<'_, bool> {
+        let (id, replica) = (id.clone(), replica.to_owned());
+        Box::pin(async move { presence::release(&self.client().await?, &id, &replica, generation, at).await })
+    }
+
+    fn presence(&self) -> StoreFuture<'_, Vec<NodePresence>> {
+        Box::pin(async move { presence::read(&self.client().await?).await })
+    }
+
+    fn take_purge(&self, tenant: &TenantId, spec: BucketSpec, now: Timestamp) -> StoreFuture<'_, Result<(), Duration>> {
+        let tenant = tenant.clone();
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let txn = client.transaction().await.map_err(pg_error("begin"))?;
+            let taken = presence::take_purge(&txn, &tenant, spec, now).await?;
+            txn.commit().await.map_err(pg_error("commit"))?;
+            Ok(taken)
         })
     }
 }

@@ -14,35 +14,46 @@ pub(super) async fn put(client: &impl GenericClient, node: NodeRecord) -> Result
         client,
         "INSERT INTO nodes (id, record) VALUES ($1, $2::text::jsonb)
          ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record
-         RETURNING acked, acked_at, seen_at, drained_at",
+         RETURNING acked, acked_at, seen_at, drained_at, hold::text",
         &[&node.id.as_str(), &encode(&node)?],
     )
     .await?;
     let row = rows.first().ok_or_else(|| StoreError::Backend("postgres: upsert node returned no row".to_owned()))?;
-    stored(node, row, 0)
+    let stored = stored(node, row, 0)?;
+    super::presence::notify(client).await?;
+    Ok(stored)
 }
 
 pub(super) async fn all(client: &impl GenericClient) -> Result<Vec<StoredNode>, StoreError> {
-    let rows =
-        query(client, "SELECT record::text, acked, acked_at, seen_at, drained_at, id FROM nodes ORDER BY id", &[])
-            .await?;
+    let rows = query(
+        client,
+        "SELECT record::text, acked, acked_at, seen_at, drained_at, hold::text, id FROM nodes ORDER BY id",
+        &[],
+    )
+    .await?;
     let mut nodes = Vec::with_capacity(rows.len());
     for row in rows {
-        let id: String = row.try_get(5).map_err(pg_error("read node"))?;
+        let id: String = row.try_get(6).map_err(pg_error("read node"))?;
         nodes.push(stored(decode_column(&row, &id)?, &row, 1)?);
     }
     Ok(nodes)
 }
 
-/// A node with the four columns `acked, acked_at, seen_at, drained_at` read from `row`,
-/// starting at column `from`.
+/// A node with the five columns `acked, acked_at, seen_at, drained_at, hold::text` read from
+/// `row`, starting at column `from`.
 fn stored(node: NodeRecord, row: &Row, from: usize) -> Result<StoredNode, StoreError> {
+    let hold: Option<String> = row.try_get(from + 4).map_err(pg_error("read hold"))?;
+    let hold = hold
+        .map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt { key: format!("nodes/{}/hold", node.id), reason: e.to_string() })?;
     Ok(StoredNode {
-        node,
         acked: Seq(uint(row, from)?),
         acked_at: time(row, from + 1)?,
         seen_at: time(row, from + 2)?,
         drained_at: time(row, from + 3)?,
+        hold,
+        node,
     })
 }
 
@@ -72,7 +83,9 @@ pub(super) async fn mark_seen(
 
 /// The registration and its acks go with the row.
 pub(super) async fn delete(client: &impl GenericClient, id: &NodeId) -> Result<bool, StoreError> {
-    Ok(execute(client, "DELETE FROM nodes WHERE id = $1", &[&id.as_str()]).await? > 0)
+    let deleted = execute(client, "DELETE FROM nodes WHERE id = $1", &[&id.as_str()]).await? > 0;
+    super::presence::notify(client).await?;
+    Ok(deleted)
 }
 
 pub(super) async fn set_node_drain(
@@ -81,7 +94,9 @@ pub(super) async fn set_node_drain(
     at: Option<Timestamp>,
 ) -> Result<bool, StoreError> {
     let at = at.map(|t| int(t.0)).transpose()?;
-    Ok(execute(client, "UPDATE nodes SET drained_at = $2 WHERE id = $1", &[&id.as_str(), &at]).await? > 0)
+    let found = execute(client, "UPDATE nodes SET drained_at = $2 WHERE id = $1", &[&id.as_str(), &at]).await? > 0;
+    super::presence::notify(client).await?;
+    Ok(found)
 }
 
 /// One statement for the whole batch: per node the highest ack of the batch, written only where
@@ -109,6 +124,8 @@ pub(super) async fn record_acks(client: &impl GenericClient, acks: Vec<NodeAck>)
         &[&ids, &seqs, &ats],
     )
     .await?;
+    // Purges waiting on other replicas (`wait=true`) learn of these acks at once.
+    super::presence::notify(client).await?;
     Ok(())
 }
 
@@ -132,5 +149,7 @@ pub(super) async fn set_drain(client: &impl GenericClient, pop: &str, at: Option
         }
         None => execute(client, "DELETE FROM drains WHERE pop = $1", &[&pop]).await?,
     };
+    // Every replica's DNS follows the drain at once.
+    super::presence::notify(client).await?;
     Ok(())
 }

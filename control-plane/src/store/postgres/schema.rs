@@ -13,9 +13,15 @@ use crate::store::StoreError;
 /// The advisory lock key every replica takes to migrate ("outpost\0" as a big-endian i64).
 const MIGRATION_LOCK: i64 = 0x6f75_7470_6f73_7400;
 
-/// `(version, name, SQL)`, in order; versions are 1, 2, ... without gaps.
-pub(super) const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "initial", INITIAL), (2, "node liveness and drains", NODE_LIVENESS), (3, "domains", DOMAINS)];
+/// `(version, name, SQL)`, in ascending order. Parallel branches are given version numbers
+/// ahead of time, so a build may lack some numbers (a database that applied a later one first
+/// still gets the missing earlier one: each is recorded on its own).
+pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", INITIAL),
+    (2, "node liveness and drains", NODE_LIVENESS),
+    (3, "domains", DOMAINS),
+    (6, "presence shared by replicas, purge buckets", PRESENCE),
+];
 
 /// Each host pattern's proof of domain control (`crate::domains::DomainRecord` as JSON), one
 /// row per host, removed with its service. The hosts services already hold are kept as
@@ -39,6 +45,20 @@ SELECT h.host, h.service, s.tenant, 'verified', jsonb_build_object(
     'verified_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
     'checked_at', NULL, 'failures', 0, 'last_error', NULL)
 FROM hosts h JOIN services s ON s.id = h.service;
+"#;
+
+/// Which replica holds each node's stream (`hold`: replica, generation, peer, since; JSON), the
+/// replicas' leases (a hold stands while its replica's lease runs), and one purge token
+/// bucket per tenant, shared by every replica.
+const PRESENCE: &str = r#"
+ALTER TABLE nodes ADD COLUMN hold jsonb;
+CREATE INDEX nodes_by_holder ON nodes ((hold->>'replica'));
+CREATE TABLE replicas (id text PRIMARY KEY, alive_until bigint NOT NULL);
+CREATE TABLE purge_buckets (
+    tenant text PRIMARY KEY,
+    tokens double precision NOT NULL,
+    updated_at bigint NOT NULL
+);
 "#;
 
 /// When each node last held a stream (purge completeness after a restart waits for nodes seen
@@ -127,9 +147,8 @@ mod tests {
     use super::MIGRATIONS;
 
     #[test]
-    fn versions_count_from_one_without_gaps() {
-        for (i, (version, _, _)) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(usize::try_from(*version).ok(), Some(i + 1));
-        }
+    fn versions_start_at_one_and_ascend() {
+        assert_eq!(MIGRATIONS.first().map(|m| m.0), Some(1));
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].0 < w[1].0));
     }
 }

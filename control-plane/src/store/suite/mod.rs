@@ -7,6 +7,7 @@ mod concurrent;
 mod domains;
 mod functions;
 mod log;
+mod presence;
 mod services;
 
 use std::future::Future;
@@ -20,6 +21,7 @@ pub(crate) use concurrent::*;
 pub(crate) use domains::*;
 pub(crate) use functions::*;
 pub(crate) use log::*;
+pub(crate) use presence::*;
 pub(crate) use services::*;
 
 use super::{Expect, NewPurge, ServicePut, Store, StoreFuture};
@@ -70,6 +72,10 @@ macro_rules! with_every_test {
             concurrent_writers_get_unique_gap_free_numbers,
             of_racing_conditional_writes_exactly_one_wins,
             domains_follow_their_hosts_and_verification_writes_a_version,
+            a_hold_stands_while_its_replica_renews_and_lapses_when_it_stops,
+            a_release_clears_only_its_own_streams_hold,
+            presence_lists_every_node_with_its_acks_and_drains,
+            a_tenants_purge_bucket_is_shared_by_every_handle,
         );
     };
 }
