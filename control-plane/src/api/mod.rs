@@ -6,6 +6,7 @@
 //! one store write that also appends the event.
 
 mod backup;
+mod certificates;
 mod compat;
 mod component;
 mod error;
@@ -16,6 +17,7 @@ mod metrics;
 mod node_admin;
 mod nodes;
 mod openapi;
+mod openapi_certs;
 mod pops;
 mod purges;
 mod service_body;
@@ -60,6 +62,8 @@ pub struct App {
     pub dns_stats: Arc<crate::dns::Stats>,
     /// What `GET /metrics` counts.
     pub counters: metrics::Counters,
+    /// Seals and opens certificates' private keys (`[secrets]`).
+    pub keyring: Arc<crate::secrets::Keyring>,
 }
 
 pub type AppState = Arc<App>;
@@ -67,7 +71,13 @@ pub type AppState = Arc<App>;
 impl App {
     /// The shared state, with the nodes loaded from `store`. Call inside the runtime (it starts
     /// the ack writer).
-    pub async fn open(store: Arc<dyn Store>, settings: &Settings) -> Result<AppState, StoreError> {
+    /// Keys sealed under an old key of `keyring` are re-sealed under its primary one first.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        settings: &Settings,
+        keyring: Arc<crate::secrets::Keyring>,
+    ) -> Result<AppState, StoreError> {
+        crate::certs::reseal_all(store.as_ref(), &keyring).await?;
         let limits = settings.limits.clone();
         let purge_limiter = PurgeLimiter::new(limits.purge_burst, limits.purge_interval());
         let nodes = Nodes::load(store.clone(), settings.nodes.clone()).await?;
@@ -87,6 +97,7 @@ impl App {
             pops,
             dns_stats,
             counters,
+            keyring,
         }))
     }
 }
@@ -154,6 +165,12 @@ pub fn routes() -> Vec<Route> {
         route(Post, "/v1/services/{id}/functions/{version}/activate", functions::activate),
         route(Post, "/v1/services/{id}/functions/rollback", functions::rollback),
         route(Get, "/v1/functions/{sha256}", functions::bytes),
+        route(Get, "/v1/services/{id}/certificates", certificates::list),
+        route(Put, "/v1/services/{id}/certificates/{name}", certificates::put),
+        route(Get, "/v1/services/{id}/certificates/{name}", certificates::get),
+        route(Delete, "/v1/services/{id}/certificates/{name}", certificates::delete),
+        route(Get, "/v1/certificates", certificates::all),
+        route(Get, "/v1/nodes/{id}/certificates/{service}/{name}", certificates::node_key),
         route(Get, "/v1/purges/{id}", purges::get),
         route(Get, "/v1/events", events::list),
         route(Get, "/v1/nodes", nodes::list),

@@ -26,6 +26,10 @@
 //!   drain time, kept across re-registrations; a node can be deleted.
 //! - **Drained PoPs**: the PoPs an operator drained and when, so a restart keeps steering
 //!   clients away from them.
+//! - **Certificates**: one per (service, name), written with its event; the private key only
+//!   ever sealed ([`crate::secrets::Sealed`]: the store never sees it in clear). Deleting a
+//!   service deletes its certificates in the same transaction. Lists ordered by (service,
+//!   name). A snapshot carries them (without keys) with the services, as of the same instant.
 
 mod embedded;
 mod function_set;
@@ -37,14 +41,16 @@ use std::future::Future;
 use std::pin::Pin;
 
 use outpost_config::{
-    Event, FunctionRef, NodeId, NodeRecord, PurgeId, PurgeRecord, PurgeTarget, Seq, ServiceId, ServiceRecord, TenantId,
-    Timestamp,
+    CertificateName, CertificateRecord, Event, FunctionRef, NodeId, NodeRecord, PurgeId, PurgeRecord, PurgeTarget, Seq,
+    ServiceId, ServiceRecord, TenantId, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedStore;
 pub use function_set::{Added, FunctionSet, FunctionVersion};
 pub use postgres::PostgresStore;
+
+use crate::secrets::Sealed;
 
 /// What every store method returns: a boxed future, so the API can hold any store as
 /// `Arc<dyn Store>` and the choice of store is made at start-up, not at compile time.
@@ -152,6 +158,45 @@ pub trait Store: Send + Sync {
         change: FunctionChange,
         at: Timestamp,
     ) -> StoreFuture<'_, Event>;
+
+    /// Creates or replaces the certificate `(put.record.service, put.record.name)` for a
+    /// service `put.record.tenant` owns (else [`StoreError::Conflict`]), and appends its
+    /// `certificate_put` event. The record's `version` and `updated_at` are the event's.
+    fn put_certificate(&self, put: StoredCertificate, at: Timestamp) -> StoreFuture<'_, Event>;
+
+    /// One certificate with its sealed key.
+    fn certificate(&self, service: &ServiceId, name: &CertificateName) -> StoreFuture<'_, Option<StoredCertificate>>;
+
+    /// The certificates of `service`, or of every service when `None`, ordered by (service,
+    /// name); at most `limit`.
+    fn certificates(&self, service: Option<ServiceId>, limit: usize) -> StoreFuture<'_, Vec<StoredCertificate>>;
+
+    /// Deletes a certificate and appends its `certificate_deleted` event; `None` (nothing
+    /// written) when there was none.
+    fn delete_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        at: Timestamp,
+    ) -> StoreFuture<'_, Option<Event>>;
+
+    /// Replaces a certificate's sealed key (the same key, sealed anew: key rotation) if the
+    /// certificate is still at `version`; `false` when it is not. Not an event: nodes get the
+    /// key in clear over their connection, so nothing they hold changes.
+    fn reseal_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        version: Seq,
+        key: Sealed,
+    ) -> StoreFuture<'_, bool>;
+}
+
+/// A certificate as stored: what nodes get, and the private key sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCertificate {
+    pub record: CertificateRecord,
+    pub key: Sealed,
 }
 
 /// An upload to store; the store adds the version number and time.
@@ -206,11 +251,13 @@ pub struct NodeAck {
     pub at: Timestamp,
 }
 
-/// The services as of one point of the log.
+/// The services and certificates as of one point of the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub seq: Seq,
     pub services: Vec<ServiceRecord>,
+    /// In (service, name) order; no keys.
+    pub certificates: Vec<CertificateRecord>,
 }
 
 /// A page of services.

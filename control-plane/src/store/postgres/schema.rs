@@ -13,9 +13,22 @@ use crate::store::StoreError;
 /// The advisory lock key every replica takes to migrate ("outpost\0" as a big-endian i64).
 const MIGRATION_LOCK: i64 = 0x6f75_7470_6f73_7400;
 
-/// `(version, name, SQL)`, in order; versions are 1, 2, ... without gaps.
+/// `(version, name, SQL)`, in ascending order. Numbers are assigned per branch of work, so
+/// one may be missing until its branch merges (3 here); each is applied once, by number.
 pub(super) const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "initial", INITIAL), (2, "node liveness and drains", NODE_LIVENESS)];
+    &[(1, "initial", INITIAL), (2, "node liveness and drains", NODE_LIVENESS), (4, "certificates", CERTIFICATES)];
+
+/// Certificates per (service, name): the record and its sealed private key as JSON (never the
+/// key in clear), deleted with their service.
+const CERTIFICATES: &str = r#"
+CREATE TABLE certificates (
+    service text COLLATE "C" NOT NULL REFERENCES services (id) ON DELETE CASCADE,
+    name text COLLATE "C" NOT NULL,
+    version bigint NOT NULL,
+    record jsonb NOT NULL,
+    PRIMARY KEY (service, name)
+);
+"#;
 
 /// When each node last held a stream (purge completeness after a restart waits for nodes seen
 /// lately) and per-node drains; both are kept when a node registers again.
@@ -103,9 +116,10 @@ mod tests {
     use super::MIGRATIONS;
 
     #[test]
-    fn versions_count_from_one_without_gaps() {
-        for (i, (version, _, _)) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(usize::try_from(*version).ok(), Some(i + 1));
+    fn versions_start_at_one_and_ascend() {
+        assert_eq!(MIGRATIONS.first().map(|m| m.0), Some(1));
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "{} then {}", pair[0].0, pair[1].0);
         }
     }
 }
