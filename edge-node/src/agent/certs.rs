@@ -131,7 +131,10 @@ impl CertificateFiles {
             let Ok(mut files) = tokio::fs::read_dir(service.path()).await else { continue };
             while let Ok(Some(file)) = files.next_entry().await {
                 let name = file.file_name().to_string_lossy().trim_end_matches(".json").to_owned();
-                let held = self.loaded.keys().any(|(s, n)| s.as_str() == service.file_name().to_string_lossy() && n.as_str() == name);
+                let held = self
+                    .loaded
+                    .keys()
+                    .any(|(s, n)| s.as_str() == service.file_name().to_string_lossy() && n.as_str() == name);
                 if !held {
                     let _ = tokio::fs::remove_file(file.path()).await;
                 }
@@ -145,11 +148,10 @@ fn certified(record: &CertificateRecord, key_pem: &str) -> Result<CertifiedKey, 
     let chain = CertificateDer::pem_slice_iter(record.chain_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("chain: {e}"))?;
-    let der = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| "the key is not a PEM private key".to_owned())?;
-    let signing = rustls::crypto::ring::default_provider()
-        .key_provider
-        .load_private_key(der)
-        .map_err(|e| format!("key: {e}"))?;
+    let der =
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| "the key is not a PEM private key".to_owned())?;
+    let signing =
+        rustls::crypto::ring::default_provider().key_provider.load_private_key(der).map_err(|e| format!("key: {e}"))?;
     let key = CertifiedKey::new(chain, signing);
     key.keys_match().map_err(|e| format!("the key does not match the chain: {e}"))?;
     Ok(key)
@@ -157,7 +159,9 @@ fn certified(record: &CertificateRecord, key_pem: &str) -> Result<CertifiedKey, 
 
 /// The host patterns of `hosts` the certificate's leaf covers.
 fn covered(key: &CertifiedKey, hosts: &[HostPattern]) -> Vec<HostPattern> {
-    let Some(leaf) = key.cert.first().and_then(|der| webpki::EndEntityCert::try_from(der).ok()) else { return Vec::new() };
+    let Some(leaf) = key.cert.first().and_then(|der| webpki::EndEntityCert::try_from(der).ok()) else {
+        return Vec::new();
+    };
     hosts.iter().filter(|h| crate::listen::tls_check::covers(&leaf, h)).cloned().collect()
 }
 

@@ -82,7 +82,12 @@ impl Certs {
         change(&mut sources);
         let all: Vec<Arc<Site>> = sources.file.iter().chain(&sources.remote).cloned().collect();
         let resolver = Arc::new(CertResolver::from_sites(&all, sources.default_host.as_deref()));
-        tracing::info!(names = resolver.len(), file = sources.file.len(), control = sources.remote.len(), "TLS certificates swapped in");
+        tracing::info!(
+            names = resolver.len(),
+            file = sources.file.len(),
+            control = sources.remote.len(),
+            "TLS certificates swapped in"
+        );
         *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = resolver;
     }
 }

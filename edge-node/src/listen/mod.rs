@@ -4,6 +4,7 @@
 //! Every request is handed to [`crate::pipeline::handle`].
 
 mod asterisk;
+pub mod certs;
 pub mod conns;
 mod detect;
 mod h1;
@@ -12,7 +13,6 @@ pub mod h3;
 mod informational;
 #[cfg(test)]
 mod interim_tests;
-pub mod certs;
 pub mod tls;
 pub mod tls_check;
 mod tracked;
@@ -235,7 +235,9 @@ async fn connection(
     let timeout = state.limits.header_read_timeout;
     let accepted = match certs::accept(tcp, &tls.certs, tls.config.clone(), timeout).await {
         Ok(accepted) => accepted,
-        Err((outcome, error)) => return tracing::debug!(%peer, outcome = outcome.label(), %error, "TLS handshake failed"),
+        Err((outcome, error)) => {
+            return tracing::debug!(%peer, outcome = outcome.label(), %error, "TLS handshake failed");
+        }
     };
     let stream = accepted.stream;
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");

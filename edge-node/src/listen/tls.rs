@@ -134,7 +134,10 @@ mod tests {
     use super::*;
 
     fn site(names: &[&str]) -> Arc<Site> {
-        let ck = rcgen::generate_simple_self_signed(names.iter().map(|n| n.trim_start_matches("*.").to_string()).collect::<Vec<_>>()).unwrap();
+        let ck = rcgen::generate_simple_self_signed(
+            names.iter().map(|n| n.trim_start_matches("*.").to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap();
         let der = rustls_pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der()).unwrap();
         let signing = rustls::crypto::ring::default_provider().key_provider.load_private_key(der).unwrap();
         let key = Arc::new(CertifiedKey::new(vec![ck.cert.der().clone()], signing));
