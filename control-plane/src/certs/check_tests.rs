@@ -32,6 +32,9 @@ fn a_good_chain_reports_its_facts() {
     assert!(check(&alone, &alone_key, None, &service, NOW).is_ok());
 }
 
+/// (clause, chain, key, hosts asked for, wanted: field and words)
+type Case<'a> = (&'a str, String, &'a str, Option<Vec<String>>, Vec<(&'a str, &'a str)>);
+
 #[test]
 fn each_problem_is_named_at_its_field() {
     let root = Ca::root("Test Root");
@@ -52,7 +55,7 @@ fn each_problem_is_named_at_its_field() {
     let service = hosts(&["shop.test", "*.shop.test"]);
     let many = leaf.repeat(MAX_CHAIN + 1);
     // (clause, chain, key, hosts asked for, wanted: field and words)
-    let cases: Vec<(&str, String, &str, Option<Vec<String>>, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("RFC 7468 no PEM at all", "hello".into(), &key, None, vec![("chain_pem", "no certificate")]),
         ("bounded chain", many, &key, None, vec![("chain_pem", "at most 10")]),
         ("RFC 5958 a certificate as the key", good.clone(), &leaf, None, vec![("key_pem", "not a PEM private key")]),

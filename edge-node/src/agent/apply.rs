@@ -521,7 +521,7 @@ mod tests {
 
     #[test]
     fn another_log_starts_the_follower_over_with_a_resync() {
-        let mut follower = Follower::restore(Some("aaaa".into()), Seq(9), vec![record("shop", 2)]);
+        let mut follower = Follower::restore(Some("aaaa".into()), Seq(9), vec![record("shop", 2)], vec![]);
         assert!(!follower.follow_log("aaaa"), "the same log");
         assert_eq!(follower.seq(), Seq(9));
         assert!(follower.follow_log("bbbb"), "another log");
@@ -531,7 +531,7 @@ mod tests {
         assert_eq!(applied, Ok(Applied::Snapshot { seq: Seq(3), resync: true }));
         assert_eq!(effects.purges, vec![all("shop", true, Cause::Resync)]);
         // A state saved before logs had an identity adopts the first one it is given.
-        let mut old = Follower::restore(None, Seq(9), vec![]);
+        let mut old = Follower::restore(None, Seq(9), vec![], vec![]);
         assert!(!old.follow_log("cccc"));
         assert_eq!(old.seq(), Seq(9));
     }

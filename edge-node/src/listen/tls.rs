@@ -144,15 +144,17 @@ mod tests {
         Arc::new(Site { key, hosts: names.iter().map(|n| n.parse().unwrap()).collect::<Vec<_>>().into() })
     }
 
-    /// Each row: SNI (None: the client sent none), the default host, and which site (by its
-    /// first pattern) serves it, or none (`unrecognized_name`).
+    /// (clause, SNI (None: the client sent none), the default host, the site that serves it,
+    /// or none: `unrecognized_name`).
+    type Row<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a Arc<Site>>);
+
     #[test]
     fn sni_chooses_exact_then_longest_wildcard_and_never_falls_back() {
         let file = site(&["shop.test", "*.shop.test"]);
         let tenant = site(&["*.eu.shop.test", "blog.test"]);
         let clash = site(&["shop.test"]);
         let sites = [file.clone(), tenant.clone(), clash];
-        let rows: [(&str, Option<&str>, Option<&str>, Option<&Arc<Site>>); 9] = [
+        let rows: [Row; 9] = [
             ("RFC 6066 §3 exact name", Some("shop.test"), None, Some(&file)),
             ("exact beats any wildcard", Some("blog.test"), None, Some(&tenant)),
             ("RFC 6125 §6.4.3 the longest wildcard", Some("a.eu.shop.test"), None, Some(&tenant)),
