@@ -9,13 +9,18 @@
 //!
 //! JSON: `{"seq": 7, "at": "2026-11-23T14:53:20.123Z", "type": "service_put", "service": {...}}`,
 //! `{"seq": 8, ..., "type": "service_deleted", "id": "shop", "tenant": "acme"}`,
-//! `{"seq": 9, ..., "type": "purge", "purge": {...}}`.
+//! `{"seq": 9, ..., "type": "purge", "purge": {...}}`,
+//! `{"seq": 10, ..., "type": "certificate_put", "certificate": {...}}` ([`CertificateRecord`]),
+//! `{"seq": 11, ..., "type": "certificate_deleted", "service": "shop", "tenant": "acme", "name": "www"}`.
+//! A snapshot carries `"certificates": [...]` beside `"services"` (absent when there are none,
+//! so older snapshots read as "no certificates").
 
 use std::fmt;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::certificate::{CertificateKey, CertificateRecord, CertificateSource};
 use crate::node::NodeRole;
 use crate::purge::PurgeTarget;
 use crate::service::is_service_name;
@@ -94,6 +99,13 @@ name_type!(
     /// A tenant: the owner of services, named by the tokens that act for it.
     TenantId,
     "tenant name"
+);
+
+name_type!(
+    /// A certificate's name within its service (`PUT /v1/services/{id}/certificates/{name}`),
+    /// chosen by the tenant (or `acme` for ACME's): one certificate per (service, name).
+    CertificateName,
+    "certificate name"
 );
 
 /// A purge's identity, chosen by the control plane (random, so not guessable).
@@ -204,6 +216,12 @@ pub enum Change {
     ServiceDeleted { id: ServiceId, tenant: TenantId },
     /// Purge the service's objects.
     Purge { purge: PurgeRecord },
+    /// A certificate was uploaded or renewed (its chain and names; never its private key, which
+    /// a node fetches over its authenticated connection): nodes fetch the key and swap it in.
+    CertificatePut { certificate: CertificateRecord },
+    /// A certificate was deleted: nodes stop serving it. Deleting a service deletes its
+    /// certificates without an event of their own (the `service_deleted` event says it).
+    CertificateDeleted { service: ServiceId, tenant: TenantId, name: CertificateName },
 }
 
 impl Change {
@@ -213,6 +231,8 @@ impl Change {
             Change::ServicePut { service } => &service.id,
             Change::ServiceDeleted { id, .. } => id,
             Change::Purge { purge } => &purge.service,
+            Change::CertificatePut { certificate } => &certificate.service,
+            Change::CertificateDeleted { service, .. } => service,
         }
     }
 }
@@ -362,6 +382,10 @@ pub struct Snapshot {
     /// True when the node asked to resume (N > 0) but could not: it cannot know which purges it
     /// missed, so it soft-purges every service it serves from the control plane.
     pub resync: bool,
+    /// Every certificate (chain and names, no private key), in (service, name) order. Absent
+    /// from control planes that had none (and from older ones): `[]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateRecord>,
 }
 
 /// The body of `POST /v1/nodes/{id}/ack`: the node has applied and persisted every event up to
@@ -547,7 +571,7 @@ mod tests {
         let cases = [
             (StreamMessage::Heartbeat { head: Seq(5) }, r#"{"heartbeat":{"head":5}}"#.to_owned()),
             (
-                StreamMessage::Snapshot(Snapshot { seq: Seq(3), services: vec![], resync: true }),
+                StreamMessage::Snapshot(Snapshot { seq: Seq(3), services: vec![], resync: true, certificates: vec![] }),
                 r#"{"snapshot":{"seq":3,"services":[],"resync":true}}"#.to_owned(),
             ),
             (

@@ -71,6 +71,7 @@
 //! # Ok::<(), outpost_config::ConfigErrors>(())
 //! ```
 
+mod certificate;
 mod compression;
 mod control;
 mod control_client;
@@ -99,8 +100,9 @@ use std::path::Path;
 
 pub use compression::{CompressionConfig, ContentCoding, Levels, TypePattern};
 pub use control::{
-    Ack, Change, Event, FunctionRef, NodeAddresses, NodeId, NodeRecord, NodeRegistration, PurgeId, PurgeRecord,
-    Registered, Seq, ServiceId, ServiceRecord, Snapshot, StreamMessage, TenantId, is_node_label,
+    Ack, CertificateKey, CertificateName, CertificateRecord, CertificateSource, Change, Event, FunctionRef,
+    NodeAddresses, NodeId, NodeRecord, NodeRegistration, PurgeId, PurgeRecord, Registered, Seq, ServiceId,
+    ServiceRecord, Snapshot, StreamMessage, TenantId, is_node_label,
 };
 pub use control_client::{Advertise, ControlConfig, STATE_FILE, defaults as control_defaults};
 pub use document::from_toml;

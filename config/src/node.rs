@@ -205,8 +205,14 @@ impl Default for ListenConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
-    /// `[[tls.certificates]]`: chosen by SNI. Default: none.
+    /// `[[tls.certificates]]`: chosen by SNI (exact name, then the longest wildcard); a name no
+    /// certificate covers gets a TLS `unrecognized_name` alert. Re-read on SIGHUP. Default: none.
     pub certificates: Vec<CertificateConfig>,
+    /// The host whose certificate a client that sends no SNI gets (one connecting by IP
+    /// address, say): the certificate this name would be served, from the file or the control
+    /// plane. A host name, no wildcard. Default: none (such a client gets the
+    /// `unrecognized_name` alert, like a name no certificate covers).
+    pub default_host: Option<String>,
 }
 
 /// `[[tls.certificates]]`.

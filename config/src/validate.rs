@@ -29,7 +29,7 @@ pub fn validate(config: &NodeConfig, file: &Path) -> Result<(), ConfigErrors> {
     let mut report = Report { file, scope, errors: Vec::new() };
     check_node_name(&mut report, &config.node.name);
     check_placement(&mut report, &config.node);
-    check_listen(&mut report, &config.listen, &config.tls);
+    check_listen(&mut report, &config.listen, &config.tls, config.control.is_some());
     check_tls(&mut report, &config.tls);
     check_cache(&mut report, &config.cache);
     check_limits(&mut report, &config.limits);
@@ -167,14 +167,16 @@ fn check_placement(report: &mut Report<'_>, node: &crate::node::NodeSection) {
     }
 }
 
-fn check_listen(report: &mut Report<'_>, listen: &ListenConfig, tls: &TlsConfig) {
+fn check_listen(report: &mut Report<'_>, listen: &ListenConfig, tls: &TlsConfig, control: bool) {
     if listen.http.is_none() && listen.https.is_none() {
         report.error("listen", "no client listener; set listen.http (e.g. \"0.0.0.0:80\") and/or listen.https");
     }
-    if listen.https.is_some() && tls.certificates.is_empty() {
+    // With [control], the control plane's certificates may be the only ones.
+    if listen.https.is_some() && tls.certificates.is_empty() && !control {
         report.error(
             "listen.https",
-            "the HTTPS listener needs a certificate; add a [[tls.certificates]] entry or remove listen.https",
+            "the HTTPS listener needs a certificate; add a [[tls.certificates]] entry (or follow a control \
+             plane with [control], whose certificates it serves) or remove listen.https",
         );
     }
     if listen.http3 && listen.https.is_none() {
@@ -247,6 +249,14 @@ fn collide(a: SocketAddr, b: SocketAddr) -> bool {
 }
 
 fn check_tls(report: &mut Report<'_>, tls: &TlsConfig) {
+    if let Some(host) = &tls.default_host
+        && !matches!(host.parse::<crate::HostPattern>(), Ok(crate::HostPattern::Exact(_)))
+    {
+        report.error(
+            "tls.default_host",
+            format!("\"{host}\" is not a host name; name the host whose certificate clients without SNI get, e.g. \"shop.example\""),
+        );
+    }
     for (i, certificate) in tls.certificates.iter().enumerate() {
         let at = format!("tls.certificates[{i}]");
         if certificate.hosts.is_empty() {

@@ -21,6 +21,9 @@
 //! - `ratelimit`: per-tenant purge token buckets (kept in the store: fleet-wide).
 //! - `sync`: this replica in step with the others: the presence sync (holds, acks, drains
 //!   from the store) and the replica lease.
+//! - `certs`: tenants' certificates: checked, installed ([`certs::install`], for uploads and
+//!   ACME alike), their keys re-sealed after a key rotation; `secrets`: AES-256-GCM sealing of
+//!   private keys at rest under the `[secrets]` key file.
 //! - `server`: open the store, bind, serve until a signal; `listen`: the accept loop (connection
 //!   cap, first-request and keep-alive timeouts, longest-idle connection closed first when full).
 //!
@@ -36,6 +39,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod certs;
 pub mod ctl;
 pub mod dns;
 pub mod domains;
@@ -43,6 +47,7 @@ mod listen;
 pub mod nodes;
 pub mod pops;
 pub mod ratelimit;
+pub mod secrets;
 pub mod server;
 pub mod settings;
 pub mod store;

@@ -24,6 +24,8 @@ pub enum RunError {
     ReadyFile { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Dns(#[from] DnsError),
+    #[error("{0}")]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 /// Serves the API from `settings` until SIGTERM or SIGINT, then finishes the requests in
@@ -32,8 +34,10 @@ pub enum RunError {
 /// systemd hears `READY=1` once the listeners are bound and `STOPPING=1` when a stop signal
 /// arrives; `notifier` also pings the unit's watchdog while the API serves.
 pub async fn run(settings: Settings, ready_file: Option<&Path>, notifier: Arc<Notifier>) -> Result<(), RunError> {
+    // The key first: a missing or bad key file stops the start before anything is served.
+    let keyring = Arc::new(crate::secrets::Keyring::load(&settings.secrets, &settings.data)?);
     let (store, postgres) = open_store(&settings).await?;
-    let app = App::open(store, &settings).await?;
+    let app = App::open(store, &settings, keyring).await?;
     // Other replicas append and change presence too: wake this one's streams (and DNS) when
     // they append, and its presence sync when they announce a change.
     let wake_sync = Arc::new(tokio::sync::Notify::new());

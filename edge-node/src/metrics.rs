@@ -34,6 +34,10 @@ pub const CONNECTIONS_REFUSED: &str = "outpost_connections_refused_total";
 /// `evicted` (the longest idle, to make room under `max_connections`).
 pub const CONNECTIONS_CLOSED: &str = "outpost_connections_closed_total";
 pub const QUIC_RETRIES: &str = "outpost_quic_retries_total";
+/// TLS handshakes by `outcome` (`ok`, `unrecognized_name`: SNI no certificate covers,
+/// `no_sni`: no SNI and no `tls.default_host`, `failed`, `timeout`) and `protocol` (`tcp`,
+/// `quic`).
+pub const TLS_HANDSHAKES: &str = "outpost_tls_handshakes_total";
 /// `103 Early Hints` sent to clients, by `source`: `origin` (forwarded) or `cache` (made from
 /// a stored page's `Link` fields, `early_hints = true`).
 pub const EARLY_HINTS_SENT: &str = "outpost_early_hints_sent_total";

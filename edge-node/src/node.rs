@@ -107,11 +107,24 @@ impl RunningNode {
             access_log: AccessLog::start(&cfg.log).map_err(StartError::AccessLog)?,
             functions,
         });
-        let reloader = Arc::new(Reloader::new(state.clone(), cfg.clone()));
+        // The file's certificates, before the agent adds the control plane's (HTTPS only).
+        let tls_certs = match cfg.listen.https {
+            Some(_) => {
+                let sites = tls::load_sites(&cfg.tls.certificates)?;
+                // What start-up does not refuse (an expired certificate, names that miss a
+                // host) is logged: check-config fails on the first, warns on the second.
+                for p in listen::tls_check::inspect(&cfg.tls.certificates, std::time::SystemTime::now()) {
+                    tracing::warn!(field = %p.path, "TLS certificate: {}", p.message);
+                }
+                Some(Arc::new(listen::certs::Certs::new(sites, cfg.tls.default_host.clone())))
+            }
+            None => None,
+        };
+        let reloader = Arc::new(Reloader::new(state.clone(), cfg.clone(), tls_certs.clone()));
         // The control plane's services as last saved, in force before the listeners serve.
         let agent = match &cfg.control {
             Some(control) => Some(
-                Agent::prepare(&cfg, control, reloader.clone(), state.delivery.cache().clone())
+                Agent::prepare(&cfg, control, reloader.clone(), state.delivery.cache().clone(), tls_certs.clone())
                     .await
                     .map_err(StartError::Control)?,
             ),
@@ -134,20 +147,15 @@ impl RunningNode {
         let mut quic_udp = None;
         let https = match cfg.listen.https {
             Some(addr) => {
-                let resolver = Arc::new(tls::CertResolver::load(&cfg.tls.certificates)?);
-                // What start-up does not refuse (an expired certificate, names that miss a
-                // host) is logged: check-config fails on the first, warns on the second.
-                for p in listen::tls_check::inspect(&cfg.tls.certificates, std::time::SystemTime::now()) {
-                    tracing::warn!(field = %p.path, "TLS certificate: {}", p.message);
-                }
-                let server = tls::server_config(resolver.clone())?;
+                let certs = tls_certs.clone().unwrap_or_else(|| Arc::new(listen::certs::Certs::new(Vec::new(), None)));
+                let server = Arc::new(tls::server_config(certs.clone())?);
                 let l = binder.tcp(Listener::Https, addr).await?;
                 let bound = l.local_addr().map_err(|source| StartError::Bind { field: "https", addr, source })?;
                 let mut alt_svc = None;
                 if cfg.listen.http3 {
                     // Same IP and port number as the TCP listener, on UDP.
                     let options = listen::h3::QuicOptions::from_config(&cfg.listen);
-                    let quic_config = listen::h3::server_config(resolver.clone(), &cfg.limits, options)?;
+                    let quic_config = listen::h3::server_config(certs.clone(), &cfg.limits, options)?;
                     let predecessor = binder.predecessor_quic();
                     let tag = crate::handoff::quic::new_tag(predecessor.as_ref().map(|(t, _)| *t));
                     let (endpoint, udp) = listen::h3::endpoint(binder.udp(bound)?, quic_config, tag)?;
@@ -162,15 +170,14 @@ impl RunningNode {
                     alt_svc = Some(listen::alt_svc(bound.port(), cfg.listen.alt_svc_max_age));
                     tasks.spawn(listen::h3::serve(
                         endpoint.clone(),
-                        resolver.clone(),
+                        certs.clone(),
                         state.clone(),
                         options,
                         shutdown_rx.clone(),
                     ));
                     quic = Some(endpoint);
                 }
-                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
-                let tls = Arc::new(Tls { acceptor, resolver, alt_svc });
+                let tls = Arc::new(Tls { config: server, certs, alt_svc });
                 tasks.spawn(listen::serve(l, Some(tls), state.clone(), shutdown_rx.clone(), graceful.clone()));
                 Some(bound)
             }

@@ -2,12 +2,15 @@
 //! SIGHUP) and the control plane (set by the agent). Either change recompiles the whole set and
 //! swaps the routing table in one step; requests in flight finish on the table they started with.
 //!
-//! On reload `[[services]]` take effect, with what compiling them reads from the other sections
-//! ([`applied_on_reload`]: `[upstream]`, the cache's object-size and heuristic bounds, the
-//! trusted and tenant-upstream networks). Listeners, TLS, cache sizes and the other limits are
-//! bound at start; a reloaded file that changes them is applied for the rest, and each such
-//! field is logged as needing a restart ([`restart_only_changes`]). A binary upgrade (SIGUSR2,
-//! [`crate::handoff`]) is that restart without dropping a connection.
+//! On reload `[[services]]` and `[tls]` take effect, with what compiling them reads from the
+//! other sections ([`applied_on_reload`]: `[upstream]`, the cache's object-size and heuristic
+//! bounds, the trusted and tenant-upstream networks). The certificate files are read again (a
+//! renewed certificate at the same path is picked up) and swapped in; a file that does not load
+//! keeps the certificates in force, with a log line naming the entry and the problem.
+//! Listeners, cache sizes and the other limits are bound at start; a reloaded file that changes
+//! them is applied for the rest, and each such field is logged as needing a restart
+//! ([`restart_only_changes`]). A binary upgrade (SIGUSR2, [`crate::handoff`]) is that restart
+//! without dropping a connection.
 
 use std::sync::Arc;
 
@@ -39,14 +42,16 @@ struct Sources {
 
 pub struct Reloader {
     state: Arc<NodeState>,
+    /// The HTTPS listener's certificates (none without `listen.https`).
+    certs: Option<Arc<crate::listen::certs::Certs>>,
     /// Held across a recompile, so two reloads never interleave (the later one wins whole).
     sources: Mutex<Sources>,
 }
 
 impl Reloader {
     /// `file` is the config the node was started with; its services are already in force.
-    pub fn new(state: Arc<NodeState>, file: NodeConfig) -> Self {
-        Self { state, sources: Mutex::new(Sources { file, remote: Vec::new() }) }
+    pub fn new(state: Arc<NodeState>, file: NodeConfig, certs: Option<Arc<crate::listen::certs::Certs>>) -> Self {
+        Self { state, certs, sources: Mutex::new(Sources { file, remote: Vec::new() }) }
     }
 
     /// The routing table in force.
@@ -54,8 +59,11 @@ impl Reloader {
         self.state.routes.current()
     }
 
-    /// A re-read config file (SIGHUP). On error the table in force stays.
+    /// A re-read config file (SIGHUP). On error the table in force stays. The certificates are
+    /// reloaded first and on their own: a bad certificate file keeps the ones in force and does
+    /// not hold up the services, nor they it.
     pub async fn reload_file(&self, file: NodeConfig) -> Result<usize, ReloadError> {
+        self.reload_certificates(&file);
         let mut sources = self.sources.lock().await;
         for field in restart_only_changes(&sources.file, &file) {
             tracing::warn!(
@@ -66,6 +74,25 @@ impl Reloader {
         let count = self.apply(&file, &sources.remote).await?;
         sources.file = file;
         Ok(count)
+    }
+
+    /// Reads `[[tls.certificates]]` again and swaps them in; on a problem keeps those in force.
+    fn reload_certificates(&self, file: &NodeConfig) {
+        let Some(certs) = &self.certs else { return };
+        match crate::listen::tls::load_sites(&file.tls.certificates) {
+            Ok(sites) => {
+                for p in crate::listen::tls_check::inspect(&file.tls.certificates, std::time::SystemTime::now()) {
+                    tracing::warn!(field = %p.path, "TLS certificate: {}", p.message);
+                }
+                let count = sites.len();
+                certs.set_file(sites, file.tls.default_host.clone());
+                tracing::info!(certificates = count, "TLS certificates reloaded from the config file");
+            }
+            Err(error) => tracing::error!(
+                field = %format!("tls.certificates[{}]", error.index),
+                "TLS certificates not reloaded, the ones in force stay: {error}"
+            ),
+        }
     }
 
     /// The control plane's services, replacing the previous set from it. On error the table in
@@ -127,6 +154,7 @@ fn applied_on_reload(old: &NodeConfig, new: &NodeConfig) -> NodeConfig {
     merged.cache.max_heuristic_ttl = new.cache.max_heuristic_ttl;
     merged.listen.trusted_networks = new.listen.trusted_networks.clone();
     merged.limits.tenant_upstream_allow = new.limits.tenant_upstream_allow.clone();
+    merged.tls = new.tls.clone();
     merged.services = new.services.clone();
     merged
 }
@@ -158,7 +186,6 @@ fn restart_only_changes(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str>
     (cache.memory, cache.disk, cache.disk_path) = (n.cache.memory, n.cache.disk, n.cache.disk_path.clone());
     field(cache != n.cache, "cache (other fields)");
     field(o.node != n.node, "node");
-    field(o.tls != n.tls, "tls");
     field(o.limits != n.limits, "limits");
     field(o.log != n.log, "log");
     field(o.functions != n.functions, "functions");

@@ -146,6 +146,7 @@ impl ControlConfig {
             Some((url, items)) => {
                 let items: String = items.iter().map(|i| format!(", {i}")).collect();
                 text += &format!("store = {{ postgres = {}{items} }}\n", quote(url));
+                text += &format!("secrets = {{ key_file = {} }}\n", quote(SECRETS_KEY_FILE));
             }
             None => text += &format!("data = {}\n", quote(&data.display().to_string())),
         }
@@ -192,6 +193,13 @@ impl ControlConfig {
 
     /// Writes the files the config names beside it in `dir`.
     fn write_files(&self, dir: &Path) -> anyhow::Result<()> {
+        if self.postgres.is_some() {
+            // Replicas on one database seal with one key: the same in every test process.
+            let path = dir.join(SECRETS_KEY_FILE);
+            std::fs::write(&path, format!("{SHARED_SECRETS_KEY}\n"))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
         let Some(token) = &self.node_admin_token else { return Ok(()) };
         let path = dir.join(NODE_ADMIN_TOKEN_FILE);
         std::fs::write(&path, format!("{token}\n"))?;
@@ -200,6 +208,13 @@ impl ControlConfig {
         Ok(())
     }
 }
+
+/// `secrets.key_file` with PostgreSQL, relative to the config's directory (the embedded store
+/// generates its own beside the data file).
+pub const SECRETS_KEY_FILE: &str = "secrets.key";
+
+/// The key every PostgreSQL-backed test control plane seals with (replicas must share one).
+const SHARED_SECRETS_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
 
 /// `health.node_admin_token_file`, relative to the config's directory.
 const NODE_ADMIN_TOKEN_FILE: &str = "node-admin-token";

@@ -221,6 +221,10 @@ pub struct NodeConfig {
     /// `listen.http3`: HTTP/3 on the UDP port of the HTTPS listener.
     pub http3: bool,
     pub certificates: Vec<Leaf>,
+    /// `tls.default_host`, the certificate clients without SNI get. `None`: the first exact
+    /// host of the first certificate (what such clients got before the setting existed);
+    /// `Some("")`: none written (they get the `unrecognized_name` alert).
+    pub tls_default_host: Option<String>,
     pub memory: String,
     pub disk: String,
     pub max_object_size: String,
@@ -263,6 +267,7 @@ impl Default for NodeConfig {
             https: false,
             http3: false,
             certificates: Vec::new(),
+            tls_default_host: None,
             memory: "16MiB".into(),
             disk: "64MiB".into(),
             max_object_size: "8MiB".into(),
@@ -379,6 +384,17 @@ impl NodeConfig {
         }
         for l in &self.listen_lines {
             line(l.clone());
+        }
+        let first_exact = || self.certificates.first()?.hosts.iter().find(|h| !h.starts_with('*')).cloned();
+        let default_host = match &self.tls_default_host {
+            Some(host) if host.is_empty() => None,
+            Some(host) => Some(host.clone()),
+            None => first_exact(),
+        };
+        if let Some(host) = default_host {
+            line(String::new());
+            line("[tls]".into());
+            line(format!("default_host = {}", q(&host)));
         }
         for (i, leaf) in self.certificates.iter().enumerate() {
             let cert = dir.join(format!("cert-{i}.pem"));

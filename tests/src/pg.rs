@@ -85,6 +85,22 @@ impl PgCluster {
         self.pg_ctl_start()
     }
 
+    /// Runs `sql` in `database` with `psql`; the rows as unaligned text, one per line.
+    pub fn psql(&self, database: &str, sql: &str) -> Result<String, String> {
+        let port = self.port.to_string();
+        let psql = self.bin.join("psql");
+        let out = Command::new(&psql)
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", database, "-At", "-c", sql])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{}: {e}", psql.display()))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
     fn data(&self) -> PathBuf {
         self.root.path().join("data")
     }

@@ -5,8 +5,10 @@
 //! read from the state at scrape time: the log's head, each node's acknowledged number (what an
 //! alert on a node falling behind wants: `outpost_cp_head_seq - outpost_cp_node_acked_seq`),
 //! PoP health and drains, DNS answers, domains by status (checks by outcome are counted in
-//! `domains::Domains`). Every label is bounded: status classes, DNS outcomes, domain statuses
-//! and check outcomes are fixed sets, nodes and PoPs are the registered ones.
+//! `domains::Domains`), and each certificate's time left
+//! (`outpost_tls_certificate_expiry_seconds{service,name}`). Every label is bounded: status
+//! classes, DNS outcomes, domain statuses and check outcomes are fixed sets, nodes and PoPs are
+//! the registered ones, certificates at most `limits.max_certificates_per_service` a service.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,6 +121,20 @@ pub async fn get(State(app): State<AppState>, Auth(principal): Auth) -> Result<R
     for (outcome, n) in crate::domains::CHECK_OUTCOMES.iter().zip(app.domains.check_counts()) {
         text.sample("outpost_cp_domain_checks_total", &[("outcome", outcome)], n);
     }
+    // Bounded: at most limits.max_certificates_per_service per service.
+    let certificates = app.store.certificates(None, usize::MAX).await?;
+    let now = outpost_config::Timestamp::from_system(std::time::SystemTime::now());
+    text.family(
+        "outpost_tls_certificate_expiry_seconds",
+        "gauge",
+        "Seconds until each certificate's notAfter (negative once expired).",
+    );
+    for c in &certificates {
+        let left = i128::from(c.record.not_after.0) - i128::from(now.0);
+        let seconds = i64::try_from(left / 1000).unwrap_or(i64::MIN);
+        let labels = [("service", c.record.service.as_str()), ("name", c.record.name.as_str())];
+        text.sample_signed("outpost_tls_certificate_expiry_seconds", &labels, seconds);
+    }
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-store")], text.0).into_response())
 }
@@ -133,6 +149,16 @@ impl Text {
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.labelled(name, labels);
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    fn sample_signed(&mut self, name: &str, labels: &[(&str, &str)], value: i64) {
+        self.labelled(name, labels);
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    fn labelled(&mut self, name: &str, labels: &[(&str, &str)]) {
         self.0.push_str(name);
         if !labels.is_empty() {
             self.0.push('{');
@@ -144,7 +170,6 @@ impl Text {
             }
             self.0.push('}');
         }
-        let _ = writeln!(self.0, " {value}");
     }
 }
 

@@ -21,6 +21,7 @@
 //! - `function_sets`, `function_blobs`, `function_refs`: uploaded functions (see
 //!   [`functions`])
 //! - `domains`, `service_domains`: each host's proof of control (see [`domains`])
+//! - `certificates`: `"{service} {name}"` → [`StoredCertificate`] (see [`certificates`])
 //!
 //! The log keeps at most `max_events` ([`EmbeddedStore::with_max_events`]): the transaction
 //! that appends an event drops the oldest beyond it.
@@ -35,7 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use outpost_config::{
-    Change, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId, Timestamp,
+    CertificateName, Change, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId,
+    Timestamp,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::Serialize;
@@ -43,10 +45,11 @@ use serde::de::DeserializeOwned;
 
 use super::{
     Added, DomainQuery, Expect, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery,
-    Snapshot, Store, StoreError, StoreFuture, StoredNode, held_hosts,
+    Snapshot, Store, StoreError, StoreFuture, StoredCertificate, StoredNode, held_hosts,
 };
 use crate::domains::DomainRecord;
 use crate::ratelimit::{BucketSpec, PurgeBuckets};
+use crate::secrets::Sealed;
 use crate::store::presence::{Claim, Hold, NodePresence};
 
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
@@ -110,6 +113,7 @@ impl EmbeddedStore {
         txn.open_table(DRAINS).map_err(|e| backend("create table", e))?;
         functions::create_tables(&txn)?;
         domains::create_tables(&txn, Timestamp::from_system(std::time::SystemTime::now()))?;
+        certificates::create_tables(&txn)?;
         txn.commit().map_err(|e| backend("commit", e))?;
         Ok(Self {
             db: Arc::new(db),
@@ -284,6 +288,7 @@ impl Store for EmbeddedStore {
             // and no domains.
             functions::forget(txn, &id)?;
             domains::forget(txn, &id)?;
+            certificates::forget(txn, &id)?;
             let seq = next_seq(txn)?;
             append(txn, Event { seq, at, change: Change::ServiceDeleted { id, tenant: current.tenant } }, max)
         })
@@ -357,7 +362,9 @@ impl Store for EmbeddedStore {
                 let (id, value) = entry.map_err(|e| backend("read services", e))?;
                 services.push(decode(id.value(), value.value())?);
             }
-            Ok(Snapshot { seq, services })
+            let table = txn.open_table(certificates::CERTIFICATES).map_err(|e| backend("open certificates", e))?;
+            let certificates = certificates::list(&table, "", usize::MAX)?.into_iter().map(|c| c.record).collect();
+            Ok(Snapshot { seq, services, certificates })
         })
     }
 
@@ -554,6 +561,50 @@ impl Store for EmbeddedStore {
         let taken = self.buckets.take(tenant, spec, now);
         Box::pin(async move { Ok(taken) })
     }
+
+    fn put_certificate(&self, put: StoredCertificate, at: Timestamp) -> StoreFuture<'_, Event> {
+        let max = self.max_events;
+        self.write(move |txn| certificates::put(txn, put, at, max))
+    }
+
+    fn certificate(&self, service: &ServiceId, name: &CertificateName) -> StoreFuture<'_, Option<StoredCertificate>> {
+        let (service, name) = (service.clone(), name.clone());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(certificates::CERTIFICATES).map_err(|e| backend("open certificates", e))?;
+            certificates::one(&table, &service, &name)
+        })
+    }
+
+    fn certificates(&self, service: Option<ServiceId>, limit: usize) -> StoreFuture<'_, Vec<StoredCertificate>> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(certificates::CERTIFICATES).map_err(|e| backend("open certificates", e))?;
+            let prefix = service.map(|s| format!("{s}{}", certificates::SEPARATOR)).unwrap_or_default();
+            certificates::list(&table, &prefix, limit)
+        })
+    }
+
+    fn delete_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        at: Timestamp,
+    ) -> StoreFuture<'_, Option<Event>> {
+        let (service, name, max) = (service.clone(), name.clone(), self.max_events);
+        self.write(move |txn| certificates::delete(txn, &service, &name, at, max))
+    }
+
+    fn reseal_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        version: Seq,
+        key: Sealed,
+    ) -> StoreFuture<'_, bool> {
+        let (service, name) = (service.clone(), name.clone());
+        self.write(move |txn| certificates::reseal(txn, &service, &name, version, key))
+    }
 }
 
 /// Up to `limit` service ids from a table keyed by `{prefix}{id}` (the services table with an
@@ -659,6 +710,7 @@ fn backend(what: impl std::fmt::Display, error: impl std::fmt::Display) -> Store
 
 mod backup;
 mod domains;
+mod certificates;
 mod functions;
 mod presence;
 

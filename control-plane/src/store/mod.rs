@@ -31,6 +31,10 @@
 //!   replica merges, so the node list, purge progress and the 409 holder check agree.
 //! - **Purge buckets**: one token bucket per tenant ([`Store::take_purge`]), so a tenant's
 //!   purge rate is bounded across every replica.
+//! - **Certificates**: one per (service, name), written with its event; the private key only
+//!   ever sealed ([`crate::secrets::Sealed`]: the store never sees it in clear). Deleting a
+//!   service deletes its certificates in the same transaction. Lists ordered by (service,
+//!   name). A snapshot carries them (without keys) with the services, as of the same instant.
 
 mod embedded;
 mod function_set;
@@ -43,8 +47,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use outpost_config::{
-    Event, FunctionRef, NodeId, NodeRecord, PurgeId, PurgeRecord, PurgeTarget, Seq, ServiceId, ServiceRecord, TenantId,
-    Timestamp,
+    CertificateName, CertificateRecord, Event, FunctionRef, NodeId, NodeRecord, PurgeId, PurgeRecord, PurgeTarget, Seq,
+    ServiceId, ServiceRecord, TenantId, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +59,8 @@ pub use postgres::PostgresStore;
 pub use presence::{Claim, Hold, NodePresence};
 
 use crate::ratelimit::BucketSpec;
+
+use crate::secrets::Sealed;
 
 /// What every store method returns: a boxed future, so the API can hold any store as
 /// `Arc<dyn Store>` and the choice of store is made at start-up, not at compile time.
@@ -203,6 +209,38 @@ pub trait Store: Send + Sync {
         spec: BucketSpec,
         now: Timestamp,
     ) -> StoreFuture<'_, Result<(), std::time::Duration>>;
+
+    /// Creates or replaces the certificate `(put.record.service, put.record.name)` for a
+    /// service `put.record.tenant` owns (else [`StoreError::Conflict`]), and appends its
+    /// `certificate_put` event. The record's `version` and `updated_at` are the event's.
+    fn put_certificate(&self, put: StoredCertificate, at: Timestamp) -> StoreFuture<'_, Event>;
+
+    /// One certificate with its sealed key.
+    fn certificate(&self, service: &ServiceId, name: &CertificateName) -> StoreFuture<'_, Option<StoredCertificate>>;
+
+    /// The certificates of `service`, or of every service when `None`, ordered by (service,
+    /// name); at most `limit`.
+    fn certificates(&self, service: Option<ServiceId>, limit: usize) -> StoreFuture<'_, Vec<StoredCertificate>>;
+
+    /// Deletes a certificate and appends its `certificate_deleted` event; `None` (nothing
+    /// written) when there was none.
+    fn delete_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        at: Timestamp,
+    ) -> StoreFuture<'_, Option<Event>>;
+
+    /// Replaces a certificate's sealed key (the same key, sealed anew: key rotation) if the
+    /// certificate is still at `version`; `false` when it is not. Not an event: nodes get the
+    /// key in clear over their connection, so nothing they hold changes.
+    fn reseal_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        version: Seq,
+        key: Sealed,
+    ) -> StoreFuture<'_, bool>;
 }
 
 /// Which domains [`Store::domains`] lists.
@@ -252,6 +290,13 @@ pub(crate) fn held_hosts(service: &ServiceRecord) -> Vec<String> {
     let hosts = service.config.get("hosts").and_then(|h| h.as_array());
     let patterns = hosts.into_iter().flatten().filter_map(|h| h.as_str());
     patterns.filter_map(|h| h.parse::<outpost_config::HostPattern>().ok()).map(|p| p.to_string()).collect()
+}
+
+/// A certificate as stored: what nodes get, and the private key sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCertificate {
+    pub record: CertificateRecord,
+    pub key: Sealed,
 }
 
 /// An upload to store; the store adds the version number and time.
@@ -310,11 +355,13 @@ pub struct NodeAck {
     pub at: Timestamp,
 }
 
-/// The services as of one point of the log.
+/// The services and certificates as of one point of the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub seq: Seq,
     pub services: Vec<ServiceRecord>,
+    /// In (service, name) order; no keys.
+    pub certificates: Vec<CertificateRecord>,
 }
 
 /// A page of services.

@@ -25,6 +25,7 @@
 //! listeners serve: a node restarted while the control plane is down serves its last state.
 
 mod apply;
+mod certs;
 mod client;
 mod error;
 mod failover;
@@ -57,6 +58,7 @@ pub mod fuzzing {
     pub use super::stream::LineReader;
 }
 
+use self::certs::CertificateFiles;
 use self::client::ControlClient;
 use self::failover::Failover;
 use self::functions::FunctionFiles;
@@ -95,6 +97,11 @@ pub struct Agent {
     functions: FunctionFiles,
     /// What the node runs (service id → `"<version>:<sha256 first 12>"`), sent with each ack.
     running: BTreeMap<String, String>,
+    /// The HTTPS listener's certificate set (none without `listen.https`): the control
+    /// plane's certificates go in there.
+    certs: Option<Arc<crate::listen::certs::Certs>>,
+    /// The control plane's certificates' keys, on disk and loaded.
+    certificate_files: CertificateFiles,
 }
 
 impl Agent {
@@ -107,11 +114,13 @@ impl Agent {
         cfg: &ControlConfig,
         reloader: Arc<Reloader>,
         cache: Arc<Cache>,
+        certs: Option<Arc<crate::listen::certs::Certs>>,
     ) -> Result<Self, String> {
         let id = NodeId::parse(&node.node.name)?;
         let client = Arc::new(ControlClient::new(cfg, id)?);
         let state_file = Arc::new(StateFile::new(cfg.state_file(&node.cache.disk_path)));
         let functions = FunctionFiles::new(cfg.state_dir(&node.cache.disk_path));
+        let certificate_files = CertificateFiles::new(cfg.state_dir(&node.cache.disk_path));
         let mut agent = Self {
             cfg: cfg.clone(),
             node: node.clone(),
@@ -123,6 +132,8 @@ impl Agent {
             state_file,
             functions,
             running: BTreeMap::new(),
+            certs,
+            certificate_files,
         };
         let saved = agent.load_saved();
         agent.services = ServiceApplier::restore(node.node.role, saved.kept);
@@ -136,6 +147,10 @@ impl Agent {
                     tracing::info!(seq = %seq, services = count, "serving the control plane's services as saved")
                 }
                 Err(e) => tracing::error!(error = %e, "putting the saved control-plane services in force"),
+            }
+            match agent.apply_certificates(true).await {
+                Ok(count) => tracing::info!(certificates = count, "serving the control plane's certificates as saved"),
+                Err(e) => tracing::error!(error = %e, "putting the saved control-plane certificates in force"),
             }
         }
         Ok(agent)
@@ -216,6 +231,11 @@ impl Agent {
         if self.services.has_unavailable() {
             let count = self.apply_services(false).await?;
             tracing::info!(services = count, "control-plane services applied again with the functions fetched");
+        }
+        // Keys that could not be had (at start, offline): fetch them now that it answers.
+        if self.follower.certificates().next().is_some() {
+            let count = self.apply_certificates(false).await?;
+            tracing::debug!(certificates = count, "control-plane certificates applied again");
         }
         // An acknowledgement may have been lost while the control plane was away: repeat it.
         if after > Seq(0) {
@@ -302,7 +322,21 @@ impl Agent {
             let count = self.apply_services(false).await?;
             tracing::info!(seq = %self.follower.seq(), services = count, "control-plane services applied");
         }
+        if effects.certificates_changed {
+            let count = self.apply_certificates(false).await?;
+            tracing::info!(seq = %self.follower.seq(), certificates = count, "control-plane certificates applied");
+        }
         Ok(())
+    }
+
+    /// Swaps the follower's certificates into the HTTPS listener's set, their keys fetched
+    /// (or read from disk). Nothing to do on a node without `listen.https`.
+    async fn apply_certificates(&mut self, offline: bool) -> Result<usize, AgentError> {
+        let Some(certs) = &self.certs else { return Ok(0) };
+        let follower = &self.follower;
+        self.certificate_files
+            .apply(&self.client, follower.certificates(), |id| follower.service(id), certs, offline)
+            .await
     }
 }
 

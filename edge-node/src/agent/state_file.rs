@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use outpost_config::{Seq, ServiceRecord};
+use outpost_config::{CertificateRecord, Seq, ServiceRecord};
 use serde::{Deserialize, Serialize};
 
 use super::apply::Follower;
@@ -34,6 +34,10 @@ struct OnDisk {
     /// Earlier versions kept in force (absent from files written before there were any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     kept: Vec<ServiceRecord>,
+    /// The control plane's certificates (chains and names; their keys are files of their own,
+    /// see `agent::certs`). Absent from files written before there were any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    certificates: Vec<CertificateRecord>,
 }
 
 /// The state as saved.
@@ -75,7 +79,8 @@ impl StateFile {
         if disk.format != FORMAT {
             return Err(self.error(format!("format {} is not {FORMAT}, the one this node reads", disk.format)));
         }
-        Ok(Some(Saved { follower: Follower::restore(disk.log, disk.seq, disk.services), kept: disk.kept }))
+        let follower = Follower::restore(disk.log, disk.seq, disk.services, disk.certificates);
+        Ok(Some(Saved { follower, kept: disk.kept }))
     }
 
     /// Moves an unreadable file aside (`control-state.json.bad`), keeping it for inspection, so
@@ -95,6 +100,7 @@ impl StateFile {
             seq: follower.seq(),
             services: follower.records().cloned().collect(),
             kept,
+            certificates: follower.certificates().cloned().collect(),
         };
         let json = serde_json::to_vec(&disk).map_err(|e| self.error(format!("serialize: {e}")))?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
@@ -140,8 +146,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::new(dir.path().join("sub").join("control-state.json"));
         assert!(file.load().unwrap().is_none(), "no file yet");
-        let follower =
-            Follower::restore(Some("00112233aabbccdd".into()), Seq(9), vec![record("shop", 3), record("blog", 9)]);
+        let follower = Follower::restore(
+            Some("00112233aabbccdd".into()),
+            Seq(9),
+            vec![record("shop", 3), record("blog", 9)],
+            vec![],
+        );
         file.save(&follower, vec![record("shop", 2)]).unwrap();
         let saved = file.load().unwrap().unwrap();
         assert_eq!(saved.kept.len(), 1);

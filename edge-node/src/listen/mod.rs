@@ -4,6 +4,7 @@
 //! Every request is handed to [`crate::pipeline::handle`].
 
 mod asterisk;
+pub mod certs;
 pub mod conns;
 mod detect;
 mod h1;
@@ -77,8 +78,10 @@ impl ConnBuilders {
 }
 
 pub struct Tls {
-    pub acceptor: tokio_rustls::TlsAcceptor,
-    pub resolver: Arc<tls::CertResolver>,
+    /// The server config (its resolver is `certs`), built once.
+    pub config: Arc<rustls::ServerConfig>,
+    /// The certificate set in force, swapped without a restart.
+    pub certs: Arc<certs::Certs>,
     /// `Alt-Svc: h3=":PORT"; ma=N` added to every response when HTTP/3 is on.
     pub alt_svc: Option<http::HeaderValue>,
 }
@@ -229,16 +232,16 @@ async fn connection(
         }
         return;
     };
-    let handshake = tokio::time::timeout(state.limits.header_read_timeout, tls.acceptor.accept(tcp)).await;
-    let stream = match handshake {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+    let timeout = state.limits.header_read_timeout;
+    let accepted = match certs::accept(tcp, &tls.certs, tls.config.clone(), timeout).await {
+        Ok(accepted) => accepted,
+        Err((outcome, error)) => {
+            return tracing::debug!(%peer, outcome = outcome.label(), %error, "TLS handshake failed");
+        }
     };
-    let (_, session) = stream.get_ref();
-    let h2 = session.alpn_protocol() == Some(b"h2");
-    let sni: Option<Arc<str>> = session.server_name().map(|s| s.to_ascii_lowercase().into());
-    let cert_hosts = tls.resolver.site(sni.as_deref()).map(|s| s.hosts.clone());
+    let stream = accepted.stream;
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let (sni, cert_hosts) = (accepted.sni, Some(accepted.cert_hosts));
     let conn = Arc::new(ConnInfo { peer, local, tls: true, sni, cert_hosts });
     let alt_svc = tls.alt_svc.clone();
     if h2 {

@@ -1,5 +1,5 @@
 //! What is wrong with `[[tls.certificates]]` before a client's handshake finds it: the checks
-//! `check-config` runs, the same ones start-up refuses on ([`super::tls::CertResolver::load`]:
+//! `check-config` runs, the same ones start-up refuses on ([`super::tls::load_sites`]:
 //! a key that is not a private key, or not the certificate's), plus what the files say about
 //! the certificate itself: its validity period (RFC 5280 §4.1.2.5) and its names (RFC 6125
 //! §6.4, RFC 5280 §4.2.1.6) against the `hosts` it is served for.
@@ -141,7 +141,7 @@ fn validity(leaf: &webpki::EndEntityCert<'_>, now: SystemTime) -> Option<(Severi
 
 /// RFC 6125 §6.4: an exact host is covered when the certificate is valid for it (a wildcard
 /// name covers one label); a `*.suffix` pattern only by the same wildcard name.
-fn covers(leaf: &webpki::EndEntityCert<'_>, host: &HostPattern) -> bool {
+pub(crate) fn covers(leaf: &webpki::EndEntityCert<'_>, host: &HostPattern) -> bool {
     match host {
         HostPattern::Exact(name) => ServerName::try_from(name.as_str())
             .is_ok_and(|server_name| leaf.verify_is_valid_for_subject_name(&server_name).is_ok()),

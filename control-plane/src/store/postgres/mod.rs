@@ -17,6 +17,7 @@
 //! prepared once per connection (`prepare_cached`).
 
 mod domains;
+mod certificates;
 mod follow;
 mod functions;
 mod log;
@@ -31,7 +32,8 @@ use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use outpost_config::{
-    Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId, Timestamp,
+    CertificateName, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId,
+    Timestamp,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -44,10 +46,11 @@ pub use settings::PostgresSettings;
 use super::embedded::DEFAULT_MAX_EVENTS;
 use super::{
     Added, Claim, DomainQuery, FunctionChange, FunctionSet, Hold, NewFunction, NewPurge, NodeAck, NodePresence,
-    ServicePut, ServiceQuery, Snapshot, Store, StoreError, StoreFuture, StoredNode,
+    ServicePut, ServiceQuery, Snapshot, Store, StoreError, StoreFuture, StoredCertificate, StoredNode,
 };
 use crate::domains::DomainRecord;
 use crate::ratelimit::BucketSpec;
+use crate::secrets::Sealed;
 
 /// The store on a PostgreSQL database.
 #[derive(Clone)]
@@ -302,6 +305,16 @@ impl Store for PostgresStore {
         })
     }
 
+    fn put_certificate(&self, put: StoredCertificate, at: Timestamp) -> StoreFuture<'_, Event> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let txn = client.transaction().await.map_err(pg_error("begin"))?;
+            let event = certificates::put(&txn, put, at, self.max_events).await?;
+            txn.commit().await.map_err(pg_error("commit"))?;
+            Ok(event)
+        })
+    }
+
     fn renew_replica(&self, replica: &str, now: Timestamp, until: Timestamp) -> StoreFuture<'_, ()> {
         let replica = replica.to_owned();
         Box::pin(async move { presence::renew(&self.client().await?, &replica, now, until).await })
@@ -335,6 +348,50 @@ impl Store for PostgresStore {
             let taken = presence::take_purge(&txn, &tenant, spec, now).await?;
             txn.commit().await.map_err(pg_error("commit"))?;
             Ok(taken)
+        })
+    }
+
+    fn certificate(&self, service: &ServiceId, name: &CertificateName) -> StoreFuture<'_, Option<StoredCertificate>> {
+        let (service, name) = (service.clone(), name.clone());
+        Box::pin(async move { certificates::one(&self.client().await?, &service, &name).await })
+    }
+
+    fn certificates(&self, service: Option<ServiceId>, limit: usize) -> StoreFuture<'_, Vec<StoredCertificate>> {
+        Box::pin(async move { certificates::list(&self.client().await?, service.as_ref(), limit).await })
+    }
+
+    fn delete_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        at: Timestamp,
+    ) -> StoreFuture<'_, Option<Event>> {
+        let (service, name) = (service.clone(), name.clone());
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let txn = client.transaction().await.map_err(pg_error("begin"))?;
+            let event = certificates::delete(&txn, &service, &name, at, self.max_events).await?;
+            if event.is_some() {
+                txn.commit().await.map_err(pg_error("commit"))?;
+            }
+            Ok(event)
+        })
+    }
+
+    fn reseal_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        version: Seq,
+        key: Sealed,
+    ) -> StoreFuture<'_, bool> {
+        let (service, name) = (service.clone(), name.clone());
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let txn = client.transaction().await.map_err(pg_error("begin"))?;
+            let done = certificates::reseal(&txn, &service, &name, version, key).await?;
+            txn.commit().await.map_err(pg_error("commit"))?;
+            Ok(done)
         })
     }
 }

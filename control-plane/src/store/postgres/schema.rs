@@ -20,6 +20,7 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial", INITIAL),
     (2, "node liveness and drains", NODE_LIVENESS),
     (3, "domains", DOMAINS),
+    (4, "certificates", CERTIFICATES),
     (6, "presence shared by replicas, purge buckets", PRESENCE),
 ];
 
@@ -58,6 +59,18 @@ CREATE TABLE purge_buckets (
     tenant text PRIMARY KEY,
     tokens double precision NOT NULL,
     updated_at bigint NOT NULL
+);
+"#;
+
+/// Certificates per (service, name): the record and its sealed private key as JSON (never the
+/// key in clear), deleted with their service.
+const CERTIFICATES: &str = r#"
+CREATE TABLE certificates (
+    service text COLLATE "C" NOT NULL REFERENCES services (id) ON DELETE CASCADE,
+    name text COLLATE "C" NOT NULL,
+    version bigint NOT NULL,
+    record jsonb NOT NULL,
+    PRIMARY KEY (service, name)
 );
 "#;
 
@@ -149,6 +162,8 @@ mod tests {
     #[test]
     fn versions_start_at_one_and_ascend() {
         assert_eq!(MIGRATIONS.first().map(|m| m.0), Some(1));
-        assert!(MIGRATIONS.windows(2).all(|w| w[0].0 < w[1].0));
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "{} then {}", pair[0].0, pair[1].0);
+        }
     }
 }

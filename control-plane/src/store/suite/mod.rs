@@ -3,6 +3,7 @@
 //! list into `#[tokio::test]`s beside each implementation. A guarantee of the trait's docs is
 //! tested here, once, so both stores are held to the same words.
 
+mod certificates;
 mod concurrent;
 mod domains;
 mod functions;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use outpost_config::{PurgeId, PurgeTarget, ServiceId, TenantId, Timestamp};
 use serde_json::json;
 
+pub(crate) use certificates::*;
 pub(crate) use concurrent::*;
 pub(crate) use domains::*;
 pub(crate) use functions::*;
@@ -69,6 +71,7 @@ macro_rules! with_every_test {
             seen_times_and_node_drains_survive_a_reregistration_and_a_reopen,
             a_deleted_node_is_gone_with_its_acks,
             versions_activate_roll_back_and_release_their_bytes,
+            certificates_are_events_listed_in_order_and_go_with_their_service,
             concurrent_writers_get_unique_gap_free_numbers,
             of_racing_conditional_writes_exactly_one_wins,
             domains_follow_their_hosts_and_verification_writes_a_version,

@@ -1,5 +1,5 @@
 //! HTTP/3 over QUIC (quinn + h3) on the UDP port of the HTTPS listener: the same certificates,
-//! chosen by SNI through the same [`CertResolver`], and every request handed to the same
+//! chosen by SNI through the same certificate set ([`Certs`]), and every request handed to the same
 //! [`pipeline::handle`] as HTTP/1.1 and HTTP/2.
 
 mod admission;
@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 
 use self::admission::{HandshakeGuard, Handshakes, needs_retry};
 use self::body::H3Body;
-use super::tls::CertResolver;
+use super::certs::Certs;
 use crate::body::BoxError;
 use crate::ctx::{ConnInfo, EarlyData, Protocol};
 use crate::interim::{self, InterimHead, InterimReceiver};
@@ -76,14 +76,14 @@ impl QuicOptions {
 /// The QUIC server config: TLS 1.3 only (QUIC requires it), ALPN `h3`, 0-RTT only when
 /// configured, and the per-connection limits from `[limits]`.
 pub fn server_config(
-    resolver: Arc<CertResolver>,
+    certs: Arc<Certs>,
     limits: &LimitsConfig,
     options: QuicOptions,
 ) -> Result<quinn::ServerConfig, H3Error> {
     let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
-        .with_cert_resolver(resolver);
+        .with_cert_resolver(certs);
     tls.alpn_protocols = vec![b"h3".to_vec()];
     // Stateful resumption: a session is taken from the cache when used, so a ticket's early
     // data is accepted at most once per node (RFC 8446 §8.1's single-use tickets). QUIC needs
@@ -125,7 +125,7 @@ pub fn endpoint(
 /// flight see the same signal and send GOAWAY; [`drain`] waits for them.
 pub async fn serve(
     endpoint: quinn::Endpoint,
-    resolver: Arc<CertResolver>,
+    certs: Arc<Certs>,
     state: Arc<NodeState>,
     options: QuicOptions,
     mut shutdown: watch::Receiver<bool>,
@@ -160,10 +160,10 @@ pub async fn serve(
             continue;
         };
         let handshake = handshakes.start();
-        let (state, resolver, shutdown) = (state.clone(), resolver.clone(), shutdown.clone());
+        let (state, certs, shutdown) = (state.clone(), certs.clone(), shutdown.clone());
         tokio::spawn(async move {
             metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
-            connection(incoming, handshake, local, resolver, state, options, shutdown).await;
+            connection(incoming, handshake, local, certs, state, options, shutdown).await;
             metrics::gauge!(crate::metrics::CONNECTIONS).decrement(1.0);
             drop(permit);
         });
@@ -251,7 +251,7 @@ async fn connection(
     incoming: quinn::Incoming,
     handshake: HandshakeGuard,
     local: SocketAddr,
-    resolver: Arc<CertResolver>,
+    certs: Arc<Certs>,
     state: Arc<NodeState>,
     options: QuicOptions,
     mut shutdown: watch::Receiver<bool>,
@@ -259,15 +259,19 @@ async fn connection(
     let peer = incoming.remote_address();
     let established = match establish(incoming, handshake, options.early_data, state.limits.header_read_timeout).await {
         Ok(e) => Arc::new(e),
-        Err(e) => return tracing::debug!(%peer, error = %e, "QUIC handshake failed"),
+        Err(e) => {
+            metrics::counter!(crate::metrics::TLS_HANDSHAKES, "outcome" => "failed", "protocol" => "quic").increment(1);
+            return tracing::debug!(%peer, error = %e, "QUIC handshake failed");
+        }
     };
+    metrics::counter!(crate::metrics::TLS_HANDSHAKES, "outcome" => "ok", "protocol" => "quic").increment(1);
     let quic = established.quic.clone();
     let sni: Option<Arc<str>> = quic
         .handshake_data()
         .and_then(|d| d.downcast::<HandshakeData>().ok())
         .and_then(|d| d.server_name)
         .map(|s| s.to_ascii_lowercase().into());
-    let cert_hosts = resolver.site(sni.as_deref()).map(|s| s.hosts.clone());
+    let cert_hosts = certs.current().site(sni.as_deref()).map(|s| s.hosts.clone());
     let conn = Arc::new(ConnInfo { peer, local, tls: true, sni, cert_hosts });
     let built = h3::server::builder()
         .max_field_section_size((state.limits.max_header_bytes.as_usize() * 2).max(16 * 1024) as u64)
