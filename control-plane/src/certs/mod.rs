@@ -83,9 +83,9 @@ pub async fn install(app: &AppState, install: Install<'_>, now: Timestamp) -> Re
     Ok(certificate)
 }
 
-/// The hosts of `service` a certificate may be served for. Every host of its config today;
-/// domain verification narrows this to the verified ones (one place to change, here and in
-/// the node's `listen::certs::served_hosts`).
+/// The hosts of `service` a certificate may be uploaded for: every host of its config,
+/// pending ones included, so a tenant can upload before the proof is found. Nodes serve it
+/// only for the verified ones (the node's `agent::certs::served_hosts`).
 pub fn service_hosts(service: &ServiceRecord) -> Vec<HostPattern> {
     let hosts = service.config.get("hosts").and_then(|h| h.as_array());
     hosts.into_iter().flatten().filter_map(|h| h.as_str()).filter_map(|h| h.parse().ok()).collect()

@@ -709,8 +709,8 @@ fn backend(what: impl std::fmt::Display, error: impl std::fmt::Display) -> Store
 }
 
 mod backup;
-mod domains;
 mod certificates;
+mod domains;
 mod functions;
 mod presence;
 

@@ -23,12 +23,14 @@ use super::error::AgentError;
 use crate::listen::certs::Certs;
 use crate::listen::tls::Site;
 
-/// The hosts of `service` its certificates may be served for: every host of its config today.
-/// Domain verification narrows this to the verified ones (here, and in the control plane's
-/// `certs::service_hosts`).
+/// The hosts of `service` its certificates may be served for: the hosts of its config that
+/// the node serves, i.e. verified ones (`ServiceRecord::serves`: every host for a record from
+/// before domain verification). A pending or lapsed host gets no certificate, as it gets no
+/// routing: its TLS handshake ends in `unrecognized_name`.
 pub fn served_hosts(service: &ServiceRecord) -> Vec<HostPattern> {
     let hosts = service.config.get("hosts").and_then(|h| h.as_array());
-    hosts.into_iter().flatten().filter_map(|h| h.as_str()).filter_map(|h| h.parse().ok()).collect()
+    let patterns = hosts.into_iter().flatten().filter_map(|h| h.as_str()).filter_map(|h| h.parse::<HostPattern>().ok());
+    patterns.filter(|p| service.serves(&p.to_string())).collect()
 }
 
 /// The key files, and the keys loaded from them (by certificate and version).
@@ -193,4 +195,33 @@ async fn save(path: &Path, key: &CertificateKey) -> std::io::Result<()> {
 
 fn protocol(message: String) -> AgentError {
     AgentError::Protocol { step: "certificate key", message }
+}
+
+#[cfg(test)]
+mod tests {
+    use outpost_config::{Seq, ServiceId, ServiceRecord, TenantId, Timestamp};
+
+    use super::served_hosts;
+
+    fn record(verified: Option<&[&str]>) -> ServiceRecord {
+        ServiceRecord {
+            id: ServiceId::parse("shop").expect("id"),
+            tenant: TenantId::parse("acme").expect("tenant"),
+            version: Seq(3),
+            updated_at: Timestamp(0),
+            config: serde_json::json!({"hosts": ["shop.example", "*.cdn.example", "new.example"]}),
+            function: None,
+            verified_hosts: verified.map(|v| v.iter().map(|h| (*h).to_owned()).collect()),
+        }
+    }
+
+    #[test]
+    fn certificates_serve_only_the_hosts_the_node_serves() {
+        let names = |r: &ServiceRecord| served_hosts(r).iter().map(ToString::to_string).collect::<Vec<_>>();
+        // A record from before domain verification: every host.
+        assert_eq!(names(&record(None)), ["shop.example", "*.cdn.example", "new.example"]);
+        // `new.example` pending: no certificate for it, whatever the certificate's names.
+        assert_eq!(names(&record(Some(&["shop.example", "*.cdn.example"]))), ["shop.example", "*.cdn.example"]);
+        assert!(names(&record(Some(&[]))).is_empty());
+    }
 }

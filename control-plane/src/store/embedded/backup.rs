@@ -7,8 +7,8 @@ use std::path::Path;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::domains::{DOMAINS, SERVICE_DOMAINS};
 use super::certificates::CERTIFICATES;
+use super::domains::{DOMAINS, SERVICE_DOMAINS};
 use super::functions::{FUNCTION_BLOBS, FUNCTION_REFS, FUNCTION_SETS};
 use super::{DRAINS, EVENTS, HOSTS, META, NODES, PURGES, SERVICES, TENANT_SERVICES, backend};
 use crate::store::StoreError;

@@ -16,8 +16,8 @@
 //! Tables and migrations: [`schema`]. Connections come from a deadpool pool; statements are
 //! prepared once per connection (`prepare_cached`).
 
-mod domains;
 mod certificates;
+mod domains;
 mod follow;
 mod functions;
 mod log;
