@@ -84,7 +84,9 @@ mod tests {
             spec(Quic, "0.0.0.0:443"),
             spec(Admin, "127.0.0.1:9090"),
         ];
-        let cases: &[(&str, Vec<(Listener, &str)>, Vec<(Listener, Source)>, Vec<usize>)] = &[
+        // (name, wanted, expected sources, expected unused)
+        type Case = (&'static str, Vec<(Listener, &'static str)>, Vec<(Listener, Source)>, Vec<usize>);
+        let cases: &[Case] = &[
             (
                 "the same config reuses every socket",
                 vec![(Http, "0.0.0.0:80"), (Https, "0.0.0.0:443"), (Quic, "0.0.0.0:443"), (Admin, "127.0.0.1:9090")],
