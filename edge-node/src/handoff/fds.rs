@@ -119,7 +119,7 @@ mod tests {
                 "a changed IP is bound afresh",
                 vec![(Admin, "10.0.0.1:9090")],
                 vec![(Admin, Source::Bind(a("10.0.0.1:9090")))],
-                vec![0, 1, 2],
+                vec![0, 1, 2, 3],
             ),
             (
                 "HTTP/3 newly on: its UDP socket is bound, TCP reused",
