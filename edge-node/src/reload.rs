@@ -225,11 +225,9 @@ mod tests {
         let base = node("");
         let rows: &[(&str, &str, &[&str])] = &[
             ("nothing changed", "", &[]),
-            (
-                "the cache's size and path",
-                "[cache]\nmemory = \"1MiB\"\ndisk_path = \"/tmp/elsewhere\"\n",
-                &["cache.memory", "cache.disk_path"],
-            ),
+            ("the cache's memory size", "[cache]\nmemory = \"1MiB\"\n", &["cache.memory"]),
+            // The functions' compiled-code cache lives under the disk path by default.
+            ("the cache's path", "[cache]\ndisk_path = \"/tmp/elsewhere\"\n", &["cache.disk_path", "functions"]),
             (
                 "object size and heuristics are compiled into services",
                 "[cache]\nmax_object_size = \"1MiB\"\nheuristic_fraction = 0.2\n",

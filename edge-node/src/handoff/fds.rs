@@ -84,7 +84,9 @@ mod tests {
             spec(Quic, "0.0.0.0:443"),
             spec(Admin, "127.0.0.1:9090"),
         ];
-        let cases: &[(&str, Vec<(Listener, &str)>, Vec<(Listener, Source)>, Vec<usize>)] = &[
+        // (name, wanted, expected sources, expected unused)
+        type Case = (&'static str, Vec<(Listener, &'static str)>, Vec<(Listener, Source)>, Vec<usize>);
+        let cases: &[Case] = &[
             (
                 "the same config reuses every socket",
                 vec![(Http, "0.0.0.0:80"), (Https, "0.0.0.0:443"), (Quic, "0.0.0.0:443"), (Admin, "127.0.0.1:9090")],
@@ -117,7 +119,7 @@ mod tests {
                 "a changed IP is bound afresh",
                 vec![(Admin, "10.0.0.1:9090")],
                 vec![(Admin, Source::Bind(a("10.0.0.1:9090")))],
-                vec![0, 1, 2],
+                vec![0, 1, 2, 3],
             ),
             (
                 "HTTP/3 newly on: its UDP socket is bound, TCP reused",
