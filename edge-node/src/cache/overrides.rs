@@ -63,7 +63,9 @@ mod tests {
     #[test]
     fn edge_ttl_respects_or_overrides_the_origin() {
         let ttl = |over| EdgeTtl { value: HeaderValue::from_static("max-age=86400"), override_origin: over };
-        let cases: &[(&str, bool, u16, &[(&str, &str)], Option<&str>)] = &[
+        /// (clause, override, status, the origin's fields, CDN-Cache-Control after)
+        type Case = (&'static str, bool, u16, &'static [(&'static str, &'static str)], Option<&'static str>);
+        let cases: &[Case] = &[
             ("RFC 9111 §4.2.2 no lifetime: the rule's", false, 200, &[], Some("max-age=86400")),
             ("§5.2.2.1 origin max-age respected", false, 200, &[("cache-control", "max-age=60")], None),
             ("§5.3 Expires respected", false, 200, &[("expires", "Thu, 01 Jan 2099 00:00:00 GMT")], None),

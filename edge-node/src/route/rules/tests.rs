@@ -50,7 +50,9 @@ fn answers_redirects_and_denials() {
     }));
     let https = rules(json!({"https_redirect": true}));
     let https_308 = rules(json!({"https_redirect": true, "https_redirect_status": 308}));
-    let cases: &[(&str, &Rules, &str, bool, Option<(u16, Option<&str>)>)] = &[
+    /// (what, rules, target, over TLS, the answer's status and Location)
+    type Case<'a> = (&'a str, &'a Rules, &'a str, bool, Option<(u16, Option<&'a str>)>);
+    let cases: &[Case] = &[
         (
             "rule redirect keeps path and query",
             &set,
