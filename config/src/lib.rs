@@ -28,6 +28,8 @@
 //!   [`PurgeRecord`], and the numbered [`Event`] log ([`Seq`], [`Change`]); the node protocol
 //!   ([`NodeRegistration`], [`StreamMessage`], [`Snapshot`], [`Ack`]); `timestamp`:
 //!   [`Timestamp`], RFC 3339 in its JSON.
+//! - `acme`: [`AcmeChallenge`], the ACME challenge answers (HTTP-01, TLS-ALPN-01) every edge
+//!   serves for the control plane's orders.
 //! - `control_client`: [`ControlConfig`] (`[control]`), how a node follows the control plane.
 //!
 //! This crate does not own the runtime form: the edge node compiles a [`NodeConfig`] once per
@@ -69,6 +71,7 @@
 //! # Ok::<(), outpost_config::ConfigErrors>(())
 //! ```
 
+mod acme;
 mod compression;
 mod control;
 mod control_client;
@@ -94,6 +97,7 @@ mod validate;
 use std::io::Read;
 use std::path::Path;
 
+pub use acme::{AcmeChallenge, ChallengeKind, MAX_KEY_AUTHORIZATION_LEN, MAX_TOKEN_LEN, is_token as acme_token};
 pub use compression::{CompressionConfig, ContentCoding, Levels, TypePattern};
 pub use control::{
     Ack, Change, Event, FunctionRef, NodeAddresses, NodeId, NodeRecord, NodeRegistration, PurgeId, PurgeRecord,
@@ -112,7 +116,7 @@ pub use node::{
 };
 pub use origin::{OriginUrl, Scheme};
 pub use purge::{PurgeRequest, PurgeTarget};
-pub use service::{HostHeader, OriginProtocol, ServiceConfig};
+pub use service::{HostHeader, OriginProtocol, ServiceConfig, TlsMode};
 pub use timestamp::Timestamp;
 pub use units::{ByteSize, MAX_DURATION, format_duration, parse_duration};
 pub use upstreams::{

@@ -108,8 +108,14 @@ fn message() -> impl Strategy<Value = StreamMessage> {
     );
     prop_oneof![
         any::<u64>().prop_map(|h| StreamMessage::Heartbeat { head: Seq(h) }),
-        (any::<u64>(), prop::collection::vec(record.clone(), 0..3), any::<bool>())
-            .prop_map(|(seq, services, resync)| StreamMessage::Snapshot(Snapshot { seq: Seq(seq), services, resync })),
+        (any::<u64>(), prop::collection::vec(record.clone(), 0..3), any::<bool>()).prop_map(
+            |(seq, services, resync)| StreamMessage::Snapshot(Snapshot {
+                seq: Seq(seq),
+                services,
+                resync,
+                acme_challenges: Vec::new()
+            })
+        ),
         (any::<u64>(), time, record).prop_map(|(seq, at, service)| StreamMessage::Event(Event {
             seq: Seq(seq),
             at: Timestamp(at),

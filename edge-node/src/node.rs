@@ -89,12 +89,13 @@ impl RunningNode {
             builders: ConnBuilders::new(&cfg.limits),
             access_log: AccessLog::start(&cfg.log).map_err(StartError::AccessLog)?,
             functions,
+            acme: Arc::new(crate::acme::Challenges::default()),
         });
         let reloader = Arc::new(Reloader::new(state.clone(), cfg.clone()));
         // The control plane's services as last saved, in force before the listeners serve.
         let agent = match &cfg.control {
             Some(control) => Some(
-                Agent::prepare(&cfg, control, reloader.clone(), state.delivery.cache().clone())
+                Agent::prepare(&cfg, control, reloader.clone(), state.delivery.cache().clone(), state.acme.clone())
                     .await
                     .map_err(StartError::Control)?,
             ),
@@ -122,7 +123,8 @@ impl RunningNode {
                 for p in listen::tls_check::inspect(&cfg.tls.certificates, std::time::SystemTime::now()) {
                     tracing::warn!(field = %p.path, "TLS certificate: {}", p.message);
                 }
-                let server = tls::server_config(resolver.clone())?;
+                let mut server = tls::server_config(resolver.clone())?;
+                crate::acme::answer_tls_alpn(&mut server, state.acme.clone());
                 let l = bind("https", addr).await?;
                 let bound = l.local_addr().map_err(|source| StartError::Bind { field: "https", addr, source })?;
                 let mut alt_svc = None;

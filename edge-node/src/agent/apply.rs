@@ -17,10 +17,22 @@
 //!   again, maybe by another tenant, so objects of the old service must never serve the new
 //!   one. A service that a snapshot no longer lists was deleted while the node was away: the
 //!   same applies.
+//! - ACME challenge answers are kept by token, at most [`MAX_CHALLENGES`]; one that fails its
+//!   check (`AcmeChallenge::check`) or comes beyond the bound is not kept (the CA's
+//!   validation through this node then fails, and the control plane's order says so). A
+//!   snapshot replaces them whole. An event type this build does not know is applied as
+//!   nothing: its number counts.
 
 use std::collections::BTreeMap;
 
-use outpost_config::{Change, Event, PurgeTarget, Seq, ServiceId, ServiceRecord, Snapshot, StreamMessage};
+use outpost_config::{
+    AcmeChallenge, Change, Event, PurgeTarget, Seq, ServiceId, ServiceRecord, Snapshot, StreamMessage,
+};
+
+/// Most ACME challenge answers a node keeps: four per order (HTTP-01 and TLS-ALPN-01 for a
+/// host and its `www`) for a thousand orders in flight at once. Bounds the node's memory
+/// whatever the control plane sends.
+pub const MAX_CHALLENGES: usize = 4096;
 
 /// What the node follows: the last applied sequence number and the control plane's services as
 /// of it.
@@ -31,6 +43,8 @@ pub struct Follower {
     log: Option<String>,
     seq: Seq,
     services: BTreeMap<ServiceId, ServiceRecord>,
+    /// ACME challenge answers by token.
+    challenges: BTreeMap<String, AcmeChallenge>,
 }
 
 /// What applying messages asks of the node besides the follower's own state.
@@ -40,11 +54,15 @@ pub struct Effects {
     pub services_changed: bool,
     /// Purges to record, in the order they were made.
     pub purges: Vec<Purge>,
+    /// The ACME challenge answers changed: rebuild the set the listeners answer from.
+    pub challenges_changed: bool,
+    /// Challenges not kept (token, why), for the log.
+    pub refused_challenges: Vec<(String, String)>,
 }
 
 impl Effects {
     pub fn is_empty(&self) -> bool {
-        !self.services_changed && self.purges.is_empty()
+        !self.services_changed && self.purges.is_empty() && !self.challenges_changed
     }
 }
 
@@ -92,7 +110,37 @@ pub enum ProtocolError {
 impl Follower {
     /// The state as saved: the log, `seq` and the service records as of it.
     pub fn restore(log: Option<String>, seq: Seq, services: Vec<ServiceRecord>) -> Self {
-        Self { log, seq, services: services.into_iter().map(|r| (r.id.clone(), r)).collect() }
+        let services = services.into_iter().map(|r| (r.id.clone(), r)).collect();
+        Self { log, seq, services, challenges: BTreeMap::new() }
+    }
+
+    /// The ACME challenges as saved beside the state (checked again, as if received).
+    pub fn with_challenges(mut self, challenges: Vec<AcmeChallenge>) -> Self {
+        let mut ignored = Effects::default();
+        for c in challenges {
+            self.put_challenge(c, &mut ignored);
+        }
+        self
+    }
+
+    /// The ACME challenge answers, in token order.
+    pub fn challenges(&self) -> impl Iterator<Item = &AcmeChallenge> {
+        self.challenges.values()
+    }
+
+    fn put_challenge(&mut self, challenge: AcmeChallenge, effects: &mut Effects) {
+        if let Err(e) = challenge.check() {
+            effects.refused_challenges.push((challenge.token, e));
+            return;
+        }
+        if self.challenges.len() >= MAX_CHALLENGES && !self.challenges.contains_key(&challenge.token) {
+            effects.refused_challenges.push((challenge.token, format!("more than {MAX_CHALLENGES} challenges")));
+            return;
+        }
+        if self.challenges.get(&challenge.token) != Some(&challenge) {
+            effects.challenges_changed = true;
+            self.challenges.insert(challenge.token.clone(), challenge);
+        }
     }
 
     /// The log followed.
@@ -155,6 +203,11 @@ impl Follower {
         }
         effects.services_changed |= services != self.services;
         self.services = services;
+        let before = std::mem::take(&mut self.challenges);
+        for c in snapshot.acme_challenges {
+            self.put_challenge(c, effects);
+        }
+        effects.challenges_changed |= before != self.challenges;
         self.seq = snapshot.seq;
         Applied::Snapshot { seq: snapshot.seq, resync }
     }
@@ -195,6 +248,11 @@ impl Follower {
                     });
                 }
             }
+            Change::AcmeChallengePut { challenge } => self.put_challenge(challenge, effects),
+            Change::AcmeChallengeDeleted { token, .. } => {
+                effects.challenges_changed |= self.challenges.remove(&token).is_some();
+            }
+            Change::Other => {}
         }
         self.seq = event.seq;
         Ok(Applied::Event(event.seq))
@@ -246,6 +304,7 @@ mod tests {
 
     fn snapshot(seq: u64, names: &[&str], resync: bool) -> StreamMessage {
         StreamMessage::Snapshot(Snapshot {
+            acme_challenges: Vec::new(),
             seq: Seq(seq),
             services: names.iter().map(|n| record(n, 1)).collect(),
             resync,
@@ -390,5 +449,64 @@ mod tests {
         let mut old = Follower::restore(None, Seq(9), vec![]);
         assert!(!old.follow_log("cccc"));
         assert_eq!(old.seq(), Seq(9));
+    }
+
+    fn challenge(token: &str, host: &str) -> outpost_config::AcmeChallenge {
+        outpost_config::AcmeChallenge {
+            token: token.to_owned(),
+            host: host.to_owned(),
+            kind: outpost_config::ChallengeKind::Http01,
+            key_authorization: format!("{token}.thumb"),
+            service: id("shop"),
+            expires_at: Timestamp(1),
+        }
+    }
+
+    #[test]
+    fn challenges_are_put_replaced_deleted_and_checked() {
+        let mut follower = Follower::default();
+        let rows: Vec<(StreamMessage, bool, &[&str], usize)> = vec![
+            (event(1, Change::AcmeChallengePut { challenge: challenge("t1", "a.test") }), true, &["t1"], 0),
+            // The same again changes nothing.
+            (event(2, Change::AcmeChallengePut { challenge: challenge("t1", "a.test") }), false, &["t1"], 0),
+            (event(3, Change::AcmeChallengePut { challenge: challenge("t2", "b.test") }), true, &["t1", "t2"], 0),
+            // A token that could not be a path segment is refused, nothing else changes.
+            (event(4, Change::AcmeChallengePut { challenge: challenge("../x", "b.test") }), false, &["t1", "t2"], 1),
+            (event(5, Change::AcmeChallengeDeleted { token: "t1".into(), service: id("shop") }), true, &["t2"], 0),
+            (event(6, Change::AcmeChallengeDeleted { token: "t1".into(), service: id("shop") }), false, &["t2"], 0),
+            // A newer control plane's event type: applied as nothing, its number counts.
+            (event(7, Change::Other), false, &["t2"], 0),
+            (
+                StreamMessage::Snapshot(Snapshot {
+                    seq: Seq(9),
+                    services: vec![],
+                    resync: false,
+                    acme_challenges: vec![challenge("t3", "c.test")],
+                }),
+                true,
+                &["t3"],
+                0,
+            ),
+        ];
+        for (message, changed, tokens, refused) in rows {
+            let mut effects = Effects::default();
+            follower.apply(message, &mut effects).unwrap();
+            assert_eq!(effects.challenges_changed, changed, "{tokens:?}");
+            assert_eq!(effects.refused_challenges.len(), refused, "{tokens:?}");
+            let held: Vec<&str> = follower.challenges().map(|c| c.token.as_str()).collect();
+            assert_eq!(held, tokens);
+        }
+        assert_eq!(follower.seq(), Seq(9));
+    }
+
+    #[test]
+    fn challenges_beyond_the_bound_are_refused() {
+        let saved = (0..MAX_CHALLENGES).map(|n| challenge(&format!("t{n}"), "a.test")).collect();
+        let mut follower = Follower::default().with_challenges(saved);
+        let mut effects = Effects::default();
+        let one_more = event(1, Change::AcmeChallengePut { challenge: challenge("extra", "a.test") });
+        follower.apply(one_more, &mut effects).unwrap();
+        assert_eq!(effects.refused_challenges.len(), 1);
+        assert_eq!(follower.challenges().count(), MAX_CHALLENGES);
     }
 }

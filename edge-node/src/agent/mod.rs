@@ -95,6 +95,8 @@ pub struct Agent {
     functions: FunctionFiles,
     /// What the node runs (service id → `"<version>:<sha256 first 12>"`), sent with each ack.
     running: BTreeMap<String, String>,
+    /// The ACME challenge answers the listeners serve, rebuilt from the follower's.
+    challenges: Arc<crate::acme::Challenges>,
 }
 
 impl Agent {
@@ -107,6 +109,7 @@ impl Agent {
         cfg: &ControlConfig,
         reloader: Arc<Reloader>,
         cache: Arc<Cache>,
+        challenges: Arc<crate::acme::Challenges>,
     ) -> Result<Self, String> {
         let id = NodeId::parse(&node.node.name)?;
         let client = Arc::new(ControlClient::new(cfg, id)?);
@@ -123,10 +126,12 @@ impl Agent {
             state_file,
             functions,
             running: BTreeMap::new(),
+            challenges,
         };
         let saved = agent.load_saved();
         agent.services = ServiceApplier::restore(node.node.role, saved.kept);
         agent.follower = saved.follower;
+        agent.apply_challenges();
         let seq = agent.follower.seq();
         metrics::gauge!(CONTROL_APPLIED_SEQ).set(seq.0 as f64);
         metrics::gauge!(CONTROL_CONNECTED).set(0.0);
@@ -300,7 +305,21 @@ impl Agent {
             let count = self.apply_services(false).await?;
             tracing::info!(seq = %self.follower.seq(), services = count, "control-plane services applied");
         }
+        for (token, reason) in &effects.refused_challenges {
+            tracing::error!(%token, %reason, "ACME challenge from the control plane not kept");
+        }
+        if effects.challenges_changed {
+            self.apply_challenges();
+        }
         Ok(())
+    }
+
+    /// Rebuilds the challenge answers the listeners serve from the follower's records
+    /// (TLS-ALPN-01 certificates are made here, not in handshakes).
+    fn apply_challenges(&self) {
+        let set = crate::acme::ChallengeSet::build(self.follower.challenges());
+        tracing::info!(seq = %self.follower.seq(), challenges = set.len(), "ACME challenge answers applied");
+        self.challenges.replace(set);
     }
 }
 

@@ -236,6 +236,10 @@ async fn connection(
         Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
     };
     let (_, session) = stream.get_ref();
+    // RFC 8737 §3: a TLS-ALPN-01 validation ends with the handshake; no data follows.
+    if session.alpn_protocol() == Some(crate::acme::ACME_TLS_ALPN) {
+        return tracing::debug!(%peer, "ACME TLS-ALPN-01 validation handshake done; closing");
+    }
     let h2 = session.alpn_protocol() == Some(b"h2");
     let sni: Option<Arc<str>> = session.server_name().map(|s| s.to_ascii_lowercase().into());
     let cert_hosts = tls.resolver.site(sni.as_deref()).map(|s| s.hosts.clone());
