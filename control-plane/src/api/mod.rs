@@ -5,6 +5,7 @@
 //! read), find the service the caller may see (404 otherwise), parse and check the body, then
 //! one store write that also appends the event.
 
+mod acme;
 mod backup;
 mod compat;
 mod component;
@@ -60,6 +61,8 @@ pub struct App {
     pub dns_stats: Arc<crate::dns::Stats>,
     /// What `GET /metrics` counts.
     pub counters: metrics::Counters,
+    /// `[acme]`: the API reports the next attempt with its retry bounds.
+    pub acme: crate::acme::AcmeSettings,
 }
 
 pub type AppState = Arc<App>;
@@ -87,6 +90,7 @@ impl App {
             pops,
             dns_stats,
             counters,
+            acme: settings.acme.clone(),
         }))
     }
 }
@@ -151,6 +155,7 @@ pub fn routes() -> Vec<Route> {
             handler: on(Post.filter(), functions::upload).layer(DefaultBodyLimit::disable()),
         },
         route(Get, "/v1/services/{id}/functions", functions::list),
+        route(Get, "/v1/services/{id}/acme", acme::get),
         route(Post, "/v1/services/{id}/functions/{version}/activate", functions::activate),
         route(Post, "/v1/services/{id}/functions/rollback", functions::rollback),
         route(Get, "/v1/functions/{sha256}", functions::bytes),

@@ -120,6 +120,17 @@ pub fn document() -> Value {
     if let (Some(paths), Value::Object(functions)) = (document["paths"].as_object_mut(), function_paths()) {
         paths.extend(functions);
     }
+    if let Some(paths) = document["paths"].as_object_mut() {
+        paths.insert(
+            "/v1/services/{id}/acme".to_owned(),
+            json!({
+                "parameters": [path_param("id", "Service id.")],
+                "get": op("getAcme", "Where a tls = \"auto\" service's ACME certificate stands: status (idle, \
+                    ordering, valid, failed), hosts, the certificate's dates, failures in a row, the last ACME error \
+                    (code and the CA's detail) and the next attempt.", None, "AcmeView", &[404], true),
+            }),
+        );
+    }
     document
 }
 
@@ -585,6 +596,28 @@ fn components() -> Value {
     }
     if let (Some(schemas), Value::Object(functions)) = (components["schemas"].as_object_mut(), function_schemas()) {
         schemas.extend(functions);
+    }
+    if let Some(schemas) = components["schemas"].as_object_mut() {
+        let at = json!({"type": "string", "format": "date-time"});
+        schemas.insert(
+            "AcmeView".to_owned(),
+            json!({
+                "type": "object",
+                "required": ["service", "tls", "hosts", "failures"],
+                "properties": {
+                    "service": {"type": "string"},
+                    "tls": {"enum": ["auto", "manual"]},
+                    "status": {"enum": ["idle", "ordering", "valid", "failed"]},
+                    "hosts": {"type": "array", "items": {"type": "string"}},
+                    "certificate": {"type": "object", "properties": {"not_before": at, "not_after": at, "issued_at": at}},
+                    "failures": {"type": "integer"},
+                    "last_error": {"type": "object", "properties": {
+                        "at": at, "code": {"enum": ["account", "order", "validation", "finalize", "install", "timeout", "hosts", "store", "lease"]},
+                        "message": {"type": "string"}}},
+                    "next_attempt": at,
+                },
+            }),
+        );
     }
     components
 }

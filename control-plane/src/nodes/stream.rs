@@ -129,7 +129,13 @@ async fn start(store: &dyn Store, out: &Out<'_>, after: Seq) -> Result<Seq, End>
     let snapshot = store.snapshot().await.map_err(End::Store)?;
     let cursor = snapshot.seq;
     let resync = after.0 > 0;
-    out.send(&StreamMessage::Snapshot(Snapshot { seq: snapshot.seq, services: snapshot.services, resync })).await?;
+    out.send(&StreamMessage::Snapshot(Snapshot {
+        seq: snapshot.seq,
+        services: snapshot.services,
+        resync,
+        acme_challenges: snapshot.challenges,
+    }))
+    .await?;
     send_after(store, out, cursor).await
 }
 

@@ -20,6 +20,7 @@
 //! - `drains`: PoP name → when it was drained (milliseconds since the Unix epoch)
 //! - `function_sets`, `function_blobs`, `function_refs`: uploaded functions (see
 //!   [`functions`])
+//! - `acme_challenges`, `acme_states`, `acme_accounts`: the ACME driver's (see [`acme`])
 //!
 //! The log keeps at most `max_events` ([`EmbeddedStore::with_max_events`]): the transaction
 //! that appends an event drops the oldest beyond it.
@@ -33,15 +34,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use outpost_config::{
-    Change, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId, Timestamp,
+    AcmeChallenge, Change, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId,
+    Timestamp,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Added, Expect, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery, Snapshot,
-    Store, StoreError, StoreFuture, StoredNode,
+    AcmeState, Added, Expect, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery,
+    Snapshot, Store, StoreError, StoreFuture, StoredNode,
 };
 
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
@@ -100,6 +102,7 @@ impl EmbeddedStore {
         txn.open_table(NODES).map_err(|e| backend("create table", e))?;
         txn.open_table(DRAINS).map_err(|e| backend("create table", e))?;
         functions::create_tables(&txn)?;
+        acme::create_tables(&txn)?;
         txn.commit().map_err(|e| backend("commit", e))?;
         Ok(Self { db: Arc::new(db), max_events: DEFAULT_MAX_EVENTS as u64, log_id })
     }
@@ -321,7 +324,10 @@ impl Store for EmbeddedStore {
                 let (id, value) = entry.map_err(|e| backend("read services", e))?;
                 services.push(decode(id.value(), value.value())?);
             }
-            Ok(Snapshot { seq, services })
+            let challenges = acme::challenges(
+                &txn.open_table(acme::ACME_CHALLENGES).map_err(|e| backend("open acme_challenges", e))?,
+            )?;
+            Ok(Snapshot { seq, services, challenges })
         })
     }
 
@@ -473,6 +479,64 @@ impl Store for EmbeddedStore {
         let (id, max) = (id.clone(), self.max_events);
         self.write(move |txn| functions::set(txn, id, expect, change, at, max))
     }
+
+    fn put_challenge(&self, challenge: AcmeChallenge, at: Timestamp) -> StoreFuture<'_, Event> {
+        let max = self.max_events;
+        self.write(move |txn| acme::put_challenge(txn, challenge, at, max))
+    }
+
+    fn delete_challenge(&self, token: &str, at: Timestamp) -> StoreFuture<'_, Option<Event>> {
+        let (token, max) = (token.to_owned(), self.max_events);
+        self.write(move |txn| acme::delete_challenge(txn, &token, at, max))
+    }
+
+    fn challenges(&self) -> StoreFuture<'_, Vec<AcmeChallenge>> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            acme::challenges(&txn.open_table(acme::ACME_CHALLENGES).map_err(|e| backend("open acme_challenges", e))?)
+        })
+    }
+
+    fn acme_state(&self, service: &ServiceId) -> StoreFuture<'_, Option<AcmeState>> {
+        let service = service.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(acme::ACME_STATES).map_err(|e| backend("open acme_states", e))?;
+            let found = table.get(service.as_str()).map_err(|e| backend("read acme state", e))?;
+            found.map(|v| decode(service.as_str(), v.value())).transpose()
+        })
+    }
+
+    fn acme_states(&self) -> StoreFuture<'_, Vec<AcmeState>> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            acme::states(&txn.open_table(acme::ACME_STATES).map_err(|e| backend("open acme_states", e))?)
+        })
+    }
+
+    fn put_acme_state(&self, state: AcmeState) -> StoreFuture<'_, Option<AcmeState>> {
+        self.write(move |txn| acme::put_state(txn, state))
+    }
+
+    fn delete_acme_state(&self, service: &ServiceId) -> StoreFuture<'_, ()> {
+        let service = service.clone();
+        self.write(move |txn| acme::delete_state(txn, &service))
+    }
+
+    fn acme_account(&self, directory: &str) -> StoreFuture<'_, Option<String>> {
+        let directory = directory.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(acme::ACME_ACCOUNTS).map_err(|e| backend("open acme_accounts", e))?;
+            let found = table.get(directory.as_str()).map_err(|e| backend("read acme account", e))?;
+            Ok(found.map(|v| v.value().to_owned()))
+        })
+    }
+
+    fn put_acme_account(&self, directory: &str, credentials: String) -> StoreFuture<'_, String> {
+        let directory = directory.to_owned();
+        self.write(move |txn| acme::put_account(txn, &directory, credentials))
+    }
 }
 
 /// Up to `limit` service ids from a table keyed by `{prefix}{id}` (the services table with an
@@ -583,6 +647,7 @@ fn backend(what: impl std::fmt::Display, error: impl std::fmt::Display) -> Store
     StoreError::Backend(format!("{what}: {error}"))
 }
 
+mod acme;
 mod backup;
 mod functions;
 

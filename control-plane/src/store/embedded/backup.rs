@@ -7,6 +7,7 @@ use std::path::Path;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
+use super::acme::{ACME_ACCOUNTS, ACME_CHALLENGES, ACME_STATES};
 use super::functions::{FUNCTION_BLOBS, FUNCTION_REFS, FUNCTION_SETS};
 use super::{DRAINS, EVENTS, HOSTS, META, NODES, PURGES, SERVICES, TENANT_SERVICES, backend};
 use crate::store::StoreError;
@@ -43,6 +44,9 @@ fn copy_into(db: &Database, to: &Path) -> Result<u64, StoreError> {
     records += table(&read, &write, FUNCTION_SETS)?;
     records += table(&read, &write, FUNCTION_BLOBS)?;
     records += table(&read, &write, FUNCTION_REFS)?;
+    records += table(&read, &write, ACME_CHALLENGES)?;
+    records += table(&read, &write, ACME_STATES)?;
+    records += table(&read, &write, ACME_ACCOUNTS)?;
     write.commit().map_err(|e| backend("commit backup", e))?;
     Ok(records)
 }

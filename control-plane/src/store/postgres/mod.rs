@@ -16,6 +16,7 @@
 //! Tables and migrations: [`schema`]. Connections come from a deadpool pool; statements are
 //! prepared once per connection (`prepare_cached`).
 
+mod acme;
 mod follow;
 mod functions;
 mod log;
@@ -29,7 +30,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use outpost_config::{
-    Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId, Timestamp,
+    AcmeChallenge, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId, Timestamp,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -41,8 +42,8 @@ pub use settings::PostgresSettings;
 
 use super::embedded::DEFAULT_MAX_EVENTS;
 use super::{
-    Added, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery, Snapshot, Store,
-    StoreError, StoreFuture, StoredNode,
+    AcmeState, Added, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery, Snapshot,
+    Store, StoreError, StoreFuture, StoredNode,
 };
 
 /// The store on a PostgreSQL database.
@@ -277,6 +278,62 @@ impl Store for PostgresStore {
             txn.commit().await.map_err(pg_error("commit"))?;
             Ok(event)
         })
+    }
+
+    fn put_challenge(&self, challenge: AcmeChallenge, at: Timestamp) -> StoreFuture<'_, Event> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let txn = client.transaction().await.map_err(pg_error("begin"))?;
+            let event = acme::put_challenge(&txn, challenge, at, self.max_events).await?;
+            txn.commit().await.map_err(pg_error("commit"))?;
+            Ok(event)
+        })
+    }
+
+    fn delete_challenge(&self, token: &str, at: Timestamp) -> StoreFuture<'_, Option<Event>> {
+        let token = token.to_owned();
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let txn = client.transaction().await.map_err(pg_error("begin"))?;
+            let event = acme::delete_challenge(&txn, &token, at, self.max_events).await?;
+            if event.is_some() {
+                txn.commit().await.map_err(pg_error("commit"))?;
+            }
+            // Else dropped: rolled back, the number taken with it (no gap in the log).
+            Ok(event)
+        })
+    }
+
+    fn challenges(&self) -> StoreFuture<'_, Vec<AcmeChallenge>> {
+        Box::pin(async move { acme::challenges(&self.client().await?).await })
+    }
+
+    fn acme_state(&self, service: &ServiceId) -> StoreFuture<'_, Option<AcmeState>> {
+        let service = service.clone();
+        Box::pin(async move { acme::state(&self.client().await?, &service).await })
+    }
+
+    fn acme_states(&self) -> StoreFuture<'_, Vec<AcmeState>> {
+        Box::pin(async move { acme::states(&self.client().await?).await })
+    }
+
+    fn put_acme_state(&self, state: AcmeState) -> StoreFuture<'_, Option<AcmeState>> {
+        Box::pin(async move { acme::put_state(&self.client().await?, state).await })
+    }
+
+    fn delete_acme_state(&self, service: &ServiceId) -> StoreFuture<'_, ()> {
+        let service = service.clone();
+        Box::pin(async move { acme::delete_state(&self.client().await?, &service).await })
+    }
+
+    fn acme_account(&self, directory: &str) -> StoreFuture<'_, Option<String>> {
+        let directory = directory.to_owned();
+        Box::pin(async move { acme::account(&self.client().await?, &directory).await })
+    }
+
+    fn put_acme_account(&self, directory: &str, credentials: String) -> StoreFuture<'_, String> {
+        let directory = directory.to_owned();
+        Box::pin(async move { acme::put_account(&self.client().await?, &directory, credentials).await })
     }
 }
 

@@ -13,9 +13,24 @@ use crate::store::StoreError;
 /// The advisory lock key every replica takes to migrate ("outpost\0" as a big-endian i64).
 const MIGRATION_LOCK: i64 = 0x6f75_7470_6f73_7400;
 
-/// `(version, name, SQL)`, in order; versions are 1, 2, ... without gaps.
+/// `(version, name, SQL)`, in order of their numbers. Branches developed side by side are
+/// given numbers up front, so a build may lack some numbers until they are merged: they are
+/// applied in increasing order and each is recorded, so a later-merged lower number still runs.
 pub(super) const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "initial", INITIAL), (2, "node liveness and drains", NODE_LIVENESS)];
+    &[(1, "initial", INITIAL), (2, "node liveness and drains", NODE_LIVENESS), (5, "acme", ACME)];
+
+/// The ACME driver's state: challenge answers (what snapshots carry, beside the events), each
+/// `tls = "auto"` service's order state (written by compare-and-set on `revision`), and the
+/// ACME account per directory URL (credentials sealed by the control plane).
+const ACME: &str = r#"
+CREATE TABLE acme_challenges (token text COLLATE "C" PRIMARY KEY, record jsonb NOT NULL);
+CREATE TABLE acme_states (
+    service text COLLATE "C" PRIMARY KEY,
+    revision bigint NOT NULL CHECK (revision >= 1),
+    record jsonb NOT NULL
+);
+CREATE TABLE acme_accounts (directory text PRIMARY KEY, credentials text NOT NULL);
+"#;
 
 /// When each node last held a stream (purge completeness after a restart waits for nodes seen
 /// lately) and per-node drains; both are kept when a node registers again.
@@ -103,9 +118,10 @@ mod tests {
     use super::MIGRATIONS;
 
     #[test]
-    fn versions_count_from_one_without_gaps() {
-        for (i, (version, _, _)) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(usize::try_from(*version).ok(), Some(i + 1));
+    fn versions_start_at_one_and_increase() {
+        assert_eq!(MIGRATIONS.first().map(|m| m.0), Some(1));
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "{} then {}", pair[0].0, pair[1].0);
         }
     }
 }

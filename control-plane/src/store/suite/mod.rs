@@ -3,6 +3,7 @@
 //! list into `#[tokio::test]`s beside each implementation. A guarantee of the trait's docs is
 //! tested here, once, so both stores are held to the same words.
 
+mod acme;
 mod concurrent;
 mod functions;
 mod log;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use outpost_config::{PurgeId, PurgeTarget, ServiceId, TenantId, Timestamp};
 use serde_json::json;
 
+pub(crate) use acme::*;
 pub(crate) use concurrent::*;
 pub(crate) use functions::*;
 pub(crate) use log::*;
@@ -67,6 +69,8 @@ macro_rules! with_every_test {
             versions_activate_roll_back_and_release_their_bytes,
             concurrent_writers_get_unique_gap_free_numbers,
             of_racing_conditional_writes_exactly_one_wins,
+            challenges_are_events_and_in_snapshots_across_a_reopen,
+            acme_states_are_compare_and_set_and_accounts_first_wins,
         );
     };
 }
