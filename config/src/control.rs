@@ -10,8 +10,12 @@
 //! JSON: `{"seq": 7, "at": "2026-11-23T14:53:20.123Z", "type": "service_put", "service": {...}}`,
 //! `{"seq": 8, ..., "type": "service_deleted", "id": "shop", "tenant": "acme"}`,
 //! `{"seq": 9, ..., "type": "purge", "purge": {...}}`,
-//! `{"seq": 10, ..., "type": "acme_challenge_put", "challenge": {...}}`,
-//! `{"seq": 11, ..., "type": "acme_challenge_deleted", "token": "...", "service": "shop"}`.
+//! `{"seq": 10, ..., "type": "certificate_put", "certificate": {...}}` ([`CertificateRecord`]),
+//! `{"seq": 11, ..., "type": "certificate_deleted", "service": "shop", "tenant": "acme", "name": "www"}`,
+//! `{"seq": 12, ..., "type": "acme_challenge_put", "challenge": {...}}`,
+//! `{"seq": 13, ..., "type": "acme_challenge_deleted", "token": "...", "service": "shop"}`.
+//! A snapshot carries `"certificates": [...]` and `"acme_challenges": [...]` beside
+//! `"services"` (each absent when there are none, so older snapshots read as none).
 //!
 //! Compatibility: a node reads an event of a type it does not know as [`Change::Other`] and
 //! applies it as nothing (its number still counts), so a control plane may add event types
@@ -25,6 +29,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::acme::AcmeChallenge;
+pub use crate::certificate::{CertificateKey, CertificateRecord, CertificateSource};
 use crate::node::NodeRole;
 use crate::purge::PurgeTarget;
 use crate::service::is_service_name;
@@ -103,6 +108,13 @@ name_type!(
     /// A tenant: the owner of services, named by the tokens that act for it.
     TenantId,
     "tenant name"
+);
+
+name_type!(
+    /// A certificate's name within its service (`PUT /v1/services/{id}/certificates/{name}`),
+    /// chosen by the tenant (or `acme` for ACME's): one certificate per (service, name).
+    CertificateName,
+    "certificate name"
 );
 
 /// A purge's identity, chosen by the control plane (random, so not guessable).
@@ -199,6 +211,13 @@ pub enum Change {
     /// The order a challenge answered ended (valid, invalid, given up): edges stop answering it.
     AcmeChallengeDeleted { token: String, service: ServiceId },
     /// An event type this build does not know (a newer control plane's): applied as nothing.
+    /// A certificate was uploaded or renewed (its chain and names; never its private key, which
+    /// a node fetches over its authenticated connection): nodes fetch the key and swap it in.
+    CertificatePut { certificate: CertificateRecord },
+    /// A certificate was deleted: nodes stop serving it. Deleting a service deletes its
+    /// certificates without an event of their own (the `service_deleted` event says it).
+    CertificateDeleted { service: ServiceId, tenant: TenantId, name: CertificateName },
+    /// An event type this build does not know (a newer control plane's): applied as nothing.
     #[serde(other)]
     Other,
 }
@@ -212,6 +231,8 @@ impl Change {
             Change::Purge { purge } => Some(&purge.service),
             Change::AcmeChallengePut { challenge } => Some(&challenge.service),
             Change::AcmeChallengeDeleted { service, .. } => Some(service),
+            Change::CertificatePut { certificate } => Some(&certificate.service),
+            Change::CertificateDeleted { service, .. } => Some(service),
             Change::Other => None,
         }
     }
@@ -365,6 +386,10 @@ pub struct Snapshot {
     /// The ACME challenge answers published as of `seq`, in token order (absent: none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acme_challenges: Vec<AcmeChallenge>,
+    /// Every certificate (chain and names, no private key), in (service, name) order. Absent
+    /// from control planes that had none (and from older ones): `[]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateRecord>,
 }
 
 /// The body of `POST /v1/nodes/{id}/ack`: the node has applied and persisted every event up to
@@ -495,7 +520,7 @@ mod tests {
             assert_eq!(back, event);
         }
         // A newer control plane's event: its number counts, its content is skipped.
-        let newer = r#"{"seq":2,"at":"1970-01-01T00:00:00.000Z","type":"certificate_put","certificate":{"name":"x"}}"#;
+        let newer = r#"{"seq":2,"at":"1970-01-01T00:00:00.000Z","type":"route_rules_put","rules":{"name":"x"}}"#;
         let event: Event = serde_json::from_str(newer).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((event.seq, event.change), (Seq(2), Change::Other));
         // An older control plane's snapshot has no challenges.
@@ -578,6 +603,7 @@ mod tests {
                     services: vec![],
                     resync: true,
                     acme_challenges: vec![],
+                    certificates: vec![],
                 }),
                 r#"{"snapshot":{"seq":3,"services":[],"resync":true}}"#.to_owned(),
             ),

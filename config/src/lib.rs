@@ -72,6 +72,7 @@
 //! ```
 
 mod acme;
+mod certificate;
 mod compression;
 mod control;
 mod control_client;
@@ -100,8 +101,9 @@ use std::path::Path;
 pub use acme::{AcmeChallenge, ChallengeKind, MAX_KEY_AUTHORIZATION_LEN, MAX_TOKEN_LEN, is_token as acme_token};
 pub use compression::{CompressionConfig, ContentCoding, Levels, TypePattern};
 pub use control::{
-    Ack, Change, Event, FunctionRef, NodeAddresses, NodeId, NodeRecord, NodeRegistration, PurgeId, PurgeRecord,
-    Registered, Seq, ServiceId, ServiceRecord, Snapshot, StreamMessage, TenantId, is_node_label,
+    Ack, CertificateKey, CertificateName, CertificateRecord, CertificateSource, Change, Event, FunctionRef,
+    NodeAddresses, NodeId, NodeRecord, NodeRegistration, PurgeId, PurgeRecord, Registered, Seq, ServiceId,
+    ServiceRecord, Snapshot, StreamMessage, TenantId, is_node_label,
 };
 pub use control_client::{Advertise, ControlConfig, STATE_FILE, defaults as control_defaults};
 pub use document::from_toml;

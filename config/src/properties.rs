@@ -113,7 +113,8 @@ fn message() -> impl Strategy<Value = StreamMessage> {
                 seq: Seq(seq),
                 services,
                 resync,
-                acme_challenges: Vec::new()
+                acme_challenges: Vec::new(),
+                certificates: vec![]
             })
         ),
         (any::<u64>(), time, record).prop_map(|(seq, at, service)| StreamMessage::Event(Event {

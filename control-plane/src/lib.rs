@@ -17,6 +17,9 @@
 //! - `dns`: the authoritative DNS server for the CDN's zone: `<service>.<zone>` → the edges of
 //!   the nearest healthy, undrained PoP for the client (EDNS Client Subnet, else the resolver).
 //! - `ratelimit`: per-tenant purge token buckets.
+//! - `certs`: tenants' certificates: checked, installed ([`certs::install`], for uploads and
+//!   ACME alike), their keys re-sealed after a key rotation; `secrets`: AES-256-GCM sealing of
+//!   private keys at rest under the `[secrets]` key file.
 //! - `server`: open the store, bind, serve until a signal; `listen`: the accept loop (connection
 //!   cap, first-request and keep-alive timeouts, longest-idle connection closed first when full).
 //!
@@ -33,12 +36,14 @@
 pub mod acme;
 pub mod api;
 pub mod auth;
+pub mod certs;
 pub mod ctl;
 pub mod dns;
 mod listen;
 pub mod nodes;
 pub mod pops;
 pub mod ratelimit;
+pub mod secrets;
 pub mod server;
 pub mod settings;
 pub mod store;

@@ -24,6 +24,8 @@ pub enum RunError {
     ReadyFile { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Dns(#[from] DnsError),
+    #[error("{0}")]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 /// Serves the API from `settings` until SIGTERM or SIGINT, then finishes the requests in
@@ -32,8 +34,10 @@ pub enum RunError {
 /// systemd hears `READY=1` once the listeners are bound and `STOPPING=1` when a stop signal
 /// arrives; `notifier` also pings the unit's watchdog while the API serves.
 pub async fn run(settings: Settings, ready_file: Option<&Path>, notifier: Arc<Notifier>) -> Result<(), RunError> {
+    // The key first: a missing or bad key file stops the start before anything is served.
+    let keyring = Arc::new(crate::secrets::Keyring::load(&settings.secrets, &settings.data)?);
     let (store, postgres) = open_store(&settings).await?;
-    let app = App::open(store, &settings).await?;
+    let app = App::open(store, &settings, keyring).await?;
     // Other replicas append too: wake this one's streams (and DNS) when they do.
     let follower = postgres.map(|(store, pg)| {
         let nodes = app.nodes.clone();
@@ -65,6 +69,8 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>, notifier: Arc<No
     tell(notifier.ready("serving"), "READY=1");
     let watchdog = notifier.spawn_watchdog();
     let checker = crate::pops::spawn_checker(app.pops.clone());
+    // Certificates for tls = "auto" services: one round per acme.interval.
+    let acme = crate::acme::Driver::new(app.clone(), settings.acme.clone()).spawn();
     let (stop_dns, dns_stopped) = tokio::sync::oneshot::channel::<()>();
     let dns = dns.map(|dns| {
         let zone = settings.dns.as_ref().map_or("", |d| d.zone.as_str());
@@ -87,6 +93,7 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>, notifier: Arc<No
     let dead_peer = settings.nodes.heartbeat_interval.saturating_mul(3);
     crate::listen::serve(listener, api::router(app), &settings.limits, dead_peer, shutdown).await;
     checker.abort();
+    acme.abort();
     if let Some(follower) = follower {
         follower.abort();
     }

@@ -32,11 +32,16 @@
 //! listen = "0.0.0.0:53"
 //! zone = "cdn.example."
 //!
+//! [secrets]                       # seals certificates' private keys (see `secrets`)
+//! key_file = "secrets.key"          # 64 hex digits; default: generated beside `data`
+//! old_key_files = []                # earlier keys: still open, re-sealed at start
+//!
 //! [limits]
 //! max_body_size = "1MiB"
 //! max_events = 100000
 //! max_function_size = "32MiB"
 //! max_function_versions = 20
+//! max_certificates_per_service = 20
 //! tenant_upstream_allow = []      # CIDRs tenants' upstreams may be in despite being private
 //! max_connections = 4096          # open API connections; the longest idle closed first when full
 //! header_read_timeout = "10s"     # accept to a request's complete headers
@@ -85,6 +90,9 @@ pub struct Settings {
     /// served; PoP health and drains still work).
     #[serde(default)]
     pub dns: Option<crate::dns::DnsSettings>,
+    /// `[secrets]`: the key that seals private keys at rest (see `secrets`).
+    #[serde(default)]
+    pub secrets: crate::secrets::SecretsSettings,
     /// `[limits]`.
     #[serde(default)]
     pub limits: Limits,
@@ -219,6 +227,11 @@ pub struct Limits {
     /// Function versions kept per service; an upload beyond it deletes the oldest version that
     /// is not active. Bounds the store's size. Default: 20; 1 to 10000.
     pub max_function_versions: usize,
+    /// Certificates one service may hold (`PUT /v1/services/{id}/certificates/{name}` with a
+    /// new name beyond it gets **409** `certificate_limit`; replacing one is always allowed).
+    /// Bounds the store, every snapshot and what every node keeps in memory. Default: 20;
+    /// 1 to 1000.
+    pub max_certificates_per_service: usize,
     /// Networks (`"10.20.0.0/16"`, `"::1/128"`, or one address) a tenant's upstreams (`origin`,
     /// `origins`, `shields`, `function.backends`) may be in although they are loopback,
     /// private, link-local, CGNAT, unspecified, multicast or broadcast addresses. Outside it,
@@ -255,6 +268,7 @@ impl Default for Limits {
             max_events: 100_000,
             max_function_size: ByteSize::mib(32),
             max_function_versions: 20,
+            max_certificates_per_service: 20,
             tenant_upstream_allow: Vec::new(),
             max_connections: 4096,
             header_read_timeout: Duration::from_secs(10),
@@ -314,6 +328,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Settings, ConfigErrors> {
         settings.data = base.join(&settings.data);
     }
     settings.acme.resolve(base);
+    settings.secrets.resolve(base);
     let mut errors = Vec::new();
     check(&settings, &mut |path, message| errors.push(error(path, message)));
     match settings.store.compile(base) {
@@ -342,6 +357,14 @@ fn check(settings: &Settings, report: &mut dyn FnMut(&str, String)) {
             report("data", "set with store.postgres; keep one store: remove data, or store.postgres".to_owned())
         }
         _ => {}
+    }
+    if settings.store.postgres.is_some() && settings.secrets.key_file.is_none() {
+        report(
+            "secrets.key_file",
+            "required with store.postgres: every replica must seal and open private keys with the same key \
+             (a file of 64 hex digits, e.g. `openssl rand -hex 32 > secrets.key`, mode 0600)"
+                .to_owned(),
+        );
     }
     if settings.tokens.is_empty() {
         report(
@@ -440,6 +463,7 @@ fn check_limits(limits: &Limits, report: &mut dyn FnMut(&str, String)) {
         ("limits.max_page", limits.max_page, 100_000),
         ("limits.max_events", limits.max_events, 100_000_000),
         ("limits.max_function_versions", limits.max_function_versions, 10_000),
+        ("limits.max_certificates_per_service", limits.max_certificates_per_service, 1_000),
         ("limits.max_connections", limits.max_connections, 1_000_000),
     ];
     for (path, value, max) in counts {
@@ -579,12 +603,18 @@ mod tests {
 
     #[test]
     fn postgres_replaces_the_data_file() {
-        let text = format!("store = {{ postgres = \"postgres://cp@db.internal:5433/cdn\" }}\n{OPERATOR}");
+        let text = format!(
+            "store = {{ postgres = \"postgres://cp@db.internal:5433/cdn\" }}\nsecrets = {{ key_file = \"k\" }}\n{OPERATOR}"
+        );
         let settings = parse(&text, Path::new("/etc/outpost/cp.toml")).unwrap_or_else(|e| panic!("{e}"));
         let postgres = settings.postgres.unwrap_or_else(|| panic!("store.postgres"));
         assert_eq!(postgres.redacted(), "cp@db.internal:5433/cdn");
         assert_eq!((postgres.pool_size, postgres.catch_up_interval), (16, Duration::from_secs(1)));
         assert_eq!(settings.data, PathBuf::new(), "no file for the embedded store");
+        assert_eq!(settings.secrets.key_file.as_deref(), Some(Path::new("/etc/outpost/k")));
+        let without_key = format!("store = {{ postgres = \"postgres://cp@db/cdn\" }}\n{OPERATOR}");
+        let errors = parse(&without_key, Path::new("cp.toml")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(errors.contains("secrets.key_file: required with store.postgres"), "{errors}");
     }
 
     #[test]
@@ -592,19 +622,29 @@ mod tests {
         let tenant = |name: &str, hash: &str| format!("[[tokens]]\ntenant = \"{name}\"\nsha256 = \"{hash}\"\n");
         let cases = [
             (OPERATOR.to_owned(), "data", "missing; give the store's file"),
-            (format!("store = {{ postgres = \"postgres://db/cdn\" }}\n{OPERATOR}"), "store.postgres", "no user"),
             (
-                format!("data = \"x\"\nstore = {{ postgres = \"postgres://cp@db/cdn\" }}\n{OPERATOR}"),
+                format!("store = {{ postgres = \"postgres://db/cdn\" }}\nsecrets = {{ key_file = \"k\" }}\n{OPERATOR}"),
+                "store.postgres",
+                "no user",
+            ),
+            (
+                format!(
+                    "data = \"x\"\nstore = {{ postgres = \"postgres://cp@db/cdn\" }}\nsecrets = {{ key_file = \"k\" }}\n{OPERATOR}"
+                ),
                 "data",
                 "keep one store",
             ),
             (
-                format!("store = {{ postgres = \"postgres://cp@db/cdn\", pool_size = 0 }}\n{OPERATOR}"),
+                format!(
+                    "store = {{ postgres = \"postgres://cp@db/cdn\", pool_size = 0 }}\nsecrets = {{ key_file = \"k\" }}\n{OPERATOR}"
+                ),
                 "store.pool_size",
                 "1 to 1024",
             ),
             (
-                format!("store = {{ postgres = \"postgres://cp@db/cdn\", start_timeout = \"2h\" }}\n{OPERATOR}"),
+                format!(
+                    "store = {{ postgres = \"postgres://cp@db/cdn\", start_timeout = \"2h\" }}\nsecrets = {{ key_file = \"k\" }}\n{OPERATOR}"
+                ),
                 "store.start_timeout",
                 "1s to 1h",
             ),

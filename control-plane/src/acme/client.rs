@@ -17,6 +17,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 
 use super::AcmeSettings;
+use crate::secrets::{Keyring, Sealed};
 use crate::store::Store;
 
 /// One request to the CA (connect, TLS, response head and body): past it the request fails.
@@ -83,29 +84,43 @@ pub fn http(settings: &AcmeSettings) -> Result<Box<dyn HttpClient>, ClientError>
 }
 
 /// The account for `settings.directory`: the one kept in the store, else a new one (agreeing
-/// to the CA's terms), kept for next time. Two replicas creating one at once: the first kept
-/// wins, and both use it.
-pub async fn account(settings: &AcmeSettings, store: &Arc<dyn Store>) -> Result<Account, String> {
+/// to the CA's terms), kept for next time. Its credentials (the account's private key) are
+/// sealed with the control plane's keyring (`[secrets]`), bound to the directory URL. Two
+/// replicas creating one at once: the first kept wins, and both use it.
+pub async fn account(settings: &AcmeSettings, store: &Arc<dyn Store>, keyring: &Keyring) -> Result<Account, String> {
     let directory = settings.directory.as_str();
-    let kept = store.acme_account(directory).await.map_err(|e| e.to_string())?;
-    if let Some(kept) = kept {
-        let credentials: AccountCredentials =
-            serde_json::from_str(&kept).map_err(|e| format!("the stored account does not read back: {e}"))?;
-        let builder = Account::builder_with_http(http(settings).map_err(|e| e.to_string())?);
-        return builder.from_credentials(credentials).await.map_err(|e| e.to_string());
+    if let Some(kept) = store.acme_account(directory).await.map_err(|e| e.to_string())? {
+        return restore(settings, keyring, &kept).await;
     }
     let contact: Vec<&str> = settings.contact.iter().map(String::as_str).collect();
     let new = NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false };
     let builder = Account::builder_with_http(http(settings).map_err(|e| e.to_string())?);
     let (account, credentials) = builder.create(&new, directory.to_owned(), None).await.map_err(|e| e.to_string())?;
-    let json = serde_json::to_string(&credentials).map_err(|e| e.to_string())?;
-    let kept = store.put_acme_account(directory, json.clone()).await.map_err(|e| e.to_string())?;
-    if kept == json {
+    let json = serde_json::to_vec(&credentials).map_err(|e| e.to_string())?;
+    let sealed = keyring.seal(&json, &account_aad(directory)).map_err(|e| format!("sealing the account key: {e}"))?;
+    let sealed = serde_json::to_string(&sealed).map_err(|e| e.to_string())?;
+    let kept = store.put_acme_account(directory, sealed.clone()).await.map_err(|e| e.to_string())?;
+    if kept == sealed {
         tracing::info!(%directory, id = account.id(), "ACME account created");
         return Ok(account);
     }
     // Another replica's account won: use it.
-    let credentials: AccountCredentials = serde_json::from_str(&kept).map_err(|e| e.to_string())?;
+    restore(settings, keyring, &kept).await
+}
+
+/// What a sealed account is bound to: a sealed value copied to another directory's row does
+/// not open.
+fn account_aad(directory: &str) -> Vec<u8> {
+    format!("outpost acme account\0{directory}").into_bytes()
+}
+
+async fn restore(settings: &AcmeSettings, keyring: &Keyring, kept: &str) -> Result<Account, String> {
+    let sealed: Sealed = serde_json::from_str(kept).map_err(|e| format!("the stored account does not read: {e}"))?;
+    let plain = keyring
+        .open(&sealed, &account_aad(&settings.directory))
+        .map_err(|e| format!("the stored account does not open with [secrets]' keys: {e}"))?;
+    let credentials: AccountCredentials =
+        serde_json::from_slice(&plain).map_err(|e| format!("the stored account does not read back: {e}"))?;
     let builder = Account::builder_with_http(http(settings).map_err(|e| e.to_string())?);
     builder.from_credentials(credentials).await.map_err(|e| e.to_string())
 }

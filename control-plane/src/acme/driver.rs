@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use outpost_config::{HostPattern, ServiceConfig, ServiceRecord, Timestamp, TlsMode};
+use outpost_config::{
+    CertificateName, CertificateSource, HostPattern, ServiceConfig, ServiceRecord, Timestamp, TlsMode,
+};
 use tokio::sync::Semaphore;
 
 use super::AcmeSettings;
@@ -21,13 +23,26 @@ use super::schedule::{self, Jitter, Plan, Standing};
 use crate::api::AppState;
 use crate::store::{AcmeState, AcmeStatus, IssuedDates, ServiceQuery, Store};
 
-/// Where an obtained certificate goes: the control plane's certificate store, which seals the
-/// key and sends the certificate to every node. Returns its dates.
-pub type Install = Arc<
-    dyn Fn(AppState, ServiceRecord, Issued) -> futures_util::future::BoxFuture<'static, Result<IssuedDates, Failed>>
-        + Send
-        + Sync,
->;
+/// The name ACME's certificate has among the service's certificates.
+pub const CERTIFICATE_NAME: &str = "acme";
+
+/// Hands an obtained certificate to the certificate store (`certs::install`: checked against
+/// the service's hosts, key sealed, a `certificate_put` event every node applies, swapping it
+/// in without a restart); returns its dates.
+async fn install(app: &AppState, service: &ServiceRecord, issued: &Issued) -> Result<IssuedDates, Failed> {
+    let name = CertificateName::parse(CERTIFICATE_NAME).map_err(|e| Failed::new("install", e))?;
+    let at = now();
+    let install = crate::certs::Install {
+        service,
+        name,
+        chain_pem: &issued.chain_pem,
+        key_pem: &issued.key_pem,
+        hosts: None,
+        source: CertificateSource::Acme,
+    };
+    let record = crate::certs::install(app, install, at).await.map_err(|e| Failed::new("install", e.message))?;
+    Ok(IssuedDates { not_before: record.not_before, not_after: record.not_after, issued_at: at })
+}
 
 /// How long a lease outlives its order's timeout: time to write the outcome.
 const LEASE_MARGIN_MS: u64 = 5_000;
@@ -38,7 +53,6 @@ pub struct Driver {
     /// This replica's name on leases: random, made at start.
     holder: String,
     orders: Arc<Semaphore>,
-    install: Install,
 }
 
 fn now() -> Timestamp {
@@ -61,10 +75,10 @@ pub fn order_hosts(config: &ServiceConfig) -> Vec<String> {
 }
 
 impl Driver {
-    pub fn new(app: AppState, settings: AcmeSettings, install: Install) -> Self {
+    pub fn new(app: AppState, settings: AcmeSettings) -> Self {
         let holder = format!("{:016x}", super::random_id());
         let orders = Arc::new(Semaphore::new(settings.max_concurrent_orders));
-        Self { app, settings, holder, orders, install }
+        Self { app, settings, holder, orders }
     }
 
     /// Runs rounds every `acme.interval` until aborted.
@@ -197,10 +211,11 @@ impl Driver {
             OrderCtx { settings: &self.settings, store: &self.app.store, nodes: &self.app.nodes, service: &service };
         let limit = self.settings.order_timeout;
         let outcome = tokio::time::timeout(limit, async {
-            let account =
-                super::client::account(&self.settings, &self.app.store).await.map_err(|e| Failed::new("account", e))?;
+            let account = super::client::account(&self.settings, &self.app.store, &self.app.keyring)
+                .await
+                .map_err(|e| Failed::new("account", e))?;
             let issued = order::run(&ctx, &account, &mut held).await?;
-            (self.install)(self.app.clone(), record.clone(), issued).await
+            install(&self.app, &record, &issued).await
         })
         .await
         .unwrap_or_else(|_| {

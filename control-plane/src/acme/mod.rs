@@ -4,6 +4,11 @@
 //! - `settings`: `[acme]` (directory, extra roots, challenge type, intervals, bounds).
 //! - `schedule`: when to order, renew (two-thirds of the lifetime, with jitter) or retry
 //!   (full-jitter exponential backoff): pure functions of the stored state and `now`.
+//! - `driver`: the rounds, leases and outcomes; `order`: one order, RFC 8555 §7.4; `lease`:
+//!   compare-and-set writes while holding an order; `client`: the HTTP client (system roots and
+//!   `acme.ca_file`) and the account, its credentials sealed with `[secrets]`' keyring.
+//! - What an order obtains goes in through `certs::install` as the service's certificate
+//!   named `acme` (source `acme`): sealed, an event, swapped in on every node.
 //!
 //! The store keeps each service's [`crate::store::AcmeState`] (compare-and-set on its
 //! revision, which is how a replica takes the lease on an order), the challenge answers every
@@ -17,7 +22,7 @@ pub mod order;
 pub mod schedule;
 pub mod settings;
 
-pub use driver::{Driver, Install};
+pub use driver::{CERTIFICATE_NAME, Driver};
 pub use order::{Failed, Issued};
 pub use settings::AcmeSettings;
 

@@ -52,12 +52,16 @@ error_kinds! {
     MissingExport => "missing_export",
     /// An uploaded function is not valid WebAssembly.
     InvalidWasm => "invalid_wasm",
+    /// An uploaded certificate or key fails a check (`fields` name each problem).
+    InvalidCertificate => "invalid_certificate",
     /// No token, or one we do not know.
     Unauthorized => "unauthorized",
     /// A known token that may not do this (a tenant reading the event log).
     Forbidden => "forbidden",
     /// The tenant owns `limits.max_services_per_tenant` services already.
     ServiceLimit => "service_limit",
+    /// The service holds `limits.max_certificates_per_service` certificates already.
+    CertificateLimit => "certificate_limit",
     /// No such resource, or one the caller may not see (tenants never learn of others').
     NotFound => "not_found",
     /// The route exists, not with this method.
@@ -92,7 +96,8 @@ impl ErrorKind {
             | ErrorKind::InvalidRequest
             | ErrorKind::NotAComponent
             | ErrorKind::MissingExport
-            | ErrorKind::InvalidWasm => StatusCode::BAD_REQUEST,
+            | ErrorKind::InvalidWasm
+            | ErrorKind::InvalidCertificate => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden | ErrorKind::ServiceLimit => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -102,7 +107,8 @@ impl ErrorKind {
             | ErrorKind::Conflict
             | ErrorKind::NoPreviousVersion
             | ErrorKind::NodeIdInUse
-            | ErrorKind::NodeLive => StatusCode::CONFLICT,
+            | ErrorKind::NodeLive
+            | ErrorKind::CertificateLimit => StatusCode::CONFLICT,
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -234,9 +240,11 @@ mod tests {
             (ErrorKind::NotAComponent, 400, "not_a_component"),
             (ErrorKind::MissingExport, 400, "missing_export"),
             (ErrorKind::InvalidWasm, 400, "invalid_wasm"),
+            (ErrorKind::InvalidCertificate, 400, "invalid_certificate"),
             (ErrorKind::Unauthorized, 401, "unauthorized"),
             (ErrorKind::Forbidden, 403, "forbidden"),
             (ErrorKind::ServiceLimit, 403, "service_limit"),
+            (ErrorKind::CertificateLimit, 409, "certificate_limit"),
             (ErrorKind::NotFound, 404, "not_found"),
             (ErrorKind::MethodNotAllowed, 405, "method_not_allowed"),
             (ErrorKind::IdTaken, 409, "id_taken"),

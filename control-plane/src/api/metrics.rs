@@ -4,7 +4,8 @@
 //! Counters live here ([`Counters`]: API answers by status class, purges accepted); gauges are
 //! read from the state at scrape time: the log's head, each node's acknowledged number (what an
 //! alert on a node falling behind wants: `outpost_cp_head_seq - outpost_cp_node_acked_seq`),
-//! PoP health and drains, DNS answers. Every label is bounded: status classes and DNS outcomes
+//! PoP health and drains, DNS answers, and each certificate's time left
+//! (`outpost_tls_certificate_expiry_seconds{service,name}`). Every label is bounded: status classes and DNS outcomes
 //! are fixed sets, nodes and PoPs are the registered ones.
 
 use std::fmt::Write as _;
@@ -135,6 +136,20 @@ pub async fn get(State(app): State<AppState>, Auth(principal): Auth) -> Result<R
     for (pop, count) in &dns.pops {
         text.sample("outpost_cp_dns_answers_total", &[("pop", pop)], *count);
     }
+    // Bounded: at most limits.max_certificates_per_service per service.
+    let certificates = app.store.certificates(None, usize::MAX).await?;
+    let now = outpost_config::Timestamp::from_system(std::time::SystemTime::now());
+    text.family(
+        "outpost_tls_certificate_expiry_seconds",
+        "gauge",
+        "Seconds until each certificate's notAfter (negative once expired).",
+    );
+    for c in &certificates {
+        let left = i128::from(c.record.not_after.0) - i128::from(now.0);
+        let seconds = i64::try_from(left / 1000).unwrap_or(i64::MIN);
+        let labels = [("service", c.record.service.as_str()), ("name", c.record.name.as_str())];
+        text.sample_signed("outpost_tls_certificate_expiry_seconds", &labels, seconds);
+    }
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-store")], text.0).into_response())
 }
@@ -149,6 +164,16 @@ impl Text {
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.labelled(name, labels);
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    fn sample_signed(&mut self, name: &str, labels: &[(&str, &str)], value: i64) {
+        self.labelled(name, labels);
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    fn labelled(&mut self, name: &str, labels: &[(&str, &str)]) {
         self.0.push_str(name);
         if !labels.is_empty() {
             self.0.push('{');
@@ -160,7 +185,6 @@ impl Text {
             }
             self.0.push('}');
         }
-        let _ = writeln!(self.0, " {value}");
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod acme;
 mod backup;
+mod certificates;
 mod compat;
 mod component;
 mod error;
@@ -17,6 +18,7 @@ mod metrics;
 mod node_admin;
 mod nodes;
 mod openapi;
+mod openapi_certs;
 mod pops;
 mod purges;
 mod service_body;
@@ -63,6 +65,8 @@ pub struct App {
     pub counters: metrics::Counters,
     /// `[acme]`: the API reports the next attempt with its retry bounds.
     pub acme: crate::acme::AcmeSettings,
+    /// Seals and opens certificates' private keys (`[secrets]`).
+    pub keyring: Arc<crate::secrets::Keyring>,
 }
 
 pub type AppState = Arc<App>;
@@ -70,7 +74,13 @@ pub type AppState = Arc<App>;
 impl App {
     /// The shared state, with the nodes loaded from `store`. Call inside the runtime (it starts
     /// the ack writer).
-    pub async fn open(store: Arc<dyn Store>, settings: &Settings) -> Result<AppState, StoreError> {
+    /// Keys sealed under an old key of `keyring` are re-sealed under its primary one first.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        settings: &Settings,
+        keyring: Arc<crate::secrets::Keyring>,
+    ) -> Result<AppState, StoreError> {
+        crate::certs::reseal_all(store.as_ref(), &keyring).await?;
         let limits = settings.limits.clone();
         let purge_limiter = PurgeLimiter::new(limits.purge_burst, limits.purge_interval());
         let nodes = Nodes::load(store.clone(), settings.nodes.clone()).await?;
@@ -91,6 +101,7 @@ impl App {
             dns_stats,
             counters,
             acme: settings.acme.clone(),
+            keyring,
         }))
     }
 }
@@ -159,6 +170,12 @@ pub fn routes() -> Vec<Route> {
         route(Post, "/v1/services/{id}/functions/{version}/activate", functions::activate),
         route(Post, "/v1/services/{id}/functions/rollback", functions::rollback),
         route(Get, "/v1/functions/{sha256}", functions::bytes),
+        route(Get, "/v1/services/{id}/certificates", certificates::list),
+        route(Put, "/v1/services/{id}/certificates/{name}", certificates::put),
+        route(Get, "/v1/services/{id}/certificates/{name}", certificates::get),
+        route(Delete, "/v1/services/{id}/certificates/{name}", certificates::delete),
+        route(Get, "/v1/certificates", certificates::all),
+        route(Get, "/v1/nodes/{id}/certificates/{service}/{name}", certificates::node_key),
         route(Get, "/v1/purges/{id}", purges::get),
         route(Get, "/v1/events", events::list),
         route(Get, "/v1/nodes", nodes::list),

@@ -131,6 +131,9 @@ pub fn document() -> Value {
             }),
         );
     }
+    if let (Some(paths), Value::Object(certs)) = (document["paths"].as_object_mut(), super::openapi_certs::paths()) {
+        paths.extend(certs);
+    }
     document
 }
 
@@ -380,7 +383,7 @@ fn node_schemas() -> Value {
 
 /// An operation answering 200 with `schema`, plus the listed error statuses (and 401 when
 /// it needs a token).
-fn op(id: &str, summary: &str, body: Option<&str>, schema: &str, errors: &[u16], auth: bool) -> Value {
+pub(super) fn op(id: &str, summary: &str, body: Option<&str>, schema: &str, errors: &[u16], auth: bool) -> Value {
     let mut responses = serde_json::Map::new();
     responses.insert(
         "200".to_owned(),
@@ -430,20 +433,20 @@ fn accepted(mut operation: Value) -> Value {
     operation
 }
 
-fn with_params(mut operation: Value, params: &[Value]) -> Value {
+pub(super) fn with_params(mut operation: Value, params: &[Value]) -> Value {
     operation["parameters"] = Value::Array(params.to_vec());
     operation
 }
 
-fn schema_ref(name: &str) -> Value {
+pub(super) fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-fn path_param(name: &str, description: &str) -> Value {
+pub(super) fn path_param(name: &str, description: &str) -> Value {
     json!({"name": name, "in": "path", "required": true, "description": description, "schema": {"type": "string"}})
 }
 
-fn query(name: &str, kind: &str, description: &str) -> Value {
+pub(super) fn query(name: &str, kind: &str, description: &str) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": kind}})
 }
 
@@ -618,6 +621,11 @@ fn components() -> Value {
                 },
             }),
         );
+    }
+    if let (Some(schemas), Value::Object(certs)) =
+        (components["schemas"].as_object_mut(), super::openapi_certs::schemas())
+    {
+        schemas.extend(certs);
     }
     components
 }

@@ -3,6 +3,7 @@
 //! as is with `--json` (for scripts). The URL and token come from flags or `OUTPOST_URL` /
 //! `OUTPOST_TOKEN`, so a token need not appear in shell history.
 
+pub mod certs;
 pub mod client;
 pub mod table;
 
@@ -21,8 +22,8 @@ use table::{Table, cell};
 #[command(
     name = "outpostctl",
     version,
-    about = "Outpost control plane client: services, purges, functions, nodes, PoPs",
-    long_about = "Outpost control plane client: services, purges, functions, nodes, PoPs.\n\n\
+    about = "Outpost control plane client: services, purges, functions, certificates, nodes, PoPs",
+    long_about = "Outpost control plane client: services, purges, functions, certificates, nodes, PoPs.\n\n\
         Each command is one or a few calls to the control plane's API. The output is a short \
         summary or table, or the API's JSON as it came with --json (for scripts). The URL and \
         token come from --api-url and --token or from OUTPOST_URL and OUTPOST_TOKEN, so a token \
@@ -56,6 +57,7 @@ const AFTER_LONG_HELP: &str = "Examples:
   outpostctl purge shop --url https://shop.example/a.css --wait
   outpostctl purge shop --tag product-42 --soft
   outpostctl functions deploy shop auth.wasm --activate
+  outpostctl certs put shop www --cert fullchain.pem --key key.pem
   outpostctl pops drain fra                         # DNS steers clients to the next PoP
   outpostctl --json services get shop              # the API's JSON, for scripts
 
@@ -89,6 +91,9 @@ pub enum Command {
     /// Points of presence: health, drain and restore (operator).
     #[command(subcommand)]
     Pops(PopsCmd),
+    /// A service's TLS certificates: put, list, delete.
+    #[command(subcommand)]
+    Certs(certs::CertsCmd),
 }
 
 #[derive(Subcommand)]
@@ -252,6 +257,7 @@ pub async fn run(cli: Cli) -> Result<String, CtlError> {
         }
         Command::Functions(command) => functions(&client, command, json).await,
         Command::Nodes(command) => nodes(&client, command, json).await,
+        Command::Certs(command) => certs::run(&client, command, json).await,
         Command::Pops(PopsCmd::List) => {
             let answer = client.get("/v1/pops").await?;
             Ok(render(&answer.body, pops_table))

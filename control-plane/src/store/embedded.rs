@@ -21,6 +21,7 @@
 //! - `function_sets`, `function_blobs`, `function_refs`: uploaded functions (see
 //!   [`functions`])
 //! - `acme_challenges`, `acme_states`, `acme_accounts`: the ACME driver's (see [`acme`])
+//! - `certificates`: `"{service} {name}"` → [`StoredCertificate`] (see [`certificates`])
 //!
 //! The log keeps at most `max_events` ([`EmbeddedStore::with_max_events`]): the transaction
 //! that appends an event drops the oldest beyond it.
@@ -34,8 +35,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use outpost_config::{
-    AcmeChallenge, Change, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId,
-    Timestamp,
+    AcmeChallenge, CertificateName, Change, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId,
+    ServiceRecord, TenantId, Timestamp,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::Serialize;
@@ -43,8 +44,9 @@ use serde::de::DeserializeOwned;
 
 use super::{
     AcmeState, Added, Expect, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery,
-    Snapshot, Store, StoreError, StoreFuture, StoredNode,
+    Snapshot, Store, StoreError, StoreFuture, StoredCertificate, StoredNode,
 };
+use crate::secrets::Sealed;
 
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 const TENANT_SERVICES: TableDefinition<&str, ()> = TableDefinition::new("tenant_services");
@@ -103,6 +105,7 @@ impl EmbeddedStore {
         txn.open_table(DRAINS).map_err(|e| backend("create table", e))?;
         functions::create_tables(&txn)?;
         acme::create_tables(&txn)?;
+        certificates::create_tables(&txn)?;
         txn.commit().map_err(|e| backend("commit", e))?;
         Ok(Self { db: Arc::new(db), max_events: DEFAULT_MAX_EVENTS as u64, log_id })
     }
@@ -251,6 +254,7 @@ impl Store for EmbeddedStore {
             index.remove(index_key(&current.tenant, &id).as_str()).map_err(|e| backend("write index", e))?;
             // A later service under this id, maybe another tenant's, starts with no functions.
             functions::forget(txn, &id)?;
+            certificates::forget(txn, &id)?;
             let seq = next_seq(txn)?;
             append(txn, Event { seq, at, change: Change::ServiceDeleted { id, tenant: current.tenant } }, max)
         })
@@ -327,7 +331,9 @@ impl Store for EmbeddedStore {
             let challenges = acme::challenges(
                 &txn.open_table(acme::ACME_CHALLENGES).map_err(|e| backend("open acme_challenges", e))?,
             )?;
-            Ok(Snapshot { seq, services, challenges })
+            let table = txn.open_table(certificates::CERTIFICATES).map_err(|e| backend("open certificates", e))?;
+            let certificates = certificates::list(&table, "", usize::MAX)?.into_iter().map(|c| c.record).collect();
+            Ok(Snapshot { seq, services, certificates, challenges })
         })
     }
 
@@ -537,6 +543,50 @@ impl Store for EmbeddedStore {
         let directory = directory.to_owned();
         self.write(move |txn| acme::put_account(txn, &directory, credentials))
     }
+
+    fn put_certificate(&self, put: StoredCertificate, at: Timestamp) -> StoreFuture<'_, Event> {
+        let max = self.max_events;
+        self.write(move |txn| certificates::put(txn, put, at, max))
+    }
+
+    fn certificate(&self, service: &ServiceId, name: &CertificateName) -> StoreFuture<'_, Option<StoredCertificate>> {
+        let (service, name) = (service.clone(), name.clone());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(certificates::CERTIFICATES).map_err(|e| backend("open certificates", e))?;
+            certificates::one(&table, &service, &name)
+        })
+    }
+
+    fn certificates(&self, service: Option<ServiceId>, limit: usize) -> StoreFuture<'_, Vec<StoredCertificate>> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(certificates::CERTIFICATES).map_err(|e| backend("open certificates", e))?;
+            let prefix = service.map(|s| format!("{s}{}", certificates::SEPARATOR)).unwrap_or_default();
+            certificates::list(&table, &prefix, limit)
+        })
+    }
+
+    fn delete_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        at: Timestamp,
+    ) -> StoreFuture<'_, Option<Event>> {
+        let (service, name, max) = (service.clone(), name.clone(), self.max_events);
+        self.write(move |txn| certificates::delete(txn, &service, &name, at, max))
+    }
+
+    fn reseal_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        version: Seq,
+        key: Sealed,
+    ) -> StoreFuture<'_, bool> {
+        let (service, name) = (service.clone(), name.clone());
+        self.write(move |txn| certificates::reseal(txn, &service, &name, version, key))
+    }
 }
 
 /// Up to `limit` service ids from a table keyed by `{prefix}{id}` (the services table with an
@@ -649,6 +699,7 @@ fn backend(what: impl std::fmt::Display, error: impl std::fmt::Display) -> Store
 
 mod acme;
 mod backup;
+mod certificates;
 mod functions;
 
 #[cfg(test)]

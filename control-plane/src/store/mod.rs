@@ -30,6 +30,10 @@
 //!   appends its event in the same transaction; snapshots carry them); each service's
 //!   [`AcmeState`] is written by compare-and-set on its `revision`, so of two replicas only
 //!   one takes a lease or moves an order on; accounts are kept per directory URL.
+//! - **Certificates**: one per (service, name), written with its event; the private key only
+//!   ever sealed ([`crate::secrets::Sealed`]: the store never sees it in clear). Deleting a
+//!   service deletes its certificates in the same transaction. Lists ordered by (service,
+//!   name). A snapshot carries them (without keys) with the services, as of the same instant.
 
 mod acme;
 mod embedded;
@@ -42,8 +46,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use outpost_config::{
-    AcmeChallenge, Event, FunctionRef, NodeId, NodeRecord, PurgeId, PurgeRecord, PurgeTarget, Seq, ServiceId,
-    ServiceRecord, TenantId, Timestamp,
+    AcmeChallenge, CertificateName, CertificateRecord, Event, FunctionRef, NodeId, NodeRecord, PurgeId, PurgeRecord,
+    PurgeTarget, Seq, ServiceId, ServiceRecord, TenantId, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +55,8 @@ pub use acme::{AcmeFailure, AcmeState, AcmeStatus, IssuedDates, Lease};
 pub use embedded::EmbeddedStore;
 pub use function_set::{Added, FunctionSet, FunctionVersion};
 pub use postgres::PostgresStore;
+
+use crate::secrets::Sealed;
 
 /// What every store method returns: a boxed future, so the API can hold any store as
 /// `Arc<dyn Store>` and the choice of store is made at start-up, not at compile time.
@@ -191,6 +197,44 @@ pub trait Store: Send + Sync {
     /// (two replicas creating an account at once: the first one written wins); returns the
     /// ones kept.
     fn put_acme_account(&self, directory: &str, credentials: String) -> StoreFuture<'_, String>;
+    /// Creates or replaces the certificate `(put.record.service, put.record.name)` for a
+    /// service `put.record.tenant` owns (else [`StoreError::Conflict`]), and appends its
+    /// `certificate_put` event. The record's `version` and `updated_at` are the event's.
+    fn put_certificate(&self, put: StoredCertificate, at: Timestamp) -> StoreFuture<'_, Event>;
+
+    /// One certificate with its sealed key.
+    fn certificate(&self, service: &ServiceId, name: &CertificateName) -> StoreFuture<'_, Option<StoredCertificate>>;
+
+    /// The certificates of `service`, or of every service when `None`, ordered by (service,
+    /// name); at most `limit`.
+    fn certificates(&self, service: Option<ServiceId>, limit: usize) -> StoreFuture<'_, Vec<StoredCertificate>>;
+
+    /// Deletes a certificate and appends its `certificate_deleted` event; `None` (nothing
+    /// written) when there was none.
+    fn delete_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        at: Timestamp,
+    ) -> StoreFuture<'_, Option<Event>>;
+
+    /// Replaces a certificate's sealed key (the same key, sealed anew: key rotation) if the
+    /// certificate is still at `version`; `false` when it is not. Not an event: nodes get the
+    /// key in clear over their connection, so nothing they hold changes.
+    fn reseal_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        version: Seq,
+        key: Sealed,
+    ) -> StoreFuture<'_, bool>;
+}
+
+/// A certificate as stored: what nodes get, and the private key sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCertificate {
+    pub record: CertificateRecord,
+    pub key: Sealed,
 }
 
 /// An upload to store; the store adds the version number and time.
@@ -245,12 +289,14 @@ pub struct NodeAck {
     pub at: Timestamp,
 }
 
-/// The services and ACME challenge answers as of one point of the log.
+/// The services, certificates and ACME challenge answers as of one point of the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub seq: Seq,
     pub services: Vec<ServiceRecord>,
     pub challenges: Vec<AcmeChallenge>,
+    /// In (service, name) order; no keys.
+    pub certificates: Vec<CertificateRecord>,
 }
 
 /// A page of services.

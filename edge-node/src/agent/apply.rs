@@ -22,17 +22,25 @@
 //!   validation through this node then fails, and the control plane's order says so). A
 //!   snapshot replaces them whole. An event type this build does not know is applied as
 //!   nothing: its number counts.
+//! - Certificates (chain and names; the key is fetched by the agent) are kept per (service,
+//!   name); a deleted service takes its certificates with it. Any change to them, or to the
+//!   services (whose hosts decide what a certificate is served for), asks for the node's
+//!   certificates to be rebuilt.
 
 use std::collections::BTreeMap;
 
 use outpost_config::{
-    AcmeChallenge, Change, Event, PurgeTarget, Seq, ServiceId, ServiceRecord, Snapshot, StreamMessage,
+    AcmeChallenge, CertificateName, CertificateRecord, Change, Event, PurgeTarget, Seq, ServiceId, ServiceRecord,
+    Snapshot, StreamMessage,
 };
 
 /// Most ACME challenge answers a node keeps: four per order (HTTP-01 and TLS-ALPN-01 for a
 /// host and its `www`) for a thousand orders in flight at once. Bounds the node's memory
 /// whatever the control plane sends.
 pub const MAX_CHALLENGES: usize = 4096;
+
+/// A certificate's identity: its service and name.
+pub type CertificateKeyId = (ServiceId, CertificateName);
 
 /// What the node follows: the last applied sequence number and the control plane's services as
 /// of it.
@@ -45,6 +53,7 @@ pub struct Follower {
     services: BTreeMap<ServiceId, ServiceRecord>,
     /// ACME challenge answers by token.
     challenges: BTreeMap<String, AcmeChallenge>,
+    certificates: BTreeMap<CertificateKeyId, CertificateRecord>,
 }
 
 /// What applying messages asks of the node besides the follower's own state.
@@ -52,6 +61,9 @@ pub struct Follower {
 pub struct Effects {
     /// The control plane's service set changed: recompile and swap the routing table.
     pub services_changed: bool,
+    /// The certificates, or the hosts they may be served for, changed: rebuild the node's
+    /// certificate set.
+    pub certificates_changed: bool,
     /// Purges to record, in the order they were made.
     pub purges: Vec<Purge>,
     /// The ACME challenge answers changed: rebuild the set the listeners answer from.
@@ -62,7 +74,7 @@ pub struct Effects {
 
 impl Effects {
     pub fn is_empty(&self) -> bool {
-        !self.services_changed && self.purges.is_empty() && !self.challenges_changed
+        !self.services_changed && !self.certificates_changed && self.purges.is_empty() && !self.challenges_changed
     }
 }
 
@@ -109,9 +121,19 @@ pub enum ProtocolError {
 
 impl Follower {
     /// The state as saved: the log, `seq` and the service records as of it.
-    pub fn restore(log: Option<String>, seq: Seq, services: Vec<ServiceRecord>) -> Self {
-        let services = services.into_iter().map(|r| (r.id.clone(), r)).collect();
-        Self { log, seq, services, challenges: BTreeMap::new() }
+    pub fn restore(
+        log: Option<String>,
+        seq: Seq,
+        services: Vec<ServiceRecord>,
+        certificates: Vec<CertificateRecord>,
+    ) -> Self {
+        Self {
+            log,
+            seq,
+            services: services.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            certificates: certificates.into_iter().map(|c| ((c.service.clone(), c.name.clone()), c)).collect(),
+            challenges: BTreeMap::new(),
+        }
     }
 
     /// The ACME challenges as saved beside the state (checked again, as if received).
@@ -141,6 +163,16 @@ impl Follower {
             effects.challenges_changed = true;
             self.challenges.insert(challenge.token.clone(), challenge);
         }
+    }
+
+    /// The control plane's certificates, in (service, name) order.
+    pub fn certificates(&self) -> impl Iterator<Item = &CertificateRecord> {
+        self.certificates.values()
+    }
+
+    /// One service's record.
+    pub fn service(&self, id: &ServiceId) -> Option<&ServiceRecord> {
+        self.services.get(id)
     }
 
     /// The log followed.
@@ -202,12 +234,19 @@ impl Follower {
             }
         }
         effects.services_changed |= services != self.services;
+        let certificates: BTreeMap<CertificateKeyId, CertificateRecord> =
+            snapshot.certificates.into_iter().map(|c| ((c.service.clone(), c.name.clone()), c)).collect();
+        effects.certificates_changed |= effects.services_changed || certificates != self.certificates;
         self.services = services;
+        // Rebuilt from nothing: changed only if the result differs from what was held.
         let before = std::mem::take(&mut self.challenges);
+        let mut rebuilt = Effects::default();
         for c in snapshot.acme_challenges {
-            self.put_challenge(c, effects);
+            self.put_challenge(c, &mut rebuilt);
         }
+        effects.refused_challenges.append(&mut rebuilt.refused_challenges);
         effects.challenges_changed |= before != self.challenges;
+        self.certificates = certificates;
         self.seq = snapshot.seq;
         Applied::Snapshot { seq: snapshot.seq, resync }
     }
@@ -224,12 +263,15 @@ impl Follower {
             Change::ServicePut { service } => {
                 if self.services.get(&service.id) != Some(&service) {
                     effects.services_changed = true;
+                    effects.certificates_changed = true;
                     self.services.insert(service.id.clone(), service);
                 }
             }
             Change::ServiceDeleted { id, .. } => {
+                self.certificates.retain(|(service, _), _| *service != id);
                 if self.services.remove(&id).is_some() {
                     effects.services_changed = true;
+                    effects.certificates_changed = true;
                     effects.purges.push(Purge {
                         service: id,
                         target: PurgeTarget::All,
@@ -253,6 +295,14 @@ impl Follower {
                 effects.challenges_changed |= self.challenges.remove(&token).is_some();
             }
             Change::Other => {}
+            Change::CertificatePut { certificate } => {
+                let key = (certificate.service.clone(), certificate.name.clone());
+                effects.certificates_changed = true;
+                self.certificates.insert(key, certificate);
+            }
+            Change::CertificateDeleted { service, name, .. } => {
+                effects.certificates_changed |= self.certificates.remove(&(service, name)).is_some();
+            }
         }
         self.seq = event.seq;
         Ok(Applied::Event(event.seq))
@@ -308,7 +358,103 @@ mod tests {
             seq: Seq(seq),
             services: names.iter().map(|n| record(n, 1)).collect(),
             resync,
+            certificates: vec![],
         })
+    }
+
+    fn cert(service: &str, name: &str, version: u64) -> CertificateRecord {
+        CertificateRecord {
+            service: id(service),
+            tenant: TenantId::parse("acme").unwrap(),
+            name: CertificateName::parse(name).unwrap(),
+            version: Seq(version),
+            updated_at: Timestamp(0),
+            chain_pem: String::new(),
+            names: vec![format!("{service}.test")],
+            issuer: "CA".into(),
+            not_before: Timestamp(0),
+            not_after: Timestamp(0),
+            sha256: String::new(),
+            source: outpost_config::CertificateSource::Upload,
+        }
+    }
+
+    /// Each row: messages applied to an empty follower; the certificates held after, as
+    /// `service/name@version`; whether the last run asked for a rebuild.
+    #[test]
+    fn certificates_follow_their_events_and_their_services() {
+        let put_cert = |seq, service: &str, name: &str| {
+            event(seq, Change::CertificatePut { certificate: cert(service, name, seq) })
+        };
+        let delete_cert = |seq, service: &str, name: &str| {
+            event(
+                seq,
+                Change::CertificateDeleted {
+                    service: id(service),
+                    tenant: TenantId::parse("acme").unwrap(),
+                    name: CertificateName::parse(name).unwrap(),
+                },
+            )
+        };
+        let delete_service =
+            |seq| event(seq, Change::ServiceDeleted { id: id("shop"), tenant: TenantId::parse("acme").unwrap() });
+        let with_certs = |seq: u64, certs: Vec<CertificateRecord>| {
+            StreamMessage::Snapshot(Snapshot {
+                seq: Seq(seq),
+                services: vec![record("shop", 1)],
+                resync: false,
+                certificates: certs,
+                acme_challenges: vec![],
+            })
+        };
+        type Row = (&'static str, Vec<StreamMessage>, Vec<&'static str>, bool);
+        let rows: Vec<Row> = vec![
+            ("a put adds", vec![put(1, "shop"), put_cert(2, "shop", "www")], vec!["shop/www@2"], true),
+            (
+                "a put replaces",
+                vec![put(1, "shop"), put_cert(2, "shop", "www"), put_cert(3, "shop", "www")],
+                vec!["shop/www@3"],
+                true,
+            ),
+            (
+                "a delete removes",
+                vec![put(1, "shop"), put_cert(2, "shop", "www"), delete_cert(3, "shop", "www")],
+                vec![],
+                true,
+            ),
+            ("deleting none changes nothing", vec![delete_cert(1, "shop", "www")], vec![], false),
+            (
+                "a deleted service takes its certificates",
+                vec![
+                    put(1, "shop"),
+                    put(2, "blog"),
+                    put_cert(3, "shop", "www"),
+                    put_cert(4, "blog", "www"),
+                    delete_service(5),
+                ],
+                vec!["blog/www@4"],
+                true,
+            ),
+            (
+                "a snapshot replaces them whole",
+                vec![put_cert(1, "blog", "x"), with_certs(5, vec![cert("shop", "www", 4)])],
+                vec!["shop/www@4"],
+                true,
+            ),
+            ("a service change rebuilds (its hosts decide)", vec![put(1, "shop")], vec![], true),
+        ];
+        for (name, messages, held, rebuild) in rows {
+            let mut follower = Follower::default();
+            let mut effects = Effects::default();
+            for message in messages {
+                effects = Effects::default();
+                follower.apply(message, &mut effects).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            let got: Vec<String> =
+                follower.certificates().map(|c| format!("{}/{}@{}", c.service, c.name, c.version)).collect();
+            assert_eq!(got, held, "{name}");
+            assert_eq!(effects.certificates_changed, rebuild, "{name}");
+        }
     }
 
     fn all(name: &str, soft: bool, cause: Cause) -> Purge {
@@ -421,7 +567,7 @@ mod tests {
 
     #[test]
     fn a_gap_is_refused_and_leaves_the_state_alone() {
-        let mut follower = Follower::restore(None, Seq(4), vec![record("shop", 2)]);
+        let mut follower = Follower::restore(None, Seq(4), vec![record("shop", 2)], vec![]);
         let before = follower.clone();
         let mut effects = Effects::default();
         let error = follower.apply(put(6, "blog"), &mut effects).err();
@@ -436,7 +582,7 @@ mod tests {
 
     #[test]
     fn another_log_starts_the_follower_over_with_a_resync() {
-        let mut follower = Follower::restore(Some("aaaa".into()), Seq(9), vec![record("shop", 2)]);
+        let mut follower = Follower::restore(Some("aaaa".into()), Seq(9), vec![record("shop", 2)], vec![]);
         assert!(!follower.follow_log("aaaa"), "the same log");
         assert_eq!(follower.seq(), Seq(9));
         assert!(follower.follow_log("bbbb"), "another log");
@@ -446,7 +592,7 @@ mod tests {
         assert_eq!(applied, Ok(Applied::Snapshot { seq: Seq(3), resync: true }));
         assert_eq!(effects.purges, vec![all("shop", true, Cause::Resync)]);
         // A state saved before logs had an identity adopts the first one it is given.
-        let mut old = Follower::restore(None, Seq(9), vec![]);
+        let mut old = Follower::restore(None, Seq(9), vec![], vec![]);
         assert!(!old.follow_log("cccc"));
         assert_eq!(old.seq(), Seq(9));
     }
@@ -482,6 +628,7 @@ mod tests {
                     services: vec![],
                     resync: false,
                     acme_challenges: vec![challenge("t3", "c.test")],
+                    certificates: vec![],
                 }),
                 true,
                 &["t3"],

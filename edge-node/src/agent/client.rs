@@ -149,6 +149,20 @@ impl ControlClient {
         self.read(STEP, resp).await.map(|_| ())
     }
 
+    /// `GET /v1/nodes/{id}/certificates/{service}/{name}`: the private key of a certificate's
+    /// current version (never logged: [`CertificateKey`]'s `Debug` leaves it out).
+    pub async fn certificate_key(
+        &self,
+        service: &outpost_config::ServiceId,
+        name: &outpost_config::CertificateName,
+    ) -> Result<outpost_config::CertificateKey, AgentError> {
+        const STEP: &str = "certificate key";
+        let path = format!("/v1/nodes/{}/certificates/{service}/{name}", self.node);
+        let resp = self.send(STEP, Method::GET, &path, None).await?;
+        let answer = self.read(STEP, resp).await?;
+        serde_json::from_slice(&answer).map_err(|e| protocol(STEP, format!("answer: {e}")))
+    }
+
     /// The largest function body [`Self::function`] takes (`control.max_message_size`).
     pub fn max_function(&self) -> u64 {
         self.max_function as u64

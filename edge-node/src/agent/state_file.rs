@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use outpost_config::{AcmeChallenge, Seq, ServiceRecord};
+use outpost_config::{AcmeChallenge, CertificateRecord, Seq, ServiceRecord};
 use serde::{Deserialize, Serialize};
 
 use super::apply::Follower;
@@ -38,6 +38,10 @@ struct OnDisk {
     /// node restarted mid-order must still answer (absent: none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     acme_challenges: Vec<AcmeChallenge>,
+    /// The control plane's certificates (chains and names; their keys are files of their own,
+    /// see `agent::certs`). Absent from files written before there were any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    certificates: Vec<CertificateRecord>,
 }
 
 /// The state as saved.
@@ -79,7 +83,8 @@ impl StateFile {
         if disk.format != FORMAT {
             return Err(self.error(format!("format {} is not {FORMAT}, the one this node reads", disk.format)));
         }
-        let follower = Follower::restore(disk.log, disk.seq, disk.services).with_challenges(disk.acme_challenges);
+        let follower = Follower::restore(disk.log, disk.seq, disk.services, disk.certificates)
+            .with_challenges(disk.acme_challenges);
         Ok(Some(Saved { follower, kept: disk.kept }))
     }
 
@@ -101,6 +106,7 @@ impl StateFile {
             services: follower.records().cloned().collect(),
             kept,
             acme_challenges: follower.challenges().cloned().collect(),
+            certificates: follower.certificates().cloned().collect(),
         };
         let json = serde_json::to_vec(&disk).map_err(|e| self.error(format!("serialize: {e}")))?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
@@ -145,8 +151,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::new(dir.path().join("sub").join("control-state.json"));
         assert!(file.load().unwrap().is_none(), "no file yet");
-        let follower =
-            Follower::restore(Some("00112233aabbccdd".into()), Seq(9), vec![record("shop", 3), record("blog", 9)]);
+        let follower = Follower::restore(
+            Some("00112233aabbccdd".into()),
+            Seq(9),
+            vec![record("shop", 3), record("blog", 9)],
+            vec![],
+        );
         file.save(&follower, vec![record("shop", 2)]).unwrap();
         let saved = file.load().unwrap().unwrap();
         assert_eq!(saved.kept.len(), 1);

@@ -120,7 +120,9 @@ pub(super) async fn snapshot(client: &mut deadpool_postgres::Client) -> Result<S
         .iter()
         .map(|row| decode_column(row, &row.try_get::<_, String>(1).unwrap_or_default()))
         .collect::<Result<Vec<_>, _>>()?;
+    let certificates = super::certificates::list(&txn, None, usize::MAX).await?;
+    let certificates = certificates.into_iter().map(|c| c.record).collect();
     let challenges = super::acme::challenges(&txn).await?;
     txn.commit().await.map_err(pg_error("end snapshot"))?;
-    Ok(Snapshot { seq, services, challenges })
+    Ok(Snapshot { seq, services, certificates, challenges })
 }

@@ -17,6 +17,7 @@
 //! prepared once per connection (`prepare_cached`).
 
 mod acme;
+mod certificates;
 mod follow;
 mod functions;
 mod log;
@@ -30,7 +31,8 @@ use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use outpost_config::{
-    AcmeChallenge, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId, Timestamp,
+    AcmeChallenge, CertificateName, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord,
+    TenantId, Timestamp,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -43,8 +45,9 @@ pub use settings::PostgresSettings;
 use super::embedded::DEFAULT_MAX_EVENTS;
 use super::{
     AcmeState, Added, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery, Snapshot,
-    Store, StoreError, StoreFuture, StoredNode,
+    Store, StoreError, StoreFuture, StoredCertificate, StoredNode,
 };
+use crate::secrets::Sealed;
 
 /// The store on a PostgreSQL database.
 #[derive(Clone)]
@@ -277,6 +280,60 @@ impl Store for PostgresStore {
             let event = functions::set(&txn, id, expect, change, at, self.max_events).await?;
             txn.commit().await.map_err(pg_error("commit"))?;
             Ok(event)
+        })
+    }
+
+    fn put_certificate(&self, put: StoredCertificate, at: Timestamp) -> StoreFuture<'_, Event> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let txn = client.transaction().await.map_err(pg_error("begin"))?;
+            let event = certificates::put(&txn, put, at, self.max_events).await?;
+            txn.commit().await.map_err(pg_error("commit"))?;
+            Ok(event)
+        })
+    }
+
+    fn certificate(&self, service: &ServiceId, name: &CertificateName) -> StoreFuture<'_, Option<StoredCertificate>> {
+        let (service, name) = (service.clone(), name.clone());
+        Box::pin(async move { certificates::one(&self.client().await?, &service, &name).await })
+    }
+
+    fn certificates(&self, service: Option<ServiceId>, limit: usize) -> StoreFuture<'_, Vec<StoredCertificate>> {
+        Box::pin(async move { certificates::list(&self.client().await?, service.as_ref(), limit).await })
+    }
+
+    fn delete_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        at: Timestamp,
+    ) -> StoreFuture<'_, Option<Event>> {
+        let (service, name) = (service.clone(), name.clone());
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let txn = client.transaction().await.map_err(pg_error("begin"))?;
+            let event = certificates::delete(&txn, &service, &name, at, self.max_events).await?;
+            if event.is_some() {
+                txn.commit().await.map_err(pg_error("commit"))?;
+            }
+            Ok(event)
+        })
+    }
+
+    fn reseal_certificate(
+        &self,
+        service: &ServiceId,
+        name: &CertificateName,
+        version: Seq,
+        key: Sealed,
+    ) -> StoreFuture<'_, bool> {
+        let (service, name) = (service.clone(), name.clone());
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let txn = client.transaction().await.map_err(pg_error("begin"))?;
+            let done = certificates::reseal(&txn, &service, &name, version, key).await?;
+            txn.commit().await.map_err(pg_error("commit"))?;
+            Ok(done)
         })
     }
 

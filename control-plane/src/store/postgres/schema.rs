@@ -13,11 +13,14 @@ use crate::store::StoreError;
 /// The advisory lock key every replica takes to migrate ("outpost\0" as a big-endian i64).
 const MIGRATION_LOCK: i64 = 0x6f75_7470_6f73_7400;
 
-/// `(version, name, SQL)`, in order of their numbers. Branches developed side by side are
-/// given numbers up front, so a build may lack some numbers until they are merged: they are
-/// applied in increasing order and each is recorded, so a later-merged lower number still runs.
-pub(super) const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "initial", INITIAL), (2, "node liveness and drains", NODE_LIVENESS), (5, "acme", ACME)];
+/// `(version, name, SQL)`, in ascending order. Numbers are assigned per branch of work, so
+/// one may be missing until its branch merges (3 here); each is applied once, by number.
+pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", INITIAL),
+    (2, "node liveness and drains", NODE_LIVENESS),
+    (4, "certificates", CERTIFICATES),
+    (5, "acme", ACME),
+];
 
 /// The ACME driver's state: challenge answers (what snapshots carry, beside the events), each
 /// `tls = "auto"` service's order state (written by compare-and-set on `revision`), and the
@@ -30,6 +33,18 @@ CREATE TABLE acme_states (
     record jsonb NOT NULL
 );
 CREATE TABLE acme_accounts (directory text PRIMARY KEY, credentials text NOT NULL);
+"#;
+
+/// Certificates per (service, name): the record and its sealed private key as JSON (never the
+/// key in clear), deleted with their service.
+const CERTIFICATES: &str = r#"
+CREATE TABLE certificates (
+    service text COLLATE "C" NOT NULL REFERENCES services (id) ON DELETE CASCADE,
+    name text COLLATE "C" NOT NULL,
+    version bigint NOT NULL,
+    record jsonb NOT NULL,
+    PRIMARY KEY (service, name)
+);
 "#;
 
 /// When each node last held a stream (purge completeness after a restart waits for nodes seen
@@ -118,7 +133,7 @@ mod tests {
     use super::MIGRATIONS;
 
     #[test]
-    fn versions_start_at_one_and_increase() {
+    fn versions_start_at_one_and_ascend() {
         assert_eq!(MIGRATIONS.first().map(|m| m.0), Some(1));
         for pair in MIGRATIONS.windows(2) {
             assert!(pair[0].0 < pair[1].0, "{} then {}", pair[0].0, pair[1].0);

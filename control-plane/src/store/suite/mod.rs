@@ -4,6 +4,7 @@
 //! tested here, once, so both stores are held to the same words.
 
 mod acme;
+mod certificates;
 mod concurrent;
 mod functions;
 mod log;
@@ -17,6 +18,7 @@ use outpost_config::{PurgeId, PurgeTarget, ServiceId, TenantId, Timestamp};
 use serde_json::json;
 
 pub(crate) use acme::*;
+pub(crate) use certificates::*;
 pub(crate) use concurrent::*;
 pub(crate) use functions::*;
 pub(crate) use log::*;
@@ -67,6 +69,7 @@ macro_rules! with_every_test {
             seen_times_and_node_drains_survive_a_reregistration_and_a_reopen,
             a_deleted_node_is_gone_with_its_acks,
             versions_activate_roll_back_and_release_their_bytes,
+            certificates_are_events_listed_in_order_and_go_with_their_service,
             concurrent_writers_get_unique_gap_free_numbers,
             of_racing_conditional_writes_exactly_one_wins,
             challenges_are_events_and_in_snapshots_across_a_reopen,
