@@ -53,6 +53,8 @@ pub struct Driver {
     /// This replica's name on leases: random, made at start.
     holder: String,
     orders: Arc<Semaphore>,
+    /// Services whose order runs on this replica now: a round never starts a second one.
+    running: std::sync::Mutex<BTreeSet<outpost_config::ServiceId>>,
 }
 
 fn now() -> Timestamp {
@@ -78,7 +80,7 @@ impl Driver {
     pub fn new(app: AppState, settings: AcmeSettings) -> Self {
         let holder = format!("{:016x}", super::random_id());
         let orders = Arc::new(Semaphore::new(settings.max_concurrent_orders));
-        Self { app, settings, holder, orders }
+        Self { app, settings, holder, orders, running: std::sync::Mutex::default() }
     }
 
     /// Runs rounds every `acme.interval` until aborted.
@@ -130,6 +132,9 @@ impl Driver {
     ) -> Result<(), crate::store::StoreError> {
         let store = &self.app.store;
         let at = now();
+        if self.running.lock().unwrap_or_else(|e| e.into_inner()).contains(&record.id) {
+            return Ok(());
+        }
         let state = match store.acme_state(&record.id).await? {
             Some(state) => state,
             None => AcmeState::new(record.id.clone(), record.tenant.clone(), at),
@@ -185,8 +190,11 @@ impl Driver {
                 return Ok(());
             }
         };
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(record.id.clone());
         tokio::spawn(async move {
+            let id = record.id.clone();
             self.order(record, held).await;
+            self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             drop(permit);
         });
         Ok(())
@@ -273,5 +281,25 @@ async fn withdraw(store: &Arc<dyn Store>, app: &AppState, tokens: &[String]) {
             Ok(None) => {}
             Err(e) => tracing::warn!(%token, error = %e, "withdrawing an ACME challenge; it expires by itself"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_is_for_the_exact_hosts_sorted_without_wildcards() {
+        let config: ServiceConfig = serde_json::from_value(serde_json::json!({
+            "name": "shop",
+            "hosts": ["www.example.test", "*.example.test", "example.test"],
+            "origin": "http://o.example",
+            "tls": "auto",
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.tls, TlsMode::Auto);
+        // RFC 8555 §7.1.3: a wildcard identifier is validated by DNS-01 only, which edges do
+        // not answer.
+        assert_eq!(order_hosts(&config), ["example.test", "www.example.test"]);
     }
 }
