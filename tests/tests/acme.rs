@@ -31,7 +31,8 @@ const ISSUE_LIMIT: Duration = Duration::from_secs(45);
 /// names its directory), a control plane ordering from it, two edges following it (each with
 /// an HTTPS listener holding only an operator's certificate for another name), an origin.
 struct World {
-    dns: ChallTestSrv,
+    /// Kept for its drop guard: Pebble resolves names through it.
+    _dns: ChallTestSrv,
     pebble: Pebble,
     cp: ControlPlane,
     edges: Vec<EdgeNode>,
@@ -68,7 +69,7 @@ async fn world(challenge: &str, validity: Duration, validation_delay: u32) -> an
         "/",
         Reply::ok("hello from the origin").header("content-type", "text/plain").cache_control("max-age=60"),
     );
-    Ok(World { dns, pebble, cp, edges, origin })
+    Ok(World { _dns: dns, pebble, cp, edges, origin })
 }
 
 impl World {
