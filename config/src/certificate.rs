@@ -106,7 +106,7 @@ mod tests {
         assert!(json["certificate"].get("key_pem").is_none());
         let back: Event = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, put);
-        assert_eq!(back.change.service().as_str(), "shop");
+        assert_eq!(back.change.service().map(ServiceId::as_str), Some("shop"));
         let deleted = r#"{"seq":11,"at":"1970-01-01T00:00:00.000Z","type":"certificate_deleted","service":"shop","tenant":"acme","name":"www"}"#;
         let event: Event = serde_json::from_str(deleted).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(&event.change, Change::CertificateDeleted { name, .. } if name.as_str() == "www"));

@@ -11,15 +11,24 @@
 //! `{"seq": 8, ..., "type": "service_deleted", "id": "shop", "tenant": "acme"}`,
 //! `{"seq": 9, ..., "type": "purge", "purge": {...}}`,
 //! `{"seq": 10, ..., "type": "certificate_put", "certificate": {...}}` ([`CertificateRecord`]),
-//! `{"seq": 11, ..., "type": "certificate_deleted", "service": "shop", "tenant": "acme", "name": "www"}`.
-//! A snapshot carries `"certificates": [...]` beside `"services"` (absent when there are none,
-//! so older snapshots read as "no certificates").
+//! `{"seq": 11, ..., "type": "certificate_deleted", "service": "shop", "tenant": "acme", "name": "www"}`,
+//! `{"seq": 12, ..., "type": "acme_challenge_put", "challenge": {...}}`,
+//! `{"seq": 13, ..., "type": "acme_challenge_deleted", "token": "...", "service": "shop"}`.
+//! A snapshot carries `"certificates": [...]` and `"acme_challenges": [...]` beside
+//! `"services"` (each absent when there are none, so older snapshots read as none).
+//!
+//! Compatibility: a node reads an event of a type it does not know as [`Change::Other`] and
+//! applies it as nothing (its number still counts), so a control plane may add event types
+//! without breaking nodes built from then on. Fields added later to a snapshot default to
+//! empty, so a node reads an older control plane's snapshot; older nodes ignore fields they
+//! do not know.
 
 use std::fmt;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::acme::AcmeChallenge;
 pub use crate::certificate::{CertificateKey, CertificateRecord, CertificateSource};
 use crate::node::NodeRole;
 use crate::purge::PurgeTarget;
@@ -216,23 +225,35 @@ pub enum Change {
     ServiceDeleted { id: ServiceId, tenant: TenantId },
     /// Purge the service's objects.
     Purge { purge: PurgeRecord },
+    /// An ACME challenge answer every edge serves from now until it expires or is deleted
+    /// (see [`AcmeChallenge`]). A challenge with the same token replaces it.
+    AcmeChallengePut { challenge: AcmeChallenge },
+    /// The order a challenge answered ended (valid, invalid, given up): edges stop answering it.
+    AcmeChallengeDeleted { token: String, service: ServiceId },
+    /// An event type this build does not know (a newer control plane's): applied as nothing.
     /// A certificate was uploaded or renewed (its chain and names; never its private key, which
     /// a node fetches over its authenticated connection): nodes fetch the key and swap it in.
     CertificatePut { certificate: CertificateRecord },
     /// A certificate was deleted: nodes stop serving it. Deleting a service deletes its
     /// certificates without an event of their own (the `service_deleted` event says it).
     CertificateDeleted { service: ServiceId, tenant: TenantId, name: CertificateName },
+    /// An event type this build does not know (a newer control plane's): applied as nothing.
+    #[serde(other)]
+    Other,
 }
 
 impl Change {
-    /// The service the change is about.
-    pub fn service(&self) -> &ServiceId {
+    /// The service the change is about; `None` for [`Change::Other`].
+    pub fn service(&self) -> Option<&ServiceId> {
         match self {
-            Change::ServicePut { service } => &service.id,
-            Change::ServiceDeleted { id, .. } => id,
-            Change::Purge { purge } => &purge.service,
-            Change::CertificatePut { certificate } => &certificate.service,
-            Change::CertificateDeleted { service, .. } => service,
+            Change::ServicePut { service } => Some(&service.id),
+            Change::ServiceDeleted { id, .. } => Some(id),
+            Change::Purge { purge } => Some(&purge.service),
+            Change::AcmeChallengePut { challenge } => Some(&challenge.service),
+            Change::AcmeChallengeDeleted { service, .. } => Some(service),
+            Change::CertificatePut { certificate } => Some(&certificate.service),
+            Change::CertificateDeleted { service, .. } => Some(service),
+            Change::Other => None,
         }
     }
 }
@@ -382,6 +403,9 @@ pub struct Snapshot {
     /// True when the node asked to resume (N > 0) but could not: it cannot know which purges it
     /// missed, so it soft-purges every service it serves from the control plane.
     pub resync: bool,
+    /// The ACME challenge answers published as of `seq`, in token order (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acme_challenges: Vec<AcmeChallenge>,
     /// Every certificate (chain and names, no private key), in (service, name) order. Absent
     /// from control planes that had none (and from older ones): `[]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -484,7 +508,7 @@ mod tests {
         assert_eq!(json["service"]["config"]["hosts"][0], "shop.example");
         assert_eq!(json["service"]["verified_hosts"][0], "shop.example");
         let back: Event = serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(back.change.service().as_str(), "shop");
+        assert_eq!(back.change.service().map(ServiceId::as_str), Some("shop"));
         let Change::ServicePut { service } = back.change else { panic!("not a put") };
         assert!(service.serves("shop.example"));
         assert!(!service.serves("www.shop.example"), "a host not verified is not served");
@@ -502,6 +526,48 @@ mod tests {
         assert!(written.get("verified_hosts").is_none(), "absent stays absent: {written}");
         let none_verified = ServiceRecord { verified_hosts: Some(Vec::new()), ..record };
         assert!(!none_verified.serves("shop.example"));
+    }
+
+    #[test]
+    fn challenge_events_have_a_flat_json_form_and_unknown_types_read_as_other() {
+        let challenge = AcmeChallenge {
+            token: "tok".to_owned(),
+            host: "www.example.test".to_owned(),
+            kind: crate::acme::ChallengeKind::TlsAlpn01,
+            key_authorization: "tok.thumb".to_owned(),
+            service: id("shop"),
+            expires_at: Timestamp(0),
+        };
+        let cases = [
+            (
+                Change::AcmeChallengePut { challenge },
+                concat!(
+                    r#"{"seq":1,"at":"1970-01-01T00:00:00.000Z","type":"acme_challenge_put","challenge":{"token":"tok","#,
+                    r#""host":"www.example.test","kind":"tls-alpn-01","key_authorization":"tok.thumb","service":"shop","#,
+                    r#""expires_at":"1970-01-01T00:00:00.000Z"}}"#
+                ),
+            ),
+            (
+                Change::AcmeChallengeDeleted { token: "tok".to_owned(), service: id("shop") },
+                r#"{"seq":1,"at":"1970-01-01T00:00:00.000Z","type":"acme_challenge_deleted","token":"tok","service":"shop"}"#,
+            ),
+        ];
+        for (change, json) in cases {
+            let event = Event { seq: Seq(1), at: Timestamp(0), change };
+            assert_eq!(serde_json::to_string(&event).ok().as_deref(), Some(json));
+            let back: Event = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(back, event);
+        }
+        // A newer control plane's event: its number counts, its content is skipped.
+        let newer = r#"{"seq":2,"at":"1970-01-01T00:00:00.000Z","type":"route_rules_put","rules":{"name":"x"}}"#;
+        let event: Event = serde_json::from_str(newer).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((event.seq, event.change), (Seq(2), Change::Other));
+        // An older control plane's snapshot has no challenges.
+        let old = r#"{"snapshot":{"seq":3,"services":[],"resync":false}}"#;
+        let StreamMessage::Snapshot(snapshot) = serde_json::from_str(old).unwrap_or_else(|e| panic!("{e}")) else {
+            panic!("not a snapshot")
+        };
+        assert!(snapshot.acme_challenges.is_empty());
     }
 
     #[test]
@@ -571,7 +637,13 @@ mod tests {
         let cases = [
             (StreamMessage::Heartbeat { head: Seq(5) }, r#"{"heartbeat":{"head":5}}"#.to_owned()),
             (
-                StreamMessage::Snapshot(Snapshot { seq: Seq(3), services: vec![], resync: true, certificates: vec![] }),
+                StreamMessage::Snapshot(Snapshot {
+                    seq: Seq(3),
+                    services: vec![],
+                    resync: true,
+                    acme_challenges: vec![],
+                    certificates: vec![],
+                }),
                 r#"{"snapshot":{"seq":3,"services":[],"resync":true}}"#.to_owned(),
             ),
             (

@@ -30,6 +30,8 @@
 //!   [`PurgeRecord`], and the numbered [`Event`] log ([`Seq`], [`Change`]); the node protocol
 //!   ([`NodeRegistration`], [`StreamMessage`], [`Snapshot`], [`Ack`]); `timestamp`:
 //!   [`Timestamp`], RFC 3339 in its JSON.
+//! - `acme`: [`AcmeChallenge`], the ACME challenge answers (HTTP-01, TLS-ALPN-01) every edge
+//!   serves for the control plane's orders.
 //! - `control_client`: [`ControlConfig`] (`[control]`), how a node follows the control plane.
 //!
 //! This crate does not own the runtime form: the edge node compiles a [`NodeConfig`] once per
@@ -71,6 +73,7 @@
 //! # Ok::<(), outpost_config::ConfigErrors>(())
 //! ```
 
+mod acme;
 mod certificate;
 mod compression;
 mod control;
@@ -98,6 +101,7 @@ mod validate;
 use std::io::Read;
 use std::path::Path;
 
+pub use acme::{AcmeChallenge, ChallengeKind, MAX_KEY_AUTHORIZATION_LEN, MAX_TOKEN_LEN, is_token as acme_token};
 pub use compression::{CompressionConfig, ContentCoding, Levels, TypePattern};
 pub use control::{
     Ack, CertificateKey, CertificateName, CertificateRecord, CertificateSource, Change, Event, FunctionRef,
@@ -121,7 +125,7 @@ pub use rules::{
     CacheKeyConfig, CacheRuleConfig, DenyConfig, ErrorPageConfig, FieldMatch, Glob, HeaderOps, HstsConfig, MatchConfig,
     OriginCacheControl, QueryKeep, QueryMode, RedirectConfig, RuleConfig, SchemeMatch, Template,
 };
-pub use service::{HostHeader, OriginProtocol, ServiceConfig};
+pub use service::{HostHeader, OriginProtocol, ServiceConfig, TlsMode};
 pub use timestamp::{Timestamp, civil_from_days};
 pub use units::{ByteSize, MAX_DURATION, format_duration, parse_duration};
 pub use upstreams::{

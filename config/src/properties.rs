@@ -114,6 +114,7 @@ fn message() -> impl Strategy<Value = StreamMessage> {
                 seq: Seq(seq),
                 services,
                 resync,
+                acme_challenges: Vec::new(),
                 certificates: vec![]
             })
         ),

@@ -164,6 +164,12 @@ pub struct ServiceConfig {
     /// the upstream's 5xx), by status or class. Default: none; at most 16.
     #[serde(default)]
     pub error_pages: Vec<ErrorPageConfig>,
+    /// Where the certificates of the service's hosts come from: `"manual"` (the operator's
+    /// files, or certificates uploaded through the API) or `"auto"` (the control plane
+    /// obtains and renews them by ACME, RFC 8555, for the service's verified hosts). Nodes
+    /// read it as documentation only. Default: `"manual"`.
+    #[serde(default)]
+    pub tls: TlsMode,
 }
 
 fn default_https_redirect_status() -> u16 {
@@ -246,6 +252,17 @@ impl TryFrom<String> for HostHeader {
             },
         }
     }
+}
+
+/// `tls`: who provides a service's certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Certificates from files or the API.
+    #[default]
+    Manual,
+    /// Certificates obtained and renewed by the control plane's ACME client.
+    Auto,
 }
 
 /// The HTTP version spoken to the origin.

@@ -37,6 +37,7 @@
 //!
 //! Not here yet: functions, the CLI.
 
+pub mod acme;
 pub mod api;
 pub mod auth;
 pub mod certs;

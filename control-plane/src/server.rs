@@ -75,6 +75,8 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>, notifier: Arc<No
     let watchdog = notifier.spawn_watchdog();
     let checker = crate::pops::spawn_checker(app.pops.clone());
     let rechecker = crate::domains::recheck::spawn(app.store.clone(), app.domains.clone(), app.nodes.clone());
+    // Certificates for tls = "auto" services: one round per acme.interval.
+    let acme = crate::acme::Driver::new(app.clone(), settings.acme.clone()).spawn();
     let (stop_dns, dns_stopped) = tokio::sync::oneshot::channel::<()>();
     let dns = dns.map(|dns| {
         let zone = settings.dns.as_ref().map_or("", |d| d.zone.as_str());
@@ -101,6 +103,7 @@ pub async fn run(settings: Settings, ready_file: Option<&Path>, notifier: Arc<No
     rechecker.abort();
     syncer.abort();
     crate::sync::end_lease(&nodes_at_stop, std::time::Duration::from_secs(2)).await;
+    acme.abort();
     if let Some(follower) = follower {
         follower.abort();
     }

@@ -103,6 +103,10 @@ pub struct Settings {
     /// `[limits]`.
     #[serde(default)]
     pub limits: Limits,
+    /// `[acme]`: the ACME directory `tls = "auto"` services' certificates come from. Default:
+    /// Let's Encrypt, with the defaults of [`crate::acme::AcmeSettings`].
+    #[serde(default)]
+    pub acme: crate::acme::AcmeSettings,
 }
 
 /// `[nodes]`: how the control plane talks to the nodes that follow it.
@@ -346,6 +350,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Settings, ConfigErrors> {
     if settings.data.is_relative() && !settings.data.as_os_str().is_empty() {
         settings.data = base.join(&settings.data);
     }
+    settings.acme.resolve(base);
     settings.secrets.resolve(base);
     let mut errors = Vec::new();
     check(&settings, &mut |path, message| errors.push(error(path, message)));
@@ -428,6 +433,7 @@ fn check(settings: &Settings, report: &mut dyn FnMut(&str, String)) {
     check_nodes(&settings.nodes, report);
     settings.health.check(report);
     settings.domains.check(report);
+    settings.acme.check(report);
     if let Some(Err(problems)) = settings.dns.as_ref().map(crate::dns::DnsSettings::compile) {
         for (path, message) in problems {
             report(&path, message);

@@ -27,6 +27,7 @@
 //!
 //! It does not own configuration (`outpost-config`), nor the control plane.
 
+pub mod acme;
 pub mod admin;
 pub mod agent;
 pub mod body;

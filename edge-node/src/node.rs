@@ -106,6 +106,7 @@ impl RunningNode {
             builders: ConnBuilders::new(&cfg.limits),
             access_log: AccessLog::start(&cfg.log).map_err(StartError::AccessLog)?,
             functions,
+            acme: Arc::new(crate::acme::Challenges::default()),
         });
         // The file's certificates, before the agent adds the control plane's (HTTPS only).
         let tls_certs = match cfg.listen.https {
@@ -124,9 +125,16 @@ impl RunningNode {
         // The control plane's services as last saved, in force before the listeners serve.
         let agent = match &cfg.control {
             Some(control) => Some(
-                Agent::prepare(&cfg, control, reloader.clone(), state.delivery.cache().clone(), tls_certs.clone())
-                    .await
-                    .map_err(StartError::Control)?,
+                Agent::prepare(
+                    &cfg,
+                    control,
+                    reloader.clone(),
+                    state.delivery.cache().clone(),
+                    tls_certs.clone(),
+                    state.acme.clone(),
+                )
+                .await
+                .map_err(StartError::Control)?,
             ),
             None => None,
         };
@@ -148,7 +156,9 @@ impl RunningNode {
         let https = match cfg.listen.https {
             Some(addr) => {
                 let certs = tls_certs.clone().unwrap_or_else(|| Arc::new(listen::certs::Certs::new(Vec::new(), None)));
-                let server = Arc::new(tls::server_config(certs.clone())?);
+                let mut server = tls::server_config(certs.clone())?;
+                crate::acme::answer_tls_alpn(&mut server, state.acme.clone());
+                let server = Arc::new(server);
                 let l = binder.tcp(Listener::Https, addr).await?;
                 let bound = l.local_addr().map_err(|source| StartError::Bind { field: "https", addr, source })?;
                 let mut alt_svc = None;

@@ -37,6 +37,8 @@ pub struct NodeState {
     pub access_log: AccessLog,
     /// The engine services' edge functions run on; reloads compile new versions on it.
     pub functions: Arc<crate::function::FunctionHost>,
+    /// The ACME challenges the control plane published, answered before any tenant logic.
+    pub acme: Arc<crate::acme::Challenges>,
 }
 
 /// What the access log says of the request, read before the request is taken apart.
@@ -160,6 +162,14 @@ where
 {
     if state.role == outpost_config::NodeRole::Shield && head.path == SHIELD_HEALTH_PATH {
         return Accepted::Answered(respond::plain(http::StatusCode::OK, &ctx.id.0));
+    }
+    // ACME HTTP-01 (RFC 8555 §8.3): the CA's validator, before any tenant logic.
+    if let Ok(host) = &head.host
+        && head.path.starts_with(crate::acme::http01::PREFIX)
+        && let Some(resp) =
+            crate::acme::http01::answer(&state.acme.current(), &head.method, host, &head.path, crate::acme::now())
+    {
+        return Accepted::Answered(resp);
     }
     // `OPTIONS *` is about this server, answered here (RFC 9110 §9.3.7).
     match crate::listen::asterisk(req.method(), req.uri()) {

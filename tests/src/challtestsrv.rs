@@ -26,6 +26,17 @@ impl ChallTestSrv {
     /// Starts it on free loopback ports (tried a few times: a port is found free, then
     /// released before the server binds it) and waits (bounded) until its management API answers.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// As [`ChallTestSrv::start`], with names it holds no record for answering A with
+    /// 127.0.0.1 and AAAA with nothing: what Pebble's validator needs to reach edges listening
+    /// on 127.0.0.1 for any host.
+    pub async fn start_loopback_v4() -> anyhow::Result<Self> {
+        Self::start_with(&["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]).await
+    }
+
+    async fn start_with(extra: &[&str]) -> anyhow::Result<Self> {
         let bin = std::env::var("OUTPOST_CHALLTESTSRV").unwrap_or_else(|_| "pebble-challtestsrv".to_owned());
         let mut last = String::new();
         for _ in 0..5 {
@@ -33,6 +44,7 @@ impl ChallTestSrv {
             let child = Command::new(&bin)
                 .args(["-dns01", &dns.to_string(), "-management", &management.to_string()])
                 .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn();
@@ -110,7 +122,7 @@ impl Drop for ChallTestSrv {
     }
 }
 
-fn free_tcp_port() -> anyhow::Result<SocketAddr> {
+pub(crate) fn free_tcp_port() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 

@@ -1,7 +1,7 @@
 //! End-to-end tests for Outpost: real `edge-node` and `origin-shield` processes in front of real
 //! origins on loopback, and the real `control-plane`.
 //!
-//! The harness has twelve parts, each in its own module:
+//! The harness has these parts, each in its own module:
 //! - [`origin`]: a scripted hyper origin that records what it receives;
 //! - [`raw_origin`]: a raw-TCP origin that frames requests as nginx does (answers before the body);
 //! - [`interim_origin`]: a raw-TCP origin that sends 1xx (103 Early Hints) before its answer;
@@ -16,8 +16,11 @@
 //! - [`pg`]: a throwaway PostgreSQL cluster (`initdb` + `pg_ctl` on loopback) for the control
 //!   plane's PostgreSQL store and its replicas;
 //! - [`tmpfs`]: a small tmpfs mounted for a scenario (a full disk), unmounted on drop;
-//! - [`challtestsrv`]: a DNS server whose TXT and A records a scenario sets
-//!   (`pebble-challtestsrv`), for proofs of domain control and ACME's DNS needs.
+//! - [`pebble`]: Pebble, the ACME test server (Debian's `pebble`), with its test CA, its
+//!   validator aimed at an edge's listeners;
+//! - [`challtestsrv`]: a DNS server the test controls (`pebble-challtestsrv`): A and TXT records
+//!   set through its management API, for proofs of domain
+//!   control and ACME.
 //!
 //! A scenario in `tests/*.rs` starts an origin, scripts it, starts a node whose service points at
 //! it, sends requests and asserts on both ends: the response and `Cache-Status` the client got,
@@ -40,6 +43,7 @@ pub mod interim_client;
 pub mod interim_origin;
 pub mod node;
 pub mod origin;
+pub mod pebble;
 pub mod pg;
 pub mod proxy;
 pub mod raw_origin;

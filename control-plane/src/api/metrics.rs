@@ -31,6 +31,8 @@ pub struct Counters {
     purges: AtomicU64,
     /// Stream or registration claims refused because another connection held the node id.
     node_id_conflicts: AtomicU64,
+    /// ACME orders ended on this replica: obtained and installed, failed.
+    acme_orders: [AtomicU64; 2],
 }
 
 impl Counters {
@@ -43,6 +45,11 @@ impl Counters {
 
     pub fn purge_accepted(&self) {
         self.purges.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An ACME order ended.
+    pub fn acme_order(&self, ok: bool) {
+        self.acme_orders[usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn node_id_conflict(&self) {
@@ -71,6 +78,30 @@ pub async fn get(State(app): State<AppState>, Auth(principal): Auth) -> Result<R
         "Registrations and streams refused because another connection held the node id.",
     );
     text.sample("outpost_cp_node_id_conflicts_total", &[], load(&app.counters.node_id_conflicts));
+    text.family("outpost_cp_acme_orders_total", "counter", "ACME orders this replica ended, by outcome.");
+    for (outcome, counter) in ["ok", "failed"].into_iter().zip(&app.counters.acme_orders) {
+        text.sample("outpost_cp_acme_orders_total", &[("outcome", outcome)], load(counter));
+    }
+    let acme = app.store.acme_states().await?;
+    text.family(
+        "outpost_cp_acme_failures",
+        "gauge",
+        "Failed ACME orders in a row per tls = \"auto\" service (0 after a success): alert above 0 for long.",
+    );
+    for state in &acme {
+        text.sample("outpost_cp_acme_failures", &[("service", state.service.as_str())], u64::from(state.failures));
+    }
+    text.family(
+        "outpost_cp_acme_certificate_not_after_seconds",
+        "gauge",
+        "When each tls = \"auto\" service's ACME certificate expires, Unix seconds.",
+    );
+    for state in &acme {
+        if let Some(certificate) = state.certificate {
+            let at = certificate.not_after.as_millis() / 1000;
+            text.sample("outpost_cp_acme_certificate_not_after_seconds", &[("service", state.service.as_str())], at);
+        }
+    }
     text.family("outpost_cp_head_seq", "gauge", "The event log's last sequence number.");
     text.sample("outpost_cp_head_seq", &[], head.0);
 

@@ -5,6 +5,7 @@
 //! read), find the service the caller may see (404 otherwise), parse and check the body, then
 //! one store write that also appends the event.
 
+mod acme;
 mod backup;
 mod certificates;
 mod compat;
@@ -66,6 +67,8 @@ pub struct App {
     pub counters: metrics::Counters,
     /// Domain checks (`[domains]`), shared with the periodic check `server` starts.
     pub domains: Arc<crate::domains::Domains>,
+    /// `[acme]`: the API reports the next attempt with its retry bounds.
+    pub acme: crate::acme::AcmeSettings,
     /// Seals and opens certificates' private keys (`[secrets]`).
     pub keyring: Arc<crate::secrets::Keyring>,
 }
@@ -103,6 +106,7 @@ impl App {
             dns_stats,
             counters,
             domains,
+            acme: settings.acme.clone(),
             keyring,
         }))
     }
@@ -173,6 +177,7 @@ pub fn routes() -> Vec<Route> {
             handler: on(Post.filter(), functions::upload).layer(DefaultBodyLimit::disable()),
         },
         route(Get, "/v1/services/{id}/functions", functions::list),
+        route(Get, "/v1/services/{id}/acme", acme::get),
         route(Post, "/v1/services/{id}/functions/{version}/activate", functions::activate),
         route(Post, "/v1/services/{id}/functions/rollback", functions::rollback),
         route(Get, "/v1/functions/{sha256}", functions::bytes),

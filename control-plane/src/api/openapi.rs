@@ -123,6 +123,17 @@ pub fn document() -> Value {
     if let (Some(paths), Value::Object(domains)) = (document["paths"].as_object_mut(), domain_paths()) {
         paths.extend(domains);
     }
+    if let Some(paths) = document["paths"].as_object_mut() {
+        paths.insert(
+            "/v1/services/{id}/acme".to_owned(),
+            json!({
+                "parameters": [path_param("id", "Service id.")],
+                "get": op("getAcme", "Where a tls = \"auto\" service's ACME certificate stands: status (idle, \
+                    ordering, valid, failed), hosts, the certificate's dates, failures in a row, the last ACME error \
+                    (code and the CA's detail) and the next attempt.", None, "AcmeView", &[404], true),
+            }),
+        );
+    }
     if let (Some(paths), Value::Object(certs)) = (document["paths"].as_object_mut(), super::openapi_certs::paths()) {
         paths.extend(certs);
     }
@@ -664,6 +675,28 @@ fn components() -> Value {
     }
     if let (Some(schemas), Value::Object(domains)) = (components["schemas"].as_object_mut(), domain_schemas()) {
         schemas.extend(domains);
+    }
+    if let Some(schemas) = components["schemas"].as_object_mut() {
+        let at = json!({"type": "string", "format": "date-time"});
+        schemas.insert(
+            "AcmeView".to_owned(),
+            json!({
+                "type": "object",
+                "required": ["service", "tls", "hosts", "failures"],
+                "properties": {
+                    "service": {"type": "string"},
+                    "tls": {"enum": ["auto", "manual"]},
+                    "status": {"enum": ["idle", "ordering", "valid", "failed"]},
+                    "hosts": {"type": "array", "items": {"type": "string"}},
+                    "certificate": {"type": "object", "properties": {"not_before": at, "not_after": at, "issued_at": at}},
+                    "failures": {"type": "integer"},
+                    "last_error": {"type": "object", "properties": {
+                        "at": at, "code": {"enum": ["account", "order", "validation", "finalize", "install", "timeout", "hosts", "store", "lease"]},
+                        "message": {"type": "string"}}},
+                    "next_attempt": at,
+                },
+            }),
+        );
     }
     if let (Some(schemas), Value::Object(certs)) =
         (components["schemas"].as_object_mut(), super::openapi_certs::schemas())

@@ -144,8 +144,13 @@ async fn start(store: &dyn Store, out: &Out<'_>, after: Seq) -> Result<Seq, End>
     let snapshot = store.snapshot().await.map_err(End::Store)?;
     let cursor = snapshot.seq;
     let resync = after.0 > 0;
-    let message =
-        Snapshot { seq: snapshot.seq, services: snapshot.services, resync, certificates: snapshot.certificates };
+    let message = Snapshot {
+        seq: snapshot.seq,
+        services: snapshot.services,
+        resync,
+        certificates: snapshot.certificates,
+        acme_challenges: snapshot.challenges,
+    };
     out.send(&StreamMessage::Snapshot(message)).await?;
     send_after(store, out, cursor).await
 }

@@ -21,6 +21,7 @@
 //! - `function_sets`, `function_blobs`, `function_refs`: uploaded functions (see
 //!   [`functions`])
 //! - `domains`, `service_domains`: each host's proof of control (see [`domains`])
+//! - `acme_challenges`, `acme_states`, `acme_accounts`: the ACME driver's (see [`acme`])
 //! - `certificates`: `"{service} {name}"` → [`StoredCertificate`] (see [`certificates`])
 //!
 //! The log keeps at most `max_events` ([`EmbeddedStore::with_max_events`]): the transaction
@@ -36,16 +37,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use outpost_config::{
-    CertificateName, Change, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId,
-    Timestamp,
+    AcmeChallenge, CertificateName, Change, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId,
+    ServiceRecord, TenantId, Timestamp,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Added, DomainQuery, Expect, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut, ServiceQuery,
-    Snapshot, Store, StoreError, StoreFuture, StoredCertificate, StoredNode, held_hosts,
+    AcmeState, Added, DomainQuery, Expect, FunctionChange, FunctionSet, NewFunction, NewPurge, NodeAck, ServicePut,
+    ServiceQuery, Snapshot, Store, StoreError, StoreFuture, StoredCertificate, StoredNode, held_hosts,
 };
 use crate::domains::DomainRecord;
 use crate::ratelimit::{BucketSpec, PurgeBuckets};
@@ -113,6 +114,7 @@ impl EmbeddedStore {
         txn.open_table(DRAINS).map_err(|e| backend("create table", e))?;
         functions::create_tables(&txn)?;
         domains::create_tables(&txn, Timestamp::from_system(std::time::SystemTime::now()))?;
+        acme::create_tables(&txn)?;
         certificates::create_tables(&txn)?;
         txn.commit().map_err(|e| backend("commit", e))?;
         Ok(Self {
@@ -362,9 +364,12 @@ impl Store for EmbeddedStore {
                 let (id, value) = entry.map_err(|e| backend("read services", e))?;
                 services.push(decode(id.value(), value.value())?);
             }
+            let challenges = acme::challenges(
+                &txn.open_table(acme::ACME_CHALLENGES).map_err(|e| backend("open acme_challenges", e))?,
+            )?;
             let table = txn.open_table(certificates::CERTIFICATES).map_err(|e| backend("open certificates", e))?;
             let certificates = certificates::list(&table, "", usize::MAX)?.into_iter().map(|c| c.record).collect();
-            Ok(Snapshot { seq, services, certificates })
+            Ok(Snapshot { seq, services, certificates, challenges })
         })
     }
 
@@ -562,6 +567,64 @@ impl Store for EmbeddedStore {
         Box::pin(async move { Ok(taken) })
     }
 
+    fn put_challenge(&self, challenge: AcmeChallenge, at: Timestamp) -> StoreFuture<'_, Event> {
+        let max = self.max_events;
+        self.write(move |txn| acme::put_challenge(txn, challenge, at, max))
+    }
+
+    fn delete_challenge(&self, token: &str, at: Timestamp) -> StoreFuture<'_, Option<Event>> {
+        let (token, max) = (token.to_owned(), self.max_events);
+        self.write(move |txn| acme::delete_challenge(txn, &token, at, max))
+    }
+
+    fn challenges(&self) -> StoreFuture<'_, Vec<AcmeChallenge>> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            acme::challenges(&txn.open_table(acme::ACME_CHALLENGES).map_err(|e| backend("open acme_challenges", e))?)
+        })
+    }
+
+    fn acme_state(&self, service: &ServiceId) -> StoreFuture<'_, Option<AcmeState>> {
+        let service = service.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(acme::ACME_STATES).map_err(|e| backend("open acme_states", e))?;
+            let found = table.get(service.as_str()).map_err(|e| backend("read acme state", e))?;
+            found.map(|v| decode(service.as_str(), v.value())).transpose()
+        })
+    }
+
+    fn acme_states(&self) -> StoreFuture<'_, Vec<AcmeState>> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            acme::states(&txn.open_table(acme::ACME_STATES).map_err(|e| backend("open acme_states", e))?)
+        })
+    }
+
+    fn put_acme_state(&self, state: AcmeState) -> StoreFuture<'_, Option<AcmeState>> {
+        self.write(move |txn| acme::put_state(txn, state))
+    }
+
+    fn delete_acme_state(&self, service: &ServiceId) -> StoreFuture<'_, ()> {
+        let service = service.clone();
+        self.write(move |txn| acme::delete_state(txn, &service))
+    }
+
+    fn acme_account(&self, directory: &str) -> StoreFuture<'_, Option<String>> {
+        let directory = directory.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = txn.open_table(acme::ACME_ACCOUNTS).map_err(|e| backend("open acme_accounts", e))?;
+            let found = table.get(directory.as_str()).map_err(|e| backend("read acme account", e))?;
+            Ok(found.map(|v| v.value().to_owned()))
+        })
+    }
+
+    fn put_acme_account(&self, directory: &str, credentials: String) -> StoreFuture<'_, String> {
+        let directory = directory.to_owned();
+        self.write(move |txn| acme::put_account(txn, &directory, credentials))
+    }
+
     fn put_certificate(&self, put: StoredCertificate, at: Timestamp) -> StoreFuture<'_, Event> {
         let max = self.max_events;
         self.write(move |txn| certificates::put(txn, put, at, max))
@@ -708,6 +771,7 @@ fn backend(what: impl std::fmt::Display, error: impl std::fmt::Display) -> Store
     StoreError::Backend(format!("{what}: {error}"))
 }
 
+mod acme;
 mod backup;
 mod certificates;
 mod domains;

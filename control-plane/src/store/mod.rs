@@ -31,11 +31,16 @@
 //!   replica merges, so the node list, purge progress and the 409 holder check agree.
 //! - **Purge buckets**: one token bucket per tenant ([`Store::take_purge`]), so a tenant's
 //!   purge rate is bounded across every replica.
+//! - **ACME** (see `acme`): challenge answers are state and events at once (a put or delete
+//!   appends its event in the same transaction; snapshots carry them); each service's
+//!   [`AcmeState`] is written by compare-and-set on its `revision`, so of two replicas only
+//!   one takes a lease or moves an order on; accounts are kept per directory URL.
 //! - **Certificates**: one per (service, name), written with its event; the private key only
 //!   ever sealed ([`crate::secrets::Sealed`]: the store never sees it in clear). Deleting a
 //!   service deletes its certificates in the same transaction. Lists ordered by (service,
 //!   name). A snapshot carries them (without keys) with the services, as of the same instant.
 
+mod acme;
 mod embedded;
 mod function_set;
 pub mod postgres;
@@ -47,12 +52,13 @@ use std::future::Future;
 use std::pin::Pin;
 
 use outpost_config::{
-    CertificateName, CertificateRecord, Event, FunctionRef, NodeId, NodeRecord, PurgeId, PurgeRecord, PurgeTarget, Seq,
-    ServiceId, ServiceRecord, TenantId, Timestamp,
+    AcmeChallenge, CertificateName, CertificateRecord, Event, FunctionRef, NodeId, NodeRecord, PurgeId, PurgeRecord,
+    PurgeTarget, Seq, ServiceId, ServiceRecord, TenantId, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::domains::DomainRecord;
+pub use acme::{AcmeFailure, AcmeState, AcmeStatus, IssuedDates, Lease};
 pub use embedded::EmbeddedStore;
 pub use function_set::{Added, FunctionSet, FunctionVersion};
 pub use postgres::PostgresStore;
@@ -210,6 +216,38 @@ pub trait Store: Send + Sync {
         now: Timestamp,
     ) -> StoreFuture<'_, Result<(), std::time::Duration>>;
 
+    /// Publishes an ACME challenge answer (replacing one with the same token) and appends an
+    /// `acme_challenge_put` event.
+    fn put_challenge(&self, challenge: AcmeChallenge, at: Timestamp) -> StoreFuture<'_, Event>;
+
+    /// Withdraws a challenge answer and appends an `acme_challenge_deleted` event; `None` (and
+    /// no event) when no challenge has that token.
+    fn delete_challenge(&self, token: &str, at: Timestamp) -> StoreFuture<'_, Option<Event>>;
+
+    /// Every published challenge, in token order.
+    fn challenges(&self) -> StoreFuture<'_, Vec<AcmeChallenge>>;
+
+    /// A service's ACME state.
+    fn acme_state(&self, service: &ServiceId) -> StoreFuture<'_, Option<AcmeState>>;
+
+    /// Every service's ACME state, in service order.
+    fn acme_states(&self) -> StoreFuture<'_, Vec<AcmeState>>;
+
+    /// Writes `state` with `revision + 1` if the stored state's revision is `state.revision`
+    /// (an absent state counts as revision 0); returns what was written, or `None` when
+    /// another replica wrote first. Not an event: nodes do not need it.
+    fn put_acme_state(&self, state: AcmeState) -> StoreFuture<'_, Option<AcmeState>>;
+
+    /// Forgets a service's ACME state (the service was deleted or left `tls = "auto"`).
+    fn delete_acme_state(&self, service: &ServiceId) -> StoreFuture<'_, ()>;
+
+    /// The ACME account credentials kept for a directory URL (sealed by the caller).
+    fn acme_account(&self, directory: &str) -> StoreFuture<'_, Option<String>>;
+
+    /// Keeps the account credentials for a directory URL, unless some are kept already
+    /// (two replicas creating an account at once: the first one written wins); returns the
+    /// ones kept.
+    fn put_acme_account(&self, directory: &str, credentials: String) -> StoreFuture<'_, String>;
     /// Creates or replaces the certificate `(put.record.service, put.record.name)` for a
     /// service `put.record.tenant` owns (else [`StoreError::Conflict`]), and appends its
     /// `certificate_put` event. The record's `version` and `updated_at` are the event's.
@@ -355,11 +393,12 @@ pub struct NodeAck {
     pub at: Timestamp,
 }
 
-/// The services and certificates as of one point of the log.
+/// The services, certificates and ACME challenge answers as of one point of the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub seq: Seq,
     pub services: Vec<ServiceRecord>,
+    pub challenges: Vec<AcmeChallenge>,
     /// In (service, name) order; no keys.
     pub certificates: Vec<CertificateRecord>,
 }

@@ -17,6 +17,11 @@
 //!   again, maybe by another tenant, so objects of the old service must never serve the new
 //!   one. A service that a snapshot no longer lists was deleted while the node was away: the
 //!   same applies.
+//! - ACME challenge answers are kept by token, at most [`MAX_CHALLENGES`]; one that fails its
+//!   check (`AcmeChallenge::check`) or comes beyond the bound is not kept (the CA's
+//!   validation through this node then fails, and the control plane's order says so). A
+//!   snapshot replaces them whole. An event type this build does not know is applied as
+//!   nothing: its number counts.
 //! - Certificates (chain and names; the key is fetched by the agent) are kept per (service,
 //!   name); a deleted service takes its certificates with it. Any change to them, or to the
 //!   services (whose hosts decide what a certificate is served for), asks for the node's
@@ -25,9 +30,14 @@
 use std::collections::BTreeMap;
 
 use outpost_config::{
-    CertificateName, CertificateRecord, Change, Event, PurgeTarget, Seq, ServiceId, ServiceRecord, Snapshot,
-    StreamMessage,
+    AcmeChallenge, CertificateName, CertificateRecord, Change, Event, PurgeTarget, Seq, ServiceId, ServiceRecord,
+    Snapshot, StreamMessage,
 };
+
+/// Most ACME challenge answers a node keeps: four per order (HTTP-01 and TLS-ALPN-01 for a
+/// host and its `www`) for a thousand orders in flight at once. Bounds the node's memory
+/// whatever the control plane sends.
+pub const MAX_CHALLENGES: usize = 4096;
 
 /// A certificate's identity: its service and name.
 pub type CertificateKeyId = (ServiceId, CertificateName);
@@ -41,6 +51,8 @@ pub struct Follower {
     log: Option<String>,
     seq: Seq,
     services: BTreeMap<ServiceId, ServiceRecord>,
+    /// ACME challenge answers by token.
+    challenges: BTreeMap<String, AcmeChallenge>,
     certificates: BTreeMap<CertificateKeyId, CertificateRecord>,
 }
 
@@ -54,11 +66,15 @@ pub struct Effects {
     pub certificates_changed: bool,
     /// Purges to record, in the order they were made.
     pub purges: Vec<Purge>,
+    /// The ACME challenge answers changed: rebuild the set the listeners answer from.
+    pub challenges_changed: bool,
+    /// Challenges not kept (token, why), for the log.
+    pub refused_challenges: Vec<(String, String)>,
 }
 
 impl Effects {
     pub fn is_empty(&self) -> bool {
-        !self.services_changed && !self.certificates_changed && self.purges.is_empty()
+        !self.services_changed && !self.certificates_changed && self.purges.is_empty() && !self.challenges_changed
     }
 }
 
@@ -116,6 +132,36 @@ impl Follower {
             seq,
             services: services.into_iter().map(|r| (r.id.clone(), r)).collect(),
             certificates: certificates.into_iter().map(|c| ((c.service.clone(), c.name.clone()), c)).collect(),
+            challenges: BTreeMap::new(),
+        }
+    }
+
+    /// The ACME challenges as saved beside the state (checked again, as if received).
+    pub fn with_challenges(mut self, challenges: Vec<AcmeChallenge>) -> Self {
+        let mut ignored = Effects::default();
+        for c in challenges {
+            self.put_challenge(c, &mut ignored);
+        }
+        self
+    }
+
+    /// The ACME challenge answers, in token order.
+    pub fn challenges(&self) -> impl Iterator<Item = &AcmeChallenge> {
+        self.challenges.values()
+    }
+
+    fn put_challenge(&mut self, challenge: AcmeChallenge, effects: &mut Effects) {
+        if let Err(e) = challenge.check() {
+            effects.refused_challenges.push((challenge.token, e));
+            return;
+        }
+        if self.challenges.len() >= MAX_CHALLENGES && !self.challenges.contains_key(&challenge.token) {
+            effects.refused_challenges.push((challenge.token, format!("more than {MAX_CHALLENGES} challenges")));
+            return;
+        }
+        if self.challenges.get(&challenge.token) != Some(&challenge) {
+            effects.challenges_changed = true;
+            self.challenges.insert(challenge.token.clone(), challenge);
         }
     }
 
@@ -192,6 +238,14 @@ impl Follower {
             snapshot.certificates.into_iter().map(|c| ((c.service.clone(), c.name.clone()), c)).collect();
         effects.certificates_changed |= effects.services_changed || certificates != self.certificates;
         self.services = services;
+        // Rebuilt from nothing: changed only if the result differs from what was held.
+        let before = std::mem::take(&mut self.challenges);
+        let mut rebuilt = Effects::default();
+        for c in snapshot.acme_challenges {
+            self.put_challenge(c, &mut rebuilt);
+        }
+        effects.refused_challenges.append(&mut rebuilt.refused_challenges);
+        effects.challenges_changed |= before != self.challenges;
         self.certificates = certificates;
         self.seq = snapshot.seq;
         Applied::Snapshot { seq: snapshot.seq, resync }
@@ -236,6 +290,11 @@ impl Follower {
                     });
                 }
             }
+            Change::AcmeChallengePut { challenge } => self.put_challenge(challenge, effects),
+            Change::AcmeChallengeDeleted { token, .. } => {
+                effects.challenges_changed |= self.challenges.remove(&token).is_some();
+            }
+            Change::Other => {}
             Change::CertificatePut { certificate } => {
                 let key = (certificate.service.clone(), certificate.name.clone());
                 effects.certificates_changed = true;
@@ -296,6 +355,7 @@ mod tests {
 
     fn snapshot(seq: u64, names: &[&str], resync: bool) -> StreamMessage {
         StreamMessage::Snapshot(Snapshot {
+            acme_challenges: Vec::new(),
             seq: Seq(seq),
             services: names.iter().map(|n| record(n, 1)).collect(),
             resync,
@@ -345,6 +405,7 @@ mod tests {
                 services: vec![record("shop", 1)],
                 resync: false,
                 certificates: certs,
+                acme_challenges: vec![],
             })
         };
         type Row = (&'static str, Vec<StreamMessage>, Vec<&'static str>, bool);
@@ -535,5 +596,65 @@ mod tests {
         let mut old = Follower::restore(None, Seq(9), vec![], vec![]);
         assert!(!old.follow_log("cccc"));
         assert_eq!(old.seq(), Seq(9));
+    }
+
+    fn challenge(token: &str, host: &str) -> outpost_config::AcmeChallenge {
+        outpost_config::AcmeChallenge {
+            token: token.to_owned(),
+            host: host.to_owned(),
+            kind: outpost_config::ChallengeKind::Http01,
+            key_authorization: format!("{token}.thumb"),
+            service: id("shop"),
+            expires_at: Timestamp(1),
+        }
+    }
+
+    #[test]
+    fn challenges_are_put_replaced_deleted_and_checked() {
+        let mut follower = Follower::default();
+        let rows: Vec<(StreamMessage, bool, &[&str], usize)> = vec![
+            (event(1, Change::AcmeChallengePut { challenge: challenge("t1", "a.test") }), true, &["t1"], 0),
+            // The same again changes nothing.
+            (event(2, Change::AcmeChallengePut { challenge: challenge("t1", "a.test") }), false, &["t1"], 0),
+            (event(3, Change::AcmeChallengePut { challenge: challenge("t2", "b.test") }), true, &["t1", "t2"], 0),
+            // A token that could not be a path segment is refused, nothing else changes.
+            (event(4, Change::AcmeChallengePut { challenge: challenge("../x", "b.test") }), false, &["t1", "t2"], 1),
+            (event(5, Change::AcmeChallengeDeleted { token: "t1".into(), service: id("shop") }), true, &["t2"], 0),
+            (event(6, Change::AcmeChallengeDeleted { token: "t1".into(), service: id("shop") }), false, &["t2"], 0),
+            // A newer control plane's event type: applied as nothing, its number counts.
+            (event(7, Change::Other), false, &["t2"], 0),
+            (
+                StreamMessage::Snapshot(Snapshot {
+                    seq: Seq(9),
+                    services: vec![],
+                    resync: false,
+                    acme_challenges: vec![challenge("t3", "c.test")],
+                    certificates: vec![],
+                }),
+                true,
+                &["t3"],
+                0,
+            ),
+        ];
+        for (message, changed, tokens, refused) in rows {
+            let mut effects = Effects::default();
+            follower.apply(message, &mut effects).unwrap();
+            assert_eq!(effects.challenges_changed, changed, "{tokens:?}");
+            assert_eq!(effects.refused_challenges.len(), refused, "{tokens:?}");
+            let held: Vec<&str> = follower.challenges().map(|c| c.token.as_str()).collect();
+            assert_eq!(held, tokens);
+        }
+        assert_eq!(follower.seq(), Seq(9));
+    }
+
+    #[test]
+    fn challenges_beyond_the_bound_are_refused() {
+        let saved = (0..MAX_CHALLENGES).map(|n| challenge(&format!("t{n}"), "a.test")).collect();
+        let mut follower = Follower::default().with_challenges(saved);
+        let mut effects = Effects::default();
+        let one_more = event(1, Change::AcmeChallengePut { challenge: challenge("extra", "a.test") });
+        follower.apply(one_more, &mut effects).unwrap();
+        assert_eq!(effects.refused_challenges.len(), 1);
+        assert_eq!(follower.challenges().count(), MAX_CHALLENGES);
     }
 }

@@ -102,6 +102,8 @@ pub struct Agent {
     certs: Option<Arc<crate::listen::certs::Certs>>,
     /// The control plane's certificates' keys, on disk and loaded.
     certificate_files: CertificateFiles,
+    /// The ACME challenge answers the listeners serve, rebuilt from the follower's.
+    challenges: Arc<crate::acme::Challenges>,
 }
 
 impl Agent {
@@ -115,6 +117,7 @@ impl Agent {
         reloader: Arc<Reloader>,
         cache: Arc<Cache>,
         certs: Option<Arc<crate::listen::certs::Certs>>,
+        challenges: Arc<crate::acme::Challenges>,
     ) -> Result<Self, String> {
         let id = NodeId::parse(&node.node.name)?;
         let client = Arc::new(ControlClient::new(cfg, id)?);
@@ -134,10 +137,12 @@ impl Agent {
             running: BTreeMap::new(),
             certs,
             certificate_files,
+            challenges,
         };
         let saved = agent.load_saved();
         agent.services = ServiceApplier::restore(node.node.role, saved.kept);
         agent.follower = saved.follower;
+        agent.apply_challenges();
         let seq = agent.follower.seq();
         metrics::gauge!(CONTROL_APPLIED_SEQ).set(seq.0 as f64);
         metrics::gauge!(CONTROL_CONNECTED).set(0.0);
@@ -326,6 +331,12 @@ impl Agent {
             let count = self.apply_certificates(false).await?;
             tracing::info!(seq = %self.follower.seq(), certificates = count, "control-plane certificates applied");
         }
+        for (token, reason) in &effects.refused_challenges {
+            tracing::error!(%token, %reason, "ACME challenge from the control plane not kept");
+        }
+        if effects.challenges_changed {
+            self.apply_challenges();
+        }
         Ok(())
     }
 
@@ -337,6 +348,14 @@ impl Agent {
         self.certificate_files
             .apply(&self.client, follower.certificates(), |id| follower.service(id), certs, offline)
             .await
+    }
+
+    /// Rebuilds the challenge answers the listeners serve from the follower's records
+    /// (TLS-ALPN-01 certificates are made here, not in handshakes).
+    fn apply_challenges(&self) {
+        let set = crate::acme::ChallengeSet::build(self.follower.challenges());
+        tracing::info!(seq = %self.follower.seq(), challenges = set.len(), "ACME challenge answers applied");
+        self.challenges.replace(set);
     }
 }
 

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use outpost_config::{CertificateRecord, Seq, ServiceRecord};
+use outpost_config::{AcmeChallenge, CertificateRecord, Seq, ServiceRecord};
 use serde::{Deserialize, Serialize};
 
 use super::apply::Follower;
@@ -34,6 +34,10 @@ struct OnDisk {
     /// Earlier versions kept in force (absent from files written before there were any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     kept: Vec<ServiceRecord>,
+    /// ACME challenge answers in force: short-lived, but the stream resumes after them, so a
+    /// node restarted mid-order must still answer (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    acme_challenges: Vec<AcmeChallenge>,
     /// The control plane's certificates (chains and names; their keys are files of their own,
     /// see `agent::certs`). Absent from files written before there were any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -79,7 +83,8 @@ impl StateFile {
         if disk.format != FORMAT {
             return Err(self.error(format!("format {} is not {FORMAT}, the one this node reads", disk.format)));
         }
-        let follower = Follower::restore(disk.log, disk.seq, disk.services, disk.certificates);
+        let follower = Follower::restore(disk.log, disk.seq, disk.services, disk.certificates)
+            .with_challenges(disk.acme_challenges);
         Ok(Some(Saved { follower, kept: disk.kept }))
     }
 
@@ -100,6 +105,7 @@ impl StateFile {
             seq: follower.seq(),
             services: follower.records().cloned().collect(),
             kept,
+            acme_challenges: follower.challenges().cloned().collect(),
             certificates: follower.certificates().cloned().collect(),
         };
         let json = serde_json::to_vec(&disk).map_err(|e| self.error(format!("serialize: {e}")))?;

@@ -142,6 +142,15 @@ pub async fn accept(
     let result = tokio::time::timeout(timeout, async {
         let hello = read_hello(&mut tcp).await.map_err(|e| (Outcome::Failed, e))?;
         let sni: Option<Arc<str>> = hello.client_hello().server_name().map(|s| s.to_ascii_lowercase().into());
+        // RFC 8737: a CA's TLS-ALPN-01 validation names a host that has no certificate yet;
+        // the config's resolver (`acme::answer_tls_alpn`) answers it or refuses it.
+        if crate::acme::validation_hello(&hello.client_hello()) {
+            let stream = tokio_rustls::StartHandshake::from_parts(hello, tcp)
+                .into_stream(config)
+                .await
+                .map_err(|e| (Outcome::Failed, e.to_string()))?;
+            return Ok(Accepted { stream, sni, cert_hosts: Arc::from(Vec::new()) });
+        }
         let resolver = certs.current();
         let Some(site) = resolver.site(sni.as_deref()) else {
             let outcome = if sni.is_some() { Outcome::UnknownName } else { Outcome::NoSni };

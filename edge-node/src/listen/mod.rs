@@ -240,7 +240,12 @@ async fn connection(
         }
     };
     let stream = accepted.stream;
-    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let alpn = stream.get_ref().1.alpn_protocol();
+    // RFC 8737 §3: a TLS-ALPN-01 validation ends with the handshake; no data follows.
+    if alpn == Some(crate::acme::ACME_TLS_ALPN) {
+        return tracing::debug!(%peer, "ACME TLS-ALPN-01 validation handshake done; closing");
+    }
+    let h2 = alpn == Some(b"h2");
     let (sni, cert_hosts) = (accepted.sni, Some(accepted.cert_hosts));
     let conn = Arc::new(ConnInfo { peer, local, tls: true, sni, cert_hosts });
     let alt_svc = tls.alt_svc.clone();

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
+use super::acme::{ACME_ACCOUNTS, ACME_CHALLENGES, ACME_STATES};
 use super::certificates::CERTIFICATES;
 use super::domains::{DOMAINS, SERVICE_DOMAINS};
 use super::functions::{FUNCTION_BLOBS, FUNCTION_REFS, FUNCTION_SETS};
@@ -47,6 +48,9 @@ fn copy_into(db: &Database, to: &Path) -> Result<u64, StoreError> {
     records += table(&read, &write, FUNCTION_REFS)?;
     records += table(&read, &write, DOMAINS)?;
     records += table(&read, &write, SERVICE_DOMAINS)?;
+    records += table(&read, &write, ACME_CHALLENGES)?;
+    records += table(&read, &write, ACME_STATES)?;
+    records += table(&read, &write, ACME_ACCOUNTS)?;
     records += table(&read, &write, CERTIFICATES)?;
     write.commit().map_err(|e| backend("commit backup", e))?;
     Ok(records)

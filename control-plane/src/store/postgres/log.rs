@@ -122,6 +122,7 @@ pub(super) async fn snapshot(client: &mut deadpool_postgres::Client) -> Result<S
         .collect::<Result<Vec<_>, _>>()?;
     let certificates = super::certificates::list(&txn, None, usize::MAX).await?;
     let certificates = certificates.into_iter().map(|c| c.record).collect();
+    let challenges = super::acme::challenges(&txn).await?;
     txn.commit().await.map_err(pg_error("end snapshot"))?;
-    Ok(Snapshot { seq, services, certificates })
+    Ok(Snapshot { seq, services, certificates, challenges })
 }

@@ -16,6 +16,7 @@
 //! Tables and migrations: [`schema`]. Connections come from a deadpool pool; statements are
 //! prepared once per connection (`prepare_cached`).
 
+mod acme;
 mod certificates;
 mod domains;
 mod follow;
@@ -32,8 +33,8 @@ use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use outpost_config::{
-    CertificateName, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord, TenantId,
-    Timestamp,
+    AcmeChallenge, CertificateName, Event, NodeId, NodeRecord, PurgeId, PurgeRecord, Seq, ServiceId, ServiceRecord,
+    TenantId, Timestamp,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -45,8 +46,8 @@ pub use settings::PostgresSettings;
 
 use super::embedded::DEFAULT_MAX_EVENTS;
 use super::{
-    Added, Claim, DomainQuery, FunctionChange, FunctionSet, Hold, NewFunction, NewPurge, NodeAck, NodePresence,
-    ServicePut, ServiceQuery, Snapshot, Store, StoreError, StoreFuture, StoredCertificate, StoredNode,
+    AcmeState, Added, Claim, DomainQuery, FunctionChange, FunctionSet, Hold, NewFunction, NewPurge, NodeAck,
+    NodePresence, ServicePut, ServiceQuery, Snapshot, Store, StoreError, StoreFuture, StoredCertificate, StoredNode,
 };
 use crate::domains::DomainRecord;
 use crate::ratelimit::BucketSpec;
@@ -393,6 +394,62 @@ impl Store for PostgresStore {
             txn.commit().await.map_err(pg_error("commit"))?;
             Ok(done)
         })
+    }
+
+    fn put_challenge(&self, challenge: AcmeChallenge, at: Timestamp) -> StoreFuture<'_, Event> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let txn = client.transaction().await.map_err(pg_error("begin"))?;
+            let event = acme::put_challenge(&txn, challenge, at, self.max_events).await?;
+            txn.commit().await.map_err(pg_error("commit"))?;
+            Ok(event)
+        })
+    }
+
+    fn delete_challenge(&self, token: &str, at: Timestamp) -> StoreFuture<'_, Option<Event>> {
+        let token = token.to_owned();
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let txn = client.transaction().await.map_err(pg_error("begin"))?;
+            let event = acme::delete_challenge(&txn, &token, at, self.max_events).await?;
+            if event.is_some() {
+                txn.commit().await.map_err(pg_error("commit"))?;
+            }
+            // Else dropped: rolled back, the number taken with it (no gap in the log).
+            Ok(event)
+        })
+    }
+
+    fn challenges(&self) -> StoreFuture<'_, Vec<AcmeChallenge>> {
+        Box::pin(async move { acme::challenges(&self.client().await?).await })
+    }
+
+    fn acme_state(&self, service: &ServiceId) -> StoreFuture<'_, Option<AcmeState>> {
+        let service = service.clone();
+        Box::pin(async move { acme::state(&self.client().await?, &service).await })
+    }
+
+    fn acme_states(&self) -> StoreFuture<'_, Vec<AcmeState>> {
+        Box::pin(async move { acme::states(&self.client().await?).await })
+    }
+
+    fn put_acme_state(&self, state: AcmeState) -> StoreFuture<'_, Option<AcmeState>> {
+        Box::pin(async move { acme::put_state(&self.client().await?, state).await })
+    }
+
+    fn delete_acme_state(&self, service: &ServiceId) -> StoreFuture<'_, ()> {
+        let service = service.clone();
+        Box::pin(async move { acme::delete_state(&self.client().await?, &service).await })
+    }
+
+    fn acme_account(&self, directory: &str) -> StoreFuture<'_, Option<String>> {
+        let directory = directory.to_owned();
+        Box::pin(async move { acme::account(&self.client().await?, &directory).await })
+    }
+
+    fn put_acme_account(&self, directory: &str, credentials: String) -> StoreFuture<'_, String> {
+        let directory = directory.to_owned();
+        Box::pin(async move { acme::put_account(&self.client().await?, &directory, credentials).await })
     }
 }
 

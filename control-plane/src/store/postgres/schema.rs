@@ -21,6 +21,7 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "node liveness and drains", NODE_LIVENESS),
     (3, "domains", DOMAINS),
     (4, "certificates", CERTIFICATES),
+    (5, "acme", ACME),
     (6, "presence shared by replicas, purge buckets", PRESENCE),
 ];
 
@@ -60,6 +61,19 @@ CREATE TABLE purge_buckets (
     tokens double precision NOT NULL,
     updated_at bigint NOT NULL
 );
+"#;
+
+/// The ACME driver's state: challenge answers (what snapshots carry, beside the events), each
+/// `tls = "auto"` service's order state (written by compare-and-set on `revision`), and the
+/// ACME account per directory URL (credentials sealed by the control plane).
+const ACME: &str = r#"
+CREATE TABLE acme_challenges (token text COLLATE "C" PRIMARY KEY, record jsonb NOT NULL);
+CREATE TABLE acme_states (
+    service text COLLATE "C" PRIMARY KEY,
+    revision bigint NOT NULL CHECK (revision >= 1),
+    record jsonb NOT NULL
+);
+CREATE TABLE acme_accounts (directory text PRIMARY KEY, credentials text NOT NULL);
 "#;
 
 /// Certificates per (service, name): the record and its sealed private key as JSON (never the

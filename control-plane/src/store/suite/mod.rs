@@ -3,6 +3,7 @@
 //! list into `#[tokio::test]`s beside each implementation. A guarantee of the trait's docs is
 //! tested here, once, so both stores are held to the same words.
 
+mod acme;
 mod certificates;
 mod concurrent;
 mod domains;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use outpost_config::{PurgeId, PurgeTarget, ServiceId, TenantId, Timestamp};
 use serde_json::json;
 
+pub(crate) use acme::*;
 pub(crate) use certificates::*;
 pub(crate) use concurrent::*;
 pub(crate) use domains::*;
@@ -79,6 +81,8 @@ macro_rules! with_every_test {
             a_release_clears_only_its_own_streams_hold,
             presence_lists_every_node_with_its_acks_and_drains,
             a_tenants_purge_bucket_is_shared_by_every_handle,
+            challenges_are_events_and_in_snapshots_across_a_reopen,
+            acme_states_are_compare_and_set_and_accounts_first_wins,
         );
     };
 }
