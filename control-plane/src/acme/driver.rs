@@ -252,6 +252,11 @@ impl Driver {
             Err(failure) => {
                 self.app.counters.acme_order(false);
                 tracing::warn!(%service, %hosts, code = failure.code, error = %failure.message, "ACME order failed");
+                if failure.code == order::ACCOUNT_GONE_CODE
+                    && let Err(e) = self.app.store.delete_acme_account(&self.settings.directory).await
+                {
+                    tracing::warn!(error = %e, "forgetting the ACME account the CA no longer knows");
+                }
                 let lost = failure.code == "lease";
                 let keep_order = matches!(failure.code, "timeout" | "store");
                 held.save(&self.app.store, |s| {

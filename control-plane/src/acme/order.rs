@@ -137,8 +137,19 @@ async fn open(account: &Account, held: &Held) -> Result<instant_acme::Order, Fai
         }
     }
     let identifiers: Vec<Identifier> = held.state.hosts.iter().map(|h| Identifier::Dns(h.clone())).collect();
-    account.new_order(&NewOrder::new(&identifiers)).await.map_err(|e| Failed::new("order", e))
+    account.new_order(&NewOrder::new(&identifiers)).await.map_err(|e| match &e {
+        instant_acme::Error::Api(problem) if problem.r#type.as_deref() == Some(ACCOUNT_GONE) => {
+            Failed::new(ACCOUNT_GONE_CODE, format!("the CA no longer knows the account ({e}); a new one is made next"))
+        }
+        _ => Failed::new("order", e),
+    })
 }
+
+/// RFC 8555 §6.7: the CA does not know the account (a test CA restarted, a directory reset).
+const ACCOUNT_GONE: &str = "urn:ietf:params:acme:error:accountDoesNotExist";
+
+/// The failure code of an order refused for [`ACCOUNT_GONE`]: the driver forgets the account.
+pub const ACCOUNT_GONE_CODE: &str = "account_gone";
 
 /// Waits until every live edge acknowledged `seq` (it serves the challenge), at most `limit`.
 pub async fn applied_by_live_edges(nodes: &Nodes, seq: Seq, limit: Duration) -> bool {

@@ -691,7 +691,7 @@ fn components() -> Value {
                     "certificate": {"type": "object", "properties": {"not_before": at, "not_after": at, "issued_at": at}},
                     "failures": {"type": "integer"},
                     "last_error": {"type": "object", "properties": {
-                        "at": at, "code": {"enum": ["account", "order", "validation", "finalize", "install", "timeout", "hosts", "store", "lease"]},
+                        "at": at, "code": {"enum": ["account", "account_gone", "order", "validation", "finalize", "install", "timeout", "hosts", "store", "lease"]},
                         "message": {"type": "string"}}},
                     "next_attempt": at,
                 },

@@ -625,6 +625,15 @@ impl Store for EmbeddedStore {
         self.write(move |txn| acme::put_account(txn, &directory, credentials))
     }
 
+    fn delete_acme_account(&self, directory: &str) -> StoreFuture<'_, ()> {
+        let directory = directory.to_owned();
+        self.write(move |txn| {
+            let mut table = txn.open_table(acme::ACME_ACCOUNTS).map_err(|e| backend("open acme_accounts", e))?;
+            table.remove(directory.as_str()).map_err(|e| backend("delete acme account", e))?;
+            Ok(())
+        })
+    }
+
     fn put_certificate(&self, put: StoredCertificate, at: Timestamp) -> StoreFuture<'_, Event> {
         let max = self.max_events;
         self.write(move |txn| certificates::put(txn, put, at, max))

@@ -248,6 +248,11 @@ pub trait Store: Send + Sync {
     /// (two replicas creating an account at once: the first one written wins); returns the
     /// ones kept.
     fn put_acme_account(&self, directory: &str, credentials: String) -> StoreFuture<'_, String>;
+
+    /// Forgets the account kept for a directory URL (the CA no longer knows it: RFC 8555
+    /// `accountDoesNotExist`), so the next order creates one.
+    fn delete_acme_account(&self, directory: &str) -> StoreFuture<'_, ()>;
+
     /// Creates or replaces the certificate `(put.record.service, put.record.name)` for a
     /// service `put.record.tenant` owns (else [`StoreError::Conflict`]), and appends its
     /// `certificate_put` event. The record's `version` and `updated_at` are the event's.

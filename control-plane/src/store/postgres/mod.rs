@@ -451,6 +451,14 @@ impl Store for PostgresStore {
         let directory = directory.to_owned();
         Box::pin(async move { acme::put_account(&self.client().await?, &directory, credentials).await })
     }
+
+    fn delete_acme_account(&self, directory: &str) -> StoreFuture<'_, ()> {
+        let directory = directory.to_owned();
+        Box::pin(async move {
+            let sql = "DELETE FROM acme_accounts WHERE directory = $1";
+            execute(&self.client().await?, sql, &[&directory]).await.map(|_| ())
+        })
+    }
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
