@@ -3,7 +3,10 @@
 //! the CA's validation answered by the edges (HTTP-01 and TLS-ALPN-01 answers travel to every
 //! edge as events), and every edge serves it; it is renewed under continuous HTTPS load with no
 //! failed request; a control-plane restart mid-order resumes the order; with Pebble away the
-//! order backs off, the API says why, and what is served does not change.
+//! order backs off, the API says why, and what is served does not change. From the start as a
+//! new tenant lives it: a host pending its DNS-TXT proof gets no order; once verified, its
+//! certificate follows within seconds and curl and headless Chromium (clients nobody here
+//! wrote), trusting Pebble's CA, load the page through both edges.
 //!
 //! Names resolve through `pebble-challtestsrv` (every A query answers 127.0.0.1), so Pebble's
 //! validator reaches the edge whose port it was given, and clients connect to the edges'
