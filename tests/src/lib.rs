@@ -10,6 +10,7 @@
 //! - [`client`]: HTTP/1.1 and HTTP/2 clients, cleartext or TLS, and a raw socket;
 //! - [`h3client`]: an HTTP/3 client (quinn + h3) for the node's QUIC listener;
 //! - [`tls`]: a throwaway CA and the certificates it signs;
+//! - [`chromium`]: headless Chromium loading a page, the DOM it settled on;
 //! - [`control`]: the control plane under test, its tokens, config and data file;
 //! - [`fleet`]: a control plane with edges in two PoPs and a shield following it;
 //! - [`wasm`]: edge-function guests built for `wasm32-wasip2` (a nested cargo, once per process);
@@ -34,6 +35,7 @@
 //! When a scenario fails, the node's stderr and stdout are printed under the assertion.
 
 pub mod challtestsrv;
+pub mod chromium;
 pub mod client;
 pub mod control;
 pub mod dig;

@@ -210,6 +210,14 @@ impl Pebble {
         CertificateDer::from_pem_slice(root.as_bytes()).context("pebble's root is not a PEM certificate")
     }
 
+    /// [`Pebble::roots`]' intermediate as DER: what signs the leaves, sent in every chain an
+    /// edge serves for them (a browser's SPKI pin matches it).
+    pub async fn intermediate_der(&self) -> anyhow::Result<CertificateDer<'static>> {
+        let (_, intermediate) = self.roots().await?;
+        CertificateDer::from_pem_slice(intermediate.as_bytes())
+            .context("pebble's intermediate is not a PEM certificate")
+    }
+
     /// Stops Pebble (SIGKILL): an ACME server that went away.
     pub fn stop(&mut self) {
         self.kill();

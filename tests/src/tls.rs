@@ -121,11 +121,7 @@ impl Leaf {
     /// Base64 of SHA-256 of [`Leaf::spki_der`]: the pin format of HPKP (RFC 7469 §2.4) that
     /// Chromium's `--ignore-certificate-errors-spki-list` takes.
     pub fn spki_sha256_base64(&self) -> anyhow::Result<String> {
-        // SHA-256 from the ring provider rustls already carries, rather than another crate.
-        let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
-            .tls13()
-            .context("TLS13_AES_128_GCM_SHA256 is a TLS 1.3 suite")?;
-        Ok(base64(suite.common.hash_provider.hash(&self.spki_der).as_ref()))
+        spki_pin(&self.spki_der)
     }
 
     /// A server config presenting this certificate, offering h2 and http/1.1.
@@ -137,6 +133,64 @@ impl Leaf {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
     }
+}
+
+/// Base64 of SHA-256 of a DER SubjectPublicKeyInfo: the pin format of HPKP (RFC 7469 §2.4)
+/// that Chromium's `--ignore-certificate-errors-spki-list` takes.
+pub fn spki_pin(spki_der: &[u8]) -> anyhow::Result<String> {
+    // SHA-256 from the ring provider rustls already carries, rather than another crate.
+    let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
+        .tls13()
+        .context("TLS13_AES_128_GCM_SHA256 is a TLS 1.3 suite")?;
+    Ok(base64(suite.common.hash_provider.hash(spki_der).as_ref()))
+}
+
+/// The SubjectPublicKeyInfo of a DER X.509 certificate someone else issued (Pebble's), for
+/// [`spki_pin`]. A walk over the DER of RFC 5280 §4.1 rather than an X.509 crate: `Certificate
+/// ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber, signature,
+/// issuer, validity, subject, subjectPublicKeyInfo, ... }, ... }`.
+pub fn certificate_spki(cert_der: &[u8]) -> anyhow::Result<&[u8]> {
+    let (certificate, _) = der_element(cert_der)?;
+    let (tbs, _) = der_element(der_content(certificate)?)?;
+    let mut rest = der_content(tbs)?;
+    // version [0] EXPLICIT (tag 0xa0) is absent in v1 certificates.
+    if rest.first() == Some(&0xa0) {
+        rest = der_element(rest)?.1;
+    }
+    // serialNumber, signature, issuer, validity, subject.
+    for _ in 0..5 {
+        rest = der_element(rest)?.1;
+    }
+    let (spki, _) = der_element(rest)?;
+    anyhow::ensure!(spki.first() == Some(&0x30), "subjectPublicKeyInfo is not a SEQUENCE");
+    Ok(spki)
+}
+
+/// The first DER element of `input` (tag, length and content), and what follows it.
+fn der_element(input: &[u8]) -> anyhow::Result<(&[u8], &[u8])> {
+    let (len, header) = der_header_len(input)?;
+    let end = header.checked_add(len).filter(|end| *end <= input.len()).context("DER element runs past its input")?;
+    Ok(input.split_at(end))
+}
+
+/// The content of one DER element (what follows its tag and length).
+fn der_content(element: &[u8]) -> anyhow::Result<&[u8]> {
+    let (len, header) = der_header_len(element)?;
+    element.get(header..header + len).context("DER element runs past its input")
+}
+
+/// `(content length, header length)` of the DER element at the start of `input`: one tag
+/// byte (certificates use no high tag numbers), then a short or long definite length (X.690 §8.1.3).
+fn der_header_len(input: &[u8]) -> anyhow::Result<(usize, usize)> {
+    let first = *input.get(1).context("DER element shorter than its header")?;
+    if first < 0x80 {
+        return Ok((usize::from(first), 2));
+    }
+    let count = usize::from(first & 0x7f);
+    anyhow::ensure!((1..=4).contains(&count), "DER length of {count} bytes");
+    let bytes = input.get(2..2 + count).context("DER length runs past its input")?;
+    let len = bytes.iter().fold(0usize, |len, b| len << 8 | usize::from(*b));
+    Ok((len, 2 + count))
 }
 
 /// Standard base64 with padding (RFC 4648 §4).
@@ -158,7 +212,18 @@ fn base64(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::base64;
+    use super::{TestCa, base64, certificate_spki};
+
+    #[test]
+    fn certificate_spki_finds_the_key_rcgen_put_in_leaf_and_ca_certificates() -> anyhow::Result<()> {
+        let ca = TestCa::new("spki test CA")?;
+        let leaf = ca.issue(&["a.test", "b.test"])?;
+        assert_eq!(certificate_spki(&leaf.cert_der)?, leaf.spki_der());
+        // The CA's own certificate parses too, and its key is not the leaf's.
+        assert_ne!(certificate_spki(&ca.cert_der())?, leaf.spki_der());
+        assert!(certificate_spki(&leaf.cert_der[..40]).is_err(), "a truncated certificate is an error");
+        Ok(())
+    }
 
     #[test]
     fn base64_matches_rfc_4648_section_10() {

@@ -3,12 +3,16 @@
 //! the CA's validation answered by the edges (HTTP-01 and TLS-ALPN-01 answers travel to every
 //! edge as events), and every edge serves it; it is renewed under continuous HTTPS load with no
 //! failed request; a control-plane restart mid-order resumes the order; with Pebble away the
-//! order backs off, the API says why, and what is served does not change.
+//! order backs off, the API says why, and what is served does not change. From the start as a
+//! new tenant lives it: a host pending its DNS-TXT proof gets no order; once verified, its
+//! certificate follows within seconds and curl and headless Chromium (clients nobody here
+//! wrote), trusting Pebble's CA, load the page through both edges.
 //!
 //! Names resolve through `pebble-challtestsrv` (every A query answers 127.0.0.1), so Pebble's
 //! validator reaches the edge whose port it was given, and clients connect to the edges'
 //! loopback ports with the SNI `www.example.test`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +21,7 @@ use anyhow::Context as _;
 use http::Method;
 use outpost_tests::challtestsrv::ChallTestSrv;
 use outpost_tests::client::TlsOpts;
-use outpost_tests::control::{self, ControlPlane};
+use outpost_tests::control::{self, ControlConfig, ControlPlane};
 use outpost_tests::fleet::{self, TENANT_TOKEN, follower};
 use outpost_tests::pebble::{Pebble, PebbleOptions};
 use outpost_tests::{EdgeNode, Origin, Reply, Req, TestCa};
@@ -31,8 +35,8 @@ const ISSUE_LIMIT: Duration = Duration::from_secs(45);
 /// names its directory), a control plane ordering from it, two edges following it (each with
 /// an HTTPS listener holding only an operator's certificate for another name), an origin.
 struct World {
-    /// Kept for its drop guard: Pebble resolves names through it.
-    _dns: ChallTestSrv,
+    /// Pebble resolves names through it; tenants publish their TXT proofs in it.
+    dns: ChallTestSrv,
     pebble: Pebble,
     cp: ControlPlane,
     edges: Vec<EdgeNode>,
@@ -40,6 +44,17 @@ struct World {
 }
 
 async fn world(challenge: &str, validity: Duration, validation_delay: u32) -> anyhow::Result<World> {
+    world_with(challenge, validity, validation_delay, |config, _| config).await
+}
+
+/// [`world`] with the control plane's config amended by `configure`, given the DNS server's
+/// address (for `domains.resolver`).
+async fn world_with(
+    challenge: &str,
+    validity: Duration,
+    validation_delay: u32,
+    configure: impl FnOnce(ControlConfig, SocketAddr) -> ControlConfig,
+) -> anyhow::Result<World> {
     let dns = ChallTestSrv::start_loopback_v4().await?;
     let mut pebble = Pebble::reserve(dns.dns())?;
     let acme = format!(
@@ -48,7 +63,7 @@ async fn world(challenge: &str, validity: Duration, validation_delay: u32) -> an
         pebble.directory_url(),
         pebble.listener_ca_file().display()
     );
-    let cp = ControlPlane::start(fleet::control_config().tables(&acme)).await?;
+    let cp = ControlPlane::start(configure(fleet::control_config().tables(&acme), dns.dns())).await?;
     let operator_ca = TestCa::new("operator CA")?;
     let mut edges = Vec::new();
     for name in ["edge-1", "edge-2"] {
@@ -69,7 +84,7 @@ async fn world(challenge: &str, validity: Duration, validation_delay: u32) -> an
         "/",
         Reply::ok("hello from the origin").header("content-type", "text/plain").cache_control("max-age=60"),
     );
-    Ok(World { _dns: dns, pebble, cp, edges, origin })
+    Ok(World { dns, pebble, cp, edges, origin })
 }
 
 impl World {
@@ -322,4 +337,178 @@ async fn a_control_plane_restart_mid_order_resumes_it() -> anyhow::Result<()> {
     let log = world.cp.stderr_text();
     assert!(log.contains("resuming the ACME order in flight"), "{log}");
     Ok(())
+}
+
+/// What the tenant's page says, and where it came from: the origin.
+const PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>www.example.test</title></head>
+<body>
+<pre id="page">hello from the origin</pre>
+<pre id="origin">pending</pre>
+<script>
+  // The script ran in the page's own origin: the browser accepted the certificate for it.
+  document.getElementById('origin').textContent = location.origin;
+</script>
+</body></html>
+"#;
+
+/// Bound on one curl run.
+const CURL_LIMIT: Duration = Duration::from_secs(20);
+
+/// The issue's scenario from the start, as a new tenant lives it: no domain owned by config,
+/// so `www.example.test` waits for its DNS proof and no certificate is ordered meanwhile; the
+/// TXT record published and checked, the ACME certificate follows within seconds; then two
+/// clients nobody here wrote, curl (OpenSSL) and headless Chromium, trusting Pebble's CA,
+/// load `https://www.example.test/` through each edge and see the origin's page.
+#[tokio::test]
+async fn curl_and_chromium_load_the_page_through_both_edges_once_the_txt_proof_gets_a_pebble_certificate()
+-> anyhow::Result<()> {
+    let chromium = outpost_tests::chromium::chromium()?;
+    let curl = curl()?;
+    // `pending_interval = "1d"`: only the tenant's check verifies the domain, not a periodic
+    // one racing it.
+    let world = world_with("http-01", Duration::from_secs(3600), 0, |config, dns| {
+        config
+            .owned(&[])
+            .domains(&format!("resolver = \"{dns}\""))
+            .domains("check_timeout = \"1s\"")
+            .domains("pending_interval = \"1d\"")
+    })
+    .await?;
+    world
+        .origin
+        .route("/", Reply::ok(PAGE).header("content-type", "text/html; charset=utf-8").cache_control("max-age=60"));
+
+    let config = serde_json::json!({"hosts": [HOST], "origin": world.origin.url(), "tls": "auto"});
+    let resp = world.cp.call(Method::PUT, "/v1/services/shop", Some(TENANT_TOKEN), &config.to_string()).await?;
+    let record = control::json(&resp)?;
+    assert_eq!(resp.status, 201, "{record}");
+    assert_eq!(record["verified_hosts"], serde_json::json!([]), "a new host waits for its proof: {record}");
+    let pending = domain(&world.cp).await?;
+    assert_eq!(pending["status"], "pending", "{pending}");
+    assert_eq!(pending["challenge"]["dns_name"], "_outpost-challenge.www.example.test", "{pending}");
+    let token = pending["token"].as_str().unwrap_or_default().to_owned();
+
+    // Pending: the ACME driver (a round every 200 ms) orders nothing for an unverified host.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let view = world.acme_view().await?;
+    assert!(view["status"] != "ordering" && view["status"] != "valid", "{view}");
+    assert!(view["certificate"].is_null(), "a certificate for an unverified host: {view}");
+    assert!(!world.pebble.log_text().contains("Added order"), "pebble saw an order:\n{}", world.pebble.log_text());
+    assert!(certificate_names(&world.cp).await?.is_empty(), "the service has a certificate while pending");
+
+    // The proof, then the tenant's check.
+    world.dns.set_txt("_outpost-challenge.www.example.test", &token).await?;
+    let check = "/v1/services/shop/domains/www.example.test/check";
+    let resp = world.cp.call(Method::POST, check, Some(TENANT_TOKEN), "").await?;
+    let answer = control::json(&resp)?;
+    assert_eq!(resp.status, 200, "{answer}");
+    assert_eq!(answer["domain"]["status"], "verified", "{answer}");
+    let verified = Instant::now();
+    let view = world.wait_acme("a certificate after the proof", |v| v["status"] == "valid").await?;
+    println!("certificate valid {:?} after the domain was verified: {view}", verified.elapsed());
+    assert!(world.pebble.log_text().contains("Added order"), "the certificate came from Pebble");
+    assert_eq!(certificate_names(&world.cp).await?, vec!["acme".to_owned()]);
+
+    // What the clients trust: Pebble's root (curl), the SPKI pin of Pebble's intermediate,
+    // which signed the leaf every edge presents in its chain (Chromium: it has no flag for a
+    // root file, and its pin list is checked against the chain the server sent).
+    let (root, _) = world.pebble.roots().await?;
+    let dir = tempfile::Builder::new().prefix("outpost-acme-clients-").tempdir()?;
+    let root_file = dir.path().join("pebble-root.pem");
+    std::fs::write(&root_file, &root)?;
+    let intermediate = world.pebble.intermediate_der().await?;
+    let pin = outpost_tests::tls::spki_pin(outpost_tests::tls::certificate_spki(&intermediate)?)?;
+
+    for edge in &world.edges {
+        let port = edge.https_addr()?.port();
+        let url = format!("https://{HOST}:{port}/");
+        // The edges swap the certificate in as its event arrives: curl until one answers.
+        let body = eventually_ok(edge.name(), || run_curl(&curl, &url, port, &root_file)).await?;
+        assert!(body.contains("<pre id=\"page\">hello from the origin</pre>"), "{}: curl got {body}", edge.name());
+
+        let run = outpost_tests::chromium::run(
+            &chromium,
+            &url,
+            &[
+                format!("--host-resolver-rules=MAP {HOST} 127.0.0.1"),
+                format!("--ignore-certificate-errors-spki-list={pin}"),
+                "--virtual-time-budget=5000".into(),
+            ],
+        )
+        .await?;
+        println!("{}: chromium ran for {:?}: {:?}", edge.name(), run.elapsed, run.field("origin"));
+        assert!(run.status.success(), "{}: {}", edge.name(), run.diagnosis());
+        assert_eq!(run.field("page"), Some("hello from the origin"), "{}: {}", edge.name(), run.diagnosis());
+        assert_eq!(run.field("origin"), Some(format!("https://{HOST}:{port}").as_str()), "{}", run.diagnosis());
+    }
+    // Each edge logged both loads (curl's, Chromium's); access-log lines are written within
+    // log.access_flush (1 s). The origin saw at most one fetch per edge: the rest were cached.
+    for edge in &world.edges {
+        let loads = || edge.access_log().iter().filter(|l| l["path"] == "/" && l["status"] == 200).count();
+        let both = outpost_tests::eventually(Duration::from_secs(5), || loads() >= 2).await;
+        assert!(both, "{} logged {} loads of /: {:?}", edge.name(), loads(), edge.access_log());
+    }
+    assert!((1..=2).contains(&world.origin.count("/")), "origin fetches of /: {}", world.origin.count("/"));
+    Ok(())
+}
+
+/// The service's domain for [`HOST`], as the operator sees it.
+async fn domain(cp: &ControlPlane) -> anyhow::Result<serde_json::Value> {
+    let resp = cp.call(Method::GET, "/v1/services/shop/domains", Some(control::OPERATOR), "").await?;
+    let list = control::json(&resp)?;
+    anyhow::ensure!(resp.status == 200, "GET domains: {list}");
+    let found = list["domains"].as_array().and_then(|d| d.iter().find(|d| d["host"] == HOST)).cloned();
+    found.with_context(|| format!("no domain {HOST} in {list}"))
+}
+
+/// The names of the service's certificates.
+async fn certificate_names(cp: &ControlPlane) -> anyhow::Result<Vec<String>> {
+    let resp = cp.call(Method::GET, "/v1/services/shop/certificates", Some(TENANT_TOKEN), "").await?;
+    let list = control::json(&resp)?;
+    anyhow::ensure!(resp.status == 200, "GET certificates: {list}");
+    let names = list["certificates"].as_array().into_iter().flatten();
+    Ok(names.filter_map(|c| c["name"].as_str().map(str::to_owned)).collect())
+}
+
+/// `curl` on PATH: Debian's, built on OpenSSL, a TLS stack that is not the edges' rustls.
+/// Missing is an error that names the package (`.ci/run` installs it).
+fn curl() -> anyhow::Result<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("curl")).find(|p| p.is_file()));
+    on_path.context("no `curl` on PATH: `apt-get install --no-install-recommends curl` (.ci/run installs it)")
+}
+
+/// `curl https://www.example.test:PORT/` resolved to loopback, trusting only `root`; the body
+/// of a 2xx answer, else what curl said.
+async fn run_curl(curl: &std::path::Path, url: &str, port: u16, root: &std::path::Path) -> anyhow::Result<String> {
+    let mut command = tokio::process::Command::new(curl);
+    command
+        .args(["--silent", "--show-error", "--fail", "--max-time", "10", "--cacert"])
+        .arg(root)
+        .arg("--resolve")
+        .arg(format!("{HOST}:{port}:127.0.0.1"))
+        .arg(url)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(CURL_LIMIT, command.output())
+        .await
+        .with_context(|| format!("curl {url}: not done within {CURL_LIMIT:?}"))??;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    anyhow::ensure!(output.status.success(), "curl {url}: {}: {stderr}", output.status);
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Retries `attempt` until it succeeds, bounded by [`ISSUE_LIMIT`]; the last error otherwise.
+async fn eventually_ok<T, F: std::future::Future<Output = anyhow::Result<T>>>(
+    what: &str,
+    attempt: impl Fn() -> F,
+) -> anyhow::Result<T> {
+    let start = Instant::now();
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(_) if start.elapsed() < ISSUE_LIMIT => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => return Err(e.context(format!("{what}: not within {ISSUE_LIMIT:?}"))),
+        }
+    }
 }
