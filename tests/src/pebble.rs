@@ -116,7 +116,29 @@ impl Pebble {
         Ok(())
     }
 
+    /// Starts Pebble, tried a few times: a port found free may be taken by another process
+    /// before Pebble binds it. The management port is picked anew (tests read it from here);
+    /// the ACME port is in the control plane's config already, so it is tried again as it is.
     async fn spawn(&mut self) -> anyhow::Result<()> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.spawn_once().await {
+                Ok(()) => return Ok(()),
+                Err(e) if tries < 5 && self.log_text().contains("address already in use") => {
+                    log_retry(&e);
+                    self.kill();
+                    if self.log_text().contains(&format!("{}: bind", self.management)) {
+                        self.management = free_tcp_port()?;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn spawn_once(&mut self) -> anyhow::Result<()> {
         self.write_config()?;
         self.stderr = Lines::default();
         let mut child = Command::new(program())
@@ -255,4 +277,9 @@ impl Drop for Pebble {
 /// `OUTPOST_PEBBLE` when set, else `pebble` on PATH.
 fn program() -> String {
     std::env::var("OUTPOST_PEBBLE").unwrap_or_else(|_| "pebble".to_owned())
+}
+
+/// A retried start is worth a line in the test's output.
+fn log_retry(error: &anyhow::Error) {
+    eprintln!("pebble: a port was taken before it bound it; trying again ({error:#})");
 }
